@@ -1,0 +1,223 @@
+//! Time: the clock every tool takes (`--now` fixes it for tests and replays), timestamps in
+//! RFC 3339 UTC with milliseconds, and lenient parsing of the timestamps other tools wrote
+//! (the seed's `2025-01-15T10:30:00.123456Z`, offsets, or naive ISO times taken as UTC).
+
+use std::time::{Duration, SystemTime};
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
+
+use crate::error::{Error, Result};
+
+/// The source of "now". Fixed by `--now`, otherwise the system clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    fixed: Option<OffsetDateTime>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock { fixed: None }
+    }
+
+    /// A clock stopped at `t`.
+    pub fn fixed(t: OffsetDateTime) -> Clock {
+        Clock { fixed: Some(t.to_offset(UtcOffset::UTC)) }
+    }
+
+    /// From a `--now` argument: fixed when given, the system clock otherwise.
+    pub fn from_arg(now: Option<&str>) -> Result<Clock> {
+        match now {
+            None => Ok(Clock::system()),
+            Some(s) => parse_ts(s).map(Clock::fixed).ok_or_else(|| {
+                Error::usage(format!("--now: '{s}' is not an RFC 3339 time (e.g. 2026-11-23T10:30:00Z)"))
+            }),
+        }
+    }
+
+    pub fn is_fixed(&self) -> bool {
+        self.fixed.is_some()
+    }
+
+    /// The current time, in UTC.
+    pub fn now(&self) -> OffsetDateTime {
+        self.fixed.unwrap_or_else(|| OffsetDateTime::from(SystemTime::now()))
+    }
+
+    /// The current time as a timestamp string.
+    pub fn stamp(&self) -> String {
+        fmt_ts(self.now())
+    }
+
+    /// The current time in seconds since the epoch, as a float.
+    pub fn unix(&self) -> f64 {
+        unix_f64(self.now())
+    }
+}
+
+/// `2026-11-23T10:30:00.123Z`.
+pub fn fmt_ts(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.format(&fmt).unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// `2026-11-23`.
+pub fn fmt_date(d: Date) -> String {
+    let fmt = format_description!("[year]-[month]-[day]");
+    d.format(&fmt).unwrap_or_default()
+}
+
+/// `2026-11`.
+pub fn fmt_month(d: Date) -> String {
+    format!("{:04}-{:02}", d.year(), u8::from(d.month()))
+}
+
+/// Seconds since the epoch as a float (milliseconds kept).
+pub fn unix_f64(t: OffsetDateTime) -> f64 {
+    t.unix_timestamp() as f64 + f64::from(t.millisecond()) / 1000.0
+}
+
+/// From seconds since the epoch (as stored in state files).
+pub fn from_unix_f64(secs: f64) -> Option<OffsetDateTime> {
+    if !secs.is_finite() {
+        return None;
+    }
+    let nanos = (secs * 1e9) as i128;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+}
+
+/// Parse a timestamp leniently: RFC 3339 (any offset, any fraction), the seed's
+/// `...isoformat() + "Z"` forms (`+00:00Z`), a naive `YYYY-MM-DDTHH:MM:SS[.fff]` taken as
+/// UTC, a space instead of `T`, or a bare date (midnight UTC).
+pub fn parse_ts(s: &str) -> Option<OffsetDateTime> {
+    let s = s.trim();
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(t.to_offset(UtcOffset::UTC));
+    }
+    let mut norm = s.replace(' ', "T");
+    if norm.ends_with("+00:00Z") {
+        norm.truncate(norm.len() - 1);
+    }
+    if let Ok(t) = OffsetDateTime::parse(&norm, &Rfc3339) {
+        return Some(t.to_offset(UtcOffset::UTC));
+    }
+    let naive = norm.trim_end_matches('Z');
+    let with_frac = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]");
+    let no_frac = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let minutes = format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    for fmt in [with_frac, no_frac, minutes] {
+        if let Ok(t) = PrimitiveDateTime::parse(naive, fmt) {
+            return Some(t.assume_utc());
+        }
+    }
+    parse_date(naive).map(|d| d.midnight().assume_utc())
+}
+
+/// Parse `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Option<Date> {
+    let fmt = format_description!("[year]-[month]-[day]");
+    Date::parse(s.trim(), &fmt).ok()
+}
+
+/// Parse `YYYY-MM` into the first day of that month.
+pub fn parse_month(s: &str) -> Option<Date> {
+    let (y, m) = s.trim().split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    let y: i32 = y.parse().ok()?;
+    let m: u8 = m.parse().ok()?;
+    Date::from_calendar_date(y, time::Month::try_from(m).ok()?, 1).ok()
+}
+
+/// Parse a duration: `90`, `90s`, `15m`, `2h`, `1d`, `1w`, or combinations like `1h30m`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(n) = s.parse::<u64>() {
+        return Some(Duration::from_secs(n));
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(Duration::from_secs(total))
+}
+
+/// A duration for people: `2h 5m`, `45s`, `3d 4h`.
+pub fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "m"), (s, "s")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .take(2)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect();
+    if parts.is_empty() { "0s".to_string() } else { parts.join(" ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_with_milliseconds() {
+        let t = parse_ts("2026-11-23T10:30:00.1234Z").unwrap();
+        assert_eq!(fmt_ts(t), "2026-11-23T10:30:00.123Z");
+    }
+
+    #[test]
+    fn parses_what_other_tools_wrote() {
+        let want = parse_ts("2025-01-15T10:30:00Z").unwrap();
+        for s in [
+            "2025-01-15T10:30:00",
+            "2025-01-15T10:30:00.000000Z",
+            "2025-01-15T11:30:00+01:00",
+            "2025-01-15 10:30:00",
+            "2025-01-15T10:30:00+00:00Z",
+        ] {
+            assert_eq!(parse_ts(s), Some(want), "{s}");
+        }
+        assert_eq!(parse_ts("2025-01-15").unwrap().hour(), 0);
+        assert!(parse_ts("yesterday").is_none());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("2x"), None);
+        assert_eq!(parse_duration("h"), None);
+        assert_eq!(human_duration(7500), "2h 5m");
+    }
+
+    #[test]
+    fn months() {
+        assert_eq!(fmt_month(parse_month("2026-02").unwrap()), "2026-02");
+        assert!(parse_month("2026-13").is_none());
+    }
+}

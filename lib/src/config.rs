@@ -1,0 +1,951 @@
+//! services.json (the seed's schema, unchanged, plus pitcrew's optional keys), the
+//! environment overrides, and where every file lives.
+//!
+//! Loading never gives up on the whole file because one service is wrong: a service with a
+//! missing or mistyped field becomes a [`ServiceProblem`] naming `file:line`, the service and
+//! the field, and the others are loaded. A file that is not JSON at all is an error naming
+//! `file:line:column`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// An environment lookup (the process environment in binaries, a map in tests). Empty values
+/// count as unset.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment, empty values treated as unset.
+pub fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+/// Where pitcrew's files live: the seed's `~/.agent-ops` layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    pub home: PathBuf,
+    pub config: PathBuf,
+    pub state: PathBuf,
+    pub metrics: PathBuf,
+    pub logs: PathBuf,
+    /// True when the config path was named explicitly (flag or env), so its absence is an
+    /// error rather than "no config yet".
+    pub config_explicit: bool,
+}
+
+impl Paths {
+    /// `--home` > `AGENT_OPS_HOME` > `$HOME/.agent-ops`; `--config` > `AGENT_OPS_CONFIG` >
+    /// `HOME/config/services.json`; `AGENT_OPS_METRICS_DIR`, `AGENT_OPS_LOG_DIR` override
+    /// `HOME/metrics` and `HOME/logs`; state is always `HOME/state`.
+    pub fn resolve(home: Option<&Path>, config: Option<&Path>, env: Env<'_>) -> Paths {
+        let home = match home {
+            Some(h) => h.to_path_buf(),
+            None => match env("AGENT_OPS_HOME") {
+                Some(h) => PathBuf::from(h),
+                None => PathBuf::from(env("HOME").unwrap_or_else(|| ".".into())).join(".agent-ops"),
+            },
+        };
+        let (config, config_explicit) = match config {
+            Some(c) => (c.to_path_buf(), true),
+            None => match env("AGENT_OPS_CONFIG") {
+                Some(c) => (PathBuf::from(c), true),
+                None => (home.join("config").join("services.json"), false),
+            },
+        };
+        let metrics = env("AGENT_OPS_METRICS_DIR").map(PathBuf::from).unwrap_or_else(|| home.join("metrics"));
+        let logs = env("AGENT_OPS_LOG_DIR").map(PathBuf::from).unwrap_or_else(|| home.join("logs"));
+        Paths { state: home.join("state"), home, config, metrics, logs, config_explicit }
+    }
+}
+
+/// A secret (token): never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Replace every occurrence of the secret in `text` with `***`.
+    pub fn redact(&self, text: &str) -> String {
+        if self.0.len() < 4 { text.to_string() } else { text.replace(&self.0, "***") }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The loaded configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (for messages).
+    pub path: PathBuf,
+    pub services: Vec<Service>,
+    /// Services that could not be read; the others are in `services`.
+    pub problems: Vec<ServiceProblem>,
+    pub alerting: Alerting,
+    pub check_interval_seconds: Option<u64>,
+    pub disk_warning_gb: f64,
+    pub stalled_task_hours: f64,
+    pub metrics_retention_days: u64,
+    /// The whole document, for tool-specific keys.
+    pub raw: Map<String, Value>,
+}
+
+/// A service entry that could not be used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceProblem {
+    pub file: String,
+    pub line: usize,
+    pub index: usize,
+    pub name: Option<String>,
+    pub message: String,
+}
+
+impl ServiceProblem {
+    /// What it is about: the service name, or `services[i]`.
+    pub fn subject(&self) -> String {
+        self.name.clone().unwrap_or_else(|| format!("services[{}]", self.index))
+    }
+}
+
+impl fmt::Display for ServiceProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match &self.name {
+            Some(n) => format!("service '{n}'"),
+            None => format!("services[{}]", self.index),
+        };
+        if self.line > 0 {
+            write!(f, "{}:{}: {}: {}", self.file, self.line, what, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file, what, self.message)
+        }
+    }
+}
+
+/// One service to check (and perhaps restart).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    /// Line of services.json where the entry starts (0 when it came from a stream).
+    pub line: usize,
+    pub spec: CheckSpec,
+    /// The check's own time limit.
+    pub timeout: Duration,
+    pub depends_on: Vec<String>,
+    pub restart: Option<Restart>,
+    /// The entry as written, for tool-specific keys.
+    pub raw: Map<String, Value>,
+}
+
+impl Service {
+    /// The check type's name as it appears in `check` records.
+    pub fn type_name(&self) -> &'static str {
+        self.spec.type_name()
+    }
+
+    /// The target as shown in `check` records.
+    pub fn target(&self) -> String {
+        self.spec.target()
+    }
+}
+
+/// Restart settings of a service with a `restart_command`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restart {
+    pub command: String,
+    pub cooldown_seconds: u64,
+    pub max_attempts: u32,
+    pub timeout_seconds: u64,
+    pub verify_delay_seconds: f64,
+    pub flap_restarts: u32,
+    pub flap_window_seconds: u64,
+    pub reset_after_seconds: u64,
+}
+
+/// What to check and how.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckSpec {
+    Url(Box<UrlSpec>),
+    Port { host: String, port: u16 },
+    Process { pattern: String },
+    Disk { path: PathBuf, warning_gb: f64 },
+    Tls { host: String, port: u16, server_name: String, warning_days: i64, critical_days: i64, tls_verify: bool },
+    Command { command: CommandLine, degraded_is_down: bool },
+    Heartbeat(HeartbeatSpec),
+}
+
+impl CheckSpec {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            CheckSpec::Url(_) => "url",
+            CheckSpec::Port { .. } => "port",
+            CheckSpec::Process { .. } => "process",
+            CheckSpec::Disk { .. } => "disk",
+            CheckSpec::Tls { .. } => "tls",
+            CheckSpec::Command { .. } => "command",
+            CheckSpec::Heartbeat(_) => "heartbeat",
+        }
+    }
+
+    pub fn target(&self) -> String {
+        match self {
+            CheckSpec::Url(u) => u.target.clone(),
+            CheckSpec::Port { host, port } => format!("{host}:{port}"),
+            CheckSpec::Process { pattern } => pattern.clone(),
+            CheckSpec::Disk { path, .. } => path.display().to_string(),
+            CheckSpec::Tls { host, port, .. } => format!("{host}:{port}"),
+            CheckSpec::Command { command, .. } => command.display(),
+            CheckSpec::Heartbeat(h) => match h {
+                HeartbeatSpec::File { path, .. } => path.display().to_string(),
+                HeartbeatSpec::Tick { agent, .. } => format!("tick:{agent}"),
+            },
+        }
+    }
+}
+
+/// A command: a shell line (`sh -c`) or an argument vector.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandLine {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+impl CommandLine {
+    pub fn display(&self) -> String {
+        match self {
+            CommandLine::Shell(s) => s.clone(),
+            CommandLine::Argv(v) => v.join(" "),
+        }
+    }
+}
+
+/// A url check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UrlSpec {
+    pub target: String,
+    pub expected_status: Vec<u16>,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub body_contains: Option<String>,
+    /// A dotted path into a JSON response (`status`, `checks.db.0.ok`) and its expected value.
+    pub json_field: Option<(String, Value)>,
+    pub follow_redirects: bool,
+    pub tls_verify: bool,
+    pub ca_file: Option<PathBuf>,
+    pub degraded_latency_ms: Option<u64>,
+    pub max_latency_ms: Option<u64>,
+}
+
+/// A heartbeat check: the age of a file, or of an agent's latest tick.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeartbeatSpec {
+    File { path: PathBuf, max_age_seconds: u64 },
+    Tick { agent: String, ticks_dir: PathBuf, max_age_seconds: u64 },
+}
+
+/// Alerting settings: the seed's keys plus pitcrew's sinks, after the environment overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alerting {
+    pub telegram_bot_token: Secret,
+    pub telegram_chat_id: Option<String>,
+    pub telegram_api_url: String,
+    pub rate_limit_seconds: u64,
+    pub alert_on_recovery: bool,
+    pub repeat_interval_seconds: u64,
+    pub gitea_url: Option<String>,
+    pub gitea_repo: Option<String>,
+    pub gitea_token: Secret,
+    pub gitea_labels: Vec<String>,
+    pub gitea_close_on_recovery: bool,
+    pub webhook_url: Option<String>,
+    pub alertmanager_url: Option<String>,
+    pub exec: Option<CommandLine>,
+    /// The `alerting` object as written, for keys a sink adds.
+    pub raw: Map<String, Value>,
+}
+
+impl Alerting {
+    /// Every secret, for scrubbing text that may have picked one up (error messages).
+    pub fn secrets(&self) -> Vec<&Secret> {
+        [&self.telegram_bot_token, &self.gitea_token].into_iter().filter(|s| !s.is_empty()).collect()
+    }
+
+    /// Scrub every secret from `text`.
+    pub fn redact(&self, text: &str) -> String {
+        self.secrets().iter().fold(text.to_string(), |t, s| s.redact(&t))
+    }
+}
+
+#[derive(Deserialize)]
+struct RawDoc<'a> {
+    #[serde(borrow, default)]
+    services: Option<Vec<&'a RawValue>>,
+}
+
+impl Config {
+    /// An empty configuration (no file yet): defaults everywhere, the environment applied.
+    pub fn empty(path: &Path, env: Env<'_>) -> Config {
+        Config::from_doc(path, Map::new(), Vec::new(), Vec::new(), env)
+    }
+
+    /// Load services.json. A missing file is an error only when `required`.
+    pub fn load(path: &Path, required: bool, env: Env<'_>) -> Result<Config> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Config::empty(path, env)),
+            Err(e) => return Err(Error::path("cannot read config", path, e)),
+        };
+        Config::parse(&bytes, path, env)
+    }
+
+    /// Parse services.json from bytes; `path` is for messages.
+    pub fn parse(bytes: &[u8], path: &Path, env: Env<'_>) -> Result<Config> {
+        let doc: Value = crate::ndjson::parse_json_doc(bytes, path)?;
+        let Value::Object(map) = doc else {
+            return Err(Error::config(format!("{}:1:1: expected a JSON object at the top level", path.display())));
+        };
+        let file = path.display().to_string();
+        let mut services = Vec::new();
+        let mut problems = Vec::new();
+        match map.get("services") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(_)) => {
+                let raw: RawDoc<'_> =
+                    serde_json::from_slice(bytes).map_err(|e| Error::config(crate::ndjson::doc_error(path, &e)))?;
+                let home = env("AGENT_OPS_HOME").map(PathBuf::from);
+                let ctx = ServiceDefaults::from_top(&map, home);
+                let mut seen = HashSet::new();
+                for (index, rv) in raw.services.unwrap_or_default().into_iter().enumerate() {
+                    let line = line_of(bytes, rv.get());
+                    let value: Value = serde_json::from_str(rv.get()).unwrap_or(Value::Null);
+                    match parse_service(&value, &ctx) {
+                        Ok(mut s) => {
+                            s.line = line;
+                            if seen.insert(s.name.clone()) {
+                                services.push(s);
+                            } else {
+                                problems.push(ServiceProblem {
+                                    file: file.clone(),
+                                    line,
+                                    index,
+                                    name: Some(s.name.clone()),
+                                    message: "name: another service already has this name".into(),
+                                });
+                            }
+                        }
+                        Err(message) => problems.push(ServiceProblem {
+                            file: file.clone(),
+                            line,
+                            index,
+                            name: value.get("name").and_then(Value::as_str).map(String::from),
+                            message,
+                        }),
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(Error::config(format!("{file}: services: expected an array of service objects")));
+            }
+        }
+        Ok(Config::from_doc(path, map, services, problems, env))
+    }
+
+    fn from_doc(
+        path: &Path,
+        map: Map<String, Value>,
+        services: Vec<Service>,
+        problems: Vec<ServiceProblem>,
+        env: Env<'_>,
+    ) -> Config {
+        let num = |k: &str| map.get(k).and_then(Value::as_f64);
+        let alerting_raw = match map.get("alerting") {
+            Some(Value::Object(a)) => a.clone(),
+            _ => Map::new(),
+        };
+        Config {
+            path: path.to_path_buf(),
+            services,
+            problems,
+            alerting: Alerting::from_map(alerting_raw, env),
+            check_interval_seconds: map.get("check_interval_seconds").and_then(Value::as_u64),
+            disk_warning_gb: num("disk_warning_gb").unwrap_or(5.0),
+            stalled_task_hours: num("stalled_task_hours").unwrap_or(24.0),
+            metrics_retention_days: map.get("metrics_retention_days").and_then(Value::as_u64).unwrap_or(90),
+            raw: map,
+        }
+    }
+
+    /// The service of that name.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Parse one service object (a line of a service stream).
+    pub fn parse_service_value(&self, v: &Value, home: Option<PathBuf>) -> std::result::Result<Service, String> {
+        parse_service(v, &ServiceDefaults::from_top(&self.raw, home))
+    }
+}
+
+/// The line (1-based) of `inner`, a slice of `whole`.
+fn line_of(whole: &[u8], inner: &str) -> usize {
+    let start = inner.as_ptr() as usize;
+    let base = whole.as_ptr() as usize;
+    if start < base || start > base + whole.len() {
+        return 0;
+    }
+    let off = start - base;
+    whole[..off].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// Defaults that come from the top of the document.
+struct ServiceDefaults {
+    disk_warning_gb: f64,
+    ticks_dir: PathBuf,
+}
+
+impl ServiceDefaults {
+    fn from_top(map: &Map<String, Value>, home: Option<PathBuf>) -> ServiceDefaults {
+        let home = home.unwrap_or_else(|| PathBuf::from(".agent-ops"));
+        ServiceDefaults {
+            disk_warning_gb: map.get("disk_warning_gb").and_then(Value::as_f64).unwrap_or(5.0),
+            ticks_dir: home.join("ticks"),
+        }
+    }
+}
+
+/// Typed access to an object's fields that remembers the first problem.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    error: Option<String>,
+}
+
+impl<'a> Fields<'a> {
+    fn fail(&mut self, key: &str, why: &str) {
+        if self.error.is_none() {
+            self.error = Some(format!("{key}: {why}"));
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v),
+        }
+    }
+
+    fn string(&mut self, key: &str) -> Option<String> {
+        match self.get(key) {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                self.fail(key, "expected a string");
+                None
+            }
+        }
+    }
+
+    fn required_string(&mut self, key: &str) -> String {
+        match self.string(key) {
+            Some(s) if !s.trim().is_empty() => s,
+            Some(_) => {
+                self.fail(key, "must not be empty");
+                String::new()
+            }
+            None => {
+                if self.obj.get(key).is_none() {
+                    self.fail(key, "missing (required)");
+                }
+                String::new()
+            }
+        }
+    }
+
+    fn uint(&mut self, key: &str, max: u64) -> Option<u64> {
+        match self.get(key) {
+            None => None,
+            Some(v) => {
+                match v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)) {
+                    Some(n) if n <= max => Some(n),
+                    _ => {
+                        self.fail(key, &format!("expected a whole number from 0 to {max}"));
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn number(&mut self, key: &str) -> Option<f64> {
+        match self.get(key) {
+            None => None,
+            Some(v) => match v.as_f64() {
+                Some(f) if f >= 0.0 => Some(f),
+                _ => {
+                    self.fail(key, "expected a non-negative number");
+                    None
+                }
+            },
+        }
+    }
+
+    fn boolean(&mut self, key: &str) -> Option<bool> {
+        match self.get(key) {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                self.fail(key, "expected true or false");
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, key: &str) -> Vec<String> {
+        match self.get(key) {
+            None => Vec::new(),
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+                a.iter().filter_map(Value::as_str).map(String::from).collect()
+            }
+            Some(_) => {
+                self.fail(key, "expected a string or an array of strings");
+                Vec::new()
+            }
+        }
+    }
+
+    fn port(&mut self, key: &str) -> Option<u16> {
+        match self.get(key) {
+            None => None,
+            Some(v) => match v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) {
+                Some(n) if (1..=65535).contains(&n) => Some(n as u16),
+                _ => {
+                    self.fail(key, "expected a port number from 1 to 65535");
+                    None
+                }
+            },
+        }
+    }
+}
+
+fn parse_service(v: &Value, defaults: &ServiceDefaults) -> std::result::Result<Service, String> {
+    let Value::Object(obj) = v else {
+        return Err("expected a JSON object".into());
+    };
+    let mut f = Fields { obj, error: None };
+    let name = f.required_string("name");
+    let type_name = f.string("type").unwrap_or_else(|| "url".into());
+    let timeout_default = match type_name.as_str() {
+        "port" | "tcp" => 3.0,
+        "process" | "disk" | "heartbeat" => 5.0,
+        "command" | "nagios" => 30.0,
+        _ => 10.0,
+    };
+    let timeout_s = f.number("timeout_seconds").unwrap_or(timeout_default);
+    let spec = match type_name.as_str() {
+        "url" | "http" | "https" => {
+            let target = f.required_string("target");
+            if !(target.is_empty() || target.starts_with("http://") || target.starts_with("https://")) {
+                f.fail("target", "expected an http:// or https:// URL");
+            }
+            let expected_status = match f.get("expected_status") {
+                None => vec![200],
+                Some(Value::Array(a)) => {
+                    let codes: Vec<u16> = a
+                        .iter()
+                        .filter_map(Value::as_u64)
+                        .filter(|c| (100..=599).contains(c))
+                        .map(|c| c as u16)
+                        .collect();
+                    if codes.len() != a.len() || codes.is_empty() {
+                        f.fail("expected_status", "expected HTTP status codes (100-599)");
+                    }
+                    codes
+                }
+                Some(_) => match f.uint("expected_status", 599) {
+                    Some(c) if c >= 100 => vec![c as u16],
+                    Some(_) => {
+                        f.fail("expected_status", "expected an HTTP status code (100-599)");
+                        vec![]
+                    }
+                    None => vec![],
+                },
+            };
+            let method = f.string("method").unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
+            if !method.bytes().all(|b| b.is_ascii_alphabetic()) || method.is_empty() {
+                f.fail("method", "expected an HTTP method such as GET or POST");
+            }
+            let mut headers = Vec::new();
+            match f.get("headers") {
+                None => {}
+                Some(Value::Object(h)) => {
+                    for (k, v) in h {
+                        match v {
+                            Value::String(s) => headers.push((k.clone(), s.clone())),
+                            _ => f.fail("headers", &format!("value of '{k}' must be a string")),
+                        }
+                    }
+                }
+                Some(_) => f.fail("headers", "expected an object of header names to strings"),
+            }
+            let body = match f.get("body") {
+                None => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(other) => {
+                    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+                        headers.push(("Content-Type".into(), "application/json".into()));
+                    }
+                    Some(other.to_string())
+                }
+            };
+            let json_field = match f.string("json_field") {
+                Some(path) => match obj.get("json_equals") {
+                    Some(want) => Some((path, want.clone())),
+                    None => {
+                        f.fail("json_equals", "missing (required with json_field)");
+                        None
+                    }
+                },
+                None => None,
+            };
+            CheckSpec::Url(Box::new(UrlSpec {
+                target,
+                expected_status,
+                method,
+                headers,
+                body,
+                body_contains: f.string("body_contains"),
+                json_field,
+                follow_redirects: f.boolean("follow_redirects").unwrap_or(true),
+                tls_verify: f.boolean("tls_verify").unwrap_or(true),
+                ca_file: f.string("ca_file").map(PathBuf::from),
+                degraded_latency_ms: f.uint("degraded_latency_ms", u64::MAX),
+                max_latency_ms: f.uint("max_latency_ms", u64::MAX),
+            }))
+        }
+        "port" | "tcp" => {
+            let host = f.string("host").unwrap_or_else(|| "127.0.0.1".into());
+            let port = f.port("port");
+            if port.is_none() && obj.get("port").is_none() {
+                f.fail("port", "missing (required)");
+            }
+            CheckSpec::Port { host, port: port.unwrap_or(0) }
+        }
+        "process" => CheckSpec::Process { pattern: f.required_string("process_name") },
+        "disk" => CheckSpec::Disk {
+            path: PathBuf::from(f.string("path").unwrap_or_else(|| "/".into())),
+            warning_gb: f.number("warning_gb").unwrap_or(defaults.disk_warning_gb),
+        },
+        "tls" | "ssl" | "cert" => {
+            let target = f.string("target");
+            let (host, port) = match target {
+                Some(t) => match split_host_port(&t) {
+                    Some(hp) => hp,
+                    None => {
+                        f.fail("target", "expected host, host:port or https://host[:port]");
+                        (String::new(), 443)
+                    }
+                },
+                None => {
+                    let host = f.required_string("host");
+                    (host, f.port("port").unwrap_or(443))
+                }
+            };
+            let server_name = f.string("server_name").unwrap_or_else(|| host.clone());
+            CheckSpec::Tls {
+                host,
+                port,
+                server_name,
+                warning_days: f.uint("warning_days", 36_500).unwrap_or(14) as i64,
+                critical_days: f.uint("critical_days", 36_500).unwrap_or(0) as i64,
+                tls_verify: f.boolean("tls_verify").unwrap_or(false),
+            }
+        }
+        "command" | "nagios" => {
+            let command = match f.get("command") {
+                Some(Value::String(s)) if !s.trim().is_empty() => CommandLine::Shell(s.clone()),
+                Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_string) => {
+                    CommandLine::Argv(a.iter().filter_map(Value::as_str).map(String::from).collect())
+                }
+                None => {
+                    f.fail("command", "missing (required)");
+                    CommandLine::Shell(String::new())
+                }
+                Some(_) => {
+                    f.fail("command", "expected a shell command string or an array of arguments");
+                    CommandLine::Shell(String::new())
+                }
+            };
+            CheckSpec::Command { command, degraded_is_down: f.boolean("warning_is_down").unwrap_or(false) }
+        }
+        "heartbeat" => {
+            let max_age = f.uint("max_age_seconds", u64::MAX);
+            match (f.string("path"), f.string("agent")) {
+                (Some(path), _) => CheckSpec::Heartbeat(HeartbeatSpec::File {
+                    path: PathBuf::from(path),
+                    max_age_seconds: max_age.unwrap_or(3600),
+                }),
+                (None, Some(agent)) => CheckSpec::Heartbeat(HeartbeatSpec::Tick {
+                    agent,
+                    ticks_dir: f.string("ticks_dir").map(PathBuf::from).unwrap_or_else(|| defaults.ticks_dir.clone()),
+                    max_age_seconds: max_age.unwrap_or(35 * 86_400),
+                }),
+                (None, None) => {
+                    f.fail("path", "missing (a heartbeat check needs path or agent)");
+                    CheckSpec::Heartbeat(HeartbeatSpec::File { path: PathBuf::new(), max_age_seconds: 0 })
+                }
+            }
+        }
+        other => {
+            f.fail(
+                "type",
+                &format!("unknown check type '{other}' (url, port, process, disk, tls, command, heartbeat)"),
+            );
+            CheckSpec::Process { pattern: String::new() }
+        }
+    };
+    let depends_on = f.strings("depends_on");
+    let restart = match f.string("restart_command") {
+        Some(cmd) if !cmd.trim().is_empty() => Some(Restart {
+            command: cmd,
+            cooldown_seconds: f.uint("restart_cooldown_seconds", u64::MAX).unwrap_or(300),
+            max_attempts: f.uint("max_restart_attempts", u32::MAX as u64).unwrap_or(3) as u32,
+            timeout_seconds: f.uint("restart_timeout_seconds", u64::MAX).unwrap_or(30),
+            verify_delay_seconds: f.number("verify_delay_seconds").unwrap_or(2.0),
+            flap_restarts: f.uint("flap_restarts", u32::MAX as u64).unwrap_or(3) as u32,
+            flap_window_seconds: f.uint("flap_window_seconds", u64::MAX).unwrap_or(3600),
+            reset_after_seconds: f.uint("restart_reset_seconds", u64::MAX).unwrap_or(3600),
+        }),
+        _ => None,
+    };
+    if let Some(e) = f.error {
+        return Err(e);
+    }
+    if !(timeout_s > 0.0 && timeout_s < 1e7) {
+        return Err("timeout_seconds: expected a positive number of seconds".into());
+    }
+    Ok(Service {
+        name,
+        line: 0,
+        spec,
+        timeout: Duration::from_secs_f64(timeout_s),
+        depends_on,
+        restart,
+        raw: obj.clone(),
+    })
+}
+
+/// `host`, `host:port`, `[v6]:port`, or a URL with an optional port.
+fn split_host_port(t: &str) -> Option<(String, u16)> {
+    let t = t.trim();
+    let (rest, default_port) = if let Some(r) = t.strip_prefix("https://") {
+        (r, 443)
+    } else if let Some(r) = t.strip_prefix("http://") {
+        (r, 80)
+    } else {
+        (t, 443)
+    };
+    let hostport = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if hostport.is_empty() {
+        return None;
+    }
+    if let Some(v6) = hostport.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => default_port,
+            None => return None,
+        };
+        return Some((host.to_string(), port));
+    }
+    match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() => Some((h.to_string(), p.parse().ok().filter(|p| *p > 0)?)),
+        Some(_) => None,
+        None => Some((hostport.to_string(), default_port)),
+    }
+}
+
+impl Alerting {
+    /// The `alerting` object with the environment overrides applied.
+    pub fn from_map(raw: Map<String, Value>, env: Env<'_>) -> Alerting {
+        let s = |k: &str| raw.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(String::from);
+        let chat_id = raw.get("telegram_chat_id").and_then(|v| match v {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+        let labels = match raw.get("gitea_labels") {
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
+            Some(Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
+            _ => Vec::new(),
+        };
+        let exec = match raw.get("exec") {
+            Some(Value::String(c)) if !c.trim().is_empty() => Some(CommandLine::Shell(c.clone())),
+            Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_string) => {
+                Some(CommandLine::Argv(a.iter().filter_map(Value::as_str).map(String::from).collect()))
+            }
+            _ => None,
+        };
+        let placeholder = |v: Option<String>| v.filter(|t| !t.starts_with("YOUR_"));
+        Alerting {
+            telegram_bot_token: Secret::new(
+                env("TELEGRAM_BOT_TOKEN").or_else(|| placeholder(s("telegram_bot_token"))).unwrap_or_default(),
+            ),
+            telegram_chat_id: env("TELEGRAM_CHAT_ID").or_else(|| placeholder(chat_id)),
+            telegram_api_url: env("TELEGRAM_API_URL")
+                .or_else(|| s("telegram_api_url"))
+                .unwrap_or_else(|| "https://api.telegram.org".into())
+                .trim_end_matches('/')
+                .to_string(),
+            rate_limit_seconds: raw.get("rate_limit_seconds").and_then(Value::as_u64).unwrap_or(300),
+            alert_on_recovery: raw.get("alert_on_recovery").and_then(Value::as_bool).unwrap_or(true),
+            repeat_interval_seconds: raw.get("repeat_interval_seconds").and_then(Value::as_u64).unwrap_or(3600),
+            gitea_url: env("GITEA_URL")
+                .or_else(|| env("CLAW_CODE_GITEA_URL"))
+                .or_else(|| s("gitea_url"))
+                .map(|u| u.trim_end_matches('/').to_string()),
+            gitea_repo: env("GITEA_REPO").or_else(|| s("gitea_repo")),
+            gitea_token: Secret::new(env("GITEA_TOKEN").or_else(|| placeholder(s("gitea_token"))).unwrap_or_default()),
+            gitea_labels: labels,
+            gitea_close_on_recovery: raw.get("gitea_close_on_recovery").and_then(Value::as_bool).unwrap_or(false),
+            webhook_url: env("WEBHOOK_URL").or_else(|| s("webhook_url")),
+            alertmanager_url: env("ALERTMANAGER_URL")
+                .or_else(|| s("alertmanager_url"))
+                .map(|u| u.trim_end_matches('/').to_string()),
+            exec,
+            raw,
+        }
+    }
+}
+
+/// A map-backed environment for tests.
+pub fn env_from(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |k: &str| map.get(k).filter(|v| !v.is_empty()).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = r#"{
+  "services": [
+    {
+      "name": "My Web App",
+      "type": "url",
+      "target": "https://example.com",
+      "expected_status": 200,
+      "timeout_seconds": 10
+    },
+    {
+      "name": "Local Dev Server",
+      "type": "port",
+      "host": "127.0.0.1",
+      "port": 3000
+    },
+    {
+      "name": "Background Worker",
+      "type": "process",
+      "process_name": "celery",
+      "restart_command": "systemctl restart celery"
+    },
+    { "name": "Broken", "type": "port", "port": "http" },
+    { "type": "url", "target": "http://x" }
+  ],
+  "alerting": {
+    "telegram_bot_token": "YOUR_BOT_TOKEN",
+    "telegram_chat_id": "YOUR_CHAT_ID",
+    "rate_limit_seconds": 300,
+    "alert_on_recovery": true
+  },
+  "check_interval_seconds": 300,
+  "disk_warning_gb": 5,
+  "stalled_task_hours": 24,
+  "metrics_retention_days": 90
+}"#;
+
+    #[test]
+    fn loads_the_seed_schema_and_reports_bad_services_by_line() {
+        let env = env_from(&[]);
+        let c = Config::parse(SEED.as_bytes(), Path::new("services.json"), &env).unwrap();
+        let names: Vec<_> = c.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["My Web App", "Local Dev Server", "Background Worker"]);
+        assert_eq!(c.services[1].line, 10);
+        assert_eq!(c.services[1].timeout, Duration::from_secs(3));
+        let r = c.services[2].restart.as_ref().unwrap();
+        assert_eq!((r.cooldown_seconds, r.max_attempts, r.timeout_seconds), (300, 3, 30));
+        assert_eq!(c.problems.len(), 2);
+        assert_eq!(
+            c.problems[0].to_string(),
+            "services.json:22: service 'Broken': port: expected a port number from 1 to 65535"
+        );
+        assert_eq!(c.problems[1].to_string(), "services.json:23: services[4]: name: missing (required)");
+        assert!(c.alerting.telegram_bot_token.is_empty(), "placeholders are not tokens");
+        assert_eq!(c.metrics_retention_days, 90);
+    }
+
+    #[test]
+    fn invalid_json_names_file_line_and_column() {
+        let env = env_from(&[]);
+        let e = Config::parse(b"{\n  \"services\": [\n    {,}\n  ]\n}", Path::new("s.json"), &env).unwrap_err();
+        assert_eq!(e.to_string(), "s.json:3:6: key must be a string");
+    }
+
+    #[test]
+    fn environment_overrides_alerting() {
+        let env = env_from(&[
+            ("TELEGRAM_BOT_TOKEN", "123:abc"),
+            ("CLAW_CODE_GITEA_URL", "http://g/"),
+            ("GITEA_TOKEN", "tok"),
+        ]);
+        let c = Config::parse(SEED.as_bytes(), Path::new("s.json"), &env).unwrap();
+        assert_eq!(c.alerting.telegram_bot_token.expose(), "123:abc");
+        assert_eq!(c.alerting.gitea_url.as_deref(), Some("http://g"));
+        assert_eq!(format!("{:?}", c.alerting.gitea_token), "Secret(***)");
+        assert_eq!(c.alerting.redact("url http://x/bot123:abc/send tok"), "url http://x/bot***/send tok");
+    }
+
+    #[test]
+    fn paths_follow_the_seed() {
+        let env = env_from(&[("HOME", "/home/u"), ("AGENT_OPS_METRICS_DIR", "/m")]);
+        let p = Paths::resolve(None, None, &env);
+        assert_eq!(p.config, PathBuf::from("/home/u/.agent-ops/config/services.json"));
+        assert_eq!(p.metrics, PathBuf::from("/m"));
+        assert_eq!(p.state, PathBuf::from("/home/u/.agent-ops/state"));
+        assert!(!p.config_explicit);
+    }
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(split_host_port("example.com"), Some(("example.com".into(), 443)));
+        assert_eq!(split_host_port("https://e.com:8443/x"), Some(("e.com".into(), 8443)));
+        assert_eq!(split_host_port("[::1]:9"), Some(("::1".into(), 9)));
+        assert_eq!(split_host_port("e.com:x"), None);
+    }
+}

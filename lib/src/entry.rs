@@ -1,0 +1,247 @@
+//! The entry point every tool shares: parse, run, report, flush, exit.
+//!
+//! A tool's `main.rs` is one call: `pitcrew::entry::run("probe", pitcrew::probe::main)`.
+//! The tool function receives a [`Ctx`] (stdout, the diagnostics channel on stderr, whether
+//! stdin/stdout/stderr are terminals) and its arguments; it parses them with clap and returns
+//! a [`Status`]. This function turns the outcome into an exit code (see [`crate::error`]):
+//! help and version exit 0, a closed stdout exits 0 silently, any other error prints
+//! `TOOL: why` on stderr and exits 2, and rejected input lines turn an `Ok` into 3.
+
+use std::ffi::OsString;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result, Status};
+
+/// What a tool's entry function gets: its output channels and what they are connected to.
+pub struct Ctx {
+    /// The tool's name, as used in messages (`probe: ...`).
+    pub tool: &'static str,
+    /// Standard output, block-buffered in a pipe, line-buffered on a terminal or on request.
+    pub out: Out,
+    /// Standard error: warnings, rejected lines, progress.
+    pub diag: Diag,
+    /// True when standard input is a terminal (nothing piped in).
+    pub stdin_is_terminal: bool,
+}
+
+/// The signature of every tool's entry function.
+pub type Main = fn(&mut Ctx, Vec<OsString>) -> Result<Status>;
+
+/// Run a tool and turn its outcome into the process exit code.
+pub fn run(tool: &'static str, main: Main) -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let stdout_tty = io::stdout().is_terminal();
+    let mut ctx = Ctx {
+        tool,
+        out: Out::stdout(stdout_tty),
+        diag: Diag::stderr(tool),
+        stdin_is_terminal: io::stdin().is_terminal(),
+    };
+    let outcome = main(&mut ctx, args);
+    let flushed = ctx.out.flush().map_err(Error::from);
+    let code = match outcome.and_then(|status| flushed.map(|()| status)) {
+        Ok(status) => {
+            let status = if ctx.diag.rejected() > 0 { status.worst(Status::Rejected) } else { status };
+            status.exit_code()
+        }
+        Err(e) if e.is_broken_pipe() => 0,
+        Err(Error::Clap(e)) => {
+            let text = e.render().to_string();
+            let shown = if e.use_stderr() {
+                write_all_stderr(text.as_bytes())
+            } else {
+                let mut out = io::stdout().lock();
+                out.write_all(text.as_bytes()).and_then(|()| out.flush())
+            };
+            match shown {
+                Err(err) if err.kind() == io::ErrorKind::BrokenPipe => 0,
+                _ => Error::Clap(e).exit_code(),
+            }
+        }
+        Err(e) => {
+            ctx.diag.error(&e);
+            e.exit_code()
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn write_all_stderr(bytes: &[u8]) -> io::Result<()> {
+    let mut err = io::stderr().lock();
+    err.write_all(bytes)?;
+    err.flush()
+}
+
+/// Standard output with a switchable buffering policy.
+///
+/// Block-buffered (64 KiB) in a pipe; with line buffering on, every write that ends a line is
+/// flushed, so a long-running producer's records reach the next tool as they happen.
+pub struct Out {
+    inner: Box<dyn Write + Send>,
+    line_buffered: bool,
+}
+
+impl Out {
+    /// Standard output; line-buffered when it is a terminal.
+    pub fn stdout(is_terminal: bool) -> Out {
+        Out { inner: Box::new(BufWriter::with_capacity(64 * 1024, io::stdout())), line_buffered: is_terminal }
+    }
+
+    /// Any writer (tests, or output redirected to a file).
+    pub fn new(inner: Box<dyn Write + Send>, line_buffered: bool) -> Out {
+        Out { inner, line_buffered }
+    }
+
+    /// Turn line buffering on (`--line-buffered`); never turns it off on a terminal.
+    pub fn set_line_buffered(&mut self, on: bool) {
+        self.line_buffered |= on;
+    }
+
+    pub fn is_line_buffered(&self) -> bool {
+        self.line_buffered
+    }
+}
+
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write_all(buf)?;
+        if self.line_buffered && buf.last() == Some(&b'\n') {
+            self.inner.flush()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The diagnostics channel: `TOOL: message` lines on stderr, the count of rejected input
+/// lines, and progress that only a terminal sees. Shared by reference across threads.
+pub struct Diag {
+    tool: &'static str,
+    sink: Mutex<Box<dyn Write + Send>>,
+    rejected: AtomicU64,
+    terminal: bool,
+    progress_shown: AtomicBool,
+}
+
+impl Diag {
+    /// Diagnostics on the process's stderr.
+    pub fn stderr(tool: &'static str) -> Diag {
+        let terminal = io::stderr().is_terminal();
+        Diag::new(tool, Box::new(io::stderr()), terminal)
+    }
+
+    pub fn new(tool: &'static str, sink: Box<dyn Write + Send>, terminal: bool) -> Diag {
+        Diag {
+            tool,
+            sink: Mutex::new(sink),
+            rejected: AtomicU64::new(0),
+            terminal,
+            progress_shown: AtomicBool::new(false),
+        }
+    }
+
+    /// Diagnostics captured in memory, for unit tests: the buffer fills as messages arrive.
+    pub fn memory(tool: &'static str) -> (Diag, SharedBuf) {
+        let buf = SharedBuf::default();
+        (Diag::new(tool, Box::new(buf.clone()), false), buf)
+    }
+
+    pub fn tool(&self) -> &'static str {
+        self.tool
+    }
+
+    /// Write `TOOL: message` on stderr. A failing stderr is ignored: there is nowhere left to
+    /// report it.
+    pub fn warn(&self, msg: impl std::fmt::Display) {
+        self.clear_progress();
+        let line = format!("{}: {msg}\n", self.tool);
+        if let Ok(mut sink) = self.sink.lock() {
+            let _ = sink.write_all(line.as_bytes());
+            let _ = sink.flush();
+        }
+    }
+
+    /// Report the error a run ends with.
+    pub fn error(&self, e: &Error) {
+        self.warn(e);
+    }
+
+    /// Report a rejected input line (`TOOL: source:line: why`) and count it.
+    pub fn reject(&self, source: &str, line: u64, msg: impl std::fmt::Display) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.warn(format_args!("{source}:{line}: {msg}"));
+    }
+
+    /// Count rejected lines that were reported some other way (a summary line).
+    pub fn count_rejected(&self, n: u64) {
+        self.rejected.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// How many input lines were rejected so far.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// True when stderr is a terminal: only then is progress shown.
+    pub fn is_terminal(&self) -> bool {
+        self.terminal
+    }
+
+    /// Show a progress line on a terminal (overwritten by the next one); nothing in a pipe.
+    pub fn progress(&self, msg: impl std::fmt::Display) {
+        if !self.terminal {
+            return;
+        }
+        if let Ok(mut sink) = self.sink.lock() {
+            let _ = write!(sink, "\r\x1b[2K{}: {msg}", self.tool);
+            let _ = sink.flush();
+            self.progress_shown.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Erase the progress line, if one is showing.
+    pub fn clear_progress(&self) {
+        if self.progress_shown.swap(false, Ordering::Relaxed) {
+            if let Ok(mut sink) = self.sink.lock() {
+                let _ = sink.write_all(b"\r\x1b[2K");
+                let _ = sink.flush();
+            }
+        }
+    }
+}
+
+/// A cloneable in-memory writer (tests, captured diagnostics).
+#[derive(Clone, Default)]
+pub struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    /// The bytes written so far, as text.
+    pub fn text(&self) -> String {
+        match self.0.lock() {
+            Ok(v) => String::from_utf8_lossy(&v).into_owned(),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.0.lock() {
+            Ok(mut v) => {
+                v.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            Err(_) => Err(io::Error::other("buffer poisoned")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

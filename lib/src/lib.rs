@@ -1,0 +1,29 @@
+//! pitcrew: seven small Unix tools that keep services and agents alive.
+//!
+//! Every tool reads and writes newline-delimited JSON. This crate holds all of their logic;
+//! the binaries under `tools/` only hand their name and entry function to [`entry::run`].
+//!
+//! Shared pieces: [`entry`] (argument parsing, exit codes, broken pipes), [`error`] (the one
+//! error type and the exit-code table), [`ndjson`] (numbered line reading and writing),
+//! [`record`] (the record kinds of the pipe), [`config`] (services.json and the environment),
+//! [`store`] (atomic writes, locks, appends), [`clock`] (`--now` and timestamps).
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod entry;
+pub mod error;
+pub mod ndjson;
+pub mod record;
+pub mod store;
+pub mod util;
+
+pub mod board;
+pub mod cellscan;
+pub mod notify;
+pub mod probe;
+pub mod recover;
+pub mod rollup;
+pub mod tickmon;
+
+pub use error::{Error, Result, Status};

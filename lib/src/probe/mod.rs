@@ -1,0 +1,433 @@
+//! probe: check every service at once, in config order out.
+//!
+//! The engine ([`run_all`]) runs each check on a worker thread under its own timeout and a
+//! watchdog: a check that overstays its timeout (a DNS lookup that hangs, say) is reported
+//! down and a fresh worker takes its place, so a run's wall time is about its slowest
+//! timeout, never the sum. Results are then annotated with `suppressed_by` from `depends_on`
+//! and written in config order, to stdout and to the day's metrics file.
+
+pub mod checks;
+pub mod cli;
+pub mod plugin;
+pub mod procs;
+pub mod tls;
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use clap::{CommandFactory, Parser};
+use serde_json::Value;
+
+pub use checks::{CheckEnv, check_one};
+
+use crate::clock::{self, Clock};
+use crate::config::{self, CheckSpec, Config, Service};
+use crate::entry::{Ctx, Diag};
+use crate::error::{Error, Result, Status};
+use crate::ndjson::{self, Source};
+use crate::record::{Check, CheckStatus, Finding, Level};
+use crate::store;
+
+/// Extra time a check gets beyond its timeout before the watchdog calls it hung.
+const GRACE: Duration = Duration::from_millis(1500);
+
+/// probe's clap definition (for completions and man pages).
+pub fn command() -> clap::Command {
+    cli::Cli::command()
+}
+
+/// The `probe` tool.
+pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
+    let cli = cli::Cli::try_parse_from(args)?;
+    ctx.out.set_line_buffered(cli.common.line_buffered);
+    let env = config::process_env;
+    let paths = cli.common.paths(&env);
+    let clock = cli.common.clock()?;
+    let mut stream: Vec<PathBuf> = cli.services.clone();
+    stream.extend(cli.files.iter().cloned());
+    let config_required = stream.is_empty();
+    let config = cli.common.load_config(&paths, config_required, &env)?;
+    let config_exists = paths.config.exists();
+
+    let mut findings: Vec<Finding> = Vec::new();
+    let stamp = clock.stamp();
+    for p in &config.problems {
+        ctx.diag.warn(p);
+        findings.push(Finding::new(
+            "probe",
+            &p.subject(),
+            Level::Error,
+            "invalid_service",
+            p.to_string(),
+            stamp.clone(),
+        ));
+    }
+    let mut services = config.services.clone();
+    if !stream.is_empty() {
+        let sources = Source::from_args(&stream);
+        let home = Some(paths.home.clone());
+        ndjson::for_each_value(&sources, cli.common.read_opts(), &ctx.diag, |v, pos| {
+            match config.parse_service_value(&v, home.clone()) {
+                Ok(mut s) if !services.iter().any(|x| x.name == s.name) => {
+                    s.line = pos.line as usize;
+                    services.push(s);
+                }
+                Ok(s) => {
+                    let msg = format!("{pos}: service '{}': name: another service already has this name", s.name);
+                    ctx.diag.warn(&msg);
+                    findings.push(Finding::new("probe", &s.name, Level::Error, "invalid_service", msg, stamp.clone()));
+                }
+                Err(why) => {
+                    let subject = v.get("name").and_then(Value::as_str).unwrap_or("service").to_string();
+                    let msg = format!("{pos}: {why}");
+                    ctx.diag.warn(&msg);
+                    findings.push(Finding::new("probe", &subject, Level::Error, "invalid_service", msg, stamp.clone()));
+                }
+            }
+            Ok(())
+        })?;
+    }
+    if config_exists && wants_disk_check(&config) && !services.iter().any(|s| matches!(s.spec, CheckSpec::Disk { .. }))
+    {
+        services.push(disk_service(&config));
+    }
+    if !cli.only.is_empty() {
+        for name in &cli.only {
+            if !services.iter().any(|s| &s.name == name) {
+                return Err(Error::usage(format!("--only: no service named '{name}'")));
+            }
+        }
+        services.retain(|s| cli.only.contains(&s.name));
+    }
+    for f in dependency_findings(&services, &stamp) {
+        ctx.diag.warn(format_args!("{}: {}", f.subject, f.detail));
+        findings.push(f);
+    }
+
+    let env = Arc::new(CheckEnv::new(clock));
+    let results = run_all(&services, &env, cli.concurrency as usize, &ctx.diag);
+
+    let metrics_err = if cli.no_metrics {
+        None
+    } else {
+        let dir = cli.metrics_dir.clone().unwrap_or_else(|| paths.metrics.clone());
+        append_metrics(&dir, &clock, &results).err()
+    };
+
+    let out = &mut ctx.out;
+    match cli.format {
+        cli::Format::Ndjson => {
+            for f in &findings {
+                ndjson::write(out, f)?;
+            }
+            for c in &results {
+                ndjson::write(out, c)?;
+            }
+        }
+        cli::Format::Text => {
+            for f in &findings {
+                writeln!(out, "[INVALID] {}", f.detail)?;
+            }
+            for c in &results {
+                writeln!(out, "{}", c.text_line())?;
+            }
+            let failed = results.iter().filter(|c| c.status == CheckStatus::Down).count();
+            if failed > 0 {
+                writeln!(out, "\n{failed} failure(s) detected.")?;
+            } else {
+                writeln!(out, "\nAll {} checks passed.", results.len())?;
+            }
+        }
+    }
+    if let Some(e) = metrics_err {
+        return Err(e);
+    }
+    let down = results.iter().any(|c| c.status == CheckStatus::Down);
+    Ok(Status::failures_if(down || !findings.is_empty()))
+}
+
+/// The seed always checked the root file system's free space; so does probe, unless the
+/// config has its own disk service or says `"disk_check": false`.
+fn wants_disk_check(config: &Config) -> bool {
+    config.raw.get("disk_check").and_then(Value::as_bool).unwrap_or(true)
+}
+
+fn disk_service(config: &Config) -> Service {
+    Service {
+        name: "Disk Space".into(),
+        line: 0,
+        spec: CheckSpec::Disk { path: PathBuf::from("/"), warning_gb: config.disk_warning_gb },
+        timeout: Duration::from_secs(5),
+        depends_on: Vec::new(),
+        restart: None,
+        raw: serde_json::Map::new(),
+    }
+}
+
+/// Unknown dependencies and dependency cycles, as findings.
+pub fn dependency_findings(services: &[Service], stamp: &str) -> Vec<Finding> {
+    let names: HashSet<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    let mut out = Vec::new();
+    for s in services {
+        for d in &s.depends_on {
+            if !names.contains(d.as_str()) {
+                out.push(Finding::new(
+                    "probe",
+                    &s.name,
+                    Level::Warning,
+                    "unknown_dependency",
+                    format!("depends_on names '{d}', which is not a service"),
+                    stamp.to_string(),
+                ));
+            }
+        }
+    }
+    let by_name: HashMap<&str, &Service> = services.iter().map(|s| (s.name.as_str(), s)).collect();
+    let mut reported = HashSet::new();
+    for s in services {
+        if let Some(cycle) = find_cycle(&s.name, &by_name) {
+            let mut key = cycle.clone();
+            key.sort();
+            key.dedup();
+            if reported.insert(key) {
+                out.push(Finding::new(
+                    "probe",
+                    &s.name,
+                    Level::Warning,
+                    "dependency_cycle",
+                    format!("depends_on forms a cycle: {}", cycle.join(" -> ")),
+                    stamp.to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn find_cycle(start: &str, by_name: &HashMap<&str, &Service>) -> Option<Vec<String>> {
+    fn walk<'a>(
+        n: &'a str,
+        start: &str,
+        by_name: &HashMap<&str, &'a Service>,
+        path: &mut Vec<&'a str>,
+        seen: &mut HashSet<&'a str>,
+    ) -> bool {
+        let Some(s) = by_name.get(n) else { return false };
+        for d in &s.depends_on {
+            if d == start {
+                path.push(d);
+                return true;
+            }
+            if seen.insert(d.as_str()) {
+                path.push(d);
+                if walk(d, start, by_name, path, seen) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![by_name.get(start)?.name.as_str()];
+    let mut seen = HashSet::new();
+    if walk(start, start, by_name, &mut path, &mut seen) {
+        Some(path.into_iter().map(String::from).collect())
+    } else {
+        None
+    }
+}
+
+/// Run every check concurrently (at most `concurrency` at once) and return the records in
+/// the order of `services`, annotated with `suppressed_by`.
+pub fn run_all(services: &[Service], env: &Arc<CheckEnv>, concurrency: usize, diag: &Diag) -> Vec<Check> {
+    let n = services.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let services: Arc<Vec<Service>> = Arc::new(services.to_vec());
+    let next = Arc::new(AtomicUsize::new(0));
+    let started: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; n]));
+    let (tx, rx) = mpsc::channel::<(usize, Check)>();
+    let spawn_worker = || {
+        let (services, next, started, env, tx) =
+            (services.clone(), next.clone(), started.clone(), env.clone(), tx.clone());
+        thread::Builder::new().name("probe-check".into()).stack_size(512 * 1024).spawn(move || {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= services.len() {
+                    break;
+                }
+                if let Ok(mut s) = started.lock() {
+                    s[i] = Some(Instant::now());
+                }
+                let c = check_one(&services[i], &env);
+                if tx.send((i, c)).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let mut workers = 0;
+    for _ in 0..concurrency.min(n).max(1) {
+        match spawn_worker() {
+            Ok(_) => workers += 1,
+            Err(e) if workers == 0 => {
+                diag.warn(format_args!("cannot start a check thread: {e}"));
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    let mut results: Vec<Option<Check>> = vec![None; n];
+    let mut done = 0;
+    if workers == 0 {
+        // No threads to be had: check one by one on this thread.
+        for (i, s) in services.iter().enumerate() {
+            results[i] = Some(check_one(s, env));
+        }
+        done = n;
+    }
+    while done < n {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok((i, c)) => {
+                if results[i].is_none() {
+                    results[i] = Some(c);
+                    done += 1;
+                    diag.progress(format_args!("checked {done}/{n}"));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        // The watchdog: a check past its timeout and grace is hung; report it and replace
+        // its worker so the queue keeps moving.
+        let overdue: Vec<usize> = match started.lock() {
+            Ok(s) => (0..n)
+                .filter(|&i| results[i].is_none())
+                .filter(|&i| s[i].is_some_and(|t| t.elapsed() > services[i].timeout + GRACE))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for i in overdue {
+            let s = &services[i];
+            let mut c = Check::new(&s.name, s.type_name(), &s.target(), CheckStatus::Down, String::new());
+            c.detail = format!("check did not finish within its {}s timeout", s.timeout.as_secs_f64());
+            c.latency_ms = (s.timeout + GRACE).as_millis() as u64;
+            c.timestamp = env.clock.stamp();
+            results[i] = Some(c);
+            done += 1;
+            let _ = spawn_worker();
+        }
+    }
+    diag.clear_progress();
+    let mut out: Vec<Check> = results
+        .into_iter()
+        .zip(services.iter())
+        .map(|(r, s)| {
+            r.unwrap_or_else(|| {
+                let mut c =
+                    Check::new(&s.name, s.type_name(), &s.target(), CheckStatus::Down, "check was not run".into());
+                c.timestamp = env.clock.stamp();
+                c
+            })
+        })
+        .collect();
+    annotate_suppression(&services, &mut out);
+    out
+}
+
+/// Mark every down service whose dependency is down with the root cause: the topmost down
+/// service it depends on.
+pub fn annotate_suppression(services: &[Service], results: &mut [Check]) {
+    let index: HashMap<&str, usize> = services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let down: Vec<bool> = results.iter().map(|c| c.status == CheckStatus::Down).collect();
+    for i in 0..services.len() {
+        if !down[i] {
+            continue;
+        }
+        let mut cur = i;
+        let mut seen = HashSet::from([i]);
+        let mut root = None;
+        while let Some(&p) = services[cur]
+            .depends_on
+            .iter()
+            .filter_map(|d| index.get(d.as_str()))
+            .find(|&&p| down[p] && !seen.contains(&p))
+        {
+            seen.insert(p);
+            root = Some(p);
+            cur = p;
+        }
+        if let Some(r) = root {
+            results[i].suppressed_by = Some(services[r].name.clone());
+        }
+    }
+}
+
+/// Append the records to `DIR/YYYY-MM-DD.jsonl`, one `write` per line.
+pub fn append_metrics(dir: &Path, clock: &Clock, results: &[Check]) -> Result<()> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let path = dir.join(format!("{}.jsonl", clock::fmt_date(clock.now().date())));
+    let mut f = store::open_append(&path)?;
+    for c in results {
+        let line = ndjson::to_line(c)?;
+        store::write_once(&mut f, &line).map_err(|e| Error::path("cannot append to", &path, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(name: &str, deps: &[&str]) -> Service {
+        Service {
+            name: name.into(),
+            line: 0,
+            spec: CheckSpec::Process { pattern: "x".into() },
+            timeout: Duration::from_secs(1),
+            depends_on: deps.iter().map(|s| s.to_string()).collect(),
+            restart: None,
+            raw: serde_json::Map::new(),
+        }
+    }
+
+    fn check(name: &str, status: CheckStatus) -> Check {
+        Check::new(name, "process", "x", status, String::new())
+    }
+
+    #[test]
+    fn suppression_names_the_root_cause() {
+        let s =
+            vec![svc("worker", &["api"]), svc("api", &["gateway"]), svc("gateway", &[]), svc("cache", &["gateway"])];
+        let mut r = vec![
+            check("worker", CheckStatus::Down),
+            check("api", CheckStatus::Down),
+            check("gateway", CheckStatus::Down),
+            check("cache", CheckStatus::Up),
+        ];
+        annotate_suppression(&s, &mut r);
+        let by: Vec<_> = r.iter().map(|c| c.suppressed_by.as_deref()).collect();
+        assert_eq!(by, vec![Some("gateway"), Some("gateway"), None, None]);
+    }
+
+    #[test]
+    fn cycles_and_unknown_dependencies_are_findings() {
+        let s = vec![svc("a", &["b"]), svc("b", &["a"]), svc("c", &["nope"])];
+        let f = dependency_findings(&s, "t");
+        let problems: Vec<_> = f.iter().map(|f| f.problem.as_str()).collect();
+        assert_eq!(problems, vec!["unknown_dependency", "dependency_cycle"]);
+        assert!(f[1].detail.contains("a -> b -> a"), "{}", f[1].detail);
+        let mut r = vec![check("a", CheckStatus::Down), check("b", CheckStatus::Down), check("c", CheckStatus::Down)];
+        annotate_suppression(&s, &mut r);
+        assert!(r[2].suppressed_by.is_none());
+    }
+}

@@ -1,0 +1,11 @@
+//! pitcrew's integration tests: one binary, one module per tool, real binaries and real peers
+//! on loopback. See `util` for the harness.
+
+// Test code asserts by panicking; unwrap is an assertion here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod util;
+
+mod pipe;
+mod probe;
+mod store;

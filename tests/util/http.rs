@@ -1,0 +1,280 @@
+//! Real servers on loopback for the tests: an HTTP server (tiny_http) with a handler, a
+//! listener that accepts and never answers, and a TLS front (rustls, with certificates made
+//! by rcgen) that terminates TLS and relays to a plain server.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+pub use tiny_http::{Header, Response};
+
+/// What a handler sees of a request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A reply: status, headers, body, and an optional delay before sending it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Reply {
+        Reply { status, headers: Vec::new(), body: body.into(), delay: Duration::ZERO }
+    }
+
+    pub fn json(status: u16, v: &serde_json::Value) -> Reply {
+        Reply::new(status, v.to_string()).header("Content-Type", "application/json")
+    }
+
+    pub fn header(mut self, k: &str, v: &str) -> Reply {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn delay(mut self, d: Duration) -> Reply {
+        self.delay = d;
+        self
+    }
+}
+
+type Handler = dyn Fn(&Seen) -> Reply + Send + Sync;
+
+/// An HTTP server on 127.0.0.1 that answers every request with the handler, one thread per
+/// request. Stops when dropped.
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    server: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
+}
+
+impl HttpServer {
+    pub fn start(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> HttpServer {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let addr = server.server_addr().to_ip().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let (s, st) = (server.clone(), stop.clone());
+        thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                let Ok(Some(mut req)) = s.recv_timeout(Duration::from_millis(50)) else { continue };
+                let h = handler.clone();
+                thread::spawn(move || {
+                    let mut body = String::new();
+                    let _ = req.as_reader().read_to_string(&mut body);
+                    let seen = Seen {
+                        method: req.method().to_string(),
+                        url: req.url().to_string(),
+                        headers: req.headers().iter().map(|h| (h.field.to_string(), h.value.to_string())).collect(),
+                        body,
+                    };
+                    let reply = h(&seen);
+                    if !reply.delay.is_zero() {
+                        thread::sleep(reply.delay);
+                    }
+                    let mut resp = Response::from_data(reply.body).with_status_code(reply.status);
+                    for (k, v) in reply.headers {
+                        if let Ok(h) = Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+                            resp.add_header(h);
+                        }
+                    }
+                    let _ = req.respond(resp);
+                });
+            }
+        });
+        HttpServer { addr, server, stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.server.unblock();
+    }
+}
+
+/// A TCP listener that accepts connections and never says a word.
+pub struct Blackhole {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl Blackhole {
+    pub fn start() -> Blackhole {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        thread::spawn(move || {
+            let mut held = Vec::new();
+            while !st.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((s, _)) => held.push(s),
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Blackhole { addr, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A certificate authority and a leaf certificate for localhost / 127.0.0.1.
+pub struct Certs {
+    pub ca_pem: String,
+    pub leaf_der: Vec<u8>,
+    pub key_der: Vec<u8>,
+}
+
+impl Certs {
+    /// A leaf valid from yesterday until `days` from now (negative: already expired).
+    pub fn new(days: i64) -> Certs {
+        let now = time::OffsetDateTime::now_utc();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "pitcrew test CA");
+        ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+        ca_params.not_before = now - time::Duration::days(30);
+        ca_params.not_after = now + time::Duration::days(3650);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+        params.not_before = now - time::Duration::days(if days < 0 { 400 } else { 1 });
+        params.not_after = now + time::Duration::days(days) + time::Duration::hours(1);
+        let leaf = params.signed_by(&key, &issuer).unwrap();
+        Certs { ca_pem: ca_cert.pem(), leaf_der: leaf.der().to_vec(), key_der: key.serialize_der() }
+    }
+}
+
+/// A TLS front on 127.0.0.1 that relays each connection to `backend` in the clear.
+pub struct TlsFront {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl TlsFront {
+    pub fn start(certs: &Certs, backend: SocketAddr) -> TlsFront {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![rustls::pki_types::CertificateDer::from(certs.leaf_der.clone())],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(certs.key_der.clone().into()),
+            )
+            .unwrap();
+        let config = Arc::new(config);
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((s, _)) => {
+                        let config = config.clone();
+                        thread::spawn(move || relay(s, config, backend));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        TlsFront { addr, stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn relay(client: TcpStream, config: Arc<rustls::ServerConfig>, backend: SocketAddr) {
+    let _ = client.set_nonblocking(false);
+    let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+    let mut tls = rustls::StreamOwned::new(conn, client);
+    let Ok(mut back) = TcpStream::connect(backend) else { return };
+    let tick = Some(Duration::from_millis(5));
+    let _ = tls.sock.set_read_timeout(tick);
+    let _ = back.set_read_timeout(tick);
+    let mut buf = [0u8; 16 * 1024];
+    let (mut client_open, mut back_open) = (true, true);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while (client_open || back_open) && std::time::Instant::now() < deadline {
+        if client_open {
+            match tls.read(&mut buf) {
+                Ok(0) => {
+                    client_open = false;
+                    let _ = back.shutdown(std::net::Shutdown::Write);
+                }
+                Ok(n) => {
+                    if back.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => client_open = false,
+            }
+        }
+        if back_open {
+            match back.read(&mut buf) {
+                Ok(0) => {
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                    return;
+                }
+                Ok(n) => {
+                    if tls.write_all(&buf[..n]).and_then(|_| tls.flush()).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => back_open = false,
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The harness: a `Tool` builder that runs a real binary with arguments, stdin, environment
+//! and a private work directory, and a `Run` that shows everything when an assertion fails.
+
+#![allow(dead_code)]
+
+pub mod http;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+/// Environment variables that would leak the developer's setup into a test.
+const SCRUBBED: &[&str] = &[
+    "AGENT_OPS_HOME",
+    "AGENT_OPS_CONFIG",
+    "AGENT_OPS_LOG_DIR",
+    "AGENT_OPS_METRICS_DIR",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_CHAT_ID",
+    "TELEGRAM_API_URL",
+    "GITEA_URL",
+    "CLAW_CODE_GITEA_URL",
+    "GITEA_REPO",
+    "GITEA_TOKEN",
+    "ALERTMANAGER_URL",
+    "WEBHOOK_URL",
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+];
+
+/// The path of one of the seven binaries.
+pub fn bin(name: &str) -> &'static str {
+    match name {
+        "probe" => env!("CARGO_BIN_EXE_probe"),
+        "recover" => env!("CARGO_BIN_EXE_recover"),
+        "notify" => env!("CARGO_BIN_EXE_notify"),
+        "rollup" => env!("CARGO_BIN_EXE_rollup"),
+        "board" => env!("CARGO_BIN_EXE_board"),
+        "tickmon" => env!("CARGO_BIN_EXE_tickmon"),
+        "cellscan" => env!("CARGO_BIN_EXE_cellscan"),
+        other => panic!("no binary named {other}"),
+    }
+}
+
+/// A private directory for one test, under cargo's target tmp dir.
+pub struct Workdir {
+    pub root: PathBuf,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl Workdir {
+    pub fn new(name: &str) -> Workdir {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let root =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("it").join(format!("{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        Workdir { root }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Write a file (creating its directory) and return its path.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
+    }
+
+    /// A tool whose home, HOME and working directory are this directory.
+    pub fn tool(&self, name: &str) -> Tool {
+        let mut t = Tool::new(name);
+        t.cmd.env("HOME", &self.root).env("AGENT_OPS_HOME", self.path("home")).current_dir(&self.root);
+        t
+    }
+}
+
+/// A command line to run one of the binaries.
+pub struct Tool {
+    pub name: String,
+    pub cmd: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+impl Tool {
+    pub fn new(name: &str) -> Tool {
+        let mut cmd = Command::new(bin(name));
+        for k in SCRUBBED {
+            cmd.env_remove(k);
+        }
+        Tool { name: name.to_string(), cmd, stdin: None }
+    }
+
+    pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Tool {
+        self.cmd.arg(a);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Tool
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Tool {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn stdin(mut self, data: impl AsRef<[u8]>) -> Tool {
+        self.stdin = Some(data.as_ref().to_vec());
+        self
+    }
+
+    /// Run to completion. stdin is the given bytes, or empty.
+    pub fn run(mut self) -> Run {
+        let display = format!("{:?}", self.cmd);
+        self.cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().unwrap_or_else(|e| panic!("spawning {display}: {e}"));
+        let data = self.stdin.take().unwrap_or_default();
+        let mut stdin = child.stdin.take().unwrap();
+        // Write from a thread so a tool that writes before reading cannot deadlock the test.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
+        Run {
+            display,
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Start without waiting; stdin, stdout and stderr are pipes.
+    pub fn spawn(mut self) -> Child {
+        self.cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        self.cmd.spawn().unwrap()
+    }
+}
+
+/// What a run did.
+pub struct Run {
+    pub display: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "\ncommand: {}\nstatus: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n",
+            self.display, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Run {
+    /// Assert the exit code, showing everything when it differs.
+    #[track_caller]
+    pub fn code(&self, want: i32) -> &Run {
+        assert_eq!(self.code, want, "unexpected exit status{self:?}");
+        self
+    }
+
+    /// The stdout lines parsed as JSON objects (every line must parse).
+    #[track_caller]
+    pub fn records(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}{self:?}")))
+            .collect()
+    }
+
+    /// Records of one kind.
+    #[track_caller]
+    pub fn kind(&self, kind: &str) -> Vec<Value> {
+        self.records().into_iter().filter(|r| r["kind"] == kind).collect()
+    }
+
+    /// The record of a kind with the given `name` (or agent, or title).
+    #[track_caller]
+    pub fn named(&self, kind: &str, name: &str) -> Value {
+        self.kind(kind)
+            .into_iter()
+            .find(|r| r["name"] == name || r["agent"] == name || r["title"] == name)
+            .unwrap_or_else(|| panic!("no {kind} record named {name}{self:?}"))
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Run {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}{self:?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Run {
+        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}{self:?}");
+        self
+    }
+}
+
+/// A free TCP port on loopback that nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// JSON for a file.
+pub fn json(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap()
+}
+
+/// Wait until `f` is true or `secs` pass.
+pub fn wait_until(secs: f64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Is `pid` a live (not zombie) process?
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
