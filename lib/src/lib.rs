@@ -15,6 +15,7 @@ pub mod entry;
 pub mod error;
 pub mod ndjson;
 pub mod record;
+pub mod restart;
 pub mod store;
 pub mod util;
 
