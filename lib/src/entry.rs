@@ -33,6 +33,9 @@ pub type Main = fn(&mut Ctx, Vec<OsString>) -> Result<Status>;
 /// Run a tool and turn its outcome into the process exit code.
 pub fn run(tool: &'static str, main: Main) -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "--generate") {
+        return generate(tool, args.get(2));
+    }
     let stdout_tty = io::stdout().is_terminal();
     let mut ctx = Ctx {
         tool,
@@ -67,6 +70,24 @@ pub fn run(tool: &'static str, main: Main) -> ExitCode {
         }
     };
     ExitCode::from(code)
+}
+
+/// The hidden `--generate KIND`: a man page or a completion script on stdout.
+fn generate(tool: &'static str, kind: Option<&OsString>) -> ExitCode {
+    let kind = kind.and_then(|k| k.to_str()).unwrap_or("");
+    let mut buf = Vec::new();
+    let result = crate::docs::generate(tool, kind, &mut buf).and_then(|()| {
+        let mut out = io::stdout().lock();
+        out.write_all(&buf).and_then(|()| out.flush()).map_err(Error::from)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            Diag::stderr(tool).error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 fn write_all_stderr(bytes: &[u8]) -> io::Result<()> {

@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod docs;
 pub mod entry;
 pub mod error;
 pub mod ndjson;
