@@ -1,0 +1,6 @@
+#!/bin/sh
+# Run on each agent's host on the 1st: check this agent's vitals for real and commit the
+# tick to the shared ticks repository, so every host reports through one repo.
+set -eu
+agent="${PITCREW_AGENT:?set PITCREW_AGENT to this host's agent id}"
+tickmon submit --agent "$agent" --status auto --git --push
