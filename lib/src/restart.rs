@@ -111,13 +111,29 @@ impl Entry {
 
     /// Count an attempt made at `now`, and whether it worked.
     pub fn record(&mut self, policy: &Policy, now: f64, success: bool) {
+        self.begin(policy, now);
+        if success {
+            self.succeeded(now);
+        }
+    }
+
+    /// Count an attempt starting at `now`, before its command runs: saved at once, it holds
+    /// even if the run is killed while the command runs.
+    pub fn begin(&mut self, policy: &Policy, now: f64) {
         self.attempts += 1;
         self.last_attempt = now;
-        if success {
-            self.last_success = Some(now);
-        }
         self.restarts.push(now);
         self.prune(policy, now);
+    }
+
+    /// Note that the attempt made at `now` worked.
+    pub fn succeeded(&mut self, now: f64) {
+        self.last_success = Some(now);
+    }
+
+    /// The attempts that count at `now`: none once the quiet period has passed.
+    pub fn attempts_at(&self, policy: &Policy, now: f64) -> u32 {
+        if now - self.last_attempt > policy.reset_after_seconds as f64 { 0 } else { self.attempts }
     }
 
     /// Forget restart times older than the flap window.
