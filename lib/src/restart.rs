@@ -95,7 +95,14 @@ pub enum Decision {
 impl Entry {
     /// Apply the seed's rules at time `now` (seconds since the epoch). Resets the attempt
     /// count after a quiet period, as the seed did.
+    ///
+    /// A last attempt in the future (the clock was set back) counts as made `now`: the
+    /// cooldown still holds, and ends, instead of lasting until the clock catches up. Callers
+    /// save the entry when this changed it.
     pub fn decide(&mut self, policy: &Policy, now: f64) -> Decision {
+        if self.last_attempt > now {
+            self.last_attempt = now;
+        }
         let since = now - self.last_attempt;
         if self.last_attempt > 0.0 && since < policy.cooldown_seconds as f64 {
             return Decision::Cooldown { remaining_seconds: (policy.cooldown_seconds as f64 - since).ceil() as u64 };
@@ -219,6 +226,10 @@ mod tests {
         e.record(&p, t0 + 602.0, true);
         assert_eq!(e.decide(&p, t0 + 903.0), Decision::MaxAttempts { attempts: 3 });
         assert_eq!(e.flapping(&p, t0 + 903.0), (true, 3));
+        // A clock set back does not stretch the cooldown.
+        let mut skewed = e.clone();
+        assert_eq!(skewed.decide(&p, t0 - 86_400.0), Decision::Cooldown { remaining_seconds: 300 });
+        assert_eq!(skewed.decide(&p, t0 - 86_400.0 + 301.0), Decision::MaxAttempts { attempts: 3 });
         // A quiet hour forgets the count.
         assert_eq!(e.decide(&p, t0 + 602.0 + 3601.0), Decision::Run { attempt: 1 });
         assert_eq!(e.flapping(&p, t0 + 602.0 + 3601.0), (false, 0));

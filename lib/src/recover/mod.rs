@@ -287,8 +287,17 @@ impl<'a> Recover<'a> {
             }
             let now = self.clock.unix();
             let decision = match book {
-                Book::Locked(_) => book.entries().entry(name.to_string()).or_default().decide(&policy, now),
-                // A dry run decides on a copy: the rules themselves may reset a count.
+                Book::Locked(_) => {
+                    let entry = book.entries().entry(name.to_string()).or_default();
+                    let before = entry.clone();
+                    let decision = entry.decide(&policy, now);
+                    // The rules may have reset a count or pulled a future time back: keep that.
+                    if *entry != before && !matches!(decision, Decision::Run { .. }) {
+                        book.save()?;
+                    }
+                    decision
+                }
+                // A dry run decides on a copy.
                 Book::ReadOnly(_) => self.peek(book, name, &policy),
             };
             match decision {
@@ -298,6 +307,8 @@ impl<'a> Recover<'a> {
                         "dry run: would run the restart command (attempt {attempt}/{}): {}",
                         policy.max_attempts, restart.command
                     );
+                    let entry = book.entries().get(name).cloned().unwrap_or_default();
+                    self.flap(&mut rec, &entry, &policy, now);
                     self.emit_recovery(out, &rec)?;
                 }
                 Decision::Run { attempt } => {
@@ -346,12 +357,13 @@ impl<'a> Recover<'a> {
         book.entries().get(name).cloned().unwrap_or_default().decide(policy, self.clock.unix())
     }
 
-    /// The services `svc` depends on that are still down: its direct parents, and the root
-    /// cause its check record named (`suppressed_by`) unless the stream says that one is up.
+    /// The services `svc` depends on that are still down: its direct parents; failing those,
+    /// the root cause its check record named (`suppressed_by`), unless the stream says that
+    /// one is up (the stream may lack the parents in between).
     fn blockers(&self, svc: &Service) -> Vec<String> {
         let mut b: Vec<String> = svc.depends_on.iter().filter(|p| self.is_down(p)).cloned().collect();
-        if let Some(root) = self.seen.get(&svc.name).and_then(|s| s.suppressed_by.as_ref()) {
-            if *root != svc.name && !b.contains(root) && self.seen.get(root).is_none_or(|s| s.down) {
+        if let (true, Some(root)) = (b.is_empty(), self.seen.get(&svc.name).and_then(|s| s.suppressed_by.as_ref())) {
+            if *root != svc.name && self.seen.get(root).is_none_or(|s| s.down) {
                 b.push(root.clone());
             }
         }
@@ -625,14 +637,14 @@ fn check_text_line(v: &Value) -> String {
     }
 }
 
-/// `[RECOVERED] api - restarted; check up: HTTP 200 (attempt 1/3, 412ms)`.
+/// `[RECOVERED] api - restarted; check up: HTTP 200; attempt 1/3, 412ms`.
 pub fn recovery_text_line(r: &Recovery) -> String {
     let mut s = format!("[{}] {} - {}", r.outcome.as_str().to_uppercase(), r.name, r.detail);
     let mut facts = vec![format!("attempt {}/{}", r.attempt, r.max_attempts)];
     if r.duration_ms > 0 {
         facts.push(format!("{}ms", r.duration_ms));
     }
-    s.push_str(&format!(" ({})", facts.join(", ")));
+    s.push_str(&format!("; {}", facts.join(", ")));
     if r.flapping {
         s.push_str(&format!(" [flapping: {} restarts in the window]", r.restarts_in_window.unwrap_or(0)));
     }
