@@ -215,7 +215,7 @@ fn cooldown_max_attempts_and_the_quiet_hour_follow_now() {
         "[2026-11-23 10:04:59] COOLDOWN: api — 1s remaining",
         "[2026-11-23 10:15:00] MAX_ATTEMPTS: api — 3 attempts exhausted",
         "; FLAPPING: 3 restarts within 1h",
-        "[2026-11-23 11:41:00] RESET: api — 3 attempts forgotten",
+        "[2026-11-23 11:41:00] RESET: api — 3 attempt(s) forgotten",
     ] {
         assert!(log.contains(want), "log lacks {want:?}:\n{log}");
     }
@@ -495,7 +495,7 @@ fn dry_run_says_what_it_would_do_and_changes_nothing() {
         (api["outcome"].as_str(), api["dry_run"].as_bool(), api["attempt"].as_u64()),
         (Some("skipped"), Some(true), Some(1))
     );
-    assert_eq!(api["detail"], format!("dry run: would run the restart command (attempt 1/3): touch {}", q(&ran)));
+    assert_eq!(api["detail"], format!("dry run: would run the restart command: touch {}", q(&ran)));
     let worker = r.named("recovery", "worker");
     assert_eq!(worker["detail"], "dry run: depends on 'api', which is still down; not restarted");
     assert!(!ran.exists());

@@ -303,10 +303,7 @@ impl<'a> Recover<'a> {
             match decision {
                 Decision::Run { attempt } if self.settings.dry_run => {
                     let mut rec = self.recovery(name, Outcome::Skipped, attempt, &policy);
-                    rec.detail = format!(
-                        "dry run: would run the restart command (attempt {attempt}/{}): {}",
-                        policy.max_attempts, restart.command
-                    );
+                    rec.detail = format!("dry run: would run the restart command: {}", restart.command);
                     let entry = book.entries().get(name).cloned().unwrap_or_default();
                     self.flap(&mut rec, &entry, &policy, now);
                     self.emit_recovery(out, &rec)?;
@@ -320,7 +317,7 @@ impl<'a> Recover<'a> {
                     let mut rec = self.recovery(name, Outcome::Cooldown, entry.attempts, &policy);
                     let ago = (now - entry.last_attempt).max(0.0) as u64;
                     rec.detail = format!(
-                        "{}last restart {} ago; next attempt allowed in {} (restart_cooldown_seconds {})",
+                        "{}last attempt {} ago; next attempt allowed in {} (restart_cooldown_seconds {})",
                         self.dry_prefix(),
                         clock::human_duration(ago),
                         clock::human_duration(remaining_seconds),
@@ -458,8 +455,10 @@ impl<'a> Recover<'a> {
                 let ms = rec.duration_ms;
                 let said = command_output(o);
                 if o.timed_out {
-                    rec.detail = format!("restart command {} (process group killed); {check_says}", o.describe());
-                    format!("RESTART TIMEOUT: {name} ({counter}, {})", o.describe())
+                    let limit = restart.timeout_seconds;
+                    rec.detail =
+                        format!("restart command timed out after {limit}s (process group killed); {check_says}");
+                    format!("RESTART TIMEOUT: {name} ({counter}, timed out after {limit}s)")
                 } else if !o.success() {
                     rec.detail = match &said {
                         Some(s) => format!("restart command failed: {}: {s}; {check_says}", o.describe()),
@@ -699,7 +698,7 @@ fn reset(
     }
     held.ledger.save()?;
     for (name, e) in forgotten {
-        log.line(clock, diag, &format!("RESET: {name} — {} attempts forgotten", e.attempts));
+        log.line(clock, diag, &format!("RESET: {name} — {} attempt(s) forgotten", e.attempts));
         if format == Format::Text {
             writeln!(out, "reset {name}: {} attempt(s), {} recent restart(s) forgotten", e.attempts, e.restarts.len())?;
         }
@@ -932,9 +931,7 @@ mod tests {
         assert_eq!(st, Status::Failures);
         let r = &recs[1];
         assert_eq!((r["outcome"].as_str(), r["dry_run"].as_bool()), (Some("skipped"), Some(true)));
-        assert!(
-            r["detail"].as_str().unwrap().starts_with("dry run: would run the restart command (attempt 1/3): touch")
-        );
+        assert!(r["detail"].as_str().unwrap().starts_with("dry run: would run the restart command: touch"));
         assert!(!ran.exists() && !d.join("state").exists() && !d.join("logs").exists());
     }
 }
