@@ -281,6 +281,25 @@ fn a_hanging_restart_command_is_killed_with_the_child_it_forked() {
 }
 
 #[test]
+fn a_daemon_left_on_the_output_pipes_is_warned_about() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let w = Workdir::new("recover-held");
+    let daemon = KillOnDrop(w.path("daemon.pid"));
+    let cfg = config(
+        &w,
+        json!([{"name": "api", "type": "port", "port": port, "verify_delay_seconds": 0,
+                "restart_command": format!("sleep 30 & echo $! > {}", q(&daemon.0))}]),
+    );
+    let r = recover(&w, &cfg).stdin(down("api")).run();
+    r.code(0);
+    assert_eq!(outcome(&r, "api"), "recovered");
+    r.stderr_has("recover: api: the restart command left a process holding its output open");
+    assert!(daemon.pid().is_some_and(|p| alive(p as u32)), "a successful restart leaves what it started running");
+    daemon.kill();
+}
+
+#[test]
 fn a_failing_restart_command_says_why() {
     let w = Workdir::new("recover-fail");
     let cfg = config(
@@ -301,6 +320,29 @@ fn a_failing_restart_command_says_why() {
     );
 }
 
+/// A recover run started with `input` on its stdin, closed after.
+fn start_with_input(w: &Workdir, cfg: &str, input: &str) -> std::process::Child {
+    let mut c = recover(w, cfg).spawn();
+    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    c
+}
+
+/// Wait for the runs and return the outcome of each one's recovery record, sorted.
+fn recovery_outcomes(children: Vec<std::process::Child>) -> Vec<String> {
+    let mut outcomes: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let rec =
+                text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| v["kind"] == "recovery");
+            rec.unwrap_or_else(|| panic!("no recovery record in {text}"))["outcome"].as_str().unwrap().to_string()
+        })
+        .collect();
+    outcomes.sort();
+    outcomes
+}
+
 #[test]
 fn concurrent_runs_restart_a_service_once() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -313,31 +355,9 @@ fn concurrent_runs_restart_a_service_once() {
             json!([{"name": "api", "type": "port", "port": port, "verify_delay_seconds": 0,
                     "restart_command": format!("echo $$ >> {}; sleep 0.2", q(&count))}]),
         );
-        let children: Vec<_> = (0..2).map(|_| recover(&w, &cfg).spawn()).collect();
-        let input = down("api");
-        let outs: Vec<_> = children
-            .into_iter()
-            .map(|mut c| {
-                c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-                c
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect();
-        let mut outcomes: Vec<String> = outs
-            .iter()
-            .map(|o| {
-                let text = String::from_utf8_lossy(&o.stdout);
-                let rec: Value = text
-                    .lines()
-                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                    .find(|v| v["kind"] == "recovery")
-                    .unwrap();
-                rec["outcome"].as_str().unwrap().to_string()
-            })
-            .collect();
-        outcomes.sort();
+        // Both get their input before either is waited for: they run at the same time.
+        let children: Vec<_> = (0..2).map(|_| start_with_input(&w, &cfg, &down("api"))).collect();
+        let outcomes = recovery_outcomes(children);
         assert_eq!(outcomes, ["cooldown", "recovered"]);
         assert_eq!(lines(&count).len(), 1, "exactly one restart");
     }
@@ -358,30 +378,14 @@ fn a_run_waits_for_the_ledger_lock() {
     std::fs::create_dir_all(w.path("home/state")).unwrap();
     let lock_file = std::fs::File::create(w.path("home/state/recovery.json.lock")).unwrap();
     let held = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive).unwrap();
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            let mut c = recover(&w, &cfg).spawn();
-            c.stdin.take().unwrap().write_all(down("api").as_bytes()).unwrap();
-            c
-        })
-        .collect();
+    let children: Vec<_> = (0..2).map(|_| start_with_input(&w, &cfg, &down("api"))).collect();
     std::thread::sleep(Duration::from_millis(500));
     assert!(!count.exists(), "no restart while another holder has the ledger");
     for c in &children {
         assert!(alive(c.id()), "both runs wait");
     }
     drop(held);
-    let mut outcomes: Vec<String> = children
-        .into_iter()
-        .map(|c| {
-            let o = c.wait_with_output().unwrap();
-            let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            let rec =
-                text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| v["kind"] == "recovery");
-            rec.unwrap()["outcome"].as_str().unwrap().to_string()
-        })
-        .collect();
-    outcomes.sort();
+    let outcomes = recovery_outcomes(children);
     assert_eq!(outcomes, ["cooldown", "recovered"]);
     assert_eq!(lines(&count).len(), 1);
 }
