@@ -201,7 +201,8 @@ pub struct Perf {
     pub max: Option<f64>,
 }
 
-/// Outcome of a restart attempt (the seed's four outcomes).
+/// Outcome of a restart attempt: the seed's four outcomes, and `skipped` (not attempted: a
+/// dependency is still down, or a dry run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -209,6 +210,7 @@ pub enum Outcome {
     Failed,
     Cooldown,
     MaxAttempts,
+    Skipped,
 }
 
 impl Outcome {
@@ -218,6 +220,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Cooldown => "cooldown",
             Outcome::MaxAttempts => "max_attempts",
+            Outcome::Skipped => "skipped",
         }
     }
 }

@@ -95,7 +95,14 @@ pub enum Decision {
 impl Entry {
     /// Apply the seed's rules at time `now` (seconds since the epoch). Resets the attempt
     /// count after a quiet period, as the seed did.
+    ///
+    /// A last attempt in the future (the clock was set back) counts as made `now`: the
+    /// cooldown still holds, and ends, instead of lasting until the clock catches up. Callers
+    /// save the entry when this changed it.
     pub fn decide(&mut self, policy: &Policy, now: f64) -> Decision {
+        if self.last_attempt > now {
+            self.last_attempt = now;
+        }
         let since = now - self.last_attempt;
         if self.last_attempt > 0.0 && since < policy.cooldown_seconds as f64 {
             return Decision::Cooldown { remaining_seconds: (policy.cooldown_seconds as f64 - since).ceil() as u64 };
@@ -111,13 +118,29 @@ impl Entry {
 
     /// Count an attempt made at `now`, and whether it worked.
     pub fn record(&mut self, policy: &Policy, now: f64, success: bool) {
+        self.begin(policy, now);
+        if success {
+            self.succeeded(now);
+        }
+    }
+
+    /// Count an attempt starting at `now`, before its command runs: saved at once, it holds
+    /// even if the run is killed while the command runs.
+    pub fn begin(&mut self, policy: &Policy, now: f64) {
         self.attempts += 1;
         self.last_attempt = now;
-        if success {
-            self.last_success = Some(now);
-        }
         self.restarts.push(now);
         self.prune(policy, now);
+    }
+
+    /// Note that the attempt made at `now` worked.
+    pub fn succeeded(&mut self, now: f64) {
+        self.last_success = Some(now);
+    }
+
+    /// The attempts that count at `now`: none once the quiet period has passed.
+    pub fn attempts_at(&self, policy: &Policy, now: f64) -> u32 {
+        if now - self.last_attempt > policy.reset_after_seconds as f64 { 0 } else { self.attempts }
     }
 
     /// Forget restart times older than the flap window.
@@ -203,6 +226,10 @@ mod tests {
         e.record(&p, t0 + 602.0, true);
         assert_eq!(e.decide(&p, t0 + 903.0), Decision::MaxAttempts { attempts: 3 });
         assert_eq!(e.flapping(&p, t0 + 903.0), (true, 3));
+        // A clock set back does not stretch the cooldown.
+        let mut skewed = e.clone();
+        assert_eq!(skewed.decide(&p, t0 - 86_400.0), Decision::Cooldown { remaining_seconds: 300 });
+        assert_eq!(skewed.decide(&p, t0 - 86_400.0 + 301.0), Decision::MaxAttempts { attempts: 3 });
         // A quiet hour forgets the count.
         assert_eq!(e.decide(&p, t0 + 602.0 + 3601.0), Decision::Run { attempt: 1 });
         assert_eq!(e.flapping(&p, t0 + 602.0 + 3601.0), (false, 0));

@@ -17,6 +17,11 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 
 use crate::config::CommandLine;
 
+/// How long [`run`] waits, after the command exited, for its output pipes to close. A
+/// process it started in the background that keeps them open (a daemon whose output was not
+/// redirected) costs this much, and its output after that is not captured.
+pub const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
 /// How to run a command.
 #[derive(Debug, Clone)]
 pub struct Spec<'a> {
@@ -169,7 +174,7 @@ pub fn run(spec: &Spec<'_>) -> std::io::Result<Outcome> {
     let duration = start.elapsed();
     // A grandchild that left the group may hold the pipes open: wait briefly, not forever.
     let collect = |rx: mpsc::Receiver<Vec<u8>>| {
-        let wait = if timed_out { Duration::from_millis(200) } else { Duration::from_secs(2) };
+        let wait = if timed_out { Duration::from_millis(200) } else { OUTPUT_GRACE };
         String::from_utf8_lossy(&rx.recv_timeout(wait).unwrap_or_default()).into_owned()
     };
     Ok(Outcome {
