@@ -53,7 +53,10 @@ impl Common {
     /// Load services.json; a missing file is an error only when it was named explicitly or
     /// `required` is set.
     pub fn load_config(&self, paths: &Paths, required: bool, env: Env<'_>) -> Result<Config> {
-        Config::load(&paths.config, required || paths.config_explicit, env)
+        // Defaults that depend on the home (a heartbeat check's ticks dir) follow --home too.
+        let home = paths.home.display().to_string();
+        let env_with_home = |k: &str| if k == "AGENT_OPS_HOME" { Some(home.clone()) } else { env(k) };
+        Config::load(&paths.config, required || paths.config_explicit, &env_with_home)
     }
 }
 

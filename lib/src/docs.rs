@@ -16,6 +16,7 @@ pub const KINDS: &[&str] = &["man", "complete-bash", "complete-zsh", "complete-f
 pub fn command_for(tool: &str) -> Option<clap::Command> {
     match tool {
         "probe" => Some(crate::probe::command()),
+        "recover" => Some(crate::recover::command()),
         _ => None,
     }
 }

@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -102,28 +102,47 @@ fn build(spec: &Spec<'_>) -> Command {
     cmd
 }
 
+/// Output drained from a pipe on a thread: what was kept so far, and a signal when the pipe
+/// closed. Partial output stays readable even when a forked process holds the pipe open.
+struct Drained {
+    kept: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
+}
+
+impl Drained {
+    /// Wait for the pipe to close until `deadline`, then take what was kept.
+    fn take(self, deadline: Instant) -> String {
+        let _ = self.done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        let bytes = self.kept.lock().map(|v| v.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
 /// Drain a pipe on a thread, keeping the first `limit` bytes.
-fn drain<R: Read + Send + 'static>(r: Option<R>, limit: usize) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
+fn drain<R: Read + Send + 'static>(r: Option<R>, limit: usize) -> Drained {
+    let (tx, done) = mpsc::channel();
+    let kept = Arc::new(Mutex::new(Vec::new()));
     if let Some(mut r) = r {
+        let k = kept.clone();
         thread::spawn(move || {
-            let mut kept = Vec::new();
             let mut buf = [0u8; 8192];
             loop {
                 match r.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        let room = limit.saturating_sub(kept.len());
-                        kept.extend_from_slice(&buf[..n.min(room)]);
+                        if let Ok(mut v) = k.lock() {
+                            let room = limit.saturating_sub(v.len());
+                            v.extend_from_slice(&buf[..n.min(room)]);
+                        }
                     }
                 }
             }
-            let _ = tx.send(kept);
+            let _ = tx.send(());
         });
     } else {
-        let _ = tx.send(Vec::new());
+        let _ = tx.send(());
     }
-    rx
+    Drained { kept, done }
 }
 
 /// Signal the whole process group of `child`.
@@ -172,17 +191,16 @@ pub fn run(spec: &Spec<'_>) -> std::io::Result<Outcome> {
         pause = (pause * 2).min(Duration::from_millis(20));
     };
     let duration = start.elapsed();
-    // A grandchild that left the group may hold the pipes open: wait briefly, not forever.
-    let collect = |rx: mpsc::Receiver<Vec<u8>>| {
-        let wait = if timed_out { Duration::from_millis(200) } else { OUTPUT_GRACE };
-        String::from_utf8_lossy(&rx.recv_timeout(wait).unwrap_or_default()).into_owned()
-    };
+    // A grandchild that left the group may hold the pipes open: wait briefly (one deadline
+    // for both pipes), not forever, and keep what arrived.
+    let grace = if timed_out { Duration::from_millis(200) } else { OUTPUT_GRACE };
+    let until = Instant::now() + grace;
     Ok(Outcome {
         exit_code: if timed_out { None } else { status.code() },
         signal: status.signal(),
         timed_out,
-        stdout: collect(out_rx),
-        stderr: collect(err_rx),
+        stdout: out_rx.take(until),
+        stderr: err_rx.take(until),
         duration,
     })
 }
