@@ -25,7 +25,6 @@ use crate::record::Level;
 #[command(
     name = "notify",
     version,
-    args_conflicts_with_subcommands = true,
     after_help = "Examples:
   probe | recover | notify                      alert on what is down, once
   probe | notify --after 3                      only after 3 bad runs in a row

@@ -104,7 +104,8 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             if message.trim().is_empty() {
                 return Err(Error::usage("send: the message is empty"));
             }
-            let title = s.title.clone().unwrap_or_else(|| crate::util::truncate(crate::util::first_line(&message), 120));
+            let title =
+                s.title.clone().unwrap_or_else(|| crate::util::truncate(crate::util::first_line(&message), 120));
             let mut a = Alert::new(s.topic.as_deref().unwrap_or(""), s.level, &title, &message, &engine.clock.stamp());
             if s.level == Level::Recovery {
                 a.status = alert::AlertStatus::Resolved;
@@ -112,11 +113,8 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             input.loose.push(a);
         }
         _ => {
-            let sources = if cli.files.is_empty() && *stdin_is_terminal {
-                Vec::new()
-            } else {
-                Source::from_args(&cli.files)
-            };
+            let sources =
+                if cli.files.is_empty() && *stdin_is_terminal { Vec::new() } else { Source::from_args(&cli.files) };
             let text = cli.format == Format::Text;
             ndjson::for_each_value(&sources, cli.common.read_opts(), diag, |v, _| {
                 read_record(v, &mut input, &mut *out, text)
@@ -262,8 +260,11 @@ impl Engine<'_> {
             rates.save(&self.files.rates, clock::unix_f64(now), self.policy.rate_limit_s)?;
         }
         for sink in &self.sinks {
-            let failed: Vec<&SinkResult> =
-                alerts.iter().flat_map(|a| &a.sinks).filter(|s| s.sink == sink.name() && !s.delivered && !s.dry_run).collect();
+            let failed: Vec<&SinkResult> = alerts
+                .iter()
+                .flat_map(|a| &a.sinks)
+                .filter(|s| s.sink == sink.name() && !s.delivered && !s.dry_run)
+                .collect();
             if let Some(first) = failed.first() {
                 self.diag.warn(format_args!(
                     "{}: {} alert(s) not delivered ({}); queued in the outbox",
@@ -282,7 +283,8 @@ impl Engine<'_> {
         match State::load(&self.files.state) {
             Ok(s) => s,
             Err(e) => {
-                let aside = self.files.state.with_extension(format!("json.corrupt-{}", self.clock.now().unix_timestamp()));
+                let aside =
+                    self.files.state.with_extension(format!("json.corrupt-{}", self.clock.now().unix_timestamp()));
                 let moved = if self.dry_run { false } else { std::fs::rename(&self.files.state, &aside).is_ok() };
                 if moved {
                     self.diag.warn(format_args!("{e}; kept aside as {} and starting afresh", aside.display()));
@@ -477,7 +479,9 @@ fn build_sinks<'d>(
     }
     for (name, need) in &missing {
         if only.iter().any(|o| o == name) {
-            return Err(Error::usage(format!("--sink {name}: not configured (it needs {need} in the alerting settings)")));
+            return Err(Error::usage(format!(
+                "--sink {name}: not configured (it needs {need} in the alerting settings)"
+            )));
         }
         // Half a configuration is a mistake worth a word; none at all is a choice.
         let partial = match *name {
@@ -590,9 +594,9 @@ fn silence_cmd(ctx: &mut Ctx, cli: &Cli, cmd: &SilenceCmd, files: &Files, clock:
                 .map(|m| Matcher::parse(m))
                 .collect::<std::result::Result<_, _>>()
                 .map_err(|e| Error::usage(format!("--match {e}")))?;
-            let d = clock::parse_duration(duration)
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| Error::usage(format!("--for: '{duration}' is not a duration (90s, 15m, 2h, 1d, 1h30m)")))?;
+            let d = clock::parse_duration(duration).filter(|d| !d.is_zero()).ok_or_else(|| {
+                Error::usage(format!("--for: '{duration}' is not a duration (90s, 15m, 2h, 1d, 1h30m)"))
+            })?;
             let start = match starts {
                 Some(s) => clock::parse_ts(s)
                     .ok_or_else(|| Error::usage(format!("--starts: '{s}' is not an RFC 3339 time")))?,

@@ -55,7 +55,12 @@ pub fn load(path: &Path, diag: &Diag) -> Result<Vec<Line>> {
         match serde_json::from_str::<Queued>(l) {
             Ok(q) => out.push(Line::Entry(Box::new(q))),
             Err(e) => {
-                diag.warn(format_args!("{}:{}: {}; the line is kept as it is", path.display(), i + 1, ndjson::json_error_message(&e)));
+                diag.warn(format_args!(
+                    "{}:{}: {}; the line is kept as it is",
+                    path.display(),
+                    i + 1,
+                    ndjson::json_error_message(&e)
+                ));
                 out.push(Line::Unreadable(l.to_string()));
             }
         }

@@ -187,7 +187,9 @@ fn rank(l: Level) -> u8 {
 
 fn clock_time(ts: &str) -> String {
     match clock::parse_ts(ts) {
-        Some(t) => format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute()),
+        Some(t) => {
+            format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+        }
         None => ts.to_string(),
     }
 }
@@ -207,7 +209,8 @@ pub fn seed_message(level: Level, message: &str) -> Doc {
 pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
     let level = head_level(alerts);
     if let [only] = alerts {
-        if !only.from_rules() && (only.title.is_empty() || only.title == HEAD || only.message.starts_with(&only.title)) {
+        if !only.from_rules() && (only.title.is_empty() || only.title == HEAD || only.message.starts_with(&only.title))
+        {
             let mut d = seed_message(only.level, &only.message);
             if delayed {
                 d.line(Line::default());
@@ -237,7 +240,8 @@ pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
         d.line(Line::default());
         d.line(Line::default().push(format!("{} {noun} {state}: {}", members.len(), names.join(", ")), true));
         for a in members {
-            let detail = a.message.strip_prefix(state.as_str()).map(|m| m.trim_start_matches(':').trim()).unwrap_or(&a.message);
+            let detail =
+                a.message.strip_prefix(state.as_str()).map(|m| m.trim_start_matches(':').trim()).unwrap_or(&a.message);
             let mut l = Line::plain("• ").push(a.name(), true);
             l = l.push(if detail.is_empty() { String::new() } else { format!(": {detail}") }, false);
             if a.repeat {
@@ -340,7 +344,13 @@ mod tests {
     use serde_json::json;
 
     fn rule(name: &str, state: &str, level: Level, detail: &str) -> Alert {
-        let mut a = Alert::new(&format!("check:{name}"), level, &format!("{name} is failing"), &format!("{state}: {detail}"), "2026-11-23T10:30:00.000Z");
+        let mut a = Alert::new(
+            &format!("check:{name}"),
+            level,
+            &format!("{name} is failing"),
+            &format!("{state}: {detail}"),
+            "2026-11-23T10:30:00.000Z",
+        );
         a.subject = Some(format!("check:{name}"));
         a.labels = Some(json!({"kind": "check", "name": name}));
         a.state = Some(state.into());

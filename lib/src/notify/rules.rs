@@ -145,13 +145,9 @@ fn recovery(v: &Value) -> Vec<Observation> {
     let detail = str_field(v, "detail");
     let outcome = str_field(v, "outcome");
     let mut out = Vec::new();
-    let restarts = Observation::new(
-        "recovery",
-        format!("recovery:{name}"),
-        name.into(),
-        format!("{name} cannot be restarted"),
-    )
-    .detail(detail);
+    let restarts =
+        Observation::new("recovery", format!("recovery:{name}"), name.into(), format!("{name} cannot be restarted"))
+            .detail(detail);
     match outcome {
         "failed" => out.push(restarts.bad(Level::Error, "could not be restarted")),
         "max_attempts" => out.push(restarts.bad(Level::Error, "needs manual recovery")),
@@ -355,7 +351,9 @@ mod tests {
 
     #[test]
     fn ticks_heartbeats_agents_tasks_findings() {
-        let t = one(json!({"kind":"tick","agent":"allegro","month":"2026-11","status":"missing","due":"2026-11-04T00:00:00.000Z"}));
+        let t = one(
+            json!({"kind":"tick","agent":"allegro","month":"2026-11","status":"missing","due":"2026-11-04T00:00:00.000Z"}),
+        );
         assert_eq!((t.subject.as_str(), t.bad), ("tick:allegro:2026-11", Some(Level::Error)));
         assert_eq!(one(json!({"kind":"tick","agent":"a","month":"m","status":"offline"})).bad, Some(Level::Critical));
         assert!(observe(&json!({"kind":"tick","agent":"a","month":"m","status":"pending"})).is_empty());
@@ -363,8 +361,13 @@ mod tests {
         let a = one(json!({"kind":"agent","cell":"c1","agent":"a","status":"failed"}));
         assert_eq!((a.subject.as_str(), a.bad), ("agent:c1/a", Some(Level::Error)));
         let task = one(json!({"kind":"task","id":"t-1","title":"Fix it","stalled_hours":30.2,"owner":"ops"}));
-        assert_eq!((task.subject.as_str(), task.bad, task.detail.as_str()), ("task:t-1", Some(Level::Warning), "in progress for 30h, owner ops"));
-        let f = one(json!({"kind":"finding","source":"probe","subject":"db","level":"error","problem":"invalid_service","detail":"x"}));
+        assert_eq!(
+            (task.subject.as_str(), task.bad, task.detail.as_str()),
+            ("task:t-1", Some(Level::Warning), "in progress for 30h, owner ops")
+        );
+        let f = one(
+            json!({"kind":"finding","source":"probe","subject":"db","level":"error","problem":"invalid_service","detail":"x"}),
+        );
         assert_eq!(f.subject, "finding:probe:db:invalid_service");
         assert!(observe(&json!({"kind":"finding","source":"s","subject":"x","level":"info","problem":"p"})).is_empty());
     }

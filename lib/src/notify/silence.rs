@@ -196,7 +196,9 @@ pub fn expire(path: &Path, id: u64, now: OffsetDateTime) -> Result<Silence> {
         let stamp = clock::fmt_ts(now);
         let found = file.silences.iter_mut().find(|s| s.id == id);
         let Some(s) = found else {
-            return Err(Error::usage(format!("silence expire: no silence with id {id} (see `notify silence list --all`)")));
+            return Err(Error::usage(format!(
+                "silence expire: no silence with id {id} (see `notify silence list --all`)"
+            )));
         };
         if !s.expired(now) {
             s.ends_at = stamp.clone();

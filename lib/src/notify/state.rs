@@ -146,7 +146,7 @@ pub struct Policy {
 #[derive(Debug, Clone)]
 pub enum Said {
     Rule(Observation),
-    Alert(Alert),
+    Alert(Box<Alert>),
 }
 
 /// One run's input: what was said per subject, in order of first mention, and the alerts
@@ -171,7 +171,7 @@ impl Input {
     /// speaks for that subject; otherwise it is sent as it is.
     pub fn alert(&mut self, a: Alert) {
         match a.subject.clone() {
-            Some(s) if !s.is_empty() && (a.level.is_bad() || a.is_resolved()) => self.put(s, Said::Alert(a)),
+            Some(s) if !s.is_empty() && (a.level.is_bad() || a.is_resolved()) => self.put(s, Said::Alert(Box::new(a))),
             _ => self.loose.push(a),
         }
     }
@@ -236,14 +236,18 @@ pub fn evaluate(
                 entry.level = Some(level);
                 let repeat = entry.notified == Some(level);
                 let due = !repeat
-                    || entry.last_sent.as_deref().and_then(|t| age_s(t, now)).is_none_or(|a| a >= policy.repeat_interval_s);
+                    || entry
+                        .last_sent
+                        .as_deref()
+                        .and_then(|t| age_s(t, now))
+                        .is_none_or(|a| a >= policy.repeat_interval_s);
                 if !due {
                     continue;
                 }
                 let mut a = match &s {
                     Said::Rule(o) => rule_alert(o, level, &key, entry, &stamp),
                     Said::Alert(a) => {
-                        let mut a = a.clone();
+                        let mut a = a.as_ref().clone();
                         a.status = AlertStatus::Firing;
                         a.since = Some(entry.since.clone());
                         a
@@ -286,7 +290,7 @@ pub fn evaluate(
                 let a = match &s {
                     Said::Rule(o) => recovery_alert(o, was, &key, entry, &since, now, &stamp),
                     Said::Alert(a) => {
-                        let mut a = a.clone();
+                        let mut a = a.as_ref().clone();
                         a.status = AlertStatus::Resolved;
                         a.level = Level::Recovery;
                         a.was = Some(was);
@@ -425,7 +429,8 @@ pub fn still_firing(state: &State, skip: &HashSet<String>) -> Vec<Alert> {
         .filter(|(k, e)| e.level.is_some() && e.notified.is_some() && !skip.contains(*k))
         .filter_map(|(k, e)| {
             let level = e.notified?;
-            let mut a = Alert::new(if e.topic.is_empty() { k } else { &e.topic }, level, &e.title, &e.message, &e.last_seen);
+            let mut a =
+                Alert::new(if e.topic.is_empty() { k } else { &e.topic }, level, &e.title, &e.message, &e.last_seen);
             a.subject = Some(k.clone());
             a.since = Some(e.since.clone());
             a.labels = if e.kind == "alert" { e.labels.clone() } else { Some(json!({"kind": e.kind, "name": e.name})) };
@@ -454,7 +459,14 @@ mod tests {
         run_with(state, rates, lines, p, now, &Silences::default())
     }
 
-    fn run_with(state: &mut State, rates: &mut Rates, lines: &[Value], p: Policy, now: &str, s: &Silences) -> Vec<Alert> {
+    fn run_with(
+        state: &mut State,
+        rates: &mut Rates,
+        lines: &[Value],
+        p: Policy,
+        now: &str,
+        s: &Silences,
+    ) -> Vec<Alert> {
         let mut input = Input::default();
         for v in lines {
             if v["kind"] == "alert" {
@@ -477,7 +489,10 @@ mod tests {
         let (mut st, mut r) = (State::default(), Rates::default());
         let a = run(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T10:00:00Z");
         assert_eq!(a.len(), 1);
-        assert_eq!((a[0].level, a[0].title.as_str(), a[0].message.as_str()), (Level::Error, "api is failing", "down: api down"));
+        assert_eq!(
+            (a[0].level, a[0].title.as_str(), a[0].message.as_str()),
+            (Level::Error, "api is failing", "down: api down")
+        );
         assert!(a[0].suppressed.is_none());
         assert!(run(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T10:05:00Z").is_empty());
         let a = run(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T11:00:00Z");
@@ -498,7 +513,11 @@ mod tests {
         let a = run(&mut st, &mut r, &[check("api", "up"), check("api", "degraded")], policy(), "2026-11-23T10:00:00Z");
         assert_eq!(a[0].level, Level::Warning);
         let a = run(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T10:01:00Z");
-        assert_eq!((a[0].level, a[0].suppressed), (Level::Error, Some(Suppressed::RateLimit)), "escalation, rate-limited");
+        assert_eq!(
+            (a[0].level, a[0].suppressed),
+            (Level::Error, Some(Suppressed::RateLimit)),
+            "escalation, rate-limited"
+        );
         let a = run(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T10:06:00Z");
         assert_eq!((a[0].level, a[0].suppressed), (Level::Error, None), "and sent once the limit has passed");
     }
@@ -527,7 +546,8 @@ mod tests {
         let a = run(&mut st, &mut r, &[worker.clone(), check("gateway", "down")], policy(), "2026-11-23T10:00:00Z");
         assert_eq!(a[0].suppressed, Some(Suppressed::Inhibited));
         assert_eq!(a[1].also, vec!["worker"]);
-        let a = run(&mut st, &mut r, &[check("gateway", "up"), check("worker", "down")], policy(), "2026-11-23T10:10:00Z");
+        let a =
+            run(&mut st, &mut r, &[check("gateway", "up"), check("worker", "down")], policy(), "2026-11-23T10:10:00Z");
         assert_eq!(a.len(), 2, "gateway recovered, worker is down on its own now: {a:?}");
         assert_eq!((a[0].level, a[1].level, a[1].suppressed), (Level::Recovery, Level::Error, None));
     }

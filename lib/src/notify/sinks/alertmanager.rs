@@ -30,7 +30,14 @@ pub struct Alertmanager {
 }
 
 impl Alertmanager {
-    pub fn new(http: Http, alerting: &Alerting, url: &str, host: &str, check_interval_s: Option<u64>, now: OffsetDateTime) -> Alertmanager {
+    pub fn new(
+        http: Http,
+        alerting: &Alerting,
+        url: &str,
+        host: &str,
+        check_interval_s: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Alertmanager {
         let horizon = alerting
             .raw
             .get("alertmanager_resolve_timeout_seconds")
@@ -111,7 +118,6 @@ impl Alertmanager {
             Err(e) => Err(e),
         }
     }
-
 }
 
 /// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
@@ -195,7 +201,8 @@ mod tests {
     #[test]
     fn firing_resolved_and_level_changes() {
         let am = am();
-        let mut a = Alert::new("check:api", Level::Error, "api is failing", "down: HTTP 500", "2026-11-23T10:00:00.000Z");
+        let mut a =
+            Alert::new("check:api", Level::Error, "api is failing", "down: HTTP 500", "2026-11-23T10:00:00.000Z");
         a.subject = Some("check:api".into());
         a.labels = Some(json!({"kind": "check", "name": "api", "team.name": "web"}));
         a.since = Some("2026-11-23T09:50:00.000Z".into());
@@ -209,7 +216,10 @@ mod tests {
         assert_eq!(p[0]["endsAt"], "2026-11-23T10:15:00.000Z");
         a.was = Some(Level::Warning);
         let p = am.postable(&a);
-        assert_eq!((p.len(), &p[0]["labels"]["severity"], &p[0]["endsAt"]), (2, &json!("warning"), &json!("2026-11-23T10:00:00.000Z")));
+        assert_eq!(
+            (p.len(), &p[0]["labels"]["severity"], &p[0]["endsAt"]),
+            (2, &json!("warning"), &json!("2026-11-23T10:00:00.000Z"))
+        );
         a.status = AlertStatus::Resolved;
         a.level = Level::Recovery;
         a.was = Some(Level::Error);

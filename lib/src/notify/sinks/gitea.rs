@@ -44,7 +44,14 @@ pub struct Gitea<'d> {
 
 impl<'d> Gitea<'d> {
     /// The sink for `gitea_url`, `gitea_repo` (`owner/name`) and `gitea_token`.
-    pub fn new(http: Http, alerting: &Alerting, url: &str, repo: &str, host: &str, diag: &'d Diag) -> Result<Gitea<'d>, String> {
+    pub fn new(
+        http: Http,
+        alerting: &Alerting,
+        url: &str,
+        repo: &str,
+        host: &str,
+        diag: &'d Diag,
+    ) -> Result<Gitea<'d>, String> {
         let (owner, name) = match repo.trim().trim_matches('/').split_once('/') {
             Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/') => (o.to_string(), n.to_string()),
             _ => return Err(format!("gitea_repo: '{repo}' is not owner/name")),
@@ -91,9 +98,13 @@ impl<'d> Gitea<'d> {
             for page in 1..=100 {
                 let url = self.url(&format!("/labels?page={page}&limit={PAGE}"));
                 let got = self.call("GET", &url, None)?.json();
-                let Some(list) = got.as_array() else { return Err(format!("GET {}: not a list of labels", path_of(&url))) };
+                let Some(list) = got.as_array() else {
+                    return Err(format!("GET {}: not a list of labels", path_of(&url)));
+                };
                 for l in list {
-                    if let (Some(n), Some(id)) = (l.get("name").and_then(Value::as_str), l.get("id").and_then(Value::as_u64)) {
+                    if let (Some(n), Some(id)) =
+                        (l.get("name").and_then(Value::as_str), l.get("id").and_then(Value::as_u64))
+                    {
                         ids.insert(n.to_string(), id);
                     }
                 }
@@ -125,7 +136,9 @@ impl<'d> Gitea<'d> {
                     }
                 },
                 Err(e) => {
-                    self.diag.warn(format_args!("gitea: label '{name}' does not exist and cannot be created ({e}); issues go without it"));
+                    self.diag.warn(format_args!(
+                        "gitea: label '{name}' does not exist and cannot be created ({e}); issues go without it"
+                    ));
                     self.reported.insert(name.clone());
                 }
             }
@@ -141,7 +154,10 @@ impl<'d> Gitea<'d> {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|i| i.get("title").and_then(Value::as_str) == Some(title) && i.get("pull_request").is_none_or(Value::is_null))
+            .find(|i| {
+                i.get("title").and_then(Value::as_str) == Some(title)
+                    && i.get("pull_request").is_none_or(Value::is_null)
+            })
             .and_then(|i| i.get("number").and_then(Value::as_u64)))
     }
 
@@ -169,7 +185,11 @@ impl<'d> Gitea<'d> {
         let open = self.find_open(&title)?;
         if a.is_resolved() {
             let Some(n) = open else { return Ok(()) };
-            self.call("POST", &self.url(&format!("/issues/{n}/comments")), Some(&json!({"body": render::issue_comment(a)})))?;
+            self.call(
+                "POST",
+                &self.url(&format!("/issues/{n}/comments")),
+                Some(&json!({"body": render::issue_comment(a)})),
+            )?;
             if self.close_on_recovery {
                 self.call("PATCH", &self.url(&format!("/issues/{n}")), Some(&json!({"state": "closed"})))?;
             }
@@ -177,7 +197,11 @@ impl<'d> Gitea<'d> {
         }
         match open {
             Some(n) => {
-                self.call("POST", &self.url(&format!("/issues/{n}/comments")), Some(&json!({"body": render::issue_comment(a)})))?;
+                self.call(
+                    "POST",
+                    &self.url(&format!("/issues/{n}/comments")),
+                    Some(&json!({"body": render::issue_comment(a)})),
+                )?;
             }
             None => {
                 let names = self.label_names(a);

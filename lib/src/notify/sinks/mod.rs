@@ -154,12 +154,7 @@ impl Http {
 
 /// A level from the alerting settings (`<sink>_min_level`), or the default.
 pub fn min_level(alerting: &Alerting, sink: &str, default: Level) -> Level {
-    alerting
-        .raw
-        .get(&format!("{sink}_min_level"))
-        .and_then(Value::as_str)
-        .and_then(Level::parse)
-        .unwrap_or(default)
+    alerting.raw.get(&format!("{sink}_min_level")).and_then(Value::as_str).and_then(Level::parse).unwrap_or(default)
 }
 
 /// The JSON webhook: `POST {alerts: [...], text}`.
@@ -221,8 +216,13 @@ pub struct Exec {
 
 impl Exec {
     pub fn new(alerting: &Alerting, command: &CommandLine) -> Exec {
-        let secs = alerting.raw.get("exec_timeout_seconds").and_then(Value::as_f64).filter(|s| *s > 0.0).unwrap_or(30.0);
-        Exec { command: command.clone(), timeout: Duration::from_secs_f64(secs), min: min_level(alerting, "exec", Level::Info) }
+        let secs =
+            alerting.raw.get("exec_timeout_seconds").and_then(Value::as_f64).filter(|s| *s > 0.0).unwrap_or(30.0);
+        Exec {
+            command: command.clone(),
+            timeout: Duration::from_secs_f64(secs),
+            min: min_level(alerting, "exec", Level::Info),
+        }
     }
 }
 
