@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 
-need=(jq shellcheck)
+need=(jq shellcheck curl prometheus-alertmanager)
 plugins=/usr/lib/nagios/plugins
 missing=0
 for c in "${need[@]}"; do command -v "$c" >/dev/null || missing=1; done

@@ -6,6 +6,7 @@
 
 mod util;
 
+mod notify;
 mod pipe;
 mod probe;
 mod recover;

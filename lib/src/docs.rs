@@ -17,6 +17,7 @@ pub fn command_for(tool: &str) -> Option<clap::Command> {
     match tool {
         "probe" => Some(crate::probe::command()),
         "recover" => Some(crate::recover::command()),
+        "notify" => Some(crate::notify::command()),
         _ => None,
     }
 }

@@ -1,11 +1,698 @@
-//! notify (being built).
+//! notify: turn records into alerts, once, and get them to people through real channels.
+//!
+//! A run: read the records (passing through the kinds it does not read), take notify's lock,
+//! send again what waits in the outbox, decide what to raise from what the records say and
+//! what the state remembers ([`state::evaluate`]), send the raised alerts as one batch per
+//! sink, queue in the outbox what a sink did not take, remember, and write `alert` records.
+//! The lock (`state/notify.json.lock`) is held from the first read of the state to the last
+//! write, so overlapping runs never announce the same thing twice.
 
+pub mod alert;
+pub mod cli;
+pub mod outbox;
+pub mod render;
+pub mod rules;
+pub mod silence;
+pub mod sinks;
+pub mod state;
+
+use std::collections::HashSet;
 use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::entry::Ctx;
+use clap::{CommandFactory, Parser};
+use serde_json::{Value, json};
+
+use self::alert::{Alert, SinkResult, Suppressed};
+use self::cli::{Cli, Cmd, Format, OutboxCmd, SilenceCmd};
+use self::outbox::{Line as OutboxLine, Queued};
+use self::silence::{Matcher, Silence, Silences};
+use self::sinks::Sink;
+use self::state::{Input, Policy, Rates, State};
+use crate::clock::{self, Clock};
+use crate::config::{self, Config};
+use crate::entry::{Ctx, Diag};
 use crate::error::{Error, Result, Status};
+use crate::ndjson::{self, Source};
+use crate::record::{self, Kind, Level};
+use crate::store::Lock;
+
+/// notify's clap definition (for completions and man pages).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Where notify keeps its files.
+#[derive(Debug, Clone)]
+pub struct Files {
+    pub state: PathBuf,
+    pub rates: PathBuf,
+    pub silences: PathBuf,
+    pub outbox: PathBuf,
+}
+
+impl Files {
+    pub fn under(state_dir: &Path) -> Files {
+        Files {
+            state: state_dir.join("notify.json"),
+            rates: state_dir.join("alert-rate.json"),
+            silences: state_dir.join("silences.json"),
+            outbox: state_dir.join("outbox.jsonl"),
+        }
+    }
+}
 
 /// The `notify` tool.
-pub fn main(_ctx: &mut Ctx, _args: Vec<OsString>) -> Result<Status> {
-    Err(Error::other("not built yet"))
+pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
+    let cli = Cli::try_parse_from(args)?;
+    ctx.out.set_line_buffered(cli.common.line_buffered);
+    let env = config::process_env;
+    let paths = cli.common.paths(&env);
+    let clock = cli.common.clock()?;
+    let files = Files::under(&paths.state);
+    match &cli.cmd {
+        Some(Cmd::Silence(s)) => return silence_cmd(ctx, &cli, s, &files, &clock),
+        Some(Cmd::Outbox(o)) => return outbox_cmd(ctx, &cli, o, &files, &clock),
+        _ => {}
+    }
+    let config = cli.common.load_config(&paths, false, &env)?;
+    let host = hostname(&config);
+    let Ctx { out, diag, stdin_is_terminal, .. } = ctx;
+    let diag: &Diag = diag;
+    let sinks = build_sinks(&config, &cli.sink, diag, &host, &clock, cli.cmd.is_some())?;
+    let policy = Policy {
+        repeat_interval_s: config.alerting.repeat_interval_seconds,
+        rate_limit_s: config.alerting.rate_limit_seconds,
+        alert_on_recovery: config.alerting.alert_on_recovery,
+        after: cli.after,
+    };
+    let mut engine = Engine { sinks, policy, dry_run: cli.dry_run, files, diag, clock };
+
+    let mut input = Input::default();
+    match &cli.cmd {
+        Some(Cmd::Send(s)) => {
+            let message = if s.message == "-" {
+                let mut m = String::new();
+                std::io::stdin().read_to_string(&mut m).map_err(|e| Error::io("reading the message from stdin", e))?;
+                m
+            } else {
+                s.message.clone()
+            };
+            let message = message.trim_end().to_string();
+            if message.trim().is_empty() {
+                return Err(Error::usage("send: the message is empty"));
+            }
+            let title =
+                s.title.clone().unwrap_or_else(|| crate::util::truncate(crate::util::first_line(&message), 120));
+            let mut a = Alert::new(s.topic.as_deref().unwrap_or(""), s.level, &title, &message, &engine.clock.stamp());
+            if s.level == Level::Recovery {
+                a.status = alert::AlertStatus::Resolved;
+            }
+            input.loose.push(a);
+        }
+        _ => {
+            let sources =
+                if cli.files.is_empty() && *stdin_is_terminal { Vec::new() } else { Source::from_args(&cli.files) };
+            let text = cli.format == Format::Text;
+            ndjson::for_each_value(&sources, cli.common.read_opts(), diag, |v, _| {
+                read_record(v, &mut input, &mut *out, text)
+            })?;
+        }
+    }
+    let sending = cli.cmd.is_some();
+    if engine.sinks.is_empty() && sending {
+        diag.warn("no sink is configured (see the alerting settings): the alert only goes to stdout");
+    }
+    let report = engine.run(input)?;
+    for a in &report.alerts {
+        if sending && a.suppressed == Some(Suppressed::RateLimit) {
+            diag.warn(format_args!(
+                "rate limited: topic '{}' was sent within the last {}s; not sent",
+                a.topic, engine.policy.rate_limit_s
+            ));
+        }
+    }
+    write_report(&mut *out, &report, cli.format, cli.dry_run)?;
+    Ok(Status::failures_if(report.undelivered > 0))
+}
+
+/// Take one input record: into the rules, as an alert to send, or through unchanged.
+fn read_record(v: Value, input: &mut Input, out: &mut dyn Write, text: bool) -> Result<()> {
+    let kind = record::kind_of(&v);
+    match kind {
+        Kind::Alert => {
+            let delivered_before = v.get("sinks").and_then(Value::as_array).is_some_and(|s| !s.is_empty());
+            if delivered_before {
+                // Already through a notify: pass it on, never send it twice.
+                if !text {
+                    ndjson::write(out, &v)?;
+                }
+                return Ok(());
+            }
+            match serde_json::from_value::<Alert>(v.clone()) {
+                Ok(a) => input.alert(a),
+                Err(_) if !text => ndjson::write(out, &v)?,
+                Err(_) => {}
+            }
+        }
+        k if rules::reads(k) => {
+            for o in rules::observe(&v) {
+                input.rule(o);
+            }
+        }
+        _ => {
+            if !text {
+                ndjson::write(out, &v)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Alerts sent again from the outbox.
+    pub retried: Vec<Alert>,
+    /// This run's alerts, held ones included.
+    pub alerts: Vec<Alert>,
+    /// Alerts still owed to some sink (this run's and older ones).
+    pub undelivered: usize,
+}
+
+/// The engine: sinks, policy and files.
+pub struct Engine<'a> {
+    pub sinks: Vec<Box<dyn Sink + 'a>>,
+    pub policy: Policy,
+    pub dry_run: bool,
+    pub files: Files,
+    pub diag: &'a Diag,
+    pub clock: Clock,
+}
+
+impl Engine<'_> {
+    /// One run over what the stream said.
+    pub fn run(&mut self, input: Input) -> Result<Report> {
+        let mut lock = if self.dry_run { None } else { Some(Lock::for_file(&self.files.state)?) };
+        let _held = match lock.as_mut() {
+            Some(l) => Some(l.acquire()?),
+            None => None,
+        };
+        let now = self.clock.now();
+        let stamp = clock::fmt_ts(now);
+        let mut state = self.load_state();
+        let (mut rates, rate_warning) = Rates::load(&self.files.rates);
+        if let Some(w) = rate_warning {
+            self.diag.warn(w);
+        }
+        let silences = match Silences::load(&self.files.silences) {
+            Ok(s) => s,
+            Err(e) => {
+                self.diag.warn(format_args!("{e}; no silences apply"));
+                Silences::default()
+            }
+        };
+
+        let mut report = Report::default();
+        let mut waiting = outbox::load(&self.files.outbox, self.diag)?;
+        if !self.dry_run && outbox::pending(&waiting) > 0 {
+            report.retried = self.retry(&mut waiting, &stamp);
+        }
+
+        let decision = state::evaluate(&mut state, &mut rates, input, &silences, self.policy, now);
+        let mut alerts = decision.alerts;
+        self.deliver(&mut alerts);
+
+        let mut queued = Vec::new();
+        for a in &alerts {
+            let failed: Vec<&SinkResult> = a.sinks.iter().filter(|s| !s.delivered && !s.dry_run).collect();
+            if failed.is_empty() {
+                continue;
+            }
+            queued.push(Queued {
+                alert: a.undelivered(),
+                sinks: failed.iter().map(|s| s.sink.clone()).collect(),
+                attempts: 1,
+                queued_at: stamp.clone(),
+                last_error: Some(
+                    failed
+                        .iter()
+                        .map(|s| format!("{}: {}", s.sink, s.error.as_deref().unwrap_or("failed")))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                extra: serde_json::Map::new(),
+            });
+        }
+        if !self.dry_run {
+            // What is still firing, for Alertmanager, which forgets what is not posted again.
+            let this_run: HashSet<String> = alerts.iter().filter_map(|a| a.subject.clone()).collect();
+            let firing = state::still_firing(&state, &this_run);
+            for s in &mut self.sinks {
+                if let Some(Err(e)) = s.refresh(&firing) {
+                    self.diag.warn(format_args!("{}: posting the alerts still firing: {e}", s.name()));
+                }
+            }
+            outbox::append(&self.files.outbox, &queued)?;
+            state.save(&self.files.state)?;
+            rates.save(&self.files.rates, clock::unix_f64(now), self.policy.rate_limit_s)?;
+        }
+        for sink in &self.sinks {
+            let failed: Vec<&SinkResult> = alerts
+                .iter()
+                .flat_map(|a| &a.sinks)
+                .filter(|s| s.sink == sink.name() && !s.delivered && !s.dry_run)
+                .collect();
+            if let Some(first) = failed.first() {
+                self.diag.warn(format_args!(
+                    "{}: {} alert(s) not delivered ({}); queued in the outbox",
+                    sink.name(),
+                    failed.len(),
+                    first.error.as_deref().unwrap_or("failed")
+                ));
+            }
+        }
+        report.undelivered = outbox::pending(&waiting) + queued.len();
+        report.alerts = alerts;
+        Ok(report)
+    }
+
+    fn load_state(&self) -> State {
+        match State::load(&self.files.state) {
+            Ok(s) => s,
+            Err(e) => {
+                let aside =
+                    self.files.state.with_extension(format!("json.corrupt-{}", self.clock.now().unix_timestamp()));
+                let moved = if self.dry_run { false } else { std::fs::rename(&self.files.state, &aside).is_ok() };
+                if moved {
+                    self.diag.warn(format_args!("{e}; kept aside as {} and starting afresh", aside.display()));
+                } else {
+                    self.diag.warn(format_args!("{e}; starting afresh"));
+                }
+                State::default()
+            }
+        }
+    }
+
+    /// Send every raised alert to each sink that takes it, one batch per sink.
+    fn deliver(&mut self, alerts: &mut [Alert]) {
+        for sink in &mut self.sinks {
+            let idx: Vec<usize> =
+                (0..alerts.len()).filter(|&i| alerts[i].suppressed.is_none() && sink.accepts(&alerts[i])).collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let batch: Vec<&Alert> = idx.iter().map(|&i| &alerts[i]).collect();
+            let results: Vec<SinkResult> = if self.dry_run {
+                sink.preview(&batch)
+                    .into_iter()
+                    .map(|r| SinkResult {
+                        sink: sink.name().into(),
+                        delivered: false,
+                        error: None,
+                        dry_run: true,
+                        rendered: Some(r),
+                    })
+                    .collect()
+            } else {
+                sink.deliver(&batch, false)
+                    .into_iter()
+                    .map(|r| SinkResult {
+                        sink: sink.name().into(),
+                        delivered: r.is_ok(),
+                        error: r.err(),
+                        dry_run: false,
+                        rendered: None,
+                    })
+                    .collect()
+            };
+            for (i, r) in idx.into_iter().zip(results) {
+                alerts[i].sinks.push(r);
+            }
+        }
+    }
+
+    /// Send the outbox again, sink by sink; returns the alerts tried, with what each sink did.
+    fn retry(&mut self, waiting: &mut Vec<OutboxLine>, stamp: &str) -> Vec<Alert> {
+        let mut tried: Vec<(usize, Vec<SinkResult>)> = Vec::new();
+        for sink in &mut self.sinks {
+            let name = sink.name();
+            let idx: Vec<usize> = (0..waiting.len())
+                .filter(|&i| matches!(&waiting[i], OutboxLine::Entry(q) if q.sinks.iter().any(|s| s == name)))
+                .collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let batch: Vec<&Alert> = idx
+                .iter()
+                .filter_map(|&i| match &waiting[i] {
+                    OutboxLine::Entry(q) => Some(&q.alert),
+                    OutboxLine::Unreadable(_) => None,
+                })
+                .collect();
+            let results = sink.deliver(&batch, true);
+            for (i, r) in idx.into_iter().zip(results) {
+                let OutboxLine::Entry(q) = &mut waiting[i] else { continue };
+                let res = SinkResult {
+                    sink: name.into(),
+                    delivered: r.is_ok(),
+                    error: r.as_ref().err().cloned(),
+                    dry_run: false,
+                    rendered: None,
+                };
+                match r {
+                    Ok(()) => q.sinks.retain(|s| s != name),
+                    Err(e) => {
+                        self.diag.warn(format_args!("{name}: '{}' still not delivered: {e}", q.alert.title));
+                        q.last_error = Some(e);
+                    }
+                }
+                match tried.iter_mut().find(|(j, _)| *j == i) {
+                    Some((_, v)) => v.push(res),
+                    None => tried.push((i, vec![res])),
+                }
+            }
+        }
+        tried.sort_by_key(|(i, _)| *i);
+        let mut out = Vec::new();
+        for (i, results) in tried {
+            if let OutboxLine::Entry(q) = &mut waiting[i] {
+                q.attempts = q.attempts.saturating_add(1);
+                let mut a = q.alert.clone();
+                a.sinks = results;
+                a.extra.insert("queued_at".into(), json!(q.queued_at));
+                a.extra.insert("attempts".into(), json!(q.attempts));
+                a.extra.insert("retried_at".into(), json!(stamp));
+                out.push(a);
+            }
+        }
+        if !out.is_empty() {
+            waiting.retain(|l| !matches!(l, OutboxLine::Entry(q) if q.sinks.is_empty()));
+            if let Err(e) = outbox::rewrite(&self.files.outbox, waiting) {
+                self.diag.warn(e);
+            }
+        }
+        out
+    }
+}
+
+/// This machine's name (the `host` setting, else the system's), for issues and labels.
+fn hostname(config: &Config) -> String {
+    if let Some(h) = config.alerting.raw.get("host").and_then(Value::as_str) {
+        return h.to_string();
+    }
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default()
+}
+
+/// The configured sinks, less those `--sink` leaves out.
+fn build_sinks<'d>(
+    config: &Config,
+    only: &[String],
+    diag: &'d Diag,
+    host: &str,
+    clock: &Clock,
+    quiet_partial: bool,
+) -> Result<Vec<Box<dyn Sink + 'd>>> {
+    let a = &config.alerting;
+    let timeout = a.raw.get("timeout_seconds").and_then(Value::as_f64).filter(|t| *t > 0.0).unwrap_or(10.0);
+    let http = sinks::Http::new(a, Duration::from_secs_f64(timeout));
+    let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
+    let mut out: Vec<Box<dyn Sink + 'd>> = Vec::new();
+    let mut missing = Vec::new();
+
+    let tg_token = !a.telegram_bot_token.is_empty();
+    match (&a.telegram_chat_id, tg_token) {
+        (Some(chat), true) if wanted("telegram") => {
+            out.push(Box::new(sinks::telegram::Telegram::new(http.clone(), a, chat, diag)));
+        }
+        (Some(_), true) => {}
+        (None, false) => missing.push(("telegram", "telegram_bot_token and telegram_chat_id")),
+        (Some(_), false) => missing.push(("telegram", "telegram_bot_token (TELEGRAM_BOT_TOKEN)")),
+        (None, true) => missing.push(("telegram", "telegram_chat_id (TELEGRAM_CHAT_ID)")),
+    }
+    match (&a.gitea_url, &a.gitea_repo, a.gitea_token.is_empty()) {
+        (Some(url), Some(repo), false) => {
+            if wanted("gitea") {
+                let g = sinks::gitea::Gitea::new(http.clone(), a, url, repo, host, diag)
+                    .map_err(|e| Error::config(format!("{}: alerting: {e}", config.path.display())))?;
+                out.push(Box::new(g));
+            }
+        }
+        (None, None, true) => missing.push(("gitea", "gitea_url, gitea_repo and gitea_token")),
+        (u, r, no_token) => {
+            let mut need = Vec::new();
+            if u.is_none() {
+                need.push("gitea_url (GITEA_URL)");
+            }
+            if r.is_none() {
+                need.push("gitea_repo (GITEA_REPO)");
+            }
+            if no_token {
+                need.push("gitea_token (GITEA_TOKEN)");
+            }
+            missing.push(("gitea", if need.len() == 1 { need[0] } else { "gitea_url, gitea_repo and gitea_token" }));
+        }
+    }
+    match &a.alertmanager_url {
+        Some(url) if wanted("alertmanager") => out.push(Box::new(sinks::alertmanager::Alertmanager::new(
+            http.clone(),
+            a,
+            url,
+            host,
+            config.check_interval_seconds,
+            clock.now(),
+        ))),
+        Some(_) => {}
+        None => missing.push(("alertmanager", "alertmanager_url (ALERTMANAGER_URL)")),
+    }
+    match &a.webhook_url {
+        Some(url) if wanted("webhook") => out.push(Box::new(sinks::Webhook::new(http.clone(), a, url))),
+        Some(_) => {}
+        None => missing.push(("webhook", "webhook_url (WEBHOOK_URL)")),
+    }
+    match &a.exec {
+        Some(cmd) if wanted("exec") => out.push(Box::new(sinks::Exec::new(a, cmd))),
+        Some(_) => {}
+        None => missing.push(("exec", "exec")),
+    }
+    for (name, need) in &missing {
+        if only.iter().any(|o| o == name) {
+            return Err(Error::usage(format!(
+                "--sink {name}: not configured (it needs {need} in the alerting settings)"
+            )));
+        }
+        // Half a configuration is a mistake worth a word; none at all is a choice.
+        let partial = match *name {
+            "telegram" => tg_token || a.telegram_chat_id.is_some(),
+            "gitea" => a.gitea_url.is_some() || a.gitea_repo.is_some() || !a.gitea_token.is_empty(),
+            _ => false,
+        };
+        if partial && !quiet_partial {
+            diag.warn(format_args!("{name}: the sink is off: {need} is missing"));
+        }
+    }
+    Ok(out)
+}
+
+fn write_report(out: &mut dyn Write, report: &Report, format: Format, dry_run: bool) -> Result<()> {
+    match format {
+        Format::Ndjson => {
+            for a in report.retried.iter().chain(&report.alerts) {
+                ndjson::write(out, a)?;
+            }
+        }
+        Format::Text if dry_run => {
+            for a in &report.alerts {
+                if let Some(s) = a.suppressed {
+                    writeln!(out, "held ({}): {} {}: {}", s.as_str(), a.level.prefix(), a.title, a.message)?;
+                }
+            }
+            for sink in sinks::NAMES {
+                let mut shown: Vec<&Value> = Vec::new();
+                for r in report.alerts.iter().flat_map(|a| &a.sinks).filter(|s| s.sink == *sink) {
+                    if let Some(r) = &r.rendered {
+                        if !shown.contains(&r) {
+                            shown.push(r);
+                        }
+                    }
+                }
+                if !shown.is_empty() {
+                    writeln!(out, "== {sink}")?;
+                    for r in shown {
+                        writeln!(out, "{}", preview_text(r))?;
+                    }
+                }
+            }
+        }
+        Format::Text => {
+            for a in report.retried.iter().chain(&report.alerts) {
+                let what = match a.suppressed {
+                    Some(s) => format!("held ({})", s.as_str()),
+                    None if a.sinks.is_empty() => "no sink".to_string(),
+                    None => a
+                        .sinks
+                        .iter()
+                        .map(|s| match (&s.error, s.delivered) {
+                            (_, true) => format!("{}: sent", s.sink),
+                            (Some(e), false) => format!("{}: FAILED ({e})", s.sink),
+                            (None, false) => format!("{}: FAILED", s.sink),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
+                let late = if a.extra.contains_key("queued_at") { " (from the outbox)" } else { "" };
+                writeln!(out, "{} {}: {}{late} -> {what}", a.level.prefix(), a.title, a.message)?;
+            }
+            if report.undelivered > 0 {
+                writeln!(out, "\n{} alert(s) waiting in the outbox.", report.undelivered)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A sink's preview for people.
+fn preview_text(r: &Value) -> String {
+    if let Some(m) = r.get("messages").and_then(Value::as_array) {
+        return m.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n-- next message --\n");
+    }
+    if let Some(t) = r.get("text").or_else(|| r.get("stdin")).and_then(Value::as_str) {
+        return t.to_string();
+    }
+    serde_json::to_string_pretty(r).unwrap_or_default()
+}
+
+fn silence_cmd(ctx: &mut Ctx, cli: &Cli, cmd: &SilenceCmd, files: &Files, clock: &Clock) -> Result<Status> {
+    let now = clock.now();
+    let out = &mut ctx.out;
+    let show = |out: &mut dyn Write, s: &Silence| -> Result<()> {
+        match cli.format {
+            Format::Ndjson => ndjson::write(out, &s.record(now)),
+            Format::Text => {
+                let r = s.record(now);
+                let why = if s.why.is_empty() { String::new() } else { format!(" ({})", s.why) };
+                let ms: Vec<String> = s.matchers.iter().map(ToString::to_string).collect();
+                writeln!(
+                    out,
+                    "{:>4}  {:<8} {} .. {}  {}{why}",
+                    s.id,
+                    r["state"].as_str().unwrap_or(""),
+                    s.starts_at,
+                    s.ends_at,
+                    ms.join(" ")
+                )?;
+                Ok(())
+            }
+        }
+    };
+    match cmd {
+        SilenceCmd::Add { matchers, duration, starts, why } => {
+            let matchers: Vec<Matcher> = matchers
+                .iter()
+                .map(|m| Matcher::parse(m))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| Error::usage(format!("--match {e}")))?;
+            let d = clock::parse_duration(duration).filter(|d| !d.is_zero()).ok_or_else(|| {
+                Error::usage(format!("--for: '{duration}' is not a duration (90s, 15m, 2h, 1d, 1h30m)"))
+            })?;
+            let start = match starts {
+                Some(s) => clock::parse_ts(s)
+                    .ok_or_else(|| Error::usage(format!("--starts: '{s}' is not an RFC 3339 time")))?,
+                None => now,
+            };
+            let end = start + time::Duration::seconds(d.as_secs().min(100 * 365 * 86_400) as i64);
+            if end <= now {
+                return Err(Error::usage("silence add: it would end before now"));
+            }
+            let s = Silence {
+                id: 0,
+                matchers,
+                starts_at: clock::fmt_ts(start),
+                ends_at: clock::fmt_ts(end),
+                why: why.clone(),
+                created_at: clock::fmt_ts(now),
+                created_by: std::env::var("USER").unwrap_or_default(),
+            };
+            let s = silence::add(&files.silences, s, now)?;
+            show(out, &s)?;
+        }
+        SilenceCmd::List { all } => {
+            let file = Silences::load(&files.silences)?;
+            for s in file.silences.iter().filter(|s| *all || !s.expired(now)) {
+                show(out, s)?;
+            }
+        }
+        SilenceCmd::Expire { id } => {
+            let s = silence::expire(&files.silences, *id, now)?;
+            show(out, &s)?;
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn outbox_cmd(ctx: &mut Ctx, cli: &Cli, cmd: &OutboxCmd, files: &Files, clock: &Clock) -> Result<Status> {
+    let Ctx { out, diag, .. } = ctx;
+    let show = |out: &mut dyn Write, q: &Queued| -> Result<()> {
+        match cli.format {
+            Format::Ndjson => {
+                let mut v = serde_json::to_value(q).map_err(|e| Error::other(e.to_string()))?;
+                if let Value::Object(m) = &mut v {
+                    m.shift_insert(0, "kind".into(), json!("queued"));
+                    m.insert("timestamp".into(), json!(clock.stamp()));
+                }
+                ndjson::write(out, &v)
+            }
+            Format::Text => {
+                let err = q.last_error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default();
+                writeln!(
+                    out,
+                    "{} {} {}: {} [owed to {}; {} attempt(s) since {}]{err}",
+                    q.queued_at,
+                    q.alert.level.prefix(),
+                    q.alert.title,
+                    q.alert.message,
+                    q.sinks.join(", "),
+                    q.attempts,
+                    q.queued_at
+                )?;
+                Ok(())
+            }
+        }
+    };
+    match cmd {
+        OutboxCmd::List => {
+            for l in outbox::load(&files.outbox, diag)? {
+                if let OutboxLine::Entry(q) = l {
+                    show(&mut *out, &q)?;
+                }
+            }
+        }
+        OutboxCmd::Drop => {
+            let mut lock = Lock::for_file(&files.state)?;
+            let _held = lock.acquire()?;
+            let mut lines = outbox::load(&files.outbox, diag)?;
+            let mut dropped = 0usize;
+            for l in &mut lines {
+                if let OutboxLine::Entry(q) = l {
+                    let before = q.sinks.len();
+                    if cli.sink.is_empty() {
+                        q.sinks.clear();
+                    } else {
+                        q.sinks.retain(|s| !cli.sink.contains(s));
+                    }
+                    if q.sinks.len() < before {
+                        dropped += 1;
+                        show(&mut *out, q)?;
+                    }
+                }
+            }
+            lines.retain(|l| !matches!(l, OutboxLine::Entry(q) if q.sinks.is_empty()));
+            if dropped > 0 && !cli.dry_run {
+                outbox::rewrite(&files.outbox, &lines)?;
+            }
+        }
+    }
+    Ok(Status::Ok)
 }

@@ -1,0 +1,161 @@
+//! notify's command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cli::Common;
+use crate::record::Level;
+
+/// Tell the right people once: turn records into alerts and send them through Telegram,
+/// Gitea issues, Alertmanager, a JSON webhook or a command.
+///
+/// Reads any records (check, recovery, uptime, tick, heartbeat, agent, cell, task, finding,
+/// alert) and keeps per-subject state in HOME/state/notify.json: a subject alerts when it
+/// turns bad, when it stays bad past repeat_interval_seconds, and when it turns good again
+/// (alert_on_recovery). The alerts of one run go out as one message per sink. Sinks are
+/// configured in services.json's "alerting" object (or TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID,
+/// GITEA_URL, GITEA_REPO, GITEA_TOKEN, ALERTMANAGER_URL, WEBHOOK_URL). What a sink did not
+/// take waits in HOME/state/outbox.jsonl and is sent again at the start of the next run.
+/// Writes `alert` records; records of kinds it does not read pass through unchanged.
+///
+/// Exit status: 0 done, 1 some alert is still undelivered, 2 usage or config error, 3 some
+/// input lines were malformed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "notify",
+    version,
+    after_help = "Examples:
+  probe | recover | notify                      alert on what is down, once
+  probe | notify --after 3                      only after 3 bad runs in a row
+  tickmon check --rca | notify --sink gitea     RCA issues to Gitea only
+  rollup --days 7 --format text | notify send - --topic weekly-digest
+  notify send \"Disk low on db1\" --level warning --topic disk
+  notify silence add --match name=api --for 2h --why deploy
+  notify silence list
+  probe | notify --dry-run --format text        show what would be sent"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Show what would be sent, per sink, and send nothing; no state changes
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
+    /// Send only through this sink (repeatable): telegram, gitea, alertmanager, webhook, exec
+    #[arg(long, value_name = "NAME", global = true, value_parser = ["telegram", "gitea", "alertmanager", "webhook", "exec"])]
+    pub sink: Vec<String>,
+
+    /// Alert on a subject only after it has been bad in N consecutive runs (a flap guard)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub after: u32,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Ndjson, global = true)]
+    pub format: Format,
+
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+
+    /// NDJSON files of records (`-` for stdin; stdin when none)
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One record a line
+    Ndjson,
+    /// Lines for people (with --dry-run: the messages as they would be sent)
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Send one message now, like the seed's alert script (rate-limited per topic)
+    #[command(after_help = "Examples:
+  notify send \"API down\" --topic api-health --level error
+  notify send \"Recovered\" --level recovery --topic recovery-api
+  rollup --days 7 --format text | notify send - --topic weekly-digest")]
+    Send(SendArgs),
+
+    /// Mute matching alerts for a while (maintenance windows); they are held, not lost
+    #[command(subcommand)]
+    Silence(SilenceCmd),
+
+    /// Show, or drop, the alerts waiting in the outbox
+    #[command(subcommand)]
+    Outbox(OutboxCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The message; `-` reads it from stdin
+    #[arg(value_name = "MESSAGE|-", allow_hyphen_values = true)]
+    pub message: String,
+
+    /// Level: info, warning, error, critical, recovery
+    #[arg(long, default_value = "info", value_parser = parse_level)]
+    pub level: Level,
+
+    /// Topic: one message per topic per rate_limit_seconds (none: no limit)
+    #[arg(long, value_name = "T")]
+    pub topic: Option<String>,
+
+    /// Title (an issue's title in Gitea; the summary in Alertmanager) [default: the first line]
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    Level::parse(s).ok_or_else(|| format!("'{s}' is not one of info, warning, error, critical, recovery"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceCmd {
+    /// Add a silence: alerts matching every --match are held until it ends
+    #[command(after_help = "Examples:
+  notify silence add --match name=api --for 2h --why deploy
+  notify silence add --match 'subject=check:db-*' --match level!=critical --for 30m
+  notify silence add --match kind=tick --starts 2026-12-01T22:00:00Z --for 4h --why migration")]
+    Add {
+        /// KEY=VALUE or KEY!=VALUE (repeatable; all must hold). Keys: name, subject, topic,
+        /// level, kind, title, status, label, or any label; VALUE may use * and ? globs
+        #[arg(long = "match", value_name = "KEY=VALUE", required = true)]
+        matchers: Vec<String>,
+
+        /// How long: 90s, 15m, 2h, 1d, 1h30m
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+
+        /// When it starts (RFC 3339) [default: now]
+        #[arg(long, value_name = "RFC3339")]
+        starts: Option<String>,
+
+        /// Why (shown by silence list)
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        why: String,
+    },
+
+    /// List silences in force or still to come (--all: expired ones too)
+    List {
+        /// Include expired silences
+        #[arg(long)]
+        all: bool,
+    },
+
+    /// End a silence now
+    Expire {
+        /// The silence's id (see silence list)
+        id: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCmd {
+    /// List the alerts waiting to be sent again
+    List,
+    /// Give up on waiting alerts (all of them, or those owed to the --sink named)
+    Drop,
+}

@@ -1,0 +1,422 @@
+//! Turning a run's alerts into one message: a document of lines of (bold or plain) text,
+//! rendered as Telegram HTML (escaped with `html-escape`) or as plain text, and split into
+//! pieces that fit Telegram's limit.
+//!
+//! The message keeps the seed's head (`[ERROR] Agent Ops Alert`), then one section per kind
+//! of trouble with a summary ("3 services down: api, db, web") and a line per subject,
+//! children of a down parent listed under its line, alerts that came as they are with their
+//! title and message, and the recoveries last.
+//!
+//! Telegram counts a message's length in UTF-16 code units after parsing entities; the
+//! splitter counts the HTML itself (tags and escapes included), which is never shorter, and
+//! cuts at line ends, or inside a line that alone is too long, but never inside a tag or an
+//! escape: every piece is well-formed HTML on its own.
+
+use super::alert::Alert;
+use super::rules;
+use crate::clock;
+use crate::record::Level;
+
+/// Telegram's limit on a message's text.
+pub const TELEGRAM_LIMIT: usize = 4096;
+
+/// The seed's title line.
+pub const HEAD: &str = "Agent Ops Alert";
+
+/// A run of text, bold or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub text: String,
+    pub bold: bool,
+}
+
+/// One line of a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Line(pub Vec<Span>);
+
+impl Line {
+    fn plain(text: impl Into<String>) -> Line {
+        Line(vec![Span { text: text.into(), bold: false }])
+    }
+
+    fn push(mut self, text: impl Into<String>, bold: bool) -> Line {
+        let text = text.into();
+        if !text.is_empty() {
+            self.0.push(Span { text, bold });
+        }
+        self
+    }
+
+    fn html(&self) -> String {
+        let mut s = String::new();
+        for sp in &self.0 {
+            if sp.bold {
+                s.push_str("<b>");
+            }
+            s.push_str(&html_escape::encode_text(&sp.text));
+            if sp.bold {
+                s.push_str("</b>");
+            }
+        }
+        s
+    }
+
+    fn plain_text(&self) -> String {
+        self.0.iter().map(|s| s.text.as_str()).collect()
+    }
+
+    fn is_blank(&self) -> bool {
+        self.0.iter().all(|s| s.text.trim().is_empty())
+    }
+}
+
+/// A message: lines of spans.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Doc {
+    pub lines: Vec<Line>,
+}
+
+/// Length as Telegram counts it: UTF-16 code units.
+pub fn utf16_len(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+impl Doc {
+    fn line(&mut self, l: Line) {
+        self.lines.push(l);
+    }
+
+    fn text(&mut self, text: &str) {
+        for l in text.lines() {
+            self.lines.push(Line::plain(l));
+        }
+    }
+
+    /// As Telegram HTML (`parse_mode: HTML`).
+    pub fn html(&self) -> String {
+        self.lines.iter().map(Line::html).collect::<Vec<_>>().join("\n")
+    }
+
+    /// As plain text.
+    pub fn plain(&self) -> String {
+        self.lines.iter().map(Line::plain_text).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Split into documents whose HTML is at most `limit` UTF-16 units each, at line ends
+    /// where possible; blank lines at the edges of a piece are dropped.
+    pub fn split(&self, limit: usize) -> Vec<Doc> {
+        let mut out = Vec::new();
+        let mut cur = Doc::default();
+        let mut len = 0usize;
+        for line in &self.lines {
+            for piece in split_line(line, limit) {
+                let l = utf16_len(&piece.html());
+                if !cur.lines.is_empty() && len + 1 + l > limit {
+                    out.push(std::mem::take(&mut cur));
+                    len = 0;
+                }
+                len = if cur.lines.is_empty() { l } else { len + 1 + l };
+                cur.lines.push(piece);
+            }
+        }
+        out.push(cur);
+        out.into_iter()
+            .filter_map(|mut d| {
+                while d.lines.last().is_some_and(Line::is_blank) {
+                    d.lines.pop();
+                }
+                let skip = d.lines.iter().take_while(|l| l.is_blank()).count();
+                d.lines.drain(..skip);
+                if d.lines.is_empty() { None } else { Some(d) }
+            })
+            .collect()
+    }
+}
+
+/// Cut a line whose HTML is over `limit` into lines that fit, between characters.
+fn split_line(line: &Line, limit: usize) -> Vec<Line> {
+    if utf16_len(&line.html()) <= limit {
+        return vec![line.clone()];
+    }
+    let mut out = Vec::new();
+    let mut cur = Line::default();
+    let mut len = 0usize;
+    for sp in &line.0 {
+        let tags = if sp.bold { 7 } else { 0 };
+        let mut text = String::new();
+        for c in sp.text.chars() {
+            let w = utf16_len(&html_escape::encode_text(c.encode_utf8(&mut [0u8; 4])));
+            let open = if text.is_empty() { tags } else { 0 };
+            if len + open + w > limit && (len > 0 || !text.is_empty()) {
+                if !text.is_empty() {
+                    cur.0.push(Span { text: std::mem::take(&mut text), bold: sp.bold });
+                }
+                out.push(std::mem::take(&mut cur));
+                len = 0;
+            }
+            if text.is_empty() {
+                len += tags;
+            }
+            text.push(c);
+            len += w;
+        }
+        if !text.is_empty() {
+            cur.0.push(Span { text, bold: sp.bold });
+        }
+    }
+    if !cur.0.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// The worst level of the firing alerts; `recovery` when all are resolved.
+pub fn head_level(alerts: &[&Alert]) -> Level {
+    alerts.iter().filter(|a| !a.is_resolved()).map(|a| a.level).max_by_key(|l| rank(*l)).unwrap_or(Level::Recovery)
+}
+
+fn rank(l: Level) -> u8 {
+    match l {
+        Level::Recovery => 0,
+        Level::Info => 1,
+        Level::Warning => 2,
+        Level::Error => 3,
+        Level::Critical => 4,
+    }
+}
+
+fn clock_time(ts: &str) -> String {
+    match clock::parse_ts(ts) {
+        Some(t) => {
+            format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+        }
+        None => ts.to_string(),
+    }
+}
+
+/// The seed's message for `notify send`: `[LEVEL] *Agent Ops Alert*`, a blank line, the
+/// message.
+pub fn seed_message(level: Level, message: &str) -> Doc {
+    let mut d = Doc::default();
+    d.line(Line::plain(format!("{} ", level.prefix())).push(HEAD, true));
+    d.line(Line::default());
+    d.text(message);
+    d
+}
+
+/// One message for a batch of alerts. `delayed` marks alerts sent from the outbox, which
+/// then carry the time they were raised.
+pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
+    let level = head_level(alerts);
+    if let [only] = alerts {
+        if !only.from_rules() && (only.title.is_empty() || only.title == HEAD || only.message.starts_with(&only.title))
+        {
+            let mut d = seed_message(only.level, &only.message);
+            if delayed {
+                d.line(Line::default());
+                d.line(Line::plain(format!("(raised {}, delivered late)", clock_time(&only.timestamp))));
+            }
+            return d;
+        }
+    }
+    let mut d = Doc::default();
+    let head = Line::plain(format!("{} ", level.prefix())).push(HEAD, true);
+    d.line(if delayed { head.push(" (delivered late)", false) } else { head });
+    let raised = |a: &Alert| if delayed { format!(" [raised {}]", clock_time(&a.timestamp)) } else { String::new() };
+
+    // Firing alerts raised by the rules, grouped by kind and state in order of appearance.
+    let mut groups: Vec<((String, String), Vec<&Alert>)> = Vec::new();
+    for a in alerts.iter().copied().filter(|a| !a.is_resolved() && a.from_rules()) {
+        let key = (a.source_kind().to_string(), a.state.clone().unwrap_or_default());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(a),
+            None => groups.push((key, vec![a])),
+        }
+    }
+    for ((kind, state), members) in &groups {
+        let (one, many) = rules::noun(kind);
+        let names: Vec<&str> = members.iter().map(|a| a.name()).collect();
+        let noun = if members.len() == 1 { one } else { many };
+        d.line(Line::default());
+        d.line(Line::default().push(format!("{} {noun} {state}: {}", members.len(), names.join(", ")), true));
+        for a in members {
+            let detail =
+                a.message.strip_prefix(state.as_str()).map(|m| m.trim_start_matches(':').trim()).unwrap_or(&a.message);
+            let mut l = Line::plain("• ").push(a.name(), true);
+            l = l.push(if detail.is_empty() { String::new() } else { format!(": {detail}") }, false);
+            if a.repeat {
+                let how_long = a
+                    .since
+                    .as_deref()
+                    .and_then(clock::parse_ts)
+                    .zip(clock::parse_ts(&a.timestamp))
+                    .map(|(s, n)| clock::human_duration((n - s).whole_seconds().max(0) as u64));
+                l = l.push(
+                    match how_long {
+                        Some(h) => format!(" (still {state} after {h})"),
+                        None => format!(" (still {state})"),
+                    },
+                    false,
+                );
+            }
+            d.line(l.push(raised(a), false));
+            if !a.also.is_empty() {
+                d.line(Line::plain(format!("   ↳ also down because of {}: {}", a.name(), a.also.join(", "))));
+            }
+        }
+    }
+    // Alerts that came as they are.
+    for a in alerts.iter().copied().filter(|a| !a.is_resolved() && !a.from_rules()) {
+        d.line(Line::default());
+        d.line(Line::default().push(&a.title, true).push(raised(a), false));
+        d.text(&a.message);
+    }
+    // Recoveries.
+    let resolved: Vec<&Alert> = alerts.iter().copied().filter(|a| a.is_resolved()).collect();
+    if !resolved.is_empty() {
+        d.line(Line::default());
+        let names: Vec<&str> = resolved.iter().map(|a| a.name()).collect();
+        d.line(Line::default().push(format!("Recovered: {}", names.join(", ")), true));
+        for a in resolved {
+            let text = if a.from_rules() { a.message.clone() } else { format!("{}: {}", a.title, a.message) };
+            d.line(Line::plain("• ").push(a.name(), true).push(format!(" {text}"), false).push(raised(a), false));
+        }
+    }
+    d
+}
+
+/// The Markdown body of an issue for one alert: the alert's own body when it has one.
+pub fn issue_body(a: &Alert, host: &str) -> String {
+    if let Some(b) = a.body.as_deref().filter(|b| !b.trim().is_empty()) {
+        return b.to_string();
+    }
+    let mut s = format!("**{}**: {}\n", md(a.name()), md(&a.message));
+    if !a.also.is_empty() {
+        s.push_str(&format!("\nAlso down because of it: {}\n", md(&a.also.join(", "))));
+    }
+    s.push_str("\n| | |\n|---|---|\n");
+    if let Some(subj) = &a.subject {
+        s.push_str(&format!("| subject | `{subj}` |\n"));
+    }
+    s.push_str(&format!("| level | {} |\n", a.level.as_str()));
+    if let Some(since) = &a.since {
+        s.push_str(&format!("| since | {since} |\n"));
+    }
+    s.push_str(&format!("| raised | {} |\n", a.timestamp));
+    if !host.is_empty() {
+        s.push_str(&format!("| host | {} |\n", md(host)));
+    }
+    s.push_str("\n_Raised by pitcrew notify._\n");
+    s
+}
+
+/// A comment on an open issue for a later alert of the same incident.
+pub fn issue_comment(a: &Alert) -> String {
+    if a.is_resolved() {
+        return format!("**Recovered** ({}): {}\n", a.timestamp, md(&a.message));
+    }
+    let what = if a.repeat { "Still failing" } else { "Alerted again" };
+    let mut s = format!("**{what}** ({}, level {}): {}\n", a.timestamp, a.level.as_str(), md(&a.message));
+    if let Some(b) = a.body.as_deref().filter(|b| !b.trim().is_empty()) {
+        s.push('\n');
+        s.push_str(b);
+        s.push('\n');
+    }
+    s
+}
+
+/// Escape the characters Markdown would take as formatting.
+fn md(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::alert::AlertStatus;
+    use serde_json::json;
+
+    fn rule(name: &str, state: &str, level: Level, detail: &str) -> Alert {
+        let mut a = Alert::new(
+            &format!("check:{name}"),
+            level,
+            &format!("{name} is failing"),
+            &format!("{state}: {detail}"),
+            "2026-11-23T10:30:00.000Z",
+        );
+        a.subject = Some(format!("check:{name}"));
+        a.labels = Some(json!({"kind": "check", "name": name}));
+        a.state = Some(state.into());
+        a
+    }
+
+    #[test]
+    fn the_seed_head_and_escaped_message() {
+        let d = seed_message(Level::Error, "a < b && c > d\nline 2");
+        assert_eq!(d.html(), "[ERROR] <b>Agent Ops Alert</b>\n\na &lt; b &amp;&amp; c &gt; d\nline 2");
+        assert_eq!(d.plain(), "[ERROR] Agent Ops Alert\n\na < b && c > d\nline 2");
+    }
+
+    #[test]
+    fn grouped_with_children_and_recoveries() {
+        let mut gw = rule("gateway", "down", Level::Error, "connection refused");
+        gw.also = vec!["api".into(), "web".into()];
+        let db = rule("db<1>", "down", Level::Error, "port 5432: refused");
+        let slow = rule("web", "degraded", Level::Warning, "slow");
+        let mut back = rule("cache", "up", Level::Recovery, "x");
+        back.status = AlertStatus::Resolved;
+        back.message = "recovered after 5m: HTTP 200".into();
+        let d = compose(&[&gw, &db, &slow, &back], false);
+        let want = "[ERROR] <b>Agent Ops Alert</b>\n\n\
+<b>2 services down: gateway, db&lt;1&gt;</b>\n\
+• <b>gateway</b>: connection refused\n\
+\x20  ↳ also down because of gateway: api, web\n\
+• <b>db&lt;1&gt;</b>: port 5432: refused\n\n\
+<b>1 service degraded: web</b>\n\
+• <b>web</b>: slow\n\n\
+<b>Recovered: cache</b>\n\
+• <b>cache</b> recovered after 5m: HTTP 200";
+        assert_eq!(d.html(), want);
+    }
+
+    #[test]
+    fn splitting_respects_the_limit_lines_and_tags() {
+        let lines: Vec<String> = (0..400).map(|i| format!("line {i} with <angle> & ampersand")).collect();
+        let mut a = Alert::new("t", Level::Error, "Big", &lines.join("\n"), "t");
+        a.title = "Big report".into();
+        let doc = compose(&[&a], false);
+        let parts = doc.split(TELEGRAM_LIMIT);
+        assert!(parts.len() > 3);
+        let mut joined = Vec::new();
+        for p in &parts {
+            let html = p.html();
+            assert!(utf16_len(&html) <= TELEGRAM_LIMIT);
+            assert!(!html.starts_with('\n') && !html.ends_with('\n'));
+            joined.push(p.plain());
+        }
+        assert_eq!(joined.join("\n").replace("\n\n", "\n"), doc.plain().replace("\n\n", "\n"));
+    }
+
+    #[test]
+    fn one_huge_line_is_cut_between_characters_never_inside_an_escape() {
+        let text = "é&<".repeat(3000) + "😀".repeat(3000).as_str();
+        let mut d = Doc::default();
+        d.line(Line::default().push(&text, true));
+        let parts = d.split(100);
+        let mut back = String::new();
+        for p in &parts {
+            let h = p.html();
+            assert!(utf16_len(&h) <= 100, "{h}");
+            assert!(h.starts_with("<b>") && h.ends_with("</b>"), "{h}");
+            back.push_str(&p.plain());
+        }
+        assert_eq!(back, text);
+    }
+}

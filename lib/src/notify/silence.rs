@@ -1,0 +1,279 @@
+//! Silences and maintenance windows: `state/silences.json`, changed under its lock and
+//! rewritten atomically.
+//!
+//! A silence is a set of matchers (`name=api`, `level!=critical`, `subject=check:*`), all of
+//! which must hold, and a time window. Keys: `name`, `subject`, `topic`, `level`, `kind`,
+//! `title`, `status`, `label` (any label name of the array form) or any label of the object
+//! form. Values may use `*` (any run of characters) and `?` (one character). An alert a
+//! silence matches is not sent; it comes out with `"suppressed":"silenced"`, and the subject's
+//! state goes on counting, so a subject still bad when the silence ends is alerted then.
+
+use std::path::Path;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::alert::Alert;
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::store;
+
+/// Expired silences are kept this long (for `silence list --all`), then forgotten.
+const KEEP_EXPIRED_S: i64 = 7 * 86_400;
+
+/// One `KEY=VALUE` or `KEY!=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Matcher {
+    pub key: String,
+    pub value: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub negate: bool,
+}
+
+impl Matcher {
+    /// Parse `KEY=VALUE` or `KEY!=VALUE`.
+    pub fn parse(s: &str) -> std::result::Result<Matcher, String> {
+        let (key, value, negate) = match s.split_once("!=") {
+            Some((k, v)) if !k.contains('=') => (k, v, true),
+            _ => match s.split_once('=') {
+                Some((k, v)) => (k, v, false),
+                None => return Err(format!("'{s}': expected KEY=VALUE (or KEY!=VALUE)")),
+            },
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(format!("'{s}': the key is empty"));
+        }
+        if !key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+            return Err(format!("'{s}': a key is letters, digits, '_', '-' or '.'"));
+        }
+        Ok(Matcher { key: key.to_string(), value: value.to_string(), negate })
+    }
+
+    /// Does the alert hold this matcher?
+    pub fn matches(&self, a: &Alert) -> bool {
+        let glob = glob_regex(&self.value);
+        let hit = |v: &str| glob.as_ref().map(|re| re.is_match(v)).unwrap_or(false);
+        let found = match self.key.as_str() {
+            "name" => hit(a.name()),
+            "subject" => hit(a.subject.as_deref().unwrap_or("")),
+            "topic" => hit(&a.topic),
+            "level" => hit(a.was.unwrap_or(a.level).as_str()) || hit(a.level.as_str()),
+            "kind" => hit(a.source_kind()),
+            "title" => hit(&a.title),
+            "status" => hit(if a.is_resolved() { "resolved" } else { "firing" }),
+            "label" => a.label_names().iter().any(|n| hit(n)),
+            other => a.label_map().iter().any(|(k, v)| k == other && hit(v)),
+        };
+        found != self.negate
+    }
+}
+
+impl std::fmt::Display for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}{}", self.key, if self.negate { "!=" } else { "=" }, self.value)
+    }
+}
+
+/// A whole-string regular expression for a `*`/`?` glob.
+fn glob_regex(glob: &str) -> Option<Regex> {
+    let mut re = String::with_capacity(glob.len() + 8);
+    re.push('^');
+    for c in glob.chars() {
+        match c {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            c => re.push_str(&regex::escape(c.encode_utf8(&mut [0u8; 4]))),
+        }
+    }
+    re.push('$');
+    Regex::new(&re).ok()
+}
+
+/// One silence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    pub id: u64,
+    pub matchers: Vec<Matcher>,
+    pub starts_at: String,
+    pub ends_at: String,
+    #[serde(default)]
+    pub why: String,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
+}
+
+impl Silence {
+    fn window(&self) -> Option<(OffsetDateTime, OffsetDateTime)> {
+        Some((clock::parse_ts(&self.starts_at)?, clock::parse_ts(&self.ends_at)?))
+    }
+
+    /// In force at `now`.
+    pub fn active(&self, now: OffsetDateTime) -> bool {
+        self.window().is_some_and(|(s, e)| s <= now && now < e)
+    }
+
+    /// Over at `now`.
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        self.window().is_none_or(|(_, e)| e <= now)
+    }
+
+    /// In force and matching every matcher.
+    pub fn mutes(&self, a: &Alert, now: OffsetDateTime) -> bool {
+        self.active(now) && !self.matchers.is_empty() && self.matchers.iter().all(|m| m.matches(a))
+    }
+
+    /// The `silence` record of `silence list` and `silence add`.
+    pub fn record(&self, now: OffsetDateTime) -> serde_json::Value {
+        let state = if self.active(now) {
+            "active"
+        } else if self.expired(now) {
+            "expired"
+        } else {
+            "pending"
+        };
+        serde_json::json!({
+            "kind": "silence",
+            "id": self.id,
+            "matchers": self.matchers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+            "why": self.why,
+            "state": state,
+            "created_at": self.created_at,
+            "timestamp": clock::fmt_ts(now),
+        })
+    }
+}
+
+/// The silences file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Silences {
+    #[serde(default)]
+    pub next_id: u64,
+    #[serde(default)]
+    pub silences: Vec<Silence>,
+}
+
+impl Silences {
+    /// Read the file (none yet: no silences).
+    pub fn load(path: &Path) -> Result<Silences> {
+        Ok(store::read_json(path)?.unwrap_or_default())
+    }
+
+    /// The first silence that mutes the alert.
+    pub fn muting(&self, a: &Alert, now: OffsetDateTime) -> Option<&Silence> {
+        self.silences.iter().find(|s| s.mutes(a, now))
+    }
+
+    fn prune(&mut self, now: OffsetDateTime) {
+        self.silences.retain(|s| match s.window() {
+            Some((_, end)) => (now - end).whole_seconds() < KEEP_EXPIRED_S,
+            None => false,
+        });
+    }
+}
+
+/// Add a silence under the file's lock; returns it.
+pub fn add(path: &Path, mut s: Silence, now: OffsetDateTime) -> Result<Silence> {
+    store::update_json(path, |file: &mut Silences| {
+        file.prune(now);
+        let max = file.silences.iter().map(|s| s.id).max().unwrap_or(0);
+        s.id = file.next_id.max(max) + 1;
+        file.next_id = s.id;
+        file.silences.push(s.clone());
+        Ok(s)
+    })
+}
+
+/// End a silence now, under the file's lock; returns it, or an error when there is none by
+/// that id.
+pub fn expire(path: &Path, id: u64, now: OffsetDateTime) -> Result<Silence> {
+    store::update_json(path, |file: &mut Silences| {
+        let stamp = clock::fmt_ts(now);
+        let found = file.silences.iter_mut().find(|s| s.id == id);
+        let Some(s) = found else {
+            return Err(Error::usage(format!(
+                "silence expire: no silence with id {id} (see `notify silence list --all`)"
+            )));
+        };
+        if !s.expired(now) {
+            s.ends_at = stamp.clone();
+            if clock::parse_ts(&s.starts_at).is_none_or(|t| t > now) {
+                s.starts_at = stamp;
+            }
+        }
+        let out = s.clone();
+        file.prune(now);
+        Ok(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Level;
+
+    fn alert(name: &str, level: Level) -> Alert {
+        let mut a = Alert::new(&format!("check:{name}"), level, &format!("{name} is failing"), "down: x", "t");
+        a.subject = Some(format!("check:{name}"));
+        a.labels = Some(serde_json::json!({"kind": "check", "name": name, "team": "web"}));
+        a
+    }
+
+    fn m(s: &str) -> Matcher {
+        Matcher::parse(s).unwrap()
+    }
+
+    #[test]
+    fn matchers_with_globs_labels_and_negation() {
+        let a = alert("api-eu", Level::Error);
+        assert!(m("name=api-*").matches(&a));
+        assert!(m("name=api-??").matches(&a));
+        assert!(!m("name=api").matches(&a));
+        assert!(m("subject=check:*").matches(&a));
+        assert!(m("kind=check").matches(&a));
+        assert!(m("team=web").matches(&a));
+        assert!(m("level!=critical").matches(&a));
+        assert!(!m("level!=error").matches(&a));
+        assert!(m("title=*(x)*").matches(&alert("(x)", Level::Error)), "regex characters are literal");
+        assert!(Matcher::parse("nokey").is_err());
+        assert!(Matcher::parse("=v").is_err());
+        assert_eq!(m("a!=b").to_string(), "a!=b");
+        assert_eq!(m("url=http://x?a=b").value, "http://x?a=b");
+    }
+
+    #[test]
+    fn windows_and_ids() {
+        let dir = std::env::temp_dir().join(format!("pitcrew-silence-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("silences.json");
+        let now = clock::parse_ts("2026-11-23T10:00:00Z").unwrap();
+        let mk = |start: &str, end: &str| Silence {
+            id: 0,
+            matchers: vec![m("name=api*")],
+            starts_at: start.into(),
+            ends_at: end.into(),
+            why: "deploy".into(),
+            created_at: clock::fmt_ts(now),
+            created_by: String::new(),
+        };
+        let s1 = add(&path, mk("2026-11-23T09:00:00Z", "2026-11-23T11:00:00Z"), now).unwrap();
+        let s2 = add(&path, mk("2026-11-23T12:00:00Z", "2026-11-23T13:00:00Z"), now).unwrap();
+        assert_eq!((s1.id, s2.id), (1, 2));
+        let file = Silences::load(&path).unwrap();
+        let a = alert("api", Level::Error);
+        assert_eq!(file.muting(&a, now).map(|s| s.id), Some(1));
+        let later = clock::parse_ts("2026-11-23T12:30:00Z").unwrap();
+        assert_eq!(file.muting(&a, later).map(|s| s.id), Some(2), "a maintenance window starts later");
+        let e = expire(&path, 1, now).unwrap();
+        assert!(e.expired(now));
+        assert!(Silences::load(&path).unwrap().muting(&a, now).is_none());
+        assert!(expire(&path, 9, now).is_err());
+        let s3 = add(&path, mk("2026-11-23T09:00:00Z", "2026-11-23T11:00:00Z"), now).unwrap();
+        assert_eq!(s3.id, 3, "ids are never reused");
+    }
+}

@@ -1,0 +1,270 @@
+//! Gitea issues through its REST API (`/api/v1`, header `Authorization: token <TOKEN>`).
+//!
+//! An alert becomes an issue titled by the alert's title, labelled with `gitea_labels` and
+//! the alert's own label names. Gitea takes label *ids* when creating an issue (names are a
+//! 422), so names are resolved once per run from `GET /repos/{owner}/{repo}/labels` (paged),
+//! and a missing label is created (or, when that is refused, reported and left off). Before
+//! creating, `GET /repos/{owner}/{repo}/issues?state=open&type=issues&q=<title>` looks for an
+//! open issue with exactly that title: a later alert of the same incident is a comment on it,
+//! not a twin. A recovery is a comment on the open issue, which is closed (`PATCH ... {state:
+//! "closed"}`) with `gitea_close_on_recovery`.
+
+use std::collections::{HashMap, HashSet};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::{Value, json};
+
+use super::{Http, Reply, Sink, min_level};
+use crate::config::{Alerting, Secret};
+use crate::entry::Diag;
+use crate::notify::alert::Alert;
+use crate::notify::render;
+use crate::record::Level;
+
+/// Labels per page (Gitea's maximum page size is 50 by default).
+const PAGE: usize = 50;
+
+/// The colour of labels notify creates.
+const LABEL_COLOR: &str = "#e11d21";
+
+pub struct Gitea<'d> {
+    http: Http,
+    base: String,
+    owner: String,
+    repo: String,
+    token: Secret,
+    labels: Vec<String>,
+    close_on_recovery: bool,
+    min: Level,
+    host: String,
+    label_ids: Option<HashMap<String, u64>>,
+    reported: HashSet<String>,
+    diag: &'d Diag,
+}
+
+impl<'d> Gitea<'d> {
+    /// The sink for `gitea_url`, `gitea_repo` (`owner/name`) and `gitea_token`.
+    pub fn new(
+        http: Http,
+        alerting: &Alerting,
+        url: &str,
+        repo: &str,
+        host: &str,
+        diag: &'d Diag,
+    ) -> Result<Gitea<'d>, String> {
+        let (owner, name) = match repo.trim().trim_matches('/').split_once('/') {
+            Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/') => (o.to_string(), n.to_string()),
+            _ => return Err(format!("gitea_repo: '{repo}' is not owner/name")),
+        };
+        let base = url.trim_end_matches('/').trim_end_matches("/api/v1").to_string();
+        Ok(Gitea {
+            http,
+            base,
+            owner,
+            repo: name,
+            token: alerting.gitea_token.clone(),
+            labels: alerting.gitea_labels.clone(),
+            close_on_recovery: alerting.gitea_close_on_recovery,
+            min: min_level(alerting, "gitea", Level::Warning),
+            host: host.to_string(),
+            label_ids: None,
+            reported: HashSet::new(),
+            diag,
+        })
+    }
+
+    fn url(&self, rest: &str) -> String {
+        format!("{}/api/v1/repos/{}/{}{rest}", self.base, enc(&self.owner), enc(&self.repo))
+    }
+
+    fn call(&self, method: &str, url: &str, body: Option<&Value>) -> Result<Reply, String> {
+        let auth = format!("token {}", self.token.expose());
+        let reply = self.http.request(method, url, &[("Authorization", &auth)], body)?;
+        if reply.ok() {
+            Ok(reply)
+        } else {
+            let mut why = self.http.redact(&reply.describe());
+            if reply.status == 401 {
+                why.push_str(" (check gitea_token)");
+            }
+            Err(format!("{method} {}: {why}", path_of(url)))
+        }
+    }
+
+    /// Label name -> id, read once per run.
+    fn resolve_labels(&mut self, names: &[String]) -> Result<Vec<u64>, String> {
+        if self.label_ids.is_none() {
+            let mut ids = HashMap::new();
+            for page in 1..=100 {
+                let url = self.url(&format!("/labels?page={page}&limit={PAGE}"));
+                let got = self.call("GET", &url, None)?.json();
+                let Some(list) = got.as_array() else {
+                    return Err(format!("GET {}: not a list of labels", path_of(&url)));
+                };
+                for l in list {
+                    if let (Some(n), Some(id)) =
+                        (l.get("name").and_then(Value::as_str), l.get("id").and_then(Value::as_u64))
+                    {
+                        ids.insert(n.to_string(), id);
+                    }
+                }
+                if list.len() < PAGE {
+                    break;
+                }
+            }
+            self.label_ids = Some(ids);
+        }
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(id) = self.label_ids.as_ref().and_then(|m| m.get(name)) {
+                out.push(*id);
+                continue;
+            }
+            if self.reported.contains(name) {
+                continue;
+            }
+            let body = json!({"name": name, "color": LABEL_COLOR, "description": "Added by pitcrew notify"});
+            match self.call("POST", &self.url("/labels"), Some(&body)) {
+                Ok(r) => match r.json().get("id").and_then(Value::as_u64) {
+                    Some(id) => {
+                        self.label_ids.get_or_insert_with(HashMap::new).insert(name.clone(), id);
+                        out.push(id);
+                    }
+                    None => {
+                        self.diag.warn(format_args!("gitea: label '{name}': created, but the answer has no id"));
+                        self.reported.insert(name.clone());
+                    }
+                },
+                Err(e) => {
+                    self.diag.warn(format_args!(
+                        "gitea: label '{name}' does not exist and cannot be created ({e}); issues go without it"
+                    ));
+                    self.reported.insert(name.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The number of the open issue with exactly this title.
+    fn find_open(&self, title: &str) -> Result<Option<u64>, String> {
+        let url = format!("{}?state=open&type=issues&limit=50&q={}", self.url("/issues"), enc(title));
+        let got = self.call("GET", &url, None)?.json();
+        Ok(got
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| {
+                i.get("title").and_then(Value::as_str) == Some(title)
+                    && i.get("pull_request").is_none_or(Value::is_null)
+            })
+            .and_then(|i| i.get("number").and_then(Value::as_u64)))
+    }
+
+    fn title(a: &Alert) -> String {
+        let t = a.title.trim();
+        if t.is_empty() || t == render::HEAD {
+            crate::util::truncate(crate::util::first_line(&a.message), 120)
+        } else {
+            t.to_string()
+        }
+    }
+
+    fn label_names(&self, a: &Alert) -> Vec<String> {
+        let mut names = self.labels.clone();
+        for n in a.label_names() {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        names
+    }
+
+    fn one(&mut self, a: &Alert) -> Result<(), String> {
+        let title = Self::title(a);
+        let open = self.find_open(&title)?;
+        if a.is_resolved() {
+            let Some(n) = open else { return Ok(()) };
+            self.call(
+                "POST",
+                &self.url(&format!("/issues/{n}/comments")),
+                Some(&json!({"body": render::issue_comment(a)})),
+            )?;
+            if self.close_on_recovery {
+                self.call("PATCH", &self.url(&format!("/issues/{n}")), Some(&json!({"state": "closed"})))?;
+            }
+            return Ok(());
+        }
+        match open {
+            Some(n) => {
+                self.call(
+                    "POST",
+                    &self.url(&format!("/issues/{n}/comments")),
+                    Some(&json!({"body": render::issue_comment(a)})),
+                )?;
+            }
+            None => {
+                let names = self.label_names(a);
+                let labels = self.resolve_labels(&names)?;
+                let body = json!({"title": title, "body": render::issue_body(a, &self.host), "labels": labels});
+                self.call("POST", &self.url("/issues"), Some(&body))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sink for Gitea<'_> {
+    fn name(&self) -> &'static str {
+        "gitea"
+    }
+
+    fn min_level(&self) -> Level {
+        self.min
+    }
+
+    fn deliver(&mut self, batch: &[&Alert], _delayed: bool) -> Vec<Result<(), String>> {
+        batch.iter().map(|a| self.one(a)).collect()
+    }
+
+    fn preview(&self, batch: &[&Alert]) -> Vec<Value> {
+        batch
+            .iter()
+            .map(|a| {
+                if a.is_resolved() {
+                    json!({"issue": Self::title(a), "comment": render::issue_comment(a), "close": self.close_on_recovery})
+                } else {
+                    json!({"issue": Self::title(a), "body": render::issue_body(a, &self.host), "labels": self.label_names(a),
+                           "comment_if_open": render::issue_comment(a)})
+                }
+            })
+            .collect()
+    }
+}
+
+/// Everything but the unreserved characters of RFC 3986 is escaped.
+const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// Percent-encode a path segment or query value.
+fn enc(s: &str) -> String {
+    utf8_percent_encode(s, ESCAPED).to_string()
+}
+
+/// The path of a URL, for messages (no host, no query).
+fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
+    path.split('?').next().unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_and_paths() {
+        assert_eq!(enc("api is failing: 50% <x>"), "api%20is%20failing%3A%2050%25%20%3Cx%3E");
+        assert_eq!(enc("é"), "%C3%A9");
+        assert_eq!(path_of("http://h:1/api/v1/repos/o/r/issues?q=x"), "/api/v1/repos/o/r/issues");
+    }
+}

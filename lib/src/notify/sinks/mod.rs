@@ -1,0 +1,269 @@
+//! Where alerts go: Telegram, Gitea issues, Alertmanager, a JSON webhook, a command.
+//!
+//! A sink takes a batch (the alerts of one run it accepts, or those waiting for it in the
+//! outbox) and says, per alert, delivered or why not. Grouped sinks (Telegram, webhook, exec)
+//! send one message for the batch, so every alert shares its fate; Gitea works alert by
+//! alert; Alertmanager takes the batch in one request. Every error text passes through the
+//! alerting settings' redaction, so a token in a URL never reaches a message.
+
+pub mod alertmanager;
+pub mod gitea;
+pub mod telegram;
+
+use std::io::Read;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::alert::Alert;
+use super::render;
+use crate::config::{Alerting, CommandLine};
+use crate::record::Level;
+use crate::util::{self, proc};
+
+/// The most of a response body read.
+const BODY_LIMIT: u64 = 4 << 20;
+
+/// One sink.
+pub trait Sink {
+    /// Its name (`telegram`), as in `--sink` and in alert records.
+    fn name(&self) -> &'static str;
+
+    /// The least level it is sent (a recovery goes where its alert went).
+    fn min_level(&self) -> Level;
+
+    /// Send a batch; one result per alert, in order.
+    fn deliver(&mut self, batch: &[&Alert], delayed: bool) -> Vec<Result<(), String>>;
+
+    /// What it would send, one value per alert (`--dry-run`).
+    fn preview(&self, batch: &[&Alert]) -> Vec<Value>;
+
+    /// Post again the incidents still firing (only Alertmanager needs it); `None` when the
+    /// sink has nothing to do.
+    fn refresh(&mut self, _firing: &[Alert]) -> Option<Result<(), String>> {
+        None
+    }
+
+    /// Does this sink take the alert?
+    fn accepts(&self, a: &Alert) -> bool {
+        let level = if a.is_resolved() { a.was.unwrap_or(Level::Info) } else { a.level };
+        rank(level) >= rank(self.min_level())
+    }
+}
+
+/// Severity order (recovery lowest).
+pub fn rank(l: Level) -> u8 {
+    match l {
+        Level::Recovery => 0,
+        Level::Info => 1,
+        Level::Warning => 2,
+        Level::Error => 3,
+        Level::Critical => 4,
+    }
+}
+
+/// Every sink's name, in the order they are tried.
+pub const NAMES: &[&str] = &["telegram", "gitea", "alertmanager", "webhook", "exec"];
+
+/// An HTTP reply, whatever its status.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as JSON (Null when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// `HTTP 422: <message>`, with the service's own message when it gave one.
+    pub fn describe(&self) -> String {
+        let j = self.json();
+        let msg = j
+            .get("message")
+            .or_else(|| j.get("description"))
+            .or_else(|| j.get("error"))
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or_else(|| j.as_str().map(String::from))
+            .unwrap_or_else(|| util::first_line(&self.body).to_string());
+        if msg.is_empty() {
+            format!("HTTP {}", self.status)
+        } else {
+            format!("HTTP {}: {}", self.status, util::truncate(&msg, 300))
+        }
+    }
+}
+
+/// The HTTP client every sink shares, with the secrets to scrub from its errors.
+#[derive(Clone)]
+pub struct Http {
+    agent: ureq::Agent,
+    alerting: Alerting,
+}
+
+impl Http {
+    pub fn new(alerting: &Alerting, timeout: Duration) -> Http {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .user_agent(concat!("pitcrew-notify/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Http { agent, alerting: alerting.clone() }
+    }
+
+    /// Scrub every secret from a text.
+    pub fn redact(&self, s: &str) -> String {
+        self.alerting.redact(s)
+    }
+
+    /// Send a request; an error is a transport failure (no reply), already redacted.
+    pub fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Reply, String> {
+        let mut b = ureq::http::Request::builder().method(method).uri(url).header("Accept", "application/json");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let bytes = match body {
+            Some(v) => {
+                b = b.header("Content-Type", "application/json");
+                serde_json::to_vec(v).map_err(|e| format!("serializing the request: {e}"))?
+            }
+            None => Vec::new(),
+        };
+        let req = b.body(bytes).map_err(|e| self.redact(&format!("bad request: {e}")))?;
+        let mut resp = self.agent.run(req).map_err(|e| self.redact(&e.to_string()))?;
+        let status = resp.status().as_u16();
+        let mut body = String::new();
+        let _ = resp.body_mut().as_reader().take(BODY_LIMIT).read_to_string(&mut body);
+        Ok(Reply { status, body })
+    }
+}
+
+/// A level from the alerting settings (`<sink>_min_level`), or the default.
+pub fn min_level(alerting: &Alerting, sink: &str, default: Level) -> Level {
+    alerting.raw.get(&format!("{sink}_min_level")).and_then(Value::as_str).and_then(Level::parse).unwrap_or(default)
+}
+
+/// The JSON webhook: `POST {alerts: [...], text}`.
+pub struct Webhook {
+    http: Http,
+    url: String,
+    headers: Vec<(String, String)>,
+    min: Level,
+}
+
+impl Webhook {
+    pub fn new(http: Http, alerting: &Alerting, url: &str) -> Webhook {
+        let headers = match alerting.raw.get("webhook_headers") {
+            Some(Value::Object(m)) => {
+                m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect()
+            }
+            _ => Vec::new(),
+        };
+        Webhook { http, url: url.to_string(), headers, min: min_level(alerting, "webhook", Level::Info) }
+    }
+
+    fn payload(batch: &[&Alert], delayed: bool) -> Value {
+        let alerts: Vec<Alert> = batch.iter().map(|a| a.undelivered()).collect();
+        json!({"alerts": alerts, "text": render::compose(batch, delayed).plain()})
+    }
+}
+
+impl Sink for Webhook {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn min_level(&self) -> Level {
+        self.min
+    }
+
+    fn deliver(&mut self, batch: &[&Alert], delayed: bool) -> Vec<Result<(), String>> {
+        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let r = match self.http.request("POST", &self.url, &headers, Some(&Self::payload(batch, delayed))) {
+            Ok(reply) if reply.ok() => Ok(()),
+            Ok(reply) => Err(self.http.redact(&reply.describe())),
+            Err(e) => Err(e),
+        };
+        vec![r; batch.len()]
+    }
+
+    fn preview(&self, batch: &[&Alert]) -> Vec<Value> {
+        let text = render::compose(batch, false).plain();
+        vec![json!({"url": self.http.redact(&self.url), "text": text}); batch.len()]
+    }
+}
+
+/// A command that reads the message on its stdin (`sendmail -t`, a chat CLI, ...).
+pub struct Exec {
+    command: CommandLine,
+    timeout: Duration,
+    min: Level,
+}
+
+impl Exec {
+    pub fn new(alerting: &Alerting, command: &CommandLine) -> Exec {
+        let secs =
+            alerting.raw.get("exec_timeout_seconds").and_then(Value::as_f64).filter(|s| *s > 0.0).unwrap_or(30.0);
+        Exec {
+            command: command.clone(),
+            timeout: Duration::from_secs_f64(secs),
+            min: min_level(alerting, "exec", Level::Info),
+        }
+    }
+}
+
+impl Sink for Exec {
+    fn name(&self) -> &'static str {
+        "exec"
+    }
+
+    fn min_level(&self) -> Level {
+        self.min
+    }
+
+    fn deliver(&mut self, batch: &[&Alert], delayed: bool) -> Vec<Result<(), String>> {
+        let doc = render::compose(batch, delayed);
+        let mut text = doc.plain();
+        text.push('\n');
+        let mut spec = proc::Spec::new(&self.command, self.timeout);
+        spec.stdin = Some(text.into_bytes());
+        let level = render::head_level(batch);
+        let title = match batch {
+            [one] if !one.title.is_empty() => one.title.clone(),
+            _ => format!("{} {}", level.prefix(), render::HEAD),
+        };
+        spec.env = vec![
+            ("NOTIFY_LEVEL".into(), level.as_str().into()),
+            ("NOTIFY_TITLE".into(), title),
+            ("NOTIFY_COUNT".into(), batch.len().to_string()),
+        ];
+        let r = match proc::run(&spec) {
+            Ok(o) if o.success() => Ok(()),
+            Ok(o) => {
+                let why = util::first_line(&o.stderr);
+                Err(if why.is_empty() { o.describe() } else { format!("{}: {why}", o.describe()) })
+            }
+            Err(e) => Err(format!("cannot run {}: {e}", self.command.display())),
+        };
+        vec![r; batch.len()]
+    }
+
+    fn preview(&self, batch: &[&Alert]) -> Vec<Value> {
+        let text = render::compose(batch, false).plain();
+        vec![json!({"command": self.command.display(), "stdin": text}); batch.len()]
+    }
+}

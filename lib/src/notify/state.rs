@@ -1,0 +1,611 @@
+//! What notify remembers between runs, and the decision it makes each run.
+//!
+//! `state/notify.json` keeps, per subject, its level (absent when good), since when, how many
+//! runs in a row it has been bad, the level last announced (`notified`) and when
+//! (`last_sent`). The seed's `state/alert-rate.json` (`{topic: seconds since the epoch}`)
+//! keeps when each topic was last sent; notify reads and writes it the seed's way, so the
+//! seed's alert script and notify honour each other's rate limits.
+//!
+//! The decision ([`evaluate`]): a subject that is bad wants an alert when its level differs
+//! from the one announced, or when the announcement is older than `repeat_interval_seconds`;
+//! a subject that turned good after a bad level was announced wants a recovery alert (with
+//! `alert_on_recovery`). A wanted alert may be held back: silenced, inhibited (its parent is
+//! down), under the `--after` threshold, or rate-limited (its topic was sent within
+//! `rate_limit_seconds`). A held-back alert is still an alert record with `suppressed` set,
+//! and the subject's announcement stays outstanding, so the next run asks again: nothing is
+//! lost, only delayed. An alert that is not held back is raised: it is sent now, or queued in
+//! the outbox until it is, so the state records it as announced.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use super::alert::{Alert, AlertStatus, Suppressed};
+use super::rules::Observation;
+use super::silence::Silences;
+use crate::clock::{self, human_duration};
+use crate::error::Result;
+use crate::record::Level;
+use crate::store;
+
+/// Subjects not seen for this long are forgotten.
+const FORGET_AFTER_S: i64 = 30 * 86_400;
+
+/// One subject's memory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Subject {
+    /// The level while bad; absent when good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    /// When it turned bad (or good).
+    #[serde(default)]
+    pub since: String,
+    #[serde(default)]
+    pub last_seen: String,
+    /// Consecutive runs it has been bad in.
+    #[serde(default)]
+    pub bad_runs: u32,
+    /// The bad level last announced; absent when nothing bad is outstanding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified: Option<Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sent: Option<String>,
+    /// The incident's title, name, source kind, state word and message as last announced
+    /// (for recovery alerts and Alertmanager refreshes).
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub state: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub topic: String,
+    /// Labels of an alert record that spoke for the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `state/notify.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    #[serde(default)]
+    pub subjects: BTreeMap<String, Subject>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl State {
+    pub fn load(path: &Path) -> Result<State> {
+        Ok(store::read_json(path)?.unwrap_or_default())
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        store::write_json(path, self)
+    }
+}
+
+/// The seed's `alert-rate.json`: topic -> seconds since the epoch of the last send.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rates(pub BTreeMap<String, f64>);
+
+impl Rates {
+    /// Read the file the seed's lenient way: unreadable or not JSON is empty (and said).
+    pub fn load(path: &Path) -> (Rates, Option<String>) {
+        match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Rates::default(), None),
+            Err(e) => (Rates::default(), Some(format!("{}: {e}", path.display()))),
+            Ok(bytes) => match serde_json::from_slice::<Map<String, Value>>(&bytes) {
+                Ok(m) => (Rates(m.into_iter().filter_map(|(k, v)| v.as_f64().map(|t| (k, t))).collect()), None),
+                Err(e) => (Rates::default(), Some(format!("{}: {e}; starting afresh", path.display()))),
+            },
+        }
+    }
+
+    /// Write it as the seed did (pretty, entries older than an hour pruned; here: older than
+    /// an hour or the rate limit, whichever is longer).
+    pub fn save(&self, path: &Path, now: f64, rate_limit_s: u64) -> Result<()> {
+        let keep = (rate_limit_s as f64).max(3600.0);
+        let pruned: Map<String, Value> =
+            self.0.iter().filter(|(_, t)| now - **t < keep).map(|(k, t)| (k.clone(), json!(t))).collect();
+        store::write_json(path, &pruned)
+    }
+
+    /// Was the topic sent within `limit_s` of `now`?
+    pub fn limited(&self, topic: &str, now: f64, limit_s: u64) -> bool {
+        !topic.is_empty() && limit_s > 0 && self.0.get(topic).is_some_and(|t| now - t < limit_s as f64)
+    }
+
+    pub fn mark(&mut self, topic: &str, now: f64) {
+        if !topic.is_empty() {
+            self.0.insert(topic.to_string(), now);
+        }
+    }
+}
+
+/// The settings the decision depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub repeat_interval_s: u64,
+    pub rate_limit_s: u64,
+    pub alert_on_recovery: bool,
+    /// Alert only after this many consecutive bad runs.
+    pub after: u32,
+}
+
+/// What the stream said about one subject in this run (the last record wins, but an alert
+/// record speaks for its subject over the rules).
+#[derive(Debug, Clone)]
+pub enum Said {
+    Rule(Observation),
+    Alert(Box<Alert>),
+}
+
+/// One run's input: what was said per subject, in order of first mention, and the alerts
+/// without a subject, to be sent as they are.
+#[derive(Debug, Default)]
+pub struct Input {
+    order: Vec<String>,
+    said: HashMap<String, Said>,
+    pub loose: Vec<Alert>,
+}
+
+impl Input {
+    pub fn rule(&mut self, o: Observation) {
+        let key = o.subject.clone();
+        if let Some(Said::Alert(_)) = self.said.get(&key) {
+            return;
+        }
+        self.put(key, Said::Rule(o));
+    }
+
+    /// An alert record from the stream: with a subject and a level (bad, or resolved) it
+    /// speaks for that subject; otherwise it is sent as it is.
+    pub fn alert(&mut self, a: Alert) {
+        match a.subject.clone() {
+            Some(s) if !s.is_empty() && (a.level.is_bad() || a.is_resolved()) => self.put(s, Said::Alert(Box::new(a))),
+            _ => self.loose.push(a),
+        }
+    }
+
+    fn put(&mut self, key: String, s: Said) {
+        if self.said.insert(key.clone(), s).is_none() {
+            self.order.push(key);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty() && self.loose.is_empty()
+    }
+}
+
+fn ts(s: &str) -> Option<OffsetDateTime> {
+    clock::parse_ts(s)
+}
+
+fn age_s(since: &str, now: OffsetDateTime) -> Option<u64> {
+    ts(since).map(|t| (now - t).whole_seconds().max(0) as u64)
+}
+
+/// What one run decided.
+#[derive(Debug, Default)]
+pub struct Decision {
+    /// Every alert, held back ones included, in input order.
+    pub alerts: Vec<Alert>,
+}
+
+/// Decide what to raise, and update the state and topic rates as if every raised alert were
+/// sent (a failed send goes to the outbox, so it is as good as sent).
+pub fn evaluate(
+    state: &mut State,
+    rates: &mut Rates,
+    input: Input,
+    silences: &Silences,
+    policy: Policy,
+    now: OffsetDateTime,
+) -> Decision {
+    let stamp = clock::fmt_ts(now);
+    let now_s = clock::unix_f64(now);
+    let before = rates.clone();
+    let mut alerts = Vec::new();
+    let mut raised_topics = Vec::new();
+    let Input { order, mut said, loose } = input;
+    for key in order {
+        let Some(s) = said.remove(&key) else { continue };
+        let entry = state.subjects.entry(key.clone()).or_default();
+        let (bad, parent) = match &s {
+            Said::Rule(o) => (o.bad, o.parent.clone()),
+            Said::Alert(a) => (if a.is_resolved() { None } else { Some(a.level) }, None),
+        };
+        entry.last_seen.clone_from(&stamp);
+        match bad {
+            Some(level) => {
+                if entry.level.is_none() {
+                    entry.since.clone_from(&stamp);
+                    entry.bad_runs = 0;
+                }
+                entry.bad_runs = entry.bad_runs.saturating_add(1);
+                entry.level = Some(level);
+                let repeat = entry.notified == Some(level);
+                let due = !repeat
+                    || entry
+                        .last_sent
+                        .as_deref()
+                        .and_then(|t| age_s(t, now))
+                        .is_none_or(|a| a >= policy.repeat_interval_s);
+                if !due {
+                    continue;
+                }
+                let mut a = match &s {
+                    Said::Rule(o) => rule_alert(o, level, &key, entry, &stamp),
+                    Said::Alert(a) => {
+                        let mut a = a.as_ref().clone();
+                        a.status = AlertStatus::Firing;
+                        a.since = Some(entry.since.clone());
+                        a
+                    }
+                };
+                a.repeat = repeat;
+                a.was = entry.notified.filter(|n| *n != level);
+                a.suppressed = if silences.muting(&a, now).is_some() {
+                    Some(Suppressed::Silenced)
+                } else if parent.is_some() {
+                    Some(Suppressed::Inhibited)
+                } else if entry.bad_runs < policy.after {
+                    Some(Suppressed::Threshold)
+                } else if before.limited(&a.topic, now_s, policy.rate_limit_s) {
+                    Some(Suppressed::RateLimit)
+                } else {
+                    None
+                };
+                if a.suppressed.is_none() {
+                    entry.notified = Some(level);
+                    entry.last_sent = Some(stamp.clone());
+                    remember(entry, &a, &s);
+                    raised_topics.push(a.topic.clone());
+                }
+                alerts.push(a);
+            }
+            None => {
+                let was = entry.notified;
+                let since = entry.since.clone();
+                entry.level = None;
+                entry.bad_runs = 0;
+                let Some(was) = was else {
+                    state.subjects.remove(&key);
+                    continue;
+                };
+                if !policy.alert_on_recovery {
+                    state.subjects.remove(&key);
+                    continue;
+                }
+                let a = match &s {
+                    Said::Rule(o) => recovery_alert(o, was, &key, entry, &since, now, &stamp),
+                    Said::Alert(a) => {
+                        let mut a = a.as_ref().clone();
+                        a.status = AlertStatus::Resolved;
+                        a.level = Level::Recovery;
+                        a.was = Some(was);
+                        a.since = Some(since);
+                        a
+                    }
+                };
+                let mut a = a;
+                if silences.muting(&a, now).is_some() {
+                    a.suppressed = Some(Suppressed::Silenced);
+                } else {
+                    state.subjects.remove(&key);
+                }
+                alerts.push(a);
+            }
+        }
+    }
+    // Alerts without a subject: sent as they are, once per run, within the topic's limit
+    // (recoveries too, as the seed's alert script did).
+    let mut seen = HashSet::new();
+    for mut a in loose {
+        if a.timestamp.is_empty() {
+            a.timestamp.clone_from(&stamp);
+        }
+        let key = (a.topic.clone(), a.title.clone(), a.message.clone(), a.level, a.status);
+        a.suppressed = if !seen.insert(key) {
+            Some(Suppressed::Duplicate)
+        } else if silences.muting(&a, now).is_some() {
+            Some(Suppressed::Silenced)
+        } else if before.limited(&a.topic, now_s, policy.rate_limit_s) {
+            Some(Suppressed::RateLimit)
+        } else {
+            None
+        };
+        if a.suppressed.is_none() {
+            raised_topics.push(a.topic.clone());
+        }
+        alerts.push(a);
+    }
+    for t in raised_topics {
+        rates.mark(&t, now_s);
+    }
+    mention_children(&mut alerts);
+    state.subjects.retain(|_, e| ts(&e.last_seen).is_none_or(|t| (now - t).whole_seconds() < FORGET_AFTER_S));
+    Decision { alerts }
+}
+
+fn remember(entry: &mut Subject, a: &Alert, s: &Said) {
+    entry.title.clone_from(&a.title);
+    entry.message.clone_from(&a.message);
+    entry.topic.clone_from(&a.topic);
+    match s {
+        Said::Rule(o) => {
+            entry.name.clone_from(&o.name);
+            entry.kind = o.kind.to_string();
+            entry.state.clone_from(&o.state);
+            entry.labels = None;
+        }
+        Said::Alert(a) => {
+            entry.name = a.name().to_string();
+            entry.kind = "alert".into();
+            entry.state.clear();
+            entry.labels.clone_from(&a.labels);
+        }
+    }
+}
+
+fn rule_labels(o: &Observation) -> Value {
+    json!({"kind": o.kind, "name": o.name})
+}
+
+fn rule_alert(o: &Observation, level: Level, subject: &str, entry: &Subject, stamp: &str) -> Alert {
+    let message = if o.detail.is_empty() { o.state.clone() } else { format!("{}: {}", o.state, o.detail) };
+    let mut a = Alert::new(subject, level, &o.title, &message, stamp);
+    a.subject = Some(subject.to_string());
+    a.labels = Some(rule_labels(o));
+    a.state = Some(o.state.clone());
+    a.since = Some(entry.since.clone());
+    a.suppressed_by = o.parent.clone();
+    a
+}
+
+fn recovery_alert(
+    o: &Observation,
+    was: Level,
+    subject: &str,
+    entry: &Subject,
+    since: &str,
+    now: OffsetDateTime,
+    stamp: &str,
+) -> Alert {
+    let mut message = match age_s(since, now) {
+        Some(s) => format!("recovered after {}", human_duration(s)),
+        None => "recovered".to_string(),
+    };
+    if !o.detail.is_empty() {
+        message.push_str(&format!(": {}", o.detail));
+    }
+    let title = if entry.title.is_empty() { o.title.clone() } else { entry.title.clone() };
+    let mut a = Alert::new(subject, Level::Recovery, &title, &message, stamp);
+    a.status = AlertStatus::Resolved;
+    a.subject = Some(subject.to_string());
+    a.labels = Some(rule_labels(o));
+    a.state = Some(o.state.clone());
+    a.since = Some(since.to_string());
+    a.was = Some(was);
+    a
+}
+
+/// Mention inhibited children under their parent: the parent's `also` lists them when the
+/// parent's alert is in this run.
+fn mention_children(alerts: &mut [Alert]) {
+    let mut children: HashMap<String, Vec<String>> = HashMap::new();
+    for a in alerts.iter() {
+        if a.suppressed == Some(Suppressed::Inhibited) {
+            if let Some(p) = &a.suppressed_by {
+                children.entry(p.clone()).or_default().push(a.name().to_string());
+            }
+        }
+    }
+    for a in alerts.iter_mut() {
+        if a.suppressed.is_none() && !a.is_resolved() && a.source_kind() == "check" {
+            if let Some(c) = children.remove(a.name()) {
+                a.also = c;
+            }
+        }
+    }
+}
+
+/// Alerts for every subject still bad and announced, rebuilt from the state: Alertmanager
+/// forgets an alert that is not posted again, so it is told of them every run.
+pub fn still_firing(state: &State, skip: &HashSet<String>) -> Vec<Alert> {
+    state
+        .subjects
+        .iter()
+        .filter(|(k, e)| e.level.is_some() && e.notified.is_some() && !skip.contains(*k))
+        .filter_map(|(k, e)| {
+            let level = e.notified?;
+            let mut a =
+                Alert::new(if e.topic.is_empty() { k } else { &e.topic }, level, &e.title, &e.message, &e.last_seen);
+            a.subject = Some(k.clone());
+            a.since = Some(e.since.clone());
+            a.labels = if e.kind == "alert" { e.labels.clone() } else { Some(json!({"kind": e.kind, "name": e.name})) };
+            if e.kind != "alert" {
+                a.state = Some(e.state.clone());
+            }
+            Some(a)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::rules;
+
+    fn t(s: &str) -> OffsetDateTime {
+        clock::parse_ts(s).unwrap()
+    }
+
+    fn policy() -> Policy {
+        Policy { repeat_interval_s: 3600, rate_limit_s: 300, alert_on_recovery: true, after: 1 }
+    }
+
+    fn run(state: &mut State, rates: &mut Rates, lines: &[Value], p: Policy, now: &str) -> Vec<Alert> {
+        run_with(state, rates, lines, p, now, &Silences::default())
+    }
+
+    fn run_with(
+        state: &mut State,
+        rates: &mut Rates,
+        lines: &[Value],
+        p: Policy,
+        now: &str,
+        s: &Silences,
+    ) -> Vec<Alert> {
+        let mut input = Input::default();
+        for v in lines {
+            if v["kind"] == "alert" {
+                input.alert(serde_json::from_value(v.clone()).unwrap());
+            } else {
+                for o in rules::observe(v) {
+                    input.rule(o);
+                }
+            }
+        }
+        evaluate(state, rates, input, s, p, t(now)).alerts
+    }
+
+    fn check(name: &str, status: &str) -> Value {
+        json!({"kind": "check", "name": name, "status": status, "detail": format!("{name} {status}")})
+    }
+
+    #[test]
+    fn turning_bad_staying_bad_repeating_and_recovering() {
+        let (mut st, mut r) = (State::default(), Rates::default());
+        let a = run(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T10:00:00Z");
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].level, a[0].title.as_str(), a[0].message.as_str()),
+            (Level::Error, "api is failing", "down: api down")
+        );
+        assert!(a[0].suppressed.is_none());
+        assert!(run(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T10:05:00Z").is_empty());
+        let a = run(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T11:00:00Z");
+        assert!(a[0].repeat, "past repeat_interval: a reminder");
+        let a = run(&mut st, &mut r, &[check("api", "up")], policy(), "2026-11-23T11:30:00Z");
+        assert_eq!((a[0].level, a[0].status, a[0].was), (Level::Recovery, AlertStatus::Resolved, Some(Level::Error)));
+        assert_eq!(a[0].message, "recovered after 1h 30m: api up");
+        assert_eq!(a[0].title, "api is failing", "the incident keeps its title");
+        assert!(st.subjects.is_empty());
+        assert!(run(&mut st, &mut r, &[check("api", "up")], policy(), "2026-11-23T11:35:00Z").is_empty());
+    }
+
+    #[test]
+    fn the_last_record_of_a_subject_wins() {
+        let (mut st, mut r) = (State::default(), Rates::default());
+        let a = run(&mut st, &mut r, &[check("api", "down"), check("api", "up")], policy(), "2026-11-23T10:00:00Z");
+        assert!(a.is_empty());
+        let a = run(&mut st, &mut r, &[check("api", "up"), check("api", "degraded")], policy(), "2026-11-23T10:00:00Z");
+        assert_eq!(a[0].level, Level::Warning);
+        let a = run(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T10:01:00Z");
+        assert_eq!(
+            (a[0].level, a[0].suppressed),
+            (Level::Error, Some(Suppressed::RateLimit)),
+            "escalation, rate-limited"
+        );
+        let a = run(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T10:06:00Z");
+        assert_eq!((a[0].level, a[0].suppressed), (Level::Error, None), "and sent once the limit has passed");
+    }
+
+    #[test]
+    fn after_n_runs_and_no_recovery_for_what_was_never_said() {
+        let (mut st, mut r) = (State::default(), Rates::default());
+        let p = Policy { after: 3, ..policy() };
+        for (i, now) in ["2026-11-23T10:00:00Z", "2026-11-23T10:05:00Z"].iter().enumerate() {
+            let a = run(&mut st, &mut r, &[check("api", "down")], p, now);
+            assert_eq!(a[0].suppressed, Some(Suppressed::Threshold), "run {i}");
+        }
+        let a = run(&mut st, &mut r, &[check("db", "down"), check("api", "up")], p, "2026-11-23T10:10:00Z");
+        assert_eq!(a.len(), 1, "api was never announced: no recovery; {a:?}");
+        let a = run(&mut st, &mut r, &[check("db", "down")], p, "2026-11-23T10:15:00Z");
+        assert_eq!(a[0].suppressed, Some(Suppressed::Threshold));
+        let a = run(&mut st, &mut r, &[check("db", "down")], p, "2026-11-23T10:20:00Z");
+        assert_eq!(a[0].suppressed, None);
+    }
+
+    #[test]
+    fn children_are_mentioned_under_their_parent() {
+        let (mut st, mut r) = (State::default(), Rates::default());
+        let mut worker = check("worker", "down");
+        worker["suppressed_by"] = json!("gateway");
+        let a = run(&mut st, &mut r, &[worker.clone(), check("gateway", "down")], policy(), "2026-11-23T10:00:00Z");
+        assert_eq!(a[0].suppressed, Some(Suppressed::Inhibited));
+        assert_eq!(a[1].also, vec!["worker"]);
+        let a =
+            run(&mut st, &mut r, &[check("gateway", "up"), check("worker", "down")], policy(), "2026-11-23T10:10:00Z");
+        assert_eq!(a.len(), 2, "gateway recovered, worker is down on its own now: {a:?}");
+        assert_eq!((a[0].level, a[1].level, a[1].suppressed), (Level::Recovery, Level::Error, None));
+    }
+
+    #[test]
+    fn silences_hold_alerts_without_losing_them() {
+        let (mut st, mut r) = (State::default(), Rates::default());
+        let mut s = Silences::default();
+        s.silences.push(super::super::silence::Silence {
+            id: 1,
+            matchers: vec![super::super::silence::Matcher::parse("name=api").unwrap()],
+            starts_at: "2026-11-23T09:00:00Z".into(),
+            ends_at: "2026-11-23T11:00:00Z".into(),
+            why: String::new(),
+            created_at: String::new(),
+            created_by: String::new(),
+        });
+        let a = run_with(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T10:00:00Z", &s);
+        assert_eq!(a[0].suppressed, Some(Suppressed::Silenced));
+        let a = run_with(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T11:00:00Z", &s);
+        assert_eq!(a[0].suppressed, None, "the silence ended and api is still down");
+        assert_eq!(a[0].since.as_deref(), Some("2026-11-23T10:00:00.000Z"));
+    }
+
+    #[test]
+    fn stream_alerts_speak_for_their_subject_or_go_as_they_are() {
+        let (mut st, mut r) = (State::default(), Rates::default());
+        let rca = json!({"kind":"alert","topic":"agent-health","level":"critical","title":"RCA-AGENT: a","message":"m","subject":"tick:a:2026-11","labels":["rca-required"]});
+        let tick = json!({"kind":"tick","agent":"a","month":"2026-11","status":"offline"});
+        let a = run(&mut st, &mut r, &[rca.clone(), tick.clone()], policy(), "2026-11-23T10:00:00Z");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].title, "RCA-AGENT: a");
+        assert!(run(&mut st, &mut r, &[tick, rca], policy(), "2026-11-23T10:10:00Z").is_empty(), "announced already");
+        let loose = json!({"kind":"alert","topic":"digest","level":"info","title":"Weekly","message":"all fine"});
+        let a = run(&mut st, &mut r, &[loose.clone(), loose.clone()], policy(), "2026-11-23T10:00:00Z");
+        assert_eq!((a[0].suppressed, a[1].suppressed), (None, Some(Suppressed::Duplicate)));
+        let a = run(&mut st, &mut r, &[loose], policy(), "2026-11-23T10:01:00Z");
+        assert_eq!(a[0].suppressed, Some(Suppressed::RateLimit));
+        let firing = still_firing(&st, &HashSet::new());
+        assert_eq!(firing.len(), 1);
+        assert_eq!(firing[0].label_names(), vec!["rca-required"]);
+    }
+
+    #[test]
+    fn seed_rate_file_is_read_and_pruned() {
+        let dir = std::env::temp_dir().join(format!("pitcrew-rates-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("alert-rate.json");
+        std::fs::write(&p, r#"{"health-check": 1000.5, "old": 10}"#).unwrap();
+        let (r, warn) = Rates::load(&p);
+        assert!(warn.is_none());
+        assert!(r.limited("health-check", 1100.0, 300));
+        assert!(!r.limited("health-check", 1400.0, 300));
+        r.save(&p, 4000.0, 300).unwrap();
+        let back: Map<String, Value> = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(back.len(), 1);
+        std::fs::write(&p, "garbage").unwrap();
+        assert!(Rates::load(&p).1.is_some());
+    }
+}

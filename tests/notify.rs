@@ -1,0 +1,664 @@
+//! notify against loopback stand-ins for the services on the internet it speaks to (Telegram's
+//! Bot API, a remote Gitea; see `notify/telegram.rs` and `notify/gitea.rs`), a real HTTP
+//! receiver for the webhook, and real commands for the exec sink.
+
+mod gitea;
+mod telegram;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use self::gitea::FakeGitea;
+use self::telegram::{FakeTelegram, Next};
+use crate::util::http::{HttpServer, Reply, Seen};
+use crate::util::{Tool, Workdir, closed_port, json as pretty};
+
+const T0: &str = "2026-11-23T10:00:00Z";
+
+fn at(min: u32) -> String {
+    format!("2026-11-23T{:02}:{:02}:00Z", 10 + min / 60, min % 60)
+}
+
+/// A workdir whose services.json has this `alerting` object.
+fn setup(name: &str, alerting: Value) -> Workdir {
+    let w = Workdir::new(name);
+    w.write("home/config/services.json", pretty(&json!({ "services": [], "alerting": alerting })));
+    w
+}
+
+fn notify(w: &Workdir, now: &str) -> Tool {
+    w.tool("notify").args(["--now", now])
+}
+
+fn check(name: &str, status: &str, detail: &str) -> String {
+    format!(
+        "{}\n",
+        json!({"kind": "check", "name": name, "type": "url", "status": status, "detail": detail, "latency_ms": 5, "timestamp": T0})
+    )
+}
+
+fn tg_alerting(tg: &FakeTelegram) -> Value {
+    json!({"telegram_bot_token": telegram::TOKEN, "telegram_chat_id": telegram::CHAT.to_string(),
+           "telegram_api_url": tg.url(), "rate_limit_seconds": 300, "alert_on_recovery": true})
+}
+
+fn alerts(r: &crate::util::Run) -> Vec<Value> {
+    r.kind("alert")
+}
+
+/// Every file under the home, as text, for looking for secrets.
+fn all_files(w: &Workdir) -> String {
+    fn walk(p: &std::path::Path, out: &mut String) {
+        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if !p.ends_with("services.json") {
+                out.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    let mut s = String::new();
+    walk(&w.path("home"), &mut s);
+    s
+}
+
+// ---------------------------------------------------------------- the pipe contract
+
+#[test]
+fn notify_empty_input_is_empty_output() {
+    let w = setup("notify-empty", json!({}));
+    let r = notify(&w, T0).stdin("").run();
+    r.code(0);
+    assert!(r.stdout.is_empty() && r.stderr.is_empty(), "{r:?}");
+}
+
+#[test]
+fn notify_malformed_line_is_named_and_the_rest_processed() {
+    let w = setup("notify-bad-line", json!({}));
+    let input = format!("{}{{\"kind\": nope}}\n{}", check("api", "down", "HTTP 500"), check("db", "down", "refused"));
+    let r = notify(&w, T0).stdin(&input).run();
+    r.code(3);
+    r.stderr_has("notify: stdin:2: expected ident at column 11");
+    assert_eq!(alerts(&r).len(), 2);
+    let w = setup("notify-bad-line-strict", json!({}));
+    let strict = notify(&w, T0).arg("--strict").stdin(&input).run();
+    strict.code(2);
+    strict.stderr_has("notify: stdin:2: expected ident at column 11");
+}
+
+#[test]
+fn notify_stdout_closed_early_is_silent_success() {
+    let w = setup("notify-head", json!({}));
+    let input: String =
+        (0..4000).map(|i| format!("{}\n", json!({"kind": "other", "n": i, "pad": "x".repeat(80)}))).collect();
+    let mut child = notify(&w, T0).spawn();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    {
+        use std::io::BufRead;
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        assert!(first.contains("\"kind\":\"other\""));
+    }
+    feeder.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn unknown_kinds_pass_through_unchanged_and_in_order() {
+    let w = setup("notify-pass", json!({}));
+    let input = "{\"kind\":\"zeta\",\"b\":1,\"a\":[2]}\n{\"kind\":\"alpha\"}\n";
+    let r = notify(&w, T0).stdin(input).run();
+    r.code(0);
+    assert_eq!(r.stdout, input);
+}
+
+// ---------------------------------------------------------------- rules and state
+
+#[test]
+fn without_sinks_alerts_still_come_out_once_and_recoveries_follow() {
+    let w = setup("notify-nosink", json!({}));
+    let r = notify(&w, T0).stdin(check("api", "down", "HTTP 500")).run();
+    r.code(0);
+    assert!(r.stderr.is_empty(), "{r:?}");
+    let a = alerts(&r);
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        (a[0]["level"].as_str(), a[0]["title"].as_str(), a[0]["message"].as_str(), a[0]["subject"].as_str()),
+        (Some("error"), Some("api is failing"), Some("down: HTTP 500"), Some("check:api"))
+    );
+    assert_eq!((a[0]["status"].as_str(), a[0]["sinks"].as_array().map(Vec::len)), (Some("firing"), Some(0)));
+    assert!(notify(&w, &at(5)).stdin(check("api", "down", "HTTP 500")).run().stdout.is_empty(), "said once");
+    let again = notify(&w, &at(61)).stdin(check("api", "down", "HTTP 500")).run();
+    assert_eq!(alerts(&again)[0]["repeat"], true, "a reminder after repeat_interval_seconds (3600)");
+    let up = notify(&w, &at(70)).stdin(check("api", "up", "HTTP 200")).run();
+    let a = alerts(&up);
+    assert_eq!((a[0]["level"].as_str(), a[0]["status"].as_str()), (Some("recovery"), Some("resolved")));
+    assert_eq!(a[0]["message"], "recovered after 1h 10m: HTTP 200");
+    let state: Value = serde_json::from_str(&w.read("home/state/notify.json")).unwrap();
+    assert!(state["subjects"].as_object().unwrap().is_empty(), "{state}");
+}
+
+#[test]
+fn every_kind_of_record_has_its_rule() {
+    let w = setup("notify-kinds", json!({}));
+    let lines = [
+        json!({"kind":"recovery","name":"api","outcome":"max_attempts","attempt":3,"max_attempts":3,"detail":"gave up"}),
+        json!({"kind":"recovery","name":"web","outcome":"recovered","flapping":true,"restarts_in_window":4}),
+        json!({"kind":"uptime","name":"api","uptime_percent":98.1,"sla_percent":99.9,"status":"breach"}),
+        json!({"kind":"tick","agent":"allegro","month":"2026-11","status":"missing","due":"2026-11-04T00:00:00.000Z"}),
+        json!({"kind":"heartbeat","agent":"adagio","status":"unhealthy","consecutive_failures":3,"error":"timeout"}),
+        json!({"kind":"agent","cell":"c1","agent":"a1","status":"failed"}),
+        json!({"kind":"cell","cell":"c1","status":"failed"}),
+        json!({"kind":"task","id":"t7","title":"Ship it","column":"in_progress","stalled_hours":30}),
+        json!({"kind":"finding","source":"probe","subject":"db","level":"error","problem":"invalid_service","detail":"port"}),
+        json!({"kind":"finding","source":"probe","subject":"x","level":"info","problem":"note","detail":""}),
+    ];
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let r = notify(&w, T0).stdin(input).run();
+    r.code(0);
+    let got: Vec<(String, String)> = alerts(&r)
+        .iter()
+        .map(|a| (a["subject"].as_str().unwrap().to_string(), a["level"].as_str().unwrap().to_string()))
+        .collect();
+    let want = [
+        ("recovery:api", "error"),
+        ("flapping:web", "warning"),
+        ("uptime:api", "warning"),
+        ("tick:allegro:2026-11", "error"),
+        ("heartbeat:adagio", "error"),
+        ("agent:c1/a1", "error"),
+        ("cell:c1", "error"),
+        ("task:t7", "warning"),
+        ("finding:probe:db:invalid_service", "error"),
+    ];
+    let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn after_n_runs_holds_the_first_ones() {
+    let w = setup("notify-after", json!({}));
+    for (i, now) in [T0.to_string(), at(5)].iter().enumerate() {
+        let r = notify(&w, now).args(["--after", "3"]).stdin(check("api", "down", "x")).run();
+        assert_eq!(alerts(&r)[0]["suppressed"], "threshold", "run {i}");
+    }
+    let r = notify(&w, &at(10)).args(["--after", "3"]).stdin(check("api", "down", "x")).run();
+    assert!(alerts(&r)[0].get("suppressed").is_none(), "{r:?}");
+}
+
+// ---------------------------------------------------------------- Telegram
+
+#[test]
+fn telegram_gets_one_grouped_escaped_message_per_run() {
+    let tg = FakeTelegram::start();
+    let w = setup("notify-tg-group", tg_alerting(&tg));
+    let mut worker: Value = serde_json::from_str(check("worker", "down", "refused").trim()).unwrap();
+    worker["suppressed_by"] = json!("gateway");
+    let input = format!(
+        "{}{}\n{}{}",
+        check("gateway", "down", "connection refused"),
+        worker,
+        check("db <primary>", "down", "port 5432: a < b & c"),
+        check("web", "degraded", "slow")
+    );
+    let r = notify(&w, T0).stdin(&input).run();
+    r.code(0);
+    let sent = tg.sent();
+    assert_eq!(sent.len(), 1, "one message for the run");
+    let m = &sent[0];
+    assert_eq!(m.parse_mode.as_deref(), Some("HTML"));
+    assert!(m.raw.contains("db &lt;primary&gt;") && m.raw.contains("a &lt; b &amp; c"), "{}", m.raw);
+    let want = "[ERROR] Agent Ops Alert\n\n\
+2 services down: gateway, db <primary>\n\
+• gateway: connection refused\n\
+\x20  ↳ also down because of gateway: worker\n\
+• db <primary>: port 5432: a < b & c\n\n\
+1 service degraded: web\n\
+• web: slow";
+    assert_eq!(m.text, want);
+    assert!(m.bold.contains(&"Agent Ops Alert".to_string()));
+    let a = alerts(&r);
+    let worker = a.iter().find(|a| a["subject"] == "check:worker").unwrap();
+    assert_eq!((worker["suppressed"].as_str(), worker["sinks"].as_array().unwrap().len()), (Some("inhibited"), 0));
+    let gw = a.iter().find(|a| a["subject"] == "check:gateway").unwrap();
+    assert_eq!(gw["sinks"], json!([{"sink": "telegram", "delivered": true}]));
+    // Nothing new: nothing sent. Recovery: one message.
+    notify(&w, &at(2)).stdin(&input).run().code(0);
+    assert_eq!(tg.sent().len(), 1);
+    notify(&w, &at(20)).stdin(check("gateway", "up", "HTTP 200")).run().code(0);
+    let sent = tg.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[1].text,
+        "[RECOVERED] Agent Ops Alert\n\nRecovered: gateway\n• gateway recovered after 20m: HTTP 200"
+    );
+}
+
+#[test]
+fn telegram_429_is_waited_out_with_retry_after() {
+    let tg = FakeTelegram::start();
+    tg.script(Next::TooMany(1));
+    let w = setup("notify-tg-429", tg_alerting(&tg));
+    let t = Instant::now();
+    let r = notify(&w, T0).stdin(check("api", "down", "x")).run();
+    r.code(0);
+    assert!(t.elapsed() >= Duration::from_secs(1), "waited retry_after");
+    assert_eq!(tg.sent().len(), 1);
+    assert_eq!(tg.state.lock().unwrap().requests, 2);
+}
+
+#[test]
+fn telegram_too_long_a_wait_goes_to_the_outbox_and_the_next_run_delivers_it() {
+    let tg = FakeTelegram::start();
+    tg.script(Next::TooMany(600));
+    let w = setup("notify-tg-outbox", tg_alerting(&tg));
+    let r = notify(&w, T0).stdin(check("api", "down", "HTTP 500")).run();
+    r.code(1);
+    r.stderr_has("telegram: 1 alert(s) not delivered (HTTP 429: Too Many Requests: retry after 600");
+    let a = &alerts(&r)[0];
+    assert_eq!(a["sinks"][0]["delivered"], false);
+    assert!(w.read("home/state/outbox.jsonl").contains("\"sinks\":[\"telegram\"]"));
+    // Nothing new to say, but the outbox is sent at the start of the next run.
+    let r = notify(&w, &at(1)).stdin(check("api", "down", "HTTP 500")).run();
+    r.code(0);
+    let sent = tg.sent();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].text.contains("(delivered late)") && sent[0].text.contains("[raised 2026-11-23 10:00 UTC]"),
+        "{}",
+        sent[0].text
+    );
+    let retried = &alerts(&r)[0];
+    assert_eq!((retried["sinks"][0]["delivered"].as_bool(), retried["attempts"].as_u64()), (Some(true), Some(2)));
+    assert_eq!(w.read("home/state/outbox.jsonl"), "");
+    notify(&w, &at(2)).stdin("").run().code(0);
+    assert_eq!(tg.sent().len(), 1);
+}
+
+#[test]
+fn telegram_behind_a_failing_gateway_is_queued() {
+    let tg = FakeTelegram::start();
+    tg.script(Next::BadGateway);
+    let w = setup("notify-tg-502", tg_alerting(&tg));
+    let r = notify(&w, T0).stdin(check("api", "down", "x")).run();
+    r.code(1);
+    r.stderr_has("telegram: 1 alert(s) not delivered (HTTP 502: <html>)");
+    notify(&w, &at(1)).stdin("").run().code(0);
+    assert_eq!(tg.sent().len(), 1);
+}
+
+#[test]
+fn telegram_html_it_cannot_parse_is_sent_again_as_plain_text() {
+    let tg = FakeTelegram::start();
+    tg.script(Next::CantParse);
+    let w = setup("notify-tg-plain", tg_alerting(&tg));
+    let r = notify(&w, T0).stdin(check("a&b", "down", "<weird>")).run();
+    r.code(0);
+    r.stderr_has("can't parse entities");
+    let sent = tg.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].parse_mode, None);
+    assert!(sent[0].raw.contains("• a&b: <weird>"), "plain text is not escaped: {}", sent[0].raw);
+}
+
+#[test]
+fn telegram_messages_over_4096_are_split_at_lines() {
+    let tg = FakeTelegram::start();
+    let w = setup("notify-tg-split", tg_alerting(&tg));
+    let input: String = (0..150).map(|i| check(&format!("service-{i:03}-<&>"), "down", &"x".repeat(40))).collect();
+    let r = notify(&w, T0).stdin(&input).run();
+    r.code(0);
+    let sent = tg.sent();
+    assert!(sent.len() >= 3, "{} messages", sent.len());
+    let all: String = sent.iter().map(|m| m.text.clone()).collect::<Vec<_>>().join("\n");
+    for i in 0..150 {
+        assert!(all.contains(&format!("• service-{i:03}-<&>: {}", "x".repeat(40))), "service {i} missing");
+    }
+    for m in &sent {
+        assert!(m.raw.encode_utf16().count() <= 4096);
+    }
+}
+
+#[test]
+fn telegram_migrated_group_is_followed() {
+    let tg = FakeTelegram::start();
+    tg.state.lock().unwrap().migrated = Some((telegram::CHAT, -1009999));
+    let w = setup("notify-tg-migrate", tg_alerting(&tg));
+    let r = notify(&w, T0).stdin(check("api", "down", "x")).run();
+    r.code(0);
+    r.stderr_has("set telegram_chat_id to -1009999");
+    assert_eq!(tg.sent().len(), 1);
+}
+
+#[test]
+fn tokens_never_show_in_output_errors_or_files() {
+    // A Telegram that is down, a Telegram that refuses the token, a Gitea that refuses its.
+    let down = closed_port();
+    let gitea = FakeGitea::start(&[]);
+    let w = setup(
+        "notify-secrets",
+        json!({"telegram_bot_token": telegram::TOKEN, "telegram_chat_id": "1",
+               "telegram_api_url": format!("http://127.0.0.1:{down}"),
+               "gitea_url": gitea.url(), "gitea_repo": gitea::REPO, "gitea_token": "wrong-token-value-123"}),
+    );
+    let r = notify(&w, T0).stdin(check("api", "down", "x")).run();
+    r.code(1);
+    r.stderr_has("gitea: 1 alert(s) not delivered (GET /api/v1/repos/ops/alerts/issues: HTTP 401: user does not exist");
+    r.stderr_has("(check gitea_token)");
+    let tg = FakeTelegram::start();
+    let w2 = setup(
+        "notify-secrets-401",
+        json!({"telegram_bot_token": "999:WRONGtokenVALUE", "telegram_chat_id": telegram::CHAT.to_string(),
+               "telegram_api_url": tg.url()}),
+    );
+    let r2 = notify(&w2, T0).stdin(check("api", "down", "x")).run();
+    r2.code(1);
+    r2.stderr_has("HTTP 401: Unauthorized");
+    for (w, r) in [(&w, &r), (&w2, &r2)] {
+        let everything = format!("{}{}{}", r.stdout, r.stderr, all_files(w));
+        for secret in [telegram::TOKEN, "wrong-token-value-123", "999:WRONGtokenVALUE", "WRONGtokenVALUE"] {
+            assert!(!everything.contains(secret), "{secret} leaked{r:?}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- Gitea
+
+fn gitea_alerting(g: &FakeGitea, close: bool) -> Value {
+    json!({"gitea_url": g.url(), "gitea_repo": gitea::REPO, "gitea_token": gitea::TOKEN,
+           "gitea_labels": ["ops", "auto-generated"], "gitea_close_on_recovery": close})
+}
+
+#[test]
+fn gitea_issue_with_label_ids_then_comments_then_closed_on_recovery() {
+    let g = FakeGitea::start(&["bug", "ops"]);
+    let w = setup("notify-gitea", gitea_alerting(&g, true));
+    let r = notify(&w, T0).stdin(check("api", "down", "HTTP 500")).run();
+    r.code(0);
+    let issues = g.issues();
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0].title, "api is failing");
+    let names: Vec<String> = issues[0].labels.iter().map(|id| g.label_name(*id)).collect();
+    assert_eq!(names, ["ops", "auto-generated"], "names resolved to ids; the missing one created");
+    assert!(issues[0].body.contains("| subject | `check:api` |"), "{}", issues[0].body);
+    // Still down past the repeat interval: a comment, not a twin.
+    notify(&w, &at(61)).stdin(check("api", "down", "HTTP 503")).run().code(0);
+    let issues = g.issues();
+    assert_eq!((issues.len(), issues[0].comments.len()), (1, 1));
+    assert!(issues[0].comments[0].contains("Still failing") && issues[0].comments[0].contains("HTTP 503"));
+    notify(&w, &at(70)).stdin(check("api", "up", "HTTP 200")).run().code(0);
+    let issues = g.issues();
+    assert_eq!(issues[0].state, "closed");
+    assert!(issues[0].comments[1].starts_with("**Recovered**"));
+    // The next incident opens a new issue (the old one is closed).
+    notify(&w, &at(80)).stdin(check("api", "down", "HTTP 500")).run().code(0);
+    assert_eq!(g.issues().len(), 2);
+}
+
+#[test]
+fn gitea_sends_rca_alerts_as_they_are_and_reports_labels_it_cannot_create() {
+    let g = FakeGitea::start(&["agent-health"]);
+    g.state.lock().unwrap().no_label_create = true;
+    let w = setup(
+        "notify-gitea-rca",
+        json!({"gitea_url": g.url(), "gitea_repo": gitea::REPO, "gitea_token": gitea::TOKEN}),
+    );
+    let rca = json!({"kind":"alert","topic":"agent-health","level":"critical",
+        "title":"RCA-AGENT: allegro failed to submit monthly tick (2026-11)","message":"no tick by the deadline",
+        "body":"## What happened\n\nNo tick.\n","labels":["agent-health","rca-required"],
+        "subject":"tick:allegro:2026-11","status":"firing","sinks":[],"timestamp":T0});
+    let tick = json!({"kind":"tick","agent":"allegro","month":"2026-11","status":"missing"});
+    let r = notify(&w, T0).stdin(format!("{tick}\n{rca}\n")).run();
+    r.code(0);
+    r.stderr_has("gitea: label 'rca-required' does not exist and cannot be created (POST /api/v1/repos/ops/alerts/labels: HTTP 403");
+    let issues = g.issues();
+    assert_eq!(issues.len(), 1, "the alert record speaks for the tick");
+    assert_eq!(issues[0].title, "RCA-AGENT: allegro failed to submit monthly tick (2026-11)");
+    assert_eq!(issues[0].body, "## What happened\n\nNo tick.\n");
+    assert_eq!(issues[0].labels.iter().map(|i| g.label_name(*i)).collect::<Vec<_>>(), ["agent-health"]);
+    // The same RCA the next day: already announced, nothing new.
+    notify(&w, &at(30)).stdin(format!("{tick}\n{rca}\n")).run().code(0);
+    assert_eq!(g.issues().len(), 1);
+    // An alert already through a notify passes on untouched.
+    let mut done = rca.clone();
+    done["sinks"] = json!([{"sink": "gitea", "delivered": true}]);
+    let r = notify(&w, &at(31)).stdin(format!("{done}\n")).run();
+    assert_eq!(r.records(), vec![done]);
+}
+
+#[test]
+fn gitea_info_alerts_stay_out_of_the_tracker() {
+    let g = FakeGitea::start(&[]);
+    let w = setup("notify-gitea-info", gitea_alerting(&g, false));
+    let r = w.tool("notify").args(["send", "weekly digest: all fine", "--topic", "digest"]).run();
+    r.code(0);
+    assert!(g.issues().is_empty(), "gitea_min_level is warning by default");
+    assert_eq!(alerts(&r)[0]["sinks"], json!([]));
+}
+
+// ---------------------------------------------------------------- webhook and exec
+
+#[test]
+fn webhook_gets_the_alerts_and_the_text() {
+    let got: std::sync::Arc<std::sync::Mutex<Vec<Seen>>> = Default::default();
+    let g2 = got.clone();
+    let hook = HttpServer::start(move |req| {
+        g2.lock().unwrap().push(req.clone());
+        Reply::new(204, "")
+    });
+    let w = setup("notify-webhook", json!({"webhook_url": hook.url("/hook"), "webhook_headers": {"X-Team": "ops"}}));
+    let r =
+        notify(&w, T0).stdin(format!("{}{}", check("api", "down", "HTTP 500"), check("db", "down", "refused"))).run();
+    r.code(0);
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].method.as_str(), got[0].url.as_str(), got[0].header("x-team")), ("POST", "/hook", Some("ops")));
+    assert_eq!(got[0].header("content-type"), Some("application/json"));
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["alerts"].as_array().unwrap().len(), 2);
+    assert_eq!(body["alerts"][0]["subject"], "check:api");
+    assert!(body["text"].as_str().unwrap().starts_with("[ERROR] Agent Ops Alert\n\n2 services down: api, db"));
+}
+
+#[test]
+fn webhook_refusing_is_queued() {
+    let hook = HttpServer::start(|_| Reply::new(500, "oops"));
+    let w = setup("notify-webhook-500", json!({"webhook_url": hook.url("/hook")}));
+    let r = notify(&w, T0).stdin(check("api", "down", "x")).run();
+    r.code(1);
+    r.stderr_has("webhook: 1 alert(s) not delivered (HTTP 500: oops)");
+}
+
+#[test]
+fn exec_gets_the_message_on_stdin() {
+    let w = Workdir::new("notify-exec");
+    let out = w.path("mail.txt");
+    let cmd = format!("printf '%s|%s\\n' \"$NOTIFY_LEVEL\" \"$NOTIFY_COUNT\" > '{0}'; cat >> '{0}'", out.display());
+    w.write("home/config/services.json", pretty(&json!({"alerting": {"exec": cmd}})));
+    let r = notify(&w, T0).stdin(check("api", "down", "HTTP 500")).run();
+    r.code(0);
+    assert_eq!(w.read("mail.txt"), "error|1\n[ERROR] Agent Ops Alert\n\n1 service down: api\n• api: HTTP 500\n");
+    let w = setup("notify-exec-fail", json!({"exec": ["sh", "-c", "echo 'mailer broke' >&2; exit 3"]}));
+    let r = notify(&w, T0).stdin(check("api", "down", "HTTP 500")).run();
+    r.code(1);
+    r.stderr_has("exec: 1 alert(s) not delivered (exit 3: mailer broke)");
+}
+
+// ---------------------------------------------------------------- send, silences, dry run
+
+#[test]
+fn send_is_the_seeds_alert_script_with_its_rate_file() {
+    let tg = FakeTelegram::start();
+    let w = setup("notify-send", tg_alerting(&tg));
+    let r = w.tool("notify").args(["send", "API down <now> & then", "--topic", "api-health", "--level", "error"]).run();
+    r.code(0);
+    let sent = tg.sent();
+    assert_eq!(sent[0].raw, "[ERROR] <b>Agent Ops Alert</b>\n\nAPI down &lt;now&gt; &amp; then");
+    let rate: Value = serde_json::from_str(&w.read("home/state/alert-rate.json")).unwrap();
+    assert!(rate["api-health"].as_f64().unwrap() > 1.7e9, "the seed's {{topic: epoch seconds}}: {rate}");
+    let again = w.tool("notify").args(["send", "API down again", "--topic", "api-health"]).run();
+    again.code(0);
+    again.stderr_has("rate limited: topic 'api-health' was sent within the last 300s");
+    assert_eq!(alerts(&again)[0]["suppressed"], "rate_limit");
+    assert_eq!(tg.sent().len(), 1);
+    // A rate entry written by the seed's script is honoured as well.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    w.write("home/state/alert-rate.json", format!("{{\"daily-uptime\": {}}}", now - 60.0));
+    let r = w.tool("notify").args(["send", "report", "--topic", "daily-uptime"]).run();
+    assert_eq!(alerts(&r)[0]["suppressed"], "rate_limit");
+    // A message from stdin, as a digest.
+    let r =
+        w.tool("notify").args(["send", "-", "--topic", "weekly-digest"]).stdin("Uptime report\n  api 99.9%\n").run();
+    r.code(0);
+    assert_eq!(tg.sent().last().unwrap().text, "[INFO] Agent Ops Alert\n\nUptime report\n  api 99.9%");
+}
+
+#[test]
+fn send_undelivered_is_exit_1_and_queued() {
+    let w = setup(
+        "notify-send-down",
+        json!({"telegram_bot_token": telegram::TOKEN, "telegram_chat_id": "1",
+               "telegram_api_url": format!("http://127.0.0.1:{}", closed_port())}),
+    );
+    let r = w.tool("notify").args(["send", "hello"]).run();
+    r.code(1);
+    assert!(w.read("home/state/outbox.jsonl").contains("\"message\":\"hello\""));
+    let list = w.tool("notify").args(["outbox", "list"]).run();
+    list.code(0);
+    assert_eq!(list.kind("queued")[0]["sinks"], json!(["telegram"]));
+    let drop = w.tool("notify").args(["outbox", "drop", "--sink", "telegram"]).run();
+    drop.code(0);
+    assert_eq!(w.read("home/state/outbox.jsonl"), "");
+    w.tool("notify").arg("--now").arg(T0).stdin("").run().code(0);
+}
+
+#[test]
+fn silences_hold_alerts_until_they_end() {
+    let tg = FakeTelegram::start();
+    let w = setup("notify-silence", tg_alerting(&tg));
+    let add = notify(&w, T0).args(["silence", "add", "--match", "name=api*", "--for", "1h", "--why", "deploy"]).run();
+    add.code(0);
+    let s = &add.kind("silence")[0];
+    assert_eq!(
+        (s["id"].as_u64(), s["state"].as_str(), s["ends_at"].as_str()),
+        (Some(1), Some("active"), Some("2026-11-23T11:00:00.000Z"))
+    );
+    assert_eq!(s["matchers"], json!(["name=api*"]));
+    let r = notify(&w, &at(10)).stdin(format!("{}{}", check("api-eu", "down", "x"), check("db", "down", "y"))).run();
+    r.code(0);
+    let a = alerts(&r);
+    assert_eq!((a[0]["suppressed"].as_str(), a[1].get("suppressed")), (Some("silenced"), None));
+    assert_eq!(tg.sent().len(), 1);
+    assert!(!tg.sent()[0].text.contains("api-eu"));
+    let list = notify(&w, &at(20)).args(["silence", "list"]).run();
+    assert_eq!(list.kind("silence").len(), 1);
+    notify(&w, &at(20)).args(["silence", "expire", "1"]).run().code(0);
+    assert!(notify(&w, &at(21)).args(["silence", "list"]).run().stdout.is_empty());
+    assert_eq!(notify(&w, &at(21)).args(["silence", "list", "--all"]).run().kind("silence")[0]["state"], "expired");
+    let r = notify(&w, &at(25)).stdin(format!("{}{}", check("api-eu", "down", "x"), check("db", "down", "y"))).run();
+    assert_eq!(alerts(&r).len(), 1, "api-eu, still down, is alerted now{r:?}");
+    assert!(tg.sent()[1].text.contains("api-eu"));
+    notify(&w, T0).args(["silence", "expire", "7"]).run().code(2).stderr_has("no silence with id 7");
+    notify(&w, T0).args(["silence", "add", "--match", "oops", "--for", "1h"]).run().code(2).stderr_has("KEY=VALUE");
+    notify(&w, T0).args(["silence", "add", "--match", "a=b", "--for", "soon"]).run().code(2);
+}
+
+#[test]
+fn dry_run_renders_and_sends_nothing() {
+    let tg = FakeTelegram::start();
+    let g = FakeGitea::start(&[]);
+    let mut alerting = tg_alerting(&tg);
+    alerting["gitea_url"] = json!(g.url());
+    alerting["gitea_repo"] = json!(gitea::REPO);
+    alerting["gitea_token"] = json!(gitea::TOKEN);
+    let w = setup("notify-dry", alerting);
+    let r = notify(&w, T0).arg("--dry-run").stdin(check("api", "down", "HTTP 500")).run();
+    r.code(0);
+    let a = &alerts(&r)[0];
+    assert_eq!(a["sinks"][0]["dry_run"], true);
+    assert_eq!(
+        a["sinks"][0]["rendered"]["messages"][0],
+        "[ERROR] <b>Agent Ops Alert</b>\n\n<b>1 service down: api</b>\n• <b>api</b>: HTTP 500"
+    );
+    assert_eq!(a["sinks"][1]["rendered"]["issue"], "api is failing");
+    assert!(tg.sent().is_empty() && g.state.lock().unwrap().requests.is_empty());
+    assert!(!w.path("home/state/notify.json").exists(), "no state written");
+    let text = notify(&w, T0).args(["--dry-run", "--format", "text"]).stdin(check("api", "down", "HTTP 500")).run();
+    text.stdout_has("== telegram\n[ERROR] <b>Agent Ops Alert</b>");
+    text.stdout_has("== gitea\n");
+}
+
+#[test]
+fn sink_selection() {
+    let tg = FakeTelegram::start();
+    let got: std::sync::Arc<std::sync::Mutex<usize>> = Default::default();
+    let g2 = got.clone();
+    let hook = HttpServer::start(move |_| {
+        *g2.lock().unwrap() += 1;
+        Reply::new(200, "ok")
+    });
+    let mut alerting = tg_alerting(&tg);
+    alerting["webhook_url"] = json!(hook.url("/"));
+    let w = setup("notify-sinks", alerting);
+    let r = notify(&w, T0).args(["--sink", "webhook"]).stdin(check("api", "down", "x")).run();
+    r.code(0);
+    assert_eq!((*got.lock().unwrap(), tg.sent().len()), (1, 0));
+    notify(&w, T0).args(["--sink", "gitea"]).stdin("").run().code(2).stderr_has("--sink gitea: not configured");
+    notify(&w, T0).args(["--sink", "pager"]).stdin("").run().code(2);
+}
+
+#[test]
+fn half_a_configuration_is_said() {
+    let w = setup("notify-half", json!({"telegram_bot_token": "123:abc-def"}));
+    notify(&w, T0)
+        .stdin("")
+        .run()
+        .code(0)
+        .stderr_has("telegram: the sink is off: telegram_chat_id (TELEGRAM_CHAT_ID) is missing");
+}
+
+#[test]
+fn env_overrides_configure_the_sinks() {
+    let tg = FakeTelegram::start();
+    let w = Workdir::new("notify-env");
+    let r = notify(&w, T0)
+        .env("TELEGRAM_BOT_TOKEN", telegram::TOKEN)
+        .env("TELEGRAM_CHAT_ID", telegram::CHAT.to_string())
+        .env("TELEGRAM_API_URL", tg.url())
+        .stdin(check("api", "down", "x"))
+        .run();
+    r.code(0);
+    assert_eq!(tg.sent().len(), 1);
+}
+
+#[test]
+fn overlapping_runs_announce_once() {
+    let tg = FakeTelegram::start();
+    let w = setup("notify-overlap", tg_alerting(&tg));
+    let input = check("api", "down", "x");
+    let kids: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = notify(&w, T0).spawn();
+            let mut stdin = c.stdin.take().unwrap();
+            let data = input.clone();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(data.as_bytes());
+            });
+            c
+        })
+        .collect();
+    for c in kids {
+        assert_eq!(c.wait_with_output().unwrap().status.code(), Some(0));
+    }
+    assert_eq!(tg.sent().len(), 1);
+}
