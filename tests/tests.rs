@@ -6,6 +6,7 @@
 
 mod util;
 
+mod board;
 mod pipe;
 mod probe;
 mod store;
