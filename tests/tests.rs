@@ -6,6 +6,7 @@
 
 mod util;
 
+mod board;
 mod notify;
 mod pipe;
 mod probe;
