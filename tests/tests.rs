@@ -9,3 +9,4 @@ mod util;
 mod pipe;
 mod probe;
 mod store;
+mod tickmon;
