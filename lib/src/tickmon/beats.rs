@@ -301,7 +301,10 @@ pub struct Loaded {
 pub fn load(state: &Path) -> Result<Loaded> {
     let jpath = journal_path(state);
     let mut last = Loaded::default();
+    // The state file is replaced (a new inode) by every compaction.
+    let identity = || std::fs::metadata(state).ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     for _attempt in 0..10 {
+        let before = identity();
         let snapshot: Snapshot = store::read_json(state)?.unwrap_or_default();
         let journal = match std::fs::read(&jpath) {
             Ok(b) => b,
@@ -309,10 +312,10 @@ pub fn load(state: &Path) -> Result<Loaded> {
             Err(e) => return Err(Error::path("cannot read", &jpath, e)),
         };
         let (loaded, gap) = replay(snapshot, &journal, &jpath);
-        if !gap {
+        if !gap && identity() == before {
             return Ok(loaded);
         }
-        // Compaction ran between the two reads: read both again.
+        // Compaction ran between the reads: read both again.
         last = loaded;
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -192,8 +192,7 @@ fn run_heartbeats(
                 "AGENT", "STATUS", "FAILURES", "LAST HEARTBEAT", "HEARTBEATS"
             )?;
             for s in &agents {
-                writeln!(
-                    out,
+                let line = format!(
                     "{:<w$}  {:<9}  {:>8}  {:<24}  {:>10}  {}",
                     s.agent_id,
                     s.status.as_str(),
@@ -201,7 +200,8 @@ fn run_heartbeats(
                     beats::ts(s.last_heartbeat),
                     s.heartbeats,
                     s.error_message.as_deref().unwrap_or("")
-                )?;
+                );
+                writeln!(out, "{}", line.trim_end())?;
             }
         }
     }

@@ -244,8 +244,14 @@ impl App {
         }
     }
 
-    /// Journal and apply an event; answers the agent's state after it, or an error response.
-    async fn record(&self, ev: Event, allow_new: bool) -> std::result::Result<AgentState, Refusal> {
+    /// Journal and apply an event. The agent's state after it comes back when asked for (a
+    /// copy per heartbeat would be wasted work).
+    async fn record(
+        &self,
+        ev: Event,
+        allow_new: bool,
+        want_state: bool,
+    ) -> std::result::Result<Option<AgentState>, Refusal> {
         let agent = ev.agent.clone();
         let (seq, state, change) = {
             let mut core = self.lock();
@@ -261,7 +267,8 @@ impl App {
             }
             match core.record(ev) {
                 Ok((seq, change)) => {
-                    let state = core.snap.agents.get(&agent).cloned();
+                    let changed = change.as_ref().is_some_and(|c| c.to.is_some());
+                    let state = if want_state || changed { core.snap.agents.get(&agent).cloned() } else { None };
                     (seq, state, change)
                 }
                 Err(e) => {
@@ -287,20 +294,7 @@ impl App {
                 self.emit_change(s, c.from);
             }
         }
-        // A forgotten agent has no state left: answer with what it was.
-        Ok(state.unwrap_or_else(|| AgentState {
-            agent_id: agent,
-            status: Health::Healthy,
-            last_heartbeat: 0.0,
-            last_response: 0.0,
-            consecutive_failures: 0,
-            response_time: 0.0,
-            error_message: None,
-            metadata: Map::new(),
-            heartbeats: 0,
-            failures: 0,
-            first_seen: 0.0,
-        }))
+        Ok(state)
     }
 
     /// Count silence past the timeout as a failure.
@@ -554,7 +548,7 @@ async fn heartbeat(app: &App, id: &str, req: Request<Incoming>) -> Resp {
     let mut ev = Event::new(Op::Beat, id, now);
     ev.metadata = metadata;
     ev.response_time = response_time;
-    match app.record(ev, true).await {
+    match app.record(ev, true, false).await {
         Ok(_) => json_response(
             StatusCode::OK,
             &json!({"status": "ok", "agent_id": id, "timestamp": now, "next_heartbeat": app.settings.heartbeat_interval}),
@@ -577,8 +571,8 @@ async fn failure(app: &App, id: &str, req: Request<Incoming>) -> Resp {
     };
     let mut ev = Event::new(Op::Fail, id, unix_now());
     ev.error = Some(text);
-    match app.record(ev, true).await {
-        Ok(state) => json_response(StatusCode::OK, &state.api()),
+    match app.record(ev, true, true).await {
+        Ok(state) => json_response(StatusCode::OK, &state.map(|a| a.api()).unwrap_or(Value::Null)),
         Err(r) => r.response(),
     }
 }
@@ -598,7 +592,7 @@ async fn forget(app: &App, id: &str) -> Resp {
     if let Err(r) = valid_id(id) {
         return r.response();
     }
-    match app.record(Event::new(Op::Forget, id, unix_now()), false).await {
+    match app.record(Event::new(Op::Forget, id, unix_now()), false, false).await {
         Ok(_) => json_response(StatusCode::OK, &json!({"status": "forgotten", "agent_id": id})),
         Err(r) => r.response(),
     }

@@ -298,11 +298,11 @@ fn write_text(
     writeln!(out, "{} {}: {} -> {file}", plan.agent, plan.month.label(), status.as_str().to_uppercase())?;
     for (k, ok) in &v.values {
         let detail = v.details.get(k).and_then(Value::as_str).unwrap_or("");
-        let yes = if ok.as_bool() == Some(true) { "yes" } else { "NO " };
-        writeln!(out, "  {k:<28} {yes}  {detail}")?;
+        let yes = if ok.as_bool() == Some(true) { "yes" } else { "NO" };
+        writeln!(out, "{}", format!("  {k:<28} {yes:<3}  {detail}").trim_end())?;
     }
     for (k, ok) in &plan.capabilities {
-        writeln!(out, "  {:<28} {}", format!("capability {k}"), if *ok { "yes" } else { "NO " })?;
+        writeln!(out, "  {:<28} {}", format!("capability {k}"), if *ok { "yes" } else { "NO" })?;
     }
     match (rec.get("commit"), rec.get("pushed")) {
         (Some(Value::String(c)), Some(Value::Bool(true))) => {
