@@ -936,3 +936,16 @@ fn tickmon_heartbeats_prints_the_state_for_the_pipe() {
     r.code(0);
     assert!(r.stdout.is_empty());
 }
+
+#[test]
+fn tickmon_the_example_registry_loads() {
+    let w = Workdir::new("tickmon-example");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agent-registry.json");
+    let r =
+        w.tool("tickmon").args(["check", "--registry"]).arg(&example).args(["--month", "2026-11", "--now", NOW]).run();
+    r.code(1);
+    let agents: Vec<String> = r.kind("tick").iter().map(|t| t["agent"].as_str().unwrap().to_string()).collect();
+    assert_eq!(agents, ["allegro", "adagio", "timmy"]);
+    assert!(r.kind("tick").iter().all(|t| t["status"] == "missing"));
+    assert!(r.stderr.is_empty(), "{r:?}");
+}
