@@ -178,8 +178,8 @@ mod tests {
     fn the_seed_registry_loads_and_keeps_unknown_keys() {
         let r = parse(
             r#"{"agents":[
-              {"id":"allegro","name":"Allegro","active":true,"home_dir":"/root/wizards/allegro","config_path":"/root/wizards/allegro/config.yaml","role":"lead"},
-              {"id":"adagio","name":"Adagio","active":false,"home_dir":"/root/wizards/adagio","config_path":"x"},
+              {"id":"allegro","name":"Allegro","active":true,"home_dir":"/srv/agents/allegro","config_path":"/srv/agents/allegro/config.yaml","role":"lead"},
+              {"id":"adagio","name":"Adagio","active":false,"home_dir":"/srv/agents/adagio","config_path":"x"},
               {"id":"timmy","gateway":"127.0.0.1:8642"}]}"#,
         )
         .unwrap();
