@@ -154,8 +154,8 @@ fn every_kind_of_record_has_its_rule() {
         json!({"kind":"recovery","name":"api","outcome":"max_attempts","attempt":3,"max_attempts":3,"detail":"gave up"}),
         json!({"kind":"recovery","name":"web","outcome":"recovered","flapping":true,"restarts_in_window":4}),
         json!({"kind":"uptime","name":"api","uptime_percent":98.1,"sla_percent":99.9,"status":"breach"}),
-        json!({"kind":"tick","agent":"allegro","month":"2026-11","status":"missing","due":"2026-11-04T00:00:00.000Z"}),
-        json!({"kind":"heartbeat","agent":"adagio","status":"unhealthy","consecutive_failures":3,"error":"timeout"}),
+        json!({"kind":"tick","agent":"atlas","month":"2026-11","status":"missing","due":"2026-11-04T00:00:00.000Z"}),
+        json!({"kind":"heartbeat","agent":"beacon","status":"unhealthy","consecutive_failures":3,"error":"timeout"}),
         json!({"kind":"agent","cell":"c1","agent":"a1","status":"failed"}),
         json!({"kind":"cell","cell":"c1","status":"failed"}),
         json!({"kind":"task","id":"t7","title":"Ship it","column":"in_progress","stalled_hours":30}),
@@ -173,8 +173,8 @@ fn every_kind_of_record_has_its_rule() {
         ("recovery:api", "error"),
         ("flapping:web", "warning"),
         ("uptime:api", "warning"),
-        ("tick:allegro:2026-11", "error"),
-        ("heartbeat:adagio", "error"),
+        ("tick:atlas:2026-11", "error"),
+        ("heartbeat:beacon", "error"),
         ("agent:c1/a1", "error"),
         ("cell:c1", "error"),
         ("task:t7", "warning"),
@@ -413,16 +413,16 @@ fn gitea_sends_rca_alerts_as_they_are_and_reports_labels_it_cannot_create() {
         json!({"gitea_url": g.url(), "gitea_repo": gitea::REPO, "gitea_token": gitea::TOKEN}),
     );
     let rca = json!({"kind":"alert","topic":"agent-health","level":"critical",
-        "title":"RCA-AGENT: allegro failed to submit monthly tick (2026-11)","message":"no tick by the deadline",
+        "title":"RCA-AGENT: atlas failed to submit monthly tick (2026-11)","message":"no tick by the deadline",
         "body":"## What happened\n\nNo tick.\n","labels":["agent-health","rca-required"],
-        "subject":"tick:allegro:2026-11","status":"firing","sinks":[],"timestamp":T0});
-    let tick = json!({"kind":"tick","agent":"allegro","month":"2026-11","status":"missing"});
+        "subject":"tick:atlas:2026-11","status":"firing","sinks":[],"timestamp":T0});
+    let tick = json!({"kind":"tick","agent":"atlas","month":"2026-11","status":"missing"});
     let r = notify(&w, T0).stdin(format!("{tick}\n{rca}\n")).run();
     r.code(0);
     r.stderr_has("gitea: label 'rca-required' does not exist and cannot be created (POST /api/v1/repos/ops/alerts/labels: HTTP 403");
     let issues = g.issues();
     assert_eq!(issues.len(), 1, "the alert record speaks for the tick");
-    assert_eq!(issues[0].title, "RCA-AGENT: allegro failed to submit monthly tick (2026-11)");
+    assert_eq!(issues[0].title, "RCA-AGENT: atlas failed to submit monthly tick (2026-11)");
     assert_eq!(issues[0].body, "## What happened\n\nNo tick.\n");
     assert_eq!(issues[0].labels.iter().map(|i| g.label_name(*i)).collect::<Vec<_>>(), ["agent-health"]);
     // The same RCA the next day: already announced, nothing new.

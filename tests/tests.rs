@@ -12,3 +12,4 @@ mod pipe;
 mod probe;
 mod recover;
 mod store;
+mod tickmon;

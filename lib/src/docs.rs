@@ -19,6 +19,7 @@ pub fn command_for(tool: &str) -> Option<clap::Command> {
         "recover" => Some(crate::recover::command()),
         "notify" => Some(crate::notify::command()),
         "board" => Some(crate::board::command()),
+        "tickmon" => Some(crate::tickmon::command()),
         _ => None,
     }
 }

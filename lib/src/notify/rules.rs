@@ -1,7 +1,7 @@
 //! The rules: what a record says about its subject.
 //!
 //! Every record kind pitcrew knows is about a subject with a stable key (`check:api`,
-//! `tick:allegro:2026-11`, ...), and says the subject is bad at some level, good, or nothing
+//! `tick:atlas:2026-11`, ...), and says the subject is bad at some level, good, or nothing
 //! (a restart in cooldown, a tick still pending). The table (also in docs/notify.md):
 //!
 //! | record | subject | bad when (level) | good when |
@@ -28,7 +28,7 @@ pub struct Observation {
     pub subject: String,
     /// The record kind it came from: `check`.
     pub kind: &'static str,
-    /// What people call it: `api`, `allegro (2026-11)`.
+    /// What people call it: `api`, `atlas (2026-11)`.
     pub name: String,
     /// The level when bad; `None` when good.
     pub bad: Option<Level>,
@@ -352,9 +352,9 @@ mod tests {
     #[test]
     fn ticks_heartbeats_agents_tasks_findings() {
         let t = one(
-            json!({"kind":"tick","agent":"allegro","month":"2026-11","status":"missing","due":"2026-11-04T00:00:00.000Z"}),
+            json!({"kind":"tick","agent":"atlas","month":"2026-11","status":"missing","due":"2026-11-04T00:00:00.000Z"}),
         );
-        assert_eq!((t.subject.as_str(), t.bad), ("tick:allegro:2026-11", Some(Level::Error)));
+        assert_eq!((t.subject.as_str(), t.bad), ("tick:atlas:2026-11", Some(Level::Error)));
         assert_eq!(one(json!({"kind":"tick","agent":"a","month":"m","status":"offline"})).bad, Some(Level::Critical));
         assert!(observe(&json!({"kind":"tick","agent":"a","month":"m","status":"pending"})).is_empty());
         assert_eq!(one(json!({"kind":"heartbeat","agent":"a","status":"unhealthy"})).bad, Some(Level::Error));

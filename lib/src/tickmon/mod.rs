@@ -1,11 +1,211 @@
-//! tickmon (being built).
+//! tickmon: the Agent Tick Protocol (monthly ticks, checked against a registry, with RCA
+//! issues for failures) and the heartbeat endpoint (live health from agents' heartbeats).
+//!
+//! * [`submit`]: check an agent's vitals ([`vitals`]) and write its tick ([`tick`]), optionally
+//!   committing and pushing it ([`git`]).
+//! * [`check`]: one `tick` record per active agent of the [`registry`], and [`rca`] alerts.
+//! * [`serve`]: the HTTP endpoint; [`beats`] holds its state, journal and replay, which
+//!   `tickmon heartbeats` reads too.
+
+pub mod beats;
+pub mod check;
+pub mod cli;
+pub mod git;
+pub mod rca;
+pub mod registry;
+pub mod serve;
+pub mod submit;
+pub mod tick;
+pub mod vitals;
 
 use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::entry::Ctx;
+use clap::{CommandFactory, Parser};
+use serde_json::Value;
+
+use crate::clock::Clock;
+use crate::config::{self, Paths};
+use crate::entry::{Ctx, Diag};
 use crate::error::{Error, Result, Status};
+use crate::ndjson::{self, Source};
+use cli::{CheckArgs, Cli, Command, Format, HeartbeatsArgs, ServeArgs};
+use registry::Registry;
+use tick::Month;
+
+/// tickmon's clap definition (for completions and man pages).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
 
 /// The `tickmon` tool.
-pub fn main(_ctx: &mut Ctx, _args: Vec<OsString>) -> Result<Status> {
-    Err(Error::other("not built yet"))
+pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
+    let cli = Cli::try_parse_from(args)?;
+    ctx.out.set_line_buffered(cli.common.line_buffered);
+    let env = config::process_env;
+    let paths = cli.common.paths(&env);
+    match &cli.command {
+        Command::Submit(a) => {
+            let clock = cli.common.clock()?;
+            let (registry_path, explicit) = registry_path(a.registry.as_deref(), &paths);
+            let registry =
+                if explicit { Some(Registry::load(&registry_path)?) } else { Registry::load_optional(&registry_path)? };
+            let ticks_dir = ticks_dir(a.ticks_dir.as_deref(), &paths);
+            submit::run(a, registry.as_ref(), ticks_dir, &clock, &env, &ctx.diag, &mut ctx.out)
+        }
+        Command::Check(a) => {
+            let clock = cli.common.clock()?;
+            run_check(a, &paths, &clock, cli.common.read_opts(), &ctx.diag, &mut ctx.out)
+        }
+        Command::Serve(a) => {
+            if cli.common.now.is_some() {
+                return Err(Error::usage("--now does not apply to serve: heartbeats are timed by the real clock"));
+            }
+            let settings = serve_settings(a, &paths, &ctx.diag)?;
+            serve::run(settings, &mut ctx.out, &ctx.diag)?;
+            Ok(Status::Ok)
+        }
+        Command::Heartbeats(a) => {
+            let clock = cli.common.clock()?;
+            run_heartbeats(a, &paths, &clock, &ctx.diag, &mut ctx.out)
+        }
+    }
+}
+
+/// `--registry`, or `HOME/config/agent-registry.json`; true when named explicitly.
+fn registry_path(arg: Option<&Path>, paths: &Paths) -> (PathBuf, bool) {
+    match arg {
+        Some(p) => (p.to_path_buf(), true),
+        None => (paths.home.join("config").join("agent-registry.json"), false),
+    }
+}
+
+fn ticks_dir(arg: Option<&Path>, paths: &Paths) -> PathBuf {
+    arg.map(Path::to_path_buf).unwrap_or_else(|| paths.home.join("ticks"))
+}
+
+fn state_path(arg: Option<&Path>, paths: &Paths) -> PathBuf {
+    arg.map(Path::to_path_buf).unwrap_or_else(|| paths.state.join("heartbeats.json"))
+}
+
+fn run_check(
+    a: &CheckArgs,
+    paths: &Paths,
+    clock: &Clock,
+    read_opts: ndjson::ReadOpts,
+    diag: &Diag,
+    out: &mut dyn Write,
+) -> Result<Status> {
+    let (registry_path, _) = registry_path(a.registry.as_deref(), paths);
+    let registry = Registry::load(&registry_path)?;
+    let grace = Duration::from_secs_f64(a.grace_hours * 3600.0);
+    let month = match &a.month {
+        Some(m) => Month::parse(m).ok_or_else(|| Error::usage(format!("--month: '{m}' is not YYYY-MM")))?,
+        None => Month::default_for_check(clock.now(), grace),
+    };
+    let text = a.format == Format::Text;
+    let mut stream = check::StreamTicks::default();
+    if !a.files.is_empty() {
+        ndjson::for_each_value(&Source::from_args(&a.files), read_opts, diag, |v, _| {
+            if let Some(passed) = stream.offer(v, &registry, month) {
+                // The human view shows tickmon's own findings only.
+                if !text {
+                    ndjson::write(out, &passed)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let opts = check::Opts { month, grace, rca: a.rca, text, ticks_dir: ticks_dir(a.ticks_dir.as_deref(), paths) };
+    let (status, _) = check::run(&registry, &opts, stream, clock, diag, out)?;
+    Ok(status)
+}
+
+fn serve_settings(a: &ServeArgs, paths: &Paths, diag: &Diag) -> Result<serve::Settings> {
+    let token = match &a.token_file {
+        Some(p) => Some(serve::read_token(p, diag)?),
+        None => None,
+    };
+    let listen = serve::listen_addr(&a.listen, token.is_some())?;
+    let threads = match a.threads {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8),
+    };
+    Ok(serve::Settings {
+        listen,
+        state: state_path(a.state.as_deref(), paths),
+        timeout: a.timeout,
+        token,
+        max_body: a.max_body as usize,
+        max_agents: a.max_agents as usize,
+        heartbeat_interval: a.heartbeat_interval,
+        fsync: a.fsync,
+        threads,
+    })
+}
+
+fn run_heartbeats(
+    a: &HeartbeatsArgs,
+    paths: &Paths,
+    clock: &Clock,
+    diag: &Diag,
+    out: &mut dyn Write,
+) -> Result<Status> {
+    for id in &a.agent {
+        if !crate::util::is_safe_id(id) {
+            return Err(Error::usage(format!("--agent: '{id}' is not a valid agent id")));
+        }
+    }
+    let state = state_path(a.state.as_deref(), paths);
+    let loaded = beats::load(&state)?;
+    for w in &loaded.warnings {
+        diag.warn(w);
+    }
+    let snap = match a.timeout {
+        Some(t) => beats::with_timeouts(&loaded.snapshot, clock.unix(), t.as_secs_f64()),
+        None => loaded.snapshot,
+    };
+    let stamp = clock.stamp();
+    let agents: Vec<&beats::AgentState> =
+        snap.agents.values().filter(|s| a.agent.is_empty() || a.agent.contains(&s.agent_id)).collect();
+    for id in &a.agent {
+        if !snap.agents.contains_key(id) {
+            diag.warn(format_args!("{}: no heartbeat from agent '{id}'", state.display()));
+        }
+    }
+    let now = clock.unix();
+    match a.format {
+        Format::Ndjson => {
+            for s in &agents {
+                let mut rec = s.record(&stamp);
+                rec.insert("silent_s".into(), Value::from((now - s.last_response).max(0.0).round() as u64));
+                ndjson::write(out, &Value::Object(rec))?;
+            }
+        }
+        Format::Text => {
+            let w = agents.iter().map(|s| s.agent_id.len()).max().unwrap_or(5).max(5);
+            writeln!(
+                out,
+                "{:<w$}  {:<9}  {:>8}  {:<24}  {:>10}  ERROR",
+                "AGENT", "STATUS", "FAILURES", "LAST HEARTBEAT", "HEARTBEATS"
+            )?;
+            for s in &agents {
+                let line = format!(
+                    "{:<w$}  {:<9}  {:>8}  {:<24}  {:>10}  {}",
+                    s.agent_id,
+                    s.status.as_str(),
+                    s.consecutive_failures,
+                    beats::ts(s.last_heartbeat),
+                    s.heartbeats,
+                    s.error_message.as_deref().unwrap_or("")
+                );
+                writeln!(out, "{}", line.trim_end())?;
+            }
+        }
+    }
+    let unhealthy = agents.iter().any(|s| s.status == beats::Health::Unhealthy);
+    let missing = a.agent.iter().any(|id| !snap.agents.contains_key(id));
+    Ok(Status::failures_if(unhealthy || missing))
 }

@@ -1,0 +1,636 @@
+//! Heartbeat state: the agents the endpoint knows, how events change them, and how the state
+//! is kept so that nothing acknowledged is ever forgotten.
+//!
+//! The rules are the seed's heartbeat endpoint's: a heartbeat makes an agent healthy and clears
+//! its failures (merging the metadata it carries); a failure, reported or a period of
+//! silence, counts one more consecutive failure: one makes it degraded, three unhealthy.
+//!
+//! Persistence is a snapshot (`heartbeats.json`, rewritten atomically) and a journal
+//! (`heartbeats.json.journal`): every event is appended to the journal as one line, in one
+//! `write`, before it is applied and acknowledged, so a crash of the server (even `kill -9`)
+//! loses nothing it answered; with fsync on, neither does a power cut. Events carry a
+//! sequence number and the snapshot the number of the last event it contains, so replaying a
+//! journal over a snapshot that already has some of its events (a crash between writing the
+//! snapshot and truncating the journal) applies each event once. Readers need no lock: they
+//! read the snapshot, then the journal, and start over if compaction ran in between.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::clock::{fmt_ts, from_unix_f64};
+use crate::error::{Error, Result};
+use crate::store;
+
+/// Failures in a row after which an agent is unhealthy.
+pub const UNHEALTHY_AFTER: u32 = 3;
+/// Metadata keys kept per agent; a heartbeat that would exceed it replaces the metadata.
+pub const MAX_METADATA_KEYS: usize = 256;
+/// Longest error message kept.
+pub const MAX_ERROR_CHARS: usize = 2000;
+
+/// An agent's health as the endpoint sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+
+    /// The health after `n` consecutive failures.
+    pub fn after_failures(n: u32) -> Health {
+        match n {
+            0 => Health::Healthy,
+            n if n >= UNHEALTHY_AFTER => Health::Unhealthy,
+            _ => Health::Degraded,
+        }
+    }
+
+    pub const ALL: [Health; 3] = [Health::Healthy, Health::Degraded, Health::Unhealthy];
+}
+
+/// One agent's state: the seed's fields, plus counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentState {
+    pub agent_id: String,
+    pub status: Health,
+    /// Seconds since the epoch of the last heartbeat (of registration, before the first).
+    pub last_heartbeat: f64,
+    /// Seconds since the epoch of the last heartbeat or failure.
+    pub last_response: f64,
+    pub consecutive_failures: u32,
+    pub response_time: f64,
+    pub error_message: Option<String>,
+    pub metadata: Map<String, Value>,
+    /// Heartbeats acknowledged, ever.
+    #[serde(default)]
+    pub heartbeats: u64,
+    /// Failures counted, ever (reported and silences).
+    #[serde(default)]
+    pub failures: u64,
+    /// When the endpoint first heard of the agent.
+    #[serde(default)]
+    pub first_seen: f64,
+}
+
+impl AgentState {
+    fn new(agent: &str, at: f64) -> AgentState {
+        AgentState {
+            agent_id: agent.to_string(),
+            status: Health::Healthy,
+            last_heartbeat: at,
+            last_response: at,
+            consecutive_failures: 0,
+            response_time: 0.0,
+            error_message: None,
+            metadata: Map::new(),
+            heartbeats: 0,
+            failures: 0,
+            first_seen: at,
+        }
+    }
+
+    /// The agent as the HTTP API shows it: the seed's shape plus RFC 3339 copies of its times.
+    pub fn api(&self) -> Value {
+        json!({
+            "agent_id": self.agent_id,
+            "status": self.status.as_str(),
+            "last_heartbeat": self.last_heartbeat,
+            "last_response": self.last_response,
+            "consecutive_failures": self.consecutive_failures,
+            "response_time": self.response_time,
+            "error_message": self.error_message,
+            "metadata": self.metadata,
+            "heartbeats": self.heartbeats,
+            "last_heartbeat_at": ts(self.last_heartbeat),
+            "last_response_at": ts(self.last_response),
+        })
+    }
+
+    /// The agent as a `heartbeat` record of the pipe.
+    pub fn record(&self, stamp: &str) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("kind".into(), json!("heartbeat"));
+        m.insert("agent".into(), json!(self.agent_id));
+        m.insert("status".into(), json!(self.status.as_str()));
+        m.insert("consecutive_failures".into(), json!(self.consecutive_failures));
+        m.insert("last_heartbeat".into(), json!(ts(self.last_heartbeat)));
+        m.insert("last_response".into(), json!(ts(self.last_response)));
+        m.insert("error".into(), json!(self.error_message));
+        m.insert("metadata".into(), Value::Object(self.metadata.clone()));
+        m.insert("heartbeats".into(), json!(self.heartbeats));
+        m.insert("failures".into(), json!(self.failures));
+        m.insert("timestamp".into(), json!(stamp));
+        m
+    }
+
+    fn fail(&mut self, at: f64, error: &str) {
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.failures += 1;
+        self.last_response = at;
+        self.error_message = Some(error.to_string());
+        self.status = Health::after_failures(self.consecutive_failures);
+    }
+}
+
+/// Seconds since the epoch as RFC 3339.
+pub fn ts(secs: f64) -> String {
+    from_unix_f64(secs).map(fmt_ts).unwrap_or_default()
+}
+
+/// What an event does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// A heartbeat.
+    Beat,
+    /// A failure the agent (or someone for it) reported.
+    Fail,
+    /// Silence past the timeout.
+    Timeout,
+    /// Forget the agent.
+    Forget,
+}
+
+/// One change of state, as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub op: Op,
+    pub agent: String,
+    pub at: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_time: Option<f64>,
+}
+
+impl Event {
+    pub fn new(op: Op, agent: &str, at: f64) -> Event {
+        Event { seq: 0, op, agent: agent.to_string(), at, metadata: None, error: None, response_time: None }
+    }
+}
+
+/// A status change an event caused: `from` is None for a new agent, `to` None for a
+/// forgotten one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub agent: String,
+    pub from: Option<Health>,
+    pub to: Option<Health>,
+}
+
+/// The whole state: every agent, and the number of the last event applied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(default)]
+    pub version: u32,
+    #[serde(default)]
+    pub seq: u64,
+    #[serde(default)]
+    pub saved_at: String,
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentState>,
+}
+
+impl Snapshot {
+    /// Apply one event; the status change it caused, if any.
+    pub fn apply(&mut self, ev: &Event) -> Option<Change> {
+        self.seq = self.seq.max(ev.seq);
+        let before = self.agents.get(&ev.agent).map(|a| a.status);
+        if ev.op == Op::Forget {
+            self.agents.remove(&ev.agent);
+            return before.map(|from| Change { agent: ev.agent.clone(), from: Some(from), to: None });
+        }
+        let a = self.agents.entry(ev.agent.clone()).or_insert_with(|| AgentState::new(&ev.agent, ev.at));
+        match ev.op {
+            Op::Beat => {
+                a.last_heartbeat = ev.at;
+                a.last_response = ev.at;
+                a.response_time = ev.response_time.unwrap_or(0.0);
+                a.consecutive_failures = 0;
+                a.error_message = None;
+                a.status = Health::Healthy;
+                a.heartbeats += 1;
+                if let Some(md) = &ev.metadata {
+                    let new_keys = md.keys().filter(|k| !a.metadata.contains_key(*k)).count();
+                    if a.metadata.len() + new_keys > MAX_METADATA_KEYS {
+                        a.metadata = md.clone();
+                    } else {
+                        for (k, v) in md {
+                            a.metadata.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            Op::Fail | Op::Timeout => {
+                let msg = ev.error.as_deref().unwrap_or("failure reported");
+                a.fail(ev.at, msg);
+            }
+            Op::Forget => {}
+        }
+        let after = a.status;
+        (before != Some(after)).then(|| Change { agent: ev.agent.clone(), from: before, to: Some(after) })
+    }
+
+    /// Counts by health.
+    pub fn counts(&self) -> BTreeMap<Health, usize> {
+        let mut c: BTreeMap<Health, usize> = Health::ALL.iter().map(|h| (*h, 0)).collect();
+        for a in self.agents.values() {
+            *c.entry(a.status).or_default() += 1;
+        }
+        c
+    }
+}
+
+/// Agents as the server would see them at `now` after `timeout` of silence per failure: a
+/// read-only view for `tickmon heartbeats --timeout`.
+pub fn with_timeouts(snap: &Snapshot, now: f64, timeout: f64) -> Snapshot {
+    let mut out = snap.clone();
+    if timeout <= 0.0 {
+        return out;
+    }
+    for a in out.agents.values_mut() {
+        let silent = now - a.last_response;
+        if silent > timeout {
+            let periods = (silent / timeout).floor().min(f64::from(u32::MAX)) as u32;
+            a.consecutive_failures = a.consecutive_failures.saturating_add(periods);
+            a.failures += u64::from(periods);
+            a.last_response += f64::from(periods) * timeout;
+            a.error_message = Some(format!("no heartbeat for {} seconds", silent.round() as u64));
+            a.status = Health::after_failures(a.consecutive_failures);
+        }
+    }
+    out
+}
+
+/// The journal beside a state file: `STATE.journal`.
+pub fn journal_path(state: &Path) -> PathBuf {
+    let mut p = state.as_os_str().to_owned();
+    p.push(".journal");
+    PathBuf::from(p)
+}
+
+/// The state as loaded, and what was odd about it.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub snapshot: Snapshot,
+    /// Journal lines that could not be used (reported, skipped).
+    pub warnings: Vec<String>,
+    /// Events replayed from the journal.
+    pub replayed: u64,
+}
+
+/// Read the snapshot and replay the journal over it.
+pub fn load(state: &Path) -> Result<Loaded> {
+    let jpath = journal_path(state);
+    let mut last = Loaded::default();
+    // The state file is replaced (a new inode) by every compaction.
+    let identity = || std::fs::metadata(state).ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    for _attempt in 0..10 {
+        let before = identity();
+        let snapshot: Snapshot = store::read_json(state)?.unwrap_or_default();
+        let journal = match std::fs::read(&jpath) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::path("cannot read", &jpath, e)),
+        };
+        let (loaded, gap) = replay(snapshot, &journal, &jpath);
+        if !gap && identity() == before {
+            return Ok(loaded);
+        }
+        // Compaction ran between the reads: read both again.
+        last = loaded;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    last.warnings.push(format!("{}: events are missing between the state and the journal", jpath.display()));
+    Ok(last)
+}
+
+/// Replay journal bytes over a snapshot. The flag says a gap was found (events between the
+/// snapshot and the first journal event are missing).
+fn replay(mut snapshot: Snapshot, journal: &[u8], jpath: &Path) -> (Loaded, bool) {
+    let mut warnings = Vec::new();
+    let mut replayed = 0;
+    let mut rest = journal;
+    let mut lineno = 0u64;
+    while !rest.is_empty() {
+        let (line, complete) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let l = &rest[..i];
+                rest = &rest[i + 1..];
+                (l, true)
+            }
+            None => {
+                let l = rest;
+                rest = &[];
+                (l, false)
+            }
+        };
+        lineno += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if !complete {
+            // A write in progress (a live server) or cut short by a crash: not acknowledged.
+            break;
+        }
+        let ev: Event = match serde_json::from_slice(line) {
+            Ok(e) => e,
+            Err(e) => {
+                warnings.push(format!("{}:{lineno}: {}", jpath.display(), crate::ndjson::json_error_message(&e)));
+                continue;
+            }
+        };
+        if ev.seq <= snapshot.seq {
+            continue;
+        }
+        if ev.seq != snapshot.seq + 1 && replayed == 0 {
+            return (Loaded { snapshot, warnings, replayed }, true);
+        }
+        if !crate::util::is_safe_id(&ev.agent) {
+            warnings.push(format!("{}:{lineno}: agent '{}' is not a valid id", jpath.display(), ev.agent));
+            snapshot.seq = ev.seq;
+            continue;
+        }
+        snapshot.apply(&ev);
+        replayed += 1;
+    }
+    (Loaded { snapshot, warnings, replayed }, false)
+}
+
+/// The journal, open for appending.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl Journal {
+    /// Open (creating) the journal; its creation is made durable.
+    pub fn open(path: &Path) -> Result<Journal> {
+        let existed = path.exists();
+        let file = store::open_append(path)?;
+        let len = file.metadata().map_err(|e| Error::path("cannot stat", path, e))?.len();
+        if !existed {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                store::sync_dir(dir).map_err(|e| Error::path("cannot sync", dir, e))?;
+            }
+        }
+        Ok(Journal { file, path: path.to_path_buf(), len })
+    }
+
+    /// Append one whole line in one write. On failure the journal is cut back to where it
+    /// was, so a half-written line can never glue itself to the next one.
+    pub fn append(&mut self, line: &[u8]) -> io::Result<()> {
+        match store::write_once(&mut self.file, line) {
+            Ok(()) => {
+                self.len += line.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
+    }
+
+    /// Empty the journal (after its events went into a durable snapshot).
+    pub fn truncate(&mut self) -> io::Result<()> {
+        self.file.set_len(0)?;
+        self.len = 0;
+        Ok(())
+    }
+
+    /// Make everything appended so far durable.
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Another handle on the same open file (for a syncing thread).
+    pub fn handle(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The state a server works on: the snapshot in memory, its journal, where it is saved.
+pub struct Core {
+    pub snap: Snapshot,
+    pub journal: Journal,
+    pub state_path: PathBuf,
+    /// Events since the last compaction.
+    pub dirty: u64,
+}
+
+impl Core {
+    /// Load the state and open the journal, folding what was journaled into a fresh snapshot.
+    pub fn open(state_path: &Path, stamp: &str) -> Result<(Core, Loaded)> {
+        let loaded = load(state_path)?;
+        let journal = Journal::open(&journal_path(state_path))?;
+        let mut core = Core { snap: loaded.snapshot.clone(), journal, state_path: state_path.to_path_buf(), dirty: 0 };
+        core.compact(stamp)?;
+        Ok((core, loaded))
+    }
+
+    /// Journal the event, then apply it. Nothing changes when the journal cannot take it.
+    pub fn record(&mut self, mut ev: Event) -> io::Result<(u64, Option<Change>)> {
+        ev.seq = self.snap.seq + 1;
+        self.journal.append(&event_line(&ev))?;
+        let change = self.snap.apply(&ev);
+        self.dirty += 1;
+        Ok((ev.seq, change))
+    }
+
+    /// Write the snapshot atomically and durably, then empty the journal.
+    pub fn compact(&mut self, stamp: &str) -> Result<()> {
+        self.snap.version = 1;
+        self.snap.saved_at = stamp.to_string();
+        let mut bytes = serde_json::to_vec(&self.snap).map_err(|e| Error::other(format!("serializing state: {e}")))?;
+        bytes.push(b'\n');
+        store::atomic_write(&self.state_path, &bytes)?;
+        self.journal.truncate().map_err(|e| Error::path("cannot truncate", self.journal.path(), e))?;
+        self.dirty = 0;
+        Ok(())
+    }
+}
+
+/// One journal line: the event as JSON and a newline.
+pub fn event_line(ev: &Event) -> Vec<u8> {
+    // An event is strings, numbers and JSON values: serializing it cannot fail.
+    let mut v = serde_json::to_vec(ev).unwrap_or_default();
+    v.push(b'\n');
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("pitcrew-beats-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn beat(agent: &str, at: f64) -> Event {
+        Event::new(Op::Beat, agent, at)
+    }
+
+    fn fail(agent: &str, at: f64) -> Event {
+        let mut e = Event::new(Op::Fail, agent, at);
+        e.error = Some("boom".into());
+        e
+    }
+
+    #[test]
+    fn one_failure_degrades_three_make_unhealthy_a_heartbeat_heals() {
+        let mut s = Snapshot::default();
+        let ch = s.apply(&beat("a1", 10.0)).unwrap();
+        assert_eq!((ch.from, ch.to), (None, Some(Health::Healthy)));
+        assert_eq!(s.apply(&fail("a1", 11.0)).unwrap().to, Some(Health::Degraded));
+        assert!(s.apply(&fail("a1", 12.0)).is_none());
+        assert_eq!(s.apply(&fail("a1", 13.0)).unwrap().to, Some(Health::Unhealthy));
+        let a = &s.agents["a1"];
+        assert_eq!((a.consecutive_failures, a.error_message.as_deref(), a.last_response), (3, Some("boom"), 13.0));
+        assert_eq!(s.apply(&beat("a1", 14.0)).unwrap().to, Some(Health::Healthy));
+        let a = &s.agents["a1"];
+        assert_eq!((a.consecutive_failures, a.heartbeats, a.failures, a.error_message.clone()), (0, 2, 3, None));
+        let gone = s.apply(&Event::new(Op::Forget, "a1", 15.0)).unwrap();
+        assert_eq!((gone.from, gone.to), (Some(Health::Healthy), None));
+        assert!(s.agents.is_empty());
+    }
+
+    #[test]
+    fn metadata_merges_and_is_bounded() {
+        let mut s = Snapshot::default();
+        let mut e = beat("a", 1.0);
+        e.metadata = Some(json!({"x": 1, "y": 2}).as_object().unwrap().clone());
+        s.apply(&e);
+        e.metadata = Some(json!({"y": 3}).as_object().unwrap().clone());
+        s.apply(&e);
+        assert_eq!(Value::Object(s.agents["a"].metadata.clone()), json!({"x": 1, "y": 3}));
+        let many: Map<String, Value> = (0..MAX_METADATA_KEYS).map(|i| (format!("k{i}"), json!(i))).collect();
+        e.metadata = Some(many);
+        s.apply(&e);
+        assert_eq!(s.agents["a"].metadata.len(), MAX_METADATA_KEYS);
+        assert!(!s.agents["a"].metadata.contains_key("x"));
+    }
+
+    #[test]
+    fn the_api_shape_is_the_seeds_plus_rfc3339_times() {
+        let mut s = Snapshot::default();
+        s.apply(&beat("a1", 1_795_437_000.5));
+        let v = s.agents["a1"].api();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "agent_id",
+                "status",
+                "last_heartbeat",
+                "last_response",
+                "consecutive_failures",
+                "response_time",
+                "error_message",
+                "metadata",
+                "heartbeats",
+                "last_heartbeat_at",
+                "last_response_at"
+            ]
+        );
+        assert_eq!(v["last_heartbeat_at"], "2026-11-23T12:30:00.500Z");
+        assert_eq!(v["error_message"], Value::Null);
+    }
+
+    #[test]
+    fn journal_replays_over_the_snapshot_once() {
+        let d = tmpdir("replay");
+        let state = d.join("hb.json");
+        let (mut core, _) = Core::open(&state, "t0").unwrap();
+        core.record(beat("a", 1.0)).unwrap();
+        core.record(beat("a", 2.0)).unwrap();
+        core.compact("t1").unwrap();
+        core.record(fail("a", 3.0)).unwrap();
+        core.record(beat("b", 4.0)).unwrap();
+        // A crash after the snapshot was written but before the journal was emptied: the
+        // journal holds events the snapshot already has.
+        let journal_before = std::fs::read(journal_path(&state)).unwrap();
+        core.compact("t2").unwrap();
+        std::fs::write(journal_path(&state), &journal_before).unwrap();
+        drop(core);
+        let l = load(&state).unwrap();
+        assert_eq!(l.replayed, 0);
+        assert_eq!(l.snapshot.agents["a"].heartbeats, 2);
+        assert_eq!(l.snapshot.agents["a"].consecutive_failures, 1);
+        // And events after the snapshot are replayed.
+        let (mut core, _) = Core::open(&state, "t3").unwrap();
+        core.record(beat("a", 5.0)).unwrap();
+        drop(core);
+        let l = load(&state).unwrap();
+        assert_eq!((l.replayed, l.snapshot.agents["a"].heartbeats, l.snapshot.seq), (1, 3, 5));
+    }
+
+    #[test]
+    fn a_torn_last_line_is_not_replayed_and_bad_lines_are_reported() {
+        let d = tmpdir("torn");
+        let state = d.join("hb.json");
+        let mut bytes = event_line(&Event { seq: 1, ..beat("a", 1.0) });
+        bytes.extend_from_slice(b"{\"seq\":2,\"op\":\n");
+        bytes.extend_from_slice(&event_line(&Event { seq: 3, ..beat("a", 2.0) }));
+        bytes.extend_from_slice(b"{\"seq\":4,\"op\":\"beat\",\"age");
+        std::fs::write(journal_path(&state), &bytes).unwrap();
+        let l = load(&state).unwrap();
+        assert_eq!(l.snapshot.agents["a"].heartbeats, 2);
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        assert!(l.warnings[0].contains(":2:"), "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn a_gap_means_compaction_ran_between_the_reads() {
+        let snap = Snapshot { seq: 5, ..Snapshot::default() };
+        let j = event_line(&Event { seq: 9, ..beat("a", 1.0) });
+        let (_, gap) = replay(snap, &j, Path::new("j"));
+        assert!(gap);
+    }
+
+    #[test]
+    fn silence_counts_as_failures_in_the_read_only_view() {
+        let mut s = Snapshot::default();
+        s.apply(&beat("a", 1000.0));
+        let v = with_timeouts(&s, 1000.0 + 650.0, 300.0);
+        let a = &v.agents["a"];
+        assert_eq!((a.consecutive_failures, a.status), (2, Health::Degraded));
+        let v = with_timeouts(&s, 1000.0 + 3000.0, 300.0);
+        assert_eq!(v.agents["a"].status, Health::Unhealthy);
+        assert_eq!(s.agents["a"].status, Health::Healthy, "the state itself is untouched");
+    }
+}

@@ -1,0 +1,224 @@
+//! The agent registry, `config/agent-registry.json`, in the seed's format:
+//! `{"agents": [{"id", "name", "active", "home_dir", "config_path", ...}]}`, plus an optional
+//! `gateway` per agent (a process pattern, `host:port` or URL) for the gateway vital.
+//!
+//! Keys tickmon does not know are kept. An entry that cannot be used (no id, an id that is
+//! not a safe file name, a duplicate, a field of the wrong type) is a problem reported by
+//! name and place; the other entries still load. An entry without `active` counts as active,
+//! so a forgotten flag never hides an agent from monitoring.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::util::is_safe_id;
+
+/// One agent of the registry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentEntry {
+    pub id: String,
+    pub name: String,
+    pub active: bool,
+    pub home_dir: Option<String>,
+    pub config_path: Option<String>,
+    pub gateway: Option<String>,
+    /// The entry as written.
+    pub raw: Map<String, Value>,
+}
+
+/// The loaded registry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registry {
+    pub path: PathBuf,
+    pub agents: Vec<AgentEntry>,
+    /// Entries that could not be used, as `file: agents[i] (id): why`.
+    pub problems: Vec<Problem>,
+}
+
+/// An unusable registry entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// The entry's id when it has a readable one, else `agents[i]`.
+    pub subject: String,
+    pub message: String,
+}
+
+impl Registry {
+    /// Read the registry; a missing or unparsable file is an error.
+    pub fn load(path: &Path) -> Result<Registry> {
+        let bytes = std::fs::read(path).map_err(|e| Error::path("cannot read agent registry", path, e))?;
+        Registry::parse(&bytes, path)
+    }
+
+    /// Read the registry if it exists.
+    pub fn load_optional(path: &Path) -> Result<Option<Registry>> {
+        match std::fs::read(path) {
+            Ok(bytes) => Registry::parse(&bytes, path).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::path("cannot read agent registry", path, e)),
+        }
+    }
+
+    /// Parse registry bytes; `path` is for messages.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Registry> {
+        let doc: Value = crate::ndjson::parse_json_doc(bytes, path)?;
+        let file = path.display().to_string();
+        let list = match doc.get("agents") {
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => return Err(Error::config(format!("{file}: agents: expected an array of agent objects"))),
+            None if doc.is_object() => {
+                return Err(Error::config(format!("{file}: agents: missing (expected {{\"agents\": [...]}})")));
+            }
+            None => return Err(Error::config(format!("{file}: expected a JSON object with an \"agents\" array"))),
+        };
+        let mut agents = Vec::new();
+        let mut problems = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, v) in list.into_iter().enumerate() {
+            match parse_entry(v) {
+                Ok(a) if !seen.insert(a.id.clone()) => problems.push(Problem {
+                    subject: a.id.clone(),
+                    message: format!("{file}: agents[{i}] ({}): another agent already has this id", a.id),
+                }),
+                Ok(a) => agents.push(a),
+                Err((subject, why)) => {
+                    let label = match &subject {
+                        Some(s) => format!("agents[{i}] ({s})"),
+                        None => format!("agents[{i}]"),
+                    };
+                    problems.push(Problem {
+                        subject: subject.unwrap_or_else(|| format!("agents[{i}]")),
+                        message: format!("{file}: {label}: {why}"),
+                    });
+                }
+            }
+        }
+        Ok(Registry { path: path.to_path_buf(), agents, problems })
+    }
+
+    pub fn find(&self, id: &str) -> Option<&AgentEntry> {
+        self.agents.iter().find(|a| a.id == id)
+    }
+
+    /// The agents to monitor, in registry order.
+    pub fn active(&self) -> impl Iterator<Item = &AgentEntry> {
+        self.agents.iter().filter(|a| a.active)
+    }
+}
+
+type EntryError = (Option<String>, String);
+
+fn parse_entry(v: Value) -> std::result::Result<AgentEntry, EntryError> {
+    let Value::Object(map) = v else {
+        return Err((None, "expected an agent object".into()));
+    };
+    let id = match map.get("id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err((None, "id: expected a string".into())),
+        None => return Err((None, "id: missing (required)".into())),
+    };
+    let printable = crate::util::truncate(&id, 64);
+    if !is_safe_id(&id) {
+        return Err((
+            Some(printable),
+            "id: not a valid agent id (1-128 letters, digits, '-', '_', '.', not starting with '.')".into(),
+        ));
+    }
+    let fail = |why: String| (Some(id.clone()), why);
+    let opt_string = |key: &str| -> std::result::Result<Option<String>, EntryError> {
+        match map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(fail(format!("{key}: expected a string"))),
+        }
+    };
+    let name = opt_string("name")?.unwrap_or_else(|| id.clone());
+    let active = match map.get("active") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(fail("active: expected true or false".into())),
+    };
+    Ok(AgentEntry {
+        home_dir: opt_string("home_dir")?,
+        config_path: opt_string("config_path")?,
+        gateway: opt_string("gateway")?,
+        id,
+        name,
+        active,
+        raw: map,
+    })
+}
+
+/// Expand a leading `~` or `~/` with the user's home directory.
+pub fn expand_home(p: &str, env: crate::config::Env<'_>) -> PathBuf {
+    if p == "~" {
+        if let Some(h) = env("HOME") {
+            return PathBuf::from(h);
+        }
+    } else if let Some(rest) = p.strip_prefix("~/") {
+        if let Some(h) = env("HOME") {
+            return PathBuf::from(h).join(rest);
+        }
+    }
+    PathBuf::from(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Registry> {
+        Registry::parse(s.as_bytes(), Path::new("agent-registry.json"))
+    }
+
+    #[test]
+    fn the_seed_registry_loads_and_keeps_unknown_keys() {
+        let r = parse(
+            r#"{"agents":[
+              {"id":"atlas","name":"Atlas","active":true,"home_dir":"/srv/agents/atlas","config_path":"/srv/agents/atlas/config.yaml","role":"lead"},
+              {"id":"beacon","name":"Beacon","active":false,"home_dir":"/srv/agents/beacon","config_path":"x"},
+              {"id":"cinder","gateway":"127.0.0.1:8642"}]}"#,
+        )
+        .unwrap();
+        assert!(r.problems.is_empty());
+        assert_eq!(r.active().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["atlas", "cinder"]);
+        assert_eq!(r.find("atlas").unwrap().raw["role"], "lead");
+        let t = r.find("cinder").unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.gateway.as_deref(), t.home_dir.as_deref()),
+            ("cinder", Some("127.0.0.1:8642"), None)
+        );
+    }
+
+    #[test]
+    fn bad_entries_are_problems_not_fatal() {
+        let r = parse(r#"{"agents":[{"id":"../etc"},{"name":"x"},{"id":"a","active":"yes"},{"id":"b"},{"id":"b"},7]}"#)
+            .unwrap();
+        assert_eq!(r.agents.len(), 1);
+        let msgs: Vec<&str> = r.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(msgs.len(), 5, "{msgs:?}");
+        assert!(msgs[0].starts_with("agent-registry.json: agents[0] (../etc): id: not a valid agent id"), "{msgs:?}");
+        assert!(msgs[1].contains("agents[1]: id: missing"));
+        assert!(msgs[2].contains("agents[2] (a): active: expected true or false"));
+        assert!(msgs[3].contains("agents[4] (b): another agent already has this id"));
+        assert!(msgs[4].contains("agents[5]: expected an agent object"));
+    }
+
+    #[test]
+    fn a_registry_that_is_not_one_is_an_error() {
+        assert!(parse("[]").is_err());
+        assert!(parse(r#"{"agent":[]}"#).unwrap_err().to_string().contains("agents: missing"));
+        assert!(parse(r#"{"agents":{}}"#).is_err());
+        assert!(parse("{").unwrap_err().to_string().starts_with("agent-registry.json:1:"));
+    }
+
+    #[test]
+    fn tilde_expands() {
+        let env = |k: &str| (k == "HOME").then(|| "/home/op".to_string());
+        assert_eq!(expand_home("~/agents/a", &env), PathBuf::from("/home/op/agents/a"));
+        assert_eq!(expand_home("/srv/a", &env), PathBuf::from("/srv/a"));
+    }
+}

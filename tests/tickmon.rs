@@ -1,0 +1,951 @@
+//! tickmon against real things: real directories and config files for the vitals, a real TCP
+//! listener as a gateway, real git repositories (two clones pushing to one bare repository),
+//! and the real server on loopback, killed with SIGKILL to prove what it acknowledged is kept.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::util::{Workdir, json as pretty, path_str, wait_until};
+
+// ---------------------------------------------------------------------------------------
+// Fixtures
+
+const NOW: &str = "2026-11-23T10:30:00Z";
+
+/// A registry of agents under the workdir's home.
+fn registry(w: &Workdir, agents: Value) -> PathBuf {
+    w.write("home/config/agent-registry.json", pretty(&json!({ "agents": agents })))
+}
+
+/// A tick file for November 2026.
+fn tick(w: &Workdir, agent: &str, body: Value) {
+    w.write(&format!("home/ticks/2026-11/{agent}.json"), pretty(&body));
+}
+
+/// An agent with a real home directory and config file; its gateway is a TCP listener.
+struct LiveAgent {
+    home: PathBuf,
+    config: PathBuf,
+    gateway: std::net::TcpListener,
+}
+
+impl LiveAgent {
+    fn new(w: &Workdir, id: &str) -> LiveAgent {
+        let home = w.path(&format!("agents/{id}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let config = w.write(&format!("agents/{id}/config.json"), r#"{"model": "m1"}"#);
+        LiveAgent { home, config, gateway: std::net::TcpListener::bind("127.0.0.1:0").unwrap() }
+    }
+
+    fn entry(&self, id: &str) -> Value {
+        json!({
+            "id": id, "name": id.to_uppercase(), "active": true,
+            "home_dir": path_str(&self.home), "config_path": path_str(&self.config),
+            "gateway": format!("127.0.0.1:{}", self.gateway.local_addr().unwrap().port()),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// submit
+
+#[test]
+fn tickmon_submit_checks_the_vitals_for_real_and_writes_the_tick() {
+    let w = Workdir::new("tickmon-submit");
+    let a = LiveAgent::new(&w, "atlas");
+    registry(&w, json!([a.entry("atlas")]));
+    let r = w
+        .tool("tickmon")
+        .args(["submit", "--agent", "atlas", "--capability", "code=true", "--now", "2026-11-01T09:00:00Z"])
+        .run();
+    r.code(0);
+    let rec = r.named("tick", "atlas");
+    assert_eq!(rec["status"], "healthy");
+    assert_eq!(
+        rec["vitals"],
+        json!({"gateway_running": true, "home_directory_accessible": true, "config_valid": true})
+    );
+    assert_eq!(rec["due"], "2026-11-04T00:00:00.000Z");
+    let file: Value = serde_json::from_str(&w.read("home/ticks/2026-11/atlas.json")).unwrap();
+    assert_eq!(file["agent"], "atlas");
+    assert_eq!(file["name"], "ATLAS");
+    assert_eq!(file["month"], "2026-11");
+    assert_eq!(file["status"], "healthy");
+    assert_eq!(file["capabilities"], json!({"code": true}));
+    assert_eq!(file["timestamp"], "2026-11-01T09:00:00.000Z");
+    assert!(file["vitals_detail"]["gateway_running"].as_str().unwrap().contains("accepts connections"));
+    // Nothing is left behind by the home-directory probe.
+    let left: Vec<_> = std::fs::read_dir(&a.home).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    // A broken config is found, not assumed: the status follows.
+    std::fs::write(&a.config, "{\"model\": ").unwrap();
+    let r = w.tool("tickmon").args(["submit", "--agent", "atlas", "--now", "2026-11-01T10:00:00Z"]).run();
+    r.code(1);
+    let rec = r.named("tick", "atlas");
+    assert_eq!(rec["status"], "critical");
+    assert_eq!(rec["vitals"]["config_valid"], false);
+    assert!(rec["vitals_detail"]["config_valid"].as_str().unwrap().contains("invalid JSON"), "{rec}");
+
+    // Everything down is offline.
+    let port = a.gateway.local_addr().unwrap().port();
+    drop(a.gateway);
+    std::fs::remove_dir_all(&a.home).unwrap();
+    let r = w.tool("tickmon").args(["submit", "--agent", "atlas", "--now", "2026-11-01T11:00:00Z"]).run();
+    r.code(1);
+    let rec = r.named("tick", "atlas");
+    assert_eq!(rec["status"], "offline", "{rec}");
+    assert!(rec["vitals_detail"]["gateway_running"].as_str().unwrap().contains(&format!("127.0.0.1:{port}")));
+}
+
+#[test]
+fn tickmon_submit_process_gateway_and_text_view() {
+    let w = Workdir::new("tickmon-submit-proc");
+    let a = LiveAgent::new(&w, "cinder");
+    let mut gateway = Command::new("sleep").arg("31.4159").spawn().unwrap();
+    let mut entry = a.entry("cinder");
+    entry["gateway"] = json!("process:sleep 31\\.4159");
+    registry(&w, json!([entry]));
+    let mut found = false;
+    // Between fork and exec the child still shows the test's command line: give it a moment.
+    for _ in 0..50 {
+        let r = w.tool("tickmon").args(["submit", "--agent", "cinder", "--format", "text"]).run();
+        if r.code == 0 {
+            r.stdout_has("cinder ").stdout_has(": HEALTHY -> ");
+            r.stdout_has(&format!("running (pid {})", gateway.id()));
+            found = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(found, "the gateway process was never found");
+    gateway.kill().unwrap();
+    gateway.wait().unwrap();
+    // The command line of tickmon itself names the pattern; it must not count as the gateway.
+    let r = w.tool("tickmon").args(["submit", "--agent", "cinder", "--gateway", "process:sleep 31\\.4159"]).run();
+    r.code(1);
+    assert_eq!(r.named("tick", "cinder")["vitals"]["gateway_running"], false);
+}
+
+#[test]
+fn tickmon_submit_never_claims_what_nobody_checked() {
+    let w = Workdir::new("tickmon-submit-unknown");
+    registry(&w, json!([{"id": "beacon", "name": "Beacon"}]));
+    let r = w.tool("tickmon").args(["submit", "--agent", "beacon"]).run();
+    r.code(2);
+    r.stderr_has("cannot check the vitals of 'beacon'").stderr_has("gateway_running").stderr_has("config_valid");
+    assert!(!w.path("home/ticks").exists());
+    // Stated vitals are recorded as stated; extra vitals and capabilities count.
+    let r = w
+        .tool("tickmon")
+        .args([
+            "submit",
+            "--agent",
+            "beacon",
+            "--vital",
+            "gateway_running=true",
+            "--vital",
+            "home_directory_accessible=yes",
+        ])
+        .args(["--vital", "config_valid=1", "--vital", "disk_ok=false", "--capability", "deploy=true"])
+        .args(["--note", "maintenance window", "--now", NOW])
+        .run();
+    r.code(0);
+    let rec = r.named("tick", "beacon");
+    assert_eq!(rec["status"], "degraded");
+    assert_eq!(rec["vitals"]["disk_ok"], false);
+    assert_eq!(rec["vitals_detail"]["gateway_running"], "stated with --vital");
+    assert_eq!(rec["note"], "maintenance window");
+    // An explicit status wins over the vitals.
+    let r = w
+        .tool("tickmon")
+        .args(["submit", "--agent", "beacon", "--status", "offline", "--vital", "gateway_running=true"])
+        .args(["--vital", "home_directory_accessible=true", "--vital", "config_valid=true", "--month", "2026-10"])
+        .run();
+    r.code(1);
+    assert_eq!(r.named("tick", "beacon")["month"], "2026-10");
+    assert!(w.path("home/ticks/2026-10/beacon.json").exists());
+}
+
+#[test]
+fn tickmon_submit_rejects_bad_ids_and_values() {
+    let w = Workdir::new("tickmon-submit-bad");
+    for bad in ["../etc/passwd", "a/b", ".hidden", ""] {
+        let r = w.tool("tickmon").args(["submit", "--agent", bad, "--vital", "gateway_running=true"]).run();
+        r.code(2);
+        r.stderr_has("is not a valid agent id");
+    }
+    w.tool("tickmon").args(["submit", "--agent", "a", "--capability", "x=maybe"]).run().code(2).stderr_has("maybe");
+    w.tool("tickmon").args(["submit", "--agent", "a", "--month", "2026-13"]).run().code(2);
+    w.tool("tickmon").args(["submit", "--agent", "a", "--status", "fine"]).run().code(2);
+    w.tool("tickmon").args(["submit", "--agent", "a", "--push"]).run().code(2).stderr_has("--git");
+    assert!(!w.path("home/ticks").exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// git
+
+fn git(w: &Workdir, dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("HOME", &w.root)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CEILING_DIRECTORIES", &w.root)
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn submit_stated(w: &Workdir, agent: &str, ticks: &Path, extra: &[&str]) -> crate::util::Run {
+    w.tool("tickmon")
+        .args(["submit", "--agent", agent, "--ticks-dir"])
+        .arg(ticks)
+        .args(["--vital", "gateway_running=true", "--vital", "home_directory_accessible=true"])
+        .args(["--vital", "config_valid=true", "--now", "2026-11-01T09:00:00Z"])
+        .args(extra)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        // The workdir lives inside the project's own repository: never look above it.
+        .env("GIT_CEILING_DIRECTORIES", &w.root)
+        .run()
+}
+
+#[test]
+fn tickmon_submit_git_commits_in_the_ticks_repository() {
+    let w = Workdir::new("tickmon-git");
+    let repo = w.path("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&w, &repo, &["-c", "init.defaultBranch=main", "init", "-q"]);
+    let ticks = repo.join("ticks");
+    let r = submit_stated(&w, "atlas", &ticks, &["--git"]);
+    r.code(0);
+    let rec = r.named("tick", "atlas");
+    let head = git(&w, &repo, &["rev-parse", "HEAD"]);
+    assert_eq!(rec["commit"].as_str().unwrap(), head.trim());
+    assert_eq!(git(&w, &repo, &["log", "-1", "--format=%s%n%an"]), "tick: atlas 2026-11 healthy\ntickmon\n");
+    assert_eq!(git(&w, &repo, &["ls-files"]), "ticks/2026-11/atlas.json\n");
+    // --push without a remote commits and says so.
+    let r = submit_stated(&w, "beacon", &ticks, &["--git", "--push"]);
+    r.code(0).stderr_has("no remote");
+    assert_eq!(r.named("tick", "beacon")["pushed"], false);
+    // The same tick again: nothing to commit.
+    let r = submit_stated(&w, "beacon", &ticks, &["--git"]);
+    r.code(0);
+    assert_eq!(r.named("tick", "beacon")["commit"], Value::Null);
+    // Outside a repository, --git changes nothing.
+    let r = submit_stated(&w, "atlas", &w.path("loose"), &["--git"]);
+    r.code(2).stderr_has("not in a git repository");
+    assert!(!w.path("loose/2026-11/atlas.json").exists());
+}
+
+#[test]
+fn tickmon_two_hosts_report_through_one_bare_repository() {
+    let w = Workdir::new("tickmon-git-hosts");
+    let hub = w.path("hub.git");
+    git(&w, &w.root, &["-c", "init.defaultBranch=main", "init", "-q", "--bare", &path_str(&hub)]);
+    for host in ["host-a", "host-b"] {
+        git(&w, &w.root, &["-c", "init.defaultBranch=main", "clone", "-q", &path_str(&hub), host]);
+    }
+    let ticks_a = w.path("host-a/ticks");
+    let ticks_b = w.path("host-b/ticks");
+    // Host A pushes first; host B, an empty clone, is rejected, rebases and pushes.
+    let a = submit_stated(&w, "atlas", &ticks_a, &["--git", "--push"]);
+    a.code(0);
+    assert_eq!(a.named("tick", "atlas")["pushed"], true);
+    let b = submit_stated(&w, "beacon", &ticks_b, &["--git", "--push"]);
+    b.code(0);
+    assert_eq!(b.named("tick", "beacon")["pushed"], true);
+    assert_eq!(b.named("tick", "beacon")["remote"], "origin");
+    // Host A is now behind; its next tick rebases over B's.
+    let a2 = submit_stated(&w, "cinder", &ticks_a, &["--git", "--push"]);
+    a2.code(0);
+    // A fresh clone sees every tick and every commit.
+    git(&w, &w.root, &["clone", "-q", &path_str(&hub), "reader"]);
+    let log = git(&w, &w.path("reader"), &["log", "--format=%s"]);
+    let mut subjects: Vec<&str> = log.lines().collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        ["tick: atlas 2026-11 healthy", "tick: beacon 2026-11 healthy", "tick: cinder 2026-11 healthy"]
+    );
+    registry(&w, json!([{"id": "atlas"}, {"id": "beacon"}, {"id": "cinder"}]));
+    let r = w.tool("tickmon").args(["check", "--ticks-dir"]).arg(w.path("reader/ticks")).args(["--now", NOW]).run();
+    r.code(0);
+    for agent in ["atlas", "beacon", "cinder"] {
+        assert_eq!(r.named("tick", agent)["status"], "healthy");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// check
+
+fn four_agents(w: &Workdir) {
+    registry(
+        w,
+        json!([
+            {"id": "atlas", "name": "Atlas", "active": true, "home_dir": "/srv/atlas", "config_path": "/srv/atlas/c.json"},
+            {"id": "beacon", "name": "Beacon", "active": true},
+            {"id": "cinder", "name": "Cinder", "active": true},
+            {"id": "retired", "name": "Retired", "active": false}
+        ]),
+    );
+    tick(
+        w,
+        "atlas",
+        json!({"agent": "atlas", "month": "2026-11", "status": "healthy", "timestamp": "2026-11-01T09:00:00Z",
+        "vitals": {"gateway_running": true, "home_directory_accessible": true, "config_valid": true}, "capabilities": {"code": true}}),
+    );
+    tick(
+        w,
+        "cinder",
+        json!({"agent": "cinder", "month": "2026-11", "status": "critical", "timestamp": "2026-11-02T09:00:00Z",
+        "vitals": {"gateway_running": false, "home_directory_accessible": true, "config_valid": true}, "capabilities": {"code": false}}),
+    );
+}
+
+#[test]
+fn tickmon_check_reports_every_active_agent() {
+    let w = Workdir::new("tickmon-check");
+    four_agents(&w);
+    let r = w.tool("tickmon").args(["check", "--now", NOW]).run();
+    r.code(1);
+    let ticks = r.kind("tick");
+    assert_eq!(ticks.iter().map(|t| t["agent"].as_str().unwrap()).collect::<Vec<_>>(), ["atlas", "beacon", "cinder"]);
+    let atlas = r.named("tick", "atlas");
+    assert_eq!(atlas["status"], "healthy");
+    assert_eq!(atlas["month"], "2026-11");
+    assert_eq!(atlas["due"], "2026-11-04T00:00:00.000Z");
+    assert_eq!(atlas["capabilities"], json!({"code": true}));
+    assert_eq!(atlas["timestamp"], "2026-11-23T10:30:00.000Z");
+    assert_eq!(r.named("tick", "beacon")["status"], "missing");
+    let cinder = r.named("tick", "cinder");
+    assert_eq!(cinder["status"], "critical");
+    assert_eq!(
+        cinder["detail"],
+        "critical: gateway_running false, capability code lost (submitted 2026-11-02T09:00:00Z)"
+    );
+    assert!(r.kind("alert").is_empty());
+
+    // All well: exit 0.
+    tick(&w, "beacon", json!({"agent": "beacon", "status": "degraded"}));
+    tick(&w, "cinder", json!({"agent": "cinder", "status": "healthy"}));
+    w.tool("tickmon").args(["check", "--now", NOW]).run().code(0);
+}
+
+#[test]
+fn tickmon_check_rca_alerts_go_to_notify_as_they_are() {
+    let w = Workdir::new("tickmon-rca");
+    four_agents(&w);
+    w.write(
+        "home/ticks/2026-10/beacon.json",
+        pretty(&json!({"agent": "beacon", "status": "degraded", "timestamp": "2026-10-01T08:00:00Z"})),
+    );
+    let r = w.tool("tickmon").args(["check", "--rca", "--now", NOW]).run();
+    r.code(1);
+    let alerts = r.kind("alert");
+    assert_eq!(alerts.len(), 2);
+    let missing = r.named("alert", "RCA-AGENT: beacon failed to submit monthly tick (2026-11)");
+    assert_eq!(missing["topic"], "agent-health");
+    assert_eq!(missing["level"], "error");
+    assert_eq!(missing["status"], "firing");
+    assert_eq!(missing["subject"], "tick:beacon:2026-11");
+    assert_eq!(missing["labels"], json!(["agent-health", "rca-required", "auto-generated"]));
+    assert_eq!(missing["sinks"], json!([]));
+    let body = missing["body"].as_str().unwrap();
+    assert!(body.contains("The last tick on record is for 2026-10: status **degraded**"), "{body}");
+    assert!(body.contains("tickmon submit --agent beacon --month 2026-11 --git --push"), "{body}");
+    let critical = r.named("alert", "RCA-AGENT: cinder reported critical status (2026-11)");
+    assert_eq!(critical["level"], "critical");
+    assert!(critical["body"].as_str().unwrap().contains("  - gateway_running: **no**"));
+    // Each alert follows its agent's tick record.
+    let kinds: Vec<String> = r.records().iter().map(|v| v["kind"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, ["tick", "tick", "alert", "tick", "alert"]);
+}
+
+#[test]
+fn tickmon_check_window_default_month_and_text() {
+    let w = Workdir::new("tickmon-window");
+    four_agents(&w);
+    // Inside the window of November nothing is missing yet.
+    let r = w.tool("tickmon").args(["check", "--month", "2026-11", "--now", "2026-11-02T12:00:00Z"]).run();
+    r.code(1); // cinder reported critical
+    assert_eq!(r.named("tick", "beacon")["status"], "pending");
+    // On the 2nd of December the default month is still November (the seed's rule)...
+    let r = w.tool("tickmon").args(["check", "--now", "2026-12-02T00:00:00Z"]).run();
+    assert_eq!(r.named("tick", "atlas")["month"], "2026-11");
+    // ...and from the 4th it is December, with a shorter window earlier.
+    let r = w.tool("tickmon").args(["check", "--now", "2026-12-04T00:00:00Z"]).run();
+    assert_eq!(r.named("tick", "atlas")["month"], "2026-12");
+    assert_eq!(r.named("tick", "atlas")["status"], "missing");
+    let r = w.tool("tickmon").args(["check", "--grace-hours", "12", "--now", "2026-12-01T13:00:00Z"]).run();
+    assert_eq!(r.named("tick", "atlas")["month"], "2026-12");
+    // The people's view.
+    let r = w.tool("tickmon").args(["check", "--format", "text", "--rca", "--now", NOW]).run();
+    r.code(1);
+    r.stdout_has("Agent ticks for 2026-11 (due 2026-11-04T00:00:00.000Z)");
+    r.stdout_has("  beacon  MISSING   no tick; it was due 2026-11-04T00:00:00.000Z (19d 10h ago)");
+    r.stdout_has("3 agent(s): 1 healthy, 0 degraded, 2 failed, 0 pending");
+    r.stdout_has("RCA: RCA-AGENT: cinder reported critical status (2026-11)");
+}
+
+#[test]
+fn tickmon_check_bad_registry_and_ticks() {
+    let w = Workdir::new("tickmon-check-bad");
+    w.tool("tickmon").args(["check"]).run().code(2).stderr_has("cannot read agent registry");
+    w.write("home/config/agent-registry.json", "{\"agents\": [");
+    w.tool("tickmon").args(["check"]).run().code(2).stderr_has("agent-registry.json:1:");
+    registry(&w, json!([{"id": "ok"}, {"id": "../../etc"}, {"name": "no id"}]));
+    tick(&w, "ok", json!({"agent": "ok", "status": "healthy"}));
+    let r = w.tool("tickmon").args(["check", "--now", NOW]).run();
+    r.code(1);
+    r.stderr_has("agents[1] (../../etc): id: not a valid agent id");
+    let findings = r.kind("finding");
+    assert_eq!(findings.len(), 2);
+    assert_eq!(findings[0]["problem"], "invalid_agent");
+    assert_eq!(r.named("tick", "ok")["status"], "healthy");
+    // A tick file that is not a tick is a finding, and does not count.
+    tick(&w, "ok", json!({"agent": "ok", "status": "splendid"}));
+    let r = w.tool("tickmon").args(["check", "--now", NOW]).run();
+    r.code(1).stderr_has("status: 'splendid'");
+    assert_eq!(r.named("tick", "ok")["status"], "missing");
+    assert!(r.kind("finding").iter().any(|f| f["problem"] == "invalid_tick"));
+}
+
+// ---------------------------------------------------------------------------------------
+// The pipe contract (check reads NDJSON files or stdin when named)
+
+#[test]
+fn tickmon_empty_input_is_empty_output() {
+    let w = Workdir::new("tickmon-pipe-empty");
+    registry(&w, json!([]));
+    let r = w.tool("tickmon").args(["check", "-", "--now", NOW]).stdin("").run();
+    r.code(0);
+    assert!(r.stdout.is_empty() && r.stderr.is_empty(), "{r:?}");
+}
+
+#[test]
+fn tickmon_malformed_line_is_named_and_skipped() {
+    let w = Workdir::new("tickmon-pipe-bad");
+    registry(&w, json!([{"id": "a1"}]));
+    tick(&w, "a1", json!({"agent": "a1", "status": "healthy"}));
+    let input = "{\"kind\":\"check\",\"name\":\"web\",\"status\":\"up\",\"zone\":\"eu\"}\n{\"name\": oops}\n\n{\"kind\":\"uptime\",\"name\":\"web\"}\n";
+    let r = w.tool("tickmon").args(["check", "-", "--now", NOW]).stdin(input).run();
+    r.code(3);
+    r.stderr_has("tickmon: stdin:2: expected value at column 10");
+    let recs = r.records();
+    assert_eq!(
+        recs[0],
+        json!({"kind": "check", "name": "web", "status": "up", "zone": "eu"}),
+        "passed through unchanged"
+    );
+    assert_eq!(recs[1], json!({"kind": "uptime", "name": "web"}));
+    assert_eq!(r.named("tick", "a1")["status"], "healthy");
+    let strict = w.tool("tickmon").args(["check", "-", "--strict", "--now", NOW]).stdin(input).run();
+    strict.code(2);
+    strict.stderr_has("tickmon: stdin:2: expected value at column 10");
+}
+
+#[test]
+fn tickmon_ticks_on_the_stream_count() {
+    let w = Workdir::new("tickmon-pipe-ticks");
+    registry(&w, json!([{"id": "edge"}]));
+    // A tick submitted on another host, carried over ssh, counts like a tick file.
+    let input = format!(
+        "{}\n",
+        json!({"kind": "tick", "agent": "edge", "month": "2026-11", "status": "degraded", "timestamp": "2026-11-01T00:00:00Z",
+               "vitals": {"gateway_running": true}, "capabilities": {"gpu": false}})
+    );
+    let r = w.tool("tickmon").args(["check", "-", "--now", NOW]).stdin(&input).run();
+    r.code(0);
+    assert_eq!(r.records().len(), 1, "{r:?}");
+    assert_eq!(r.named("tick", "edge")["status"], "degraded");
+}
+
+#[test]
+fn tickmon_stdout_closed_early_is_silent_success() {
+    let w = Workdir::new("tickmon-pipe-head");
+    registry(&w, json!([{"id": "a1"}]));
+    let input: String = (0..3000)
+        .map(|i| {
+            format!("{}\n", json!({"kind": "check", "name": format!("svc-{i:04}-{}", "x".repeat(60)), "status": "up"}))
+        })
+        .collect();
+    let mut child = w.tool("tickmon").args(["check", "-", "--now", NOW]).spawn();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    {
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        assert!(first.contains("\"kind\":\"check\""));
+    }
+    feeder.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+// ---------------------------------------------------------------------------------------
+// serve
+
+/// A running `tickmon serve` on 127.0.0.1, port 0.
+struct Serve {
+    child: Child,
+    addr: String,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Serve {
+    fn start(w: &Workdir, extra: &[&str]) -> Serve {
+        Serve::try_start(w, extra).unwrap_or_else(|e| panic!("serve did not start: {e}"))
+    }
+
+    fn try_start(w: &Workdir, extra: &[&str]) -> Result<Serve, String> {
+        let mut t = w.tool("tickmon").arg("serve");
+        if !extra.contains(&"--listen") {
+            t = t.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = t.args(extra).spawn();
+        drop(child.stdin.take());
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let (err_pipe, err_buf) = (child.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                err_buf.lock().unwrap().push_str(&format!("{line}\n"));
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+            }
+        });
+        let (out_pipe, out_buf) = (child.stdout.take().unwrap(), stdout.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
+                out_buf.lock().unwrap().push(line);
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => Ok(Serve { child, addr, stdout, stderr }),
+            Err(_) => {
+                let status = child.wait().map(|s| format!("{s}")).unwrap_or_default();
+                std::thread::sleep(Duration::from_millis(100));
+                Err(format!("{status}: {}", stderr.lock().unwrap()))
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The `heartbeat` records written so far.
+    fn records(&self) -> Vec<Value> {
+        self.stdout.lock().unwrap().iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(&mut self) -> Option<i32> {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .unwrap();
+        self.child.wait().unwrap().code()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent(token: Option<&str>) -> (ureq::Agent, Option<String>) {
+    let a = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .new_agent();
+    (a, token.map(|t| format!("Bearer {t}")))
+}
+
+/// Send a request; the status and the body (parsed when it is JSON).
+fn call(method: &str, url: &str, body: Option<(&str, &str)>, auth: Option<&str>) -> (u16, Value) {
+    let (a, _) = agent(None);
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(h) = auth {
+        req = req.header("Authorization", h);
+    }
+    let resp = match body {
+        Some((ct, b)) => a.run(req.header("Content-Type", ct).body(b.to_string()).unwrap()),
+        None => a.run(req.body(()).unwrap()),
+    };
+    let mut resp = resp.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let code = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn post(url: &str, body: &str) -> (u16, Value) {
+    call("POST", url, Some(("application/json", body)), None)
+}
+
+fn get(url: &str) -> (u16, Value) {
+    call("GET", url, None, None)
+}
+
+/// Raw bytes to the server; what it answered (until it closes or goes quiet).
+fn raw(addr: &str, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.windows(4).any(|w| w == b"\r\n\r\n") && String::from_utf8_lossy(&out).contains("}") {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn tickmon_serve_speaks_the_heartbeat_api() {
+    let w = Workdir::new("tickmon-serve-api");
+    let s = Serve::start(&w, &[]);
+    let (code, v) = post(&s.url("/heartbeat/a1"), r#"{"metadata": {"role": "lead", "cell": "c1"}}"#);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (v["status"].as_str(), v["agent_id"].as_str(), v["next_heartbeat"].as_u64()),
+        (Some("ok"), Some("a1"), Some(30))
+    );
+    assert!(v["timestamp"].as_f64().unwrap() > 1.7e9);
+    // An empty body is a heartbeat too.
+    assert_eq!(call("POST", &s.url("/heartbeat/a2"), None, None).0, 200);
+
+    let (code, st) = get(&s.url("/agent/a1"));
+    assert_eq!(code, 200);
+    let keys: Vec<&str> = st.as_object().unwrap().keys().map(String::as_str).collect();
+    for k in [
+        "agent_id",
+        "status",
+        "last_heartbeat",
+        "last_response",
+        "consecutive_failures",
+        "response_time",
+        "error_message",
+        "metadata",
+        "heartbeats",
+        "last_heartbeat_at",
+        "last_response_at",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {st}");
+    }
+    assert_eq!((st["status"].as_str(), st["heartbeats"].as_u64()), (Some("healthy"), Some(1)));
+    assert_eq!(st["metadata"], json!({"role": "lead", "cell": "c1"}));
+    assert_eq!(st["error_message"], Value::Null);
+    assert!(st["last_heartbeat_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(get(&s.url("/agent/nobody")), (404, json!({"error": "unknown agent"})));
+
+    // One failure degrades, three make unhealthy, a heartbeat heals.
+    let (code, st) = post(&s.url("/heartbeat/a1/fail"), r#"{"error": "gateway timeout"}"#);
+    assert_eq!(
+        (code, st["status"].as_str(), st["error_message"].as_str()),
+        (200, Some("degraded"), Some("gateway timeout"))
+    );
+    let (_, st) = call("POST", &s.url("/heartbeat/a1/fail"), Some(("text/plain", "disk full\n")), None);
+    assert_eq!((st["consecutive_failures"].as_u64(), st["error_message"].as_str()), (Some(2), Some("disk full")));
+    let (_, st) = call("POST", &s.url("/heartbeat/a1/fail"), None, None);
+    assert_eq!((st["status"].as_str(), st["consecutive_failures"].as_u64()), (Some("unhealthy"), Some(3)));
+    let (_, health) = get(&s.url("/health"));
+    assert_eq!(
+        (health["total_agents"].as_u64(), health["unhealthy"].as_u64(), health["healthy"].as_u64()),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(health["agents"]["a1"]["status"], "unhealthy");
+    assert_eq!(post(&s.url("/heartbeat/a1"), r#"{"metadata": {"cell": "c2"}}"#).0, 200);
+    let (_, st) = get(&s.url("/agent/a1"));
+    assert_eq!(
+        (st["status"].as_str(), st["consecutive_failures"].as_u64(), st["heartbeats"].as_u64()),
+        (Some("healthy"), Some(0), Some(2))
+    );
+    assert_eq!(st["metadata"], json!({"role": "lead", "cell": "c2"}), "metadata merges");
+
+    // Metrics in the Prometheus text format.
+    let (code, m) = get(&s.url("/metrics"));
+    assert_eq!(code, 200);
+    let m = m.as_str().unwrap();
+    assert!(m.contains("# TYPE tickmon_agent_heartbeats_total counter\n"), "{m}");
+    assert!(m.contains("tickmon_agent_heartbeats_total{agent=\"a1\"} 2\n"), "{m}");
+    assert!(m.contains("tickmon_agents{status=\"healthy\"} 2\n"), "{m}");
+    assert!(m.contains("tickmon_agent_failures_total{agent=\"a1\"} 3\n"), "{m}");
+
+    // Forgetting an agent.
+    assert_eq!(
+        call("DELETE", &s.url("/agent/a2"), None, None),
+        (200, json!({"status": "forgotten", "agent_id": "a2"}))
+    );
+    assert_eq!(get(&s.url("/agent/a2")).0, 404);
+    assert_eq!(call("DELETE", &s.url("/agent/a2"), None, None).0, 404);
+
+    // Every status change went to stdout as a heartbeat record.
+    assert!(wait_until(10.0, || s.records().len() >= 5));
+    let changes: Vec<String> = s
+        .records()
+        .iter()
+        .filter(|r| r["agent"] == "a1")
+        .map(|r| format!("{}>{}", r["previous_status"].as_str().unwrap_or("new"), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(changes, ["new>healthy", "healthy>degraded", "degraded>unhealthy", "unhealthy>healthy"]);
+    assert!(s.records().iter().all(|r| r["kind"] == "heartbeat"));
+}
+
+#[test]
+fn tickmon_serve_refuses_malformed_requests_and_keeps_serving() {
+    let w = Workdir::new("tickmon-serve-bad");
+    let s = Serve::start(&w, &["--max-body", "1024"]);
+    let long = "a".repeat(129);
+    for path in ["/heartbeat/..%2Fetc", "/heartbeat/a%20b", &format!("/heartbeat/{long}"), "/heartbeat/.hidden"] {
+        let (code, v) = post(&s.url(path), "{}");
+        assert_eq!(code, 400, "{path}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("invalid agent id"), "{v}");
+    }
+    assert_eq!(post(&s.url("/heartbeat/a1"), "{\"metadata\": ").0, 400);
+    assert_eq!(post(&s.url("/heartbeat/a1"), "[1, 2]").0, 400);
+    assert_eq!(post(&s.url("/heartbeat/a1"), r#"{"metadata": "x"}"#).0, 400);
+    assert_eq!(post(&s.url("/heartbeat/a1"), r#"{"response_time": -1}"#).0, 400);
+    assert_eq!(post(&s.url("/heartbeat/a1/fail"), "{nope").0, 400);
+    let (code, v) = post(&s.url("/heartbeat/a1"), &format!("{{\"metadata\": {{\"x\": \"{}\"}}}}", "y".repeat(2000)));
+    assert_eq!((code, v["error"].as_str()), (413, Some("request body larger than 1024 bytes")));
+    let (code, v) = get(&s.url("/heartbeat/a1"));
+    assert_eq!((code, v["error"].as_str()), (405, Some("method not allowed (allowed: POST)")));
+    assert_eq!(call("PUT", &s.url("/health"), None, None).0, 405);
+    assert_eq!(get(&s.url("/nowhere")).0, 404);
+    assert_eq!(get(&s.url("/agent/a1/extra")).0, 404);
+
+    // A declared length far beyond memory, a chunked body past the limit, a slowloris that
+    // never sends its body, garbage instead of HTTP: each refused, none takes the server down.
+    let huge = raw(&s.addr, b"POST /heartbeat/a1 HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999\r\n\r\nabc");
+    assert!(huge.starts_with("HTTP/1.1 413"), "{huge}");
+    let mut chunked = b"POST /heartbeat/a1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        chunked.extend_from_slice(format!("400\r\n{}\r\n", "z".repeat(1024)).as_bytes());
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    assert!(raw(&s.addr, &chunked).starts_with("HTTP/1.1 413"));
+    let mut slow = TcpStream::connect(&s.addr).unwrap();
+    slow.write_all(b"POST /heartbeat/a1 HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{").unwrap();
+    let garbage = raw(&s.addr, b"\x16\x03\x01\x02\x00 nonsense\r\n\r\n");
+    assert!(garbage.is_empty() || garbage.starts_with("HTTP/1.1 400"), "{garbage}");
+
+    let (code, _) = post(&s.url("/heartbeat/a1"), r#"{"metadata": {"ok": true}}"#);
+    assert_eq!(code, 200, "the server keeps serving: {}", s.stderr());
+    let (_, st) = get(&s.url("/agent/a1"));
+    assert_eq!(st["heartbeats"], 1, "nothing refused was recorded");
+    drop(slow);
+}
+
+#[test]
+fn tickmon_serve_acknowledged_heartbeats_survive_kill_9() {
+    let w = Workdir::new("tickmon-serve-kill");
+    let state = w.path("state/hb.json");
+    let mut s = Serve::start(&w, &["--state", &path_str(&state)]);
+    let per_agent = 150;
+    let acked: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|n| {
+                let url = s.url(&format!("/heartbeat/agent-{n}"));
+                scope.spawn(move || {
+                    let (a, _) = agent(None);
+                    let mut ok = 0u64;
+                    for i in 0..per_agent {
+                        let body = json!({"metadata": {"seq": i}}).to_string();
+                        let resp = a.post(&url).header("Content-Type", "application/json").send(body).unwrap();
+                        if resp.status().as_u16() == 200 {
+                            ok += 1;
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(acked, vec![per_agent; 4]);
+    s.kill9();
+
+    // Read while nothing runs: what was acknowledged is there, counted once.
+    let r = w.tool("tickmon").args(["heartbeats", "--state"]).arg(&state).run();
+    r.code(0);
+    for n in 0..4 {
+        let rec = r.named("heartbeat", &format!("agent-{n}"));
+        assert_eq!(rec["heartbeats"], per_agent, "{rec}");
+        assert_eq!(rec["metadata"]["seq"], per_agent - 1);
+        assert_eq!(rec["status"], "healthy");
+    }
+    // A new server picks the state up, and again after being killed mid-life.
+    let mut s2 = Serve::start(&w, &["--state", &path_str(&state)]);
+    assert!(s2.stderr().contains("4 agent(s)"), "{}", s2.stderr());
+    let (_, st) = post(&s2.url("/heartbeat/agent-0/fail"), r#"{"error": "oom"}"#);
+    assert_eq!(st["heartbeats"], per_agent);
+    s2.kill9();
+    let s3 = Serve::start(&w, &["--state", &path_str(&state)]);
+    let (_, st) = get(&s3.url("/agent/agent-0"));
+    assert_eq!((st["status"].as_str(), st["error_message"].as_str()), (Some("degraded"), Some("oom")));
+}
+
+#[test]
+fn tickmon_serve_silence_counts_as_failure_and_a_heartbeat_heals() {
+    let w = Workdir::new("tickmon-serve-timeout");
+    let s = Serve::start(&w, &["--timeout", "1"]);
+    assert_eq!(post(&s.url("/heartbeat/quiet"), "").0, 200);
+    assert!(
+        wait_until(20.0, || get(&s.url("/agent/quiet")).1["status"] == "degraded"),
+        "never degraded: {}",
+        get(&s.url("/agent/quiet")).1
+    );
+    let (_, st) = get(&s.url("/agent/quiet"));
+    assert!(st["error_message"].as_str().unwrap().starts_with("no heartbeat for "), "{st}");
+    assert!(wait_until(20.0, || get(&s.url("/agent/quiet")).1["status"] == "unhealthy"));
+    assert_eq!(post(&s.url("/heartbeat/quiet"), "").0, 200);
+    assert_eq!(get(&s.url("/agent/quiet")).1["consecutive_failures"], 0);
+    assert!(wait_until(10.0, || s.records().iter().any(|r| r["status"] == "unhealthy")));
+}
+
+#[test]
+fn tickmon_serve_stops_gracefully_and_saves_its_state() {
+    let w = Workdir::new("tickmon-serve-term");
+    let state = w.path("home/state/heartbeats.json");
+    let mut s = Serve::start(&w, &["--fsync"]);
+    for i in 0..20 {
+        assert_eq!(post(&s.url("/heartbeat/a1"), &json!({"metadata": {"n": i}}).to_string()).0, 200);
+    }
+    assert_eq!(s.terminate(), Some(0));
+    assert!(wait_until(5.0, || s.stderr().contains("stopped; state saved")), "{}", s.stderr());
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["agents"]["a1"]["heartbeats"], 20);
+    assert_eq!(std::fs::metadata(w.path("home/state/heartbeats.json.journal")).unwrap().len(), 0);
+}
+
+#[test]
+fn tickmon_serve_one_server_per_state_and_loopback_without_token() {
+    let w = Workdir::new("tickmon-serve-guard");
+    let _s = Serve::start(&w, &[]);
+    let second = Serve::try_start(&w, &[]).err().expect("a second server on the same state must refuse");
+    assert!(second.contains("another tickmon serve"), "{second}");
+    let r = w.tool("tickmon").args(["serve", "--listen", "0.0.0.0:0", "--state"]).arg(w.path("other.json")).run();
+    r.code(2).stderr_has("refusing to listen beyond loopback without --token-file");
+    let r = w.tool("tickmon").args(["serve", "--now", NOW]).run();
+    r.code(2).stderr_has("--now does not apply to serve");
+}
+
+#[test]
+fn tickmon_serve_token_is_required_when_given() {
+    let w = Workdir::new("tickmon-serve-token");
+    let token_file = w.write("token", "s3cret-token-value\n");
+    let s = Serve::start(&w, &["--token-file", &path_str(&token_file)]);
+    let body = Some(("application/json", "{}"));
+    let (code, v) = call("POST", &s.url("/heartbeat/a1"), body, None);
+    assert_eq!((code, v["error"].as_str()), (401, Some("missing or wrong bearer token")));
+    assert_eq!(call("POST", &s.url("/heartbeat/a1"), body, Some("Bearer s3cret-token-valuX")).0, 401);
+    assert_eq!(call("POST", &s.url("/heartbeat/a1"), body, Some("Basic czNjcmV0")).0, 401);
+    assert_eq!(call("GET", &s.url("/health"), None, None).0, 401);
+    assert_eq!(call("POST", &s.url("/heartbeat/a1"), body, Some("Bearer s3cret-token-value")).0, 200);
+    assert_eq!(call("GET", &s.url("/agent/a1"), None, Some("bearer s3cret-token-value")).0, 200);
+    assert!(s.stderr().contains("can be read by other users"), "{}", s.stderr());
+    // With a token, listening beyond loopback is allowed.
+    let open =
+        Serve::try_start(&w, &["--listen", "0.0.0.0:0", "--token-file", &path_str(&token_file), "--state", "x.json"]);
+    assert!(open.is_ok(), "{:?}", open.err());
+}
+
+// ---------------------------------------------------------------------------------------
+// heartbeats
+
+#[test]
+fn tickmon_heartbeats_prints_the_state_for_the_pipe() {
+    let w = Workdir::new("tickmon-heartbeats");
+    let state = w.path("home/state/heartbeats.json");
+    {
+        let mut s = Serve::start(&w, &[]);
+        post(&s.url("/heartbeat/ok"), r#"{"metadata": {"v": 1}}"#);
+        post(&s.url("/heartbeat/sick"), "");
+        for _ in 0..3 {
+            call("POST", &s.url("/heartbeat/sick/fail"), Some(("text/plain", "crash loop")), None);
+        }
+        // Read while the server runs.
+        let r = w.tool("tickmon").args(["heartbeats"]).run();
+        r.code(1);
+        let sick = r.named("heartbeat", "sick");
+        assert_eq!((sick["status"].as_str(), sick["consecutive_failures"].as_u64()), (Some("unhealthy"), Some(3)));
+        assert_eq!(sick["error"], "crash loop");
+        assert_eq!(r.named("heartbeat", "ok")["metadata"], json!({"v": 1}));
+        s.kill9();
+    }
+    assert!(state.exists());
+    let r = w.tool("tickmon").args(["heartbeats", "--agent", "ok"]).run();
+    r.code(0);
+    assert_eq!(r.records().len(), 1);
+    // Silence, as the server would count it, without changing anything.
+    let later = "2099-01-01T00:00:00Z";
+    let r = w.tool("tickmon").args(["heartbeats", "--agent", "ok", "--timeout", "5m", "--now", later]).run();
+    r.code(1);
+    assert_eq!(r.named("heartbeat", "ok")["status"], "unhealthy");
+    assert_eq!(
+        w.tool("tickmon").args(["heartbeats", "--agent", "ok"]).run().named("heartbeat", "ok")["status"],
+        "healthy"
+    );
+    let r = w.tool("tickmon").args(["heartbeats", "--format", "text"]).run();
+    r.code(1).stdout_has("AGENT").stdout_has("unhealthy").stdout_has("crash loop");
+    w.tool("tickmon")
+        .args(["heartbeats", "--agent", "ghost"])
+        .run()
+        .code(1)
+        .stderr_has("no heartbeat from agent 'ghost'");
+    // No state yet: nothing to say, all well.
+    let empty = Workdir::new("tickmon-heartbeats-none");
+    let r = empty.tool("tickmon").args(["heartbeats"]).run();
+    r.code(0);
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn tickmon_the_example_registry_loads() {
+    let w = Workdir::new("tickmon-example");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agent-registry.json");
+    let r =
+        w.tool("tickmon").args(["check", "--registry"]).arg(&example).args(["--month", "2026-11", "--now", NOW]).run();
+    r.code(1);
+    let agents: Vec<String> = r.kind("tick").iter().map(|t| t["agent"].as_str().unwrap().to_string()).collect();
+    assert_eq!(agents, ["atlas", "beacon", "cinder"]);
+    assert!(r.kind("tick").iter().all(|t| t["status"] == "missing"));
+    assert!(r.stderr.is_empty(), "{r:?}");
+}
