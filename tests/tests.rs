@@ -6,6 +6,7 @@
 
 mod util;
 
+mod cellscan;
 mod pipe;
 mod probe;
 mod store;
