@@ -62,16 +62,13 @@ fn load(dir: &Path) -> Result<Cell> {
     scan::load_cell(dir).ok_or_else(|| Error::usage(format!("{}: not a mission cell", dir.display())))
 }
 
-/// The scan records of a cell (no heartbeat), to print what was made or changed.
-fn records_of(mut cell: Cell, clock: &Clock) -> Vec<Rec> {
+/// Print the scan records (no heartbeat) of a cell that `pick` picks: what was made or
+/// changed.
+fn print(mut cell: Cell, clock: &Clock, out: &mut dyn Write, pick: impl Fn(&Rec<'_>) -> bool) -> Result<()> {
     let ctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: None };
     scan::check(&mut cell, ctx.now);
     let health = scan::assess(&mut cell, &ctx);
-    scan::records(&cell, &health, &ctx.stamp)
-}
-
-fn print(out: &mut dyn Write, recs: &[Rec], pick: impl Fn(&Rec) -> bool) -> Result<()> {
-    for r in recs.iter().filter(|r| pick(r)) {
+    for r in scan::records(&cell, &health, &ctx.stamp).iter().filter(|r| pick(r)) {
         ndjson::write(out, r)?;
     }
     Ok(())
@@ -137,26 +134,24 @@ pub fn init(args: &InitArgs, missions: &Path, clock: &Clock, dry_run: bool, out:
     let tmp = missions.join(format!(".{id}.init-{}", std::process::id()));
     let built = build_cell(&tmp, &cell, &Value::Object(policies), args);
     let result = built.and_then(|()| {
-        let mut recs = records_of(load(&tmp)?, clock);
+        let mut cell = load(&tmp)?;
         if dry_run {
             let _ = fs::remove_dir_all(&tmp);
         } else {
             fs::rename(&tmp, &target).map_err(|e| Error::path("cannot create", &target, e))?;
             store::sync_dir(missions).map_err(|e| Error::path("cannot sync", missions, e))?;
         }
-        if let Some(Rec::Cell(c)) = recs.first_mut() {
-            c.path = target.display().to_string();
-        }
-        Ok(recs)
+        cell.dir = target.clone();
+        Ok(cell)
     });
-    let recs = match result {
-        Ok(r) => r,
+    let cell = match result {
+        Ok(c) => c,
         Err(e) => {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
     };
-    print(out, &recs, |r| matches!(r, Rec::Cell(_)))?;
+    print(cell, clock, out, |r| matches!(r, Rec::Cell(_)))?;
     Ok(Status::Ok)
 }
 
@@ -241,8 +236,7 @@ pub fn add_agent(
         store::atomic_write(&path, &bytes)?;
     }
     cell.agents.push(agent);
-    let recs = records_of(cell, clock);
-    print(out, &recs, |r| matches!(r, Rec::Agent(a) if a.agent == args.id))?;
+    print(cell, clock, out, |r| matches!(r, Rec::Agent(a) if a.agent == args.id))?;
     Ok(Status::Ok)
 }
 
@@ -315,8 +309,7 @@ pub fn add_task(
     if !dry_run {
         store::atomic_write(&path, &bytes)?;
     }
-    let recs = records_of(cell, clock);
-    print(out, &recs, |r| matches!(r, Rec::Task(t) if t.id == args.id))?;
+    print(cell, clock, out, |r| matches!(r, Rec::Task(t) if t.id == args.id))?;
     Ok(Status::Ok)
 }
 
@@ -434,7 +427,7 @@ fn rewrite(
     dry_run: bool,
     clock: &Clock,
     out: &mut dyn Write,
-    pick: impl Fn(&Rec) -> bool,
+    pick: impl Fn(&Rec<'_>) -> bool,
 ) -> Result<Status> {
     let bytes = pretty(&Value::Object(doc))?;
     if dry_run {
@@ -452,10 +445,10 @@ fn rewrite(
         {
             *slot = t;
         }
-        print(out, &records_of(cell, clock), pick)?;
+        print(cell, clock, out, pick)?;
     } else {
         store::atomic_write(path, &bytes)?;
-        print(out, &records_of(load(dir)?, clock), pick)?;
+        print(load(dir)?, clock, out, pick)?;
     }
     Ok(Status::Ok)
 }

@@ -115,16 +115,14 @@ fn scan_cmd(ctx: &mut Ctx, args: &ScanArgs, dir: &Path, clock: &Clock, env: Env<
             let mut dups = DuplicateIds::default();
             let work = |d: &PathBuf| {
                 scan::scan_cell(d, &sctx).map(|(c, h)| {
-                    let recs = scan::records(&c, &h, &sctx.stamp);
-                    (c, recs)
+                    let values: Result<Vec<Value>> = scan::records(&c, &h, &sctx.stamp).iter().map(to_value).collect();
+                    (c, values)
                 })
             };
             scan::in_order(&cells, jobs, work, |r| {
-                if let Some((c, recs)) = r {
+                if let Some((c, values)) = r {
                     dups.see(&c);
-                    for rec in recs {
-                        all.push(to_value(&rec)?);
-                    }
+                    all.extend(values?);
                 }
                 Ok(())
             })?;
@@ -220,9 +218,9 @@ fn render_text(recs: &[Rec]) -> Vec<u8> {
     s.push_str(&format!(
         "[{}] {} ({}) {}: {} agent(s), {} task(s): {} pending, {} in progress, {} completed, {} failed",
         tag(worst),
-        c.mission_name.as_deref().unwrap_or("?"),
+        c.mission_name.unwrap_or("?"),
         c.cell,
-        c.status.as_deref().unwrap_or("?"),
+        c.status.unwrap_or("?"),
         c.agents,
         t.pending + t.in_progress + t.completed + t.failed,
         t.pending,
@@ -239,7 +237,7 @@ fn render_text(recs: &[Rec]) -> Vec<u8> {
             Rec::Agent(a) if a.health != "healthy" => s.push_str(&format!(
                 "    agent {}: {}, {} ({})\n",
                 a.agent,
-                a.status.as_deref().unwrap_or("?"),
+                a.status.unwrap_or("?"),
                 a.health,
                 a.health_source
             )),
@@ -353,7 +351,7 @@ fn revive_from_record(v: &Value, missions: &Path, clock: &Clock, rctx: &ReviveCt
     let alive = matches!(cell.agents[i].status.value, Some(AgentStatus::Active | AgentStatus::Idle));
     if hb_unhealthy && alive {
         h.needs_revival = true;
-        h.health = "unhealthy".into();
+        h.health = "unhealthy";
         h.source = "heartbeat";
         h.state = v.get("heartbeat").and_then(|s| serde_json::from_value::<AgentState>(s.clone()).ok());
     }

@@ -289,6 +289,24 @@ impl<'a> FileCtx<'a> {
         }
     }
 
+    /// A string field whose value is not kept: only its type is checked.
+    pub fn check_string(&mut self, field: &str, raw: Option<&RawValue>) {
+        if let Some(raw) = raw {
+            if !raw.get().starts_with('"') {
+                self.bad(raw, field, format_args!("expected a string, found {}", json_type(raw)));
+            }
+        }
+    }
+
+    /// A list of strings whose values are not kept: only the types are checked.
+    pub fn check_strings(&mut self, field: &str, raw: Option<&RawValue>) {
+        let Some(raw) = raw else { return };
+        match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
+            Ok(v) if v.iter().all(|x| x.get().starts_with('"')) => {}
+            _ => self.bad(raw, field, "expected a list of strings"),
+        }
+    }
+
     /// A list of strings.
     pub fn strings(&mut self, field: &str, raw: Option<&RawValue>) -> Vec<String> {
         let Some(raw) = raw else { return Vec::new() };
@@ -505,7 +523,6 @@ pub struct CellDoc {
     pub cell_id: Option<String>,
     pub mission_name: Option<String>,
     pub created_at: Option<OffsetDateTime>,
-    pub created_by: Option<String>,
     pub status: Picked<CellStatus>,
     pub isolation: Picked<Isolation>,
     pub max_agents: Option<u64>,
@@ -517,11 +534,11 @@ pub struct CellDoc {
 /// Read cell.json. Required: `cell_id`, `mission_name`, `status`, `isolation_level`.
 pub fn read_cell(cx: &mut FileCtx<'_>) -> Option<CellDoc> {
     let raw: RawCell<'_> = cx.document()?;
+    cx.check_string("created_by", raw.created_by);
     let mut doc = CellDoc {
         cell_id: cx.id("cell_id", raw.cell_id, true),
         mission_name: cx.string("mission_name", raw.mission_name, true),
         created_at: cx.time("created_at", raw.created_at, false),
-        created_by: cx.string("created_by", raw.created_by, false),
         status: cx.choice("status", raw.status, true),
         isolation: cx.choice("isolation_level", raw.isolation_level, true),
         max_agents: cx.seconds("max_agents", raw.max_agents, false),
@@ -637,11 +654,20 @@ pub fn read_permissions(cx: &mut FileCtx<'_>) -> Vec<Permission> {
     for (agent, raw) in map {
         let Some(p) = cx.object::<RawPermission<'_>>(&agent, Some(raw)) else { continue };
         let mut perm = Permission { agent: agent.clone(), ..Permission::default() };
-        for (name, list) in [("read", p.read), ("write", p.write), ("execute", p.execute)] {
-            perm.tasks.extend(cx.strings(&format!("{agent}.{name}"), list));
-        }
-        for (name, list) in [("handoff_to", p.handoff_to), ("handoff_from", p.handoff_from)] {
-            perm.agents.extend(cx.strings(&format!("{agent}.{name}"), list));
+        let lists = [
+            ("read", p.read, false),
+            ("write", p.write, false),
+            ("execute", p.execute, false),
+            ("handoff_to", p.handoff_to, true),
+            ("handoff_from", p.handoff_from, true),
+        ];
+        for (name, list, of_agents) in lists {
+            let Some(raw) = list else { continue };
+            match serde_json::from_str::<Vec<String>>(raw.get()) {
+                Ok(v) if of_agents => perm.agents.extend(v),
+                Ok(v) => perm.tasks.extend(v),
+                Err(_) => cx.bad(raw, &format!("{agent}.{name}"), "expected a list of strings"),
+            }
         }
         out.push(perm);
     }
@@ -669,7 +695,6 @@ pub struct Agent {
     pub status: Picked<AgentStatus>,
     pub gateway: Option<String>,
     pub current_task: Option<String>,
-    pub capabilities: Vec<String>,
     pub last_checkpoint: Option<(OffsetDateTime, CheckpointSource)>,
     /// The id the agent uses with the heartbeat endpoint (`heartbeat_id`, else `agent_id`).
     pub heartbeat_id: String,
@@ -685,7 +710,7 @@ pub fn read_agent(cx: &mut FileCtx<'_>) -> Option<Agent> {
     let status = cx.choice("status", raw.status, true);
     let gateway = cx.string("gateway", raw.gateway, false);
     let current_task = cx.string("current_task", raw.current_task, false);
-    let capabilities = cx.strings("capabilities", raw.capabilities);
+    cx.check_strings("capabilities", raw.capabilities);
     let heartbeat_id = cx.id("heartbeat_id", raw.heartbeat_id, false);
     let mut last_checkpoint = None;
     if let Some(cp) = cx.object::<RawCheckpoint<'_>>("checkpoint", raw.checkpoint) {
@@ -706,7 +731,6 @@ pub fn read_agent(cx: &mut FileCtx<'_>) -> Option<Agent> {
         status,
         gateway,
         current_task,
-        capabilities,
         last_checkpoint,
     })
 }
@@ -719,7 +743,6 @@ pub struct Task {
     pub path: PathBuf,
     pub id: String,
     pub title: Option<String>,
-    pub description: Option<String>,
     pub status: Picked<TaskStatus>,
     pub priority: Picked<Priority>,
     pub assigned_to: Option<String>,
@@ -735,7 +758,7 @@ pub fn read_task(cx: &mut FileCtx<'_>) -> Option<Task> {
     let raw: RawTask<'_> = cx.document()?;
     let id = cx.id("task_id", raw.task_id, true);
     let title = cx.string("title", raw.title, true);
-    let description = cx.string("description", raw.description, false);
+    cx.check_string("description", raw.description);
     let status = cx.choice("status", raw.status, true);
     let priority = cx.choice("priority", raw.priority, true);
     let assigned_to = cx.string("assigned_to", raw.assigned_to, false);
@@ -749,7 +772,6 @@ pub fn read_task(cx: &mut FileCtx<'_>) -> Option<Task> {
         path: cx.path.to_path_buf(),
         id: id?,
         title,
-        description,
         status,
         priority,
         assigned_to,

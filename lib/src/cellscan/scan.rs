@@ -6,9 +6,10 @@
 //! back in the order of the cell directories, whatever the threads' timing. A cell that
 //! cannot be read is a cell with findings; it never stops the others.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -123,11 +124,9 @@ fn name_of(p: &Path) -> String {
 fn json_files(dir: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for e in fs::read_dir(dir)? {
-        let e = e?;
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
+        let Ok(name) = e?.file_name().into_string() else { continue };
         if name.ends_with(".json") && !name.starts_with('.') {
-            names.push(name.to_string());
+            names.push(name);
         }
     }
     names.sort_unstable();
@@ -174,9 +173,7 @@ pub fn load_cell(dir: &Path) -> Option<Cell> {
     }
     if has_cell_json {
         let path = dir.join("cell.json");
-        if let Some(bytes) = read_file(&path, "cell.json", &mut cell.issues) {
-            cell.doc = model::read_cell(&mut FileCtx::new(&path, "cell.json", &bytes, &mut cell.issues));
-        }
+        cell.doc = parse_file(&path, "cell.json", &mut cell.issues, model::read_cell).flatten();
         if let Some(id) = cell.doc.as_ref().and_then(|d| d.cell_id.clone()) {
             cell.id = id;
         }
@@ -193,18 +190,10 @@ pub fn load_cell(dir: &Path) -> Option<Cell> {
         read_config(&mut cell);
     }
     if agents_dir {
-        for (file, path, bytes) in read_dir_files(dir, "agents", &mut cell.issues) {
-            if let Some(a) = model::read_agent(&mut FileCtx::new(&path, &file, &bytes, &mut cell.issues)) {
-                cell.agents.push(a);
-            }
-        }
+        cell.agents = parse_dir(dir, "agents", &mut cell.issues, model::read_agent);
     }
     if tasks_dir {
-        for (file, path, bytes) in read_dir_files(dir, "tasks", &mut cell.issues) {
-            if let Some(t) = model::read_task(&mut FileCtx::new(&path, &file, &bytes, &mut cell.issues)) {
-                cell.tasks.push(t);
-            }
-        }
+        cell.tasks = parse_dir(dir, "tasks", &mut cell.issues, model::read_task);
     }
     Some(cell)
 }
@@ -220,9 +209,50 @@ fn unreadable(path: &Path, file: &str, e: &io::Error) -> Issue {
     }
 }
 
-fn read_file(path: &Path, file: &str, issues: &mut Vec<Issue>) -> Option<Vec<u8>> {
-    match fs::read(path) {
-        Ok(b) => Some(b),
+/// The largest cell file read.
+const FILE_LIMIT: u64 = 16 << 20;
+
+thread_local! {
+    /// Each scanning thread reads every file into this one buffer.
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Read a file into the thread's buffer and hand its bytes to `f`: one open, reads to the
+/// end, one close; no stat, and no allocation once the buffer has grown.
+pub fn with_file<R>(path: &Path, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
+    let read = |buf: &mut Vec<u8>| -> io::Result<()> {
+        buf.clear();
+        let n = File::open(path)?.take(FILE_LIMIT + 1).read_to_end(buf)?;
+        if n as u64 > FILE_LIMIT {
+            return Err(io::Error::other(format!("larger than {} MiB", FILE_LIMIT >> 20)));
+        }
+        Ok(())
+    };
+    BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            read(&mut buf)?;
+            Ok(f(&buf))
+        }
+        Err(_) => {
+            let mut buf = Vec::new();
+            read(&mut buf)?;
+            Ok(f(&buf))
+        }
+    })
+}
+
+/// Read and parse one file with `parse`; a file that cannot be read is an issue.
+fn parse_file<T>(
+    path: &Path,
+    file: &str,
+    issues: &mut Vec<Issue>,
+    parse: impl FnOnce(&mut FileCtx<'_>) -> T,
+) -> Option<T> {
+    let mut found = Vec::new();
+    let parsed = with_file(path, |bytes| parse(&mut FileCtx::new(path, file, bytes, &mut found)));
+    issues.append(&mut found);
+    match parsed {
+        Ok(t) => Some(t),
         Err(e) => {
             issues.push(unreadable(path, file, &e));
             None
@@ -230,8 +260,13 @@ fn read_file(path: &Path, file: &str, issues: &mut Vec<Issue>) -> Option<Vec<u8>
     }
 }
 
-/// Every `*.json` file of `dir/sub`, read: `(sub/name, path, bytes)`.
-fn read_dir_files(dir: &Path, sub: &str, issues: &mut Vec<Issue>) -> Vec<(String, PathBuf, Vec<u8>)> {
+/// Parse every `*.json` file of `dir/sub` with `parse`, in name order.
+fn parse_dir<T>(
+    dir: &Path,
+    sub: &str,
+    issues: &mut Vec<Issue>,
+    parse: impl Fn(&mut FileCtx<'_>) -> Option<T>,
+) -> Vec<T> {
     let d = dir.join(sub);
     let names = match json_files(&d) {
         Ok(n) => n,
@@ -243,9 +278,8 @@ fn read_dir_files(dir: &Path, sub: &str, issues: &mut Vec<Issue>) -> Vec<(String
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let file = format!("{sub}/{name}");
-        let path = d.join(&name);
-        if let Some(bytes) = read_file(&path, &file, issues) {
-            out.push((file, path, bytes));
+        if let Some(Some(t)) = parse_file(&d.join(&name), &file, issues, &parse) {
+            out.push(t);
         }
     }
     out
@@ -253,24 +287,25 @@ fn read_dir_files(dir: &Path, sub: &str, issues: &mut Vec<Issue>) -> Vec<(String
 
 fn read_config(cell: &mut Cell) {
     let dir = cell.dir.join("config");
+    let mut found = Vec::new();
     for name in ["policies.json", "isolation.json", "permissions.json"] {
         let path = dir.join(name);
         let file = format!("config/{name}");
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                cell.issues.push(unreadable(&path, &file, &e));
-                continue;
+        let read = with_file(&path, |bytes| {
+            let mut cx = FileCtx::new(&path, &file, bytes, &mut found);
+            match name {
+                "policies.json" => cell.policies = model::read_policies(&mut cx),
+                "isolation.json" => cell.isolation_file = model::read_isolation(&mut cx),
+                _ => cell.permissions = model::read_permissions(&mut cx),
             }
-        };
-        let mut cx = FileCtx::new(&path, &file, &bytes, &mut cell.issues);
-        match name {
-            "policies.json" => cell.policies = model::read_policies(&mut cx),
-            "isolation.json" => cell.isolation_file = model::read_isolation(&mut cx),
-            _ => cell.permissions = model::read_permissions(&mut cx),
+        });
+        match read {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => found.push(unreadable(&path, &file, &e)),
         }
     }
+    cell.issues.append(&mut found);
 }
 
 /// The modification time of a file, if it has one.
@@ -282,35 +317,61 @@ fn age(now: OffsetDateTime, then: OffsetDateTime) -> u64 {
     (now - then).whole_seconds().max(0) as u64
 }
 
+/// An issue found by [`check`] before it is recorded: level, problem, file, detail, age.
+type Found = (Level, &'static str, Option<String>, String, Option<u64>);
+
 /// Check a cell's files against each other and the clock: ids, references, cycles,
 /// limits, policies and timeouts.
 pub fn check(cell: &mut Cell, now: OffsetDateTime) {
-    let mut agent_files: HashMap<String, String> = HashMap::new();
-    let mut dup = Vec::new();
+    let found = check_refs(cell, now);
+    for (level, problem, file, detail, age_s) in found {
+        cell.issue(level, problem, file.as_deref(), detail);
+        if let Some(i) = cell.issues.last_mut() {
+            i.age_s = age_s;
+        }
+    }
+}
+
+fn add(found: &mut Vec<Found>, level: Level, problem: &'static str, file: &str, detail: String) {
+    found.push((level, problem, Some(file.to_string()), detail, None));
+}
+
+fn check_refs(cell: &Cell, now: OffsetDateTime) -> Vec<Found> {
+    let mut found: Vec<Found> = Vec::new();
+    let mut agents: HashMap<&str, &str> = HashMap::with_capacity(cell.agents.len());
     for a in &cell.agents {
-        if let Some(first) = agent_files.get(&a.id) {
-            dup.push((a.file.clone(), format!("agent_id '{}' is also used by {first}", a.id)));
+        if let Some(first) = agents.get(a.id.as_str()) {
+            add(
+                &mut found,
+                Level::Error,
+                "duplicate_id",
+                &a.file,
+                format!("agent_id '{}' is also used by {first}", a.id),
+            );
         } else {
-            agent_files.insert(a.id.clone(), a.file.clone());
+            agents.insert(&a.id, &a.file);
         }
     }
-    let mut task_files: HashMap<String, String> = HashMap::new();
+    let mut tasks: HashMap<&str, &str> = HashMap::with_capacity(cell.tasks.len());
     for t in &cell.tasks {
-        if let Some(first) = task_files.get(&t.id) {
-            dup.push((t.file.clone(), format!("task_id '{}' is also used by {first}", t.id)));
+        if let Some(first) = tasks.get(t.id.as_str()) {
+            add(
+                &mut found,
+                Level::Error,
+                "duplicate_id",
+                &t.file,
+                format!("task_id '{}' is also used by {first}", t.id),
+            );
         } else {
-            task_files.insert(t.id.clone(), t.file.clone());
+            tasks.insert(&t.id, &t.file);
         }
-    }
-    for (file, why) in dup {
-        cell.issue(Level::Error, "duplicate_id", Some(&file), why);
     }
 
-    if let Some(doc) = cell.doc.clone() {
+    if let Some(doc) = &cell.doc {
         if let Some(max) = doc.max_agents {
             if cell.agents.len() as u64 > max {
                 let detail = format!("{} agents, more than max_agents ({max})", cell.agents.len());
-                cell.issue(Level::Warning, "too_many_agents", None, detail);
+                found.push((Level::Warning, "too_many_agents", None, detail, None));
             }
         }
         if let (Some(CellStatus::Active), Some(timeout), Some(created)) =
@@ -323,10 +384,7 @@ pub fn check(cell: &mut Cell, now: OffsetDateTime) {
                     clock::fmt_ts(created),
                     clock::human_duration(timeout)
                 );
-                cell.issue(Level::Warning, "mission_timeout", Some("cell.json"), detail);
-                if let Some(i) = cell.issues.last_mut() {
-                    i.age_s = Some(a);
-                }
+                found.push((Level::Warning, "mission_timeout", Some("cell.json".into()), detail, Some(a)));
             }
         }
         if let (Some(from_cell), Some(from_policies)) = (doc.auto_revive, cell.policies.auto_revive) {
@@ -334,108 +392,93 @@ pub fn check(cell: &mut Cell, now: OffsetDateTime) {
                 let detail = format!(
                     "cell.json says auto_revive '{from_cell}', config/policies.json says '{from_policies}' (policies.json wins)"
                 );
-                cell.issue(Level::Warning, "policy_conflict", Some("config/policies.json"), detail);
+                add(&mut found, Level::Warning, "policy_conflict", "config/policies.json", detail);
             }
         }
         if let (Some(level), Some(file_level)) = (doc.isolation.value, cell.isolation_file) {
             if level != file_level {
                 let detail =
                     format!("cell.json says isolation_level '{level}', config/isolation.json says '{file_level}'");
-                cell.issue(Level::Warning, "policy_conflict", Some("config/isolation.json"), detail);
+                add(&mut found, Level::Warning, "policy_conflict", "config/isolation.json", detail);
             }
         }
     }
     if cell.auto_revive() == AutoRevive::Yes && cell.policies.revive_command.is_none() {
         let detail = "auto_revive is yes but there is no revive_command".to_string();
-        cell.issue(Level::Warning, "missing_field", Some("config/policies.json"), detail);
+        add(&mut found, Level::Warning, "missing_field", "config/policies.json", detail);
     }
 
     // References between files.
-    let mut found = Vec::new();
     for t in &cell.tasks {
         if let Some(a) = &t.assigned_to {
-            if !agent_files.contains_key(a) {
-                found.push((
+            if !agents.contains_key(a.as_str()) {
+                add(
+                    &mut found,
                     Level::Error,
                     "unknown_agent",
-                    t.file.clone(),
+                    &t.file,
                     format!("task {} is assigned to unknown agent '{a}'", t.id),
-                ));
+                );
             }
         }
         for d in &t.dependencies {
-            if !task_files.contains_key(d) {
-                found.push((
+            if !tasks.contains_key(d.as_str()) {
+                add(
+                    &mut found,
                     Level::Error,
                     "unknown_dependency",
-                    t.file.clone(),
+                    &t.file,
                     format!("task {} depends on unknown task '{d}'", t.id),
-                ));
+                );
             }
         }
     }
     for a in &cell.agents {
         if let Some(t) = &a.current_task {
-            if !task_files.contains_key(t) {
-                found.push((
-                    Level::Warning,
-                    "unknown_task",
-                    a.file.clone(),
-                    format!("agent {}'s current_task '{t}' is not a task of the cell", a.id),
-                ));
+            if !tasks.contains_key(t.as_str()) {
+                let detail = format!("agent {}'s current_task '{t}' is not a task of the cell", a.id);
+                add(&mut found, Level::Warning, "unknown_task", &a.file, detail);
             }
         }
     }
+    let perms = "config/permissions.json";
     for p in &cell.permissions {
-        let file = "config/permissions.json".to_string();
-        if !agent_files.contains_key(&p.agent) {
-            found.push((
+        if !agents.contains_key(p.agent.as_str()) {
+            add(
+                &mut found,
                 Level::Warning,
                 "unknown_agent",
-                file.clone(),
+                perms,
                 format!("permissions are given to unknown agent '{}'", p.agent),
-            ));
+            );
         }
-        for t in p.tasks.iter().filter(|t| !task_files.contains_key(*t)) {
-            found.push((
+        for t in p.tasks.iter().filter(|t| !tasks.contains_key(t.as_str())) {
+            add(
+                &mut found,
                 Level::Warning,
                 "unknown_task",
-                file.clone(),
+                perms,
                 format!("agent {}'s permissions name unknown task '{t}'", p.agent),
-            ));
+            );
         }
-        for a in p.agents.iter().filter(|a| !agent_files.contains_key(*a)) {
-            found.push((
-                Level::Warning,
-                "unknown_agent",
-                file.clone(),
-                format!("agent {}'s handoff permissions name unknown agent '{a}'", p.agent),
-            ));
+        for a in p.agents.iter().filter(|a| !agents.contains_key(a.as_str())) {
+            let detail = format!("agent {}'s handoff permissions name unknown agent '{a}'", p.agent);
+            add(&mut found, Level::Warning, "unknown_agent", perms, detail);
         }
     }
-    for a in cell.policies.substitute_agents.iter().filter(|a| !agent_files.contains_key(*a)) {
-        found.push((
-            Level::Warning,
-            "unknown_agent",
-            "config/policies.json".into(),
-            format!("substitute_agents names unknown agent '{a}'"),
-        ));
+    for a in cell.policies.substitute_agents.iter().filter(|a| !agents.contains_key(a.as_str())) {
+        let detail = format!("substitute_agents names unknown agent '{a}'");
+        add(&mut found, Level::Warning, "unknown_agent", "config/policies.json", detail);
     }
-    for cycle in cycles(&cell.tasks) {
-        let file = task_files.get(&cycle[0]).cloned().unwrap_or_default();
-        found.push((
-            Level::Error,
-            "dependency_cycle",
-            file,
-            format!("dependency cycle: {} (each task waits for the next)", cycle.join(" -> ")),
-        ));
-    }
-    for (level, problem, file, detail) in found {
-        cell.issue(level, problem, Some(&file), detail);
+    if cell.tasks.iter().any(|t| !t.dependencies.is_empty()) {
+        for cycle in cycles(&cell.tasks) {
+            let file = tasks.get(cycle[0].as_str()).copied().unwrap_or_default();
+            let detail = format!("dependency cycle: {} (each task waits for the next)", cycle.join(" -> "));
+            add(&mut found, Level::Error, "dependency_cycle", file, detail);
+        }
     }
 
     // Tasks past their timeout.
-    let mut late = Vec::new();
     for t in &cell.tasks {
         let (Some(TaskStatus::InProgress), Some(timeout)) = (t.status.value, t.timeout) else { continue };
         let (start, how) = match t.started_at {
@@ -451,15 +494,10 @@ pub fn check(cell: &mut Cell, now: OffsetDateTime) {
                 clock::fmt_ts(start),
                 clock::human_duration(timeout)
             );
-            late.push((t.file.clone(), detail, a));
+            found.push((Level::Warning, "task_timeout", Some(t.file.clone()), detail, Some(a)));
         }
     }
-    for (file, detail, a) in late {
-        cell.issue(Level::Warning, "task_timeout", Some(&file), detail);
-        if let Some(i) = cell.issues.last_mut() {
-            i.age_s = Some(a);
-        }
-    }
+    found
 }
 
 /// Every dependency cycle among the tasks, each once, starting at its smallest id, closed
@@ -512,7 +550,7 @@ pub fn cycles(tasks: &[Task]) -> Vec<Vec<String>> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentHealth {
     /// healthy, degraded, unhealthy or unknown.
-    pub health: String,
+    pub health: &'static str,
     /// `heartbeat` or `file`.
     pub source: &'static str,
     pub state: Option<AgentState>,
@@ -593,7 +631,7 @@ pub fn assess(cell: &mut Cell, ctx: &ScanCtx<'_>) -> Vec<AgentHealth> {
         };
         let alive = matches!(status, Some(AgentStatus::Active | AgentStatus::Idle));
         let mut h = AgentHealth {
-            health: file_health.to_string(),
+            health: file_health,
             source: "file",
             state: None,
             checkpoint_age_s,
@@ -618,7 +656,11 @@ pub fn assess(cell: &mut Cell, ctx: &ScanCtx<'_>) -> Vec<AgentHealth> {
                     issues.push(agent_issue(a, level, "agent_unhealthy", detail, None));
                     h.needs_revival |= s.status == "unhealthy";
                 }
-                h.health = s.status.clone();
+                h.health = match s.status.as_str() {
+                    "healthy" => "healthy",
+                    "degraded" => "degraded",
+                    _ => "unhealthy",
+                };
                 h.source = "heartbeat";
                 h.state = Some(s);
             }
@@ -694,74 +736,84 @@ pub struct TaskCounts {
     pub failed: usize,
 }
 
+/// A path written as text (lossily, should it not be UTF-8).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PathText<'a>(pub &'a Path);
+
+impl Serialize for PathText<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string_lossy())
+    }
+}
+
 /// A `cell` record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CellRecord {
+pub struct CellRecord<'a> {
     pub kind: &'static str,
-    pub cell: String,
-    pub mission_name: Option<String>,
-    pub status: Option<String>,
-    pub isolation_level: Option<String>,
+    pub cell: &'a str,
+    pub mission_name: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub isolation_level: Option<&'a str>,
     pub auto_revive: &'static str,
-    pub path: String,
+    pub path: PathText<'a>,
     pub agents: usize,
     pub tasks: TaskCounts,
     /// Findings at warning or worse.
     pub problems: usize,
-    pub timestamp: String,
+    pub timestamp: &'a str,
 }
 
 /// An `agent` record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AgentRecord {
+pub struct AgentRecord<'a> {
     pub kind: &'static str,
-    pub cell: String,
-    pub agent: String,
+    pub cell: &'a str,
+    pub agent: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub role: Option<String>,
-    pub status: Option<String>,
-    pub current_task: Option<String>,
+    pub name: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub current_task: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<String>,
+    pub gateway: Option<&'a str>,
     pub checkpoint_age_s: Option<u64>,
-    pub health: String,
+    pub health: &'a str,
     pub health_source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub heartbeat: Option<AgentState>,
-    pub path: String,
-    pub timestamp: String,
+    pub heartbeat: Option<&'a AgentState>,
+    pub path: PathText<'a>,
+    pub timestamp: &'a str,
 }
 
 /// A mission `task` record (board's tasks have `column`; these have `cell`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TaskRecord {
+pub struct TaskRecord<'a> {
     pub kind: &'static str,
-    pub cell: String,
-    pub id: String,
-    pub title: Option<String>,
-    pub status: Option<String>,
-    pub priority: Option<String>,
-    pub assigned_to: Option<String>,
-    pub dependencies: Vec<String>,
+    pub cell: &'a str,
+    pub id: &'a str,
+    pub title: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub priority: Option<&'a str>,
+    pub assigned_to: Option<&'a str>,
+    pub dependencies: &'a [String],
     pub timeout: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<String>,
+    pub created_at: Option<Ts>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<String>,
+    pub started_at: Option<Ts>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub completed_at: Option<String>,
-    pub path: String,
-    pub timestamp: String,
+    pub completed_at: Option<Ts>,
+    pub path: PathText<'a>,
+    pub timestamp: &'a str,
 }
 
-/// Any record a scan writes.
+/// Any record a scan writes; they borrow from the scanned cell.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum Rec {
-    Cell(CellRecord),
-    Agent(AgentRecord),
-    Task(TaskRecord),
+pub enum Rec<'a> {
+    Cell(CellRecord<'a>),
+    Agent(AgentRecord<'a>),
+    Task(TaskRecord<'a>),
     Finding(Finding),
 }
 
@@ -780,12 +832,43 @@ pub fn finding(cell_id: &str, issue: &Issue, stamp: &str) -> Finding {
     f
 }
 
-fn ts(t: Option<OffsetDateTime>) -> Option<String> {
-    t.map(clock::fmt_ts)
+/// A time written like every pitcrew timestamp (`2026-11-23T10:30:00.000Z`), without
+/// allocating.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ts(pub OffsetDateTime);
+
+impl Serialize for Ts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let t = self.0.to_offset(time::UtcOffset::UTC);
+        let Ok(year) = u32::try_from(t.year()) else { return s.serialize_str(&clock::fmt_ts(t)) };
+        if year > 9999 {
+            return s.serialize_str(&clock::fmt_ts(t));
+        }
+        // YYYY-MM-DDTHH:MM:SS.mmmZ
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, u32::from(u8::from(t.month())));
+        put(8, 2, u32::from(t.day()));
+        put(11, 2, u32::from(t.hour()));
+        put(14, 2, u32::from(t.minute()));
+        put(17, 2, u32::from(t.second()));
+        put(20, 3, u32::from(t.millisecond()));
+        s.serialize_str(std::str::from_utf8(&b).unwrap_or_default())
+    }
+}
+
+fn ts(t: Option<OffsetDateTime>) -> Option<Ts> {
+    t.map(Ts)
 }
 
 /// The records of a cell, in order: the cell, its agents, its tasks, its findings.
-pub fn records(cell: &Cell, health: &[AgentHealth], stamp: &str) -> Vec<Rec> {
+pub fn records<'a>(cell: &'a Cell, health: &'a [AgentHealth], stamp: &'a str) -> Vec<Rec<'a>> {
     let mut counts = TaskCounts::default();
     for t in &cell.tasks {
         match t.status.value {
@@ -800,51 +883,51 @@ pub fn records(cell: &Cell, health: &[AgentHealth], stamp: &str) -> Vec<Rec> {
     let mut out = Vec::with_capacity(1 + cell.agents.len() + cell.tasks.len() + cell.issues.len());
     out.push(Rec::Cell(CellRecord {
         kind: "cell",
-        cell: cell.id.clone(),
-        mission_name: cell.mission_name().map(String::from),
-        status: doc.and_then(|d| d.status.text.clone()),
-        isolation_level: doc.and_then(|d| d.isolation.text.clone()),
+        cell: &cell.id,
+        mission_name: cell.mission_name(),
+        status: doc.and_then(|d| d.status.text.as_deref()),
+        isolation_level: doc.and_then(|d| d.isolation.text.as_deref()),
         auto_revive: cell.auto_revive().as_str(),
-        path: cell.dir.display().to_string(),
+        path: PathText(&cell.dir),
         agents: cell.agents.len(),
         tasks: counts,
         problems: cell.issues.iter().filter(|i| i.level.is_bad()).count(),
-        timestamp: stamp.to_string(),
+        timestamp: stamp,
     }));
     for (a, h) in cell.agents.iter().zip(health) {
         out.push(Rec::Agent(AgentRecord {
             kind: "agent",
-            cell: cell.id.clone(),
-            agent: a.id.clone(),
-            name: a.name.clone(),
-            role: a.role.text.clone(),
-            status: a.status.text.clone(),
-            current_task: a.current_task.clone(),
-            gateway: a.gateway.clone(),
+            cell: &cell.id,
+            agent: &a.id,
+            name: a.name.as_deref(),
+            role: a.role.text.as_deref(),
+            status: a.status.text.as_deref(),
+            current_task: a.current_task.as_deref(),
+            gateway: a.gateway.as_deref(),
             checkpoint_age_s: h.checkpoint_age_s,
-            health: h.health.clone(),
+            health: h.health,
             health_source: h.source,
-            heartbeat: h.state.clone(),
-            path: a.path.display().to_string(),
-            timestamp: stamp.to_string(),
+            heartbeat: h.state.as_ref(),
+            path: PathText(&a.path),
+            timestamp: stamp,
         }));
     }
     for t in &cell.tasks {
         out.push(Rec::Task(TaskRecord {
             kind: "task",
-            cell: cell.id.clone(),
-            id: t.id.clone(),
-            title: t.title.clone(),
-            status: t.status.text.clone(),
-            priority: t.priority.text.clone(),
-            assigned_to: t.assigned_to.clone(),
-            dependencies: t.dependencies.clone(),
+            cell: &cell.id,
+            id: &t.id,
+            title: t.title.as_deref(),
+            status: t.status.text.as_deref(),
+            priority: t.priority.text.as_deref(),
+            assigned_to: t.assigned_to.as_deref(),
+            dependencies: &t.dependencies,
             timeout: t.timeout,
             created_at: ts(t.created_at),
             started_at: ts(t.started_at),
             completed_at: ts(t.completed_at),
-            path: t.path.display().to_string(),
-            timestamp: stamp.to_string(),
+            path: PathText(&t.path),
+            timestamp: stamp,
         }));
     }
     for i in &cell.issues {
@@ -968,7 +1051,6 @@ mod tests {
             path: PathBuf::from(format!("c/tasks/{id}.json")),
             id: id.into(),
             title: Some(id.into()),
-            description: None,
             status: Picked { text: Some("pending".into()), value: Some(TaskStatus::Pending) },
             priority: Picked::default(),
             assigned_to: None,
@@ -1006,6 +1088,15 @@ mod tests {
         let got = cycles(&tasks);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].len(), n + 1);
+    }
+
+    #[test]
+    fn timestamps_are_written_like_every_pitcrew_timestamp() {
+        for s in ["2026-11-23T10:30:00.123Z", "0999-01-02T03:04:05.006Z", "2026-11-23T23:59:59.999Z"] {
+            let t = clock::parse_ts(s).unwrap();
+            assert_eq!(serde_json::to_value(Ts(t)).unwrap(), s);
+            assert_eq!(clock::fmt_ts(t), s);
+        }
     }
 
     #[test]
