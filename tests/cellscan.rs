@@ -645,6 +645,7 @@ fn cellscan_revive_no_does_nothing_and_dry_run_runs_nothing() {
     assert!(rec["detail"].as_str().unwrap().contains("would run touch revived.mark"), "{rec}");
     assert!(!cell.join("revived.mark").exists());
     assert!(!cell.join("logs/revivals.json").exists());
+    assert!(!cell.join("logs/revivals.json.lock").exists());
     assert!(!cell.join("logs/mission.log").exists());
     // yes without a command: a finding, not a crash.
     write_json(&cell.join("config/policies.json"), &json!({"auto_revive": "yes"}));

@@ -3,11 +3,12 @@
 //!
 //! * `yes`: run the cell's `revive_command` (config/policies.json) with recover's engine
 //!   ([`crate::restart`]): cooldown, `max_retries`, a time limit that kills the command's
-//!   whole process group, and a ledger, `logs/revivals.json`, locked for the cell's whole
-//!   turn and written atomically. Each attempt also gets a line in `logs/mission.log`. After
-//!   a command that succeeded the agent file is read again: the agent is `verified` revived
-//!   when it no longer says `failed` (and, for a heartbeat-triggered revival, when the
-//!   endpoint no longer calls it unhealthy).
+//!   whole process group, and a ledger, `logs/revivals.json`, written atomically and locked
+//!   from reading an agent's entry to writing it back. Each attempt also gets a line in
+//!   `logs/mission.log`. After a command that succeeded the agent file is read again: the
+//!   agent is `verified` revived when it no longer says `failed` (and, for a
+//!   heartbeat-triggered revival, when the endpoint no longer calls it unhealthy). A dry run
+//!   reads the ledger without locking it and writes nothing.
 //! * `ask`: a `revival` alert asking a person to approve (`--approve CELL/AGENT`).
 //! * `no`: nothing.
 
@@ -26,7 +27,7 @@ use crate::clock::{self, Clock};
 use crate::config::CommandLine;
 use crate::entry::Diag;
 use crate::record::{Finding, Level, Outcome, Recovery};
-use crate::restart::{Decision, Ledger, Policy};
+use crate::restart::{Decision, Entry, Ledger, Policy};
 use crate::store;
 use crate::util::{self, proc};
 
@@ -134,27 +135,53 @@ pub fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &ReviveCt
                     done.unresolved += 1;
                     continue;
                 };
-                if lock.is_none() {
-                    match Ledger::lock(&ledger_path) {
-                        Ok(l) => lock = Some(l),
+                let rec = if ctx.dry_run {
+                    // Read the ledger as it is: no lock, nothing created.
+                    let entries: std::collections::BTreeMap<String, Entry> = match store::read_json(&ledger_path) {
+                        Ok(e) => e.unwrap_or_default(),
                         Err(e) => {
                             done.records.push(Out::Finding(revive_error(cell, &ledger_path, &e.to_string(), &stamp)));
-                            done.unresolved += targets.len();
-                            return done;
+                            done.unresolved += 1;
+                            continue;
+                        }
+                    };
+                    let mut entry = entries.get(&agent.id).cloned().unwrap_or_default();
+                    attempt(cell, *i, h, cmd, &mut entry, ctx, &mut |_| {})
+                } else {
+                    if lock.is_none() {
+                        match Ledger::lock(&ledger_path) {
+                            Ok(l) => lock = Some(l),
+                            Err(e) => {
+                                done.records.push(Out::Finding(revive_error(
+                                    cell,
+                                    &ledger_path,
+                                    &e.to_string(),
+                                    &stamp,
+                                )));
+                                done.unresolved += targets.len();
+                                return done;
+                            }
                         }
                     }
-                }
-                let Some(l) = lock.as_mut() else { continue };
-                let mut held = match Ledger::open(&ledger_path, l) {
-                    Ok(h) => h,
-                    Err(e) => {
-                        done.records.push(Out::Finding(revive_error(cell, &ledger_path, &e.to_string(), &stamp)));
-                        done.unresolved += 1;
-                        continue;
-                    }
+                    let Some(l) = lock.as_mut() else { continue };
+                    // Held from reading the agent's entry to writing it back after the command.
+                    let mut held = match Ledger::open(&ledger_path, l) {
+                        Ok(h) => h,
+                        Err(e) => {
+                            done.records.push(Out::Finding(revive_error(cell, &ledger_path, &e.to_string(), &stamp)));
+                            done.unresolved += 1;
+                            continue;
+                        }
+                    };
+                    let mut entry = held.ledger.entry(&agent.id).clone();
+                    let diag = ctx.diag;
+                    attempt(cell, *i, h, cmd, &mut entry, ctx, &mut |e| {
+                        *held.ledger.entry(&agent.id) = e.clone();
+                        if let Err(err) = held.ledger.save() {
+                            diag.warn(format_args!("{}: {err}", cell.id));
+                        }
+                    })
                 };
-                let rec = attempt(cell, *i, h, cmd, &mut held.ledger, ctx);
-                drop(held);
                 if !(rec.outcome == Outcome::Recovered && rec.verified) {
                     done.unresolved += 1;
                 }
@@ -207,6 +234,11 @@ fn ask(cell: &Cell, i: usize, h: &AgentHealth, stamp: &str) -> Alert {
     }
 }
 
+/// `850ms`, `2.4s`.
+fn took(d: Duration) -> String {
+    if d < Duration::from_secs(1) { format!("{}ms", d.as_millis()) } else { format!("{:.1}s", d.as_secs_f64()) }
+}
+
 fn abs(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
@@ -217,8 +249,9 @@ fn attempt(
     i: usize,
     h: &AgentHealth,
     cmd: &CommandLine,
-    ledger: &mut Ledger,
+    entry: &mut Entry,
     ctx: &ReviveCtx<'_>,
+    persist: &mut dyn FnMut(&Entry),
 ) -> Recovery {
     let a = &cell.agents[i];
     let p = &cell.policies;
@@ -245,7 +278,6 @@ fn attempt(
     rec.extra.insert("agent".into(), a.id.clone().into());
     rec.extra.insert("path".into(), a.path.display().to_string().into());
     let why = reason(cell, i, h);
-    let entry = ledger.entry(&a.id);
     match entry.decide(&policy, now) {
         Decision::Cooldown { remaining_seconds } => {
             rec.outcome = Outcome::Cooldown;
@@ -294,9 +326,7 @@ fn attempt(
         rec.flapping = true;
         rec.restarts_in_window = Some(n);
     }
-    if let Err(e) = ledger.save() {
-        ctx.diag.warn(format_args!("{}: {e}", cell.id));
-    }
+    persist(entry);
     match ran {
         Err(e) => rec.detail = format!("{why}; cannot start {}: {e}", cmd.display()),
         Ok(o) => {
@@ -309,7 +339,7 @@ fn attempt(
                 }
                 let (verified, how) = verify(cell, i, h, ctx.heartbeat);
                 rec.verified = verified;
-                rec.detail = format!("{why}; {} in {:.1}s; {how}", o.describe(), o.duration.as_secs_f64());
+                rec.detail = format!("{why}; {} in {}; {how}", o.describe(), took(o.duration));
             } else {
                 let said = util::first_line(if o.stderr.trim().is_empty() { &o.stdout } else { &o.stderr });
                 rec.detail = format!("{why}; {}", o.describe());
