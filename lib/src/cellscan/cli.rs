@@ -112,8 +112,8 @@ pub struct ScanArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub jobs: Option<u32>,
 
-    /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Ndjson)]
+    /// Output format (--watch always writes NDJSON)
+    #[arg(long, value_enum, default_value_t = Format::Ndjson, conflicts_with = "watch")]
     pub format: Format,
 }
 

@@ -1062,6 +1062,77 @@ mod tests {
         }
     }
 
+    /// A cell built from file texts, without touching the disk.
+    fn cell_of(agents: &[&str], tasks: &[&str]) -> Cell {
+        let mut cell = Cell {
+            dir: PathBuf::from("m/c"),
+            dir_name: "c".into(),
+            id: "c".into(),
+            doc: None,
+            policies: Policies::default(),
+            isolation_file: None,
+            permissions: Vec::new(),
+            agents: Vec::new(),
+            tasks: Vec::new(),
+            issues: Vec::new(),
+        };
+        for (i, text) in agents.iter().enumerate() {
+            let file = format!("agents/a{i}.json");
+            let path = cell.dir.join(&file);
+            let a = model::read_agent(&mut FileCtx::new(&path, &file, text.as_bytes(), &mut cell.issues));
+            cell.agents.push(a.unwrap());
+        }
+        for (i, text) in tasks.iter().enumerate() {
+            let file = format!("tasks/t{i}.json");
+            let path = cell.dir.join(&file);
+            let t = model::read_task(&mut FileCtx::new(&path, &file, text.as_bytes(), &mut cell.issues));
+            cell.tasks.push(t.unwrap());
+        }
+        cell
+    }
+
+    #[test]
+    fn checks_and_health_of_a_cell_in_memory() {
+        let now = clock::parse_ts("2026-11-23T10:30:00Z").unwrap();
+        let mut cell = cell_of(
+            &[
+                r#"{"agent_id":"a1","role":"lead","status":"active","checkpoint":{"last_checkpoint":"2026-11-23T10:00:00Z"}}"#,
+                r#"{"agent_id":"a2","role":"write","status":"failed","current_task":"t9"}"#,
+                r#"{"agent_id":"a3","role":"read","status":"idle","checkpoint":null}"#,
+            ],
+            &[
+                r#"{"task_id":"t1","title":"T","status":"in_progress","priority":"high","assigned_to":"a4","timeout":60,
+                   "started_at":"2026-11-23T10:00:00Z","dependencies":["t2"]}"#,
+                r#"{"task_id":"t2","title":"U","status":"pending","priority":"low","dependencies":["t1"]}"#,
+            ],
+        );
+        check(&mut cell, now);
+        let ctx = ScanCtx { now, stamp: "s".into(), heartbeat: None };
+        let health = assess(&mut cell, &ctx);
+        let got: Vec<(&str, Option<&str>, Option<u64>)> =
+            cell.issues.iter().map(|i| (i.problem, i.file.as_deref(), i.age_s)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("unknown_agent", Some("tasks/t0.json"), None),
+                ("unknown_task", Some("agents/a1.json"), None),
+                ("dependency_cycle", Some("tasks/t0.json"), None),
+                ("task_timeout", Some("tasks/t0.json"), Some(1800)),
+                ("stale_checkpoint", Some("agents/a0.json"), Some(1800)),
+                ("agent_failed", Some("agents/a1.json"), None),
+            ]
+        );
+        assert!(cell.issues[2].detail.ends_with("dependency cycle: t1 -> t2 -> t1 (each task waits for the next)"));
+        let h: Vec<(&str, bool, Option<u64>)> =
+            health.iter().map(|h| (h.health, h.needs_revival, h.checkpoint_age_s)).collect();
+        assert_eq!(h, vec![("degraded", false, Some(1800)), ("unhealthy", true, None), ("healthy", false, None)]);
+        let recs = records(&cell, &health, "s");
+        let Rec::Cell(c) = &recs[0] else { panic!("the cell comes first") };
+        assert_eq!((c.agents, c.problems, c.auto_revive), (3, 6, "ask"));
+        assert_eq!(c.tasks, TaskCounts { pending: 1, in_progress: 1, completed: 0, failed: 0 });
+        assert_eq!(recs.len(), 1 + 3 + 2 + 6);
+    }
+
     #[test]
     fn cycles_are_found_once_and_named_from_the_smallest_id() {
         let tasks = vec![
