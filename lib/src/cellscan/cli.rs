@@ -146,7 +146,8 @@ pub struct HeartbeatArgs {
     #[arg(long, value_name = "URL")]
     pub heartbeat_url: Option<String>,
 
-    /// Send the bearer token in this file to the heartbeat endpoint [env: AGENT_OPS_HEARTBEAT_TOKEN]
+    /// Send the bearer token in this file to the heartbeat endpoint (or the token itself in
+    /// AGENT_OPS_HEARTBEAT_TOKEN)
     #[arg(long, value_name = "PATH", requires = "heartbeat_url")]
     pub heartbeat_token_file: Option<PathBuf>,
 
