@@ -226,18 +226,19 @@ fn port_checks_open_and_closed() {
 
 #[test]
 fn process_checks_see_a_real_process_come_and_go() {
+    // A name no other process on the machine has: argv[0] set by bash's exec -a.
     let marker = format!("pitcrew-proc-marker-{}", std::process::id());
     let w = Workdir::new("process");
-    let script = w.write("worker.sh", format!("#!/bin/sh\n# {marker}\nexec sleep 60\n"));
     let cfg = w.write(
         "services.json",
         pretty(&json!({"disk_check": false, "services": [
-            {"name": "worker", "type": "process", "process_name": format!("sleep 6[0]")}
+            {"name": "worker", "type": "process", "process_name": format!("^{marker} 6[0]$")}
         ]})),
     );
-    let mut child = std::process::Command::new("sh").arg(&script).spawn().unwrap();
+    let mut child =
+        std::process::Command::new("bash").arg("-c").arg(format!("exec -a {marker} sleep 60")).spawn().unwrap();
     assert!(crate::util::wait_until(5.0, || std::fs::read_to_string(format!("/proc/{}/cmdline", child.id()))
-        .is_ok_and(|c| c.starts_with("sleep"))));
+        .is_ok_and(|c| c.starts_with(&marker))));
     let run = || w.tool("probe").args(["--config", cfg.to_str().unwrap(), "--no-metrics"]).run();
     let up = run();
     let rec = up.named("check", "worker");

@@ -7,6 +7,7 @@
 mod util;
 
 mod board;
+mod cellscan;
 mod notify;
 mod pipe;
 mod probe;

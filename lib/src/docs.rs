@@ -20,6 +20,7 @@ pub fn command_for(tool: &str) -> Option<clap::Command> {
         "notify" => Some(crate::notify::command()),
         "board" => Some(crate::board::command()),
         "tickmon" => Some(crate::tickmon::command()),
+        "cellscan" => Some(crate::cellscan::command()),
         _ => None,
     }
 }
