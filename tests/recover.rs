@@ -524,7 +524,8 @@ fn text_format_for_people() {
     let out: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(out[0], "[FAIL] api - refused");
     assert_eq!(out[1], "[FAIL] db - refused");
-    assert_eq!(out[2], format!("[OK] api - port {port} open"));
+    // The latency, "(Nms)", is there when the connect took a millisecond or more.
+    assert!(out[2].starts_with(&format!("[OK] api - port {port} open")), "{r:?}");
     assert!(
         out[3].starts_with(&format!("[RECOVERED] api - restarted; check up: port {port} open; attempt 1/3")),
         "{r:?}"
