@@ -8,4 +8,5 @@ mod util;
 
 mod pipe;
 mod probe;
+mod rollup;
 mod store;

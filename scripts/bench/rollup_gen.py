@@ -37,14 +37,11 @@ def main():
                     down_left[i] = rng.randrange(1, 12)
                 if slow_left[i] == 0 and rng.random() < 0.001:
                     slow_left[i] = rng.randrange(1, 20)
+                recovered = False
                 if down_left[i] > 0:
                     down_left[i] -= 1
                     status, detail, lat = "down", "HTTP 503", 10000 if rng.random() < 0.5 else rng.randrange(1, 50)
-                    if down_left[i] == 0 and rng.random() < 0.3:
-                        lines.append(
-                            f'{{"name": "{name}", "status": "recovered", "detail": "restarted", '
-                            f'"latency_ms": 0, "timestamp": "{ts}"}}\n'
-                        )
+                    recovered = down_left[i] == 0 and rng.random() < 0.3
                 elif slow_left[i] > 0:
                     slow_left[i] -= 1
                     status, detail, lat = "degraded", "HTTP 200 (slow)", base[i] * 10 + rng.randrange(500)
@@ -55,6 +52,11 @@ def main():
                     f'{{"name": "{name}", "status": "{status}", "detail": "{detail}", '
                     f'"latency_ms": {lat}, "timestamp": "{ts}"}}\n'
                 )
+                if recovered:
+                    lines.append(
+                        f'{{"name": "{name}", "status": "recovered", "detail": "restarted", '
+                        f'"latency_ms": 0, "timestamp": "{ts}"}}\n'
+                    )
         with open(os.path.join(out, f"{stamp}.jsonl"), "w") as f:
             f.writelines(lines)
 

@@ -23,7 +23,6 @@ use crate::cli::Common;
 #[command(
     name = "rollup",
     version,
-    args_conflicts_with_subcommands = true,
     after_help = "Examples:
   rollup                                   the last 7 days, one uptime record per service
   rollup --days 1 --format text            the kit's daily report

@@ -60,6 +60,18 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             clap::ValueEnum::to_possible_value(&other).map(|v| v.get_name().to_string()).unwrap_or_default()
         ))),
     };
+    if cli.command.is_some() {
+        let report_only = [
+            (cli.window.given(), "--days/--since/--until"),
+            (cli.sla.is_some(), "--sla"),
+            (cli.by.is_some(), "--by"),
+            (cli.output.is_some(), "--output"),
+            (!cli.files.is_empty(), "FILE arguments"),
+        ];
+        if let Some((_, what)) = report_only.iter().find(|(given, _)| *given) {
+            return Err(Error::usage(format!("{what}: not used by prune and compact")));
+        }
+    }
     match &cli.command {
         Some(Command::Prune(a)) => {
             let style = maintenance_style()?;

@@ -317,7 +317,7 @@ pub fn md_escape(s: &str) -> String {
 }
 
 fn ms(v: Option<f64>) -> String {
-    v.map(|x| format!("{} ms", py_repr(x))).unwrap_or_else(|| "-".into())
+    v.map(|x| format!("{} ms", py_repr(x).trim_end_matches(".0"))).unwrap_or_else(|| "-".into())
 }
 
 fn markdown_batch(out: &mut dyn Write, scope: &Scope, records: &[Uptime], first: bool) -> Result<()> {

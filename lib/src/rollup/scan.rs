@@ -421,7 +421,10 @@ impl Scanner {
     /// Take the days up to and including `day` (`--by day` over the daily files, which come
     /// in day order: a finished day leaves memory).
     pub fn take_days_through(&mut self, day: i32) -> Vec<(i32, Agg)> {
-        let later = self.days.split_off(&(day + 1));
+        let later = match day.checked_add(1) {
+            Some(next) => self.days.split_off(&next),
+            None => BTreeMap::new(),
+        };
         std::mem::replace(&mut self.days, later).into_iter().collect()
     }
 

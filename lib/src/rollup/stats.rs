@@ -138,6 +138,9 @@ pub fn py_repr(x: f64) -> String {
 /// a bucket of its own. Only the range of buckets a service uses is allocated.
 #[derive(Debug, Clone, Default)]
 pub struct Histogram {
+    /// Set once a value with a fraction is seen; until then a narrow bucket's answer is
+    /// the one whole number in it, exact.
+    fractions: bool,
     zeros: u64,
     lo: usize,
     counts: Vec<u32>,
@@ -166,18 +169,21 @@ fn bucket_of(v: f64) -> usize {
     (((exp - MIN_EXP) as usize) << SUB_BITS) | sub
 }
 
-/// The value a bucket stands for: its middle, within 1/128 of anything in it.
-fn bucket_value(i: usize) -> f64 {
+/// The value a bucket stands for: its middle, within 1/128 of anything in it; or, when
+/// every value is a whole number and the bucket is at most 1 wide, the one whole number in it
+/// (latencies under 128 ms come out exact).
+fn bucket_value(i: usize, whole: bool) -> f64 {
     let exp = (i >> SUB_BITS) as i32 + MIN_EXP;
     let step = 2f64.powi(exp) / f64::from(1u32 << SUB_BITS);
     let lo = 2f64.powi(exp) + step * (i & ((1 << SUB_BITS) - 1)) as f64;
-    lo + step / 2.0
+    if whole && step <= 1.0 { lo.ceil() } else { lo + step / 2.0 }
 }
 
 impl Histogram {
     /// Count a latency; negative or NaN ones (which no checker writes) count as 0.
     pub fn add(&mut self, v: f64) {
         let v = if v > 0.0 { v } else { 0.0 };
+        self.fractions |= v.fract() != 0.0;
         if self.n == 0 {
             self.min = v;
             self.max = v;
@@ -215,6 +221,7 @@ impl Histogram {
         }
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
+        self.fractions |= o.fractions;
         self.n += o.n;
         self.zeros += o.zeros;
         for (k, &c) in o.counts.iter().enumerate() {
@@ -254,7 +261,7 @@ impl Histogram {
         for (k, &c) in self.counts.iter().enumerate() {
             seen += u64::from(c);
             if seen >= rank {
-                return Some(bucket_value(self.lo + k).clamp(self.min, self.max));
+                return Some(bucket_value(self.lo + k, !self.fractions).clamp(self.min, self.max));
             }
         }
         Some(self.max)
