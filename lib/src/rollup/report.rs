@@ -112,6 +112,11 @@ pub struct Uptime {
     /// Whether uptime is below the SLA, before rounding.
     #[serde(skip)]
     pub breach: bool,
+    /// Sum and count of every latency of the name (Prometheus' summary).
+    #[serde(skip)]
+    pub latency_sum_ms: f64,
+    #[serde(skip)]
+    pub latency_count: u64,
 }
 
 impl Uptime {
@@ -145,6 +150,8 @@ impl Uptime {
             status: if breach { "breach" } else { "ok" },
             timestamp: stamp.to_string(),
             breach,
+            latency_sum_ms: s.latency.mean() * s.latency.count as f64,
+            latency_count: s.latency.count,
         }
     }
 
@@ -382,70 +389,70 @@ fn prom_value(v: f64) -> String {
     }
 }
 
-/// A sample of a gauge: its `quantile` label (empty for none) and its value, if any.
-type Sample<'a> = (&'a str, Option<f64>);
-/// A gauge: name, help, and its samples for one record.
-type Gauge = (&'static str, &'static str, fn(&Uptime) -> Vec<Sample<'_>>);
+/// A sample of a metric family: the suffix of its name (`_sum`, or empty), its `quantile`
+/// label (empty for none), and its value, if any.
+type Sample = (&'static str, &'static str, Option<f64>);
+/// A metric family: name, type, help, and its samples for one record.
+type Family = (&'static str, &'static str, &'static str, fn(&Uptime) -> Vec<Sample>);
 
 fn prometheus(out: &mut dyn Write, scope: &Scope, records: &[Uptime]) -> Result<()> {
     let window = prom_label(&scope.prom_window());
-    let gauges: [Gauge; 9] = [
-        ("pitcrew_uptime_ratio", "Share of checks up or degraded in the window (0 to 1).", |r| {
-            vec![("", if r.total_checks == 0 { None } else { Some(r.uptime_percent / 100.0) })]
+    let families: [Family; 8] = [
+        ("pitcrew_uptime_ratio", "gauge", "Share of checks up or degraded in the window (0 to 1).", |r| {
+            vec![("", "", if r.total_checks == 0 { None } else { Some(r.uptime_percent / 100.0) })]
         }),
-        ("pitcrew_uptime_checks", "Checks counted for uptime in the window (up, degraded and down).", |r| {
-            vec![("", Some(r.total_checks as f64))]
+        ("pitcrew_uptime_checks", "gauge", "Checks counted for uptime in the window (up, degraded and down).", |r| {
+            vec![("", "", Some(r.total_checks as f64))]
         }),
-        ("pitcrew_uptime_failed_checks", "Checks that were down in the window.", |r| {
-            vec![("", Some(r.failures as f64))]
+        ("pitcrew_uptime_failed_checks", "gauge", "Checks that were down in the window.", |r| {
+            vec![("", "", Some(r.failures as f64))]
         }),
-        ("pitcrew_uptime_degraded_checks", "Checks that were degraded in the window.", |r| {
-            vec![("", Some(r.degraded as f64))]
+        ("pitcrew_uptime_degraded_checks", "gauge", "Checks that were degraded in the window.", |r| {
+            vec![("", "", Some(r.degraded as f64))]
         }),
-        ("pitcrew_uptime_latency_avg_seconds", "Mean check latency in the window.", |r| {
-            vec![("", Some(r.avg_latency_ms / 1000.0))]
+        (
+            "pitcrew_uptime_latency_seconds",
+            "summary",
+            "Check latency over the window: quantiles (within 1%), sum and count of every line.",
+            |r| {
+                vec![
+                    ("", "0.5", r.p50_latency_ms.map(|v| v / 1000.0)),
+                    ("", "0.95", r.p95_latency_ms.map(|v| v / 1000.0)),
+                    ("", "0.99", r.p99_latency_ms.map(|v| v / 1000.0)),
+                    ("_sum", "", Some(r.latency_sum_ms / 1000.0)),
+                    ("_count", "", Some(r.latency_count as f64)),
+                ]
+            },
+        ),
+        ("pitcrew_uptime_incidents", "gauge", "Runs of consecutive down checks in the window.", |r| {
+            vec![("", "", Some(r.incidents as f64))]
         }),
-        ("pitcrew_uptime_latency_seconds", "Check latency quantiles in the window (within 1%).", |r| {
-            vec![
-                ("0.5", r.p50_latency_ms.map(|v| v / 1000.0)),
-                ("0.95", r.p95_latency_ms.map(|v| v / 1000.0)),
-                ("0.99", r.p99_latency_ms.map(|v| v / 1000.0)),
-            ]
+        ("pitcrew_uptime_longest_outage_seconds", "gauge", "The longest run of down checks in the window.", |r| {
+            vec![("", "", Some(r.longest_outage_s as f64))]
         }),
-        ("pitcrew_uptime_incidents", "Runs of consecutive down checks in the window.", |r| {
-            vec![("", Some(r.incidents as f64))]
-        }),
-        ("pitcrew_uptime_longest_outage_seconds", "The longest run of down checks in the window.", |r| {
-            vec![("", Some(r.longest_outage_s as f64))]
-        }),
-        ("pitcrew_uptime_sla_breach", "1 when uptime is below the SLA given with --sla, else 0.", |r| {
-            vec![("", r.sla_percent.map(|_| if r.breach { 1.0 } else { 0.0 }))]
+        ("pitcrew_uptime_sla_breach", "gauge", "1 when uptime is below the SLA given with --sla, else 0.", |r| {
+            vec![("", "", r.sla_percent.map(|_| if r.breach { 1.0 } else { 0.0 }))]
         }),
     ];
-    for (metric, help, samples) in gauges {
-        let rows: Vec<(String, f64)> = records
-            .iter()
-            .flat_map(|r| {
-                let name = prom_label(&r.name);
-                let window = window.as_str();
-                samples(r).into_iter().filter_map(move |(q, v)| {
-                    let labels = if q.is_empty() {
-                        format!("service=\"{name}\",window=\"{window}\"")
-                    } else {
-                        format!("service=\"{name}\",window=\"{window}\",quantile=\"{q}\"")
-                    };
-                    v.map(|v| (labels, v))
-                })
-            })
-            .collect();
+    for (metric, kind, help, samples) in families {
+        let mut rows = String::new();
+        for r in records {
+            let name = prom_label(&r.name);
+            for (suffix, q, v) in samples(r) {
+                let Some(v) = v else { continue };
+                let quantile = if q.is_empty() { String::new() } else { format!(",quantile=\"{q}\"") };
+                rows.push_str(&format!(
+                    "{metric}{suffix}{{service=\"{name}\",window=\"{window}\"{quantile}}} {}\n",
+                    prom_value(v)
+                ));
+            }
+        }
         if rows.is_empty() {
             continue;
         }
         writeln!(out, "# HELP {metric} {help}")?;
-        writeln!(out, "# TYPE {metric} gauge")?;
-        for (labels, v) in rows {
-            writeln!(out, "{metric}{{{labels}}} {}", prom_value(v))?;
-        }
+        writeln!(out, "# TYPE {metric} {kind}")?;
+        out.write_all(rows.as_bytes())?;
     }
     Ok(())
 }
