@@ -69,6 +69,14 @@ fn ts_of(ms: Option<i64>) -> Option<String> {
     Some(clock::fmt_ts(t))
 }
 
+/// The last check's time in pitcrew's form (as written when it cannot be read).
+fn last_check(raw: &str) -> Option<String> {
+    if raw.is_empty() {
+        return None;
+    }
+    Some(ts_of(super::scan::ts_millis(raw)).unwrap_or_else(|| raw.to_string()))
+}
+
 impl IncidentOut {
     pub fn of(i: &Incident) -> IncidentOut {
         IncidentOut {
@@ -117,6 +125,9 @@ pub struct Uptime {
     pub latency_sum_ms: f64,
     #[serde(skip)]
     pub latency_count: u64,
+    /// Up (and degraded) over all checks, unrounded (Prometheus' ratio).
+    #[serde(skip)]
+    pub uptime_ratio: Option<f64>,
 }
 
 impl Uptime {
@@ -145,13 +156,14 @@ impl Uptime {
             longest_outage_s: s.incidents.longest_s(),
             recent_incidents: recent.iter().map(IncidentOut::of).collect(),
             last_status: s.last_status.map(|st| st.as_str()),
-            last_check: if s.last_ts.is_empty() { None } else { Some(s.last_ts.clone()) },
+            last_check: last_check(&s.last_ts),
             sla_percent: sla,
             status: if breach { "breach" } else { "ok" },
             timestamp: stamp.to_string(),
             breach,
-            latency_sum_ms: s.latency.mean() * s.latency.count as f64,
+            latency_sum_ms: s.latency.total(),
             latency_count: s.latency.count,
+            uptime_ratio: if s.total() == 0 { None } else { Some((s.up + s.degraded) as f64 / s.total() as f64) },
         }
     }
 
@@ -399,7 +411,7 @@ fn prometheus(out: &mut dyn Write, scope: &Scope, records: &[Uptime]) -> Result<
     let window = prom_label(&scope.prom_window());
     let families: [Family; 8] = [
         ("pitcrew_uptime_ratio", "gauge", "Share of checks up or degraded in the window (0 to 1).", |r| {
-            vec![("", "", if r.total_checks == 0 { None } else { Some(r.uptime_percent / 100.0) })]
+            vec![("", "", r.uptime_ratio)]
         }),
         ("pitcrew_uptime_checks", "gauge", "Checks counted for uptime in the window (up, degraded and down).", |r| {
             vec![("", "", Some(r.total_checks as f64))]

@@ -84,13 +84,14 @@ impl LatencySum {
         self.count += o.count;
     }
 
+    /// The sum of every latency.
+    pub fn total(&self) -> f64 {
+        if self.has_float { self.int as f64 + self.float } else { self.int as f64 }
+    }
+
     /// The mean, as Python's `total / count` computes it (0 when empty).
     pub fn mean(&self) -> f64 {
-        if self.count == 0 {
-            return 0.0;
-        }
-        let total = if self.has_float { self.int as f64 + self.float } else { self.int as f64 };
-        total / self.count as f64
+        if self.count == 0 { 0.0 } else { self.total() / self.count as f64 }
     }
 }
 
