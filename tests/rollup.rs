@@ -471,3 +471,41 @@ fn rollup_compact_while_probe_appends_today() {
     let a = all.named("uptime", "a");
     assert_eq!((a["total_checks"].as_u64(), a["failures"].as_u64()), (Some(40_000 + 3000), Some(3000)));
 }
+
+#[test]
+fn rollup_reading_days_in_parallel_matches_one_stream() {
+    let w = Workdir::new("rollup-parallel");
+    let dir = history(&w, 20, 29);
+    // An outage across every midnight of one service.
+    for day in 4..=23 {
+        let p = dir.join(format!("2026-11-{day:02}.jsonl"));
+        let mut text = line("night", "down", json!(5), &format!("2026-11-{day:02}T00:00:00Z"));
+        text.push_str(&line("night", "up", json!(5), &format!("2026-11-{day:02}T00:30:00Z")));
+        text.push_str(&std::fs::read_to_string(&p).unwrap());
+        text.push_str(&line("night", "down", json!(5), &format!("2026-11-{day:02}T23:30:00Z")));
+        std::fs::write(&p, text).unwrap();
+    }
+    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    let stream: String = names.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    let from_dir = rollup(&w).args(["--days", "30"]).run();
+    let from_stdin = rollup(&w).arg("-").stdin(&stream).run();
+    from_dir.code(0);
+    from_stdin.code(0);
+    let strip = |mut v: Value| {
+        for k in ["from", "to", "window_days"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        v
+    };
+    let a: Vec<Value> = from_dir.kind("uptime").into_iter().map(strip).collect();
+    let b: Vec<Value> = from_stdin.kind("uptime").into_iter().map(strip).collect();
+    assert_eq!(a, b);
+    let night = from_dir.named("uptime", "night");
+    // The first morning, 19 nights joined across files, and tonight's, still going.
+    assert_eq!(night["incidents"], 21, "{night}");
+    assert_eq!(night["longest_outage_s"], 3600, "23:30 to the next day's first up at 00:30");
+    let by_day_dir = rollup(&w).args(["--days", "30", "--by", "day"]).run();
+    let by_day_stdin = rollup(&w).args(["-", "--by", "day"]).stdin(&stream).run();
+    assert_eq!(by_day_dir.kind("uptime"), by_day_stdin.kind("uptime"));
+}

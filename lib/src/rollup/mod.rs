@@ -4,7 +4,9 @@
 //! by line through a [`scan::Scanner`], which keeps a fixed amount of state per service
 //! ([`stats::ServiceStats`]: the seed's counters, a log-bucketed latency histogram, the most
 //! recent incidents), then renders one `uptime` record per service ([`report`]) or the status
-//! page ([`html`]). With `--by day` over the metrics directory, each day is written and
+//! page ([`html`]). Files are read on as many threads as there are cores (up to four), each
+//! into its own scanner, and the scanners are merged in file order, which joins an outage
+//! that spans two files into one incident. With `--by day` over the metrics directory, each day is written and
 //! dropped as soon as its file is read. `prune` and `compact` keep the directory in shape
 //! ([`files`]).
 
@@ -17,9 +19,12 @@ pub mod report;
 pub mod scan;
 pub mod stats;
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, mpsc};
 
 use clap::{CommandFactory, Parser};
 use time::Date;
@@ -212,6 +217,123 @@ fn records(agg: &Agg, scope: &Scope, sla: Option<f64>, stamp: &str) -> Vec<Uptim
     agg.sorted().into_iter().map(|(name, s)| Uptime::build(name, s, scope, sla, stamp)).collect()
 }
 
+/// One input of a report.
+#[derive(Debug, Clone)]
+enum Job {
+    Stdin,
+    File(PathBuf),
+    Day(scan::DayFile),
+}
+
+impl Job {
+    /// The epoch day of the lines, for a daily file.
+    fn day(&self) -> Option<i32> {
+        match self {
+            Job::Stdin => None,
+            Job::File(p) => scan::daily_path(p).map(|(d, _)| day_number(d)),
+            Job::Day(f) => Some(day_number(f.date)),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Job::Stdin => "stdin".into(),
+            Job::File(p) => p.display().to_string(),
+            Job::Day(f) => f.path.display().to_string(),
+        }
+    }
+
+    /// Read the input into `sc`; records of other kinds go to `out`.
+    fn scan(&self, sc: &mut Scanner, out: &mut dyn Write) -> Result<()> {
+        let (reader, name) = match self {
+            Job::Stdin => (scan::decoded(io::stdin()).map_err(|e| Error::io("reading stdin", e))?, "stdin".to_string()),
+            Job::File(p) => (scan::open_file(p).map_err(|e| Error::path("cannot open", p, e))?, self.name()),
+            Job::Day(f) => match open_day(f)? {
+                Some((r, path)) => (r, path.display().to_string()),
+                None => return Ok(()),
+            },
+        };
+        sc.scan(reader, Origin { name: &name, day: self.day() }, out)
+    }
+}
+
+/// What one input gave: its scanner, and the records of other kinds it passed through.
+type Part = (Scanner, Vec<u8>);
+
+/// How many inputs are read at once.
+fn threads_for(jobs: &[Job]) -> usize {
+    if jobs.len() < 2 || jobs.iter().any(|j| matches!(j, Job::Stdin)) {
+        return 1;
+    }
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4).min(jobs.len())
+}
+
+/// Read the inputs on `threads` threads, handing each one's part to `apply` in input order
+/// (so incidents join up across files and output keeps its order). A thread does not run
+/// more than a few inputs ahead of `apply`, which bounds memory; the first error in input
+/// order stops the run.
+fn scan_parallel(
+    jobs: &[Job],
+    opts: ScanOpts,
+    threads: usize,
+    apply: &mut dyn FnMut(usize, Part) -> Result<()>,
+) -> Result<()> {
+    let ahead = threads * 2;
+    let next = AtomicUsize::new(0);
+    // (inputs applied so far, stop)
+    let gate = (Mutex::new((0usize, false)), Condvar::new());
+    let (tx, rx) = mpsc::channel::<(usize, Result<Part>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, gate) = (&next, &gate);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(job) = jobs.get(i) else { return };
+                    {
+                        let mut g = gate.0.lock().unwrap_or_else(|e| e.into_inner());
+                        while !g.1 && i >= g.0 + ahead {
+                            g = gate.1.wait(g).unwrap_or_else(|e| e.into_inner());
+                        }
+                        if g.1 {
+                            return;
+                        }
+                    }
+                    let mut sc = Scanner::new(opts);
+                    let mut pass = Vec::new();
+                    let part = job.scan(&mut sc, &mut pass).map(|()| (sc, pass));
+                    if tx.send((i, part)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut pending: BTreeMap<usize, Result<Part>> = BTreeMap::new();
+        let mut applied = 0usize;
+        let mut result = Ok(());
+        'recv: for (i, part) in rx.iter() {
+            pending.insert(i, part);
+            while let Some(part) = pending.remove(&applied) {
+                if let Err(e) = part.and_then(|p| apply(applied, p)) {
+                    result = Err(e);
+                    break 'recv;
+                }
+                applied += 1;
+                let mut g = gate.0.lock().unwrap_or_else(|e| e.into_inner());
+                g.0 = applied;
+                gate.1.notify_all();
+            }
+        }
+        let mut g = gate.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.1 = true;
+        gate.1.notify_all();
+        drop(g);
+        result
+    })
+}
+
 /// Run a report: read, aggregate, write. Returns `Failures` when a service is below the SLA.
 pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Result<Status> {
     let html = plan.format == Format::Html;
@@ -230,10 +352,37 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
         strict: plan.strict,
         max_line: plan.max_line,
     };
+    let jobs: Vec<Job> = match &plan.inputs {
+        Inputs::Dir(dir) => {
+            let (from, to) = window_days.unwrap_or((i32::MIN, i32::MAX));
+            if !dir.exists() {
+                diag.warn(format_args!("metrics directory {} does not exist", dir.display()));
+            }
+            scan::list_days(dir)?
+                .into_iter()
+                .filter(|f| (from..=to).contains(&day_number(f.date)))
+                .map(Job::Day)
+                .collect()
+        }
+        Inputs::Sources(sources) => sources
+            .iter()
+            .map(|s| match s {
+                Source::Stdin => Job::Stdin,
+                Source::File(p) => Job::File(p.clone()),
+            })
+            // Daily files outside the window are not even opened.
+            .filter(|j| match (j.day(), window_days) {
+                (Some(d), Some((from, to))) => d >= from && d <= to,
+                _ => true,
+            })
+            .collect(),
+    };
     let mut sc = Scanner::new(opts);
     let mut writer = Writer::new(style_of(plan.format));
     let stamp = clock.stamp();
     let mut breach = false;
+    // Over the metrics directory each day is complete once its file is read.
+    let stream_days = plan.by_day && !sources_mode;
     let mut emit_days = |sc: &mut Scanner, out: &mut dyn Write, through: i32| -> Result<()> {
         for (day, agg) in sc.take_days_through(through) {
             let scope = Scope::of_day(day);
@@ -243,48 +392,25 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
         }
         Ok(())
     };
-    match &plan.inputs {
-        Inputs::Dir(dir) => {
-            let (from, to) = window_days.unwrap_or((i32::MIN, i32::MAX));
-            if !dir.exists() {
-                diag.warn(format_args!("metrics directory {} does not exist", dir.display()));
-            }
-            let days: Vec<_> =
-                scan::list_days(dir)?.into_iter().filter(|f| (from..=to).contains(&day_number(f.date))).collect();
-            for (k, f) in days.iter().enumerate() {
-                diag.progress(format_args!("reading {} ({}/{})", f.path.display(), k + 1, days.len()));
-                let day = day_number(f.date);
-                let (reader, path) = match open_day(f)? {
-                    Some(r) => r,
-                    None => continue,
-                };
-                let name = path.display().to_string();
-                sc.scan(reader, Origin { name: &name, day: Some(day) }, out)?;
-                if plan.by_day {
-                    emit_days(&mut sc, out, day)?;
-                }
+    let threads = threads_for(&jobs);
+    if threads == 1 {
+        for (k, job) in jobs.iter().enumerate() {
+            diag.progress(format_args!("reading {} ({}/{})", job.name(), k + 1, jobs.len()));
+            job.scan(&mut sc, out)?;
+            if let (true, Some(day)) = (stream_days, job.day()) {
+                emit_days(&mut sc, out, day)?;
             }
         }
-        Inputs::Sources(sources) => {
-            for (k, src) in sources.iter().enumerate() {
-                let file_day = match src {
-                    Source::File(p) => scan::daily_path(p).map(|(d, _)| day_number(d)),
-                    Source::Stdin => None,
-                };
-                if let (Some(d), Some((from, to))) = (file_day, window_days) {
-                    if d < from || d > to {
-                        continue;
-                    }
-                }
-                let name = src.name();
-                diag.progress(format_args!("reading {name} ({}/{})", k + 1, sources.len()));
-                let reader = match src {
-                    Source::Stdin => scan::decoded(io::stdin()).map_err(|e| Error::io("reading stdin", e))?,
-                    Source::File(p) => scan::open_file(p).map_err(|e| Error::path("cannot open", p, e))?,
-                };
-                sc.scan(reader, Origin { name: &name, day: file_day }, out)?;
+    } else {
+        scan_parallel(&jobs, opts, threads, &mut |k, (part, pass)| {
+            diag.progress(format_args!("read {} ({}/{})", jobs[k].name(), k + 1, jobs.len()));
+            out.write_all(&pass)?;
+            sc.absorb(part);
+            if let (true, Some(day)) = (stream_days, jobs[k].day()) {
+                emit_days(&mut sc, out, day)?;
             }
-        }
+            Ok(())
+        })?;
     }
     diag.clear_progress();
     if plan.by_day {

@@ -239,6 +239,13 @@ impl Agg {
         &mut self.services[i].1
     }
 
+    /// Continue with the services of lines that came right after.
+    pub fn merge(&mut self, later: Agg) {
+        for (name, stats) in later.services {
+            self.get(&name).merge(stats);
+        }
+    }
+
     /// The services sorted by name (the seed's report order).
     pub fn sorted(&self) -> Vec<(&str, &ServiceStats)> {
         let mut v: Vec<(&str, &ServiceStats)> = self.services.iter().map(|(n, s)| (&**n, s)).collect();
@@ -416,6 +423,25 @@ impl Scanner {
         }
         self.lines += 1;
         Ok(Ok(()))
+    }
+
+    /// Continue with what another scanner read of the lines that came right after.
+    pub fn absorb(&mut self, later: Scanner) {
+        self.window.merge(later.window);
+        for (day, agg) in later.days {
+            self.days.entry(day).or_default().merge(agg);
+        }
+        self.rejects.count += later.rejects.count;
+        if self.rejects.first.is_none() {
+            self.rejects.first = later.rejects.first;
+        }
+        if let Some((a, b)) = later.range {
+            self.range = Some(match self.range {
+                None => (a, b),
+                Some((x, y)) => (x.min(a), y.max(b)),
+            });
+        }
+        self.lines += later.lines;
     }
 
     /// Take the days up to and including `day` (`--by day` over the daily files, which come

@@ -296,6 +296,19 @@ impl Incident {
     }
 }
 
+/// What a stretch of lines began with, as far as incidents go: what a stretch read before it
+/// needs to know to be continued by it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Lead {
+    /// No up, degraded, recovered or down line yet.
+    #[default]
+    Nothing,
+    /// A line saying the service is back (up, degraded, recovered), at this time.
+    Back(Option<i64>),
+    /// A down line: the stretch's first incident may continue an earlier one.
+    Down,
+}
+
 /// Incidents of one service: the count, the most recent few, and the longest.
 #[derive(Debug, Clone, Default)]
 pub struct Incidents {
@@ -303,9 +316,103 @@ pub struct Incidents {
     pub open: Option<Incident>,
     pub recent: VecDeque<Incident>,
     pub longest: Option<Incident>,
+    /// How the lines began, and the first incident once it closed (for [`Incidents::merge`]).
+    pub lead: Lead,
+    pub first_closed: Option<Incident>,
+}
+
+/// Is `a` strictly longer than `b` (so that the earlier of two equal ones stays longest)?
+fn longer(a: &Incident, b: Option<&Incident>) -> bool {
+    match b {
+        None => true,
+        Some(b) => a.duration_ms().unwrap_or(0) > b.duration_ms().unwrap_or(0),
+    }
 }
 
 impl Incidents {
+    /// Continue these incidents with those of the lines that came right after: the same
+    /// result as reading all the lines in one go. A run of downs open at the end of `self`
+    /// is closed by the first line of `later` that says the service is back, or joined with
+    /// `later`'s first incident when `later` begins with a down.
+    pub fn merge(&mut self, mut later: Incidents) {
+        if self.lead == Lead::Nothing {
+            self.lead = later.lead;
+        }
+        let Some(a) = self.open.take() else {
+            self.append(later);
+            return;
+        };
+        match later.lead {
+            Lead::Nothing => {
+                self.open = Some(a);
+                self.append(later);
+            }
+            Lead::Back(ts) => {
+                let mut a = a;
+                a.end = ts.or(a.last_down);
+                self.keep(a);
+                self.append(later);
+            }
+            Lead::Down => {
+                let first = match (&later.first_closed, &later.open) {
+                    (Some(f), _) => f.clone(),
+                    (None, Some(o)) => o.clone(),
+                    (None, None) => {
+                        self.open = Some(a);
+                        self.append(later);
+                        return;
+                    }
+                };
+                let joined = Incident {
+                    start: a.start.or(first.start),
+                    end: first.end,
+                    last_down: first.last_down.or(a.last_down),
+                    checks: a.checks + first.checks,
+                };
+                if later.first_closed.is_some() {
+                    let closed = later.count - u64::from(later.open.is_some());
+                    if closed as usize <= RECENT_INCIDENTS {
+                        if let Some(slot) = later.recent.front_mut() {
+                            *slot = joined.clone();
+                        }
+                    }
+                    let keep_later = later.longest.as_ref().is_some_and(|l| longer(l, Some(&joined)));
+                    if !keep_later {
+                        later.longest = Some(joined.clone());
+                    }
+                    later.first_closed = Some(joined);
+                } else {
+                    later.open = Some(joined);
+                }
+                // The joined incident was counted once already, as `a`.
+                later.count -= 1;
+                self.append(later);
+            }
+        }
+    }
+
+    /// Add the incidents of later lines when nothing is left open to continue.
+    fn append(&mut self, later: Incidents) {
+        self.count += later.count;
+        if self.first_closed.is_none() {
+            self.first_closed = later.first_closed;
+        }
+        for i in later.recent {
+            if self.recent.len() == RECENT_INCIDENTS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(i);
+        }
+        if let Some(l) = later.longest {
+            if longer(&l, self.longest.as_ref()) {
+                self.longest = Some(l);
+            }
+        }
+        if later.open.is_some() {
+            self.open = later.open;
+        }
+    }
+
     fn down(&mut self, ts: Option<i64>) {
         match &mut self.open {
             Some(i) => {
@@ -332,12 +439,11 @@ impl Incidents {
     }
 
     fn keep(&mut self, i: Incident) {
-        let longer = match &self.longest {
-            None => true,
-            Some(l) => i.duration_ms().unwrap_or(0) > l.duration_ms().unwrap_or(0),
-        };
-        if longer {
+        if longer(&i, self.longest.as_ref()) {
             self.longest = Some(i.clone());
+        }
+        if self.first_closed.is_none() {
+            self.first_closed = Some(i.clone());
         }
         if self.recent.len() == RECENT_INCIDENTS {
             self.recent.pop_front();
@@ -359,11 +465,7 @@ impl Incidents {
                 recent.remove(0);
             }
             recent.push(o.clone());
-            let longer = match &longest {
-                None => true,
-                Some(l) => o.duration_ms().unwrap_or(0) > l.duration_ms().unwrap_or(0),
-            };
-            if longer {
+            if longer(o, longest.as_ref()) {
                 longest = Some(o.clone());
             }
         }
@@ -432,11 +534,47 @@ impl ServiceStats {
         self.latency.add(latency);
         self.hist.add(latency.as_f64());
         match status {
-            Seen::Down => self.incidents.down(ts()),
+            Seen::Down => {
+                if self.incidents.lead == Lead::Nothing {
+                    self.incidents.lead = Lead::Down;
+                }
+                self.incidents.down(ts())
+            }
             Seen::Up | Seen::Degraded | Seen::Recovered if self.incidents.is_open() => self.incidents.back(ts()),
+            Seen::Up | Seen::Degraded | Seen::Recovered if self.incidents.lead == Lead::Nothing => {
+                self.incidents.lead = Lead::Back(ts());
+            }
             _ => {}
         }
         self.last_status = Some(status);
+    }
+
+    /// Continue these statistics with those of the lines that came right after.
+    pub fn merge(&mut self, later: ServiceStats) {
+        self.up += later.up;
+        self.degraded += later.degraded;
+        self.down += later.down;
+        self.other += later.other;
+        self.latency.merge(&later.latency);
+        self.hist.merge(&later.hist);
+        self.incidents.merge(later.incidents);
+        if later.last_status.is_some() {
+            self.last_status = later.last_status;
+            self.last_ts = later.last_ts;
+        }
+        for (day, cell) in later.days {
+            match self.days.binary_search_by_key(&day, |(d, _)| *d) {
+                Ok(i) => {
+                    let c = &mut self.days[i].1;
+                    c.up += cell.up;
+                    c.degraded += cell.degraded;
+                    c.down += cell.down;
+                    c.latency_sum += cell.latency_sum;
+                    c.lines += cell.lines;
+                }
+                Err(i) => self.days.insert(i, (day, cell)),
+            }
+        }
     }
 
     /// Count the line in its day's cell (the status page).
@@ -627,6 +765,88 @@ mod tests {
         assert_eq!(s.incidents.recent.len(), RECENT_INCIDENTS);
         assert_eq!(s.incidents.recent.back().unwrap().start, Some(990_000));
         assert_eq!(s.incidents.longest.as_ref().unwrap().start, Some(990_000));
+    }
+
+    /// Statuses at one-minute steps with long and short outages, some lines without time.
+    fn random_lines(seed: u64, n: usize) -> Vec<(Seen, Option<i64>)> {
+        let mut x = seed;
+        let mut next = move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        let mut down_left = 0;
+        (0..n)
+            .map(|k| {
+                if down_left == 0 && next() % 9 == 0 {
+                    down_left = 1 + next() % 5;
+                }
+                let st = if down_left > 0 {
+                    down_left -= 1;
+                    Seen::Down
+                } else {
+                    match next() % 10 {
+                        0 => Seen::Degraded,
+                        1 => Seen::Recovered,
+                        2 => Seen::Other,
+                        _ => Seen::Up,
+                    }
+                };
+                let ts = if next() % 17 == 0 { None } else { Some(k as i64 * 60_000 + (next() % 7) as i64 * 1000) };
+                (st, ts)
+            })
+            .collect()
+    }
+
+    fn read(lines: &[(Seen, Option<i64>)]) -> ServiceStats {
+        let mut s = ServiceStats::default();
+        for &(st, ts) in lines {
+            s.add(st, Latency::Int(ts.unwrap_or(0) % 1000), &mut || ts);
+        }
+        s
+    }
+
+    fn summary(s: &ServiceStats) -> (u64, u64, u64, Vec<Incident>, Option<i64>, u64, Option<Seen>) {
+        let (recent, longest) = s.incidents.finished();
+        (
+            s.total(),
+            s.down,
+            s.incidents.count,
+            recent,
+            longest.and_then(|l| l.duration_ms()),
+            s.hist.count(),
+            s.last_status,
+        )
+    }
+
+    #[test]
+    fn merged_stretches_equal_one_read() {
+        for seed in 0..300u64 {
+            let lines = random_lines(seed, 40 + (seed as usize % 500));
+            let whole = read(&lines);
+            // Cut into 1 to 6 stretches, some of them empty or a single line.
+            let mut cuts: Vec<usize> =
+                (0..(seed % 6)).map(|k| (seed as usize * 7919 + k as usize * 104_729) % lines.len()).collect();
+            cuts.push(0);
+            cuts.push(lines.len());
+            cuts.sort_unstable();
+            let mut merged = ServiceStats::default();
+            for w in cuts.windows(2) {
+                merged.merge(read(&lines[w[0]..w[1]]));
+            }
+            assert_eq!(summary(&merged), summary(&whole), "seed {seed}, cuts {cuts:?}");
+        }
+    }
+
+    #[test]
+    fn a_run_of_downs_across_a_cut_is_one_incident() {
+        let lines: Vec<(Seen, Option<i64>)> =
+            (0..60).map(|k| (if (10..50).contains(&k) { Seen::Down } else { Seen::Up }, Some(k * 1000))).collect();
+        let mut merged = ServiceStats::default();
+        for chunk in lines.chunks(7) {
+            merged.merge(read(chunk));
+        }
+        assert_eq!(merged.incidents.count, 1);
+        assert_eq!(merged.incidents.longest_s(), 40);
     }
 
     #[test]
