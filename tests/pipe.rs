@@ -60,7 +60,7 @@ fn probe_stdout_closed_early_is_silent_success() {
 }
 
 /// The tools, for the contract tests every one of them must pass.
-const TOOLS: &[&str] = &["probe", "recover", "notify", "board", "tickmon", "cellscan"];
+const TOOLS: &[&str] = &["probe", "recover", "notify", "rollup", "board", "tickmon", "cellscan"];
 
 #[test]
 fn every_tool_has_help_and_version() {

@@ -12,5 +12,6 @@ mod notify;
 mod pipe;
 mod probe;
 mod recover;
+mod rollup;
 mod store;
 mod tickmon;
