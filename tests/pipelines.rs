@@ -312,6 +312,7 @@ fn pipeline_probe_recover_notify_heals_a_service_and_says_so_once() {
     let web = WebService::new(&w, "web", &["index.html"]);
     let hook = Hook::start();
     let tg = FakeTelegram::start();
+    let g = FakeGitea::start(&[]);
     w.write(
         "home/config/services.json",
         pretty(&json!({
@@ -320,7 +321,9 @@ fn pipeline_probe_recover_notify_heals_a_service_and_says_so_once() {
                           "restart_command": web.restart_command(), "verify_delay_seconds": 0,
                           "restart_cooldown_seconds": 600}],
             "alerting": {"webhook_url": hook.url(), "telegram_bot_token": telegram::TOKEN,
-                         "telegram_chat_id": telegram::CHAT.to_string(), "telegram_api_url": tg.url()}
+                         "telegram_chat_id": telegram::CHAT.to_string(), "telegram_api_url": tg.url(),
+                         "gitea_url": g.url(), "gitea_repo": gitea::REPO, "gitea_token": gitea::TOKEN,
+                         "gitea_close_on_recovery": true}
         })),
     );
     let run = |now: &str| {
@@ -344,8 +347,13 @@ fn pipeline_probe_recover_notify_heals_a_service_and_says_so_once() {
     assert_eq!(alerts[0]["since"], "2026-11-23T10:00:00.000Z", "since probe saw it down");
     assert!(alerts[1]["message"].as_str().unwrap().starts_with("recovered after "), "{r:?}");
     for a in &alerts {
-        assert_eq!(delivered(a), vec!["telegram", "webhook"], "{a}");
+        assert_eq!(delivered(a), vec!["gitea", "telegram", "webhook"], "{a}");
     }
+    let issues = g.issues();
+    assert_eq!(issues.len(), 1, "one issue for the incident: {issues:?}");
+    assert_eq!((issues[0].title.as_str(), issues[0].state.as_str()), ("web is failing", "closed"));
+    assert_eq!(issues[0].comments.len(), 1);
+    assert!(issues[0].comments[0].starts_with("**Recovered**"), "{}", issues[0].comments[0]);
     let posts = hook.posts();
     assert_eq!(posts.len(), 1, "one message for the webhook: {posts:?}");
     assert_eq!(posts[0]["alerts"].as_array().unwrap().len(), 2);
@@ -377,6 +385,7 @@ fn pipeline_probe_recover_notify_heals_a_service_and_says_so_once() {
     assert!(web.answers());
     assert_eq!(levels(&r.kind("alert")), vec![("check:web", "error", None), ("check:web", "recovery", None)]);
     assert_eq!((hook.posts().len(), tg.sent().len()), (2, 2));
+    assert_eq!(g.issues().len(), 2, "the first incident's issue was closed: a new one");
     let ledger: Value = serde_json::from_str(&w.read("home/state/recovery.json")).unwrap();
     assert_eq!(ledger["web"]["attempts"], 2);
 
@@ -387,7 +396,9 @@ fn pipeline_probe_recover_notify_heals_a_service_and_says_so_once() {
     assert!(!web.answers());
     let alerts = r.kind("alert");
     assert_eq!(levels(&alerts), vec![("check:web", "error", None)], "{r:?}");
-    assert_eq!(delivered(&alerts[0]), vec!["telegram", "webhook"]);
+    assert_eq!(delivered(&alerts[0]), vec!["gitea", "telegram", "webhook"]);
+    let issues = g.issues();
+    assert_eq!((issues.len(), issues[2].state.as_str()), (3, "open"), "{issues:?}");
     assert!(hook.posts()[2]["text"].as_str().unwrap().contains("1 service down: web"));
     assert!(w.read("home/logs/recovery.log").contains("COOLDOWN: web"));
 }
