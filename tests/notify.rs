@@ -2,8 +2,8 @@
 //! Bot API, a remote Gitea; see `notify/telegram.rs` and `notify/gitea.rs`), a real HTTP
 //! receiver for the webhook, and real commands for the exec sink.
 
-mod gitea;
-mod telegram;
+pub mod gitea;
+pub mod telegram;
 
 use std::time::{Duration, Instant};
 

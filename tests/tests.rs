@@ -10,6 +10,7 @@ mod board;
 mod cellscan;
 mod notify;
 mod pipe;
+mod pipelines;
 mod probe;
 mod recover;
 mod rollup;

@@ -13,11 +13,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::Value;
 
 /// Environment variables that would leak the developer's setup into a test.
-const SCRUBBED: &[&str] = &[
+pub const SCRUBBED: &[&str] = &[
     "AGENT_OPS_HOME",
     "AGENT_OPS_CONFIG",
     "AGENT_OPS_LOG_DIR",
     "AGENT_OPS_METRICS_DIR",
+    "AGENT_OPS_MISSIONS",
+    "AGENT_OPS_HEARTBEAT_TOKEN",
+    "PITCREW_MISSIONS",
+    "PITCREW_BIN",
     "TELEGRAM_BOT_TOKEN",
     "TELEGRAM_CHAT_ID",
     "TELEGRAM_API_URL",

@@ -115,7 +115,9 @@ pub struct Uptime {
     pub last_check: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sla_percent: Option<f64>,
-    pub status: &'static str,
+    /// `breach` or `ok`, only with an SLA: without one, rollup judges nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
     pub timestamp: String,
     /// Whether uptime is below the SLA, before rounding.
     #[serde(skip)]
@@ -158,7 +160,7 @@ impl Uptime {
             last_status: s.last_status.map(|st| st.as_str()),
             last_check: last_check(&s.last_ts),
             sla_percent: sla,
-            status: if breach { "breach" } else { "ok" },
+            status: sla.map(|_| if breach { "breach" } else { "ok" }),
             timestamp: stamp.to_string(),
             breach,
             latency_sum_ms: s.latency.total(),
@@ -310,7 +312,7 @@ fn csv_batch(out: &mut dyn Write, records: &[Uptime], header: bool) -> Result<()
             opt(&r.last_status),
             opt(&r.last_check),
             opt(&r.sla_percent),
-            r.status.to_string(),
+            opt(&r.status),
         ])
         .map_err(err)?;
     }
@@ -498,7 +500,7 @@ mod tests {
         let r = Uptime::build("w", &stats(96, 4, 0), &scope(), Some(99.9), "t");
         assert_eq!(r.text_line(), "[WARN] w: 96.0% uptime (4 failures in 100 checks, avg 0.0ms) SLA 99.9%: BREACH");
         assert!(r.breach);
-        assert_eq!(r.status, "breach");
+        assert_eq!(r.status, Some("breach"));
     }
 
     #[test]
