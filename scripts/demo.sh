@@ -41,20 +41,8 @@ examples/demo/start-worker.sh
 echo "example site on http://127.0.0.1:18080/, worker 'pitcrew-example-worker' running"
 
 step "Setting up a home in $AGENT_OPS_HOME"
-mkdir -p "$AGENT_OPS_HOME/config" "$AGENT_OPS_MISSIONS"
-# Paths in the example config are relative to the project: make them absolute here.
-sed "s#\"examples/#\"$root/examples/#g" examples/services.json > "$AGENT_OPS_HOME/config/services.json"
-cp examples/agent-registry.json "$AGENT_OPS_HOME/config/agent-registry.json"
-for agent in atlas beacon cinder; do
-    mkdir -p "$HOME/agents/$agent"
-    printf '{"agent": "%s"}\n' "$agent" > "$HOME/agents/$agent/config.json"
-    tickmon submit --agent "$agent" --status auto --format text
-done
-cell=$(cellscan init --name "Release notes" --auto-revive ask | jq -r '.cell')
-cellscan add-agent "$cell" --id agent_001 --role lead > /dev/null
-cellscan add-task "$cell" --id task_001 --title "Draft the notes" --assign agent_001 > /dev/null
-echo "mission cell $cell with one agent and one task"
-board add "Rotate the API keys" --owner ops --priority medium --tag security --format text
+examples/demo/setup-home.sh
+board list --format text
 
 step "Run 1: the orchestrator, everything healthy"
 status=0
@@ -71,11 +59,14 @@ step "Run 2: probe sees it down, recover restarts it, notify tells people"
 status=0
 scripts/orchestrator.sh || status=$?
 echo "orchestrator exit status: $status"
+echo "-- what probe saw:"
+jq -r 'select(.kind == "check") | "\(.name): \(.status) - \(.detail)"' "$AGENT_OPS_HOME/logs/last-probe.ndjson"
 echo "-- what recover did:"
 jq -r 'select(.kind == "recovery") | "\(.name): \(.outcome) (attempt \(.attempt)/\(.max_attempts), verified: \(.verified)) - \(.detail)"' \
+    "$AGENT_OPS_HOME/logs/last-recover.ndjson"
+echo "-- what notify raised (no sink is configured here, so the alerts are records in the pipe):"
+jq -r 'select(.kind == "alert") | "[\(.level)] \(.title): \(.message | split("\n")[0])\(if .suppressed then " (held: \(.suppressed))" else "" end)"' \
     "$AGENT_OPS_HOME/logs/last-health.ndjson"
-echo "-- what notify raised (no sink is configured, so the alerts are records in the pipe):"
-jq -r 'select(.kind == "alert") | "[\(.level)] \(.title)"' "$AGENT_OPS_HOME/logs/last-health.ndjson"
 
 step "Run 3: healthy again"
 status=0

@@ -125,15 +125,16 @@ log "=== run starting (home $home) ==="
 # reported a bad service entry (a finding).
 set +e
 run probe 2>>"$phase_err" | tee "$logs/.last-probe.ndjson.tmp" | run recover 2>>"$phase_err" \
-    | run notify 2>>"$phase_err" | keep health
+    | tee "$logs/.last-recover.ndjson.tmp" | run notify 2>>"$phase_err" | keep health
 st=("${PIPESTATUS[@]}")
 set -e
 mv -f "$logs/.last-probe.ndjson.tmp" "$logs/last-probe.ndjson"
+mv -f "$logs/.last-recover.ndjson.tmp" "$logs/last-recover.ndjson"
 probe_status=${st[0]}
 if [ "$probe_status" -eq 1 ] && ! grep -q '"kind":"finding"' "$logs/last-probe.ndjson"; then
     probe_status=0
 fi
-report health "health (probe | recover | notify)" "$probe_status" "${st[2]}" "${st[3]}"
+report health "health (probe | recover | notify)" "$probe_status" "${st[2]}" "${st[4]}"
 
 # 2. stalled tasks
 set +e
