@@ -217,26 +217,45 @@ thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Read a file into the thread's buffer and hand its bytes to `f`: one open, reads to the
-/// end, one close; no stat, and no allocation once the buffer has grown.
+/// Read a file into the thread's buffer and hand its bytes to `f`: one open, one read for a
+/// file smaller than the buffer, one close; no stat, and no allocation once the buffer has
+/// grown. A read of a regular file comes back short only at its end, so a read that leaves
+/// room in the buffer ends the file without the extra read that would return 0; a read that
+/// fills it goes on to the end (up to the limit).
 pub fn with_file<R>(path: &Path, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
-    let read = |buf: &mut Vec<u8>| -> io::Result<()> {
-        buf.clear();
-        let n = File::open(path)?.take(FILE_LIMIT + 1).read_to_end(buf)?;
-        if n as u64 > FILE_LIMIT {
-            return Err(io::Error::other(format!("larger than {} MiB", FILE_LIMIT >> 20)));
+    const CHUNK: usize = 64 * 1024;
+    // The buffer is kept at its full (zeroed) length; `used` says how much of it is the file.
+    let read = |buf: &mut Vec<u8>| -> io::Result<usize> {
+        let mut file = File::open(path)?;
+        let mut used = 0;
+        loop {
+            if buf.len() - used < CHUNK {
+                buf.resize(used + CHUNK, 0);
+            }
+            let room = buf.len() - used;
+            let n = match file.read(&mut buf[used..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            used += n;
+            if used as u64 > FILE_LIMIT {
+                return Err(io::Error::other(format!("larger than {} MiB", FILE_LIMIT >> 20)));
+            }
+            if n == 0 || n < room {
+                return Ok(used);
+            }
         }
-        Ok(())
     };
     BUF.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
-            read(&mut buf)?;
-            Ok(f(&buf))
+            let n = read(&mut buf)?;
+            Ok(f(&buf[..n]))
         }
         Err(_) => {
             let mut buf = Vec::new();
-            read(&mut buf)?;
-            Ok(f(&buf))
+            let n = read(&mut buf)?;
+            Ok(f(&buf[..n]))
         }
     })
 }
