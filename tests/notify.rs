@@ -496,7 +496,7 @@ fn exec_gets_the_message_on_stdin() {
 // ---------------------------------------------------------------- send, silences, dry run
 
 #[test]
-fn send_is_the_seeds_alert_script_with_its_rate_file() {
+fn send_is_the_kits_alert_script_with_its_rate_file() {
     let tg = FakeTelegram::start();
     let w = setup("notify-send", tg_alerting(&tg));
     let r = w.tool("notify").args(["send", "API down <now> & then", "--topic", "api-health", "--level", "error"]).run();
@@ -504,13 +504,13 @@ fn send_is_the_seeds_alert_script_with_its_rate_file() {
     let sent = tg.sent();
     assert_eq!(sent[0].raw, "[ERROR] <b>Agent Ops Alert</b>\n\nAPI down &lt;now&gt; &amp; then");
     let rate: Value = serde_json::from_str(&w.read("home/state/alert-rate.json")).unwrap();
-    assert!(rate["api-health"].as_f64().unwrap() > 1.7e9, "the seed's {{topic: epoch seconds}}: {rate}");
+    assert!(rate["api-health"].as_f64().unwrap() > 1.7e9, "the Agent Ops Kit's {{topic: epoch seconds}}: {rate}");
     let again = w.tool("notify").args(["send", "API down again", "--topic", "api-health"]).run();
     again.code(0);
     again.stderr_has("rate limited: topic 'api-health' was sent within the last 300s");
     assert_eq!(alerts(&again)[0]["suppressed"], "rate_limit");
     assert_eq!(tg.sent().len(), 1);
-    // A rate entry written by the seed's script is honoured as well.
+    // A rate entry written by the Agent Ops Kit's script is honoured as well.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     w.write("home/state/alert-rate.json", format!("{{\"daily-uptime\": {}}}", now - 60.0));
     let r = w.tool("notify").args(["send", "report", "--topic", "daily-uptime"]).run();

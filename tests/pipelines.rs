@@ -650,10 +650,14 @@ fn pipeline_rollup_text_digest_through_notify_send_is_rate_limited() {
     assert_eq!(delivered(&alerts[0]), vec!["telegram", "webhook"]);
     let sent = tg.sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].text, format!("[INFO] Agent Ops Alert\n\n{report}"), "the seed's message, the report whole");
+    assert_eq!(
+        sent[0].text,
+        format!("[INFO] Agent Ops Alert\n\n{report}"),
+        "the Agent Ops Kit's message, the report whole"
+    );
     assert_eq!(hook.posts()[0]["text"], format!("[INFO] Agent Ops Alert\n\n{report}"));
 
-    // Sent again four minutes later: within rate_limit_seconds, held back (exit 0, as the seed).
+    // Sent again four minutes later: within rate_limit_seconds, held back (exit 0, as the Agent Ops Kit).
     let r = send("2026-11-23T23:34:00Z");
     r.codes(&[0, 0]);
     r.stderr_has(1, "notify: rate limited: topic 'weekly-digest' was sent within the last 300s; not sent");

@@ -57,7 +57,7 @@ fn url_checks_report_status_detail_and_latency() {
     let fail = r.named("check", "fail");
     assert_eq!((fail["status"].as_str(), fail["detail"].as_str()), (Some("down"), Some("HTTP 500 (expected 200)")));
     assert_eq!(r.named("check", "missing")["status"], "up");
-    assert_eq!(r.named("check", "implicit-url")["status"], "up", "type defaults to url as in the seed");
+    assert_eq!(r.named("check", "implicit-url")["status"], "up", "type defaults to url as in the Agent Ops Kit");
 }
 
 #[test]
@@ -289,8 +289,8 @@ fn disk_check_on_the_real_disk() {
 }
 
 #[test]
-fn the_seed_disk_check_is_added_unless_disabled() {
-    let w = Workdir::new("seed-disk");
+fn the_kit_disk_check_is_added_unless_disabled() {
+    let w = Workdir::new("kit-disk");
     let cfg = w.write("services.json", r#"{"services": [], "disk_warning_gb": 0}"#);
     let r = w.tool("probe").args(["--config", cfg.to_str().unwrap(), "--no-metrics"]).run();
     r.code(0);
@@ -389,7 +389,7 @@ fn children_of_a_down_parent_are_suppressed() {
 }
 
 #[test]
-fn text_format_is_the_seeds() {
+fn text_format_is_the_kits() {
     let s = web();
     let (w, cfg) =
         setup("text", json!([{"name": "ok", "target": s.url("/ok")}, {"name": "fail", "target": s.url("/fail")}]));
@@ -425,7 +425,7 @@ fn metrics_files_get_whole_lines_even_from_concurrent_probes() {
     assert_eq!(lines.len(), 160);
     for l in lines {
         let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line ({e}): {l:.80}"));
-        // The seed's uptime calculator reads exactly these fields.
+        // The Agent Ops Kit's uptime calculator reads exactly these fields.
         assert!(
             v["name"].is_string() && v["status"].is_string() && v["latency_ms"].is_u64() && v["timestamp"].is_string()
         );

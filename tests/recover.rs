@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::util::{Run, Workdir, alive, closed_port, json as pretty, wait_until};
 
-/// services.json in the workdir, without the seed's automatic disk check.
+/// services.json in the workdir, without the Agent Ops Kit's automatic disk check.
 fn config(w: &Workdir, services: Value) -> String {
     w.write("services.json", pretty(&json!({ "services": services, "disk_check": false }))).display().to_string()
 }
@@ -468,7 +468,7 @@ fn commands_in_the_stream_are_never_run() {
     let input: String = [
         json!({"kind": "check", "name": "plain", "status": "down", "restart_command": evil}),
         json!({"kind": "check", "name": "ghost", "status": "down", "restart_command": evil, "command": evil}),
-        json!({"name": "seed-line", "status": "down", "restart_command": evil}),
+        json!({"name": "kit-line", "status": "down", "restart_command": evil}),
     ]
     .iter()
     .map(|v| format!("{v}\n"))
@@ -552,13 +552,13 @@ fn a_corrupt_ledger_stops_the_run_before_any_restart() {
 }
 
 #[test]
-fn state_dir_and_log_dir_can_move_and_the_seeds_ledger_reads() {
+fn state_dir_and_log_dir_can_move_and_the_kits_ledger_reads() {
     let w = Workdir::new("recover-dirs");
     let cfg = config(
         &w,
         json!([{"name": "Web Server", "type": "port", "port": closed_port(), "verify_delay_seconds": 0, "restart_command": "true"}]),
     );
-    // The seed's ledger: two attempts, the last at 2025-01-15T10:30:00Z.
+    // The Agent Ops Kit's ledger: two attempts, the last at 2025-01-15T10:30:00Z.
     w.write("elsewhere/recovery.json", r#"{"Web Server": {"attempts": 2, "last_attempt": 1736937000.0}}"#);
     let run = |t: &str| {
         recover(&w, &cfg)

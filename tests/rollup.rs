@@ -133,7 +133,7 @@ fn rollup_agrees_with_the_reference_arithmetic() {
 }
 
 #[test]
-fn rollup_text_report_layout_and_seed_quirks() {
+fn rollup_text_report_layout_and_kit_quirks() {
     let w = Workdir::new("rollup-text");
     w.write(
         "home/metrics/2026-11-23.jsonl",

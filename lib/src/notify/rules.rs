@@ -351,13 +351,16 @@ mod tests {
     }
 
     #[test]
-    fn checks_and_the_seeds_metric_lines() {
+    fn checks_and_the_kits_metric_lines() {
         let o = one(json!({"kind":"check","name":"api","status":"down","detail":"HTTP 500","suppressed_by":"gw"}));
         assert_eq!((o.subject.as_str(), o.bad, o.state.as_str()), ("check:api", Some(Level::Error), "down"));
         assert_eq!(o.parent.as_deref(), Some("gw"));
         assert_eq!(one(json!({"name":"api","status":"degraded"})).bad, Some(Level::Warning));
         assert_eq!(one(json!({"name":"api","status":"up"})).bad, None);
-        assert!(observe(&json!({"name":"Disk","status":"45"})).is_empty(), "the seed's odd statuses say nothing");
+        assert!(
+            observe(&json!({"name":"Disk","status":"45"})).is_empty(),
+            "the Agent Ops Kit's odd statuses say nothing"
+        );
     }
 
     #[test]

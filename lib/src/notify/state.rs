@@ -2,9 +2,9 @@
 //!
 //! `state/notify.json` keeps, per subject, its level (absent when good), since when, how many
 //! runs in a row it has been bad, the level last announced (`notified`) and when
-//! (`last_sent`). The seed's `state/alert-rate.json` (`{topic: seconds since the epoch}`)
-//! keeps when each topic was last sent; notify reads and writes it the seed's way, so the
-//! seed's alert script and notify honour each other's rate limits.
+//! (`last_sent`). The Agent Ops Kit's `state/alert-rate.json` (`{topic: seconds since the epoch}`)
+//! keeps when each topic was last sent; notify reads and writes it the Agent Ops Kit's way, so the
+//! Agent Ops Kit's alert script and notify honour each other's rate limits.
 //!
 //! The decision ([`evaluate`]): a subject that is bad wants an alert when its level differs
 //! from the one announced, or when the announcement is older than `repeat_interval_seconds`;
@@ -95,12 +95,12 @@ impl State {
     }
 }
 
-/// The seed's `alert-rate.json`: topic -> seconds since the epoch of the last send.
+/// The Agent Ops Kit's `alert-rate.json`: topic -> seconds since the epoch of the last send.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rates(pub BTreeMap<String, f64>);
 
 impl Rates {
-    /// Read the file the seed's lenient way: unreadable or not JSON is empty (and said).
+    /// Read the file the Agent Ops Kit's lenient way: unreadable or not JSON is empty (and said).
     pub fn load(path: &Path) -> (Rates, Option<String>) {
         match std::fs::read(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Rates::default(), None),
@@ -112,7 +112,7 @@ impl Rates {
         }
     }
 
-    /// Write it as the seed did (pretty, entries older than an hour pruned; here: older than
+    /// Write it as the Agent Ops Kit did (pretty, entries older than an hour pruned; here: older than
     /// an hour or the rate limit, whichever is longer).
     pub fn save(&self, path: &Path, now: f64, rate_limit_s: u64) -> Result<()> {
         let keep = (rate_limit_s as f64).max(3600.0);
@@ -339,7 +339,7 @@ pub fn evaluate(
         }
     }
     // Alerts without a subject: sent as they are, once per run, within the topic's limit
-    // (recoveries too, as the seed's alert script did).
+    // (recoveries too, as the Agent Ops Kit's alert script did).
     let mut seen = HashSet::new();
     for mut a in loose {
         if a.timestamp.is_empty() {
@@ -686,7 +686,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_rate_file_is_read_and_pruned() {
+    fn kit_rate_file_is_read_and_pruned() {
         let dir = std::env::temp_dir().join(format!("pitcrew-rates-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

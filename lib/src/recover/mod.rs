@@ -46,13 +46,13 @@ use crate::util::{self, proc};
 
 pub use cli::Format;
 
-/// The ledger's file name in the state directory (the seed's).
+/// The ledger's file name in the state directory (the Agent Ops Kit's).
 pub const LEDGER_FILE: &str = "recovery.json";
 
-/// The human log's file name in the logs directory (the seed's).
+/// The human log's file name in the logs directory (the Agent Ops Kit's).
 pub const LOG_FILE: &str = "recovery.log";
 
-/// Directories a restart command finds on its PATH even under cron's minimal one (the seed
+/// Directories a restart command finds on its PATH even under cron's minimal one (the Agent Ops Kit
 /// added them too): `systemctl`, `service` and friends live there.
 const SYSTEM_PATH: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
@@ -646,7 +646,7 @@ fn prefixed(said: &Option<String>) -> String {
     said.as_ref().map(|s| format!(": {s}")).unwrap_or_default()
 }
 
-/// A check record as the seed's text line; records that are not quite checks still show.
+/// A check record as the Agent Ops Kit's text line; records that are not quite checks still show.
 fn check_text_line(v: &Value) -> String {
     match serde_json::from_value::<Check>(v.clone()) {
         Ok(c) => c.text_line(),
@@ -820,7 +820,7 @@ mod tests {
             "verify_delay_seconds": 0
         }]));
         let input = format!(
-            "{}{{\"kind\":\"alert\",\"topic\":\"t\",\"zone\":[1]}}\n{{\"name\":\"seed-line\",\"status\":\"up\"}}\n",
+            "{}{{\"kind\":\"alert\",\"topic\":\"t\",\"zone\":[1]}}\n{{\"name\":\"kit-line\",\"status\":\"up\"}}\n",
             down("api")
         );
         let (status, recs, err) = run(&cfg, clock("2026-11-23T10:30:00Z"), settings(&d, false), &input);

@@ -73,7 +73,7 @@ footer { margin-top: 26px; font-size: 12px; color: var(--muted); }
   vertical-align: -1px; }
 "#;
 
-/// The class of an uptime figure: the seed's OK (>= 99.5), WARN (>= 95), CRITICAL.
+/// The class of an uptime figure: the Agent Ops Kit's OK (>= 99.5), WARN (>= 95), CRITICAL.
 fn level(pct: f64) -> &'static str {
     if pct >= 99.5 {
         "ok"

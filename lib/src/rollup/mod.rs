@@ -2,7 +2,7 @@
 //!
 //! The engine ([`run`]) streams the daily files of a window (or named files, or stdin) line
 //! by line through a [`scan::Scanner`], which keeps a fixed amount of state per service
-//! ([`stats::ServiceStats`]: the seed's counters, a log-bucketed latency histogram, the most
+//! ([`stats::ServiceStats`]: the Agent Ops Kit's counters, a log-bucketed latency histogram, the most
 //! recent incidents), then renders one `uptime` record per service ([`report`]) or the status
 //! page ([`html`]). Files are read on as many threads as there are cores (up to four), each
 //! into its own scanner, and the scanners are merged in file order, which joins an outage

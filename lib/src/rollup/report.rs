@@ -1,4 +1,4 @@
-//! From statistics to output: the `uptime` record, and the text (the seed's report), CSV,
+//! From statistics to output: the `uptime` record, and the text (the Agent Ops Kit's report), CSV,
 //! Markdown and Prometheus renderings of the same figures.
 
 use std::io::Write;
@@ -17,7 +17,7 @@ use crate::ndjson;
 pub struct Scope {
     /// `--days N` (and not a day of `--by day`).
     pub window_days: Option<u32>,
-    /// The window ends today (`--days N` alone): the seed's "last N days".
+    /// The window ends today (`--days N` alone): the Agent Ops Kit's "last N days".
     pub rolling: bool,
     /// The first and last day (inclusive), when known.
     pub from: Option<Date>,
@@ -33,7 +33,7 @@ impl Scope {
         Scope { window_days: None, rolling: false, from: d, to: d, day: d }
     }
 
-    /// How the text report's header names the span: the seed's `last 7 days`, a day, or
+    /// How the text report's header names the span: the Agent Ops Kit's `last 7 days`, a day, or
     /// `2026-11-01 to 2026-11-07`.
     pub fn label(&self) -> String {
         match (self.window_days, self.from, self.to) {
@@ -169,7 +169,7 @@ impl Uptime {
         }
     }
 
-    /// The seed's indicator: OK from 99.5%, WARN from 95%, CRITICAL below.
+    /// The Agent Ops Kit's indicator: OK from 99.5%, WARN from 95%, CRITICAL below.
     pub fn indicator(&self) -> &'static str {
         if self.uptime_percent >= 99.5 {
             "OK"
@@ -180,21 +180,21 @@ impl Uptime {
         }
     }
 
-    /// A figure as the seed's Python prints it: `0` (an int) without checks, else the float.
-    fn seed_number(&self, x: f64) -> String {
+    /// A figure as the Agent Ops Kit's Python prints it: `0` (an int) without checks, else the float.
+    fn kit_number(&self, x: f64) -> String {
         if self.total_checks == 0 { "0".to_string() } else { py_repr(x) }
     }
 
-    /// The seed's report line, with the SLA verdict appended when `--sla` is given.
+    /// The Agent Ops Kit's report line, with the SLA verdict appended when `--sla` is given.
     pub fn text_line(&self) -> String {
         let mut line = format!(
             "[{}] {}: {}% uptime ({} failures in {} checks, avg {}ms)",
             self.indicator(),
             self.name,
-            self.seed_number(self.uptime_percent),
+            self.kit_number(self.uptime_percent),
             self.failures,
             self.total_checks,
-            self.seed_number(self.avg_latency_ms),
+            self.kit_number(self.avg_latency_ms),
         );
         if let Some(sla) = self.sla_percent {
             let verdict = if self.breach { "BREACH" } else { "met" };
@@ -359,7 +359,7 @@ fn markdown_batch(out: &mut dyn Write, scope: &Scope, records: &[Uptime], first:
             "| {} | {} | {}% | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.indicator(),
             md_escape(&r.name),
-            r.seed_number(r.uptime_percent),
+            r.kit_number(r.uptime_percent),
             r.total_checks,
             r.failures,
             r.degraded,
@@ -492,7 +492,7 @@ mod tests {
     }
 
     #[test]
-    fn text_lines_match_the_seed() {
+    fn text_lines_match_the_kit() {
         let r = Uptime::build("api", &stats(2015, 1, 145), &scope(), None, "t");
         assert_eq!(r.text_line(), "[OK] api: 99.95% uptime (1 failures in 2016 checks, avg 145.0ms)");
         let r = Uptime::build("db", &stats(0, 0, 0), &scope(), None, "t");
@@ -504,7 +504,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_report_layout() {
+    fn the_kit_report_layout() {
         let mut out = Vec::new();
         let mut w = Writer::new(Style::Text);
         let recs = vec![Uptime::build("a", &stats(1, 0, 3), &scope(), None, "t")];

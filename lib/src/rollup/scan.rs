@@ -4,7 +4,7 @@
 //! which borrows the five fields rollup needs (`kind`, `name`, `status`, `latency_ms`,
 //! `timestamp`) from the reused line buffer as raw JSON text and skips the rest. Timestamps
 //! are parsed only when an incident or a day needs them, by a fast path for the forms probe
-//! and the seed write, falling back to the lenient [`clock::parse_ts`].
+//! and the Agent Ops Kit write, falling back to the lenient [`clock::parse_ts`].
 //!
 //! Malformed and torn lines are counted and reported once, at the end, with the first one's
 //! place; `--strict` makes the first one fatal.
@@ -79,7 +79,7 @@ fn seen_of(raw: Option<&str>) -> Seen {
     }
 }
 
-/// A number as the seed's Python would add it: integers exactly, anything with a fraction
+/// A number as the Agent Ops Kit's Python would add it: integers exactly, anything with a fraction
 /// or exponent as a float. Numeric strings are read as numbers, booleans as 1 and 0 (as
 /// Python adds them); anything else counts as 0.
 fn latency_of(raw: Option<&str>) -> Latency {
@@ -147,7 +147,7 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 }
 
 /// Milliseconds since the epoch of a timestamp: a fast path for `YYYY-MM-DDTHH:MM:SS[.f]`
-/// with `Z`, `+HH:MM`, the seed's `+00:00Z` or no zone (UTC), and [`clock::parse_ts`] for
+/// with `Z`, `+HH:MM`, the Agent Ops Kit's `+00:00Z` or no zone (UTC), and [`clock::parse_ts`] for
 /// everything else.
 pub fn ts_millis(s: &str) -> Option<i64> {
     fast_ts(s.as_bytes()).or_else(|| clock::parse_ts(s).map(|t| t.unix_timestamp() * 1000 + i64::from(t.millisecond())))
@@ -246,7 +246,7 @@ impl Agg {
         }
     }
 
-    /// The services sorted by name (the seed's report order).
+    /// The services sorted by name (the Agent Ops Kit's report order).
     pub fn sorted(&self) -> Vec<(&str, &ServiceStats)> {
         let mut v: Vec<(&str, &ServiceStats)> = self.services.iter().map(|(n, s)| (&**n, s)).collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
@@ -610,7 +610,7 @@ mod tests {
     }
 
     #[test]
-    fn fields_are_read_as_the_seed_reads_them() {
+    fn fields_are_read_as_the_kit_reads_them() {
         let mut sc = Scanner::new(ScanOpts { max_line: 1 << 20, ..ScanOpts::default() });
         let input = concat!(
             r#"{"name": "a", "status": "up", "latency_ms": 100, "timestamp": "2025-01-15T10:30:00Z"}"#,

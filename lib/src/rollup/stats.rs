@@ -1,14 +1,14 @@
 //! What rollup keeps per service, in memory that does not grow with the number of lines:
-//! the seed's counters, a log-bucketed latency histogram, the most recent incidents, and
+//! the Agent Ops Kit's counters, a log-bucketed latency histogram, the most recent incidents, and
 //! (for the status page) one small cell per day.
 //!
-//! The seed's arithmetic (`calculate_uptime` of the Agent Ops Kit) is kept to the bit:
+//! The Agent Ops Kit's arithmetic (`calculate_uptime` of the Agent Ops Kit) is kept to the bit:
 //! `up` and `down` are counted by status, `total = up + down`, `uptime = up / total * 100`
 //! (0 without checks), the latency average is taken over *every* line of the name whatever
 //! its status, and both are rounded with Python's `round` (the decimal nearest to the exact
 //! binary value, ties to even). pitcrew's `degraded` counts as available and is also counted
 //! on its own; other statuses (the kit's `recovered`, its disk line's `"45"`) count only in
-//! the latency average, as the seed counts them.
+//! the latency average, as the Agent Ops Kit counts them.
 
 use std::collections::VecDeque;
 
@@ -39,7 +39,7 @@ impl Seen {
     }
 }
 
-/// A latency as written: the seed's sum is exact over integers (Python ints), so integers
+/// A latency as written: the Agent Ops Kit's sum is exact over integers (Python ints), so integers
 /// and fractions are summed apart.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Latency {
@@ -600,12 +600,12 @@ impl ServiceStats {
         cell.lines += 1;
     }
 
-    /// The seed's `total_checks`: up and down (pitcrew's degraded counts as up).
+    /// The Agent Ops Kit's `total_checks`: up and down (pitcrew's degraded counts as up).
     pub fn total(&self) -> u64 {
         self.up + self.degraded + self.down
     }
 
-    /// The seed's uptime before rounding: `up / total * 100`, 0 without checks.
+    /// The Agent Ops Kit's uptime before rounding: `up / total * 100`, 0 without checks.
     pub fn uptime_raw(&self) -> f64 {
         let total = self.total();
         if total == 0 { 0.0 } else { (self.up + self.degraded) as f64 / total as f64 * 100.0 }
@@ -616,7 +616,7 @@ impl ServiceStats {
         py_round(self.uptime_raw(), 2)
     }
 
-    /// The seed's average: over every line of the name, but 0 when there are no up/down
+    /// The Agent Ops Kit's average: over every line of the name, but 0 when there are no up/down
     /// checks at all; `round(avg, 1)`.
     pub fn avg_latency_ms(&self) -> f64 {
         if self.total() == 0 { 0.0 } else { py_round(self.latency.mean(), 1) }
@@ -651,7 +651,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_arithmetic() {
+    fn kit_arithmetic() {
         let mut s = ServiceStats::default();
         let mut no_ts = || None;
         for _ in 0..2015 {
