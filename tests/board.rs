@@ -3,7 +3,6 @@
 //! is kept aside, and the pipe contract of `ingest`.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -272,21 +271,8 @@ fn board_ingest_malformed_line_is_named_and_skipped() {
 
 /// Read one line of the tool's stdout, then close it, like `| head -1`.
 fn read_one_line_then_close(w: &Workdir, args: &[&str], input: String) {
-    let mut child = w.tool("board").args(args).spawn();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    {
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        assert!(first.starts_with("{\"kind\":"), "{first}");
-    }
-    feeder.join().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let first = w.tool("board").args(args).first_line_then_close(input);
+    assert!(first.starts_with("{\"kind\":"), "{first}");
 }
 
 #[test]

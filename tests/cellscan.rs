@@ -2,7 +2,7 @@
 //! API, and real revive commands.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -996,21 +996,8 @@ fn cellscan_stdout_closed_early_is_silent_success() {
             format!("{}\n", json!({"kind": "check", "name": format!("svc-{i:04}-{}", "x".repeat(60)), "status": "up"}))
         })
         .collect();
-    let mut child = w.tool("cellscan").args(["revive", "--from", "-", &s(&w.path("m"))]).spawn();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    {
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        assert!(first.contains("svc-0000"));
-    }
-    feeder.join().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let first = w.tool("cellscan").args(["revive", "--from", "-", &s(&w.path("m"))]).first_line_then_close(input);
+    assert!(first.contains("svc-0000"), "{first}");
 
     // The same for a scan of many cells.
     let m = w.path("many");

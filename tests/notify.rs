@@ -93,23 +93,8 @@ fn notify_stdout_closed_early_is_silent_success() {
     let w = setup("notify-head", json!({}));
     let input: String =
         (0..4000).map(|i| format!("{}\n", json!({"kind": "other", "n": i, "pad": "x".repeat(80)}))).collect();
-    let mut child = notify(&w, T0).spawn();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    {
-        use std::io::BufRead;
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        assert!(first.contains("\"kind\":\"other\""));
-    }
-    feeder.join().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let first = notify(&w, T0).first_line_then_close(input);
+    assert!(first.contains("\"kind\":\"other\""), "{first}");
 }
 
 #[test]

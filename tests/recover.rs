@@ -636,21 +636,8 @@ fn stdout_closed_early_is_silent_success() {
             )
         })
         .collect();
-    let mut child = recover(&w, &cfg).spawn();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    {
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        assert!(first.contains("\"name\":\"svc-0000\""));
-    } // the reader goes away, like `| head -1`
-    feeder.join().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let first = recover(&w, &cfg).first_line_then_close(input);
+    assert!(first.contains("\"name\":\"svc-0000\""), "{first}");
 }
 
 #[test]

@@ -387,22 +387,8 @@ fn rollup_stdout_closed_early_is_silent_success() {
     let input: String = (0..3000)
         .map(|i| line(&format!("svc-{i:04}-{}", "x".repeat(60)), "up", json!(i), "2026-11-23T00:00:00Z"))
         .collect();
-    let mut child = rollup(&w).arg("-").spawn();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    {
-        use std::io::BufRead;
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        assert!(first.contains("\"kind\":\"uptime\""));
-    }
-    feeder.join().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let first = rollup(&w).arg("-").first_line_then_close(input);
+    assert!(first.contains("\"kind\":\"uptime\""), "{first}");
 }
 
 #[test]

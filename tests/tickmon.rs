@@ -482,21 +482,8 @@ fn tickmon_stdout_closed_early_is_silent_success() {
             format!("{}\n", json!({"kind": "check", "name": format!("svc-{i:04}-{}", "x".repeat(60)), "status": "up"}))
         })
         .collect();
-    let mut child = w.tool("tickmon").args(["check", "-", "--now", NOW]).spawn();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    {
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        assert!(first.contains("\"kind\":\"check\""));
-    }
-    feeder.join().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let first = w.tool("tickmon").args(["check", "-", "--now", NOW]).first_line_then_close(input);
+    assert!(first.contains("\"kind\":\"check\""), "{first}");
 }
 
 // ---------------------------------------------------------------------------------------
