@@ -10,11 +10,15 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
+use nix::dir::{Dir, Type};
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -120,15 +124,45 @@ fn name_of(p: &Path) -> String {
     p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| p.display().to_string())
 }
 
-/// The `*.json` files of a directory (not hidden), sorted; `None` when it does not exist.
-fn json_files(dir: &Path) -> io::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for e in fs::read_dir(dir)? {
-        let Ok(name) = e?.file_name().into_string() else { continue };
-        if name.ends_with(".json") && !name.starts_with('.') {
-            names.push(name);
+/// A directory opened once; the files of a cell are opened relative to it, so the kernel looks
+/// up one name per file rather than walking the whole path again (most of a scan is opening
+/// small files).
+fn open_dir(at: Option<&Dir>, path: &Path, name: &str) -> io::Result<Dir> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let dir = match at {
+        Some(parent) => Dir::openat(parent.as_fd(), name, flags, Mode::empty()),
+        None => Dir::open(path, flags, Mode::empty()),
+    };
+    dir.map_err(io::Error::from)
+}
+
+/// The names in a directory that are UTF-8, without `.` and `..`, each with whether it is a
+/// directory (`None`: the entry does not say, as for a symbolic link).
+fn entries(dir: &mut Dir) -> io::Result<Vec<(String, Option<bool>)>> {
+    let mut out = Vec::new();
+    for e in dir.iter() {
+        let e = e.map_err(io::Error::from)?;
+        let Ok(name) = e.file_name().to_str() else { continue };
+        if name == "." || name == ".." {
+            continue;
         }
+        let is_dir = match e.file_type() {
+            Some(Type::Directory) => Some(true),
+            Some(Type::Symlink) | None => None,
+            Some(_) => Some(false),
+        };
+        out.push((name.to_string(), is_dir));
     }
+    Ok(out)
+}
+
+/// The `*.json` files of a directory (not hidden), sorted.
+fn json_files(dir: &mut Dir) -> io::Result<Vec<String>> {
+    let mut names: Vec<String> = entries(dir)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.ends_with(".json") && !name.starts_with('.'))
+        .collect();
     names.sort_unstable();
     Ok(names)
 }
@@ -151,20 +185,19 @@ pub fn load_cell(dir: &Path) -> Option<Cell> {
     };
     let mut has_cell_json = false;
     let mut present = [false; SUBDIRS.len()];
-    match fs::read_dir(dir) {
-        Ok(rd) => {
-            for e in rd.flatten() {
-                let name = e.file_name();
-                if name == "cell.json" {
-                    has_cell_json = true;
-                } else if let Some(i) = SUBDIRS.iter().position(|s| name == *s) {
-                    present[i] = is_dir(&e);
-                }
-            }
-        }
+    let listed = open_dir(None, dir, "").and_then(|mut d| entries(&mut d).map(|e| (d, e)));
+    let (cell_dir, names) = match listed {
+        Ok(x) => x,
         Err(e) => {
             cell.issue(Level::Error, "unreadable", None, format!("{}: {e}", dir.display()));
             return Some(cell);
+        }
+    };
+    for (name, is_dir) in names {
+        if name == "cell.json" {
+            has_cell_json = true;
+        } else if let Some(i) = SUBDIRS.iter().position(|s| name == *s) {
+            present[i] = is_dir.unwrap_or_else(|| fs::metadata(dir.join(&name)).is_ok_and(|m| m.is_dir()));
         }
     }
     let [agents_dir, tasks_dir, _, _, _, config_dir] = present;
@@ -173,7 +206,8 @@ pub fn load_cell(dir: &Path) -> Option<Cell> {
     }
     if has_cell_json {
         let path = dir.join("cell.json");
-        cell.doc = parse_file(&path, "cell.json", &mut cell.issues, model::read_cell).flatten();
+        let at = At { dir: &cell_dir, name: "cell.json" };
+        cell.doc = parse_file(&path, Some(at), "cell.json", &mut cell.issues, model::read_cell).flatten();
         if let Some(id) = cell.doc.as_ref().and_then(|d| d.cell_id.clone()) {
             cell.id = id;
         }
@@ -187,13 +221,13 @@ pub fn load_cell(dir: &Path) -> Option<Cell> {
         }
     }
     if config_dir {
-        read_config(&mut cell);
+        read_config(&mut cell, &cell_dir);
     }
     if agents_dir {
-        cell.agents = parse_dir(dir, "agents", &mut cell.issues, model::read_agent);
+        cell.agents = parse_dir(dir, &cell_dir, "agents", &mut cell.issues, model::read_agent);
     }
     if tasks_dir {
-        cell.tasks = parse_dir(dir, "tasks", &mut cell.issues, model::read_task);
+        cell.tasks = parse_dir(dir, &cell_dir, "tasks", &mut cell.issues, model::read_task);
     }
     Some(cell)
 }
@@ -223,10 +257,28 @@ thread_local! {
 /// room in the buffer ends the file without the extra read that would return 0; a read that
 /// fills it goes on to the end (up to the limit).
 pub fn with_file<R>(path: &Path, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
+    with_opened(|| File::open(path), f)
+}
+
+/// A file named relative to an open directory.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    dir: &'a Dir,
+    name: &'a str,
+}
+
+impl At<'_> {
+    fn open(self) -> io::Result<File> {
+        let fd = openat(self.dir.as_fd(), self.name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+        Ok(File::from(fd))
+    }
+}
+
+/// [`with_file`] on a file that `open` opens.
+fn with_opened<R>(open: impl FnOnce() -> io::Result<File>, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
     const CHUNK: usize = 64 * 1024;
     // The buffer is kept at its full (zeroed) length; `used` says how much of it is the file.
-    let read = |buf: &mut Vec<u8>| -> io::Result<usize> {
-        let mut file = File::open(path)?;
+    let read = |buf: &mut Vec<u8>, mut file: File| -> io::Result<usize> {
         let mut used = 0;
         loop {
             if buf.len() - used < CHUNK {
@@ -247,28 +299,35 @@ pub fn with_file<R>(path: &Path, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
             }
         }
     };
+    let file = open()?;
     BUF.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
-            let n = read(&mut buf)?;
+            let n = read(&mut buf, file)?;
             Ok(f(&buf[..n]))
         }
         Err(_) => {
             let mut buf = Vec::new();
-            let n = read(&mut buf)?;
+            let n = read(&mut buf, file)?;
             Ok(f(&buf[..n]))
         }
     })
 }
 
-/// Read and parse one file with `parse`; a file that cannot be read is an issue.
+/// Read and parse one file with `parse` (opened by `at` when given, else by its path); a
+/// file that cannot be read is an issue.
 fn parse_file<T>(
     path: &Path,
+    at: Option<At<'_>>,
     file: &str,
     issues: &mut Vec<Issue>,
     parse: impl FnOnce(&mut FileCtx<'_>) -> T,
 ) -> Option<T> {
     let mut found = Vec::new();
-    let parsed = with_file(path, |bytes| parse(&mut FileCtx::new(path, file, bytes, &mut found)));
+    let parse = |bytes: &[u8]| parse(&mut FileCtx::new(path, file, bytes, &mut found));
+    let parsed = match at {
+        Some(at) => with_opened(|| at.open(), parse),
+        None => with_file(path, parse),
+    };
     issues.append(&mut found);
     match parsed {
         Ok(t) => Some(t),
@@ -282,13 +341,15 @@ fn parse_file<T>(
 /// Parse every `*.json` file of `dir/sub` with `parse`, in name order.
 fn parse_dir<T>(
     dir: &Path,
+    cell_dir: &Dir,
     sub: &str,
     issues: &mut Vec<Issue>,
     parse: impl Fn(&mut FileCtx<'_>) -> Option<T>,
 ) -> Vec<T> {
     let d = dir.join(sub);
-    let names = match json_files(&d) {
-        Ok(n) => n,
+    let listed = open_dir(Some(cell_dir), &d, sub).and_then(|mut sd| json_files(&mut sd).map(|n| (sd, n)));
+    let (sub_dir, names) = match listed {
+        Ok(x) => x,
         Err(e) => {
             issues.push(unreadable(&d, &format!("{sub}/"), &e));
             return Vec::new();
@@ -297,20 +358,26 @@ fn parse_dir<T>(
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let file = format!("{sub}/{name}");
-        if let Some(Some(t)) = parse_file(&d.join(&name), &file, issues, &parse) {
+        let at = At { dir: &sub_dir, name: &name };
+        if let Some(Some(t)) = parse_file(&d.join(&name), Some(at), &file, issues, &parse) {
             out.push(t);
         }
     }
     out
 }
 
-fn read_config(cell: &mut Cell) {
+fn read_config(cell: &mut Cell, cell_dir: &Dir) {
     let dir = cell.dir.join("config");
+    let config_dir = open_dir(Some(cell_dir), &dir, "config");
     let mut found = Vec::new();
     for name in ["policies.json", "isolation.json", "permissions.json"] {
         let path = dir.join(name);
         let file = format!("config/{name}");
-        let read = with_file(&path, |bytes| {
+        let open = || match &config_dir {
+            Ok(d) => At { dir: d, name }.open(),
+            Err(_) => File::open(&path),
+        };
+        let read = with_opened(open, |bytes| {
             let mut cx = FileCtx::new(&path, &file, bytes, &mut found);
             match name {
                 "policies.json" => cell.policies = model::read_policies(&mut cx),
