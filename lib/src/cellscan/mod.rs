@@ -151,7 +151,7 @@ fn scan_cmd(ctx: &mut Ctx, args: &ScanArgs, dir: &Path, clock: &Clock, env: Env<
                 Format::Ndjson => render_ndjson(&recs),
                 Format::Text => Ok(render_text(&recs)),
             };
-            (c, bytes)
+            (scan::Seen::of(&c), bytes)
         })
     };
     scan::in_order(&cells, jobs, work, |r| {
@@ -159,10 +159,10 @@ fn scan_cmd(ctx: &mut Ctx, args: &ScanArgs, dir: &Path, clock: &Clock, env: Env<
         if seen % 500 == 0 {
             diag.progress(format_args!("scanned {seen}/{total} directories"));
         }
-        let Some((cell, bytes)) = r else { return Ok(()) };
+        let Some((seen, bytes)) = r else { return Ok(()) };
         scanned += 1;
-        dups.see(&cell);
-        let w = scan::worst(&cell);
+        dups.see_seen(&seen);
+        let w = seen.worst;
         if w.is_some_and(Level::is_bad) {
             troubled += 1;
         }

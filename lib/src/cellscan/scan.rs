@@ -1036,25 +1036,52 @@ pub struct DuplicateIds {
 
 impl DuplicateIds {
     pub fn see(&mut self, cell: &Cell) {
-        if cell.doc.as_ref().and_then(|d| d.cell_id.as_ref()).is_none() {
+        self.see_seen(&Seen::of(cell));
+    }
+
+    /// [`DuplicateIds::see`] from what a worker kept of the cell.
+    pub fn see_seen(&mut self, seen: &Seen) {
+        if !seen.has_cell_id {
             return;
         }
-        match self.first.get(&cell.id) {
+        match self.first.get(&seen.id) {
             Some(first) => {
-                let detail = format!("cell_id '{}' is also the id of {}", cell.id, first.display());
+                let detail = format!("cell_id '{}' is also the id of {}", seen.id, first.display());
                 let issue = Issue {
                     level: Level::Error,
                     problem: "duplicate_id",
                     file: Some("cell.json".into()),
-                    path: cell.dir.join("cell.json"),
+                    path: seen.dir.join("cell.json"),
                     detail,
                     age_s: None,
                 };
-                self.issues.push((cell.id.clone(), issue));
+                self.issues.push((seen.id.clone(), issue));
             }
             None => {
-                self.first.insert(cell.id.clone(), cell.dir.clone());
+                self.first.insert(seen.id.clone(), seen.dir.clone());
             }
+        }
+    }
+}
+
+/// What the writer needs of a scanned cell, so that the cell itself (hundreds of small
+/// allocations) is freed by the thread that read it rather than the one that writes.
+#[derive(Debug)]
+pub struct Seen {
+    pub id: String,
+    pub dir: PathBuf,
+    /// cell.json names the cell's id.
+    pub has_cell_id: bool,
+    pub worst: Option<Level>,
+}
+
+impl Seen {
+    pub fn of(cell: &Cell) -> Seen {
+        Seen {
+            id: cell.id.clone(),
+            dir: cell.dir.clone(),
+            has_cell_id: cell.doc.as_ref().and_then(|d| d.cell_id.as_ref()).is_some(),
+            worst: worst(cell),
         }
     }
 }
