@@ -24,6 +24,7 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::{fmt_ts, from_unix_f64};
 use crate::error::{Error, Result};
+use crate::ndjson::depth;
 use crate::store;
 
 /// Failures in a row after which an agent is unhealthy.
@@ -32,6 +33,9 @@ pub const UNHEALTHY_AFTER: u32 = 3;
 pub const MAX_METADATA_KEYS: usize = 256;
 /// Longest error message kept.
 pub const MAX_ERROR_CHARS: usize = 2000;
+/// Deepest nesting of a heartbeat's metadata: the state file nests it three levels deeper,
+/// and must stay readable (JSON readers stop at 128).
+pub const MAX_METADATA_DEPTH: usize = 32;
 
 /// An agent's health as the endpoint sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
@@ -228,7 +232,9 @@ impl Snapshot {
                 a.error_message = None;
                 a.status = Health::Healthy;
                 a.heartbeats += 1;
-                if let Some(md) = &ev.metadata {
+                // Metadata too deep to save (never accepted by the server) is left out.
+                let md = ev.metadata.as_ref().filter(|md| md.values().all(|v| depth(v) < MAX_METADATA_DEPTH));
+                if let Some(md) = md {
                     let new_keys = md.keys().filter(|k| !a.metadata.contains_key(*k)).count();
                     if a.metadata.len() + new_keys > MAX_METADATA_KEYS {
                         a.metadata = md.clone();
@@ -325,7 +331,7 @@ pub fn load(state: &Path) -> Result<Loaded> {
 
 /// Replay journal bytes over a snapshot. The flag says a gap was found (events between the
 /// snapshot and the first journal event are missing).
-fn replay(mut snapshot: Snapshot, journal: &[u8], jpath: &Path) -> (Loaded, bool) {
+pub fn replay(mut snapshot: Snapshot, journal: &[u8], jpath: &Path) -> (Loaded, bool) {
     let mut warnings = Vec::new();
     let mut replayed = 0;
     let mut rest = journal;
