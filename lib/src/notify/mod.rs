@@ -417,7 +417,9 @@ fn build_sinks<'d>(
 ) -> Result<Vec<Box<dyn Sink + 'd>>> {
     let a = &config.alerting;
     let timeout = a.raw.get("timeout_seconds").and_then(Value::as_f64).filter(|t| *t > 0.0).unwrap_or(10.0);
-    let http = sinks::Http::new(a, Duration::from_secs_f64(timeout));
+    // A day at most: any number may be written there, and no request is worth waiting longer.
+    let timeout = Duration::try_from_secs_f64(timeout).unwrap_or(Duration::MAX).min(Duration::from_secs(86_400));
+    let http = sinks::Http::new(a, timeout);
     let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
     let mut out: Vec<Box<dyn Sink + 'd>> = Vec::new();
     let mut missing = Vec::new();
@@ -602,7 +604,7 @@ fn silence_cmd(ctx: &mut Ctx, cli: &Cli, cmd: &SilenceCmd, files: &Files, clock:
                     .ok_or_else(|| Error::usage(format!("--starts: '{s}' is not an RFC 3339 time")))?,
                 None => now,
             };
-            let end = start + time::Duration::seconds(d.as_secs().min(100 * 365 * 86_400) as i64);
+            let end = clock::add_or_latest(start, d);
             if end <= now {
                 return Err(Error::usage("silence add: it would end before now"));
             }

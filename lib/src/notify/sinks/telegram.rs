@@ -46,7 +46,7 @@ impl<'d> Telegram<'d> {
             api: alerting.telegram_api_url.clone(),
             token: alerting.telegram_bot_token.clone(),
             chat_id: chat_id.to_string(),
-            max_wait: Duration::from_secs_f64(wait.unwrap_or(60.0)),
+            max_wait: wait.and_then(|w| Duration::try_from_secs_f64(w).ok()).unwrap_or(Duration::from_secs(60)),
             min: min_level(alerting, "telegram", Level::Info),
             diag,
         }
@@ -95,14 +95,16 @@ impl<'d> Telegram<'d> {
         let params = j.get("parameters");
         if reply.status == 429 {
             let after = params.and_then(|p| p.get("retry_after")).and_then(Value::as_f64).unwrap_or(1.0).max(0.0);
-            if Duration::from_secs_f64(after) > self.max_wait {
+            // Any number may come back, 1e300 included: past the limit is past the limit.
+            let wait = Duration::try_from_secs_f64(after).unwrap_or(Duration::MAX);
+            if wait > self.max_wait {
                 return Outcome::Failed(format!(
                     "HTTP 429: {}; retry_after {after}s is past the {}s wait limit",
                     self.http.redact(&desc),
                     self.max_wait.as_secs()
                 ));
             }
-            std::thread::sleep(Duration::from_secs_f64(after));
+            std::thread::sleep(wait);
             return Outcome::Retry;
         }
         if let Some(new) = params.and_then(|p| p.get("migrate_to_chat_id")).and_then(Value::as_i64) {
