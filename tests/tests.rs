@@ -7,6 +7,8 @@
 mod util;
 
 mod board;
+mod fuzz_corpus;
+mod hostile;
 mod notify;
 mod pipe;
 mod probe;
