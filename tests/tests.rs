@@ -7,6 +7,7 @@
 mod util;
 
 mod board;
+mod crash;
 mod fuzz_corpus;
 mod hostile;
 mod notify;
