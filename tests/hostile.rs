@@ -335,3 +335,24 @@ fn hostile_alert_titles_do_not_keep_the_exec_sink_from_running() {
     w.tool("notify").stdin(line).run().code(0);
     assert!(out.exists());
 }
+
+#[test]
+fn hostile_peers_a_silent_gitea_costs_one_timeout_per_run_not_one_per_alert() {
+    let hole = Blackhole::start();
+    let w = Workdir::new("hostile-gitea-silent");
+    alerting(
+        &w,
+        json!({"gitea_url": format!("http://{}", hole.addr), "gitea_repo": "ops/alerts", "gitea_token": "tok-123456",
+               "timeout_seconds": 1}),
+    );
+    let input: String = (0..6).map(|i| down(&format!("svc-{i}"))).collect();
+    let t = Instant::now();
+    let r = w.tool("notify").stdin(input).run();
+    r.code(1).stderr_has("gitea: 6 alert(s) not delivered");
+    assert!(t.elapsed() < Duration::from_secs(4), "took {:?}{r:?}", t.elapsed());
+    assert_eq!(w.read("home/state/outbox.jsonl").lines().count(), 6);
+    // The next run tries the outbox once, then gives up on the rest just as fast.
+    let t = Instant::now();
+    w.tool("notify").run().code(1);
+    assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
+}
