@@ -356,3 +356,21 @@ fn hostile_peers_a_silent_gitea_costs_one_timeout_per_run_not_one_per_alert() {
     w.tool("notify").run().code(1);
     assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
 }
+
+#[test]
+fn hostile_sizes_a_megabyte_alert_is_a_few_telegram_messages_not_hundreds() {
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = sent.clone();
+    let tg = HttpServer::start(move |_| {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Reply::json(200, &json!({"ok": true, "result": {"message_id": 1}}))
+    });
+    let w = Workdir::new("hostile-telegram-size");
+    alerting(&w, json!({"telegram_bot_token": "123:tok", "telegram_chat_id": "42", "telegram_api_url": tg.url("")}));
+    let message: String = (0..20_000).map(|i| format!("line {i} of a very long alert body\n")).collect();
+    let line = json!({"kind": "alert", "level": "error", "title": "huge", "message": message}).to_string();
+    let r = w.tool("notify").stdin(line).run();
+    r.code(0);
+    assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), 8, "{r:?}");
+    assert_eq!(r.kind("alert")[0]["message"].as_str().unwrap().len(), message.len(), "the record keeps it all");
+}

@@ -22,6 +22,10 @@ use crate::record::Level;
 /// Tries of one message (429 waits and fallbacks included).
 const TRIES: usize = 6;
 
+/// The most messages one batch is sent as: a record may carry megabytes of text, which
+/// would otherwise go out as hundreds of messages (and meet Telegram's rate limits).
+pub const MAX_PIECES: usize = 8;
+
 pub struct Telegram<'d> {
     http: Http,
     api: String,
@@ -120,7 +124,15 @@ impl<'d> Telegram<'d> {
     }
 
     fn pieces(batch: &[&Alert], delayed: bool) -> Vec<Doc> {
-        render::compose(batch, delayed).split(TELEGRAM_LIMIT)
+        let mut pieces = render::compose(batch, delayed).split(TELEGRAM_LIMIT);
+        if pieces.len() > MAX_PIECES {
+            let cut = pieces.len() - (MAX_PIECES - 1);
+            pieces.truncate(MAX_PIECES - 1);
+            pieces.push(render::note(&format!(
+                "… {cut} more message(s) of this alert were not sent; the whole text is in notify's alert records."
+            )));
+        }
+        pieces
     }
 }
 
