@@ -374,3 +374,15 @@ fn hostile_sizes_a_megabyte_alert_is_a_few_telegram_messages_not_hundreds() {
     assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), 8, "{r:?}");
     assert_eq!(r.kind("alert")[0]["message"].as_str().unwrap().len(), message.len(), "the record keeps it all");
 }
+
+#[test]
+fn hostile_sizes_notify_send_reads_at_most_a_mebibyte_of_message() {
+    let w = Workdir::new("hostile-send-size");
+    let mut stdin = b"first line \xff\xfe not UTF-8\n".to_vec();
+    stdin.resize(5 << 20, b'z');
+    let r = w.tool("notify").args(["send", "-", "--level", "warning"]).stdin(stdin).run();
+    r.code(0).stderr_has("the rest is cut");
+    let a = &r.kind("alert")[0];
+    assert!(a["message"].as_str().unwrap().len() <= (1 << 20) + 8, "{}", a["message"].as_str().unwrap().len());
+    assert!(a["title"].as_str().unwrap().starts_with("first line \u{fffd}\u{fffd} not UTF-8"), "{}", a["title"]);
+}

@@ -94,9 +94,19 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     match &cli.cmd {
         Some(Cmd::Send(s)) => {
             let message = if s.message == "-" {
-                let mut m = String::new();
-                std::io::stdin().read_to_string(&mut m).map_err(|e| Error::io("reading the message from stdin", e))?;
-                m
+                // A message, not a stream: at most 1 MiB is read (a runaway producer cannot
+                // exhaust memory); the rest is left unread.
+                const MAX_MESSAGE: u64 = 1 << 20;
+                let mut bytes = Vec::new();
+                std::io::stdin()
+                    .take(MAX_MESSAGE + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| Error::io("reading the message from stdin", e))?;
+                if bytes.len() as u64 > MAX_MESSAGE {
+                    bytes.truncate(MAX_MESSAGE as usize);
+                    diag.warn(format_args!("send: the message is longer than {MAX_MESSAGE} bytes; the rest is cut"));
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
             } else {
                 s.message.clone()
             };
