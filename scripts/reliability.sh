@@ -38,7 +38,7 @@ fi
 for s in "${sections[@]}"; do
     # shellcheck source=/dev/null
     . "scripts/reliability/$s.sh"
-    "reliability_$s"
+    "reliability_$s" || fail "section $s stopped early"
 done
 if [ "$failed" -ne 0 ]; then
     echo "reliability: something did not hold (see above)" >&2

@@ -4,8 +4,10 @@
 
 # rss_fd PID: "RSS_KiB FDS" of a live process.
 rss_fd() {
-    printf '%s %s\n' "$(awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0)" \
-        "$(find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
+    local rss fds
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || true)
+    fds=$(find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+    printf '%s %s\n' "${rss:-0}" "${fds:-0}"
 }
 
 reliability_load() {
