@@ -3,7 +3,6 @@
 //! is kept aside, and the pipe contract of `ingest`.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -11,12 +10,12 @@ use serde_json::{Value, json};
 
 use crate::util::{Run, Workdir};
 
-const SEED: &str = include_str!("fixtures/board/seed-board.json");
+const KIT_BOARD: &str = include_str!("fixtures/board/kit-board.json");
 
 /// A work dir whose home has the kit's board.
-fn seeded(name: &str) -> Workdir {
+fn with_kit_board(name: &str) -> Workdir {
     let w = Workdir::new(name);
-    w.write("home/state/board.json", SEED);
+    w.write("home/state/board.json", KIT_BOARD);
     w
 }
 
@@ -42,7 +41,7 @@ fn board(w: &Workdir, args: &[&str]) -> Run {
 
 #[test]
 fn board_the_kits_file_round_trips_byte_for_byte() {
-    let w = seeded("board-roundtrip");
+    let w = with_kit_board("board-roundtrip");
     let r = board(&w, &["list"]);
     r.code(0);
     let tasks = r.kind("task");
@@ -56,12 +55,12 @@ fn board_the_kits_file_round_trips_byte_for_byte() {
     let added = board(&w, &["add", "Temporary"]);
     added.code(0);
     let id = added.records()[0]["id"].as_str().unwrap().to_string();
-    assert_eq!(w.read("home/state/board.json.bak"), SEED, "the backup is the previous version");
+    assert_eq!(w.read("home/state/board.json.bak"), KIT_BOARD, "the backup is the previous version");
     let after = board_json(&w);
     assert_eq!(after["team"], "sre");
     assert_eq!(after["settings"], json!({"wip_limit": 5, "archived": null}));
     board(&w, &["rm", &id]).code(0);
-    assert_eq!(w.read("home/state/board.json"), SEED, "add then rm gives the kit's bytes back");
+    assert_eq!(w.read("home/state/board.json"), KIT_BOARD, "add then rm gives the kit's bytes back");
     assert_eq!(files_in(&w.path("home/state")), ["board.json", "board.json.bak", "board.lock"]);
 }
 
@@ -93,7 +92,7 @@ fn board_add_writes_the_record_and_the_kits_line() {
 
 #[test]
 fn board_move_done_edit_rm_by_id_prefix() {
-    let w = seeded("board-move");
+    let w = with_kit_board("board-move");
     let r = board(&w, &["move", "abc", "in-review", "--format", "text", "--now", "2026-11-23T10:00:00Z"]);
     r.code(0);
     assert_eq!(r.stdout, "Moved: task-abc123 — Investigate high latency on API (open → in-review)\n");
@@ -150,7 +149,7 @@ fn board_columns_are_the_boards_own() {
 
 #[test]
 fn board_list_filters() {
-    let w = seeded("board-list");
+    let w = with_kit_board("board-list");
     let titles = |args: &[&str]| -> Vec<String> {
         let mut a = vec!["list"];
         a.extend_from_slice(args);
@@ -177,7 +176,7 @@ fn board_list_filters() {
 
 #[test]
 fn board_stalled_uses_the_config_and_exits_1() {
-    let w = seeded("board-stalled");
+    let w = with_kit_board("board-stalled");
     // task-abd999 is in progress, last changed 2025-01-15T09:00:00.654321Z.
     let r = board(&w, &["stalled", "--now", "2025-01-16T10:00:00Z"]);
     r.code(1);
@@ -272,21 +271,8 @@ fn board_ingest_malformed_line_is_named_and_skipped() {
 
 /// Read one line of the tool's stdout, then close it, like `| head -1`.
 fn read_one_line_then_close(w: &Workdir, args: &[&str], input: String) {
-    let mut child = w.tool("board").args(args).spawn();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    {
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        assert!(first.starts_with("{\"kind\":"), "{first}");
-    }
-    feeder.join().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let first = w.tool("board").args(args).first_line_then_close(input);
+    assert!(first.starts_with("{\"kind\":"), "{first}");
 }
 
 #[test]
@@ -300,7 +286,7 @@ fn board_stdout_closed_early_is_silent_success() {
 
 #[test]
 fn board_a_corrupt_board_is_kept_aside_and_the_backup_used() {
-    let w = seeded("board-corrupt");
+    let w = with_kit_board("board-corrupt");
     board(&w, &["add", "second version"]).code(0);
     let good = w.read("home/state/board.json");
     board(&w, &["add", "third version"]).code(0);
@@ -462,7 +448,7 @@ fn board_writers_killed_at_random_points_never_leave_an_unreadable_board() {
 
 #[test]
 fn board_render_draws_columns_and_markdown() {
-    let w = seeded("board-render");
+    let w = with_kit_board("board-render");
     let r = board(&w, &["render", "--width", "80"]);
     r.code(0);
     let lines: Vec<&str> = r.stdout.lines().collect();

@@ -2,8 +2,8 @@
 //! Bot API, a remote Gitea; see `notify/telegram.rs` and `notify/gitea.rs`), a real HTTP
 //! receiver for the webhook, and real commands for the exec sink.
 
-mod gitea;
-mod telegram;
+pub mod gitea;
+pub mod telegram;
 
 use std::time::{Duration, Instant};
 
@@ -93,23 +93,8 @@ fn notify_stdout_closed_early_is_silent_success() {
     let w = setup("notify-head", json!({}));
     let input: String =
         (0..4000).map(|i| format!("{}\n", json!({"kind": "other", "n": i, "pad": "x".repeat(80)}))).collect();
-    let mut child = notify(&w, T0).spawn();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    {
-        use std::io::BufRead;
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        assert!(first.contains("\"kind\":\"other\""));
-    }
-    feeder.join().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let first = notify(&w, T0).first_line_then_close(input);
+    assert!(first.contains("\"kind\":\"other\""), "{first}");
 }
 
 #[test]
@@ -496,7 +481,7 @@ fn exec_gets_the_message_on_stdin() {
 // ---------------------------------------------------------------- send, silences, dry run
 
 #[test]
-fn send_is_the_seeds_alert_script_with_its_rate_file() {
+fn send_is_the_kits_alert_script_with_its_rate_file() {
     let tg = FakeTelegram::start();
     let w = setup("notify-send", tg_alerting(&tg));
     let r = w.tool("notify").args(["send", "API down <now> & then", "--topic", "api-health", "--level", "error"]).run();
@@ -504,13 +489,13 @@ fn send_is_the_seeds_alert_script_with_its_rate_file() {
     let sent = tg.sent();
     assert_eq!(sent[0].raw, "[ERROR] <b>Agent Ops Alert</b>\n\nAPI down &lt;now&gt; &amp; then");
     let rate: Value = serde_json::from_str(&w.read("home/state/alert-rate.json")).unwrap();
-    assert!(rate["api-health"].as_f64().unwrap() > 1.7e9, "the seed's {{topic: epoch seconds}}: {rate}");
+    assert!(rate["api-health"].as_f64().unwrap() > 1.7e9, "the Agent Ops Kit's {{topic: epoch seconds}}: {rate}");
     let again = w.tool("notify").args(["send", "API down again", "--topic", "api-health"]).run();
     again.code(0);
     again.stderr_has("rate limited: topic 'api-health' was sent within the last 300s");
     assert_eq!(alerts(&again)[0]["suppressed"], "rate_limit");
     assert_eq!(tg.sent().len(), 1);
-    // A rate entry written by the seed's script is honoured as well.
+    // A rate entry written by the Agent Ops Kit's script is honoured as well.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     w.write("home/state/alert-rate.json", format!("{{\"daily-uptime\": {}}}", now - 60.0));
     let r = w.tool("notify").args(["send", "report", "--topic", "daily-uptime"]).run();

@@ -40,27 +40,12 @@ fn probe_stdout_closed_early_is_silent_success() {
             format!("{}\n", json!({"name": format!("svc-{i:04}-{}", "x".repeat(60)), "type": "disk", "warning_gb": 0}))
         })
         .collect();
-    let mut child = w.tool("probe").args(["--services", "-", "--no-metrics"]).spawn();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    {
-        use std::io::BufRead;
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        assert!(first.contains("\"kind\":\"check\""));
-    } // the reader goes away, like `| head -1`
-    feeder.join().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let first = w.tool("probe").args(["--services", "-", "--no-metrics"]).first_line_then_close(input);
+    assert!(first.contains("\"kind\":\"check\""), "{first}");
 }
 
 /// The tools, for the contract tests every one of them must pass.
-const TOOLS: &[&str] = &["probe", "recover", "notify", "board", "tickmon"];
+const TOOLS: &[&str] = &["probe", "recover", "notify", "rollup", "board", "tickmon", "cellscan"];
 
 #[test]
 fn every_tool_has_help_and_version() {

@@ -57,7 +57,7 @@ fn url_checks_report_status_detail_and_latency() {
     let fail = r.named("check", "fail");
     assert_eq!((fail["status"].as_str(), fail["detail"].as_str()), (Some("down"), Some("HTTP 500 (expected 200)")));
     assert_eq!(r.named("check", "missing")["status"], "up");
-    assert_eq!(r.named("check", "implicit-url")["status"], "up", "type defaults to url as in the seed");
+    assert_eq!(r.named("check", "implicit-url")["status"], "up", "type defaults to url as in the Agent Ops Kit");
 }
 
 #[test]
@@ -226,18 +226,19 @@ fn port_checks_open_and_closed() {
 
 #[test]
 fn process_checks_see_a_real_process_come_and_go() {
+    // A name no other process on the machine has: argv[0] set by bash's exec -a.
     let marker = format!("pitcrew-proc-marker-{}", std::process::id());
     let w = Workdir::new("process");
-    let script = w.write("worker.sh", format!("#!/bin/sh\n# {marker}\nexec sleep 60\n"));
     let cfg = w.write(
         "services.json",
         pretty(&json!({"disk_check": false, "services": [
-            {"name": "worker", "type": "process", "process_name": format!("sleep 6[0]")}
+            {"name": "worker", "type": "process", "process_name": format!("^{marker} 6[0]$")}
         ]})),
     );
-    let mut child = std::process::Command::new("sh").arg(&script).spawn().unwrap();
+    let mut child =
+        std::process::Command::new("bash").arg("-c").arg(format!("exec -a {marker} sleep 60")).spawn().unwrap();
     assert!(crate::util::wait_until(5.0, || std::fs::read_to_string(format!("/proc/{}/cmdline", child.id()))
-        .is_ok_and(|c| c.starts_with("sleep"))));
+        .is_ok_and(|c| c.starts_with(&marker))));
     let run = || w.tool("probe").args(["--config", cfg.to_str().unwrap(), "--no-metrics"]).run();
     let up = run();
     let rec = up.named("check", "worker");
@@ -288,8 +289,8 @@ fn disk_check_on_the_real_disk() {
 }
 
 #[test]
-fn the_seed_disk_check_is_added_unless_disabled() {
-    let w = Workdir::new("seed-disk");
+fn the_kit_disk_check_is_added_unless_disabled() {
+    let w = Workdir::new("kit-disk");
     let cfg = w.write("services.json", r#"{"services": [], "disk_warning_gb": 0}"#);
     let r = w.tool("probe").args(["--config", cfg.to_str().unwrap(), "--no-metrics"]).run();
     r.code(0);
@@ -388,7 +389,7 @@ fn children_of_a_down_parent_are_suppressed() {
 }
 
 #[test]
-fn text_format_is_the_seeds() {
+fn text_format_is_the_kits() {
     let s = web();
     let (w, cfg) =
         setup("text", json!([{"name": "ok", "target": s.url("/ok")}, {"name": "fail", "target": s.url("/fail")}]));
@@ -424,7 +425,7 @@ fn metrics_files_get_whole_lines_even_from_concurrent_probes() {
     assert_eq!(lines.len(), 160);
     for l in lines {
         let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line ({e}): {l:.80}"));
-        // The seed's uptime calculator reads exactly these fields.
+        // The Agent Ops Kit's uptime calculator reads exactly these fields.
         assert!(
             v["name"].is_string() && v["status"].is_string() && v["latency_ms"].is_u64() && v["timestamp"].is_string()
         );

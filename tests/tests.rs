@@ -7,12 +7,15 @@
 mod util;
 
 mod board;
+mod cellscan;
 mod crash;
 mod fuzz_corpus;
 mod hostile;
 mod notify;
 mod pipe;
+mod pipelines;
 mod probe;
 mod recover;
+mod rollup;
 mod store;
 mod tickmon;

@@ -382,7 +382,7 @@ fn tickmon_check_window_default_month_and_text() {
     let r = w.tool("tickmon").args(["check", "--month", "2026-11", "--now", "2026-11-02T12:00:00Z"]).run();
     r.code(1); // cinder reported critical
     assert_eq!(r.named("tick", "beacon")["status"], "pending");
-    // On the 2nd of December the default month is still November (the seed's rule)...
+    // On the 2nd of December the default month is still November (the Agent Ops Kit's rule)...
     let r = w.tool("tickmon").args(["check", "--now", "2026-12-02T00:00:00Z"]).run();
     assert_eq!(r.named("tick", "atlas")["month"], "2026-11");
     // ...and from the 4th it is December, with a shorter window earlier.
@@ -482,21 +482,8 @@ fn tickmon_stdout_closed_early_is_silent_success() {
             format!("{}\n", json!({"kind": "check", "name": format!("svc-{i:04}-{}", "x".repeat(60)), "status": "up"}))
         })
         .collect();
-    let mut child = w.tool("tickmon").args(["check", "-", "--now", NOW]).spawn();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    {
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        assert!(first.contains("\"kind\":\"check\""));
-    }
-    feeder.join().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let first = w.tool("tickmon").args(["check", "-", "--now", NOW]).first_line_then_close(input);
+    assert!(first.contains("\"kind\":\"check\""), "{first}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 # Used by the demo and as the example's restart_command.
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
-log="${AGENT_OPS_HOME:-${TMPDIR:-/tmp}}/example-site.log"
+log_dir="${AGENT_OPS_HOME:-${TMPDIR:-/tmp}}"
+mkdir -p "$log_dir"
+log="$log_dir/example-site.log"
 nohup python3 -m http.server 18080 --bind 127.0.0.1 --directory "$here/examples/site" >"$log" 2>&1 </dev/null &
 # Wait until it answers, at most 5 seconds.
 i=0

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Run once on the 4th, after the 72-hour grace window: every active agent's tick, with an
-# RCA issue in Gitea for each one missing, critical or offline.
+# Run once on the 4th, after the 72-hour grace window: every active agent's tick, and an RCA
+# alert for each one missing, critical or offline. notify sends them to every configured
+# sink; the Gitea sink turns each into an issue (a comment if the issue is already open).
 set -eu
-tickmon check --rca | notify --sink gitea --sink telegram
+tickmon check --rca | notify

@@ -1,6 +1,6 @@
 //! Time: the clock every tool takes (`--now` fixes it for tests and replays), timestamps in
 //! RFC 3339 UTC with milliseconds, and lenient parsing of the timestamps other tools wrote
-//! (the seed's `2025-01-15T10:30:00.123456Z`, offsets, or naive ISO times taken as UTC).
+//! (the Agent Ops Kit's `2025-01-15T10:30:00.123456Z`, offsets, or naive ISO times taken as UTC).
 
 use std::time::{Duration, SystemTime};
 
@@ -101,7 +101,7 @@ pub fn from_unix_f64(secs: f64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
 }
 
-/// Parse a timestamp leniently: RFC 3339 (any offset, any fraction), the seed's
+/// Parse a timestamp leniently: RFC 3339 (any offset, any fraction), the Agent Ops Kit's
 /// `...isoformat() + "Z"` forms (`+00:00Z`), a naive `YYYY-MM-DDTHH:MM:SS[.fff]` taken as
 /// UTC, a space instead of `T`, or a bare date (midnight UTC).
 pub fn parse_ts(s: &str) -> Option<OffsetDateTime> {

@@ -1,4 +1,4 @@
-//! services.json (the seed's schema, unchanged, plus pitcrew's optional keys), the
+//! services.json (the Agent Ops Kit's schema, unchanged, plus pitcrew's optional keys), the
 //! environment overrides, and where every file lives.
 //!
 //! Loading never gives up on the whole file because one service is wrong: a service with a
@@ -26,7 +26,7 @@ pub fn process_env(key: &str) -> Option<String> {
     std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
-/// Where pitcrew's files live: the seed's `~/.agent-ops` layout.
+/// Where pitcrew's files live: the Agent Ops Kit's `~/.agent-ops` layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
     pub home: PathBuf,
@@ -270,7 +270,7 @@ pub enum HeartbeatSpec {
     Tick { agent: String, ticks_dir: PathBuf, max_age_seconds: u64 },
 }
 
-/// Alerting settings: the seed's keys plus pitcrew's sinks, after the environment overrides.
+/// Alerting settings: the Agent Ops Kit's keys plus pitcrew's sinks, after the environment overrides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alerting {
     pub telegram_bot_token: Secret,
@@ -862,7 +862,7 @@ pub fn env_from(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use
 mod tests {
     use super::*;
 
-    const SEED: &str = r#"{
+    const KIT_SERVICES: &str = r#"{
   "services": [
     {
       "name": "My Web App",
@@ -899,9 +899,9 @@ mod tests {
 }"#;
 
     #[test]
-    fn loads_the_seed_schema_and_reports_bad_services_by_line() {
+    fn loads_the_kit_schema_and_reports_bad_services_by_line() {
         let env = env_from(&[]);
-        let c = Config::parse(SEED.as_bytes(), Path::new("services.json"), &env).unwrap();
+        let c = Config::parse(KIT_SERVICES.as_bytes(), Path::new("services.json"), &env).unwrap();
         let names: Vec<_> = c.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["My Web App", "Local Dev Server", "Background Worker"]);
         assert_eq!(c.services[1].line, 10);
@@ -932,7 +932,7 @@ mod tests {
             ("CLAW_CODE_GITEA_URL", "http://g/"),
             ("GITEA_TOKEN", "tok"),
         ]);
-        let c = Config::parse(SEED.as_bytes(), Path::new("s.json"), &env).unwrap();
+        let c = Config::parse(KIT_SERVICES.as_bytes(), Path::new("s.json"), &env).unwrap();
         assert_eq!(c.alerting.telegram_bot_token.expose(), "123:abc");
         assert_eq!(c.alerting.gitea_url.as_deref(), Some("http://g"));
         assert_eq!(format!("{:?}", c.alerting.gitea_token), "Secret(***)");
@@ -940,7 +940,7 @@ mod tests {
     }
 
     #[test]
-    fn paths_follow_the_seed() {
+    fn paths_follow_the_kit() {
         let env = env_from(&[("HOME", "/home/u"), ("AGENT_OPS_METRICS_DIR", "/m")]);
         let p = Paths::resolve(None, None, &env);
         assert_eq!(p.config, PathBuf::from("/home/u/.agent-ops/config/services.json"));

@@ -18,8 +18,10 @@ pub fn command_for(tool: &str) -> Option<clap::Command> {
         "probe" => Some(crate::probe::command()),
         "recover" => Some(crate::recover::command()),
         "notify" => Some(crate::notify::command()),
+        "rollup" => Some(crate::rollup::command()),
         "board" => Some(crate::board::command()),
         "tickmon" => Some(crate::tickmon::command()),
+        "cellscan" => Some(crate::cellscan::command()),
         _ => None,
     }
 }

@@ -1,8 +1,8 @@
 //! The record kinds that travel through the pipe, as serde types.
 //!
 //! Every record has `kind` and `timestamp`; field names are snake_case except board tasks,
-//! which keep the seed's `createdAt`/`updatedAt`. A line without `kind` that has `name` and
-//! `status` is the seed's metric line and is read as a `check`. Each type keeps the fields it
+//! which keep the Agent Ops Kit's `createdAt`/`updatedAt`. A line without `kind` that has `name` and
+//! `status` is the Agent Ops Kit's metric line and is read as a `check`. Each type keeps the fields it
 //! does not know in `extra`, so a record read and written again loses nothing.
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -59,7 +59,7 @@ impl Kind {
     }
 }
 
-/// The kind of a parsed line. The seed's metric line (`name` and `status`, no `kind`) is a
+/// The kind of a parsed line. The Agent Ops Kit's metric line (`name` and `status`, no `kind`) is a
 /// check.
 pub fn kind_of(v: &Value) -> Kind {
     match v.get("kind") {
@@ -93,7 +93,7 @@ impl CheckStatus {
         }
     }
 
-    /// The seed's text-report tag: `[OK]`, `[WARN]`, `[FAIL]`.
+    /// The Agent Ops Kit's text-report tag: `[OK]`, `[WARN]`, `[FAIL]`.
     pub fn tag(self) -> &'static str {
         match self {
             CheckStatus::Up => "OK",
@@ -107,7 +107,7 @@ fn kind_check() -> String {
     "check".into()
 }
 
-/// One check of one service: the seed's metric line plus kind, type, target and
+/// One check of one service: the Agent Ops Kit's metric line plus kind, type, target and
 /// type-specific fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
@@ -172,7 +172,7 @@ impl Check {
         }
     }
 
-    /// The seed's text line: `[OK] name - detail (12ms)`.
+    /// The Agent Ops Kit's text line: `[OK] name - detail (12ms)`.
     pub fn text_line(&self) -> String {
         let detail = if self.detail.is_empty() { String::new() } else { format!(" - {}", self.detail) };
         let lat = if self.latency_ms > 0 { format!(" ({}ms)", self.latency_ms) } else { String::new() };
@@ -201,7 +201,7 @@ pub struct Perf {
     pub max: Option<f64>,
 }
 
-/// Outcome of a restart attempt: the seed's four outcomes, and `skipped` (not attempted: a
+/// Outcome of a restart attempt: the Agent Ops Kit's four outcomes, and `skipped` (not attempted: a
 /// dependency is still down, or a dry run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -330,7 +330,7 @@ impl Level {
         }
     }
 
-    /// The seed's message prefix.
+    /// The Agent Ops Kit's message prefix.
     pub fn prefix(self) -> &'static str {
         match self {
             Level::Info => "[INFO]",
@@ -372,7 +372,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_metric_lines_are_checks() {
+    fn kit_metric_lines_are_checks() {
         let v: Value = serde_json::from_str(
             r#"{"name":"My App","status":"up","latency_ms":145,"timestamp":"2025-01-15T10:30:00Z"}"#,
         )
@@ -393,7 +393,7 @@ mod tests {
     }
 
     #[test]
-    fn text_line_matches_the_seed() {
+    fn text_line_matches_the_kit() {
         let mut c = Check::new("API", "url", "http://x", CheckStatus::Up, "HTTP 200".into());
         c.latency_ms = 12;
         assert_eq!(c.text_line(), "[OK] API - HTTP 200 (12ms)");

@@ -1,15 +1,15 @@
 //! The restart engine shared by `recover` (services) and `cellscan revive` (agents): the
-//! seed's rules for when to try again, a ledger of attempts, and the command run in its own
+//! Agent Ops Kit's rules for when to try again, a ledger of attempts, and the command run in its own
 //! process group under a time limit.
 //!
-//! Rules, in the seed's order: within `cooldown_seconds` of the last attempt, do nothing
+//! Rules, in the Agent Ops Kit's order: within `cooldown_seconds` of the last attempt, do nothing
 //! (`cooldown`); after `reset_after_seconds` without an attempt, forget the count; at
 //! `max_attempts`, give up (`max_attempts`) until that quiet period passes; otherwise run the
 //! command and count the attempt. Restarts are also remembered with their times, so a
 //! service restarted `flap_restarts` times within `flap_window_seconds` is called flapping
 //! even when every restart "worked".
 //!
-//! The ledger is the seed's `recovery.json` (`{name: {attempts, last_attempt,
+//! The ledger is the Agent Ops Kit's `recovery.json` (`{name: {attempts, last_attempt,
 //! last_success}}`, times in seconds since the epoch), plus `restarts`, the recent restart
 //! times. Callers hold its lock for their whole run (see [`Ledger::open`]).
 
@@ -51,7 +51,7 @@ impl Policy {
 }
 
 impl Default for Policy {
-    /// The seed's defaults: 300 s cooldown, 3 attempts, 30 s timeout, reset after an hour;
+    /// The Agent Ops Kit's defaults: 300 s cooldown, 3 attempts, 30 s timeout, reset after an hour;
     /// flapping at 3 restarts within an hour.
     fn default() -> Policy {
         Policy {
@@ -93,8 +93,8 @@ pub enum Decision {
 }
 
 impl Entry {
-    /// Apply the seed's rules at time `now` (seconds since the epoch). Resets the attempt
-    /// count after a quiet period, as the seed did.
+    /// Apply the Agent Ops Kit's rules at time `now` (seconds since the epoch). Resets the attempt
+    /// count after a quiet period, as the Agent Ops Kit did.
     ///
     /// A last attempt in the future (the clock was set back) counts as made `now`: the
     /// cooldown still holds, and ends, instead of lasting until the clock catches up. Callers
@@ -214,7 +214,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_seeds_rules() {
+    fn the_kits_rules() {
         let p = Policy::default();
         let mut e = Entry::default();
         let t0 = 1_000_000.0;
@@ -236,9 +236,9 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_seeds_ledger() {
-        let seed = r#"{"Web Server": {"attempts": 2, "last_attempt": 1736937000.5, "last_success": 1736937000.5}}"#;
-        let l: BTreeMap<String, Entry> = serde_json::from_str(seed).unwrap();
+    fn reads_the_kits_ledger() {
+        let kit = r#"{"Web Server": {"attempts": 2, "last_attempt": 1736937000.5, "last_success": 1736937000.5}}"#;
+        let l: BTreeMap<String, Entry> = serde_json::from_str(kit).unwrap();
         assert_eq!(l["Web Server"].attempts, 2);
         assert!(l["Web Server"].restarts.is_empty());
     }

@@ -28,11 +28,15 @@ for i in range(count):
 PY
 
 section "board and the kit's own Python writers exclude each other through board.lock"
+writers=()
 for s in 1 2 3 4; do
     python3 "$work/kit_writer.py" "$board_home/state" "$s" 50 &
+    writers+=($!)
     (for i in $(seq 1 50); do AGENT_OPS_HOME="$board_home" "$bin/board" add "board $s $i" >/dev/null; done) &
+    writers+=($!)
 done
-wait
+# Wait for these writers only: other parts leave servers running in the background.
+for w in "${writers[@]}"; do wait "$w"; done
 jq -e -s 'length == 1 and (.[0].tasks | length) == 400 and ([.[0].tasks[].id] | unique | length) == 400' "$board_file" >/dev/null \
     || fail "400 tasks with unique ids expected: $(jq -c '[(.tasks | length), ([.tasks[].id] | unique | length)]' "$board_file")"
 python3 -c 'import json, sys; b = json.load(open(sys.argv[1])); assert len(b["tasks"]) == 400' "$board_file" \

@@ -13,11 +13,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::Value;
 
 /// Environment variables that would leak the developer's setup into a test.
-const SCRUBBED: &[&str] = &[
+pub const SCRUBBED: &[&str] = &[
     "AGENT_OPS_HOME",
     "AGENT_OPS_CONFIG",
     "AGENT_OPS_LOG_DIR",
     "AGENT_OPS_METRICS_DIR",
+    "AGENT_OPS_MISSIONS",
+    "AGENT_OPS_HEARTBEAT_TOKEN",
+    "PITCREW_MISSIONS",
+    "PITCREW_BIN",
     "TELEGRAM_BOT_TOKEN",
     "TELEGRAM_CHAT_ID",
     "TELEGRAM_API_URL",
@@ -156,6 +160,28 @@ impl Tool {
     pub fn spawn(mut self) -> Child {
         self.cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         self.cmd.spawn().unwrap()
+    }
+
+    /// Feed `input` and read one line of the output, then close the pipe as `| head -1`
+    /// does; the tool must then end at once, exit 0 and say nothing. The line is returned.
+    #[track_caller]
+    pub fn first_line_then_close(self, input: String) -> String {
+        use std::io::{BufRead, BufReader};
+        let mut child = self.spawn();
+        let mut stdin = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+        let mut first = String::new();
+        {
+            let mut out = BufReader::new(child.stdout.take().unwrap());
+            out.read_line(&mut first).unwrap();
+        } // the reader goes away
+        feeder.join().unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "exit status with stdout closed early");
+        assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+        first
     }
 }
 

@@ -125,7 +125,7 @@ pub enum Command {
     /// Turn uptime breaches and alerts read as NDJSON into tasks, each once
     #[command(after_help = "Examples:
   rollup --days 1 | board ingest
-  rollup --days 1 --sla 99.9 | board ingest --pass-through | notify
+  rollup --days 1 --sla 99.9 | board ingest | notify
   notify < checks.ndjson | board ingest --owner oncall")]
     Ingest(IngestArgs),
 

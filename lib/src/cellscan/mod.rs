@@ -1,11 +1,373 @@
-//! cellscan (being built).
+//! cellscan: mission cells — validate them, watch their agents and tasks, revive failed
+//! agents by policy, and create and change cells with validated files.
+//!
+//! The pieces: [`model`] reads and validates each file of a cell, [`scan`] reads whole cells
+//! (in parallel, results in directory order), checks them and makes records, [`heartbeat`]
+//! asks tickmon serve for agent health, [`revive`] acts on failed agents with the restart
+//! engine, [`create`] writes cells, and [`watch`] repeats a scan writing only changes.
 
+pub mod cli;
+pub mod create;
+pub mod heartbeat;
+pub mod model;
+pub mod revive;
+pub mod scan;
+pub mod watch;
+
+use std::collections::HashSet;
 use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use crate::entry::Ctx;
+use clap::{CommandFactory, Parser};
+use serde_json::Value;
+
+use self::cli::{Cli, Command, Format, HeartbeatArgs, ReviveArgs, ScanArgs};
+use self::heartbeat::{AgentState, Heartbeat};
+use self::model::AgentStatus;
+use self::revive::ReviveCtx;
+use self::scan::{AgentHealth, DuplicateIds, Rec, ScanCtx};
+use crate::clock::Clock;
+use crate::config::{self, Env, Paths, Secret};
+use crate::entry::{Ctx, Diag};
 use crate::error::{Error, Result, Status};
+use crate::ndjson::{self, Source};
+use crate::record::{self, Kind, Level};
+use crate::util::is_safe_id;
+
+/// cellscan's clap definition (for completions and man pages).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
 
 /// The `cellscan` tool.
-pub fn main(_ctx: &mut Ctx, _args: Vec<OsString>) -> Result<Status> {
-    Err(Error::other("not built yet"))
+pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
+    let cli = Cli::try_parse_from(args)?;
+    ctx.out.set_line_buffered(cli.common.line_buffered);
+    let env = config::process_env;
+    let paths = cli.common.paths(&env);
+    let clock = cli.common.clock()?;
+    let missions = |dir: &Option<PathBuf>| missions_dir(dir.as_deref(), cli.missions.as_deref(), &paths, &env);
+    match &cli.command {
+        Command::Scan(a) => scan_cmd(ctx, a, &missions(&a.dir), &clock, &env),
+        Command::Revive(a) => revive_cmd(ctx, &cli, a, &missions(&a.dir), &clock, &env),
+        Command::Init(a) => {
+            if let Some(w) = create::init_warnings(a) {
+                ctx.diag.warn(w);
+            }
+            create::init(a, &missions(&a.dir), &clock, cli.dry_run, &mut ctx.out)
+        }
+        Command::AddAgent(a) => create::add_agent(a, &missions(&None), &clock, cli.dry_run, &mut ctx.out),
+        Command::AddTask(a) => create::add_task(a, &missions(&None), &clock, cli.dry_run, &mut ctx.out),
+        Command::SetAgent(a) => create::set_agent(a, &missions(&None), &clock, cli.dry_run, &mut ctx.out),
+        Command::SetTask(a) => create::set_task(a, &missions(&None), &clock, cli.dry_run, &mut ctx.out),
+    }
+}
+
+/// The missions directory: the command's DIR, else `--missions`, else AGENT_OPS_MISSIONS,
+/// else HOME/missions.
+pub fn missions_dir(dir: Option<&Path>, flag: Option<&Path>, paths: &Paths, env: Env<'_>) -> PathBuf {
+    dir.or(flag)
+        .map(Path::to_path_buf)
+        .or_else(|| env("AGENT_OPS_MISSIONS").map(PathBuf::from))
+        .unwrap_or_else(|| paths.home.join("missions"))
+}
+
+/// The heartbeat endpoint of the command line, if any.
+fn heartbeat_of(a: &HeartbeatArgs, env: Env<'_>) -> Result<Option<Heartbeat>> {
+    let Some(url) = &a.heartbeat_url else { return Ok(None) };
+    let token = match &a.heartbeat_token_file {
+        Some(p) => {
+            let t = std::fs::read_to_string(p).map_err(|e| Error::path("cannot read token file", p, e))?;
+            let t = t.trim();
+            if t.is_empty() {
+                return Err(Error::usage(format!("--heartbeat-token-file: {} is empty", p.display())));
+            }
+            Some(Secret::new(t))
+        }
+        None => env("AGENT_OPS_HEARTBEAT_TOKEN").map(Secret::new),
+    };
+    Heartbeat::new(url, token, a.heartbeat_timeout).map(Some)
+}
+
+fn jobs_of(jobs: Option<u32>) -> usize {
+    jobs.map(|j| j as usize).unwrap_or_else(scan::default_jobs)
+}
+
+/// `cellscan scan`.
+fn scan_cmd(ctx: &mut Ctx, args: &ScanArgs, dir: &Path, clock: &Clock, env: Env<'_>) -> Result<Status> {
+    let jobs = jobs_of(args.jobs);
+    if let Some(interval) = args.watch {
+        // Before any other thread exists, so that every thread has the signals blocked.
+        let (stop, _keep) = watch::stop_channel()?;
+        let hb = heartbeat_of(&args.heartbeat, env)?;
+        let Ctx { out, diag, .. } = ctx;
+        out.set_line_buffered(true);
+        let diag: &Diag = diag;
+        let scan_once = || -> Result<(Vec<Value>, String)> {
+            if let Some(h) = &hb {
+                h.reset();
+            }
+            let cells = scan::list_cells(dir)?;
+            let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref() };
+            let mut all = Vec::new();
+            let mut dups = DuplicateIds::default();
+            let work = |d: &PathBuf| {
+                scan::scan_cell(d, &sctx).map(|(c, h)| {
+                    let values: Result<Vec<Value>> = scan::records(&c, &h, &sctx.stamp).iter().map(to_value).collect();
+                    (c, values)
+                })
+            };
+            scan::in_order(&cells, jobs, work, |r| {
+                if let Some((c, values)) = r {
+                    dups.see(&c);
+                    all.extend(values?);
+                }
+                Ok(())
+            })?;
+            for (id, issue) in &dups.issues {
+                all.push(to_value(&scan::finding(id, issue, &sctx.stamp))?);
+            }
+            Ok((all, sctx.stamp))
+        };
+        watch::run(out, interval, &stop, scan_once, &|e| diag.error(e))?;
+        return Ok(Status::Ok);
+    }
+
+    let hb = heartbeat_of(&args.heartbeat, env)?;
+    let cells = scan::list_cells(dir)?;
+    let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref() };
+    let format = args.format;
+    let Ctx { out, diag, .. } = ctx;
+    let mut worst: Option<Level> = None;
+    let mut dups = DuplicateIds::default();
+    let (mut scanned, mut troubled, mut seen) = (0usize, 0usize, 0usize);
+    let total = cells.len();
+    let work = |d: &PathBuf| {
+        scan::scan_cell(d, &sctx).map(|(c, h)| {
+            let recs = scan::records(&c, &h, &sctx.stamp);
+            let bytes = match format {
+                Format::Ndjson => render_ndjson(&recs),
+                Format::Text => Ok(render_text(&recs)),
+            };
+            (c, bytes)
+        })
+    };
+    scan::in_order(&cells, jobs, work, |r| {
+        seen += 1;
+        if seen % 500 == 0 {
+            diag.progress(format_args!("scanned {seen}/{total} directories"));
+        }
+        let Some((cell, bytes)) = r else { return Ok(()) };
+        scanned += 1;
+        dups.see(&cell);
+        let w = scan::worst(&cell);
+        if w.is_some_and(Level::is_bad) {
+            troubled += 1;
+        }
+        worst = worst.max(w);
+        out.write_all(&bytes?)?;
+        Ok(())
+    })?;
+    diag.clear_progress();
+    for (id, issue) in &dups.issues {
+        worst = worst.max(Some(issue.level));
+        let f = scan::finding(id, issue, &sctx.stamp);
+        match format {
+            Format::Ndjson => ndjson::write(out, &f)?,
+            Format::Text => writeln!(out, "[{}] {}: {}", tag(Some(f.level)), f.problem, f.detail)?,
+        }
+    }
+    if format == Format::Text {
+        if troubled == 0 {
+            writeln!(out, "\n{scanned} cell(s), no problems.")?;
+        } else {
+            writeln!(out, "\n{scanned} cell(s), {troubled} with problems.")?;
+        }
+    }
+    Ok(Status::failures_if(worst.is_some_and(Level::is_bad)))
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| Error::other(format!("serializing a record: {e}")))
+}
+
+fn render_ndjson(recs: &[Rec]) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(recs.len() * 320);
+    for r in recs {
+        ndjson::write(&mut buf, r)?;
+    }
+    Ok(buf)
+}
+
+fn tag(level: Option<Level>) -> &'static str {
+    match level {
+        Some(Level::Error | Level::Critical) => "FAIL",
+        Some(Level::Warning) => "WARN",
+        _ => "OK",
+    }
+}
+
+/// One line a cell, its unhealthy agents and its findings indented under it.
+fn render_text(recs: &[Rec]) -> Vec<u8> {
+    let mut s = String::new();
+    let Some(Rec::Cell(c)) = recs.first() else { return Vec::new() };
+    let worst = recs.iter().filter_map(|r| if let Rec::Finding(f) = r { Some(f.level) } else { None }).max();
+    let t = &c.tasks;
+    s.push_str(&format!(
+        "[{}] {} ({}) {}: {} agent(s), {} task(s): {} pending, {} in progress, {} completed, {} failed",
+        tag(worst),
+        c.mission_name.unwrap_or("?"),
+        c.cell,
+        c.status.unwrap_or("?"),
+        c.agents,
+        t.pending + t.in_progress + t.completed + t.failed,
+        t.pending,
+        t.in_progress,
+        t.completed,
+        t.failed,
+    ));
+    if c.problems > 0 {
+        s.push_str(&format!("; {} problem(s)", c.problems));
+    }
+    s.push('\n');
+    for r in recs {
+        match r {
+            Rec::Agent(a) if a.health != "healthy" => s.push_str(&format!(
+                "    agent {}: {}, {} ({})\n",
+                a.agent,
+                a.status.unwrap_or("?"),
+                a.health,
+                a.health_source
+            )),
+            Rec::Finding(f) => {
+                s.push_str(&format!("    [{}] {}: {}\n", f.level.as_str().to_uppercase(), f.problem, f.detail))
+            }
+            _ => {}
+        }
+    }
+    s.into_bytes()
+}
+
+/// `cellscan revive`.
+fn revive_cmd(ctx: &mut Ctx, cli: &Cli, args: &ReviveArgs, dir: &Path, clock: &Clock, env: Env<'_>) -> Result<Status> {
+    let mut approved = HashSet::new();
+    for a in &args.approve {
+        match a.split_once('/') {
+            Some((c, g)) if is_safe_id(c) && is_safe_id(g) => {
+                approved.insert(a.clone());
+            }
+            _ => return Err(Error::usage(format!("--approve: '{a}' is not CELL/AGENT"))),
+        }
+    }
+    let hb = heartbeat_of(&args.heartbeat, env)?;
+    let used = Mutex::new(HashSet::new());
+    let jobs = jobs_of(args.jobs);
+    let Ctx { out, diag, .. } = ctx;
+    let diag: &Diag = diag;
+    let rctx =
+        ReviveCtx { clock, dry_run: cli.dry_run, approved: &approved, used: &used, heartbeat: hb.as_ref(), diag };
+    let mut unresolved = 0usize;
+    if args.from.is_empty() {
+        let cells = scan::list_cells(dir)?;
+        let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref() };
+        let work = |d: &PathBuf| {
+            let (cell, health) = scan::scan_cell(d, &sctx)?;
+            let targets: Vec<(usize, AgentHealth)> =
+                health.into_iter().enumerate().filter(|(_, h)| h.needs_revival).collect();
+            Some(revive::revive_cell(&cell, &targets, &rctx))
+        };
+        scan::in_order(&cells, jobs, work, |r| {
+            if let Some(r) = r {
+                for rec in &r.records {
+                    ndjson::write(out, rec)?;
+                }
+                unresolved += r.unresolved;
+            }
+            Ok(())
+        })?;
+    } else {
+        let sources = Source::from_args(&args.from);
+        ndjson::for_each_value(&sources, cli.common.read_opts(), diag, |v, _pos| {
+            ndjson::write(out, &v)?;
+            if record::kind_of(&v) == Kind::Agent {
+                let r = revive_from_record(&v, dir, clock, &rctx);
+                for rec in &r.records {
+                    ndjson::write(out, rec)?;
+                }
+                unresolved += r.unresolved;
+            }
+            Ok(())
+        })?;
+    }
+    let used = used.into_inner().unwrap_or_default();
+    let mut unused: Vec<&String> = approved.iter().filter(|a| !used.contains(*a)).collect();
+    unused.sort();
+    for a in unused {
+        diag.warn(format_args!("--approve {a}: no agent there needs reviving"));
+    }
+    Ok(Status::failures_if(unresolved > 0))
+}
+
+/// Revive the agent an `agent` record of a scan names, when the record says it is failed or
+/// unhealthy and its cell's files agree. The command still comes only from the cell's own
+/// config/policies.json.
+fn revive_from_record(v: &Value, missions: &Path, clock: &Clock, rctx: &ReviveCtx<'_>) -> revive::Revived {
+    let mut done = revive::Revived::default();
+    let status = record::str_field(v, "status");
+    let hb_unhealthy =
+        record::str_field(v, "health") == "unhealthy" && record::str_field(v, "health_source") == "heartbeat";
+    if status != "failed" && !hb_unhealthy {
+        return done;
+    }
+    let cell_id = record::str_field(v, "cell");
+    let agent_id = record::str_field(v, "agent");
+    let found =
+        locate(v, cell_id, missions).and_then(|c| c.agents.iter().position(|a| a.id == agent_id).map(|i| (c, i)));
+    let Some((mut cell, i)) = found else {
+        let stamp = clock.stamp();
+        let issue = model::Issue {
+            level: Level::Warning,
+            problem: "unknown_agent",
+            file: None,
+            path: missions.to_path_buf(),
+            detail: format!(
+                "an agent record names agent '{agent_id}' of cell '{cell_id}', which is not in {} or at its path",
+                missions.display()
+            ),
+            age_s: None,
+        };
+        let mut f = scan::finding(cell_id, &issue, &stamp);
+        f.subject = format!("{cell_id}/{agent_id}");
+        done.records.push(revive::Out::Finding(f));
+        done.unresolved += 1;
+        return done;
+    };
+    let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: None };
+    scan::check(&mut cell, sctx.now);
+    let mut health = scan::assess(&mut cell, &sctx);
+    let mut h = health.swap_remove(i);
+    let alive = matches!(cell.agents[i].status.value, Some(AgentStatus::Active | AgentStatus::Idle));
+    if hb_unhealthy && alive {
+        h.needs_revival = true;
+        h.health = "unhealthy";
+        h.source = "heartbeat";
+        h.state = v.get("heartbeat").and_then(|s| serde_json::from_value::<AgentState>(s.clone()).ok());
+    }
+    if !h.needs_revival {
+        return done;
+    }
+    revive::revive_cell(&cell, &[(i, h)], rctx)
+}
+
+/// The cell an agent record belongs to: the cell directory of its `path`, else the cell
+/// named by its `cell` under the missions directory.
+fn locate(v: &Value, cell_id: &str, missions: &Path) -> Option<scan::Cell> {
+    let by_path = v
+        .get("path")
+        .and_then(Value::as_str)
+        .and_then(|p| Path::new(p).parent().and_then(Path::parent).map(Path::to_path_buf));
+    let by_id = if is_safe_id(cell_id) { create::resolve_cell(cell_id, missions).ok() } else { None };
+    [by_path, by_id].into_iter().flatten().filter_map(|d| scan::load_cell(&d)).find(|c| c.id == cell_id)
 }

@@ -73,7 +73,7 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Send one message now, like the seed's alert script (rate-limited per topic)
+    /// Send one message now, like the Agent Ops Kit's alert script (rate-limited per topic)
     #[command(after_help = "Examples:
   notify send \"API down\" --topic api-health --level error
   notify send \"Recovered\" --level recovery --topic recovery-api

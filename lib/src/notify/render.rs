@@ -2,7 +2,7 @@
 //! rendered as Telegram HTML (escaped with `html-escape`) or as plain text, and split into
 //! pieces that fit Telegram's limit.
 //!
-//! The message keeps the seed's head (`[ERROR] Agent Ops Alert`), then one section per kind
+//! The message keeps the Agent Ops Kit's head (`[ERROR] Agent Ops Alert`), then one section per kind
 //! of trouble with a summary ("3 services down: api, db, web") and a line per subject,
 //! children of a down parent listed under its line, alerts that came as they are with their
 //! title and message, and the recoveries last.
@@ -20,7 +20,7 @@ use crate::record::Level;
 /// Telegram's limit on a message's text.
 pub const TELEGRAM_LIMIT: usize = 4096;
 
-/// The seed's title line.
+/// The Agent Ops Kit's title line.
 pub const HEAD: &str = "Agent Ops Alert";
 
 /// A run of text, bold or not.
@@ -194,9 +194,9 @@ fn clock_time(ts: &str) -> String {
     }
 }
 
-/// The seed's message for `notify send`: `[LEVEL] *Agent Ops Alert*`, a blank line, the
+/// The Agent Ops Kit's message for `notify send`: `[LEVEL] *Agent Ops Alert*`, a blank line, the
 /// message.
-pub fn seed_message(level: Level, message: &str) -> Doc {
+pub fn kit_message(level: Level, message: &str) -> Doc {
     let mut d = Doc::default();
     d.line(Line::plain(format!("{} ", level.prefix())).push(HEAD, true));
     d.line(Line::default());
@@ -218,7 +218,7 @@ pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
     if let [only] = alerts {
         if !only.from_rules() && (only.title.is_empty() || only.title == HEAD || only.message.starts_with(&only.title))
         {
-            let mut d = seed_message(only.level, &only.message);
+            let mut d = kit_message(only.level, &only.message);
             if delayed {
                 d.line(Line::default());
                 d.line(Line::plain(format!("(raised {}, delivered late)", clock_time(&only.timestamp))));
@@ -365,8 +365,8 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_head_and_escaped_message() {
-        let d = seed_message(Level::Error, "a < b && c > d\nline 2");
+    fn the_kit_head_and_escaped_message() {
+        let d = kit_message(Level::Error, "a < b && c > d\nline 2");
         assert_eq!(d.html(), "[ERROR] <b>Agent Ops Alert</b>\n\na &lt; b &amp;&amp; c &gt; d\nline 2");
         assert_eq!(d.plain(), "[ERROR] Agent Ops Alert\n\na < b && c > d\nline 2");
     }

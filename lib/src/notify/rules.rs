@@ -9,7 +9,7 @@
 //! | check | `check:<name>` | down (error), degraded (warning) | up |
 //! | recovery | `recovery:<name>` | failed, max_attempts (error) | recovered |
 //! | recovery | `flapping:<name>` | `flapping: true` (warning) | recovered and not flapping |
-//! | uptime | `uptime:<name>` | status breach (warning) | status ok |
+//! | uptime | `uptime:<name>` | status breach (warning); without status, under 99.5% (warning), under 95% (error) | status ok; without status, 99.5% and over |
 //! | tick | `tick:<agent>:<month>` | missing (error), critical, offline (critical), degraded (warning) | healthy |
 //! | heartbeat | `heartbeat:<agent>` | unhealthy (error), degraded (warning) | healthy |
 //! | agent | `agent:<cell>/<agent>` | status failed (error) | any other status |
@@ -169,6 +169,10 @@ fn recovery(v: &Value) -> Vec<Observation> {
     out
 }
 
+/// The Agent Ops Kit's uptime report: OK at 99.5% and over, WARN from 95%, CRITICAL below.
+const KIT_OK_PERCENT: f64 = 99.5;
+const KIT_WARN_PERCENT: f64 = 95.0;
+
 fn uptime(v: &Value) -> Option<Observation> {
     let name = nonempty(str_field(v, "name"))?;
     let pct = v.get("uptime_percent").and_then(Value::as_f64);
@@ -178,13 +182,33 @@ fn uptime(v: &Value) -> Option<Observation> {
         (Some(p), None) => format!("{p}% uptime"),
         _ => String::new(),
     };
-    let o = Observation::new("uptime", format!("uptime:{name}"), name.into(), format!("{name} is below its SLA"))
-        .detail(detail);
-    match str_field(v, "status") {
-        "breach" => Some(o.bad(Level::Warning, "below SLA")),
-        "ok" => Some(o.good("within SLA")),
-        _ => None,
+    let sla_o = |title: String| Observation::new("uptime", format!("uptime:{name}"), name.into(), title);
+    match v.get("status") {
+        None | Some(Value::Null) => {}
+        Some(_) => {
+            let o = sla_o(format!("{name} is below its SLA")).detail(detail);
+            return match str_field(v, "status") {
+                "breach" => Some(o.bad(Level::Warning, "below SLA")),
+                "ok" => Some(o.good("within SLA")),
+                _ => None,
+            };
+        }
     }
+    // Without --sla rollup judges nothing: the kit's report thresholds do, so that
+    // `rollup --days 7 | notify` tells of services the kit's report marks WARN or CRITICAL.
+    // A service without checks says nothing (it never breaches).
+    let pct = pct?;
+    if v.get("total_checks").and_then(Value::as_u64) == Some(0) {
+        return None;
+    }
+    let o = sla_o(format!("{name} uptime is low")).detail(detail);
+    Some(if pct < KIT_WARN_PERCENT {
+        o.bad(Level::Error, "under 95% uptime")
+    } else if pct < KIT_OK_PERCENT {
+        o.bad(Level::Warning, "under 99.5% uptime")
+    } else {
+        o.good("uptime ok")
+    })
 }
 
 fn tick(v: &Value) -> Option<Observation> {
@@ -327,13 +351,16 @@ mod tests {
     }
 
     #[test]
-    fn checks_and_the_seeds_metric_lines() {
+    fn checks_and_the_kits_metric_lines() {
         let o = one(json!({"kind":"check","name":"api","status":"down","detail":"HTTP 500","suppressed_by":"gw"}));
         assert_eq!((o.subject.as_str(), o.bad, o.state.as_str()), ("check:api", Some(Level::Error), "down"));
         assert_eq!(o.parent.as_deref(), Some("gw"));
         assert_eq!(one(json!({"name":"api","status":"degraded"})).bad, Some(Level::Warning));
         assert_eq!(one(json!({"name":"api","status":"up"})).bad, None);
-        assert!(observe(&json!({"name":"Disk","status":"45"})).is_empty(), "the seed's odd statuses say nothing");
+        assert!(
+            observe(&json!({"name":"Disk","status":"45"})).is_empty(),
+            "the Agent Ops Kit's odd statuses say nothing"
+        );
     }
 
     #[test]
@@ -347,6 +374,27 @@ mod tests {
         let o = observe(&json!({"kind":"recovery","name":"api","outcome":"max_attempts"}));
         assert_eq!((o.len(), o[0].bad), (1, Some(Level::Error)));
         assert!(observe(&json!({"kind":"recovery","name":"api","outcome":"cooldown"})).is_empty());
+    }
+
+    #[test]
+    fn uptime_by_sla_or_else_by_the_kits_report_thresholds() {
+        let up = |extra: Value| {
+            let mut v = json!({"kind":"uptime","name":"api","uptime_percent":96.43,"total_checks":168});
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            observe(&v)
+        };
+        let o = up(json!({"sla_percent": 99.9, "status": "breach"}));
+        assert_eq!((o[0].bad, o[0].title.as_str()), (Some(Level::Warning), "api is below its SLA"));
+        assert_eq!(o[0].detail, "96.43% uptime (SLA 99.9%)");
+        assert_eq!(up(json!({"uptime_percent": 99.0, "sla_percent": 98.0, "status": "ok"}))[0].bad, None);
+        let o = up(json!({}));
+        assert_eq!(
+            (o[0].bad, o[0].state.as_str(), o[0].title.as_str()),
+            (Some(Level::Warning), "under 99.5% uptime", "api uptime is low")
+        );
+        assert_eq!(up(json!({"uptime_percent": 91.2}))[0].bad, Some(Level::Error));
+        assert_eq!(up(json!({"uptime_percent": 99.5}))[0].bad, None);
+        assert!(up(json!({"uptime_percent": 0.0, "total_checks": 0})).is_empty(), "no checks: nothing to say");
     }
 
     #[test]

@@ -2,16 +2,18 @@
 //!
 //! `state/notify.json` keeps, per subject, its level (absent when good), since when, how many
 //! runs in a row it has been bad, the level last announced (`notified`) and when
-//! (`last_sent`). The seed's `state/alert-rate.json` (`{topic: seconds since the epoch}`)
-//! keeps when each topic was last sent; notify reads and writes it the seed's way, so the
-//! seed's alert script and notify honour each other's rate limits.
+//! (`last_sent`). The Agent Ops Kit's `state/alert-rate.json` (`{topic: seconds since the epoch}`)
+//! keeps when each topic was last sent; notify reads and writes it the Agent Ops Kit's way, so the
+//! Agent Ops Kit's alert script and notify honour each other's rate limits.
 //!
 //! The decision ([`evaluate`]): a subject that is bad wants an alert when its level differs
 //! from the one announced, or when the announcement is older than `repeat_interval_seconds`;
 //! a subject that turned good after a bad level was announced wants a recovery alert (with
 //! `alert_on_recovery`). A wanted alert may be held back: silenced, inhibited (its parent is
 //! down), under the `--after` threshold, or rate-limited (its topic was sent within
-//! `rate_limit_seconds`). A held-back alert is still an alert record with `suppressed` set,
+//! `rate_limit_seconds`). A subject that was bad earlier in the run and good at its end (recover
+//! restarted it) gets its outage alert and, when that is not held back, its recovery alert in
+//! the same run. A held-back alert is still an alert record with `suppressed` set,
 //! and the subject's announcement stays outstanding, so the next run asks again: nothing is
 //! lost, only delayed. An alert that is not held back is raised: it is sent now, or queued in
 //! the outbox until it is, so the state records it as announced.
@@ -93,12 +95,12 @@ impl State {
     }
 }
 
-/// The seed's `alert-rate.json`: topic -> seconds since the epoch of the last send.
+/// The Agent Ops Kit's `alert-rate.json`: topic -> seconds since the epoch of the last send.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rates(pub BTreeMap<String, f64>);
 
 impl Rates {
-    /// Read the file the seed's lenient way: unreadable or not JSON is empty (and said).
+    /// Read the file the Agent Ops Kit's lenient way: unreadable or not JSON is empty (and said).
     pub fn load(path: &Path) -> (Rates, Option<String>) {
         match std::fs::read(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Rates::default(), None),
@@ -110,7 +112,7 @@ impl Rates {
         }
     }
 
-    /// Write it as the seed did (pretty, entries older than an hour pruned; here: older than
+    /// Write it as the Agent Ops Kit did (pretty, entries older than an hour pruned; here: older than
     /// an hour or the rate limit, whichever is longer).
     pub fn save(&self, path: &Path, now: f64, rate_limit_s: u64) -> Result<()> {
         let keep = (rate_limit_s as f64).max(3600.0);
@@ -155,6 +157,9 @@ pub enum Said {
 pub struct Input {
     order: Vec<String>,
     said: HashMap<String, Said>,
+    /// The last bad observation of each subject in this run: when a later record of the run
+    /// says the subject is good again (recover restarted it), the outage still happened.
+    bad_before: HashMap<String, Observation>,
     pub loose: Vec<Alert>,
 }
 
@@ -163,6 +168,9 @@ impl Input {
         let key = o.subject.clone();
         if let Some(Said::Alert(_)) = self.said.get(&key) {
             return;
+        }
+        if o.bad.is_some() {
+            self.bad_before.insert(key.clone(), o.clone());
         }
         self.put(key, Said::Rule(o));
     }
@@ -217,7 +225,20 @@ pub fn evaluate(
     let before = rates.clone();
     let mut alerts = Vec::new();
     let mut raised_topics = Vec::new();
-    let Input { order, mut said, loose } = input;
+    let Input { order, mut said, mut bad_before, loose } = input;
+    let hold = |a: &Alert, parent: bool, bad_runs: u32| {
+        if silences.muting(a, now).is_some() {
+            Some(Suppressed::Silenced)
+        } else if parent {
+            Some(Suppressed::Inhibited)
+        } else if bad_runs < policy.after {
+            Some(Suppressed::Threshold)
+        } else if before.limited(&a.topic, now_s, policy.rate_limit_s) {
+            Some(Suppressed::RateLimit)
+        } else {
+            None
+        }
+    };
     for key in order {
         let Some(s) = said.remove(&key) else { continue };
         let entry = state.subjects.entry(key.clone()).or_default();
@@ -255,17 +276,7 @@ pub fn evaluate(
                 };
                 a.repeat = repeat;
                 a.was = entry.notified.filter(|n| *n != level);
-                a.suppressed = if silences.muting(&a, now).is_some() {
-                    Some(Suppressed::Silenced)
-                } else if parent.is_some() {
-                    Some(Suppressed::Inhibited)
-                } else if entry.bad_runs < policy.after {
-                    Some(Suppressed::Threshold)
-                } else if before.limited(&a.topic, now_s, policy.rate_limit_s) {
-                    Some(Suppressed::RateLimit)
-                } else {
-                    None
-                };
+                a.suppressed = hold(&a, parent.is_some(), entry.bad_runs);
                 if a.suppressed.is_none() {
                     entry.notified = Some(level);
                     entry.last_sent = Some(stamp.clone());
@@ -277,9 +288,28 @@ pub fn evaluate(
             None => {
                 let was = entry.notified;
                 let since = entry.since.clone();
+                let earlier_bad_runs = if entry.level.is_some() { entry.bad_runs } else { 0 };
                 entry.level = None;
                 entry.bad_runs = 0;
                 let Some(was) = was else {
+                    // Bad earlier in this run and good at its end (a restart worked): the
+                    // outage is announced as it would have been, with its recovery after it.
+                    if let (Some(b), Said::Rule(good)) = (bad_before.remove(&key), &s) {
+                        let outage_since = if earlier_bad_runs > 0 { Some(since.as_str()) } else { None };
+                        let (mut outage, mut recovery) = healed_in_run(&b, good, &key, entry, outage_since, now);
+                        outage.suppressed = hold(&outage, b.parent.is_some(), earlier_bad_runs.saturating_add(1));
+                        let raised = outage.suppressed.is_none();
+                        if raised {
+                            raised_topics.push(outage.topic.clone());
+                        }
+                        alerts.push(outage);
+                        if raised && policy.alert_on_recovery {
+                            if silences.muting(&recovery, now).is_some() {
+                                recovery.suppressed = Some(Suppressed::Silenced);
+                            }
+                            alerts.push(recovery);
+                        }
+                    }
                     state.subjects.remove(&key);
                     continue;
                 };
@@ -309,7 +339,7 @@ pub fn evaluate(
         }
     }
     // Alerts without a subject: sent as they are, once per run, within the topic's limit
-    // (recoveries too, as the seed's alert script did).
+    // (recoveries too, as the Agent Ops Kit's alert script did).
     let mut seen = HashSet::new();
     for mut a in loose {
         if a.timestamp.is_empty() {
@@ -336,6 +366,31 @@ pub fn evaluate(
     mention_children(&mut alerts);
     state.subjects.retain(|_, e| ts(&e.last_seen).is_none_or(|t| (now - t).whole_seconds() < FORGET_AFTER_S));
     Decision { alerts }
+}
+
+/// The outage alert and the recovery alert of a subject that was bad (`bad`) earlier in this
+/// run and is good (`good`) at its end. The outage dates from `since` when the subject was
+/// already bad in earlier runs, else from the bad record; the recovery from the good record.
+fn healed_in_run(
+    bad: &Observation,
+    good: &Observation,
+    subject: &str,
+    entry: &mut Subject,
+    since: Option<&str>,
+    now: OffsetDateTime,
+) -> (Alert, Alert) {
+    let stamp = clock::fmt_ts(now);
+    let level = bad.bad.unwrap_or(Level::Error);
+    entry.since = match since {
+        Some(s) => s.to_string(),
+        None => ts(&bad.timestamp).map(clock::fmt_ts).unwrap_or_else(|| stamp.clone()),
+    };
+    let since = entry.since.clone();
+    let outage = rule_alert(bad, level, subject, entry, &stamp);
+    entry.title.clone_from(&outage.title);
+    let back = ts(&good.timestamp).filter(|t| ts(&since).is_some_and(|s| *t >= s)).unwrap_or(now);
+    let recovery = recovery_alert(good, level, subject, entry, &since, back, &stamp);
+    (outage, recovery)
 }
 
 fn remember(entry: &mut Subject, a: &Alert, s: &Said) {
@@ -508,8 +563,9 @@ mod tests {
     #[test]
     fn the_last_record_of_a_subject_wins() {
         let (mut st, mut r) = (State::default(), Rates::default());
-        let a = run(&mut st, &mut r, &[check("api", "down"), check("api", "up")], policy(), "2026-11-23T10:00:00Z");
-        assert!(a.is_empty());
+        let a = run(&mut st, &mut r, &[check("api", "degraded"), check("api", "up")], policy(), "2026-11-23T09:00:00Z");
+        assert_eq!(a.len(), 2, "bad, then good in the same run: the trouble and its end; {a:?}");
+        assert!(st.subjects.is_empty());
         let a = run(&mut st, &mut r, &[check("api", "up"), check("api", "degraded")], policy(), "2026-11-23T10:00:00Z");
         assert_eq!(a[0].level, Level::Warning);
         let a = run(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T10:01:00Z");
@@ -520,6 +576,44 @@ mod tests {
         );
         let a = run(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T10:06:00Z");
         assert_eq!((a[0].level, a[0].suppressed), (Level::Error, None), "and sent once the limit has passed");
+    }
+
+    #[test]
+    fn an_outage_healed_within_the_run_is_announced_with_its_recovery() {
+        let (mut st, mut r) = (State::default(), Rates::default());
+        let mut down = check("gateway", "down");
+        down["timestamp"] = json!("2026-11-23T10:00:00.000Z");
+        let mut up = check("gateway", "up");
+        up["timestamp"] = json!("2026-11-23T10:00:03.000Z");
+        let mut child = check("api", "down");
+        child["suppressed_by"] = json!("gateway");
+        let lines = [child, down.clone(), up.clone(), check("api", "up")];
+        let a = run(&mut st, &mut r, &lines, policy(), "2026-11-23T10:00:05Z");
+        let got: Vec<_> = a.iter().map(|a| (a.subject.as_deref().unwrap_or(""), a.level, a.suppressed)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("check:api", Level::Error, Some(Suppressed::Inhibited)),
+                ("check:gateway", Level::Error, None),
+                ("check:gateway", Level::Recovery, None),
+            ]
+        );
+        assert_eq!(a[1].also, vec!["api"], "the child is listed under its parent");
+        assert_eq!(a[1].since.as_deref(), Some("2026-11-23T10:00:00.000Z"));
+        assert_eq!((a[2].status, a[2].was), (AlertStatus::Resolved, Some(Level::Error)));
+        assert_eq!(a[2].message, "recovered after 3s: gateway up");
+        assert!(st.subjects.is_empty(), "nothing stays outstanding");
+        // Within the rate limit the outage is held, and its recovery with it.
+        let a = run(&mut st, &mut r, &[down.clone(), up.clone()], policy(), "2026-11-23T10:02:00Z");
+        assert_eq!((a.len(), a[0].suppressed), (1, Some(Suppressed::RateLimit)));
+        // Under --after 2 a first bad run is held; a second one (bad in the run before) is not.
+        let p = Policy { after: 2, ..policy() };
+        let a = run(&mut st, &mut r, &[down.clone(), up.clone()], p, "2026-11-23T11:00:00Z");
+        assert_eq!((a.len(), a[0].suppressed), (1, Some(Suppressed::Threshold)));
+        run(&mut st, &mut r, &[down.clone()], p, "2026-11-23T11:10:00Z");
+        let a = run(&mut st, &mut r, &[down, up], p, "2026-11-23T11:20:00Z");
+        assert_eq!(a.iter().map(|a| a.level).collect::<Vec<_>>(), vec![Level::Error, Level::Recovery]);
+        assert_eq!(a[0].since.as_deref(), Some("2026-11-23T11:10:00.000Z"), "bad since the run before");
     }
 
     #[test]
@@ -592,7 +686,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_rate_file_is_read_and_pruned() {
+    fn kit_rate_file_is_read_and_pruned() {
         let dir = std::env::temp_dir().join(format!("pitcrew-rates-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

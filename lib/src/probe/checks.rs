@@ -37,7 +37,7 @@ pub struct CheckEnv {
 
 impl CheckEnv {
     pub fn new(clock: Clock) -> CheckEnv {
-        // No connection reuse: every check measures a fresh connection, as the seed's did, and
+        // No connection reuse: every check measures a fresh connection, as the Agent Ops Kit's did, and
         // a server that mishandles keep-alive cannot make one check hang on another's socket.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

@@ -63,6 +63,6 @@ pub struct Cli {
 pub enum Format {
     /// One `check` record a line
     Ndjson,
-    /// The seed's `[OK] name - detail (12ms)` lines and a summary
+    /// The Agent Ops Kit's `[OK] name - detail (12ms)` lines and a summary
     Text,
 }

@@ -154,7 +154,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     Ok(Status::failures_if(down || !findings.is_empty()))
 }
 
-/// The seed always checked the root file system's free space; so does probe, unless the
+/// The Agent Ops Kit always checked the root file system's free space; so does probe, unless the
 /// config has its own disk service or says `"disk_check": false`.
 fn wants_disk_check(config: &Config) -> bool {
     config.raw.get("disk_check").and_then(Value::as_bool).unwrap_or(true)

@@ -46,13 +46,13 @@ use crate::util::{self, proc};
 
 pub use cli::Format;
 
-/// The ledger's file name in the state directory (the seed's).
+/// The ledger's file name in the state directory (the Agent Ops Kit's).
 pub const LEDGER_FILE: &str = "recovery.json";
 
-/// The human log's file name in the logs directory (the seed's).
+/// The human log's file name in the logs directory (the Agent Ops Kit's).
 pub const LOG_FILE: &str = "recovery.log";
 
-/// Directories a restart command finds on its PATH even under cron's minimal one (the seed
+/// Directories a restart command finds on its PATH even under cron's minimal one (the Agent Ops Kit
 /// added them too): `systemctl`, `service` and friends live there.
 const SYSTEM_PATH: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
@@ -265,6 +265,10 @@ impl<'a> Recover<'a> {
                     self.emit_check(out, &fresh)?;
                     continue;
                 }
+                // Still down: behind a dependency that is still down, it says so as probe does,
+                // so notify lists it under its parent instead of alerting on it alone.
+                let mut fresh = fresh;
+                fresh.suppressed_by = self.root_cause(svc);
                 recheck = Some(fresh);
             }
             let Some(restart) = &svc.restart else {
@@ -365,6 +369,24 @@ impl<'a> Recover<'a> {
             }
         }
         b
+    }
+
+    /// The root cause of a service that is still down, as probe names it: the topmost service
+    /// it depends on that is still down; failing that, the blocker its record named.
+    fn root_cause(&self, svc: &Service) -> Option<String> {
+        let config = self.config;
+        let mut cur = config.service(&svc.name)?;
+        let mut visited: HashSet<&str> = HashSet::from([cur.name.as_str()]);
+        let mut root = None;
+        while let Some(p) = cur.depends_on.iter().find(|p| self.is_down(p) && !visited.contains(p.as_str())) {
+            visited.insert(p);
+            root = Some(p.clone());
+            match config.service(p) {
+                Some(parent) => cur = parent,
+                None => break,
+            }
+        }
+        root.or_else(|| self.blockers(svc).into_iter().next())
     }
 
     fn skip(
@@ -624,7 +646,7 @@ fn prefixed(said: &Option<String>) -> String {
     said.as_ref().map(|s| format!(": {s}")).unwrap_or_default()
 }
 
-/// A check record as the seed's text line; records that are not quite checks still show.
+/// A check record as the Agent Ops Kit's text line; records that are not quite checks still show.
 fn check_text_line(v: &Value) -> String {
     match serde_json::from_value::<Check>(v.clone()) {
         Ok(c) => c.text_line(),
@@ -798,7 +820,7 @@ mod tests {
             "verify_delay_seconds": 0
         }]));
         let input = format!(
-            "{}{{\"kind\":\"alert\",\"topic\":\"t\",\"zone\":[1]}}\n{{\"name\":\"seed-line\",\"status\":\"up\"}}\n",
+            "{}{{\"kind\":\"alert\",\"topic\":\"t\",\"zone\":[1]}}\n{{\"name\":\"kit-line\",\"status\":\"up\"}}\n",
             down("api")
         );
         let (status, recs, err) = run(&cfg, clock("2026-11-23T10:30:00Z"), settings(&d, false), &input);
@@ -886,6 +908,12 @@ mod tests {
         );
         assert_eq!(rec(&recs, "recovery", "worker")["detail"], "depends on 'api', which is still down; not restarted");
         assert_eq!(std::fs::read_to_string(&order).unwrap(), "gateway\n");
+        // The children checked again after the gateway's restart are still down because of it,
+        // and say so as probe does (notify lists them under the gateway).
+        for child in ["api", "worker"] {
+            let c = rec(&recs, "check", child);
+            assert_eq!((c["status"].as_str(), c["suppressed_by"].as_str()), (Some("down"), Some("gateway")), "{c}");
+        }
 
         // Now it can: api comes back with it (re-checked, not restarted); worker is restarted.
         std::fs::write(d.join("allow"), "").unwrap();

@@ -1,11 +1,496 @@
-//! rollup (being built).
+//! rollup: uptime, latency and SLA per service from the metrics history, in constant memory.
+//!
+//! The engine ([`run`]) streams the daily files of a window (or named files, or stdin) line
+//! by line through a [`scan::Scanner`], which keeps a fixed amount of state per service
+//! ([`stats::ServiceStats`]: the Agent Ops Kit's counters, a log-bucketed latency histogram, the most
+//! recent incidents), then renders one `uptime` record per service ([`report`]) or the status
+//! page ([`html`]). Files are read on as many threads as there are cores (up to four), each
+//! into its own scanner, and the scanners are merged in file order, which joins an outage
+//! that spans two files into one incident. With `--by day` over the metrics directory, each day is written and
+//! dropped as soon as its file is read. `prune` and `compact` keep the directory in shape
+//! ([`files`]).
 
+pub mod cli;
+pub mod fast;
+pub mod files;
+pub mod html;
+pub mod lines;
+pub mod report;
+pub mod scan;
+pub mod stats;
+
+use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, mpsc};
 
-use crate::entry::Ctx;
+use clap::{CommandFactory, Parser};
+use time::Date;
+
+use self::cli::{By, Cli, Command, Format, WindowArgs};
+use self::report::{Scope, Style, Uptime, Writer};
+use self::scan::{Agg, Origin, ScanOpts, Scanner, day_date, day_number};
+use crate::clock::{self, Clock};
+use crate::config;
+use crate::entry::{Ctx, Diag};
 use crate::error::{Error, Result, Status};
+use crate::ndjson::{self, Source};
+use crate::store;
+
+/// The window when none is given: the kit's 7 days, or 90 for the status page's bars.
+pub const DEFAULT_DAYS: u32 = 7;
+pub const DEFAULT_HTML_DAYS: u32 = 90;
+
+/// rollup's clap definition (for completions and man pages).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
 
 /// The `rollup` tool.
-pub fn main(_ctx: &mut Ctx, _args: Vec<OsString>) -> Result<Status> {
-    Err(Error::other("not built yet"))
+pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
+    let cli = Cli::try_parse_from(args)?;
+    ctx.out.set_line_buffered(cli.common.line_buffered);
+    let env = config::process_env;
+    let paths = cli.common.paths(&env);
+    let clock = cli.common.clock()?;
+    let metrics_dir = cli.metrics_dir.clone().unwrap_or_else(|| paths.metrics.clone());
+    let format = cli.format.unwrap_or(Format::Ndjson);
+    let maintenance_style = || match format {
+        Format::Ndjson => Ok(files::Report::Ndjson),
+        Format::Text => Ok(files::Report::Text),
+        other => Err(Error::usage(format!(
+            "--format {}: prune and compact write ndjson or text",
+            clap::ValueEnum::to_possible_value(&other).map(|v| v.get_name().to_string()).unwrap_or_default()
+        ))),
+    };
+    if cli.command.is_some() {
+        let report_only = [
+            (cli.window.given(), "--days/--since/--until"),
+            (cli.sla.is_some(), "--sla"),
+            (cli.by.is_some(), "--by"),
+            (cli.output.is_some(), "--output"),
+            (!cli.files.is_empty(), "FILE arguments"),
+        ];
+        if let Some((_, what)) = report_only.iter().find(|(given, _)| *given) {
+            return Err(Error::usage(format!("{what}: not used by prune and compact")));
+        }
+    }
+    match &cli.command {
+        Some(Command::Prune(a)) => {
+            let style = maintenance_style()?;
+            let days = match a.retention_days {
+                Some(n) => n,
+                None => {
+                    let cfg = cli.common.load_config(&paths, false, &env)?;
+                    u32::try_from(cfg.metrics_retention_days.max(1)).unwrap_or(u32::MAX)
+                }
+            };
+            files::prune(&metrics_dir, days, clock.now(), a.dry_run, style, &mut ctx.out, &ctx.diag)
+        }
+        Some(Command::Compact(a)) => {
+            let style = maintenance_style()?;
+            let now = clock.now();
+            files::compact(&metrics_dir, now.date(), now, a.dry_run, style, &mut ctx.out, &ctx.diag)
+        }
+        None => {
+            let plan = Plan::from_cli(&cli, format, &metrics_dir, &clock)?;
+            match &cli.output {
+                None => run(&plan, &mut ctx.out, &ctx.diag, &clock),
+                Some(path) => {
+                    let mut buf = Vec::new();
+                    let status = run(&plan, &mut buf, &ctx.diag, &clock)?;
+                    store::atomic_write(path, &buf)?;
+                    Ok(status)
+                }
+            }
+        }
+    }
+}
+
+/// Where the lines come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inputs {
+    /// The daily files of a metrics directory within the window.
+    Dir(PathBuf),
+    /// Named files and stdin, in the order given (by date when all are daily files).
+    Sources(Vec<Source>),
+}
+
+/// A validated report run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub inputs: Inputs,
+    /// First and last day taken (inclusive): always for a directory, when asked for files.
+    pub window: Option<(Date, Date)>,
+    /// How the window was asked for.
+    pub scope: Scope,
+    pub format: Format,
+    pub by_day: bool,
+    pub sla: Option<f64>,
+    pub strict: bool,
+    pub max_line: usize,
+}
+
+/// The window of `w` (inclusive first and last day), with `--days` and whether it ends today.
+pub fn resolve_window(w: &WindowArgs, today: Date, default_days: u32) -> Result<(Date, Date, Option<u32>, bool)> {
+    let to = w.until.unwrap_or(today);
+    match w.since {
+        Some(from) if from > to => {
+            Err(Error::usage(format!("--since {} is after --until {}", clock::fmt_date(from), clock::fmt_date(to))))
+        }
+        Some(from) => Ok((from, to, None, false)),
+        None => {
+            let n = w.days.unwrap_or(default_days);
+            let from = to
+                .checked_sub(time::Duration::days(i64::from(n) - 1))
+                .ok_or_else(|| Error::usage(format!("--days {n}: reaches before the calendar starts")))?;
+            Ok((from, to, Some(n), w.until.is_none()))
+        }
+    }
+}
+
+impl Plan {
+    pub fn from_cli(cli: &Cli, format: Format, metrics_dir: &Path, clock: &Clock) -> Result<Plan> {
+        let by_day = cli.by == Some(By::Day);
+        if by_day && matches!(format, Format::Html | Format::Prometheus) {
+            return Err(Error::usage("--by day: not available with --format html or prometheus"));
+        }
+        if !cli.files.is_empty() && cli.metrics_dir.is_some() {
+            return Err(Error::usage("--metrics-dir: not used when files are named; give one or the other"));
+        }
+        let default_days = if format == Format::Html { DEFAULT_HTML_DAYS } else { DEFAULT_DAYS };
+        let today = clock.now().date();
+        let (inputs, window) = if cli.files.is_empty() {
+            (Inputs::Dir(metrics_dir.to_path_buf()), Some(resolve_window(&cli.window, today, default_days)?))
+        } else {
+            let mut sources = Source::from_args(&cli.files);
+            sort_by_day(&mut sources);
+            let window =
+                if cli.window.given() { Some(resolve_window(&cli.window, today, default_days)?) } else { None };
+            (Inputs::Sources(sources), window)
+        };
+        let scope = match window {
+            Some((from, to, days, rolling)) => {
+                Scope { window_days: days, rolling, from: Some(from), to: Some(to), day: None }
+            }
+            None => Scope::default(),
+        };
+        Ok(Plan {
+            inputs,
+            window: window.map(|(f, t, _, _)| (f, t)),
+            scope,
+            format,
+            by_day,
+            sla: cli.sla,
+            strict: cli.common.strict,
+            max_line: ndjson::DEFAULT_MAX_LINE,
+        })
+    }
+}
+
+/// Named daily files are read in day order (incidents need time order); anything else is
+/// read as given.
+fn sort_by_day(sources: &mut [Source]) {
+    let day = |s: &Source| match s {
+        Source::File(p) => scan::daily_path(p).map(|(d, _)| d),
+        Source::Stdin => None,
+    };
+    if sources.iter().all(|s| day(s).is_some()) {
+        sources.sort_by_key(|s| day(s));
+    }
+}
+
+fn style_of(format: Format) -> Style {
+    match format {
+        Format::Ndjson | Format::Html => Style::Ndjson,
+        Format::Text => Style::Text,
+        Format::Csv => Style::Csv,
+        Format::Markdown => Style::Markdown,
+        Format::Prometheus => Style::Prometheus,
+    }
+}
+
+/// Records for the services of `agg`, sorted by name.
+fn records(agg: &Agg, scope: &Scope, sla: Option<f64>, stamp: &str) -> Vec<Uptime> {
+    agg.sorted().into_iter().map(|(name, s)| Uptime::build(name, s, scope, sla, stamp)).collect()
+}
+
+/// One input of a report.
+#[derive(Debug, Clone)]
+enum Job {
+    Stdin,
+    File(PathBuf),
+    Day(scan::DayFile),
+}
+
+impl Job {
+    /// The epoch day of the lines, for a daily file.
+    fn day(&self) -> Option<i32> {
+        match self {
+            Job::Stdin => None,
+            Job::File(p) => scan::daily_path(p).map(|(d, _)| day_number(d)),
+            Job::Day(f) => Some(day_number(f.date)),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Job::Stdin => "stdin".into(),
+            Job::File(p) => p.display().to_string(),
+            Job::Day(f) => f.path.display().to_string(),
+        }
+    }
+
+    /// Read the input into `sc`; records of other kinds go to `out`.
+    fn scan(&self, sc: &mut Scanner, out: &mut dyn Write) -> Result<()> {
+        let (reader, name) = match self {
+            Job::Stdin => (scan::decoded(io::stdin()).map_err(|e| Error::io("reading stdin", e))?, "stdin".to_string()),
+            Job::File(p) => (scan::open_file(p).map_err(|e| Error::path("cannot open", p, e))?, self.name()),
+            Job::Day(f) => match open_day(f)? {
+                Some((r, path)) => (r, path.display().to_string()),
+                None => return Ok(()),
+            },
+        };
+        sc.scan(reader, Origin { name: &name, day: self.day() }, out)
+    }
+}
+
+/// What one input gave: its scanner, and the records of other kinds it passed through.
+type Part = (Scanner, Vec<u8>);
+
+/// How many inputs are read at once.
+fn threads_for(jobs: &[Job]) -> usize {
+    if jobs.len() < 2 || jobs.iter().any(|j| matches!(j, Job::Stdin)) {
+        return 1;
+    }
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4).min(jobs.len())
+}
+
+/// Read the inputs on `threads` threads, handing each one's part to `apply` in input order
+/// (so incidents join up across files and output keeps its order). A thread does not run
+/// more than a few inputs ahead of `apply`, which bounds memory; the first error in input
+/// order stops the run.
+fn scan_parallel(
+    jobs: &[Job],
+    opts: ScanOpts,
+    threads: usize,
+    apply: &mut dyn FnMut(usize, Part) -> Result<()>,
+) -> Result<()> {
+    let ahead = threads * 2;
+    let next = AtomicUsize::new(0);
+    // (inputs applied so far, stop)
+    let gate = (Mutex::new((0usize, false)), Condvar::new());
+    let (tx, rx) = mpsc::channel::<(usize, Result<Part>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, gate) = (&next, &gate);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(job) = jobs.get(i) else { return };
+                    {
+                        let mut g = gate.0.lock().unwrap_or_else(|e| e.into_inner());
+                        while !g.1 && i >= g.0 + ahead {
+                            g = gate.1.wait(g).unwrap_or_else(|e| e.into_inner());
+                        }
+                        if g.1 {
+                            return;
+                        }
+                    }
+                    let mut sc = Scanner::new(opts);
+                    let mut pass = Vec::new();
+                    let part = job.scan(&mut sc, &mut pass).map(|()| (sc, pass));
+                    if tx.send((i, part)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut pending: BTreeMap<usize, Result<Part>> = BTreeMap::new();
+        let mut applied = 0usize;
+        let mut result = Ok(());
+        'recv: for (i, part) in rx.iter() {
+            pending.insert(i, part);
+            while let Some(part) = pending.remove(&applied) {
+                if let Err(e) = part.and_then(|p| apply(applied, p)) {
+                    result = Err(e);
+                    break 'recv;
+                }
+                applied += 1;
+                let mut g = gate.0.lock().unwrap_or_else(|e| e.into_inner());
+                g.0 = applied;
+                gate.1.notify_all();
+            }
+        }
+        let mut g = gate.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.1 = true;
+        gate.1.notify_all();
+        drop(g);
+        result
+    })
+}
+
+/// Run a report: read, aggregate, write. Returns `Failures` when a service is below the SLA.
+pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Result<Status> {
+    let html = plan.format == Format::Html;
+    let window_days = plan.window.map(|(f, t)| (day_number(f), day_number(t)));
+    let sources_mode = matches!(plan.inputs, Inputs::Sources(_));
+    let opts = ScanOpts {
+        by_day: plan.by_day,
+        day_cells_from: if html {
+            Some(window_days.map(|(f, t)| html::bar_days(f, t).0).unwrap_or(i32::MIN))
+        } else {
+            None
+        },
+        filter: if sources_mode { window_days } else { None },
+        pass_through: plan.format == Format::Ndjson,
+        track_range: sources_mode && window_days.is_none(),
+        strict: plan.strict,
+        max_line: plan.max_line,
+    };
+    let jobs: Vec<Job> = match &plan.inputs {
+        Inputs::Dir(dir) => {
+            let (from, to) = window_days.unwrap_or((i32::MIN, i32::MAX));
+            if !dir.exists() {
+                diag.warn(format_args!("metrics directory {} does not exist", dir.display()));
+            }
+            scan::list_days(dir)?
+                .into_iter()
+                .filter(|f| (from..=to).contains(&day_number(f.date)))
+                .map(Job::Day)
+                .collect()
+        }
+        Inputs::Sources(sources) => sources
+            .iter()
+            .map(|s| match s {
+                Source::Stdin => Job::Stdin,
+                Source::File(p) => Job::File(p.clone()),
+            })
+            // Daily files outside the window are not even opened.
+            .filter(|j| match (j.day(), window_days) {
+                (Some(d), Some((from, to))) => d >= from && d <= to,
+                _ => true,
+            })
+            .collect(),
+    };
+    let mut sc = Scanner::new(opts);
+    let mut writer = Writer::new(style_of(plan.format));
+    let stamp = clock.stamp();
+    let mut breach = false;
+    // Over the metrics directory each day is complete once its file is read.
+    let stream_days = plan.by_day && !sources_mode;
+    let mut emit_days = |sc: &mut Scanner, out: &mut dyn Write, through: i32| -> Result<()> {
+        for (day, agg) in sc.take_days_through(through) {
+            let scope = Scope::of_day(day);
+            let recs = records(&agg, &scope, plan.sla, &stamp);
+            breach |= recs.iter().any(|r| r.breach);
+            writer.batch(out, &scope, &recs)?;
+        }
+        Ok(())
+    };
+    let threads = threads_for(&jobs);
+    if threads == 1 {
+        for (k, job) in jobs.iter().enumerate() {
+            diag.progress(format_args!("reading {} ({}/{})", job.name(), k + 1, jobs.len()));
+            job.scan(&mut sc, out)?;
+            if let (true, Some(day)) = (stream_days, job.day()) {
+                emit_days(&mut sc, out, day)?;
+            }
+        }
+    } else {
+        scan_parallel(&jobs, opts, threads, &mut |k, (part, pass)| {
+            diag.progress(format_args!("read {} ({}/{})", jobs[k].name(), k + 1, jobs.len()));
+            out.write_all(&pass)?;
+            sc.absorb(part);
+            if let (true, Some(day)) = (stream_days, jobs[k].day()) {
+                emit_days(&mut sc, out, day)?;
+            }
+            Ok(())
+        })?;
+    }
+    diag.clear_progress();
+    if plan.by_day {
+        emit_days(&mut sc, out, i32::MAX)?;
+        writer.finish(out, &plan.scope)?;
+    } else {
+        let mut scope = plan.scope.clone();
+        if let Some((f, t)) = sc.range {
+            scope.from = day_date(f);
+            scope.to = day_date(t);
+        }
+        let recs = records(&sc.window, &scope, plan.sla, &stamp);
+        breach |= recs.iter().any(|r| r.breach);
+        if html {
+            let bar = match (scope.from, scope.to) {
+                (Some(f), Some(t)) => Some(html::bar_days(day_number(f), day_number(t))),
+                _ => None,
+            };
+            html::render(out, &sc.window, &recs, &scope, bar, &stamp)?;
+        } else if !recs.is_empty() {
+            writer.batch(out, &scope, &recs)?;
+        }
+        writer.finish(out, &scope)?;
+    }
+    sc.report_rejects(diag);
+    Ok(Status::failures_if(breach))
+}
+
+/// Open a day's file; the `.jsonl` may have been compacted away since the listing (then its
+/// `.gz` is read), or pruned (then the day is skipped).
+fn open_day(f: &scan::DayFile) -> Result<Option<(Box<dyn io::Read + Send>, PathBuf)>> {
+    match scan::open_file(&f.path) {
+        Ok(r) => Ok(Some((r, f.path.clone()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match &f.alt {
+            Some(alt) => match scan::open_file(alt) {
+                Ok(r) => Ok(Some((r, alt.clone()))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::path("cannot open", alt, e)),
+            },
+            None => Ok(None),
+        },
+        Err(e) => Err(Error::path("cannot open", &f.path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(s: &str) -> Date {
+        clock::parse_date(s).unwrap()
+    }
+
+    #[test]
+    fn windows_as_the_kit_counts_them() {
+        let today = date("2026-11-23");
+        let w = WindowArgs::default();
+        assert_eq!(resolve_window(&w, today, 7).unwrap(), (date("2026-11-17"), today, Some(7), true));
+        let w = WindowArgs { days: Some(1), ..WindowArgs::default() };
+        assert_eq!(resolve_window(&w, today, 7).unwrap(), (today, today, Some(1), true));
+        let w = WindowArgs { days: Some(3), until: Some(date("2026-11-10")), ..WindowArgs::default() };
+        assert_eq!(resolve_window(&w, today, 7).unwrap(), (date("2026-11-08"), date("2026-11-10"), Some(3), false));
+        let w = WindowArgs { since: Some(date("2026-11-01")), ..WindowArgs::default() };
+        assert_eq!(resolve_window(&w, today, 7).unwrap(), (date("2026-11-01"), today, None, false));
+        let w = WindowArgs { since: Some(date("2026-12-01")), ..WindowArgs::default() };
+        assert!(resolve_window(&w, today, 7).is_err());
+    }
+
+    #[test]
+    fn named_daily_files_are_read_in_day_order() {
+        let mut s = Source::from_args(&[
+            PathBuf::from("m/2026-11-21.jsonl.gz"),
+            PathBuf::from("m/2026-11-20.jsonl"),
+            PathBuf::from("x/2026-11-20.jsonl"),
+        ]);
+        sort_by_day(&mut s);
+        assert_eq!(s[0], Source::File(PathBuf::from("m/2026-11-20.jsonl")));
+        assert_eq!(s[2], Source::File(PathBuf::from("m/2026-11-21.jsonl.gz")));
+        let mut mixed = Source::from_args(&[PathBuf::from("b.jsonl"), PathBuf::from("2026-01-01.jsonl")]);
+        sort_by_day(&mut mixed);
+        assert_eq!(mixed[0], Source::File(PathBuf::from("b.jsonl")));
+    }
 }

@@ -54,7 +54,7 @@ pub struct Input<'a> {
     pub detail: &'a str,
 }
 
-/// The issue title, as the seed wrote it (notify finds an open twin by it).
+/// The issue title, as the Agent Ops Kit wrote it (notify finds an open twin by it).
 pub fn title(agent: &str, failure: Failure, month: Month) -> String {
     match failure {
         Failure::Missing => format!("RCA-AGENT: {agent} failed to submit monthly tick ({})", month.label()),
@@ -265,7 +265,7 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_tick_gets_the_seeds_title_and_a_full_form() {
+    fn a_missing_tick_gets_the_kits_title_and_a_full_form() {
         let a = agent();
         let m = Month::parse("2026-11").unwrap();
         let last = parse_tick(json!({"status":"healthy","timestamp":"2026-10-01T08:00:00Z"}), Some("atlas")).unwrap();

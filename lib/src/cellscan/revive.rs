@@ -1,0 +1,412 @@
+//! Revival: what to do about an agent that failed (its file says `failed`, or the heartbeat
+//! endpoint says an idle or active agent is `unhealthy`), as its cell's policy says.
+//!
+//! * `yes`: run the cell's `revive_command` (config/policies.json) with recover's engine
+//!   ([`crate::restart`]): cooldown, `max_retries`, a time limit that kills the command's
+//!   whole process group, and a ledger, `logs/revivals.json`, written atomically and locked
+//!   from reading an agent's entry to writing it back. Each attempt also gets a line in
+//!   `logs/mission.log`. After a command that succeeded the agent file is read again: the
+//!   agent is `verified` revived when it no longer says `failed` (and, for a
+//!   heartbeat-triggered revival, when the endpoint no longer calls it unhealthy). A dry run
+//!   reads the ledger without locking it and writes nothing.
+//! * `ask`: a `revival` alert asking a person to approve (`--approve CELL/AGENT`).
+//! * `no`: nothing.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::heartbeat::{Answer, Heartbeat};
+use super::model::{self, AgentStatus, AutoRevive, FileCtx};
+use super::scan::{AgentHealth, Cell};
+use crate::clock::{self, Clock};
+use crate::config::CommandLine;
+use crate::entry::Diag;
+use crate::record::{Finding, Level, Outcome, Recovery};
+use crate::restart::{Decision, Entry, Ledger, Policy};
+use crate::store;
+use crate::util::{self, proc};
+
+/// The records revival writes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Out {
+    Recovery(Recovery),
+    Alert(Alert),
+    Finding(Finding),
+}
+
+/// A `revival` alert: a failed agent whose cell asks before reviving it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub kind: &'static str,
+    pub topic: &'static str,
+    pub level: Level,
+    pub title: String,
+    pub message: String,
+    pub subject: String,
+    pub status: &'static str,
+    pub sinks: Vec<Value>,
+    pub labels: Vec<String>,
+    pub cell: String,
+    pub agent: String,
+    pub timestamp: String,
+}
+
+/// What revival works with.
+pub struct ReviveCtx<'a> {
+    pub clock: &'a Clock,
+    pub dry_run: bool,
+    /// `CELL/AGENT` approvals (the cell by id or by directory name).
+    pub approved: &'a HashSet<String>,
+    /// Approvals that matched a failed agent.
+    pub used: &'a Mutex<HashSet<String>>,
+    pub heartbeat: Option<&'a Heartbeat>,
+    pub diag: &'a Diag,
+}
+
+/// The records of one cell's revivals, and how many agents are still not revived.
+#[derive(Debug, Default)]
+pub struct Revived {
+    pub records: Vec<Out>,
+    pub unresolved: usize,
+}
+
+impl ReviveCtx<'_> {
+    fn approval(&self, cell: &Cell, agent: &str) -> Option<String> {
+        [format!("{}/{agent}", cell.id), format!("{}/{agent}", cell.dir_name)]
+            .into_iter()
+            .find(|k| self.approved.contains(k))
+    }
+}
+
+/// Why an agent needs reviving, for messages and the command's environment.
+fn reason(cell: &Cell, i: usize, h: &AgentHealth) -> String {
+    if cell.agents[i].status.value == Some(AgentStatus::Failed) {
+        "the agent file says failed".to_string()
+    } else {
+        let n = h.state.as_ref().map(|s| s.consecutive_failures).unwrap_or(0);
+        format!("the heartbeat endpoint says unhealthy ({n} consecutive failures)")
+    }
+}
+
+/// Revive the agents `targets` (indices into `cell.agents`, each with its health).
+pub fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &ReviveCtx<'_>) -> Revived {
+    let mut done = Revived::default();
+    if targets.is_empty() {
+        return done;
+    }
+    let stamp = ctx.clock.stamp();
+    let ledger_path = cell.dir.join("logs").join("revivals.json");
+    let mut lock = None;
+    for (i, h) in targets {
+        let agent = &cell.agents[*i];
+        let approval = ctx.approval(cell, &agent.id);
+        if let (Some(k), Ok(mut used)) = (&approval, ctx.used.lock()) {
+            used.insert(k.clone());
+        }
+        let policy = if approval.is_some() { AutoRevive::Yes } else { cell.auto_revive() };
+        match policy {
+            AutoRevive::No => {}
+            AutoRevive::Ask => {
+                done.records.push(Out::Alert(ask(cell, *i, h, &stamp)));
+                done.unresolved += 1;
+            }
+            AutoRevive::Yes => {
+                let Some(cmd) = &cell.policies.revive_command else {
+                    let detail = format!(
+                        "{}: agent {} needs reviving but config/policies.json has no revive_command",
+                        cell.dir.join("config/policies.json").display(),
+                        agent.id
+                    );
+                    let issue = model::Issue {
+                        level: Level::Error,
+                        problem: "missing_field",
+                        file: Some("config/policies.json".into()),
+                        path: cell.dir.join("config/policies.json"),
+                        detail,
+                        age_s: None,
+                    };
+                    done.records.push(Out::Finding(super::scan::finding(&cell.id, &issue, &stamp)));
+                    done.unresolved += 1;
+                    continue;
+                };
+                let rec = if ctx.dry_run {
+                    // Read the ledger as it is: no lock, nothing created.
+                    let entries: std::collections::BTreeMap<String, Entry> = match store::read_json(&ledger_path) {
+                        Ok(e) => e.unwrap_or_default(),
+                        Err(e) => {
+                            done.records.push(Out::Finding(revive_error(cell, &ledger_path, &e.to_string(), &stamp)));
+                            done.unresolved += 1;
+                            continue;
+                        }
+                    };
+                    let mut entry = entries.get(&agent.id).cloned().unwrap_or_default();
+                    attempt(cell, *i, h, cmd, &mut entry, ctx, &mut |_| {})
+                } else {
+                    if lock.is_none() {
+                        match Ledger::lock(&ledger_path) {
+                            Ok(l) => lock = Some(l),
+                            Err(e) => {
+                                done.records.push(Out::Finding(revive_error(
+                                    cell,
+                                    &ledger_path,
+                                    &e.to_string(),
+                                    &stamp,
+                                )));
+                                done.unresolved += targets.len();
+                                return done;
+                            }
+                        }
+                    }
+                    let Some(l) = lock.as_mut() else { continue };
+                    // Held from reading the agent's entry to writing it back after the command.
+                    let mut held = match Ledger::open(&ledger_path, l) {
+                        Ok(h) => h,
+                        Err(e) => {
+                            done.records.push(Out::Finding(revive_error(cell, &ledger_path, &e.to_string(), &stamp)));
+                            done.unresolved += 1;
+                            continue;
+                        }
+                    };
+                    let mut entry = held.ledger.entry(&agent.id).clone();
+                    let diag = ctx.diag;
+                    attempt(cell, *i, h, cmd, &mut entry, ctx, &mut |e| {
+                        *held.ledger.entry(&agent.id) = e.clone();
+                        if let Err(err) = held.ledger.save() {
+                            diag.warn(format_args!("{}: {err}", cell.id));
+                        }
+                    })
+                };
+                if !(rec.outcome == Outcome::Recovered && rec.verified) {
+                    done.unresolved += 1;
+                }
+                done.records.push(Out::Recovery(rec));
+            }
+        }
+    }
+    done
+}
+
+fn revive_error(cell: &Cell, path: &Path, why: &str, stamp: &str) -> Finding {
+    let issue = model::Issue {
+        level: Level::Error,
+        problem: "revive_error",
+        file: Some("logs/revivals.json".into()),
+        path: path.to_path_buf(),
+        detail: format!("cannot use the revival ledger: {why}"),
+        age_s: None,
+    };
+    super::scan::finding(&cell.id, &issue, stamp)
+}
+
+/// The pending-approval alert.
+fn ask(cell: &Cell, i: usize, h: &AgentHealth, stamp: &str) -> Alert {
+    let a = &cell.agents[i];
+    let mission = cell.mission_name().unwrap_or(&cell.id);
+    let role = a.role.text.as_deref().unwrap_or("no role");
+    Alert {
+        kind: "alert",
+        topic: "revival",
+        level: Level::Warning,
+        title: format!("Revival pending approval: {} in {mission}", a.id),
+        message: format!(
+            "Agent {} ({role}) of mission \"{mission}\" (cell {}) needs reviving: {}. The cell's policy is to ask first.\n\
+             Approve with: cellscan revive {} --approve {}/{}",
+            a.id,
+            cell.id,
+            reason(cell, i, h),
+            cell.dir.display(),
+            cell.id,
+            a.id
+        ),
+        subject: format!("agent:{}/{}", cell.id, a.id),
+        status: "firing",
+        sinks: Vec::new(),
+        labels: vec!["revival".into(), "mission-cell".into()],
+        cell: cell.id.clone(),
+        agent: a.id.clone(),
+        timestamp: stamp.to_string(),
+    }
+}
+
+/// `850ms`, `2.4s`.
+fn took(d: Duration) -> String {
+    if d < Duration::from_secs(1) { format!("{}ms", d.as_millis()) } else { format!("{:.1}s", d.as_secs_f64()) }
+}
+
+fn abs(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// One attempt (or the reason there is none) for one agent, under the held ledger.
+fn attempt(
+    cell: &Cell,
+    i: usize,
+    h: &AgentHealth,
+    cmd: &CommandLine,
+    entry: &mut Entry,
+    ctx: &ReviveCtx<'_>,
+    persist: &mut dyn FnMut(&Entry),
+) -> Recovery {
+    let a = &cell.agents[i];
+    let p = &cell.policies;
+    let policy = policy_of(cell);
+    let now = ctx.clock.unix();
+    let stamp = ctx.clock.stamp();
+    let mut rec = Recovery {
+        kind: "recovery".into(),
+        name: format!("{}/{}", cell.id, a.id),
+        outcome: Outcome::Failed,
+        attempt: 0,
+        max_attempts: policy.max_attempts,
+        exit_code: None,
+        duration_ms: 0,
+        verified: false,
+        detail: String::new(),
+        flapping: false,
+        restarts_in_window: None,
+        dry_run: ctx.dry_run,
+        timestamp: stamp.clone(),
+        extra: Map::new(),
+    };
+    rec.extra.insert("cell".into(), cell.id.clone().into());
+    rec.extra.insert("agent".into(), a.id.clone().into());
+    rec.extra.insert("path".into(), a.path.display().to_string().into());
+    let why = reason(cell, i, h);
+    match entry.decide(&policy, now) {
+        Decision::Cooldown { remaining_seconds } => {
+            rec.outcome = Outcome::Cooldown;
+            rec.attempt = entry.attempts;
+            rec.detail =
+                format!("{why}; last attempt too recent, next one in {}", clock::human_duration(remaining_seconds));
+            return rec;
+        }
+        Decision::MaxAttempts { attempts } => {
+            rec.outcome = Outcome::MaxAttempts;
+            rec.attempt = attempts;
+            rec.detail = format!(
+                "{why}; gave up after {attempts} attempts, until {} pass without one",
+                clock::human_duration(policy.reset_after_seconds)
+            );
+            return rec;
+        }
+        Decision::Run { attempt } => rec.attempt = attempt,
+    }
+    if ctx.dry_run {
+        rec.outcome = Outcome::Recovered;
+        rec.detail = format!("dry run: {why}; would run {}", cmd.display());
+        return rec;
+    }
+    let dir = abs(&cell.dir);
+    let env = vec![
+        ("CELL_ID".to_string(), cell.id.clone()),
+        ("CELL_PATH".to_string(), dir.display().to_string()),
+        ("AGENT_ID".to_string(), a.id.clone()),
+        ("AGENT_FILE".to_string(), abs(&a.path).display().to_string()),
+        ("AGENT_ROLE".to_string(), a.role.text.clone().unwrap_or_default()),
+        ("CHECKPOINT_PATH".to_string(), format!("{}/", dir.join("checkpoints").join(&a.id).display())),
+        ("MISSION_NAME".to_string(), cell.mission_name().unwrap_or_default().to_string()),
+        ("REVIVE_ATTEMPT".to_string(), rec.attempt.to_string()),
+        ("REVIVE_REASON".to_string(), why.clone()),
+    ];
+    let mut spec = proc::Spec::new(cmd, Duration::from_secs(policy.timeout_seconds));
+    spec.env = env;
+    spec.cwd = Some(&dir);
+    spec.capture_limit = 16 * 1024;
+    let ran = proc::run(&spec);
+    let success = matches!(&ran, Ok(o) if o.success());
+    entry.record(&policy, now, success);
+    let (flapping, n) = entry.flapping(&policy, now);
+    if flapping {
+        rec.flapping = true;
+        rec.restarts_in_window = Some(n);
+    }
+    persist(entry);
+    match ran {
+        Err(e) => rec.detail = format!("{why}; cannot start {}: {e}", cmd.display()),
+        Ok(o) => {
+            rec.exit_code = o.exit_code;
+            rec.duration_ms = o.duration.as_millis().min(u128::from(u64::MAX)) as u64;
+            if o.success() {
+                rec.outcome = Outcome::Recovered;
+                if p.verify_delay_seconds > 0.0 {
+                    std::thread::sleep(Duration::from_secs_f64(p.verify_delay_seconds));
+                }
+                let (verified, how) = verify(cell, i, h, ctx.heartbeat);
+                rec.verified = verified;
+                rec.detail = format!("{why}; {} in {}; {how}", o.describe(), took(o.duration));
+            } else {
+                let said = util::first_line(if o.stderr.trim().is_empty() { &o.stdout } else { &o.stderr });
+                rec.detail = format!("{why}; {}", o.describe());
+                if !said.is_empty() {
+                    rec.detail.push_str(&format!(": {}", util::truncate(said, 200)));
+                }
+            }
+        }
+    }
+    let line = format!(
+        "{stamp} cellscan: revive {} attempt {}/{}: {} ({})\n",
+        a.id,
+        rec.attempt,
+        rec.max_attempts,
+        match (rec.outcome, rec.verified) {
+            (Outcome::Recovered, true) => "revived",
+            (Outcome::Recovered, false) => "command succeeded, not verified",
+            _ => "failed",
+        },
+        rec.detail
+    );
+    if let Err(e) = store::append_line(&cell.dir.join("logs").join("mission.log"), line.as_bytes()) {
+        ctx.diag.warn(format_args!("{}: {e}", cell.id));
+    }
+    rec
+}
+
+/// Is the agent back? Its file no longer says failed; and when the heartbeat endpoint called
+/// it unhealthy, the endpoint no longer does.
+fn verify(cell: &Cell, i: usize, h: &AgentHealth, hb: Option<&Heartbeat>) -> (bool, String) {
+    let a = &cell.agents[i];
+    let status = match std::fs::read(&a.path) {
+        Ok(bytes) => {
+            let mut issues = Vec::new();
+            model::read_agent(&mut FileCtx::new(&a.path, &a.file, &bytes, &mut issues)).and_then(|a| a.status.text)
+        }
+        Err(_) => None,
+    };
+    let Some(status) = status else {
+        return (false, "the agent file cannot be read back".to_string());
+    };
+    if status == "failed" {
+        return (false, "the agent file still says failed".to_string());
+    }
+    let heartbeat_triggered = a.status.value != Some(AgentStatus::Failed) && h.source == "heartbeat";
+    if let (true, Some(hb)) = (heartbeat_triggered, hb) {
+        return match hb.agent(&a.heartbeat_id) {
+            Answer::State(s) if s.status != "unhealthy" => {
+                (true, format!("agent status now '{status}', heartbeat {}", s.status))
+            }
+            Answer::State(s) => (false, format!("agent status now '{status}', but heartbeat still {}", s.status)),
+            Answer::Unknown => (false, "the heartbeat endpoint no longer knows the agent".to_string()),
+            Answer::Failed(why) => (false, format!("cannot ask the heartbeat endpoint: {why}")),
+        };
+    }
+    (true, format!("agent status now '{status}'"))
+}
+
+/// The restart engine's policy for a cell's revivals: `max_retries` attempts, `revive_timeout`,
+/// `revive_cooldown_seconds`, `reset_after_seconds` from config/policies.json.
+pub fn policy_of(cell: &Cell) -> Policy {
+    let p = &cell.policies;
+    Policy {
+        cooldown_seconds: p.cooldown_seconds,
+        max_attempts: p.max_retries,
+        timeout_seconds: p.revive_timeout,
+        reset_after_seconds: p.reset_after_seconds,
+        ..Policy::default()
+    }
+}

@@ -1,0 +1,261 @@
+//! `scan --watch`: scan again and again, writing only what changed.
+//!
+//! The first scan writes every record. Each later one writes the records that are new or
+//! differ from the previous scan's, ignoring what changes on its own with the clock
+//! (`timestamp`, `checkpoint_age_s`, `age_s`, the heartbeat's `last_heartbeat`), and then one
+//! record for each thing that went away: a `cell`, `agent` or `task` with `"removed": true`,
+//! and a finding that no longer holds again, with `"resolved": true` and level `info`.
+//!
+//! The loop ends cleanly on SIGINT, SIGTERM or SIGHUP, and when the reader of stdout goes
+//! away, even while nothing changes.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::ndjson;
+
+/// Fields that change with the clock alone.
+const VOLATILE: [&str; 3] = ["timestamp", "checkpoint_age_s", "age_s"];
+
+struct Seen {
+    hash: u64,
+    /// What to write when it goes away.
+    gone: Value,
+}
+
+/// The state of a watch: what the previous scan wrote.
+#[derive(Default)]
+pub struct Watch {
+    prev: HashMap<String, Seen>,
+}
+
+fn stable(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Value::Object(m) = &mut v {
+        for k in VOLATILE {
+            m.remove(k);
+        }
+        if let Some(Value::Object(hb)) = m.get_mut("heartbeat") {
+            hb.remove("last_heartbeat");
+        }
+    }
+    v
+}
+
+fn hash_of(v: &Value) -> u64 {
+    let mut h = DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    h.finish()
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// The identity of a record (what it is about) and what to write when it goes away.
+fn identity(v: &Value, stable: &Value, hash: u64) -> (String, Value) {
+    let kind = s(v, "kind");
+    let pick = |keys: &[&str]| {
+        let mut m = Map::new();
+        for k in keys {
+            if let Some(x) = v.get(*k) {
+                m.insert((*k).to_string(), x.clone());
+            }
+        }
+        m.insert("removed".into(), true.into());
+        Value::Object(m)
+    };
+    match kind.as_str() {
+        "cell" => (format!("cell\0{}", s(v, "path")), pick(&["kind", "cell", "mission_name", "path"])),
+        "agent" => (format!("agent\0{}", s(v, "path")), pick(&["kind", "cell", "agent", "path"])),
+        "task" => (format!("task\0{}", s(v, "path")), pick(&["kind", "cell", "id", "title", "path"])),
+        _ => {
+            let mut gone = stable.clone();
+            if let Value::Object(m) = &mut gone {
+                m.insert("level".into(), "info".into());
+                m.insert("resolved".into(), true.into());
+            }
+            (format!("{kind}\0{hash:016x}"), gone)
+        }
+    }
+}
+
+impl Watch {
+    /// The records of a new scan that should be written: the new and changed ones in scan
+    /// order, then those that went away (stamped `stamp`).
+    pub fn diff(&mut self, records: Vec<Value>, stamp: &str) -> Vec<Value> {
+        let mut next: HashMap<String, Seen> = HashMap::with_capacity(records.len());
+        let mut out = Vec::new();
+        for v in records {
+            let st = stable(&v);
+            let hash = hash_of(&st);
+            let (key, gone) = identity(&v, &st, hash);
+            let changed = self.prev.get(&key).is_none_or(|p| p.hash != hash);
+            if next.insert(key, Seen { hash, gone }).is_some() {
+                // The same thing twice in one scan (a repeated finding): write it once.
+                continue;
+            }
+            if changed {
+                out.push(v);
+            }
+        }
+        let mut gone: Vec<(&String, &Seen)> = self.prev.iter().filter(|(k, _)| !next.contains_key(*k)).collect();
+        gone.sort_by(|a, b| a.0.cmp(b.0));
+        for (_, seen) in gone {
+            let mut g = seen.gone.clone();
+            if let Value::Object(m) = &mut g {
+                m.insert("timestamp".into(), stamp.into());
+            }
+            out.push(g);
+        }
+        self.prev = next;
+        out
+    }
+}
+
+/// Run `scan` every `interval` until `stop` says so, writing what changed. A scan that fails
+/// after the first is reported on stderr (through `warn`) and tried again next time.
+pub fn run(
+    out: &mut dyn Write,
+    interval: Duration,
+    stop: &Receiver<()>,
+    mut scan: impl FnMut() -> Result<(Vec<Value>, String)>,
+    warn: &dyn Fn(&Error),
+) -> Result<()> {
+    let mut watch = Watch::default();
+    let mut first = true;
+    loop {
+        match scan() {
+            Ok((records, stamp)) => {
+                for v in watch.diff(records, &stamp) {
+                    ndjson::write(out, &v)?;
+                }
+                out.flush()?;
+            }
+            Err(e) if first => return Err(e),
+            Err(e) => warn(&e),
+        }
+        first = false;
+        match stop.recv_timeout(interval) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+}
+
+/// A channel that receives when the process gets SIGINT, SIGTERM or SIGHUP, or when the
+/// reader of stdout goes away. Call it before starting any other thread: the signals are
+/// blocked in this thread (and so in every thread started after) and taken by a thread of
+/// their own. The sender is returned too, so that the channel never disconnects.
+pub fn stop_channel() -> Result<(Receiver<()>, Sender<()>)> {
+    let (tx, rx) = mpsc::channel();
+    let mut set = SigSet::empty();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(sig);
+    }
+    set.thread_block().map_err(|e| Error::other(format!("cannot block signals: {e}")))?;
+    let on_signal = tx.clone();
+    thread::Builder::new()
+        .name("cellscan-signals".into())
+        .spawn(move || {
+            if set.wait().is_ok() {
+                let _ = on_signal.send(());
+            }
+        })
+        .map_err(|e| Error::other(format!("cannot start a thread: {e}")))?;
+    let on_close = tx.clone();
+    thread::Builder::new()
+        .name("cellscan-stdout".into())
+        .spawn(move || {
+            if stdout_closed() {
+                let _ = on_close.send(());
+            }
+        })
+        .map_err(|e| Error::other(format!("cannot start a thread: {e}")))?;
+    Ok((rx, tx))
+}
+
+/// Wait until stdout's reader goes away (a pipe's read end closed, a terminal hung up).
+/// Returns false when that cannot be watched.
+fn stdout_closed() -> bool {
+    let stdout = std::io::stdout();
+    let fd = stdout.as_fd();
+    loop {
+        // No events asked for: poll reports only errors and hang-ups, which is the point.
+        let mut fds = [PollFd::new(fd, PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {
+                if fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)) {
+                    return true;
+                }
+                if fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLNVAL)) {
+                    return false;
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_changes_and_disappearances_are_written() {
+        let mut w = Watch::default();
+        let agent = |status: &str, age: u64, t: &str| json!({"kind":"agent","cell":"c","agent":"a1","status":status,"checkpoint_age_s":age,"path":"m/c/agents/a1.json","timestamp":t});
+        let finding = |t: &str| json!({"kind":"finding","source":"cellscan","subject":"c/agents/a1.json","level":"error","problem":"agent_failed","detail":"agent a1 (lead) is failed","timestamp":t});
+        let cell = |t: &str| json!({"kind":"cell","cell":"c","path":"m/c","problems":0,"timestamp":t});
+        let first = w.diff(vec![cell("t1"), agent("active", 10, "t1")], "t1");
+        assert_eq!(first.len(), 2);
+        // Only the clock moved: nothing to say.
+        assert!(w.diff(vec![cell("t2"), agent("active", 40, "t2")], "t2").is_empty());
+        // The agent failed: its record and the new finding.
+        let got = w.diff(vec![cell("t3"), agent("failed", 70, "t3"), finding("t3")], "t3");
+        assert_eq!(got, vec![agent("failed", 70, "t3"), finding("t3")]);
+        // The agent file went away: the finding resolves, the agent is removed.
+        let got = w.diff(vec![cell("t4")], "t4");
+        assert_eq!(
+            got,
+            vec![
+                json!({"kind":"agent","cell":"c","agent":"a1","path":"m/c/agents/a1.json","removed":true,"timestamp":"t4"}),
+                json!({"kind":"finding","source":"cellscan","subject":"c/agents/a1.json","level":"info","problem":"agent_failed","detail":"agent a1 (lead) is failed","resolved":true,"timestamp":"t4"}),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_loop_stops_when_told() {
+        let (tx, rx) = mpsc::channel();
+        let mut out = Vec::new();
+        let mut n = 0;
+        run(
+            &mut out,
+            Duration::from_secs(60),
+            &rx,
+            || {
+                n += 1;
+                tx.send(()).unwrap();
+                Ok((vec![json!({"kind":"cell","cell":"c","path":"p","timestamp":"t"})], "t".into()))
+            },
+            &|_| {},
+        )
+        .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
+    }
+}

@@ -1,0 +1,159 @@
+//! rollup's command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use time::Date;
+
+use crate::cli::Common;
+
+/// Uptime, latency and SLA per service from the metrics history, in constant memory.
+///
+/// Reads the daily metrics files probe appends to (HOME/metrics/YYYY-MM-DD.jsonl, and the
+/// .jsonl.gz that `rollup compact` makes of them) for a window of days, or the files named as
+/// arguments (`-` for stdin), and writes one `uptime` record per service: the Agent Ops Kit's
+/// uptime_percent, total_checks, failures and avg_latency_ms (same arithmetic, same
+/// rounding), plus degraded checks, p50/p95/p99 latency, incidents (runs of consecutive down
+/// checks) and the longest outage. Other formats: the kit's text report, CSV, Markdown,
+/// Prometheus (for node_exporter's textfile collector) and a self-contained HTML status page.
+///
+/// Exit status: 0 done, 1 a service is below --sla (or prune/compact could not handle a
+/// file), 2 usage or I/O error, 3 malformed lines were skipped.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rollup",
+    version,
+    after_help = "Examples:
+  rollup                                   the last 7 days, one uptime record per service
+  rollup --days 1 --format text            the kit's daily report
+  rollup --days 30 --sla 99.9              mark breaches (exit 1 when there is one)
+  rollup --since 2026-11-01 --until 2026-11-30 --by day --format csv
+  rollup --format prometheus --output /var/lib/node_exporter/textfile/pitcrew.prom
+  rollup --format html --output /var/www/status/index.html
+  rollup --days 7 | notify                 uptime digest to the configured sinks
+  zcat old/*.jsonl.gz | rollup - --format markdown
+  rollup prune --retention-days 90         delete daily files past retention
+  rollup compact                           gzip the files of closed days"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Directory of the daily metrics files [env: AGENT_OPS_METRICS_DIR] [default: HOME/metrics]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub metrics_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub window: WindowArgs,
+
+    /// Mark services whose uptime is below PCT (before rounding) as `breach`, and exit 1
+    #[arg(long, value_name = "PCT", value_parser = parse_pct)]
+    pub sla: Option<f64>,
+
+    /// One record per service per day instead of one per service
+    #[arg(long, value_enum, value_name = "day")]
+    pub by: Option<By>,
+
+    /// Output format [default: ndjson]
+    #[arg(long, value_enum, global = true)]
+    pub format: Option<Format>,
+
+    /// Write the output to PATH, replacing it atomically, instead of to stdout
+    #[arg(long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Metrics files (.jsonl or .jsonl.gz) to read instead of the metrics directory; `-` is stdin
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Which days to report on.
+#[derive(Debug, Clone, Default, Args)]
+pub struct WindowArgs {
+    /// Today and the N-1 days before it, UTC, as the kit counts [default: 7; 90 for html]
+    #[arg(long, value_name = "N", conflicts_with = "since", value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    pub days: Option<u32>,
+
+    /// First day of the window, inclusive (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub since: Option<Date>,
+
+    /// Last day of the window, inclusive (YYYY-MM-DD) [default: today, UTC]
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub until: Option<Date>,
+}
+
+impl WindowArgs {
+    /// True when any window option was given.
+    pub fn given(&self) -> bool {
+        self.days.is_some() || self.since.is_some() || self.until.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum By {
+    /// One record per service per day
+    Day,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One `uptime` record a line (prune and compact: one `metrics_file` record per file)
+    Ndjson,
+    /// The Agent Ops Kit's report: `[OK] name: 99.95% uptime (1 failures in 2016 checks, avg 145.2ms)`
+    Text,
+    /// A header row and one row per record
+    Csv,
+    /// A Markdown table
+    Markdown,
+    /// Prometheus text format, for node_exporter's textfile collector
+    Prometheus,
+    /// A self-contained status page: a bar of daily uptime per service, latency, incidents
+    Html,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Delete daily metrics files older than the retention period
+    #[command(after_help = "Examples:
+  rollup prune                         keep metrics_retention_days of services.json (90)
+  rollup prune --retention-days 30 --dry-run --format text")]
+    Prune(PruneArgs),
+    /// Gzip the daily files of closed days (every day before today, UTC)
+    #[command(after_help = "Examples:
+  rollup compact                       2026-11-22.jsonl -> 2026-11-22.jsonl.gz, and so on
+  rollup compact --dry-run --format text")]
+    Compact(CompactArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Keep this many days [default: metrics_retention_days of services.json, else 90]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    pub retention_days: Option<u32>,
+
+    /// Say what would be deleted, delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Say what would be compressed, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    crate::clock::parse_date(s).ok_or_else(|| format!("'{s}' is not a date (YYYY-MM-DD)"))
+}
+
+fn parse_pct(s: &str) -> Result<f64, String> {
+    match s.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a percentage between 0 and 100")),
+    }
+}

@@ -1,0 +1,536 @@
+//! From statistics to output: the `uptime` record, and the text (the Agent Ops Kit's report), CSV,
+//! Markdown and Prometheus renderings of the same figures.
+
+use std::io::Write;
+
+use serde::Serialize;
+use time::Date;
+
+use super::scan::day_date;
+use super::stats::{Incident, ServiceStats, py_repr};
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::ndjson;
+
+/// The span a set of records covers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Scope {
+    /// `--days N` (and not a day of `--by day`).
+    pub window_days: Option<u32>,
+    /// The window ends today (`--days N` alone): the Agent Ops Kit's "last N days".
+    pub rolling: bool,
+    /// The first and last day (inclusive), when known.
+    pub from: Option<Date>,
+    pub to: Option<Date>,
+    /// The day of a `--by day` record.
+    pub day: Option<Date>,
+}
+
+impl Scope {
+    /// The scope of one day of `--by day`.
+    pub fn of_day(day: i32) -> Scope {
+        let d = day_date(day);
+        Scope { window_days: None, rolling: false, from: d, to: d, day: d }
+    }
+
+    /// How the text report's header names the span: the Agent Ops Kit's `last 7 days`, a day, or
+    /// `2026-11-01 to 2026-11-07`.
+    pub fn label(&self) -> String {
+        match (self.window_days, self.from, self.to) {
+            (Some(n), _, _) if self.rolling => format!("last {n} days"),
+            (_, Some(f), Some(t)) if f == t => clock::fmt_date(f),
+            (_, Some(f), Some(t)) => format!("{} to {}", clock::fmt_date(f), clock::fmt_date(t)),
+            _ => "all input".to_string(),
+        }
+    }
+
+    /// The `window` label of the Prometheus samples: `7d`, or `FROM..TO`.
+    fn prom_window(&self) -> String {
+        match (self.window_days, self.from, self.to) {
+            (Some(n), _, _) if self.rolling => format!("{n}d"),
+            (_, Some(f), Some(t)) => format!("{}..{}", clock::fmt_date(f), clock::fmt_date(t)),
+            _ => "all".into(),
+        }
+    }
+}
+
+/// One incident as written in `recent_incidents`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentOut {
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub duration_s: Option<u64>,
+    pub checks: u64,
+    pub ongoing: bool,
+}
+
+fn ts_of(ms: Option<i64>) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms?) * 1_000_000).ok()?;
+    Some(clock::fmt_ts(t))
+}
+
+/// The last check's time in pitcrew's form (as written when it cannot be read).
+fn last_check(raw: &str) -> Option<String> {
+    if raw.is_empty() {
+        return None;
+    }
+    Some(ts_of(super::scan::ts_millis(raw)).unwrap_or_else(|| raw.to_string()))
+}
+
+impl IncidentOut {
+    pub fn of(i: &Incident) -> IncidentOut {
+        IncidentOut {
+            start: ts_of(i.start),
+            end: ts_of(i.end),
+            duration_s: i.duration_ms().map(|ms| ((ms + 500) / 1000) as u64),
+            checks: i.checks,
+            ongoing: i.ongoing(),
+        }
+    }
+}
+
+/// The `uptime` record (design section 3).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Uptime {
+    pub kind: &'static str,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub day: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub uptime_percent: f64,
+    pub total_checks: u64,
+    pub failures: u64,
+    pub degraded: u64,
+    pub avg_latency_ms: f64,
+    pub p50_latency_ms: Option<f64>,
+    pub p95_latency_ms: Option<f64>,
+    pub p99_latency_ms: Option<f64>,
+    pub incidents: u64,
+    pub longest_outage_s: u64,
+    pub recent_incidents: Vec<IncidentOut>,
+    pub last_status: Option<&'static str>,
+    pub last_check: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sla_percent: Option<f64>,
+    /// `breach` or `ok`, only with an SLA: without one, rollup judges nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+    pub timestamp: String,
+    /// Whether uptime is below the SLA, before rounding.
+    #[serde(skip)]
+    pub breach: bool,
+    /// Sum and count of every latency of the name (Prometheus' summary).
+    #[serde(skip)]
+    pub latency_sum_ms: f64,
+    #[serde(skip)]
+    pub latency_count: u64,
+    /// Up (and degraded) over all checks, unrounded (Prometheus' ratio).
+    #[serde(skip)]
+    pub uptime_ratio: Option<f64>,
+}
+
+impl Uptime {
+    pub fn build(name: &str, s: &ServiceStats, scope: &Scope, sla: Option<f64>, stamp: &str) -> Uptime {
+        let breach = match sla {
+            Some(pct) => s.total() > 0 && s.uptime_raw() < pct,
+            None => false,
+        };
+        let (recent, _) = s.incidents.finished();
+        Uptime {
+            kind: "uptime",
+            name: name.to_string(),
+            window_days: scope.window_days,
+            day: scope.day.map(clock::fmt_date),
+            from: scope.from.map(clock::fmt_date),
+            to: scope.to.map(clock::fmt_date),
+            uptime_percent: s.uptime_percent(),
+            total_checks: s.total(),
+            failures: s.down,
+            degraded: s.degraded,
+            avg_latency_ms: s.avg_latency_ms(),
+            p50_latency_ms: s.percentile(0.50),
+            p95_latency_ms: s.percentile(0.95),
+            p99_latency_ms: s.percentile(0.99),
+            incidents: s.incidents.count,
+            longest_outage_s: s.incidents.longest_s(),
+            recent_incidents: recent.iter().map(IncidentOut::of).collect(),
+            last_status: s.last_status.map(|st| st.as_str()),
+            last_check: last_check(&s.last_ts),
+            sla_percent: sla,
+            status: sla.map(|_| if breach { "breach" } else { "ok" }),
+            timestamp: stamp.to_string(),
+            breach,
+            latency_sum_ms: s.latency.total(),
+            latency_count: s.latency.count,
+            uptime_ratio: if s.total() == 0 { None } else { Some((s.up + s.degraded) as f64 / s.total() as f64) },
+        }
+    }
+
+    /// The Agent Ops Kit's indicator: OK from 99.5%, WARN from 95%, CRITICAL below.
+    pub fn indicator(&self) -> &'static str {
+        if self.uptime_percent >= 99.5 {
+            "OK"
+        } else if self.uptime_percent >= 95.0 {
+            "WARN"
+        } else {
+            "CRITICAL"
+        }
+    }
+
+    /// A figure as the Agent Ops Kit's Python prints it: `0` (an int) without checks, else the float.
+    fn kit_number(&self, x: f64) -> String {
+        if self.total_checks == 0 { "0".to_string() } else { py_repr(x) }
+    }
+
+    /// The Agent Ops Kit's report line, with the SLA verdict appended when `--sla` is given.
+    pub fn text_line(&self) -> String {
+        let mut line = format!(
+            "[{}] {}: {}% uptime ({} failures in {} checks, avg {}ms)",
+            self.indicator(),
+            self.name,
+            self.kit_number(self.uptime_percent),
+            self.failures,
+            self.total_checks,
+            self.kit_number(self.avg_latency_ms),
+        );
+        if let Some(sla) = self.sla_percent {
+            let verdict = if self.breach { "BREACH" } else { "met" };
+            line.push_str(&format!(" SLA {}%: {verdict}", py_repr(sla).trim_end_matches(".0")));
+        }
+        line
+    }
+}
+
+/// The output formats of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Ndjson,
+    Text,
+    Csv,
+    Markdown,
+    Prometheus,
+}
+
+/// Writes batches of records in one format, keeping what a format writes only once.
+pub struct Writer {
+    style: Style,
+    started: bool,
+}
+
+const CSV_HEADER: &[&str] = &[
+    "name",
+    "day",
+    "from",
+    "to",
+    "window_days",
+    "uptime_percent",
+    "total_checks",
+    "failures",
+    "degraded",
+    "avg_latency_ms",
+    "p50_latency_ms",
+    "p95_latency_ms",
+    "p99_latency_ms",
+    "incidents",
+    "longest_outage_s",
+    "last_status",
+    "last_check",
+    "sla_percent",
+    "status",
+];
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+impl Writer {
+    pub fn new(style: Style) -> Writer {
+        Writer { style, started: false }
+    }
+
+    /// Write one batch: the window's records, or one day's.
+    pub fn batch(&mut self, out: &mut dyn Write, scope: &Scope, records: &[Uptime]) -> Result<()> {
+        let first = !self.started;
+        self.started = true;
+        match self.style {
+            Style::Ndjson => {
+                for r in records {
+                    ndjson::write(out, r)?;
+                }
+            }
+            Style::Text => {
+                if !first {
+                    out.write_all(b"\n")?;
+                }
+                write!(out, "=== Uptime Report ({}) ===\n\n", scope.label())?;
+                for r in records {
+                    writeln!(out, "{}", r.text_line())?;
+                }
+            }
+            Style::Csv => csv_batch(out, records, first)?,
+            Style::Markdown => markdown_batch(out, scope, records, first)?,
+            Style::Prometheus => prometheus(out, scope, records)?,
+        }
+        Ok(())
+    }
+
+    /// Finish: formats that must say something even without records do so here.
+    pub fn finish(&mut self, out: &mut dyn Write, scope: &Scope) -> Result<()> {
+        if !self.started && self.style != Style::Ndjson {
+            self.batch(out, scope, &[])?;
+        }
+        Ok(())
+    }
+}
+
+fn csv_batch(out: &mut dyn Write, records: &[Uptime], header: bool) -> Result<()> {
+    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    let err = |e: csv::Error| Error::other(format!("writing CSV: {e}"));
+    if header {
+        w.write_record(CSV_HEADER).map_err(err)?;
+    }
+    for r in records {
+        w.write_record([
+            r.name.clone(),
+            opt(&r.day),
+            opt(&r.from),
+            opt(&r.to),
+            opt(&r.window_days),
+            r.uptime_percent.to_string(),
+            r.total_checks.to_string(),
+            r.failures.to_string(),
+            r.degraded.to_string(),
+            r.avg_latency_ms.to_string(),
+            opt(&r.p50_latency_ms),
+            opt(&r.p95_latency_ms),
+            opt(&r.p99_latency_ms),
+            r.incidents.to_string(),
+            r.longest_outage_s.to_string(),
+            opt(&r.last_status),
+            opt(&r.last_check),
+            opt(&r.sla_percent),
+            opt(&r.status),
+        ])
+        .map_err(err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| Error::other(format!("writing CSV: {e}")))?;
+    out.write_all(&bytes)?;
+    Ok(())
+}
+
+/// Escape text for a Markdown table cell: no markup, no HTML, no column breaks.
+pub fn md_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '|' | '*' | '_' | '`' | '[' | ']' | '<' | '>' | '#' | '~' | '&' => {
+                o.push('\\');
+                o.push(c);
+            }
+            '\n' | '\r' | '\t' => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|x| format!("{} ms", py_repr(x).trim_end_matches(".0"))).unwrap_or_else(|| "-".into())
+}
+
+fn markdown_batch(out: &mut dyn Write, scope: &Scope, records: &[Uptime], first: bool) -> Result<()> {
+    if !first {
+        out.write_all(b"\n")?;
+    }
+    writeln!(out, "## Uptime report ({})\n", md_escape(&scope.label()))?;
+    let sla = records.iter().any(|r| r.sla_percent.is_some());
+    out.write_all(
+        b"| | service | uptime | checks | failures | degraded | avg | p50 | p95 | p99 | incidents | longest outage |",
+    )?;
+    out.write_all(if sla { b" SLA |\n" } else { b"\n" })?;
+    out.write_all(b"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")?;
+    out.write_all(if sla { b"---|\n" } else { b"\n" })?;
+    for r in records {
+        write!(
+            out,
+            "| {} | {} | {}% | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.indicator(),
+            md_escape(&r.name),
+            r.kit_number(r.uptime_percent),
+            r.total_checks,
+            r.failures,
+            r.degraded,
+            ms(Some(r.avg_latency_ms)),
+            ms(r.p50_latency_ms),
+            ms(r.p95_latency_ms),
+            ms(r.p99_latency_ms),
+            r.incidents,
+            if r.incidents == 0 { "-".to_string() } else { clock::human_duration(r.longest_outage_s) },
+        )?;
+        if let Some(pct) = r.sla_percent {
+            write!(out, " {} {}% |", if r.breach { "**breach**" } else { "met" }, py_repr(pct).trim_end_matches(".0"))?;
+        }
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// A label value in the Prometheus text format: backslash, double quote and newline escaped.
+pub fn prom_label(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => o.push_str("\\\\"),
+            '"' => o.push_str("\\\""),
+            '\n' => o.push_str("\\n"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// A sample value in the Prometheus text format.
+fn prom_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A sample of a metric family: the suffix of its name (`_sum`, or empty), its `quantile`
+/// label (empty for none), and its value, if any.
+type Sample = (&'static str, &'static str, Option<f64>);
+/// A metric family: name, type, help, and its samples for one record.
+type Family = (&'static str, &'static str, &'static str, fn(&Uptime) -> Vec<Sample>);
+
+fn prometheus(out: &mut dyn Write, scope: &Scope, records: &[Uptime]) -> Result<()> {
+    let window = prom_label(&scope.prom_window());
+    let families: [Family; 8] = [
+        ("pitcrew_uptime_ratio", "gauge", "Share of checks up or degraded in the window (0 to 1).", |r| {
+            vec![("", "", r.uptime_ratio)]
+        }),
+        ("pitcrew_uptime_checks", "gauge", "Checks counted for uptime in the window (up, degraded and down).", |r| {
+            vec![("", "", Some(r.total_checks as f64))]
+        }),
+        ("pitcrew_uptime_failed_checks", "gauge", "Checks that were down in the window.", |r| {
+            vec![("", "", Some(r.failures as f64))]
+        }),
+        ("pitcrew_uptime_degraded_checks", "gauge", "Checks that were degraded in the window.", |r| {
+            vec![("", "", Some(r.degraded as f64))]
+        }),
+        (
+            "pitcrew_uptime_latency_seconds",
+            "summary",
+            "Check latency over the window: quantiles (within 1%), sum and count of every line.",
+            |r| {
+                vec![
+                    ("", "0.5", r.p50_latency_ms.map(|v| v / 1000.0)),
+                    ("", "0.95", r.p95_latency_ms.map(|v| v / 1000.0)),
+                    ("", "0.99", r.p99_latency_ms.map(|v| v / 1000.0)),
+                    ("_sum", "", Some(r.latency_sum_ms / 1000.0)),
+                    ("_count", "", Some(r.latency_count as f64)),
+                ]
+            },
+        ),
+        ("pitcrew_uptime_incidents", "gauge", "Runs of consecutive down checks in the window.", |r| {
+            vec![("", "", Some(r.incidents as f64))]
+        }),
+        ("pitcrew_uptime_longest_outage_seconds", "gauge", "The longest run of down checks in the window.", |r| {
+            vec![("", "", Some(r.longest_outage_s as f64))]
+        }),
+        ("pitcrew_uptime_sla_breach", "gauge", "1 when uptime is below the SLA given with --sla, else 0.", |r| {
+            vec![("", "", r.sla_percent.map(|_| if r.breach { 1.0 } else { 0.0 }))]
+        }),
+    ];
+    for (metric, kind, help, samples) in families {
+        let mut rows = String::new();
+        for r in records {
+            let name = prom_label(&r.name);
+            for (suffix, q, v) in samples(r) {
+                let Some(v) = v else { continue };
+                let quantile = if q.is_empty() { String::new() } else { format!(",quantile=\"{q}\"") };
+                rows.push_str(&format!(
+                    "{metric}{suffix}{{service=\"{name}\",window=\"{window}\"{quantile}}} {}\n",
+                    prom_value(v)
+                ));
+            }
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        writeln!(out, "# HELP {metric} {help}")?;
+        writeln!(out, "# TYPE {metric} {kind}")?;
+        out.write_all(rows.as_bytes())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollup::stats::{Latency, Seen};
+
+    fn stats(up: u64, down: u64, lat: i64) -> ServiceStats {
+        let mut s = ServiceStats::default();
+        for _ in 0..up {
+            s.add(Seen::Up, Latency::Int(lat), &mut || None);
+        }
+        for _ in 0..down {
+            s.add(Seen::Down, Latency::Int(lat), &mut || None);
+        }
+        s
+    }
+
+    fn scope() -> Scope {
+        Scope { window_days: Some(7), rolling: true, ..Scope::default() }
+    }
+
+    #[test]
+    fn text_lines_match_the_kit() {
+        let r = Uptime::build("api", &stats(2015, 1, 145), &scope(), None, "t");
+        assert_eq!(r.text_line(), "[OK] api: 99.95% uptime (1 failures in 2016 checks, avg 145.0ms)");
+        let r = Uptime::build("db", &stats(0, 0, 0), &scope(), None, "t");
+        assert_eq!(r.text_line(), "[CRITICAL] db: 0% uptime (0 failures in 0 checks, avg 0ms)");
+        let r = Uptime::build("w", &stats(96, 4, 0), &scope(), Some(99.9), "t");
+        assert_eq!(r.text_line(), "[WARN] w: 96.0% uptime (4 failures in 100 checks, avg 0.0ms) SLA 99.9%: BREACH");
+        assert!(r.breach);
+        assert_eq!(r.status, Some("breach"));
+    }
+
+    #[test]
+    fn the_kit_report_layout() {
+        let mut out = Vec::new();
+        let mut w = Writer::new(Style::Text);
+        let recs = vec![Uptime::build("a", &stats(1, 0, 3), &scope(), None, "t")];
+        w.batch(&mut out, &scope(), &recs).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "=== Uptime Report (last 7 days) ===\n\n[OK] a: 100.0% uptime (0 failures in 1 checks, avg 3.0ms)\n"
+        );
+        let mut empty = Vec::new();
+        Writer::new(Style::Text).finish(&mut empty, &scope()).unwrap();
+        assert_eq!(String::from_utf8(empty).unwrap(), "=== Uptime Report (last 7 days) ===\n\n");
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(prom_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(md_escape("a|b_<c>"), "a\\|b\\_\\<c\\>");
+    }
+
+    #[test]
+    fn csv_quotes_names() {
+        let mut out = Vec::new();
+        let recs = vec![Uptime::build("a, \"b\"", &stats(1, 0, 3), &scope(), None, "t")];
+        Writer::new(Style::Csv).batch(&mut out, &scope(), &recs).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("name,day,from,to,window_days,uptime_percent"));
+        assert!(text.contains("\"a, \"\"b\"\"\",,,,7,100,1,0,0,3,"), "{text}");
+    }
+}

@@ -1,0 +1,497 @@
+//! rollup against real metrics directories: the kit's arithmetic checked against a Python
+//! reference, windows, gzip, every format, SLA, --by day, prune and compact, the pipe
+//! contract.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::util::{Workdir, path_str};
+
+const NOW: &str = "2026-11-23T12:00:00Z";
+
+/// A small deterministic generator (64-bit LCG).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn line(name: &str, status: &str, latency: Value, ts: &str) -> String {
+    format!("{}\n", json!({"name": name, "status": status, "detail": "x", "latency_ms": latency, "timestamp": ts}))
+}
+
+/// `days` daily files ending at 2026-11-23 with a mix of everything the kit and probe write:
+/// outages, degraded stretches, `recovered` and disk lines, fractional latencies, escaped
+/// names, probe's own records, a line without a name.
+fn history(w: &Workdir, days: u32, seed: u64) -> std::path::PathBuf {
+    let dir = w.path("home/metrics");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = Rng(seed);
+    let names = ["api", "db", "web \"edge\"", "café", "worker", "flaky"];
+    let mut down_left = [0u64; 6];
+    let last = time::Date::from_calendar_date(2026, time::Month::November, 23).unwrap();
+    for back in (0..days).rev() {
+        let day = last - time::Duration::days(i64::from(back));
+        let date = format!("{:04}-{:02}-{:02}", day.year(), u8::from(day.month()), day.day());
+        let mut out = String::new();
+        for slot in 0..48u32 {
+            let ts = format!("{date}T{:02}:{:02}:00Z", slot / 2, (slot % 2) * 30);
+            for (i, name) in names.iter().enumerate() {
+                let odds = if *name == "flaky" { 12 } else { 300 };
+                if down_left[i] == 0 && rng.below(odds) == 0 {
+                    down_left[i] = 1 + rng.below(6);
+                }
+                let (status, latency) = if down_left[i] > 0 {
+                    down_left[i] -= 1;
+                    ("down", json!(10_000))
+                } else if rng.below(40) == 0 {
+                    ("degraded", json!(900 + rng.below(300)))
+                } else if rng.below(7) == 0 {
+                    ("up", json!(f64::from(rng.below(4000) as u32) * 0.25))
+                } else {
+                    ("up", json!(5 + rng.below(200) + rng.below(200) * rng.below(3)))
+                };
+                if *name == "worker" {
+                    out.push_str(&format!(
+                        "{}\n",
+                        json!({"kind": "check", "name": name, "type": "process", "target": "w", "status": status,
+                               "detail": "", "latency_ms": latency, "timestamp": ts, "pids": [1, 2]})
+                    ));
+                } else {
+                    out.push_str(&line(name, status, latency, &ts));
+                }
+                if status == "down" && down_left[i] == 0 && rng.below(2) == 0 {
+                    out.push_str(&line(name, "recovered", json!(0), &ts));
+                }
+            }
+            if slot % 12 == 0 {
+                out.push_str(&line("disk_free_gb", "45", json!(0), &ts));
+                out.push_str(&format!("{}\n", json!({"status": "up", "latency_ms": 3, "timestamp": ts})));
+            }
+        }
+        std::fs::write(dir.join(format!("{date}.jsonl")), out).unwrap();
+    }
+    dir
+}
+
+fn rollup(w: &Workdir) -> crate::util::Tool {
+    w.tool("rollup").args(["--now", NOW])
+}
+
+fn reference(dir: &Path, days: u32) -> (Vec<Value>, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rollup/reference.py");
+    let out = Command::new("python3").args([script, &path_str(dir), "2026-11-23", &days.to_string()]).output().unwrap();
+    assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (json_part, report) = text.split_once("---\n").unwrap();
+    let recs = json_part.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (recs, report.to_string())
+}
+
+#[test]
+fn rollup_agrees_with_the_reference_arithmetic() {
+    let w = Workdir::new("rollup-reference");
+    let dir = history(&w, 12, 11);
+    for days in [1, 7, 30] {
+        let (want, report) = reference(&dir, days);
+        let r = rollup(&w).args(["--days", &days.to_string()]).run();
+        r.code(0);
+        let got = r.kind("uptime");
+        assert_eq!(got.len(), want.len(), "{r:?}");
+        for (g, e) in got.iter().zip(&want) {
+            let name = e["name"].as_str().unwrap();
+            assert_eq!(g["name"], e["name"]);
+            for k in ["uptime_percent", "avg_latency_ms"] {
+                assert_eq!(g[k].as_f64(), e[k].as_f64(), "{name} {k} over {days} days");
+            }
+            for k in ["total_checks", "failures", "degraded", "incidents", "longest_outage_s"] {
+                assert_eq!(g[k], e[k], "{name} {k} over {days} days");
+            }
+            for (k, q) in [("p50_latency_ms", "p50"), ("p95_latency_ms", "p95"), ("p99_latency_ms", "p99")] {
+                let exact = e[q].as_f64().unwrap();
+                let got = g[k].as_f64().unwrap();
+                assert!((got - exact).abs() <= exact * 0.01 + 0.05, "{name} {k}: {got} vs exact {exact}");
+            }
+            assert_eq!(g["window_days"], days);
+        }
+        let text = rollup(&w).args(["--days", &days.to_string(), "--format", "text"]).run();
+        text.code(0);
+        assert_eq!(text.stdout, report, "the kit's report, byte for byte");
+    }
+    let flaky = rollup(&w).args(["--days", "12"]).run().named("uptime", "flaky");
+    assert!(flaky["incidents"].as_u64().unwrap() > 5, "{flaky}");
+}
+
+#[test]
+fn rollup_text_report_layout_and_kit_quirks() {
+    let w = Workdir::new("rollup-text");
+    w.write(
+        "home/metrics/2026-11-23.jsonl",
+        [
+            line("b", "up", json!(100), "2026-11-23T10:00:00Z"),
+            line("b", "down", json!(51), "2026-11-23T10:05:00Z"),
+            line("a", "up", json!(3), "2026-11-23T10:00:00Z"),
+            line("disk_free_gb", "45", json!(0), "2026-11-23T10:00:00Z"),
+        ]
+        .concat(),
+    );
+    let r = rollup(&w).args(["--format", "text"]).run();
+    r.code(0);
+    assert_eq!(
+        r.stdout,
+        "=== Uptime Report (last 7 days) ===\n\n\
+         [OK] a: 100.0% uptime (0 failures in 1 checks, avg 3.0ms)\n\
+         [CRITICAL] b: 50.0% uptime (1 failures in 2 checks, avg 75.5ms)\n\
+         [CRITICAL] disk_free_gb: 0% uptime (0 failures in 0 checks, avg 0ms)\n"
+    );
+}
+
+#[test]
+fn rollup_windows_count_days_as_the_kit_does() {
+    let w = Workdir::new("rollup-window");
+    for (date, status) in [("2026-11-16", "down"), ("2026-11-17", "up"), ("2026-11-23", "up"), ("2026-11-24", "down")] {
+        w.write(&format!("home/metrics/{date}.jsonl"), line("a", status, json!(1), &format!("{date}T00:00:00Z")));
+    }
+    let total = |args: &[&str]| {
+        let r = rollup(&w).args(args).run();
+        r.code(0);
+        r.named("uptime", "a")["total_checks"].as_u64().unwrap()
+    };
+    assert_eq!(total(&[]), 2, "today and the 6 days before: 17th..23rd");
+    assert_eq!(total(&["--days", "8"]), 3);
+    assert_eq!(total(&["--days", "1"]), 1);
+    assert_eq!(total(&["--since", "2026-11-16", "--until", "2026-11-17"]), 2);
+    assert_eq!(total(&["--since", "2026-11-20"]), 1);
+    assert_eq!(total(&["--days", "2", "--until", "2026-11-17"]), 2);
+    let r = rollup(&w).args(["--since", "2026-11-16", "--until", "2026-11-17"]).run();
+    let rec = r.named("uptime", "a");
+    assert_eq!((rec["from"].as_str(), rec["to"].as_str()), (Some("2026-11-16"), Some("2026-11-17")));
+    assert!(rec.get("window_days").is_none());
+    rollup(&w).args(["--since", "2026-11-20", "--until", "2026-11-19"]).run().code(2).stderr_has("is after");
+    rollup(&w).args(["--days", "3", "--since", "2026-11-20"]).run().code(2);
+    rollup(&w).args(["--days", "0"]).run().code(2);
+}
+
+#[test]
+fn rollup_reads_gzip_and_prefers_the_whole_day() {
+    let w = Workdir::new("rollup-gz");
+    let day = |n: u32| line("a", "up", json!(n), "2026-11-22T00:00:00Z").repeat(n as usize);
+    let gz = |path: &str, text: &str| {
+        w.write(path, flate2_like_gzip(text.as_bytes()));
+    };
+    gz("home/metrics/2026-11-21.jsonl.gz", &day(2));
+    // Both kinds for the 22nd (a compaction that stopped half-way): the .jsonl is the day.
+    gz("home/metrics/2026-11-22.jsonl.gz", &day(3));
+    w.write("home/metrics/2026-11-22.jsonl", day(3));
+    let r = rollup(&w).run();
+    r.code(0);
+    assert_eq!(r.named("uptime", "a")["total_checks"], 5);
+    // A gzip file named as an argument, and gzip on stdin.
+    let r = rollup(&w).arg(w.path("home/metrics/2026-11-21.jsonl.gz")).run();
+    assert_eq!(r.named("uptime", "a")["total_checks"], 2);
+    let r = rollup(&w).arg("-").stdin(flate2_like_gzip(day(4).as_bytes())).run();
+    assert_eq!(r.named("uptime", "a")["total_checks"], 4);
+    // A truncated archive counts as a bad line; what was read still counts.
+    let whole = flate2_like_gzip(day(50).as_bytes());
+    w.write("cut.jsonl.gz", &whole[..whole.len() - 20]);
+    let r = rollup(&w).arg(w.path("cut.jsonl.gz")).run();
+    r.code(3).stderr_has("1 malformed line(s) skipped").stderr_has("corrupt compressed data");
+}
+
+/// gzip through the system's gzip (the format other tools write).
+fn flate2_like_gzip(data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = data.to_vec();
+    let t = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let out = child.wait_with_output().unwrap();
+    t.join().unwrap();
+    out.stdout
+}
+
+#[test]
+fn rollup_records_incidents_percentiles_and_sla() {
+    let w = Workdir::new("rollup-record");
+    let mut lines = String::new();
+    let seq = ["up", "down", "down", "down", "up", "up", "down", "degraded", "up", "down"];
+    for (k, st) in seq.iter().enumerate() {
+        lines.push_str(&line("svc", st, json!(10 * (k + 1)), &format!("2026-11-23T10:{:02}:00Z", k * 5)));
+    }
+    w.write("home/metrics/2026-11-23.jsonl", lines);
+    let r = rollup(&w).args(["--sla", "99.9"]).run();
+    r.code(1);
+    let u = r.named("uptime", "svc");
+    assert_eq!(u["kind"], "uptime");
+    assert_eq!(
+        (u["total_checks"].as_u64(), u["failures"].as_u64(), u["degraded"].as_u64()),
+        (Some(10), Some(5), Some(1))
+    );
+    assert_eq!(u["uptime_percent"], 50.0);
+    assert_eq!(u["incidents"], 3);
+    assert_eq!(u["longest_outage_s"], 900, "10:05 to 10:20");
+    let inc = u["recent_incidents"].as_array().unwrap();
+    assert_eq!(inc[0]["start"], "2026-11-23T10:05:00.000Z");
+    assert_eq!(inc[0]["end"], "2026-11-23T10:20:00.000Z");
+    assert_eq!(inc[0]["checks"], 3);
+    assert_eq!(inc[2]["ongoing"], true);
+    assert_eq!(inc[2]["end"], Value::Null);
+    assert_eq!(u["p50_latency_ms"], 50.0);
+    assert_eq!(u["p99_latency_ms"], 100.0);
+    assert_eq!((u["sla_percent"].as_f64(), u["status"].as_str()), (Some(99.9), Some("breach")));
+    assert_eq!(u["last_status"], "down");
+    assert!(u["timestamp"].as_str().unwrap().starts_with("2026-11-23T12:00:00"));
+    let ok = rollup(&w).args(["--sla", "40"]).run();
+    ok.code(0);
+    assert_eq!(ok.named("uptime", "svc")["status"], "ok");
+}
+
+#[test]
+fn rollup_by_day_gives_one_record_per_service_per_day() {
+    let w = Workdir::new("rollup-byday");
+    let dir = history(&w, 3, 5);
+    let r = rollup(&w).args(["--days", "3", "--by", "day"]).run();
+    r.code(0);
+    let recs = r.kind("uptime");
+    assert_eq!(recs.len(), 3 * 8, "6 services, the disk line and the nameless line, 3 days");
+    let days: Vec<&str> = recs.iter().map(|r| r["day"].as_str().unwrap()).collect();
+    assert!(days.windows(2).all(|p| p[0] <= p[1]), "in day order");
+    // Each day is what a one-day window says.
+    let one = rollup(&w).args(["--since", "2026-11-22", "--until", "2026-11-22"]).run();
+    for rec in one.kind("uptime") {
+        let same = recs.iter().find(|r| r["day"] == "2026-11-22" && r["name"] == rec["name"]).unwrap();
+        for k in ["uptime_percent", "total_checks", "avg_latency_ms", "p95_latency_ms", "incidents"] {
+            assert_eq!(same[k], rec[k], "{k}");
+        }
+    }
+    // The same from the files named as arguments.
+    let files: Vec<String> =
+        ["2026-11-23", "2026-11-21", "2026-11-22"].iter().map(|d| path_str(&dir.join(format!("{d}.jsonl")))).collect();
+    let named = rollup(&w).args(["--by", "day"]).args(&files).run();
+    assert_eq!(named.kind("uptime").len(), recs.len());
+    let csv = rollup(&w).args(["--days", "3", "--by", "day", "--format", "csv"]).run();
+    csv.code(0);
+    assert_eq!(csv.stdout.lines().count(), 1 + 24);
+    rollup(&w).args(["--by", "day", "--format", "html"]).run().code(2);
+}
+
+#[test]
+fn rollup_formats() {
+    let w = Workdir::new("rollup-formats");
+    history(&w, 2, 3);
+    let md = rollup(&w).args(["--format", "markdown", "--sla", "99"]).run();
+    md.stdout_has("## Uptime report (last 7 days)").stdout_has(" | api | ").stdout_has("web \"edge\"");
+    let csv = rollup(&w).args(["--format", "csv"]).run();
+    csv.code(0);
+    assert!(csv.stdout.contains("\"web \"\"edge\"\"\""), "{csv:?}");
+    let prom = rollup(&w).args(["--format", "prometheus", "--sla", "99"]).run();
+    prom.stdout_has("# TYPE pitcrew_uptime_ratio gauge")
+        .stdout_has("pitcrew_uptime_ratio{service=\"web \\\"edge\\\"\",window=\"7d\"}")
+        .stdout_has("pitcrew_uptime_latency_seconds{service=\"api\",window=\"7d\",quantile=\"0.95\"}")
+        .stdout_has("pitcrew_uptime_sla_breach{");
+    let html = rollup(&w).args(["--format", "html"]).run();
+    html.code(0);
+    assert!(html.stdout.starts_with("<!DOCTYPE html>"));
+    assert!(html.stdout.contains("web &quot;edge&quot;") || html.stdout.contains("web \"edge\""));
+    assert!(html.stdout.contains("Uptime over last 90 days"));
+    for external in ["http://", "https://", "<script", "<link", "src="] {
+        assert!(!html.stdout.contains(external), "{external}");
+    }
+    // --output replaces the file atomically and writes nothing on stdout.
+    let out = w.path("textfile/pitcrew.prom");
+    for _ in 0..2 {
+        let r = rollup(&w).args(["--format", "prometheus", "--sla", "99", "--output"]).arg(&out).run();
+        r.code(prom.code);
+        assert!(r.stdout.is_empty());
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), prom.stdout);
+    }
+    let names: Vec<_> = std::fs::read_dir(w.path("textfile")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+}
+
+#[test]
+fn rollup_finds_the_metrics_dir_like_the_kit() {
+    let w = Workdir::new("rollup-dirs");
+    w.write("elsewhere/2026-11-23.jsonl", line("env", "up", json!(1), "2026-11-23T00:00:00Z"));
+    w.write("flag/2026-11-23.jsonl", line("flag", "up", json!(1), "2026-11-23T00:00:00Z"));
+    let r = rollup(&w).env("AGENT_OPS_METRICS_DIR", w.path("elsewhere")).run();
+    r.named("uptime", "env");
+    let r = rollup(&w).env("AGENT_OPS_METRICS_DIR", w.path("elsewhere")).arg("--metrics-dir").arg(w.path("flag")).run();
+    r.named("uptime", "flag");
+    let missing = rollup(&w).run();
+    missing.code(0).stderr_has("does not exist");
+    assert!(missing.stdout.is_empty());
+    rollup(&w).arg("--metrics-dir").arg(w.path("flag")).arg("x.jsonl").run().code(2);
+    rollup(&w).arg(w.path("nope.jsonl")).run().code(2).stderr_has("cannot open");
+}
+
+#[test]
+fn rollup_empty_input_is_empty_output() {
+    let w = Workdir::new("rollup-empty");
+    let r = rollup(&w).arg("-").stdin("").run();
+    r.code(0);
+    assert!(r.stdout.is_empty() && r.stderr.is_empty(), "{r:?}");
+}
+
+#[test]
+fn rollup_malformed_lines_are_counted_and_reported_once() {
+    let w = Workdir::new("rollup-bad");
+    let input = format!(
+        "{}{{\"name\": oops}}\n{}{{\"name\":\"a\",\"status\":\"up\"\n",
+        line("a", "up", json!(1), "2026-11-23T00:00:00Z"),
+        line("a", "down", json!(1), "2026-11-23T00:05:00Z")
+    );
+    let r = rollup(&w).arg("-").stdin(&input).run();
+    r.code(3);
+    r.stderr_has("rollup: 2 malformed line(s) skipped (first: stdin:2: expected value at column 10)");
+    assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+    assert_eq!(r.named("uptime", "a")["total_checks"], 2);
+    let strict = rollup(&w).args(["-", "--strict"]).stdin(&input).run();
+    strict.code(2);
+    strict.stderr_has("rollup: stdin:2: expected value at column 10");
+    // A breach outranks rejected lines.
+    rollup(&w).args(["-", "--sla", "99"]).stdin(&input).run().code(1);
+}
+
+#[test]
+fn rollup_passes_other_records_through() {
+    let w = Workdir::new("rollup-pass");
+    let alert =
+        r#"{"kind":"alert","topic":"t","level":"info","title":"x","message":"m","sinks":[],"timestamp":"t","zz":[1]}"#;
+    let input = format!("{alert}\n{}", line("a", "up", json!(1), "2026-11-23T00:00:00Z"));
+    let r = rollup(&w).arg("-").stdin(&input).run();
+    r.code(0);
+    assert_eq!(r.stdout.lines().next(), Some(alert), "unchanged, first");
+    assert_eq!(r.kind("uptime").len(), 1);
+    let text = rollup(&w).args(["-", "--format", "text"]).stdin(&input).run();
+    assert!(!text.stdout.contains("alert"));
+}
+
+#[test]
+fn rollup_stdout_closed_early_is_silent_success() {
+    let w = Workdir::new("rollup-head");
+    let input: String = (0..3000)
+        .map(|i| line(&format!("svc-{i:04}-{}", "x".repeat(60)), "up", json!(i), "2026-11-23T00:00:00Z"))
+        .collect();
+    let first = rollup(&w).arg("-").first_line_then_close(input);
+    assert!(first.contains("\"kind\":\"uptime\""), "{first}");
+}
+
+#[test]
+fn rollup_prune_and_compact() {
+    let w = Workdir::new("rollup-maint");
+    let dir = w.path("home/metrics");
+    for date in ["2026-08-20", "2026-08-25", "2026-08-26", "2026-11-22", "2026-11-23"] {
+        w.write(&format!("home/metrics/{date}.jsonl"), line("a", "up", json!(1), &format!("{date}T00:00:00Z")));
+    }
+    w.write("home/config/services.json", r#"{"services": [], "metrics_retention_days": 89}"#);
+    let before = rollup(&w).args(["--days", "120"]).run();
+    // Dry runs change nothing.
+    let dry = rollup(&w).args(["prune", "--dry-run", "--format", "text"]).run();
+    dry.code(0).stdout_has("would prune 2026-08-20.jsonl").stdout_has("Would clean up 3 old metrics file(s).");
+    assert!(dir.join("2026-08-20.jsonl").exists());
+    // metrics_retention_days from services.json: 89 days before 2026-11-23T12:00 is 08-26T12:00.
+    let pruned = rollup(&w).arg("prune").run();
+    pruned.code(0);
+    let files: Vec<String> =
+        pruned.kind("metrics_file").iter().map(|r| r["date"].as_str().unwrap().to_string()).collect();
+    assert_eq!(files, ["2026-08-20", "2026-08-25", "2026-08-26"]);
+    assert!(pruned.kind("metrics_file").iter().all(|r| r["action"] == "pruned"));
+    assert!(dir.join("2026-11-22.jsonl").exists());
+    rollup(&w).args(["prune", "--retention-days", "0"]).run().code(2);
+
+    let compact = rollup(&w).arg("compact").run();
+    compact.code(0);
+    let recs = compact.kind("metrics_file");
+    assert_eq!(recs.len(), 1);
+    assert_eq!((recs[0]["action"].as_str(), recs[0]["date"].as_str()), (Some("compacted"), Some("2026-11-22")));
+    assert!(dir.join("2026-11-22.jsonl.gz").exists() && !dir.join("2026-11-22.jsonl").exists());
+    assert!(dir.join("2026-11-23.jsonl").exists(), "today stays with probe");
+    let after = rollup(&w).args(["--days", "120"]).run();
+    assert_eq!(after.named("uptime", "a")["total_checks"], 2);
+    assert_eq!(before.named("uptime", "a")["total_checks"], 5);
+    rollup(&w).args(["compact", "--format", "html"]).run().code(2);
+    let again = rollup(&w).args(["compact", "--format", "text"]).run();
+    again.code(0).stdout_has("No closed days to compact.");
+}
+
+#[test]
+fn rollup_compact_while_probe_appends_today() {
+    let w = Workdir::new("rollup-race");
+    let dir = w.path("home/metrics");
+    for day in 1..=20 {
+        let date = format!("2026-11-{day:02}");
+        let body = line("a", "up", json!(1), &format!("{date}T00:00:00Z")).repeat(2000);
+        w.write(&format!("home/metrics/{date}.jsonl"), body);
+    }
+    let today = dir.join("2026-11-23.jsonl");
+    let appender = {
+        let today = today.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&today).unwrap();
+            for _ in 0..3000 {
+                f.write_all(line("a", "down", json!(2), "2026-11-23T01:00:00Z").as_bytes()).unwrap();
+            }
+        })
+    };
+    let r = rollup(&w).arg("compact").run();
+    appender.join().unwrap();
+    r.code(0);
+    assert_eq!(r.kind("metrics_file").len(), 20);
+    let all = rollup(&w).args(["--days", "30"]).run();
+    all.code(0);
+    let a = all.named("uptime", "a");
+    assert_eq!((a["total_checks"].as_u64(), a["failures"].as_u64()), (Some(40_000 + 3000), Some(3000)));
+}
+
+#[test]
+fn rollup_reading_days_in_parallel_matches_one_stream() {
+    let w = Workdir::new("rollup-parallel");
+    let dir = history(&w, 20, 29);
+    // An outage across every midnight of one service.
+    for day in 4..=23 {
+        let p = dir.join(format!("2026-11-{day:02}.jsonl"));
+        let mut text = line("night", "down", json!(5), &format!("2026-11-{day:02}T00:00:00Z"));
+        text.push_str(&line("night", "up", json!(5), &format!("2026-11-{day:02}T00:30:00Z")));
+        text.push_str(&std::fs::read_to_string(&p).unwrap());
+        text.push_str(&line("night", "down", json!(5), &format!("2026-11-{day:02}T23:30:00Z")));
+        std::fs::write(&p, text).unwrap();
+    }
+    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    let stream: String = names.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    let from_dir = rollup(&w).args(["--days", "30"]).run();
+    let from_stdin = rollup(&w).arg("-").stdin(&stream).run();
+    from_dir.code(0);
+    from_stdin.code(0);
+    let strip = |mut v: Value| {
+        for k in ["from", "to", "window_days"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        v
+    };
+    let a: Vec<Value> = from_dir.kind("uptime").into_iter().map(strip).collect();
+    let b: Vec<Value> = from_stdin.kind("uptime").into_iter().map(strip).collect();
+    assert_eq!(a, b);
+    let night = from_dir.named("uptime", "night");
+    // The first morning, 19 nights joined across files, and tonight's, still going.
+    assert_eq!(night["incidents"], 21, "{night}");
+    assert_eq!(night["longest_outage_s"], 3600, "23:30 to the next day's first up at 00:30");
+    let by_day_dir = rollup(&w).args(["--days", "30", "--by", "day"]).run();
+    let by_day_stdin = rollup(&w).args(["-", "--by", "day"]).stdin(&stream).run();
+    assert_eq!(by_day_dir.kind("uptime"), by_day_stdin.kind("uptime"));
+}
