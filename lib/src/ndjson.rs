@@ -135,8 +135,17 @@ impl<R: BufRead> LineReader<R> {
                     self.buf.pop();
                 }
             } else if self.buf.len() > self.max {
-                let rest = skip_line(&mut self.inner)?;
-                return Ok(Some((self.lineno, Line::TooLong(self.buf.len() as u64 + rest))));
+                // A line of exactly `max` bytes ending in "\r\n" fills the read up to its '\r'.
+                let cr = self.buf.last() == Some(&b'\r');
+                if cr && self.buf.len() == self.max + 1 && self.inner.fill_buf()?.first() == Some(&b'\n') {
+                    self.inner.consume(1);
+                    self.buf.pop();
+                } else {
+                    // The length of the line is without its "\r\n".
+                    let (rest, crlf) = skip_line(&mut self.inner, cr)?;
+                    let len = self.buf.len() as u64 + rest - u64::from(crlf);
+                    return Ok(Some((self.lineno, Line::TooLong(len))));
+                }
             }
             if self.buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -146,24 +155,33 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-/// Discard up to and including the next newline; returns the bytes skipped, not counting
-/// the newline.
-fn skip_line<R: BufRead>(r: &mut R) -> io::Result<u64> {
+/// Discard up to and including the next newline. Returns the bytes skipped, not counting
+/// the newline, and whether the byte before the newline was a '\r' (`cr`: the byte before
+/// these was one).
+fn skip_line<R: BufRead>(r: &mut R, mut cr: bool) -> io::Result<(u64, bool)> {
     let mut skipped = 0u64;
     loop {
         let (done, used) = {
             let avail = r.fill_buf()?;
             if avail.is_empty() {
-                return Ok(skipped);
+                return Ok((skipped, false));
             }
             match avail.iter().position(|&b| b == b'\n') {
-                Some(i) => (true, i + 1),
-                None => (false, avail.len()),
+                Some(i) => {
+                    if i > 0 {
+                        cr = avail[i - 1] == b'\r';
+                    }
+                    (true, i + 1)
+                }
+                None => {
+                    cr = avail.last() == Some(&b'\r');
+                    (false, avail.len())
+                }
             }
         };
         r.consume(used);
         if done {
-            return Ok(skipped + used as u64 - 1);
+            return Ok((skipped + used as u64 - 1, cr));
         }
         skipped += used as u64;
     }
