@@ -6,11 +6,13 @@
 //! invariant breaks (a parser panicked, or something pitcrew wrote cannot be read back).
 
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pitcrew::board::ingest::Rules;
 use pitcrew::board::model::Board;
+use pitcrew::cellscan::model::{self, FileCtx, Policies};
+use pitcrew::cellscan::scan::{self, Cell, ScanCtx};
 use pitcrew::clock::{self, Clock};
 use pitcrew::config::{self, CheckSpec, Config, HeartbeatSpec};
 use pitcrew::entry::Diag;
@@ -24,6 +26,9 @@ use pitcrew::notify::state::{self, Input, Policy, Rates, State};
 use pitcrew::probe::plugin;
 use pitcrew::record::{self, Check, Finding, Kind, Recovery};
 use pitcrew::restart::{Decision, Entry, Policy as RestartPolicy};
+use pitcrew::rollup::fast::{self, Fields};
+use pitcrew::rollup::lines::Lines;
+use pitcrew::rollup::scan::{Origin, ScanOpts, Scanner, slow_parse, ts_millis};
 use pitcrew::tickmon::beats::{self, Event, Op, Snapshot};
 use pitcrew::tickmon::registry::Registry;
 use pitcrew::tickmon::serve::{self, Route};
@@ -48,6 +53,10 @@ pub const TARGETS: &[Target] = &[
     ("notify_state", notify_state),
     ("recover_ledger", recover_ledger),
     ("timestamps", timestamps),
+    ("rollup_metrics", rollup_metrics),
+    ("cell_file", cell_file),
+    ("agent_file", agent_file),
+    ("task_file", task_file),
 ];
 
 fn now() -> time::OffsetDateTime {
@@ -412,4 +421,172 @@ pub fn timestamps(data: &[u8]) {
         }
     }
     let _ = clock::from_unix_f64(s.trim().parse::<f64>().unwrap_or(0.0));
+}
+
+/// A metrics line as rollup reads it. The fast path ([`fast::parse`]) must give, on every line
+/// it does not leave to serde_json, exactly what serde_json's reading ([`slow_parse`]) gives;
+/// a string field it calls plain must be the text between its quotes. rollup's line reader
+/// splits the same lines as the shared one, and a whole scan of the bytes does not panic.
+pub fn rollup_metrics(data: &[u8]) {
+    for max in [64usize, 16384] {
+        let mut ours = Lines::new(Cursor::new(data), max);
+        let mut shared = LineReader::new(Cursor::new(data), max);
+        loop {
+            let (a, b) = (ours.next_line(), shared.next_line());
+            let (a, b) = match (a, b) {
+                (Ok(a), Ok(b)) => (a, b),
+                (a, b) => panic!("read errors differ: {:?} / {:?}", a.err(), b.err()),
+            };
+            let a = a.map(|(n, l)| (n, line_bytes(l)));
+            let b = b.map(|(n, l)| (n, line_bytes(l)));
+            assert_eq!(a, b, "rollup's line reader and the shared one split differently (limit {max})");
+            let Some((_, Ok(line))) = a else {
+                if a.is_none() {
+                    break;
+                }
+                continue;
+            };
+            fast_agrees_with_serde(&line);
+        }
+    }
+    fast_agrees_with_serde(data);
+    for (by_day, pass_through) in [(false, true), (true, false)] {
+        let opts = ScanOpts { by_day, pass_through, track_range: true, max_line: 4096, ..ScanOpts::default() };
+        let mut sc = Scanner::new(opts);
+        let mut out = Vec::new();
+        let r = sc.scan(Cursor::new(data), Origin { name: "2026-11-23.jsonl", day: None }, &mut out);
+        assert!(r.is_ok(), "a scan that is not strict takes any bytes: {r:?}");
+        assert!(sc.lines + sc.rejects.count <= data.iter().filter(|b| **b == b'\n').count() as u64 + 1);
+        for (name, stats) in sc.window.sorted() {
+            let _ = (name, stats.total(), stats.latency.mean());
+        }
+    }
+}
+
+fn fields<'a>(x: &Fields<'a>) -> [Option<&'a str>; 5] {
+    [x.kind, x.name, x.status, x.latency_ms, x.timestamp]
+}
+
+fn line_bytes(l: Line<'_>) -> Result<Vec<u8>, u64> {
+    match l {
+        Line::Text(t) => Ok(t.to_vec()),
+        Line::TooLong(n) => Err(n),
+    }
+}
+
+fn fast_agrees_with_serde(line: &[u8]) {
+    let Some(f) = fast::parse(line) else { return };
+    let slow = match slow_parse(line) {
+        Ok(s) => s,
+        Err(why) => panic!("the fast path read a line serde_json refuses ({why})"),
+    };
+    assert_eq!(fields(&f), fields(&slow), "the fast path read other values than serde_json");
+    for raw in fields(&f).into_iter().flatten() {
+        assert!(serde_json::from_str::<serde::de::IgnoredAny>(raw).is_ok(), "a field is one JSON value: {raw}");
+        if f.plain && raw.starts_with('"') {
+            let text: String = serde_json::from_str(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert_eq!(Some(text.as_str()), raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')), "plain");
+        }
+    }
+    // Timestamps: the fast parse agrees with the shared one wherever that one reads it.
+    if let Some(ts) = f.timestamp.and_then(|t| serde_json::from_str::<String>(t).ok()) {
+        if let (Some(ms), Some(t)) = (ts_millis(&ts), clock::parse_ts(&ts)) {
+            assert_eq!(ms, t.unix_timestamp() * 1000 + i64::from(t.millisecond()), "{ts}");
+        }
+    }
+}
+
+/// A cell in memory, with no file behind it.
+fn empty_cell() -> Cell {
+    Cell {
+        dir: PathBuf::from("missions/c"),
+        dir_name: "c".into(),
+        id: "c".into(),
+        doc: None,
+        policies: Policies::default(),
+        isolation_file: None,
+        permissions: Vec::new(),
+        agents: Vec::new(),
+        tasks: Vec::new(),
+        issues: Vec::new(),
+    }
+}
+
+/// The files of one kind in `data`, separated by NUL bytes.
+fn files(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    data.split(|b| *b == 0).enumerate().take(16)
+}
+
+/// Check a cell built from fuzzed files, assess its agents from the files, and write its
+/// records: every record is one line that reads back, every id that names a file is safe.
+fn check_cell(mut cell: Cell) {
+    let now = now();
+    scan::check(&mut cell, now);
+    for cyc in scan::cycles(&cell.tasks) {
+        assert!(cyc.len() >= 2 && cyc.first() == cyc.last(), "a cycle is closed: {cyc:?}");
+    }
+    let ctx = ScanCtx { now, stamp: clock::fmt_ts(now), heartbeat: None };
+    let health = scan::assess(&mut cell, &ctx);
+    assert_eq!(health.len(), cell.agents.len());
+    for a in &cell.agents {
+        assert!(pitcrew::util::is_safe_id(&a.id) && pitcrew::util::is_safe_id(&a.heartbeat_id), "{:?}", a.id);
+    }
+    for t in &cell.tasks {
+        assert!(pitcrew::util::is_safe_id(&t.id), "{:?}", t.id);
+    }
+    for r in scan::records(&cell, &health, &ctx.stamp) {
+        let line = ndjson::to_line(&r).unwrap_or_else(|e| panic!("cannot write a record: {e}"));
+        let back = ndjson::parse_object(&line[..line.len() - 1]);
+        assert!(back.is_ok(), "a cell record reads back: {back:?}");
+    }
+    let _ = scan::worst(&cell);
+}
+
+/// cell.json, then (after NUL bytes) config/policies.json, isolation.json, permissions.json.
+pub fn cell_file(data: &[u8]) {
+    let mut cell = empty_cell();
+    for (i, bytes) in files(data) {
+        let names = ["cell.json", "config/policies.json", "config/isolation.json", "config/permissions.json"];
+        let Some(file) = names.get(i) else { break };
+        let path = cell.dir.join(file);
+        let mut cx = FileCtx::new(&path, file, bytes, &mut cell.issues);
+        match i {
+            0 => cell.doc = model::read_cell(&mut cx),
+            1 => cell.policies = model::read_policies(&mut cx),
+            2 => cell.isolation_file = model::read_isolation(&mut cx),
+            _ => cell.permissions = model::read_permissions(&mut cx),
+        }
+    }
+    if let Some(id) = cell.doc.as_ref().and_then(|d| d.cell_id.clone()) {
+        assert!(pitcrew::util::is_safe_id(&id), "a cell id is a file name: {id:?}");
+        cell.id = id;
+    }
+    check_cell(cell);
+}
+
+/// Agent files (`agents/*.json`), separated by NUL bytes, in one cell.
+pub fn agent_file(data: &[u8]) {
+    let mut cell = empty_cell();
+    for (i, bytes) in files(data) {
+        let file = format!("agents/a{i}.json");
+        let path = cell.dir.join(&file);
+        if let Some(a) = model::read_agent(&mut FileCtx::new(&path, &file, bytes, &mut cell.issues)) {
+            cell.agents.push(a);
+        }
+    }
+    check_cell(cell);
+}
+
+/// Task files (`tasks/*.json`), separated by NUL bytes, in one cell: references, cycles,
+/// timeouts.
+pub fn task_file(data: &[u8]) {
+    let mut cell = empty_cell();
+    for (i, bytes) in files(data) {
+        let file = format!("tasks/t{i}.json");
+        let path = cell.dir.join(&file);
+        if let Some(t) = model::read_task(&mut FileCtx::new(&path, &file, bytes, &mut cell.issues)) {
+            cell.tasks.push(t);
+        }
+    }
+    check_cell(cell);
 }

@@ -170,16 +170,16 @@ impl Garbage {
         let stop = Arc::new(AtomicBool::new(false));
         let st = stop.clone();
         thread::spawn(move || {
-            let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
             while !st.load(Ordering::Relaxed) {
                 match l.accept() {
                     Ok((mut s, _)) => {
                         let mut junk = vec![0u8; 4096];
                         for b in &mut junk {
-                            seed ^= seed << 13;
-                            seed ^= seed >> 7;
-                            seed ^= seed << 17;
-                            *b = seed as u8;
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            *b = x as u8;
                         }
                         let _ = s.set_nonblocking(false);
                         let _ = s.write_all(&junk);

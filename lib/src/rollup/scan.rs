@@ -468,7 +468,8 @@ impl Scanner {
 }
 
 /// serde_json's reading of a line the fast path gave up on: the fields, or what is wrong.
-fn slow_parse(bytes: &[u8]) -> std::result::Result<Fields<'_>, String> {
+/// Public so that the fuzzer can hold [`fast::parse`] to the same answers.
+pub fn slow_parse(bytes: &[u8]) -> std::result::Result<Fields<'_>, String> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
             Ok(_) => "expected a JSON object".to_string(),
