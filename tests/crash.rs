@@ -158,3 +158,100 @@ fn crash_recover_killed_mid_restart_still_honours_the_attempt() {
     r.code(1);
     assert_eq!(r.kind("recovery")[0]["outcome"], "cooldown", "{r:?}");
 }
+
+/// A metrics directory of ten closed days, each day a different number of lines.
+fn metrics_days(w: &Workdir) -> BTreeMap<String, u64> {
+    let mut want = BTreeMap::new();
+    for d in 10..20u64 {
+        let day = format!("2026-11-{d}");
+        let n = 4000 + 37 * d;
+        let mut text = String::new();
+        for j in 0..n {
+            let status = if j % 7 == 0 { "down" } else { "up" };
+            let (h, m, s) = (j / 3600 % 24, j / 60 % 60, j % 60);
+            text.push_str(&format!(
+                "{{\"timestamp\":\"{day}T{h:02}:{m:02}:{s:02}Z\",\"name\":\"svc-{}\",\"status\":\"{status}\",\"latency_ms\":{j}}}\n",
+                j % 3
+            ));
+        }
+        w.write(&format!("m/{day}.jsonl"), text);
+        want.insert(day, n);
+    }
+    want
+}
+
+/// Checks per day as rollup counts them; every file must read (exit 0: no corrupt data).
+fn checks_per_day(w: &Workdir) -> BTreeMap<String, u64> {
+    let dir = w.path("m");
+    let run = w
+        .tool("rollup")
+        .args(["--metrics-dir", &path_str(&dir), "--since", "2026-11-10", "--until", "2026-11-19", "--by", "day"])
+        .args(["--now", "2026-11-20T12:00:00Z"])
+        .run();
+    run.code(0);
+    let mut got = BTreeMap::new();
+    for r in run.records() {
+        *got.entry(r["day"].as_str().unwrap().to_string()).or_insert(0) += r["total_checks"].as_u64().unwrap();
+    }
+    got
+}
+
+fn metrics_files(w: &Workdir) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(w.path("m"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn crash_rollup_compact_and_prune_killed_at_random_keep_every_day_whole() {
+    let w = Workdir::new("crash-rollup");
+    let want = metrics_days(&w);
+    let dir = path_str(&w.path("m"));
+    let now = "2026-11-20T12:00:00Z";
+    let mut killed = 0;
+    for (round, delay) in delays(8, 0, 300).into_iter().enumerate() {
+        if !metrics_files(&w).iter().any(|f| f.ends_with(".jsonl")) {
+            metrics_days(&w);
+            for f in metrics_files(&w).iter().filter(|f| f.ends_with(".gz")) {
+                std::fs::remove_file(w.path(&format!("m/{f}"))).unwrap();
+            }
+        }
+        let child = w.tool("rollup").args(["compact", "--metrics-dir", &dir, "--now", now]).spawn();
+        std::thread::sleep(delay);
+        if kill9(child).is_none() {
+            killed += 1;
+        }
+        assert_eq!(checks_per_day(&w), want, "round {round}: a day changed after compact was killed");
+    }
+    assert!(killed > 0, "no compaction was killed mid-way");
+    // A clean run finishes what the killed ones left: one .gz a day, the same checks, and
+    // no temporary file of a killed compaction (a part of a day's gzip each).
+    let temps = metrics_files(&w).into_iter().filter(|f| f.ends_with(".tmp")).count();
+    assert!(temps > 0, "no compaction was killed while writing");
+    w.tool("rollup").args(["compact", "--metrics-dir", &dir, "--now", now]).run().code(0);
+    assert_eq!(checks_per_day(&w), want);
+    let files = metrics_files(&w);
+    assert_eq!(files.iter().filter(|f| f.ends_with(".jsonl.gz")).count(), 10, "{files:?}");
+    assert!(!files.iter().any(|f| f.ends_with(".jsonl") || f.ends_with(".tmp")), "{files:?}");
+    // Prune: a day is whole or gone, never part of one; days kept are untouched.
+    for (round, delay) in delays(6, 0, 20).into_iter().enumerate() {
+        let child =
+            w.tool("rollup").args(["prune", "--retention-days", "6", "--metrics-dir", &dir, "--now", now]).spawn();
+        std::thread::sleep(delay);
+        kill9(child);
+        let got = checks_per_day(&w);
+        for (day, n) in &want {
+            match got.get(day) {
+                Some(k) => assert_eq!(k, n, "round {round}: {day} changed"),
+                None => assert!(day.as_str() < "2026-11-15", "round {round}: {day} is within retention and gone"),
+            }
+        }
+    }
+    w.tool("rollup").args(["prune", "--retention-days", "6", "--metrics-dir", &dir, "--now", now]).run().code(0);
+    let kept: BTreeMap<String, u64> = want.into_iter().filter(|(d, _)| d.as_str() >= "2026-11-15").collect();
+    assert_eq!(checks_per_day(&w), kept);
+}
