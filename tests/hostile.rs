@@ -386,3 +386,190 @@ fn hostile_sizes_notify_send_reads_at_most_a_mebibyte_of_message() {
     assert!(a["message"].as_str().unwrap().len() <= (1 << 20) + 8, "{}", a["message"].as_str().unwrap().len());
     assert!(a["title"].as_str().unwrap().starts_with("first line \u{fffd}\u{fffd} not UTF-8"), "{}", a["title"]);
 }
+
+// ------------------------------------------------------------- rollup and cellscan
+
+fn metric(i: usize) -> String {
+    format!(r#"{{"name":"svc","status":"up","latency_ms":{i},"timestamp":"2026-11-19T10:00:{:02}Z"}}"#, i % 60)
+}
+
+/// Hostile metrics lines and what rollup says of each (it names the first, counts the rest).
+fn hostile_metrics() -> Vec<(Vec<u8>, &'static str)> {
+    let mut long = br#"{"name":"svc","status":"up","pad":""#.to_vec();
+    long.resize(17 << 20, b'x');
+    long.extend_from_slice(b"\"}");
+    let deep_name = format!(r#"{{"name":{}1{},"status":"up"}}"#, "[".repeat(100_000), "]".repeat(100_000));
+    vec![
+        (long, "longer than the limit of 16777216 bytes"),
+        ("[".repeat(200_000).into_bytes(), "EOF while parsing a list"),
+        (deep_name.into_bytes(), "name: expected a string"),
+        (b"{\"name\":\"\xff\xfe\",\"status\":\"up\"}".to_vec(), "invalid unicode code point"),
+        (b"{\"name\":\"svc\",\"status\":\"up\"}\0".to_vec(), "trailing characters"),
+        (b"\0\0\0\0".to_vec(), "expected value"),
+        (br#"{"name":"svc","status":"up","latency_ms":1e400}"#.to_vec(), "1e400 is not a finite number"),
+    ]
+}
+
+#[test]
+fn hostile_lines_rollup() {
+    let w = Workdir::new("hostile-rollup");
+    let hostile = hostile_metrics();
+    let mut file = Vec::new();
+    for (i, (bad, _)) in hostile.iter().enumerate() {
+        file.extend_from_slice(format!("{}\n", metric(i)).as_bytes());
+        file.extend_from_slice(bad);
+        file.push(b'\n');
+    }
+    file.extend_from_slice(format!("{}\n", metric(hostile.len())).as_bytes());
+    let path = w.write("m/2026-11-19.jsonl", &file);
+    let t = Instant::now();
+    let r = w.tool("rollup").args([&path_str(&path), "--now", "2026-11-20T00:00:00Z"]).run();
+    r.code(3).stderr_has(&format!(
+        "rollup: {} malformed line(s) skipped (first: {}:2: line of",
+        hostile.len(),
+        path_str(&path)
+    ));
+    let u = r.named("uptime", "svc");
+    assert_eq!(u["total_checks"], hostile.len() + 1, "every valid line counted{r:?}");
+    assert_eq!(u["avg_latency_ms"], 3.5);
+    assert!(t.elapsed() < Duration::from_secs(30) && !r.stderr.contains("panicked"), "{r:?}");
+    // Each class on its own, from stdin: the reason is named with the line.
+    for (bad, why) in hostile.into_iter().skip(1) {
+        let mut input = format!("{}\n", metric(0)).into_bytes();
+        input.extend_from_slice(&bad);
+        input.extend_from_slice(format!("\n{}\n", metric(1)).as_bytes());
+        let r = w.tool("rollup").args(["-", "--now", "2026-11-20T00:00:00Z"]).stdin(input).run();
+        r.code(3).stderr_has("(first: stdin:2: ").stderr_has(why);
+        assert_eq!(r.named("uptime", "svc")["total_checks"], 2);
+    }
+}
+
+/// A missions directory with one sound cell and one full of hostile files.
+fn hostile_missions(w: &Workdir) {
+    w.write(
+        "missions/good/cell.json",
+        pretty(&json!({"cell_id": "good", "mission_name": "m", "status": "active", "isolation_level": "level_1"})),
+    );
+    w.write(
+        "missions/good/agents/a1.json",
+        pretty(&json!({"agent_id": "a1", "role": "lead", "status": "idle", "checkpoint": null})),
+    );
+    w.write(
+        "missions/evil/cell.json",
+        r#"{"cell_id":"../../etc","mission_name":"x","status":"active","isolation_level":"level_1","max_agents":1e400,"timeout":18446744073709551616}"#,
+    );
+    w.write(
+        "missions/evil/agents/a.json",
+        r#"{"agent_id":"../../etc/passwd","role":"lead","status":"failed","heartbeat_id":"..%2F.."}"#,
+    );
+    w.write(
+        "missions/evil/agents/b.json",
+        b"{\"agent_id\":\"b\",\"role\":\"lead\",\"status\":\"idle\",\"name\":\"\xff\x00\"}",
+    );
+    w.write("missions/evil/agents/c.json", format!("{}{}", "[".repeat(200_000), "]".repeat(200_000)));
+    let mut giant = br#"{"task_id":"t2","title":""#.to_vec();
+    giant.resize(20 << 20, b'x');
+    giant.extend_from_slice(b"\"}");
+    w.write("missions/evil/tasks/giant.json", giant);
+    w.write(
+        "missions/evil/tasks/t3.json",
+        r#"{"task_id":"../t3","title":"T","status":"pending","priority":"low","dependencies":["../../x"]}"#,
+    );
+    w.write(
+        "missions/evil/tasks/t4.json",
+        format!(
+            r#"{{"task_id":"t4","title":"T","status":"pending","priority":"low","x":{}{}}}"#,
+            "[".repeat(200_000),
+            "]".repeat(200_000)
+        ),
+    );
+}
+
+#[test]
+fn hostile_cell_files_are_findings_and_the_other_cells_are_scanned() {
+    let w = Workdir::new("hostile-cellscan");
+    hostile_missions(&w);
+    let t = Instant::now();
+    let r = w.tool("cellscan").args(["scan", &path_str(&w.path("missions"))]).run();
+    r.code(1);
+    assert!(t.elapsed() < Duration::from_secs(20) && !r.stderr.contains("panicked"), "{r:?}");
+    let findings: Vec<String> = r
+        .kind("finding")
+        .iter()
+        .filter(|f| f["cell"] == "evil")
+        .map(|f| format!("{} {}", f["problem"].as_str().unwrap(), f["detail"].as_str().unwrap()))
+        .collect();
+    for want in [
+        "cell.json:1:12: cell_id: '../../etc' is not a usable id",
+        "max_agents: 1e400 is out of range",
+        "agent_id: '../../etc/passwd' is not a usable id",
+        "heartbeat_id: '..%2F..' is not a usable id",
+        "invalid_json", // b.json: a NUL in a string
+        "bad_value",    // c.json: an array, not an object
+        "unreadable",
+        "tasks/giant.json: larger than 16 MiB",
+        "task_id: '../t3' is not a usable id",
+    ] {
+        assert!(findings.iter().any(|f| f.contains(want)), "no finding says {want:?}: {findings:#?}");
+    }
+    // The sound cell is reported as usual, and nothing was written anywhere.
+    assert_eq!(r.named("agent", "a1")["health"], "healthy", "{r:?}");
+    assert!(!w.path("etc").exists() && !w.path("missions/etc").exists());
+}
+
+#[test]
+fn hostile_peers_cellscan_heartbeat_endpoints_that_are_silent_or_speak_garbage() {
+    let w = Workdir::new("hostile-cellscan-peers");
+    w.write(
+        "missions/c1/cell.json",
+        pretty(&json!({"cell_id": "c1", "mission_name": "m", "status": "active", "isolation_level": "level_1"})),
+    );
+    for i in 0..20 {
+        w.write(
+            &format!("missions/c1/agents/a{i}.json"),
+            pretty(&json!({"agent_id": format!("a{i}"), "role": "read", "status": "idle", "checkpoint": null})),
+        );
+    }
+    let garbage = Garbage::start();
+    let hole = Blackhole::start();
+    for url in [hole.url(), garbage.url()] {
+        let t = Instant::now();
+        let r = w
+            .tool("cellscan")
+            .args(["scan", &path_str(&w.path("missions")), "--heartbeat-url", &url, "--heartbeat-timeout", "1"])
+            .run();
+        assert!(t.elapsed() < Duration::from_secs(6), "20 agents behind {url} took {:?}", t.elapsed());
+        assert!(!r.stderr.contains("panicked"), "{r:?}");
+        let warned: Vec<Value> =
+            r.kind("finding").into_iter().filter(|f| f["problem"] == "heartbeat_unreachable").collect();
+        assert_eq!(warned.len(), 1, "one warning for the cell{r:?}");
+        assert!(!warned[0]["detail"].as_str().unwrap().is_empty());
+        // Health falls back to the files.
+        assert_eq!(r.kind("agent").len(), 20);
+        assert!(r.kind("agent").iter().all(|a| a["health_source"] == "file"), "{r:?}");
+    }
+    // An endpoint that speaks HTTP but answers garbage: a clear finding per agent or the
+    // state read leniently, never a panic, the scan complete.
+    for body in [
+        "not json {{",
+        &"[".repeat(100_000),
+        r#"{"status":"healthy","consecutive_failures":-1e300,"last_heartbeat":1e300}"#,
+    ] {
+        let body = body.to_string();
+        let server = HttpServer::start(move |_| Reply::new(200, body.as_str()));
+        let t = Instant::now();
+        let r = w
+            .tool("cellscan")
+            .args([
+                "scan",
+                &path_str(&w.path("missions")),
+                "--heartbeat-url",
+                &server.url(""),
+                "--heartbeat-timeout",
+                "1",
+            ])
+            .run();
+        assert!(t.elapsed() < Duration::from_secs(6) && !r.stderr.contains("panicked"), "{r:?}");
+        assert_eq!(r.kind("agent").len(), 20, "{r:?}");
+    }
+}
