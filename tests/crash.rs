@@ -255,3 +255,43 @@ fn crash_rollup_compact_and_prune_killed_at_random_keep_every_day_whole() {
     let kept: BTreeMap<String, u64> = want.into_iter().filter(|(d, _)| d.as_str() >= "2026-11-15").collect();
     assert_eq!(checks_per_day(&w), kept);
 }
+
+#[test]
+fn crash_cellscan_revive_killed_while_reviving_keeps_every_attempt_in_its_ledger() {
+    let w = Workdir::new("crash-cellscan");
+    let started = w.path("started");
+    w.write(
+        "missions/c1/cell.json",
+        pretty(&json!({"cell_id": "c1", "mission_name": "m", "status": "active", "isolation_level": "level_1"})),
+    );
+    w.write(
+        "missions/c1/config/policies.json",
+        pretty(&json!({
+            "auto_revive": "yes",
+            "revive_command": format!("echo x >> '{}'; sleep 0.2", path_str(&started)),
+            "revive_cooldown_seconds": 0,
+            "max_retries": 1_000_000,
+        })),
+    );
+    w.write(
+        "missions/c1/agents/a1.json",
+        pretty(&json!({"agent_id": "a1", "role": "lead", "status": "failed", "checkpoint": null})),
+    );
+    let ledger = w.path("missions/c1/logs/revivals.json");
+    for (round, delay) in delays(10, 0, 300).into_iter().enumerate() {
+        let child = w.tool("cellscan").args(["revive", &path_str(&w.path("missions"))]).spawn();
+        std::thread::sleep(delay);
+        kill9(child);
+        if ledger.exists() {
+            let doc: Value = serde_json::from_slice(&std::fs::read(&ledger).unwrap())
+                .unwrap_or_else(|e| panic!("revivals.json does not read after the kill in round {round}: {e}"));
+            assert!(doc["a1"]["attempts"].is_u64(), "{doc}");
+        }
+    }
+    // The commands run on in their own process group; let the last one end.
+    std::thread::sleep(Duration::from_millis(500));
+    let ran = std::fs::read_to_string(&started).unwrap_or_default().lines().count() as u64;
+    let doc: Value = serde_json::from_slice(&std::fs::read(&ledger).unwrap()).unwrap();
+    let counted = doc["a1"]["attempts"].as_u64().unwrap();
+    assert!(ran > 0 && counted >= ran, "{ran} revive commands ran, {counted} attempts counted");
+}
