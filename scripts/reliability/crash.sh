@@ -180,6 +180,8 @@ crash_rollup() {
     mkdir -p "$dir"
     rollup_days "$dir"
     want=$(rollup_counts "$dir")
+    local raw_mb
+    raw_mb=$(du -sm --apparent-size "$dir" | cut -f1)
     t0=$(date +%s%N)
     "$bin/rollup" compact --metrics-dir "$dir" --now 2026-11-20T12:00:00Z >/dev/null
     t1=$(date +%s%N)
@@ -207,7 +209,8 @@ crash_rollup() {
     left=$(find "$dir" -name '.*.tmp' | wc -l)
     plain=$(find "$dir" -name '*.jsonl' | wc -l)
     printf '| figure | value |\n|---|---|\n'
-    printf '| metrics | 10 closed days, 400 145 lines, %s MB |\n' "$(du -sm --apparent-size "$dir" | cut -f1)"
+    printf '| metrics | 10 closed days, 400 145 lines, %s MB (%s MB gzipped) |\n' "$raw_mb" \
+        "$(du -sm --apparent-size "$dir" | cut -f1)"
     printf '| one clean compaction of the 10 days | %s ms |\n' "$ms"
     printf '| compactions killed with SIGKILL (the others finished first) | %s of %s; %s started on what a killed one left |\n' \
         "$killed" "$rounds" "$resumed"
@@ -236,6 +239,6 @@ crash_rollup() {
         fi
         rm -f "$dir"/*.jsonl "$dir"/*.jsonl.gz
     done
-    printf '| prunes killed at random, after which every day was whole or gone and the kept days all there | %s of %s |\n' \
+    printf '| prunes killed 0-5 ms in, after which every day was whole or gone and the kept days all there | %s of %s |\n' \
         "$pruned_ok" "$rounds"
 }

@@ -122,7 +122,7 @@ PY
             >"$work/out-rollup-$c" 2>"$work/err-rollup-$c" || code=$?
         read -r rss wall < <(tail -1 "$work/time")
         counted=$(grep -o '[0-9]* malformed line' "$work/err-rollup-$c" | cut -d' ' -f1)
-        first=$(grep -o 'first: [^)]*' "$work/err-rollup-$c" | sed "s|$work/||" | cut -c8-90)
+        first=$(grep -o 'first: [^)]*' "$work/err-rollup-$c" | sed "s|$work/||" | cut -c8-200)
         kept=$(jq -s 'map(select(.name == "svc") | .total_checks) | add // 0' "$work/out-rollup-$c")
         printf '| %s | %s | `%s` | %s of %s | %s of %s | %s MiB | %s s |\n' "$c" "$code" "$first" "${counted:-0}" "$bad" \
             "$kept" "$good" "$((rss / 1024))" "$wall"
