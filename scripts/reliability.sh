@@ -8,7 +8,8 @@
 #
 # Each section is scripts/reliability/NAME.sh defining reliability_NAME; it prints markdown
 # tables of what was tried and what held, and exits non-zero when something did not hold.
-# Settings: FUZZ_SECONDS (per target, default 180), CRASH_ROUNDS (default 50).
+# Settings: FUZZ_SECONDS (per target, default 180), CRASH_ROUNDS (default 50); CRASH_PARTS and
+# HOSTILE_PARTS pick parts of those two sections (see their files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
