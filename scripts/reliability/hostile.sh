@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2154
+# shellcheck shell=bash disable=SC2154,SC2016
 # Hostile input at full size: a 100 MB line (and a 1 GB stream of them), 1 MB of '[', and the
 # other classes of tests/hostile.rs, to every NDJSON tool, to rollup's metrics files and to
 # cellscan's cell files and heartbeat endpoint, with peak memory measured.
