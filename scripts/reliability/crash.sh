@@ -50,7 +50,7 @@ reliability_crash() {
         mkdir -p "$home"
         printf '{"services":[],"alerting":{"webhook_url":"http://127.0.0.1:9/x","timeout_seconds":5}}\n' \
             >"$home/down.json"
-        coproc SINK { python3 scripts/reliability/sink.py 0.2 "$work/sink.log"; }
+        coproc SINK { exec python3 scripts/reliability/sink.py 0.2 "$work/sink.log"; }
         pids+=("$SINK_PID")
         local port
         read -r port <&"${SINK[0]}"

@@ -177,7 +177,7 @@ PY
     ! grep -q panicked "$work/err-cellscan" || fail "cellscan panicked"
 
     rm -rf "$m/evil"
-    coproc PEERS { python3 -u - <<'PY'
+    coproc PEERS { exec python3 -u - <<'PY'
 import os, socket, threading
 def serve(kind):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(512)

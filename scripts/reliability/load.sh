@@ -54,7 +54,7 @@ reliability_load() {
 
     local n=${PROBE_TARGETS:-5000}
     heading "probe: $n loopback targets (url, port), default --concurrency 256"
-    coproc PEERS { python3 scripts/bench/servers.py 16; }
+    coproc PEERS { exec python3 scripts/bench/servers.py 16; }
     pids+=("$PEERS_PID")
     local ports
     read -r ports <&"${PEERS[0]}"
