@@ -8,6 +8,9 @@ mod util;
 
 mod board;
 mod cellscan;
+mod crash;
+mod fuzz_corpus;
+mod hostile;
 mod notify;
 mod pipe;
 mod pipelines;

@@ -936,3 +936,80 @@ fn tickmon_the_example_registry_loads() {
     assert!(r.kind("tick").iter().all(|t| t["status"] == "missing"));
     assert!(r.stderr.is_empty(), "{r:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// reliability: hostile requests and kill -9 under load
+
+#[test]
+fn tickmon_serve_deep_metadata_is_refused_and_the_state_stays_loadable() {
+    let w = Workdir::new("tickmon-serve-deep");
+    let state = w.path("state/hb.json");
+    let mut s = Serve::start(&w, &["--state", &path_str(&state)]);
+    // Deep enough to be valid JSON in a request, too deep once the state file nests it.
+    let nested = |n: usize| format!("{{\"metadata\":{{\"k\":{}1{}}}}}", "[".repeat(n), "]".repeat(n));
+    for n in [40, 125] {
+        let (code, body) = post(&s.url("/heartbeat/deep"), &nested(n));
+        assert_eq!(code, 400, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("nested deeper than 32"), "{body}");
+    }
+    assert_eq!(post(&s.url("/heartbeat/deep"), &nested(30)).0, 200);
+    assert_eq!(s.terminate(), Some(0));
+    let _again = Serve::start(&w, &["--state", &path_str(&state)]);
+    let r = w.tool("tickmon").args(["heartbeats", "--state"]).arg(&state).run();
+    r.code(0);
+    assert_eq!(r.named("heartbeat", "deep")["heartbeats"], 1);
+}
+
+#[test]
+fn tickmon_serve_kill_9_under_load_loses_nothing_acknowledged() {
+    let w = Workdir::new("tickmon-serve-kill-load");
+    let state = w.path("state/hb.json");
+    let clients = 3;
+    let mut acked = vec![0u64; clients];
+    let mut sent = vec![0u64; clients];
+    for round in 0..4u64 {
+        let mut s = Serve::start(&w, &["--state", &path_str(&state)]);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let counts: Vec<(u64, u64)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..clients)
+                .map(|n| {
+                    let url = s.url(&format!("/heartbeat/load-{n}"));
+                    let stop = stop.clone();
+                    scope.spawn(move || {
+                        let (a, _) = agent(None);
+                        let (mut ok, mut tried) = (0u64, 0u64);
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            tried += 1;
+                            match a.post(&url).header("Content-Type", "application/json").send("{}") {
+                                Ok(r) if r.status().as_u16() == 200 => ok += 1,
+                                _ => break,
+                            }
+                        }
+                        (ok, tried)
+                    })
+                })
+                .collect();
+            // Kill at a different moment each round, while requests are in flight.
+            std::thread::sleep(Duration::from_millis(150 + 97 * round));
+            s.kill9();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (n, (ok, tried)) in counts.into_iter().enumerate() {
+            acked[n] += ok;
+            sent[n] += tried;
+        }
+    }
+    let r = w.tool("tickmon").args(["heartbeats", "--state"]).arg(&state).run();
+    r.code(0);
+    for n in 0..clients {
+        let got = r.named("heartbeat", &format!("load-{n}"))["heartbeats"].as_u64().unwrap();
+        assert!(acked[n] > 0, "the load ran");
+        assert!(
+            got >= acked[n] && got <= sent[n],
+            "agent {n}: {got} kept, {} acknowledged, {} sent",
+            acked[n],
+            sent[n]
+        );
+    }
+}

@@ -10,6 +10,18 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::error::{Error, Result};
 
+/// The latest time pitcrew can write (the end of year 9999): where arithmetic that would run
+/// past the calendar stops.
+pub const LATEST: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59.999 UTC);
+
+/// The longest duration [`parse_duration`] takes: a hundred years.
+pub const MAX_DURATION_SECS: u64 = 100 * 366 * 86_400;
+
+/// `t + d`, or [`LATEST`] when that is past the end of the calendar.
+pub fn add_or_latest(t: OffsetDateTime, d: std::time::Duration) -> OffsetDateTime {
+    time::Duration::try_from(d).ok().and_then(|d| t.checked_add(d)).unwrap_or(LATEST)
+}
+
 /// The source of "now". Fixed by `--now`, otherwise the system clock.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
@@ -133,8 +145,14 @@ pub fn parse_month(s: &str) -> Option<Date> {
     Date::from_calendar_date(y, time::Month::try_from(m).ok()?, 1).ok()
 }
 
-/// Parse a duration: `90`, `90s`, `15m`, `2h`, `1d`, `1w`, or combinations like `1h30m`.
+/// Parse a duration: `90`, `90s`, `15m`, `2h`, `1d`, `1w`, or combinations like `1h30m`; at
+/// most a hundred years (longer ones are refused: deadlines computed from them would run past
+/// the calendar).
 pub fn parse_duration(s: &str) -> Option<Duration> {
+    parse_duration_unbounded(s).filter(|d| d.as_secs() <= MAX_DURATION_SECS)
+}
+
+fn parse_duration_unbounded(s: &str) -> Option<Duration> {
     let s = s.trim();
     if s.is_empty() {
         return None;
@@ -213,6 +231,17 @@ mod tests {
         assert_eq!(parse_duration("2x"), None);
         assert_eq!(parse_duration("h"), None);
         assert_eq!(human_duration(7500), "2h 5m");
+        assert_eq!(parse_duration("36600d"), Some(Duration::from_secs(MAX_DURATION_SECS)));
+        assert_eq!(parse_duration("36601d"), None);
+        assert_eq!(parse_duration("18446744073709551615"), None);
+    }
+
+    #[test]
+    fn arithmetic_stops_at_the_end_of_the_calendar() {
+        let t = parse_ts("9999-12-31T00:00:00Z").unwrap();
+        assert_eq!(add_or_latest(t, Duration::from_secs(86_400 * 2)), LATEST);
+        assert_eq!(add_or_latest(t, Duration::from_secs(u64::MAX)), LATEST);
+        assert_eq!(fmt_ts(add_or_latest(t, Duration::from_secs(60))), "9999-12-31T00:01:00.000Z");
     }
 
     #[test]

@@ -711,6 +711,14 @@ fn parse_service(v: &Value, defaults: &ServiceDefaults) -> std::result::Result<S
                     path: PathBuf::from(path),
                     max_age_seconds: max_age.unwrap_or(3600),
                 }),
+                (None, Some(agent)) if !crate::util::is_safe_id(&agent) => {
+                    // The id names a file under the ticks directory: no path characters.
+                    f.fail(
+                        "agent",
+                        "not a valid agent id (1-128 letters, digits, '-', '_', '.', not starting with '.')",
+                    );
+                    CheckSpec::Heartbeat(HeartbeatSpec::File { path: PathBuf::new(), max_age_seconds: 0 })
+                }
                 (None, Some(agent)) => CheckSpec::Heartbeat(HeartbeatSpec::Tick {
                     agent,
                     ticks_dir: f.string("ticks_dir").map(PathBuf::from).unwrap_or_else(|| defaults.ticks_dir.clone()),
@@ -939,6 +947,16 @@ mod tests {
         assert_eq!(p.metrics, PathBuf::from("/m"));
         assert_eq!(p.state, PathBuf::from("/home/u/.agent-ops/state"));
         assert!(!p.config_explicit);
+    }
+
+    #[test]
+    fn heartbeat_agents_cannot_name_paths() {
+        let env = env_from(&[]);
+        let doc = br#"{"services":[{"name":"a","type":"heartbeat","agent":"../../etc/passwd"},
+            {"name":"b","type":"heartbeat","agent":"atlas"}]}"#;
+        let c = Config::parse(doc, Path::new("s.json"), &env).unwrap();
+        assert_eq!(c.services.len(), 1);
+        assert!(c.problems[0].message.starts_with("agent: not a valid agent id"), "{:?}", c.problems);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! The pipe contract (see the README): one JSON object a line, `\n` or `\r\n`, blank lines
 //! skipped; a bad line is reported on stderr, counted, and skipped, unless `--strict` makes it
 //! fatal. A line longer than the limit (16 MiB by default) is skipped without being held in
-//! memory, so one hostile line cannot exhaust it.
+//! memory, so one hostile line cannot exhaust it. A line nested deeper than [`MAX_DEPTH`]
+//! levels is rejected too: the state files that keep parts of records (notify's state and
+//! outbox) nest them a few levels deeper, and must stay within what a JSON reader reads back.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -19,6 +21,10 @@ use crate::error::{Error, Result};
 
 /// The longest line read by default; longer ones are skipped and reported.
 pub const DEFAULT_MAX_LINE: usize = 16 << 20;
+
+/// The deepest nesting of arrays and objects a record may have (serde_json reads at most
+/// 128; what pitcrew keeps of a record in its own files nests it a few levels deeper).
+pub const MAX_DEPTH: usize = 64;
 
 /// Where NDJSON comes from: standard input or a named file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,8 +135,17 @@ impl<R: BufRead> LineReader<R> {
                     self.buf.pop();
                 }
             } else if self.buf.len() > self.max {
-                let rest = skip_line(&mut self.inner)?;
-                return Ok(Some((self.lineno, Line::TooLong(self.buf.len() as u64 + rest))));
+                // A line of exactly `max` bytes ending in "\r\n" fills the read up to its '\r'.
+                let cr = self.buf.last() == Some(&b'\r');
+                if cr && self.buf.len() == self.max + 1 && self.inner.fill_buf()?.first() == Some(&b'\n') {
+                    self.inner.consume(1);
+                    self.buf.pop();
+                } else {
+                    // The length of the line is without its "\r\n".
+                    let (rest, crlf) = skip_line(&mut self.inner, cr)?;
+                    let len = self.buf.len() as u64 + rest - u64::from(crlf);
+                    return Ok(Some((self.lineno, Line::TooLong(len))));
+                }
             }
             if self.buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -140,24 +155,33 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-/// Discard up to and including the next newline; returns the bytes skipped, not counting
-/// the newline.
-fn skip_line<R: BufRead>(r: &mut R) -> io::Result<u64> {
+/// Discard up to and including the next newline. Returns the bytes skipped, not counting
+/// the newline, and whether the byte before the newline was a '\r' (`cr`: the byte before
+/// these was one).
+fn skip_line<R: BufRead>(r: &mut R, mut cr: bool) -> io::Result<(u64, bool)> {
     let mut skipped = 0u64;
     loop {
         let (done, used) = {
             let avail = r.fill_buf()?;
             if avail.is_empty() {
-                return Ok(skipped);
+                return Ok((skipped, false));
             }
             match avail.iter().position(|&b| b == b'\n') {
-                Some(i) => (true, i + 1),
-                None => (false, avail.len()),
+                Some(i) => {
+                    if i > 0 {
+                        cr = avail[i - 1] == b'\r';
+                    }
+                    (true, i + 1)
+                }
+                None => {
+                    cr = avail.last() == Some(&b'\r');
+                    (false, avail.len())
+                }
             }
         };
         r.consume(used);
         if done {
-            return Ok(skipped + used as u64 - 1);
+            return Ok((skipped + used as u64 - 1, cr));
         }
         skipped += used as u64;
     }
@@ -175,10 +199,33 @@ pub fn json_error_message(e: &serde_json::Error) -> String {
 /// Parse one line as a JSON object.
 pub fn parse_object(bytes: &[u8]) -> std::result::Result<Value, String> {
     match serde_json::from_slice::<Value>(bytes) {
+        Ok(v @ Value::Object(_)) if depth(&v) > MAX_DEPTH => {
+            Err(format!("nested deeper than {MAX_DEPTH} levels of arrays and objects"))
+        }
         Ok(v @ Value::Object(_)) => Ok(v),
         Ok(_) => Err("expected a JSON object".to_string()),
         Err(e) => Err(json_error_message(&e)),
     }
+}
+
+/// How deep arrays and objects nest in `v` (a scalar is 0, `{}` is 1), without recursion.
+pub fn depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Array(a) => {
+                deepest = deepest.max(d + 1);
+                stack.extend(a.iter().map(|x| (x, d + 1)));
+            }
+            Value::Object(m) => {
+                deepest = deepest.max(d + 1);
+                stack.extend(m.values().map(|x| (x, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Read every line of every source, handing each to `f` with its position. `f` returns
@@ -324,6 +371,16 @@ mod tests {
         let e = parse_object(b"{\"a\": }").unwrap_err();
         assert_eq!(e, "expected value at column 7");
         assert_eq!(parse_object(b"[1]").unwrap_err(), "expected a JSON object");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_recursion() {
+        let line = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
+        assert!(parse_object(line(MAX_DEPTH).as_bytes()).is_ok());
+        let e = parse_object(line(MAX_DEPTH + 1).as_bytes()).unwrap_err();
+        assert_eq!(e, "nested deeper than 64 levels of arrays and objects");
+        assert!(parse_object(line(100_000).as_bytes()).unwrap_err().contains("recursion limit"));
+        assert_eq!(depth(&serde_json::json!({"a": [{}], "b": 1})), 3);
     }
 
     #[test]

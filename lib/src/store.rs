@@ -2,7 +2,8 @@
 //!
 //! * [`atomic_write`]: write a temporary file in the same directory, fsync it, rename it over
 //!   the target, fsync the directory. A reader sees the old file or the new one, never a mix,
-//!   even if the writer is killed at any instruction.
+//!   even if the writer is killed at any instruction. The temporary files of writers that
+//!   were killed are removed by the next write of the same file.
 //! * [`Lock`]: an exclusive `flock` (via fd-lock) on a sibling `.lock` file, held for the
 //!   whole of a read-modify-write so concurrent runs never lose an update. The Agent Ops Kit's board
 //!   used `board.lock` the same way, so old and new writers exclude each other.
@@ -48,7 +49,39 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.map_err(|e| Error::path("cannot write", path, e))
+    result.map_err(|e| Error::path("cannot write", path, e))?;
+    remove_stale_temps(path);
+    Ok(())
+}
+
+/// How old a dead writer's temporary file must be before it is removed: a live write takes
+/// milliseconds, and a writer in another PID namespace (a container sharing the directory)
+/// looks dead from here.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Remove `.NAME.PID.tmp` files of `path` left by writers that were killed mid-write: the
+/// process is gone and the file is older than [`STALE_TEMP_AGE`]. Best effort.
+pub fn remove_stale_temps(path: &Path) {
+    let Some(name) = path.file_name().map(|n| format!(".{}.", n.to_string_lossy())) else { return };
+    let Ok(entries) = fs::read_dir(parent_dir(path)) else { return };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        let Some(pid) = file.strip_prefix(name.as_str()).and_then(|r| r.strip_suffix(".tmp")) else { continue };
+        let Ok(pid) = pid.parse::<i32>() else { continue };
+        let dead = pid > 0
+            && pid != std::process::id() as i32
+            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH);
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_TEMP_AGE);
+        if dead && old {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Serialize `value` as pretty JSON (with a final newline) and write it atomically.
@@ -185,6 +218,26 @@ mod tests {
         atomic_write(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temporary_files_of_killed_writers_are_removed_once_old() {
+        let d = tmpdir("stale");
+        let p = d.join("state.json");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        // No process has a pid this high (pid_max is at most 2^22).
+        for (name, age) in
+            [(".state.json.99999999.tmp", old), (".state.json.99999998.tmp", std::time::SystemTime::now())]
+        {
+            let f = File::create(d.join(name)).unwrap();
+            f.set_modified(age).unwrap();
+        }
+        let other = d.join(".other.json.99999999.tmp");
+        File::create(&other).unwrap().set_modified(old).unwrap();
+        atomic_write(&p, b"{}").unwrap();
+        assert!(!d.join(".state.json.99999999.tmp").exists(), "dead and old: removed");
+        assert!(d.join(".state.json.99999998.tmp").exists(), "dead but fresh: kept");
+        assert!(other.exists(), "another file's temporary: kept");
     }
 
     #[test]

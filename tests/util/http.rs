@@ -155,6 +155,54 @@ impl Drop for Blackhole {
 }
 
 /// A certificate authority and a leaf certificate for localhost / 127.0.0.1.
+/// A peer that answers garbage: every connection gets a few KiB of pseudo-random bytes (no
+/// HTTP at all), then is closed.
+pub struct Garbage {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl Garbage {
+    pub fn start() -> Garbage {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        thread::spawn(move || {
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+            while !st.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        let mut junk = vec![0u8; 4096];
+                        for b in &mut junk {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            *b = x as u8;
+                        }
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.write_all(&junk);
+                        let _ = s.flush();
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Garbage { addr, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+impl Drop for Garbage {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 pub struct Certs {
     pub ca_pem: String,
     pub leaf_der: Vec<u8>,

@@ -49,17 +49,32 @@ pub fn fit(s: &str, max: usize) -> String {
     if max == 0 {
         return String::new();
     }
+    let mut out = prefix_within(s, max - 1, false);
+    out.push('…');
+    out
+}
+
+/// The longest start of `s` at most `cells` cells wide (with `at_least_one`, one character
+/// even when it alone is wider). Characters are added by their own widths, then the result
+/// is cut until the whole fits: a sequence can be wider than its characters (an emoji
+/// presentation selector makes a one-cell heart two cells). A run of zero-width characters
+/// counts against a bound, so a hostile title cannot make this quadratic in its length.
+fn prefix_within(s: &str, cells: usize, at_least_one: bool) -> String {
+    let limit = 4 * cells + 16;
     let mut out = String::new();
-    let mut used = 0;
+    let (mut used, mut n) = (0, 0);
     for c in s.chars() {
         let w = c.width().unwrap_or(0);
-        if used + w > max - 1 {
+        if (used + w > cells || n >= limit) && !(at_least_one && out.is_empty()) {
             break;
         }
         out.push(c);
         used += w;
+        n += 1;
     }
-    out.push('…');
+    while width(&out) > cells && out.chars().nth(usize::from(at_least_one)).is_some() {
+        out.pop();
+    }
     out
 }
 
@@ -113,17 +128,7 @@ pub fn wrap(s: &str, cells: usize, max_lines: usize) -> Vec<String> {
 
 /// The longest start of `s` that fits in `cells` cells (at least one character).
 fn fit_exact(s: &str, cells: usize) -> String {
-    let mut out = String::new();
-    let mut used = 0;
-    for c in s.chars() {
-        let w = c.width().unwrap_or(0);
-        if used + w > cells && !out.is_empty() {
-            break;
-        }
-        out.push(c);
-        used += w;
-    }
-    out
+    prefix_within(s, cells, true)
 }
 
 /// The lines of one card in a text column of `cells` cells.
@@ -284,6 +289,19 @@ mod tests {
         assert_eq!(fit("hello world", 6), "hello…");
         assert_eq!(fit("日本語テキスト", 7), "日本語…");
         assert_eq!(width(&fit("日本語テキスト", 7)), 7);
+        // Sequences wider than their characters, and runs of zero-width ones (from a
+        // hand-edited or hostile board.json) still fit.
+        for s in ["\u{2764}\u{FE0F}xx", "a\u{2764}\u{FE0F}\u{2764}\u{FE0F}b", "e\u{301}\u{301}xyz", "🇺🇸🇺🇸xx"]
+        {
+            for n in 1..8 {
+                assert!(width(&fit(s, n)) <= n, "fit({s:?}, {n}) = {:?}", fit(s, n));
+                assert!(wrap(s, n, 3).iter().all(|l| width(l) <= n.max(2)), "wrap({s:?}, {n})");
+            }
+        }
+        let hostile = format!("x{}", "\u{FE0F}".repeat(1 << 20));
+        let t = std::time::Instant::now();
+        assert!(width(&fit(&hostile, 10)) <= 10 && wrap(&hostile, 10, 3).len() <= 3);
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
         assert_eq!(pad("日本", 6), "日本  ");
     }
 

@@ -256,6 +256,11 @@ impl<'a> FileCtx<'a> {
                 self.bad(raw, field, format_args!("{f} is negative"));
                 None
             }
+            Err(_) if json_type(raw) == "a number" => {
+                // 1e400: JSON, but past any double.
+                self.bad(raw, field, format_args!("{} is out of range", crate::util::truncate(raw.get(), 40)));
+                None
+            }
             Err(_) => {
                 self.bad(raw, field, format_args!("expected a number, found {}", json_type(raw)));
                 None
@@ -883,6 +888,21 @@ mod tests {
         assert_eq!(p.auto_revive, Some(AutoRevive::Yes));
         assert_eq!(p.revive_command, Some(CommandLine::Argv(vec!["bin/revive".into(), "--fast".into()])));
         assert_eq!((p.max_retries, p.revive_timeout, p.cooldown_seconds), (5, 60, 300));
+    }
+
+    #[test]
+    fn numbers_past_any_double_are_said_to_be_out_of_range() {
+        let mut issues = Vec::new();
+        let c = read_cell(&mut FileCtx::new(
+            Path::new("c.json"),
+            "cell.json",
+            br#"{"cell_id":"c","mission_name":"m","status":"active","isolation_level":"level_1","max_agents":1e400,"timeout":18446744073709551616}"#,
+            &mut issues,
+        ))
+        .unwrap();
+        let details: Vec<&str> = issues.iter().map(|i| i.detail.as_str()).collect();
+        assert_eq!(details, vec!["c.json:1:94: max_agents: 1e400 is out of range"]);
+        assert_eq!((c.max_agents, c.timeout), (None, Some(u64::MAX)));
     }
 
     #[test]

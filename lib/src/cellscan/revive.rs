@@ -318,9 +318,15 @@ fn attempt(
     spec.env = env;
     spec.cwd = Some(&dir);
     spec.capture_limit = 16 * 1024;
+    // The attempt is saved before the command starts: if cellscan is killed while it runs
+    // (the command runs on in its own process group), the next run still sees the attempt
+    // and holds the cooldown and the retry limit instead of reviving again at once.
+    entry.begin(&policy, now);
+    persist(entry);
     let ran = proc::run(&spec);
-    let success = matches!(&ran, Ok(o) if o.success());
-    entry.record(&policy, now, success);
+    if matches!(&ran, Ok(o) if o.success()) {
+        entry.succeeded(now);
+    }
     let (flapping, n) = entry.flapping(&policy, now);
     if flapping {
         rec.flapping = true;

@@ -94,9 +94,19 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     match &cli.cmd {
         Some(Cmd::Send(s)) => {
             let message = if s.message == "-" {
-                let mut m = String::new();
-                std::io::stdin().read_to_string(&mut m).map_err(|e| Error::io("reading the message from stdin", e))?;
-                m
+                // A message, not a stream: at most 1 MiB is read (a runaway producer cannot
+                // exhaust memory); the rest is left unread.
+                const MAX_MESSAGE: u64 = 1 << 20;
+                let mut bytes = Vec::new();
+                std::io::stdin()
+                    .take(MAX_MESSAGE + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| Error::io("reading the message from stdin", e))?;
+                if bytes.len() as u64 > MAX_MESSAGE {
+                    bytes.truncate(MAX_MESSAGE as usize);
+                    diag.warn(format_args!("send: the message is longer than {MAX_MESSAGE} bytes; the rest is cut"));
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
             } else {
                 s.message.clone()
             };
@@ -417,7 +427,9 @@ fn build_sinks<'d>(
 ) -> Result<Vec<Box<dyn Sink + 'd>>> {
     let a = &config.alerting;
     let timeout = a.raw.get("timeout_seconds").and_then(Value::as_f64).filter(|t| *t > 0.0).unwrap_or(10.0);
-    let http = sinks::Http::new(a, Duration::from_secs_f64(timeout));
+    // A day at most: any number may be written there, and no request is worth waiting longer.
+    let timeout = Duration::try_from_secs_f64(timeout).unwrap_or(Duration::MAX).min(Duration::from_secs(86_400));
+    let http = sinks::Http::new(a, timeout);
     let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
     let mut out: Vec<Box<dyn Sink + 'd>> = Vec::new();
     let mut missing = Vec::new();
@@ -602,7 +614,7 @@ fn silence_cmd(ctx: &mut Ctx, cli: &Cli, cmd: &SilenceCmd, files: &Files, clock:
                     .ok_or_else(|| Error::usage(format!("--starts: '{s}' is not an RFC 3339 time")))?,
                 None => now,
             };
-            let end = start + time::Duration::seconds(d.as_secs().min(100 * 365 * 86_400) as i64);
+            let end = clock::add_or_latest(start, d);
             if end <= now {
                 return Err(Error::usage("silence add: it would end before now"));
             }

@@ -42,11 +42,17 @@ pub enum Line {
 
 /// Read the outbox (none yet: empty). Unreadable lines are reported and kept.
 pub fn load(path: &Path, diag: &Diag) -> Result<Vec<Line>> {
-    let text = match std::fs::read(path) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::path("cannot read", path, e)),
-    };
+    match std::fs::read(path) {
+        Ok(b) => Ok(parse(&b, &path.display().to_string(), diag)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::path("cannot read", path, e)),
+    }
+}
+
+/// The lines of an outbox's bytes; `name` is for messages. Unreadable lines are reported and
+/// kept.
+pub fn parse(bytes: &[u8], name: &str, diag: &Diag) -> Vec<Line> {
+    let text = String::from_utf8_lossy(bytes);
     let mut out = Vec::new();
     for (i, l) in text.lines().enumerate() {
         if l.trim().is_empty() {
@@ -56,8 +62,7 @@ pub fn load(path: &Path, diag: &Diag) -> Result<Vec<Line>> {
             Ok(q) => out.push(Line::Entry(Box::new(q))),
             Err(e) => {
                 diag.warn(format_args!(
-                    "{}:{}: {}; the line is kept as it is",
-                    path.display(),
+                    "{name}:{}: {}; the line is kept as it is",
                     i + 1,
                     ndjson::json_error_message(&e)
                 ));
@@ -65,7 +70,7 @@ pub fn load(path: &Path, diag: &Diag) -> Result<Vec<Line>> {
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// Append entries, one write per line.

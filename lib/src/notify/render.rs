@@ -204,6 +204,13 @@ pub fn kit_message(level: Level, message: &str) -> Doc {
     d
 }
 
+/// A one-line document.
+pub fn note(text: &str) -> Doc {
+    let mut d = Doc::default();
+    d.text(text);
+    d
+}
+
 /// One message for a batch of alerts. `delayed` marks alerts sent from the outbox, which
 /// then carry the time they were raised.
 pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {

@@ -72,10 +72,12 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     if !stream.is_empty() {
         let sources = Source::from_args(&stream);
         let home = Some(paths.home.clone());
+        let mut names: HashSet<String> = services.iter().map(|s| s.name.clone()).collect();
         ndjson::for_each_value(&sources, cli.common.read_opts(), &ctx.diag, |v, pos| {
             match config.parse_service_value(&v, home.clone()) {
-                Ok(mut s) if !services.iter().any(|x| x.name == s.name) => {
+                Ok(mut s) if !names.contains(&s.name) => {
                     s.line = pos.line as usize;
+                    names.insert(s.name.clone());
                     services.push(s);
                 }
                 Ok(s) => {
@@ -188,59 +190,109 @@ pub fn dependency_findings(services: &[Service], stamp: &str) -> Vec<Finding> {
             }
         }
     }
-    let by_name: HashMap<&str, &Service> = services.iter().map(|s| (s.name.as_str(), s)).collect();
-    let mut reported = HashSet::new();
-    for s in services {
-        if let Some(cycle) = find_cycle(&s.name, &by_name) {
-            let mut key = cycle.clone();
-            key.sort();
-            key.dedup();
-            if reported.insert(key) {
-                out.push(Finding::new(
-                    "probe",
-                    &s.name,
-                    Level::Warning,
-                    "dependency_cycle",
-                    format!("depends_on forms a cycle: {}", cycle.join(" -> ")),
-                    stamp.to_string(),
-                ));
-            }
-        }
+    for cycle in cycles(services) {
+        out.push(Finding::new(
+            "probe",
+            &cycle[0],
+            Level::Warning,
+            "dependency_cycle",
+            format!("depends_on forms a cycle: {}", cycle.join(" -> ")),
+            stamp.to_string(),
+        ));
     }
     out
 }
 
-fn find_cycle(start: &str, by_name: &HashMap<&str, &Service>) -> Option<Vec<String>> {
-    fn walk<'a>(
-        n: &'a str,
-        start: &str,
-        by_name: &HashMap<&str, &'a Service>,
-        path: &mut Vec<&'a str>,
-        seen: &mut HashSet<&'a str>,
-    ) -> bool {
-        let Some(s) = by_name.get(n) else { return false };
-        for d in &s.depends_on {
-            if d == start {
-                path.push(d);
-                return true;
+/// One cycle per group of services that depend on each other (a strongly connected
+/// component with a cycle), as a path from its first service in config order back to it.
+/// Linear in services and dependencies, and without recursion: a stream of thousands of
+/// services chained by `depends_on` is as cheap as any other.
+fn cycles(services: &[Service]) -> Vec<Vec<String>> {
+    let index: HashMap<&str, usize> = services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let edges: Vec<Vec<usize>> =
+        services.iter().map(|s| s.depends_on.iter().filter_map(|d| index.get(d.as_str()).copied()).collect()).collect();
+    let comp = components(&edges);
+    let mut seen_comp = HashSet::new();
+    let mut out = Vec::new();
+    for start in 0..services.len() {
+        let c = comp[start];
+        if !seen_comp.insert(c) {
+            continue;
+        }
+        // Shortest path back to `start` within its component (breadth first).
+        let mut prev: HashMap<usize, usize> = HashMap::new();
+        let mut queue = std::collections::VecDeque::from([start]);
+        let mut closing = None;
+        while let Some(n) = queue.pop_front() {
+            if edges[n].contains(&start) {
+                closing = Some(n);
+                break;
             }
-            if seen.insert(d.as_str()) {
-                path.push(d);
-                if walk(d, start, by_name, path, seen) {
-                    return true;
+            for &d in &edges[n] {
+                if comp[d] == c && d != start && !prev.contains_key(&d) {
+                    prev.insert(d, n);
+                    queue.push_back(d);
                 }
-                path.pop();
             }
         }
-        false
+        let Some(mut n) = closing else { continue };
+        let mut path = vec![start];
+        let mut back = Vec::new();
+        while n != start {
+            back.push(n);
+            n = prev[&n];
+        }
+        path.extend(back.into_iter().rev());
+        path.push(start);
+        out.push(path.into_iter().map(|i| services[i].name.clone()).collect());
     }
-    let mut path = vec![by_name.get(start)?.name.as_str()];
-    let mut seen = HashSet::new();
-    if walk(start, start, by_name, &mut path, &mut seen) {
-        Some(path.into_iter().map(String::from).collect())
-    } else {
-        None
+    out
+}
+
+/// Strongly connected components (Tarjan's algorithm, iterative): a component id per node.
+fn components(edges: &[Vec<usize>]) -> Vec<usize> {
+    let n = edges.len();
+    let (mut index, mut low, mut comp) = (vec![usize::MAX; n], vec![0; n], vec![usize::MAX; n]);
+    let (mut on_stack, mut stack, mut next_index, mut next_comp) = (vec![false; n], Vec::new(), 0, 0);
+    for root in 0..n {
+        if index[root] != usize::MAX {
+            continue;
+        }
+        let mut work: Vec<(usize, usize)> = vec![(root, 0)];
+        while let Some(&mut (v, ref mut i)) = work.last_mut() {
+            if *i == 0 && index[v] == usize::MAX {
+                index[v] = next_index;
+                low[v] = next_index;
+                next_index += 1;
+                stack.push(v);
+                on_stack[v] = true;
+            }
+            if let Some(&w) = edges[v].get(*i) {
+                *i += 1;
+                if index[w] == usize::MAX {
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    comp[w] = next_comp;
+                    if w == v {
+                        break;
+                    }
+                }
+                next_comp += 1;
+            }
+        }
     }
+    comp
 }
 
 /// Run every check concurrently (at most `concurrency` at once) and return the records in
@@ -343,29 +395,47 @@ pub fn run_all(services: &[Service], env: &Arc<CheckEnv>, concurrency: usize, di
 }
 
 /// Mark every down service whose dependency is down with the root cause: the topmost down
-/// service it depends on.
+/// service it depends on, following the first down parent of each. Roots found on the way
+/// are remembered, so a long chain costs its length once, not once per member.
 pub fn annotate_suppression(services: &[Service], results: &mut [Check]) {
     let index: HashMap<&str, usize> = services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
     let down: Vec<bool> = results.iter().map(|c| c.status == CheckStatus::Down).collect();
+    let next: Vec<Option<usize>> = (0..services.len())
+        .map(|i| {
+            services[i].depends_on.iter().filter_map(|d| index.get(d.as_str()).copied()).find(|&p| p != i && down[p])
+        })
+        .collect();
+    // The top of the chain above a node (itself when nothing above it is down), once known.
+    let mut top: Vec<Option<usize>> = vec![None; services.len()];
     for i in 0..services.len() {
-        if !down[i] {
+        if !down[i] || next[i].is_none() {
             continue;
         }
-        let mut cur = i;
-        let mut seen = HashSet::from([i]);
-        let mut root = None;
-        while let Some(&p) = services[cur]
-            .depends_on
-            .iter()
-            .filter_map(|d| index.get(d.as_str()))
-            .find(|&&p| down[p] && !seen.contains(&p))
-        {
-            seen.insert(p);
-            root = Some(p);
-            cur = p;
+        let mut path = vec![i];
+        let mut on_path = HashSet::from([i]);
+        let root = loop {
+            let cur = path[path.len() - 1];
+            if let Some(t) = top[cur] {
+                break (t, true);
+            }
+            match next[cur] {
+                None => break (cur, true),
+                // A cycle: stop before going round; the root depends on where the walk began.
+                Some(p) if on_path.contains(&p) => break (cur, false),
+                Some(p) => {
+                    path.push(p);
+                    on_path.insert(p);
+                }
+            }
+        };
+        let (root, shared) = root;
+        if shared {
+            for &n in &path {
+                top[n] = Some(root);
+            }
         }
-        if let Some(r) = root {
-            results[i].suppressed_by = Some(services[r].name.clone());
+        if root != i {
+            results[i].suppressed_by = Some(services[root].name.clone());
         }
     }
 }
@@ -417,6 +487,29 @@ mod tests {
         annotate_suppression(&s, &mut r);
         let by: Vec<_> = r.iter().map(|c| c.suppressed_by.as_deref()).collect();
         assert_eq!(by, vec![Some("gateway"), Some("gateway"), None, None]);
+    }
+
+    #[test]
+    fn long_dependency_chains_cost_their_length() {
+        // 100 000 services, each depending on the one before, the first on the last: once a
+        // minutes-long quadratic walk (and a recursion as deep as the chain).
+        let n = 100_000;
+        let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+        let s: Vec<Service> = (0..n)
+            .map(|i| svc(&names[i], &[if i == 0 { names[n - 1].as_str() } else { names[i - 1].as_str() }]))
+            .collect();
+        let started = std::time::Instant::now();
+        let f = dependency_findings(&s, "t");
+        assert_eq!(f.len(), 1);
+        assert!(f[0].detail.starts_with("depends_on forms a cycle: s0 -> s99999 -> s99998"), "{}", &f[0].detail[..80]);
+        let mut chain = s.clone();
+        chain[0].depends_on.clear();
+        assert!(dependency_findings(&chain, "t").is_empty());
+        let mut r: Vec<Check> = names.iter().map(|n| check(n, CheckStatus::Down)).collect();
+        annotate_suppression(&chain, &mut r);
+        assert!(r[0].suppressed_by.is_none());
+        assert!(r[1..].iter().all(|c| c.suppressed_by.as_deref() == Some("s0")));
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -126,8 +126,10 @@ fn parse_item(label: String, rest: &str) -> Option<Perf> {
     let opt = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(String::from);
     let warn = opt(fields.next());
     let crit = opt(fields.next());
-    let min = fields.next().and_then(|s| s.trim().parse().ok());
-    let max = fields.next().and_then(|s| s.trim().parse().ok());
+    // Rust reads "inf" and "NaN" as numbers; JSON cannot carry them (they would come out null).
+    let bound = |s: Option<&str>| s.and_then(|s| s.trim().parse::<f64>().ok()).filter(|v| v.is_finite());
+    let min = bound(fields.next());
+    let max = bound(fields.next());
     Some(Perf { label, value, uom: uom.to_string(), warn, crit, min, max })
 }
 
@@ -162,6 +164,9 @@ mod tests {
     fn garbage_is_skipped() {
         assert!(parse_perfdata("nonsense ===  a=U b= =3").is_empty());
         assert_eq!(parse_perfdata("a=1e3ms")[0].value, 1000.0);
+        let p = &parse_perfdata("a=1;;;NaN;inf b=1e400")[0];
+        assert_eq!((p.min, p.max), (None, None));
+        assert_eq!(parse_perfdata("b=1e400").len(), 0);
     }
 
     #[test]

@@ -120,6 +120,24 @@ fn daily_files(dir: &Path) -> Result<Vec<(PathBuf, Date, bool)>> {
     Ok(v)
 }
 
+/// Remove the temporary files of compactions killed while writing
+/// (`.YYYY-MM-DD.jsonl.gz.PID.tmp`, each a part of a day's gzip). Called under the
+/// directory's maintenance lock: no other compaction is running, so every one is dead.
+fn remove_dead_temps(dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix('.')).and_then(|n| n.strip_suffix(".tmp")) else {
+            continue;
+        };
+        let Some((target, pid)) = rest.rsplit_once('.') else { continue };
+        let is_pid = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+        if is_pid && daily_name(target).is_some_and(|(_, gz)| gz) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Hold the directory's maintenance lock (when the directory exists).
 fn lock(dir: &Path) -> Result<Option<store::Lock>> {
     if !dir.is_dir() {
@@ -151,6 +169,9 @@ pub fn prune(
         Some(l) => Some(l.acquire()?),
         None => None,
     };
+    if !dry_run && _held.is_some() {
+        remove_dead_temps(dir);
+    }
     let cutoff = now - time::Duration::days(i64::from(retention_days.max(1)));
     let stamp = clock::fmt_ts(now);
     let mut status = Status::Ok;
@@ -207,6 +228,9 @@ pub fn compact(
         Some(l) => Some(l.acquire()?),
         None => None,
     };
+    if !dry_run && _held.is_some() {
+        remove_dead_temps(dir);
+    }
     let stamp = clock::fmt_ts(now);
     let mut status = Status::Ok;
     let mut done = 0u64;

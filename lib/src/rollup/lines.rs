@@ -54,6 +54,7 @@ impl<R: Read> Lines<R> {
     /// Skip the rest of a line that is too long; returns its total length.
     fn skip_long(&mut self) -> io::Result<u64> {
         let mut skipped = (self.end - self.start) as u64;
+        let mut cr = self.end > self.start && self.buf[self.end - 1] == b'\r';
         self.start = 0;
         self.end = 0;
         loop {
@@ -62,10 +63,12 @@ impl<R: Read> Lines<R> {
             }
             if let Some(k) = memchr::memchr(b'\n', &self.buf[..self.end]) {
                 self.start = k + 1;
-                let line = if k > 0 && self.buf[k - 1] == b'\r' { k - 1 } else { k };
-                return Ok(skipped + line as u64);
+                // Without its "\r\n", even when the '\r' came in the read before.
+                let crlf = if k > 0 { self.buf[k - 1] == b'\r' } else { cr };
+                return Ok(skipped + k as u64 - u64::from(crlf));
             }
             skipped += self.end as u64;
+            cr = self.buf[self.end - 1] == b'\r';
             self.end = 0;
         }
     }
@@ -83,12 +86,23 @@ impl<R: Read> Lines<R> {
                     if self.start == self.end {
                         return Ok(None);
                     }
+                    // A last line without a newline is returned as it is, '\r' included.
                     let a = self.start;
                     self.start = self.end;
-                    (a, self.end)
+                    self.lineno += 1;
+                    let line = &self.buf[a..self.end];
+                    if line.len() > self.max {
+                        return Ok(Some((self.lineno, Line::TooLong(line.len() as u64))));
+                    }
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    return Ok(Some((self.lineno, Line::Text(&self.buf[a..self.end]))));
                 }
                 None => {
-                    if self.end - self.start > self.max {
+                    // Too long already, unless it is `max` bytes and the '\r' of its "\r\n".
+                    let len = self.end - self.start;
+                    if len > self.max + 1 || (len == self.max + 1 && self.buf[self.end - 1] != b'\r') {
                         self.lineno += 1;
                         let n = self.skip_long()?;
                         return Ok(Some((self.lineno, Line::TooLong(n))));
@@ -149,6 +163,29 @@ mod tests {
             assert_eq!(got, vec![(1, "a".into()), (4, "b".into()), (5, "c".into())], "step {step}");
             let got = lines(b"0123456789abc\nok\n", step, 5);
             assert_eq!(got, vec![(1, "<13>".into()), (2, "ok".into())], "step {step}");
+        }
+    }
+
+    #[test]
+    fn lines_of_the_limit_with_crlf_and_lengths_without_it() {
+        for step in [1, 2, 3, 1000] {
+            let got = lines(b"12345\r\n123456\r\nabc\r", step, 5);
+            assert_eq!(got, vec![(1, "12345".into()), (2, "<6>".into()), (3, "abc\r".into())], "step {step}");
+            let shared: Vec<(u64, String)> = {
+                let mut r = crate::ndjson::LineReader::new(&b"12345\r\n123456\r\nabc\r"[..], 5);
+                let mut out = Vec::new();
+                while let Some((n, l)) = r.next_line().unwrap() {
+                    out.push((
+                        n,
+                        match l {
+                            Line::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                            Line::TooLong(k) => format!("<{k}>"),
+                        },
+                    ));
+                }
+                out
+            };
+            assert_eq!(got, shared, "the shared reader agrees");
         }
     }
 

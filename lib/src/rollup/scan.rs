@@ -381,6 +381,14 @@ impl Scanner {
         };
         let status = seen_of(raw.status);
         let latency = latency_of(raw.latency_ms);
+        if let Latency::Float(f) = latency {
+            // 1e400 (or "inf", "nan") would make the service's mean latency infinite for
+            // the whole window: refused as the other tools refuse such a number.
+            if !f.is_finite() {
+                let shown = short(raw.latency_ms.unwrap_or_default());
+                return Ok(Err(format!("latency_ms: {shown} is not a finite number")));
+            }
+        }
         let ts: Option<Cow<'_, str>> = raw.timestamp.and_then(text);
         let needs_day = self.opts.by_day
             || self.opts.filter.is_some()
@@ -468,7 +476,8 @@ impl Scanner {
 }
 
 /// serde_json's reading of a line the fast path gave up on: the fields, or what is wrong.
-fn slow_parse(bytes: &[u8]) -> std::result::Result<Fields<'_>, String> {
+/// Public so that the fuzzer can hold [`fast::parse`] to the same answers.
+pub fn slow_parse(bytes: &[u8]) -> std::result::Result<Fields<'_>, String> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
             Ok(_) => "expected a JSON object".to_string(),
@@ -646,6 +655,22 @@ mod tests {
         let mut strict = Scanner::new(ScanOpts { max_line: 1 << 20, strict: true, ..ScanOpts::default() });
         let err = strict.scan(&b"{}\nnope\n"[..], Origin { name: "x.jsonl", day: None }, &mut Vec::new());
         assert!(matches!(err, Err(Error::Input { line: 2, .. })), "{err:?}");
+    }
+
+    #[test]
+    fn latencies_past_any_double_are_refused_not_averaged() {
+        let mut sc = Scanner::new(ScanOpts { max_line: 1 << 20, ..ScanOpts::default() });
+        let input = "{\"name\":\"a\",\"status\":\"up\",\"latency_ms\":10}\n\
+            {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":1e400}\n\
+            {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":\"-inf\"}\n\
+            {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":\"nan\"}\n\
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":1e300}\n";
+        scan_str(&mut sc, input);
+        assert_eq!(sc.rejects.count, 3);
+        assert_eq!(sc.rejects.first.as_deref(), Some("stdin:2: latency_ms: 1e400 is not a finite number"));
+        let a = sc.window.get("a");
+        assert_eq!((a.up, a.down), (1, 1));
+        assert!(a.latency.mean().is_finite());
     }
 
     #[test]

@@ -24,14 +24,22 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::{fmt_ts, from_unix_f64};
 use crate::error::{Error, Result};
+use crate::ndjson::depth;
 use crate::store;
 
 /// Failures in a row after which an agent is unhealthy.
 pub const UNHEALTHY_AFTER: u32 = 3;
 /// Metadata keys kept per agent; a heartbeat that would exceed it replaces the metadata.
 pub const MAX_METADATA_KEYS: usize = 256;
+/// Metadata bytes (as JSON) kept per agent; a heartbeat that would exceed it replaces the
+/// metadata too. Without it, 256 heartbeats of one new 64 KiB key each would make one agent
+/// 16 MiB, and ten thousand agents a state no machine holds.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// Longest error message kept.
 pub const MAX_ERROR_CHARS: usize = 2000;
+/// Deepest nesting of a heartbeat's metadata: the state file nests it three levels deeper,
+/// and must stay readable (JSON readers stop at 128).
+pub const MAX_METADATA_DEPTH: usize = 32;
 
 /// An agent's health as the endpoint sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
@@ -147,6 +155,23 @@ impl AgentState {
     }
 }
 
+/// The length of a map written as JSON, counted without writing it.
+fn json_len(m: &Map<String, Value>) -> usize {
+    struct Count(usize);
+    impl io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, m);
+    c.0
+}
+
 /// Seconds since the epoch as RFC 3339.
 pub fn ts(secs: f64) -> String {
     from_unix_f64(secs).map(fmt_ts).unwrap_or_default()
@@ -228,13 +253,18 @@ impl Snapshot {
                 a.error_message = None;
                 a.status = Health::Healthy;
                 a.heartbeats += 1;
-                if let Some(md) = &ev.metadata {
+                // Metadata too deep to save (never accepted by the server) is left out.
+                let md = ev.metadata.as_ref().filter(|md| md.values().all(|v| depth(v) < MAX_METADATA_DEPTH));
+                if let Some(md) = md {
                     let new_keys = md.keys().filter(|k| !a.metadata.contains_key(*k)).count();
                     if a.metadata.len() + new_keys > MAX_METADATA_KEYS {
                         a.metadata = md.clone();
                     } else {
                         for (k, v) in md {
                             a.metadata.insert(k.clone(), v.clone());
+                        }
+                        if !md.is_empty() && json_len(&a.metadata) > MAX_METADATA_BYTES {
+                            a.metadata = md.clone();
                         }
                     }
                 }
@@ -325,7 +355,7 @@ pub fn load(state: &Path) -> Result<Loaded> {
 
 /// Replay journal bytes over a snapshot. The flag says a gap was found (events between the
 /// snapshot and the first journal event are missing).
-fn replay(mut snapshot: Snapshot, journal: &[u8], jpath: &Path) -> (Loaded, bool) {
+pub fn replay(mut snapshot: Snapshot, journal: &[u8], jpath: &Path) -> (Loaded, bool) {
     let mut warnings = Vec::new();
     let mut replayed = 0;
     let mut rest = journal;
@@ -543,6 +573,15 @@ mod tests {
         s.apply(&e);
         assert_eq!(s.agents["a"].metadata.len(), MAX_METADATA_KEYS);
         assert!(!s.agents["a"].metadata.contains_key("x"));
+        // Bytes are bounded too: a new 60 KiB key each time does not pile up.
+        let mut s = Snapshot::default();
+        for i in 0..50 {
+            e.metadata = Some(json!({format!("blob{i}"): "x".repeat(60 * 1024)}).as_object().unwrap().clone());
+            s.apply(&e);
+            assert!(json_len(&s.agents["a"].metadata) <= 2 * MAX_METADATA_BYTES);
+        }
+        assert_eq!(s.agents["a"].metadata.len(), 1);
+        assert!(s.agents["a"].metadata.contains_key("blob49"));
     }
 
     #[test]

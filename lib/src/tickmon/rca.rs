@@ -227,7 +227,7 @@ pub fn body(i: &Input<'_>) -> String {
     }
     let _ = writeln!(b, "- [x] {due}: tick deadline for {m}");
     let _ = writeln!(b, "- [x] {now}: failure detected, this issue opened");
-    let step = |d: time::Duration| fmt_ts(i.now + d);
+    let step = |d: time::Duration| fmt_ts(i.now.checked_add(d).unwrap_or(crate::clock::LATEST));
     let _ = writeln!(b, "- [ ] by {}: the owner acknowledges", step(time::Duration::hours(1)));
     let _ = writeln!(b, "- [ ] by {}: the root cause is written down here", step(time::Duration::hours(24)));
     let _ =

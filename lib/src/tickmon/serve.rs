@@ -27,14 +27,14 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::beats::{AgentState, Core, Event, Health, MAX_ERROR_CHARS, Op};
+use super::beats::{AgentState, Core, Event, Health, MAX_ERROR_CHARS, MAX_METADATA_DEPTH, Op};
 use crate::clock::fmt_ts;
 use crate::entry::{Diag, Out};
 use crate::error::{Error, Result};
@@ -363,11 +363,22 @@ impl App {
 }
 
 /// A request refused: the status and the message of its `{"error": ...}` answer.
-struct Refusal(StatusCode, String);
+#[derive(Debug)]
+pub struct Refusal(StatusCode, String);
 
 impl Refusal {
     fn new(code: StatusCode, msg: impl Into<String>) -> Refusal {
         Refusal(code, msg.into())
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> u16 {
+        self.0.as_u16()
+    }
+
+    /// What the answer says.
+    pub fn message(&self) -> &str {
+        &self.1
     }
 
     fn response(self) -> Resp {
@@ -376,7 +387,7 @@ impl Refusal {
 }
 
 /// What a heartbeat body carries: metadata and a response time.
-type Beat = (Option<Map<String, Value>>, Option<f64>);
+pub type Beat = (Option<Map<String, Value>>, Option<f64>);
 
 fn json_response(code: StatusCode, v: &Value) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
@@ -445,7 +456,7 @@ fn bad_json(e: &serde_json::Error) -> Refusal {
 }
 
 /// `{"metadata": {...}, "response_time": 0.2}`, every part optional; an empty body is fine.
-fn parse_beat(body: &[u8]) -> std::result::Result<Beat, Refusal> {
+pub fn parse_beat(body: &[u8]) -> std::result::Result<Beat, Refusal> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok((None, None));
     }
@@ -455,6 +466,12 @@ fn parse_beat(body: &[u8]) -> std::result::Result<Beat, Refusal> {
     };
     let metadata = match m.get("metadata") {
         None | Some(Value::Null) => None,
+        Some(Value::Object(md)) if md.values().any(|v| crate::ndjson::depth(v) >= MAX_METADATA_DEPTH) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!("metadata: nested deeper than {MAX_METADATA_DEPTH} levels"),
+            ));
+        }
         Some(Value::Object(md)) => Some(md.clone()),
         Some(_) => return Err(Refusal::new(StatusCode::BAD_REQUEST, "metadata: expected a JSON object")),
     };
@@ -472,7 +489,7 @@ fn parse_beat(body: &[u8]) -> std::result::Result<Beat, Refusal> {
 }
 
 /// `{"error": "text"}`, a JSON string, or a plain-text body; empty means "failure reported".
-fn parse_failure(body: &[u8], is_json: bool) -> std::result::Result<String, Refusal> {
+pub fn parse_failure(body: &[u8], is_json: bool) -> std::result::Result<String, Refusal> {
     const DEFAULT: &str = "failure reported";
     let text = if body.iter().all(u8::is_ascii_whitespace) {
         DEFAULT.to_string()
@@ -504,6 +521,41 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> std::result::Result<Re
     Ok(resp)
 }
 
+/// What a request asks for, from its method and path alone (ids not yet validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route<'a> {
+    Health,
+    Metrics,
+    Heartbeat(&'a str),
+    Failure(&'a str),
+    Agent(&'a str),
+    Forget(&'a str),
+    /// A known path with a method it does not take: the methods it does.
+    NotAllowed(&'static str),
+    NotFound,
+}
+
+/// Route a request by its method and path.
+pub fn route_of<'a>(method: &str, path: &'a str) -> Route<'a> {
+    let parts: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let read = method == "GET" || method == "HEAD";
+    let post = method == "POST";
+    match parts.as_slice() {
+        ["health"] if read => Route::Health,
+        ["health"] => Route::NotAllowed("GET, HEAD"),
+        ["metrics"] if read => Route::Metrics,
+        ["metrics"] => Route::NotAllowed("GET, HEAD"),
+        ["heartbeat", id] if post => Route::Heartbeat(id),
+        ["heartbeat", _] => Route::NotAllowed("POST"),
+        ["heartbeat", id, "fail"] if post => Route::Failure(id),
+        ["heartbeat", _, "fail"] => Route::NotAllowed("POST"),
+        ["agent", id] if read => Route::Agent(id),
+        ["agent", id] if method == "DELETE" => Route::Forget(id),
+        ["agent", _] => Route::NotAllowed("GET, HEAD, DELETE"),
+        _ => Route::NotFound,
+    }
+}
+
 async fn route(app: &App, req: Request<Incoming>) -> Resp {
     if let Some(token) = &app.settings.token {
         if !authorized(token, &req) {
@@ -513,22 +565,16 @@ async fn route(app: &App, req: Request<Incoming>) -> Resp {
         }
     }
     let path = req.uri().path().to_string();
-    let parts: Vec<&str> = path.strip_prefix('/').unwrap_or(&path).split('/').collect();
     let method = req.method().clone();
-    let read = method == Method::GET || method == Method::HEAD;
-    match parts.as_slice() {
-        ["health"] if read => health(app),
-        ["health"] => method_not_allowed("GET, HEAD"),
-        ["metrics"] if read => metrics(app),
-        ["metrics"] => method_not_allowed("GET, HEAD"),
-        ["heartbeat", id] if method == Method::POST => heartbeat(app, id, req).await,
-        ["heartbeat", _] => method_not_allowed("POST"),
-        ["heartbeat", id, "fail"] if method == Method::POST => failure(app, id, req).await,
-        ["heartbeat", _, "fail"] => method_not_allowed("POST"),
-        ["agent", id] if read => agent(app, id),
-        ["agent", id] if method == Method::DELETE => forget(app, id).await,
-        ["agent", _] => method_not_allowed("GET, HEAD, DELETE"),
-        _ => error(StatusCode::NOT_FOUND, "not found"),
+    match route_of(method.as_str(), &path) {
+        Route::Health => health(app),
+        Route::Metrics => metrics(app),
+        Route::Heartbeat(id) => heartbeat(app, id, req).await,
+        Route::Failure(id) => failure(app, id, req).await,
+        Route::Agent(id) => agent(app, id),
+        Route::Forget(id) => forget(app, id).await,
+        Route::NotAllowed(allow) => method_not_allowed(allow),
+        Route::NotFound => error(StatusCode::NOT_FOUND, "not found"),
     }
 }
 

@@ -83,7 +83,7 @@ impl Month {
 
     /// When the tick of this month is due: `grace` after the month starts.
     pub fn due(self, grace: Duration) -> OffsetDateTime {
-        self.start() + grace
+        clock::add_or_latest(self.start(), grace)
     }
 
     pub fn previous(self) -> Month {
@@ -228,6 +228,9 @@ mod tests {
         assert_eq!(m.previous().label(), "2026-02");
         assert_eq!(clock::fmt_ts(m.due(GRACE)), "2026-03-04T00:00:00.000Z");
         assert!(Month::parse("2026-3").is_none());
+        // The last month of the calendar has a deadline too (no overflow).
+        let last = Month::parse("9999-12").unwrap();
+        assert_eq!(clock::fmt_ts(last.due(Duration::from_secs(744 * 3600))), "9999-12-31T23:59:59.999Z");
         assert_eq!(tick_path(Path::new("t"), m, "a1"), PathBuf::from("t/2026-03/a1.json"));
     }
 

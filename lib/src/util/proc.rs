@@ -94,12 +94,31 @@ fn build(spec: &Spec<'_>) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in &spec.env {
-        cmd.env(k, v);
+        cmd.env(k, env_value(v));
     }
     if let Some(dir) = spec.cwd {
         cmd.current_dir(dir);
     }
     cmd
+}
+
+/// The longest environment value passed on (Linux refuses a single string over 128 KiB,
+/// and the whole environment over a quarter of the stack limit).
+pub const MAX_ENV_VALUE: usize = 32 * 1024;
+
+/// An environment value as it can be passed: values come from records (a check's detail, an
+/// alert's title), and a NUL byte or an oversized value would keep the command from starting
+/// at all. NULs are dropped and the value is cut to [`MAX_ENV_VALUE`] bytes.
+pub fn env_value(v: &str) -> String {
+    let mut s: String = v.chars().filter(|c| *c != '\0').collect();
+    if s.len() > MAX_ENV_VALUE {
+        let mut end = MAX_ENV_VALUE;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
 }
 
 /// Output drained from a pipe on a thread: what was kept so far, and a signal when the pipe
@@ -161,7 +180,8 @@ pub fn run(spec: &Spec<'_>) -> std::io::Result<Outcome> {
     }
     let out_rx = drain(child.stdout.take(), spec.capture_limit);
     let err_rx = drain(child.stderr.take(), spec.capture_limit);
-    let deadline = start + spec.timeout;
+    // A time limit too far away to represent is no limit.
+    let deadline = start.checked_add(spec.timeout).unwrap_or_else(|| start + Duration::from_secs(100 * 366 * 86_400));
     let mut timed_out = false;
     let mut pause = Duration::from_millis(1);
     let status = loop {
@@ -227,6 +247,17 @@ mod tests {
         spec.stdin = Some(b"hello\n".to_vec());
         spec.env.push(("GREETING".into(), "world".into()));
         assert_eq!(run(&spec).unwrap().stdout, "hello world\n");
+    }
+
+    #[test]
+    fn hostile_environment_values_and_huge_limits_still_run() {
+        let c = sh("printf '%s' \"$DETAIL\" | wc -c");
+        let mut spec = Spec::new(&c, Duration::from_secs(u64::MAX));
+        spec.env.push(("DETAIL".into(), format!("a\0b{}", "x".repeat(1 << 20))));
+        let o = run(&spec).unwrap();
+        assert!(o.success(), "{o:?}");
+        assert_eq!(o.stdout.trim(), MAX_ENV_VALUE.to_string());
+        assert_eq!(env_value("a\0é"), "aé");
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Alertmanager {
             .raw
             .get("alertmanager_resolve_timeout_seconds")
             .and_then(Value::as_u64)
-            .unwrap_or_else(|| check_interval_s.map(|c| c * 3).unwrap_or(900).max(300));
+            .unwrap_or_else(|| check_interval_s.map(|c| c.saturating_mul(3)).unwrap_or(900).max(300));
         Alertmanager {
             http,
             url: format!("{}/api/v2/alerts", url.trim_end_matches('/').trim_end_matches("/api/v2/alerts")),
@@ -79,7 +79,9 @@ impl Alertmanager {
         if a.is_resolved() {
             return vec![one(a.was.unwrap_or(Level::Warning), &now)];
         }
-        let ends = clock::fmt_ts(self.now + time::Duration::seconds(self.horizon_s));
+        // A horizon past the calendar's end (a huge resolve timeout) ends at its last moment.
+        let ends = self.now.checked_add(time::Duration::seconds(self.horizon_s)).unwrap_or(clock::LATEST);
+        let ends = clock::fmt_ts(ends);
         let mut out = Vec::new();
         if let Some(old) = a.was.filter(|w| *w != a.level) {
             out.push(one(old, &now));

@@ -39,6 +39,9 @@ pub struct Gitea<'d> {
     host: String,
     label_ids: Option<HashMap<String, u64>>,
     reported: HashSet<String>,
+    /// Set when a request got no answer at all: the rest of the batch is not tried, so a
+    /// Gitea that does not answer costs one timeout per run, not one per alert.
+    unreachable: Option<String>,
     diag: &'d Diag,
 }
 
@@ -69,6 +72,7 @@ impl<'d> Gitea<'d> {
             host: host.to_string(),
             label_ids: None,
             reported: HashSet::new(),
+            unreachable: None,
             diag,
         })
     }
@@ -77,9 +81,15 @@ impl<'d> Gitea<'d> {
         format!("{}/api/v1/repos/{}/{}{rest}", self.base, enc(&self.owner), enc(&self.repo))
     }
 
-    fn call(&self, method: &str, url: &str, body: Option<&Value>) -> Result<Reply, String> {
+    fn call(&mut self, method: &str, url: &str, body: Option<&Value>) -> Result<Reply, String> {
         let auth = format!("token {}", self.token.expose());
-        let reply = self.http.request(method, url, &[("Authorization", &auth)], body)?;
+        let reply = match self.http.request(method, url, &[("Authorization", &auth)], body) {
+            Ok(r) => r,
+            Err(e) => {
+                self.unreachable = Some(e.clone());
+                return Err(e);
+            }
+        };
         if reply.ok() {
             Ok(reply)
         } else {
@@ -147,7 +157,7 @@ impl<'d> Gitea<'d> {
     }
 
     /// The number of the open issue with exactly this title.
-    fn find_open(&self, title: &str) -> Result<Option<u64>, String> {
+    fn find_open(&mut self, title: &str) -> Result<Option<u64>, String> {
         let url = format!("{}?state=open&type=issues&limit=50&q={}", self.url("/issues"), enc(title));
         let got = self.call("GET", &url, None)?.json();
         Ok(got
@@ -224,7 +234,13 @@ impl Sink for Gitea<'_> {
     }
 
     fn deliver(&mut self, batch: &[&Alert], _delayed: bool) -> Vec<Result<(), String>> {
-        batch.iter().map(|a| self.one(a)).collect()
+        batch
+            .iter()
+            .map(|a| match &self.unreachable {
+                Some(e) => Err(format!("not tried, Gitea did not answer: {e}")),
+                None => self.one(a),
+            })
+            .collect()
     }
 
     fn preview(&self, batch: &[&Alert]) -> Vec<Value> {

@@ -220,7 +220,7 @@ impl Exec {
             alerting.raw.get("exec_timeout_seconds").and_then(Value::as_f64).filter(|s| *s > 0.0).unwrap_or(30.0);
         Exec {
             command: command.clone(),
-            timeout: Duration::from_secs_f64(secs),
+            timeout: Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX),
             min: min_level(alerting, "exec", Level::Info),
         }
     }

@@ -22,6 +22,10 @@ use crate::record::Level;
 /// Tries of one message (429 waits and fallbacks included).
 const TRIES: usize = 6;
 
+/// The most messages one batch is sent as: a record may carry megabytes of text, which
+/// would otherwise go out as hundreds of messages (and meet Telegram's rate limits).
+pub const MAX_PIECES: usize = 8;
+
 pub struct Telegram<'d> {
     http: Http,
     api: String,
@@ -46,7 +50,7 @@ impl<'d> Telegram<'d> {
             api: alerting.telegram_api_url.clone(),
             token: alerting.telegram_bot_token.clone(),
             chat_id: chat_id.to_string(),
-            max_wait: Duration::from_secs_f64(wait.unwrap_or(60.0)),
+            max_wait: wait.and_then(|w| Duration::try_from_secs_f64(w).ok()).unwrap_or(Duration::from_secs(60)),
             min: min_level(alerting, "telegram", Level::Info),
             diag,
         }
@@ -95,14 +99,16 @@ impl<'d> Telegram<'d> {
         let params = j.get("parameters");
         if reply.status == 429 {
             let after = params.and_then(|p| p.get("retry_after")).and_then(Value::as_f64).unwrap_or(1.0).max(0.0);
-            if Duration::from_secs_f64(after) > self.max_wait {
+            // Any number may come back, 1e300 included: past the limit is past the limit.
+            let wait = Duration::try_from_secs_f64(after).unwrap_or(Duration::MAX);
+            if wait > self.max_wait {
                 return Outcome::Failed(format!(
                     "HTTP 429: {}; retry_after {after}s is past the {}s wait limit",
                     self.http.redact(&desc),
                     self.max_wait.as_secs()
                 ));
             }
-            std::thread::sleep(Duration::from_secs_f64(after));
+            std::thread::sleep(wait);
             return Outcome::Retry;
         }
         if let Some(new) = params.and_then(|p| p.get("migrate_to_chat_id")).and_then(Value::as_i64) {
@@ -118,7 +124,15 @@ impl<'d> Telegram<'d> {
     }
 
     fn pieces(batch: &[&Alert], delayed: bool) -> Vec<Doc> {
-        render::compose(batch, delayed).split(TELEGRAM_LIMIT)
+        let mut pieces = render::compose(batch, delayed).split(TELEGRAM_LIMIT);
+        if pieces.len() > MAX_PIECES {
+            let cut = pieces.len() - (MAX_PIECES - 1);
+            pieces.truncate(MAX_PIECES - 1);
+            pieces.push(render::note(&format!(
+                "… {cut} more message(s) of this alert were not sent; the whole text is in notify's alert records."
+            )));
+        }
+        pieces
     }
 }
 
