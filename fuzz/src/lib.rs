@@ -6,12 +6,12 @@
 //! invariant breaks (a parser panicked, or something pitcrew wrote cannot be read back).
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use pitcrew::board::ingest::Rules;
 use pitcrew::board::model::Board;
-use pitcrew::cellscan::model::{self, FileCtx, Policies};
+use pitcrew::cellscan::model::{self, FileCtx};
 use pitcrew::cellscan::scan::{self, Cell, ScanCtx};
 use pitcrew::clock::{self, Clock};
 use pitcrew::config::{self, CheckSpec, Config, HeartbeatSpec};
@@ -498,18 +498,7 @@ fn fast_agrees_with_serde(line: &[u8]) {
 
 /// A cell in memory, with no file behind it.
 fn empty_cell() -> Cell {
-    Cell {
-        dir: PathBuf::from("missions/c"),
-        dir_name: "c".into(),
-        id: "c".into(),
-        doc: None,
-        policies: Policies::default(),
-        isolation_file: None,
-        permissions: Vec::new(),
-        agents: Vec::new(),
-        tasks: Vec::new(),
-        issues: Vec::new(),
-    }
+    Cell::new(Path::new("missions/c"))
 }
 
 /// The files of one kind in `data`, separated by NUL bytes.

@@ -118,6 +118,25 @@ impl Drop for HttpServer {
     }
 }
 
+/// A loopback listener whose accepted connections go to `handle`, on a thread of its own
+/// until the returned flag is set.
+fn raw_listener(mut handle: impl FnMut(TcpStream) + Send + 'static) -> (SocketAddr, Arc<AtomicBool>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    thread::spawn(move || {
+        while !st.load(Ordering::Relaxed) {
+            match l.accept() {
+                Ok((s, _)) => handle(s),
+                Err(_) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    (addr, stop)
+}
+
 /// A TCP listener that accepts connections and never says a word.
 pub struct Blackhole {
     pub addr: SocketAddr,
@@ -126,20 +145,8 @@ pub struct Blackhole {
 
 impl Blackhole {
     pub fn start() -> Blackhole {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.set_nonblocking(true).unwrap();
-        let addr = l.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
-        thread::spawn(move || {
-            let mut held = Vec::new();
-            while !st.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((s, _)) => held.push(s),
-                    Err(_) => thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
+        let mut held = Vec::new();
+        let (addr, stop) = raw_listener(move |s| held.push(s));
         Blackhole { addr, stop }
     }
 
@@ -154,7 +161,6 @@ impl Drop for Blackhole {
     }
 }
 
-/// A certificate authority and a leaf certificate for localhost / 127.0.0.1.
 /// A peer that answers garbage: every connection gets a few KiB of pseudo-random bytes (no
 /// HTTP at all), then is closed.
 pub struct Garbage {
@@ -164,30 +170,18 @@ pub struct Garbage {
 
 impl Garbage {
     pub fn start() -> Garbage {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.set_nonblocking(true).unwrap();
-        let addr = l.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
-        thread::spawn(move || {
-            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-            while !st.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut s, _)) => {
-                        let mut junk = vec![0u8; 4096];
-                        for b in &mut junk {
-                            x ^= x << 13;
-                            x ^= x >> 7;
-                            x ^= x << 17;
-                            *b = x as u8;
-                        }
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.write_all(&junk);
-                        let _ = s.flush();
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(10)),
-                }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let (addr, stop) = raw_listener(move |mut s| {
+            let mut junk = vec![0u8; 4096];
+            for b in &mut junk {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
             }
+            let _ = s.set_nonblocking(false);
+            let _ = s.write_all(&junk);
+            let _ = s.flush();
         });
         Garbage { addr, stop }
     }
@@ -203,6 +197,7 @@ impl Drop for Garbage {
     }
 }
 
+/// A certificate authority and a leaf certificate for localhost / 127.0.0.1.
 pub struct Certs {
     pub ca_pem: String,
     pub leaf_der: Vec<u8>,

@@ -52,6 +52,24 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// A cell of `dir` with nothing read yet: its id is the directory's name until cell.json
+    /// says otherwise.
+    pub fn new(dir: &Path) -> Cell {
+        let dir_name = name_of(dir);
+        Cell {
+            dir: dir.to_path_buf(),
+            id: dir_name.clone(),
+            dir_name,
+            doc: None,
+            policies: Policies::default(),
+            isolation_file: None,
+            permissions: Vec::new(),
+            agents: Vec::new(),
+            tasks: Vec::new(),
+            issues: Vec::new(),
+        }
+    }
+
     /// The revival policy: config/policies.json, else cell.json's `policies`, else `ask`.
     pub fn auto_revive(&self) -> AutoRevive {
         self.policies.auto_revive.or_else(|| self.doc.as_ref().and_then(|d| d.auto_revive)).unwrap_or(AutoRevive::Ask)
@@ -170,19 +188,7 @@ fn json_files(dir: &mut Dir) -> io::Result<Vec<String>> {
 /// Read a cell's files. `None` when the directory is not a cell at all (no cell.json and none
 /// of agents/, tasks/, config/).
 pub fn load_cell(dir: &Path) -> Option<Cell> {
-    let dir_name = name_of(dir);
-    let mut cell = Cell {
-        dir: dir.to_path_buf(),
-        id: dir_name.clone(),
-        dir_name,
-        doc: None,
-        policies: Policies::default(),
-        isolation_file: None,
-        permissions: Vec::new(),
-        agents: Vec::new(),
-        tasks: Vec::new(),
-        issues: Vec::new(),
-    };
+    let mut cell = Cell::new(dir);
     let mut has_cell_json = false;
     let mut present = [false; SUBDIRS.len()];
     let listed = open_dir(None, dir, "").and_then(|mut d| entries(&mut d).map(|e| (d, e)));
@@ -1177,18 +1183,7 @@ mod tests {
 
     /// A cell built from file texts, without touching the disk.
     fn cell_of(agents: &[&str], tasks: &[&str]) -> Cell {
-        let mut cell = Cell {
-            dir: PathBuf::from("m/c"),
-            dir_name: "c".into(),
-            id: "c".into(),
-            doc: None,
-            policies: Policies::default(),
-            isolation_file: None,
-            permissions: Vec::new(),
-            agents: Vec::new(),
-            tasks: Vec::new(),
-            issues: Vec::new(),
-        };
+        let mut cell = Cell::new(Path::new("m/c"));
         for (i, text) in agents.iter().enumerate() {
             let file = format!("agents/a{i}.json");
             let path = cell.dir.join(&file);
