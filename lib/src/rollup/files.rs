@@ -138,12 +138,18 @@ fn remove_dead_temps(dir: &Path) {
     }
 }
 
-/// Hold the directory's maintenance lock (when the directory exists).
-fn lock(dir: &Path) -> Result<Option<store::Lock>> {
+/// Run `work` holding the directory's maintenance lock (when the directory exists), after
+/// removing what compactions killed while writing left behind (not in a dry run).
+fn maintaining(dir: &Path, dry_run: bool, work: impl FnOnce() -> Result<Status>) -> Result<Status> {
     if !dir.is_dir() {
-        return Ok(None);
+        return work();
     }
-    store::Lock::open(&dir.join(".rollup.lock")).map(Some)
+    let mut lock = store::Lock::open(&dir.join(".rollup.lock"))?;
+    let _held = lock.acquire()?;
+    if !dry_run {
+        remove_dead_temps(dir);
+    }
+    work()
 }
 
 fn emit(out: &mut dyn Write, style: Report, r: &FileRecord) -> Result<()> {
@@ -164,14 +170,18 @@ pub fn prune(
     out: &mut dyn Write,
     diag: &Diag,
 ) -> Result<Status> {
-    let mut lock = lock(dir)?;
-    let _held = match lock.as_mut() {
-        Some(l) => Some(l.acquire()?),
-        None => None,
-    };
-    if !dry_run && _held.is_some() {
-        remove_dead_temps(dir);
-    }
+    maintaining(dir, dry_run, || prune_locked(dir, retention_days, now, dry_run, style, out, diag))
+}
+
+fn prune_locked(
+    dir: &Path,
+    retention_days: u32,
+    now: OffsetDateTime,
+    dry_run: bool,
+    style: Report,
+    out: &mut dyn Write,
+    diag: &Diag,
+) -> Result<Status> {
     let cutoff = now - time::Duration::days(i64::from(retention_days.max(1)));
     let stamp = clock::fmt_ts(now);
     let mut status = Status::Ok;
@@ -223,14 +233,18 @@ pub fn compact(
     out: &mut dyn Write,
     diag: &Diag,
 ) -> Result<Status> {
-    let mut lock = lock(dir)?;
-    let _held = match lock.as_mut() {
-        Some(l) => Some(l.acquire()?),
-        None => None,
-    };
-    if !dry_run && _held.is_some() {
-        remove_dead_temps(dir);
-    }
+    maintaining(dir, dry_run, || compact_locked(dir, today, now, dry_run, style, out, diag))
+}
+
+fn compact_locked(
+    dir: &Path,
+    today: Date,
+    now: OffsetDateTime,
+    dry_run: bool,
+    style: Report,
+    out: &mut dyn Write,
+    diag: &Diag,
+) -> Result<Status> {
     let stamp = clock::fmt_ts(now);
     let mut status = Status::Ok;
     let mut done = 0u64;
