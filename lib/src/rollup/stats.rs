@@ -197,7 +197,11 @@ impl Histogram {
             self.zeros += 1;
             return;
         }
-        let b = bucket_of(v);
+        self.add_to_bucket(bucket_of(v), 1);
+    }
+
+    /// Add `c` to bucket `b`, growing the kept range of buckets to take it in.
+    fn add_to_bucket(&mut self, b: usize, c: u32) {
         if self.counts.is_empty() {
             self.lo = b;
             self.counts.push(0);
@@ -209,7 +213,7 @@ impl Histogram {
             self.counts.resize(b - self.lo + 1, 0);
         }
         let slot = &mut self.counts[b - self.lo];
-        *slot = slot.saturating_add(1);
+        *slot = slot.saturating_add(c);
     }
 
     pub fn merge(&mut self, o: &Histogram) {
@@ -229,19 +233,7 @@ impl Histogram {
             if c == 0 {
                 continue;
             }
-            let b = o.lo + k;
-            if self.counts.is_empty() {
-                self.lo = b;
-                self.counts.push(0);
-            } else if b < self.lo {
-                let grow = self.lo - b;
-                self.counts.splice(0..0, std::iter::repeat_n(0, grow));
-                self.lo = b;
-            } else if b >= self.lo + self.counts.len() {
-                self.counts.resize(b - self.lo + 1, 0);
-            }
-            let slot = &mut self.counts[b - self.lo];
-            *slot = slot.saturating_add(c);
+            self.add_to_bucket(o.lo + k, c);
         }
     }
 
