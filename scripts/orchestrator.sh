@@ -21,8 +21,21 @@
 # Environment: AGENT_OPS_HOME (default ~/.agent-ops), AGENT_OPS_CONFIG, AGENT_OPS_LOG_DIR and
 # AGENT_OPS_METRICS_DIR (read by the tools themselves), AGENT_OPS_MISSIONS (or PITCREW_MISSIONS;
 # default $AGENT_OPS_HOME/missions), PITCREW_BIN (a directory holding the binaries; default:
-# found on PATH).
+# found on PATH). Each is used as given: a value holding a $ or beginning with ~ is a
+# variable nothing expanded (cron and launchd set their variables as written), and the run
+# stops with exit 2 before it creates anything.
 set -euo pipefail
+
+for var in AGENT_OPS_HOME AGENT_OPS_CONFIG AGENT_OPS_LOG_DIR AGENT_OPS_METRICS_DIR AGENT_OPS_MISSIONS \
+    PITCREW_MISSIONS PITCREW_BIN; do
+    case "${!var:-}" in
+        *'$'* | '~'*)
+            echo "pitcrew-orchestrator: $var is '${!var}': nothing expanded its \$ or ~ (cron and launchd" \
+                "set variables as written); give an absolute path" >&2
+            exit 2
+            ;;
+    esac
+done
 
 home="${AGENT_OPS_HOME:-$HOME/.agent-ops}"
 export AGENT_OPS_HOME="$home"

@@ -1252,3 +1252,18 @@ fn orchestrator_second_overlapping_run_exits_at_once() {
         .sum();
     assert_eq!(lines, 1, "the second run probed nothing");
 }
+
+#[test]
+fn orchestrator_refuses_a_variable_that_cron_left_unexpanded() {
+    // cron sets `AGENT_OPS_HOME=$HOME/.agent-ops` as written; taken as given it is a relative
+    // directory named `$HOME` under wherever the job runs.
+    let w = Workdir::new("pl-orch-literal");
+    for (var, value) in [("AGENT_OPS_HOME", "$HOME/.agent-ops"), ("PITCREW_BIN", "~/.local/bin")] {
+        let out = orchestrator_cmd(&w).env(var, value).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}: {stderr}");
+        assert!(stderr.contains(&format!("{var} is '{value}'")) && stderr.contains("absolute path"), "{stderr}");
+        let made: Vec<_> = std::fs::read_dir(&w.root).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(made.is_empty(), "{var}: the run created {made:?}");
+    }
+}
