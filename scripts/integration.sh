@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 
-need=(jq shellcheck curl prometheus-alertmanager)
+need=(jq shellcheck curl prometheus-alertmanager cron)
 plugins=/usr/lib/nagios/plugins
 missing=0
 for c in "${need[@]}"; do command -v "$c" >/dev/null || missing=1; done
@@ -20,7 +20,10 @@ bin="$root/target/debug"
 export root bin  # used by the sourced parts
 work=$(mktemp -d "${TMPDIR:-/tmp}/pitcrew-integration.XXXXXX")
 pids=()
+# Functions a part registers to undo what it set up outside $work (an account, a daemon).
+on_exit=()
 cleanup() {
+    for f in "${on_exit[@]}"; do "$f" || true; done
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     [ -n "${KEEP:-}" ] || rm -rf "$work"
 }

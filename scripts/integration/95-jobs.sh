@@ -5,22 +5,7 @@
 section "the example jobs run: daily report, weekly digest, monthly tick submit and check"
 jobs_base="$work/jobs"
 mkdir -p "$jobs_base"
-cat > "$jobs_base/receiver.py" <<'PY'
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        with open(sys.argv[1], "ab") as f:
-            f.write(body + b"\n")
-        self.send_response(200)
-        self.end_headers()
-    def log_message(self, *a):
-        pass
-s = http.server.HTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-PY
-python3 -u "$jobs_base/receiver.py" "$jobs_base/received" > "$jobs_base/port" &
+python3 -u "$root/scripts/integration/webhook-receiver.py" "$jobs_base/received" > "$jobs_base/port" &
 pids+=($!)
 for _ in $(seq 1 50); do [ -s "$jobs_base/port" ] && break; sleep 0.1; done
 (
