@@ -21,18 +21,59 @@ for u in examples/systemd/*; do
     sed "s#/usr/local/bin/#$prefix/bin/#g" "$u" > "$units/$(basename "$u")"
 done
 MANPATH="$prefix/share/man:" systemd-analyze verify "$units"/* || fail "systemd-analyze verify"
+# An Environment= value is set as written: systemd expands no $VAR or ~ there.
+if grep -n '^Environment=.*[$~]' examples/systemd/*; then fail "an Environment= line counts on an expansion"; fi
 
-section "the launchd plist and the cron lines are well formed"
-python3 -c 'import plistlib, sys; p = plistlib.load(open(sys.argv[1], "rb")); assert p["StartInterval"] == 300' \
-    examples/launchd/com.pitcrew.orchestrator.plist || fail "launchd plist"
-# Every schedule line has five time fields of cron's syntax and a command.
+section "the launchd plist names only absolute paths, and install.sh for its prefix puts them in place"
+# launchd expands nothing: a $VAR or ~ in ProgramArguments or EnvironmentVariables reaches the
+# program as written. The plist is for PREFIX=/usr/local; a staged install for that prefix must
+# hold the program it runs and the tools next to it, on the PATH it gives.
+stage="$work/stage"
+DESTDIR="$stage" PREFIX=/usr/local PITCREW_PROFILE=debug scripts/install.sh > /dev/null
+cat > "$work/check_plist.py" <<'PY'
+import os, plistlib, sys
+path, stage = sys.argv[1], sys.argv[2]
+p = plistlib.load(open(path, "rb"))
+assert p["StartInterval"] == 300, "StartInterval"
+args, env = p["ProgramArguments"], p.get("EnvironmentVariables", {})
+logs = [p[k] for k in ("StandardOutPath", "StandardErrorPath", "WorkingDirectory") if k in p]
+for s in list(args) + list(env) + list(env.values()) + logs:
+    assert "$" not in s and "~" not in s, f"{path}: launchd does not expand {s!r}"
+program = args[0]
+assert os.path.isabs(program) and os.access(stage + program, os.X_OK), f"{path}: {program} is not installed"
+bindir = os.path.dirname(program)
+path_dirs = env.get("PATH", "/usr/bin:/bin:/usr/sbin:/sbin").split(":")
+assert all(os.path.isabs(d) for d in path_dirs), f"{path}: PATH {path_dirs}"
+assert bindir in path_dirs, f"{path}: the tools in {bindir} are not on PATH {path_dirs}"
+for t in ("probe", "recover", "notify", "rollup", "board", "tickmon", "cellscan"):
+    assert os.access(os.path.join(stage + bindir, t), os.X_OK), f"{t} is not installed in {bindir}"
+for f in logs:
+    assert os.path.isabs(f) and os.path.isdir(os.path.dirname(f)), f"{path}: {f}"
+PY
+python3 "$work/check_plist.py" examples/launchd/com.pitcrew.orchestrator.plist "$stage" || fail "launchd plist"
+# The check fails the plist a user would write with the path of the default install.
+sed 's#<string>/usr/local/bin/pitcrew-orchestrator#<string>~/.local/bin/pitcrew-orchestrator#' \
+    examples/launchd/com.pitcrew.orchestrator.plist > "$work/tilde.plist"
+if python3 "$work/check_plist.py" "$work/tilde.plist" "$stage" 2> "$work/tilde.err"; then
+    fail "the plist check passed a ~ in ProgramArguments"
+fi
+grep -q "launchd does not expand '~/.local/bin/pitcrew-orchestrator'" "$work/tilde.err" || fail "$(cat "$work/tilde.err")"
+
+section "the cron lines are well formed (scripts/integration/75-cron.sh runs them)"
+# Every schedule line has five time fields of cron's syntax and a command with no % (cron
+# makes it a newline); no NAME=value line counts on cron to expand a $VAR or ~ (it does not).
 python3 - examples/cron/crontab <<'PY' || fail "crontab"
 import re, sys
 field = r"(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*"
 for n, line in enumerate(open(sys.argv[1]), 1):
     line = line.strip()
-    if not line or line.startswith("#") or re.match(r"^[A-Z_]+=", line):
+    if not line or line.startswith("#"):
+        continue
+    var = re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s*=\s*(.*)$", line)
+    if var:
+        assert "$" not in var[1] and "~" not in var[1], f"line {n}: cron does not expand {var[1]!r}"
         continue
     parts = line.split(None, 5)
     assert len(parts) == 6 and all(re.fullmatch(field, p) for p in parts[:5]), f"line {n}: {line}"
+    assert "%" not in parts[5], f"line {n}: cron turns % into a newline"
 PY
