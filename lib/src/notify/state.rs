@@ -72,6 +72,11 @@ pub struct Subject {
     /// Labels of an alert record that spoke for the subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Value>,
+    /// Per sink, when it was last given (sent or queued) an alert of this incident: a sink
+    /// with a longer repeat interval than the chat's (Gitea: a day) skips the reminders in
+    /// between.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sent: BTreeMap<String, String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -527,7 +532,7 @@ mod tests {
             if v["kind"] == "alert" {
                 input.alert(serde_json::from_value(v.clone()).unwrap());
             } else {
-                for o in rules::observe(v) {
+                for o in rules::observe(v).unwrap() {
                     input.rule(o);
                 }
             }
