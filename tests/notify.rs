@@ -712,3 +712,135 @@ fn overlapping_runs_announce_once() {
     }
     assert_eq!(tg.sent().len(), 1);
 }
+
+// ---------------------------------------------------------------- the seams (issue: records, sinks, state)
+
+/// Records notify consumes but cannot read are rejected with the place and the reason, never
+/// dropped in silence; statuses in another case are the same status.
+#[test]
+fn records_notify_cannot_read_are_rejected_not_dropped() {
+    let w = setup("notify-unreadable", json!({}));
+    let lines = [
+        json!({"kind":"check","name":"api","status":"DOWN","detail":"HTTP 500"}),
+        json!({"kind":"check","name":"db","status":"critical"}),
+        json!({"kind":"check","name":"web","status":["down"]}),
+        json!({"kind":"check","status":"down"}),
+        json!({"kind":"check","name":5,"status":"down"}),
+        json!({"kind":"heartbeat","agent":5,"status":"unhealthy"}),
+        json!({"kind":"recovery","name":"api","outcome":"exploded"}),
+        json!({"kind":"tick","agent":"atlas","month":"2026-11","status":"Missing"}),
+    ];
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let r = notify(&w, T0).stdin(&input).run();
+    r.code(3);
+    for (n, why) in [
+        (2, "check 'db': status 'critical' is not one of up, degraded, down"),
+        (3, "check 'web': `status` is a list, not a string"),
+        (4, "check: no `name`"),
+        (5, "check: `name` is a number, not a string"),
+        (6, "heartbeat: `agent` is a number, not a string"),
+        (7, "recovery 'api': outcome 'exploded' is not one of recovered, failed, cooldown, max_attempts, skipped"),
+    ] {
+        r.stderr_has(&format!("notify: stdin:{n}: {why}"));
+    }
+    let subjects: Vec<String> = alerts(&r).iter().map(|a| a["subject"].as_str().unwrap().to_string()).collect();
+    assert_eq!(subjects, ["check:api", "tick:atlas:2026-11"], "DOWN is down, Missing is missing");
+}
+
+/// Only the Tick Protocol's own variables and its ticks repository: the Gitea sink takes the
+/// repository from the repository's remote; without one, it is a configuration error.
+#[test]
+fn gitea_takes_the_repository_from_the_ticks_repository_or_says_it_is_missing() {
+    let g = FakeGitea::start(&[]);
+    let w = Workdir::new("notify-gitea-protocol");
+    w.write("home/ticks/.keep", "");
+    let rca = json!({"kind":"alert","topic":"agent-health","level":"error","title":"RCA-AGENT: cinder failed to submit monthly tick (2026-11)",
+                     "message":"cinder: no tick","body":"## Agent health failure: cinder","labels":["agent-health","rca-required","auto-generated"],
+                     "subject":"tick:cinder:2026-11","status":"firing","sinks":[]});
+    let run = |w: &Workdir| {
+        notify(w, T0)
+            .env("CLAW_CODE_GITEA_URL", g.url())
+            .env("GITEA_TOKEN", gitea::TOKEN)
+            .stdin(format!("{rca}\n"))
+            .run()
+    };
+    // No remote to take it from: exit 2, saying what is missing; nothing silently dropped.
+    let r = run(&w);
+    r.code(2);
+    r.stderr_has("the gitea sink is configured in part: gitea_repo (GITEA_REPO; the ticks repository");
+    assert!(g.issues().is_empty());
+    let home = w.path("home");
+    for args in [vec!["init", "-q"], vec!["remote", "add", "origin", &format!("{}/{}.git", g.url(), gitea::REPO)]] {
+        assert!(std::process::Command::new("git").arg("-C").arg(&home).args(&args).status().unwrap().success());
+    }
+    run(&w).code(0);
+    let issues = g.issues();
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0].title, "RCA-AGENT: cinder failed to submit monthly tick (2026-11)");
+}
+
+/// A Gitea whose create answers 200 without an issue (a proxy's page, a GET that a redirect
+/// made of the POST) created nothing: the alert stays in the outbox.
+#[test]
+fn gitea_counts_only_its_own_answer_to_a_create() {
+    let fake = HttpServer::start(|req| {
+        if req.method == "GET" {
+            Reply::json(200, &json!([]))
+        } else {
+            Reply::new(200, "<html>Welcome to nginx!</html>")
+        }
+    });
+    let w = setup(
+        "notify-gitea-200",
+        json!({"gitea_url": fake.url(""), "gitea_repo": gitea::REPO, "gitea_token": gitea::TOKEN}),
+    );
+    let r = notify(&w, T0).stdin(check("api", "down", "x")).run();
+    r.code(1);
+    r.stderr_has("POST /api/v1/repos/ops/alerts/issues: HTTP 200 without the created object's number");
+    assert!(w.read("home/state/outbox.jsonl").contains("\"gitea\""));
+}
+
+/// State that cannot be locked or written does not keep alerts from people: they are
+/// delivered without the dedup memory, the run says so and exits 2. The lock is made
+/// unopenable (a directory where the lock file goes) as a read-only or full disk makes it;
+/// where this machine lets the test mount, a read-only bind mount of the home is tried too.
+#[test]
+fn a_home_that_cannot_be_written_still_delivers_and_exits_2() {
+    let got: Arc<Mutex<Vec<Value>>> = Default::default();
+    let g2 = got.clone();
+    let hook = HttpServer::start(move |req| {
+        g2.lock().unwrap().push(serde_json::from_str(&req.body).unwrap());
+        Reply::json(200, &json!({"ok": true}))
+    });
+    let w = setup("notify-ro", json!({"webhook_url": hook.url("/hook")}));
+    std::fs::create_dir_all(w.path("home/state/notify.json.lock")).unwrap();
+    let r = notify(&w, T0).stdin(check("api", "down", "x")).run();
+    r.code(2);
+    r.stderr_has("delivering anyway, without the memory that keeps alerts from repeating");
+    assert_eq!(got.lock().unwrap().len(), 1, "the working webhook got the alert");
+    assert_eq!(alerts(&r)[0]["sinks"][0]["delivered"], true);
+    let r = notify(&w, T0).args(["send", "deploy finished", "--level", "info"]).run();
+    r.code(2);
+    assert_eq!(got.lock().unwrap().len(), 2, "notify send too");
+
+    // A real read-only file system, where this machine allows a bind mount.
+    let ro = Workdir::new("notify-ro-mount");
+    let src = setup("notify-ro-src", json!({"webhook_url": hook.url("/hook")}));
+    std::fs::create_dir_all(src.path("home/state")).unwrap();
+    let mnt = ro.path("home");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["--bind", "-o", "ro"])
+        .arg(src.path("home"))
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if mounted {
+        let r = notify(&ro, T0).stdin(check("db", "down", "x")).run();
+        let _ = std::process::Command::new("umount").arg(&mnt).status();
+        r.code(2);
+        r.stderr_has("Read-only file system");
+        assert_eq!(got.lock().unwrap().len(), 3);
+    }
+}

@@ -777,7 +777,11 @@ fn pipeline_tickmon_rca_becomes_one_gitea_issue_then_comments() {
     // Past repeat_interval_seconds the reminder is raised, but Gitea's cadence is a day.
     let r = run(&at(130));
     r.codes(&[1, 0]);
-    assert_eq!((r.kind("alert")[0]["repeat"].as_bool(), r.kind("alert")[0]["suppressed"].as_str()), (Some(true), Some("cadence")), "{r:?}");
+    assert_eq!(
+        (r.kind("alert")[0]["repeat"].as_bool(), r.kind("alert")[0]["suppressed"].as_str()),
+        (Some(true), Some("cadence")),
+        "{r:?}"
+    );
     assert_eq!(g.issues()[0].comments.len(), 0);
     // A day later the reminder comments on the open issue: no twin.
     let r = run("2026-11-24T10:00:00Z");

@@ -96,7 +96,9 @@ impl CheckStatus {
     /// `up`, `degraded` or `down`, in any letter case.
     pub fn parse(s: &str) -> Option<CheckStatus> {
         let s = s.trim();
-        [CheckStatus::Up, CheckStatus::Degraded, CheckStatus::Down].into_iter().find(|c| c.as_str().eq_ignore_ascii_case(s))
+        [CheckStatus::Up, CheckStatus::Degraded, CheckStatus::Down]
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s))
     }
 
     pub fn as_str(self) -> &'static str {
@@ -362,6 +364,17 @@ impl Level {
             Level::Error => "[ERROR]",
             Level::Critical => "[CRITICAL]",
             Level::Recovery => "[RECOVERED]",
+        }
+    }
+
+    /// Severity, for ordering: recovery 0, info 1, warning 2, error 3, critical 4.
+    pub fn severity(self) -> u8 {
+        match self {
+            Level::Recovery => 0,
+            Level::Info => 1,
+            Level::Warning => 2,
+            Level::Error => 3,
+            Level::Critical => 4,
         }
     }
 

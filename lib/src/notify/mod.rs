@@ -134,9 +134,11 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             let sources =
                 if cli.files.is_empty() && *stdin_is_terminal { Vec::new() } else { Source::from_args(&cli.files) };
             let text = cli.format == Format::Text;
-            ndjson::for_each_line(&sources, cli.common.read_opts(), diag, |bytes, _| match ndjson::parse_object(bytes) {
-                Ok(v) => read_record(v, &mut input, &mut *out, text),
-                Err(why) => Ok(Err(why)),
+            ndjson::for_each_line(&sources, cli.common.read_opts(), diag, |bytes, _| {
+                match ndjson::parse_object(bytes) {
+                    Ok(v) => read_record(v, &mut input, &mut *out, text),
+                    Err(why) => Ok(Err(why)),
+                }
             })?;
         }
     }
@@ -278,16 +280,36 @@ impl Engine<'_> {
         // sent again by every later run.
         if saving && outbox::pending(&waiting) > 0 {
             report.retried = self.retry(&mut waiting, &stamp);
+            // A sink that has just been given an incident's late word needs no reminder of it
+            // in the same run.
+            remember_sinks(&mut state, &report.retried, &stamp, true);
         }
 
         let decision = state::evaluate(&mut state, &mut rates, input, &silences, self.policy, now);
         let mut alerts = decision.alerts;
         self.deliver(&mut alerts, &state, now);
-        remember_sinks(&mut state, &alerts, &stamp);
+        remember_sinks(&mut state, &alerts, &stamp, false);
 
+        // A reminder for a sink that still owes the incident's first word is not queued: the
+        // outbox would grow by one line per repeat for as long as the sink is down, and the
+        // person would get them all at once when it is back.
+        let owed: HashSet<(String, String)> = waiting
+            .iter()
+            .filter_map(|l| match l {
+                OutboxLine::Entry(q) if !q.alert.is_resolved() => q.alert.subject.as_ref().map(|s| (q, s)),
+                _ => None,
+            })
+            .flat_map(|(q, subj)| q.sinks.iter().map(move |k| (k.clone(), subj.clone())))
+            .collect();
         let mut queued = Vec::new();
         for a in &alerts {
-            let failed: Vec<&SinkResult> = a.sinks.iter().filter(|s| !s.delivered && !s.dry_run).collect();
+            let subject = a.subject.clone().unwrap_or_default();
+            let failed: Vec<&SinkResult> = a
+                .sinks
+                .iter()
+                .filter(|s| !s.delivered && !s.dry_run)
+                .filter(|s| !(a.repeat && owed.contains(&(s.sink.clone(), subject.clone()))))
+                .collect();
             if failed.is_empty() {
                 continue;
             }
@@ -465,7 +487,7 @@ impl Engine<'_> {
                     Ok(()) => q.sinks.retain(|s| s != name),
                     Err(e) => {
                         self.diag.warn(format_args!("{name}: '{}' still not delivered: {e}", q.alert.title));
-                        q.last_error = Some(e);
+                        q.last_error = Some(merge_error(q.last_error.as_deref(), name, &e));
                     }
                 }
                 match tried.iter_mut().find(|(j, _)| *j == i) {
@@ -497,12 +519,24 @@ impl Engine<'_> {
     }
 }
 
+/// `sink: why; other: why` with this sink's reason replaced by `why`.
+fn merge_error(old: Option<&str>, sink: &str, why: &str) -> String {
+    let mut parts: Vec<String> = old
+        .unwrap_or("")
+        .split("; ")
+        .filter(|p| !p.is_empty() && !p.starts_with(&format!("{sink}: ")))
+        .map(String::from)
+        .collect();
+    parts.push(format!("{sink}: {why}"));
+    parts.join("; ")
+}
+
 /// Remember, per subject, which sinks were given an alert of it in this run (sent, or queued
 /// for them in the outbox), for the per-sink repeat intervals.
-fn remember_sinks(state: &mut State, alerts: &[Alert], stamp: &str) {
+fn remember_sinks(state: &mut State, alerts: &[Alert], stamp: &str, delivered_only: bool) {
     for a in alerts.iter().filter(|a| !a.is_resolved()) {
         let Some(e) = a.subject.as_ref().and_then(|k| state.subjects.get_mut(k)) else { continue };
-        for r in a.sinks.iter().filter(|r| !r.dry_run) {
+        for r in a.sinks.iter().filter(|r| !r.dry_run && (r.delivered || !delivered_only)) {
             e.sent.insert(r.sink.clone(), stamp.to_string());
         }
     }

@@ -193,7 +193,9 @@ pub fn fit(doc: &Doc, limit: usize, max_pieces: usize) -> Vec<Doc> {
         let mut d = Doc { lines: doc.lines[..keep].to_vec() };
         let more = if left > 0 { format!("… and {left} more") } else { "… and more".to_string() };
         d.line(Line::default());
-        d.line(Line::plain(format!("{more} (not sent, to keep within {max_pieces} messages; the full list is in notify's alert records)")));
+        d.line(Line::plain(format!(
+            "{more} (not sent, to keep within {max_pieces} messages; the full list is in notify's alert records)"
+        )));
         d.split(limit)
     };
     // The most whole lines that fit with the note after them.
@@ -207,17 +209,7 @@ pub fn fit(doc: &Doc, limit: usize, max_pieces: usize) -> Vec<Doc> {
 
 /// The worst level of the firing alerts; `recovery` when all are resolved.
 pub fn head_level(alerts: &[&Alert]) -> Level {
-    alerts.iter().filter(|a| !a.is_resolved()).map(|a| a.level).max_by_key(|l| rank(*l)).unwrap_or(Level::Recovery)
-}
-
-fn rank(l: Level) -> u8 {
-    match l {
-        Level::Recovery => 0,
-        Level::Info => 1,
-        Level::Warning => 2,
-        Level::Error => 3,
-        Level::Critical => 4,
-    }
+    alerts.iter().filter(|a| !a.is_resolved()).map(|a| a.level).max_by_key(|l| l.severity()).unwrap_or(Level::Recovery)
 }
 
 fn clock_time(ts: &str) -> String {
@@ -238,7 +230,6 @@ pub fn kit_message(level: Level, message: &str) -> Doc {
     d.text(message);
     d
 }
-
 
 /// One message for a batch of alerts. `delayed` marks alerts sent from the outbox, which
 /// then carry the time they were raised.
@@ -379,7 +370,8 @@ fn storm(d: &mut Doc, members: &[&Alert], noun: &str, state: &str) {
         }
         for a in list.iter().filter(|a| !a.also.is_empty()) {
             d.line(
-                Line::plain(format!("   ↳ also down because of {}: {}", a.name(), a.also.join(", "))).naming(a.also.len()),
+                Line::plain(format!("   ↳ also down because of {}: {}", a.name(), a.also.join(", ")))
+                    .naming(a.also.len()),
             );
         }
     }

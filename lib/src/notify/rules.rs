@@ -433,7 +433,10 @@ mod tests {
         assert_eq!(one(json!({"name":"api","status":"up"})).bad, None);
         assert_eq!(one(json!({"name":"api","status":"DOWN"})).bad, Some(Level::Error), "any letter case");
         for (bad, why) in [
-            (json!({"name":"api","status":"critical"}), "check 'api': status 'critical' is not one of up, degraded, down"),
+            (
+                json!({"name":"api","status":"critical"}),
+                "check 'api': status 'critical' is not one of up, degraded, down",
+            ),
             (json!({"kind":"check","name":"api","status":["down"]}), "check 'api': `status` is a list, not a string"),
             (json!({"kind":"check","status":"down"}), "check: no `name`"),
             (json!({"kind":"check","name":5,"status":"down"}), "check: `name` is a number, not a string"),
@@ -489,7 +492,10 @@ mod tests {
         assert_eq!((t.subject.as_str(), t.bad), ("tick:atlas:2026-11", Some(Level::Error)));
         assert_eq!(one(json!({"kind":"tick","agent":"a","month":"m","status":"offline"})).bad, Some(Level::Critical));
         assert!(observe(&json!({"kind":"tick","agent":"a","month":"m","status":"pending"})).unwrap().is_empty());
-        assert_eq!(observe(&json!({"kind":"tick","agent":5,"status":"missing"})).unwrap_err(), "tick: `agent` is a number, not a string");
+        assert_eq!(
+            observe(&json!({"kind":"tick","agent":5,"status":"missing"})).unwrap_err(),
+            "tick: `agent` is a number, not a string"
+        );
         assert_eq!(t.title, "RCA-AGENT: atlas failed to submit monthly tick (2026-11)", "the protocol's title");
         assert_eq!(one(json!({"kind":"heartbeat","agent":"a","status":"unhealthy"})).bad, Some(Level::Error));
         let a = one(json!({"kind":"agent","cell":"c1","agent":"a","status":"failed"}));
@@ -504,7 +510,9 @@ mod tests {
         );
         assert_eq!(f.subject, "finding:probe:db:invalid_service");
         assert!(
-            observe(&json!({"kind":"finding","source":"s","subject":"x","level":"info","problem":"p"})).unwrap().is_empty()
+            observe(&json!({"kind":"finding","source":"s","subject":"x","level":"info","problem":"p"}))
+                .unwrap()
+                .is_empty()
         );
     }
 }

@@ -336,7 +336,9 @@ fn port_check(host: &str, port: u16, timeout: Duration, c: &mut Check) {
             Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
                 why = timed_out.clone();
             }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => why = format!("port {port}: connection refused"),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                why = format!("port {port}: connection refused")
+            }
             Err(e) => why = format!("port {port}: {e}"),
         }
     }

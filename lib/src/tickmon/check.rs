@@ -124,7 +124,14 @@ pub fn run(
             Ok(t) => t,
             Err(why) => {
                 diag.warn(&why);
-                findings.push(Finding::new("tickmon", &agent.id, Level::Error, "invalid_tick", why.clone(), stamp.clone()));
+                findings.push(Finding::new(
+                    "tickmon",
+                    &agent.id,
+                    Level::Error,
+                    "invalid_tick",
+                    why.clone(),
+                    stamp.clone(),
+                ));
                 unusable = Some(why);
                 None
             }
@@ -388,8 +395,10 @@ mod tests {
         assert_eq!(st, Status::Failures);
         assert!(err.contains("status: 'unknown' is not one of"), "{err}");
         let atlas: Vec<&Value> = recs.iter().filter(|r| r["agent"] == "atlas" || r["subject"] == "atlas").collect();
-        let kinds: Vec<String> =
-            atlas.iter().map(|r| format!("{}:{}", r["kind"].as_str().unwrap(), r["status"].as_str().unwrap_or(""))).collect();
+        let kinds: Vec<String> = atlas
+            .iter()
+            .map(|r| format!("{}:{}", r["kind"].as_str().unwrap(), r["status"].as_str().unwrap_or("")))
+            .collect();
         assert_eq!(kinds, ["finding:", "tick:invalid"], "{atlas:?}");
         assert!(atlas[1]["detail"].as_str().unwrap().contains("'unknown'"), "{}", atlas[1]);
         assert!(!recs.iter().any(|r| r["title"].as_str().is_some_and(|t| t.contains("atlas failed to submit"))));

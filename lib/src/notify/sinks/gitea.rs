@@ -247,7 +247,7 @@ impl Sink for Gitea<'_> {
     fn accepts(&self, a: &Alert) -> bool {
         let level = if a.is_resolved() { a.was.unwrap_or(Level::Info) } else { a.level };
         let tick = a.subject.as_deref().is_some_and(|s| s.starts_with("tick:"));
-        super::rank(level) >= super::rank(self.min) && (!tick || super::rank(level) >= super::rank(Level::Error))
+        level.severity() >= self.min.severity() && (!tick || level.severity() >= Level::Error.severity())
     }
 
     fn deliver(&mut self, batch: &[&Alert], _delayed: bool) -> Vec<Result<(), String>> {
@@ -282,7 +282,11 @@ fn created(reply: &Reply, url: &str, key: &str) -> Result<(), String> {
     if reply.status == 201 && reply.json().get(key).and_then(Value::as_u64).is_some() {
         Ok(())
     } else {
-        Err(format!("POST {}: HTTP {} without the created object's {key}: nothing was created", path_of(url), reply.status))
+        Err(format!(
+            "POST {}: HTTP {} without the created object's {key}: nothing was created",
+            path_of(url),
+            reply.status
+        ))
     }
 }
 

@@ -47,18 +47,7 @@ pub trait Sink {
     /// Does this sink take the alert?
     fn accepts(&self, a: &Alert) -> bool {
         let level = if a.is_resolved() { a.was.unwrap_or(Level::Info) } else { a.level };
-        rank(level) >= rank(self.min_level())
-    }
-}
-
-/// Severity order (recovery lowest).
-pub fn rank(l: Level) -> u8 {
-    match l {
-        Level::Recovery => 0,
-        Level::Info => 1,
-        Level::Warning => 2,
-        Level::Error => 3,
-        Level::Critical => 4,
+        level.severity() >= self.min_level().severity()
     }
 }
 
@@ -90,7 +79,11 @@ impl Reply {
     pub fn describe(&self) -> String {
         if (300..400).contains(&self.status) {
             return match &self.location {
-                Some(l) => format!("HTTP {}: redirected to {} (not followed: point the URL at it)", self.status, util::truncate(l, 200)),
+                Some(l) => format!(
+                    "HTTP {}: redirected to {} (not followed: point the URL at it)",
+                    self.status,
+                    util::truncate(l, 200)
+                ),
                 None => format!("HTTP {}: a redirect (not followed)", self.status),
             };
         }
