@@ -5,6 +5,7 @@
 pub mod gitea;
 pub mod telegram;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -155,7 +156,7 @@ fn every_kind_of_record_has_its_rule() {
         .map(|a| (a["subject"].as_str().unwrap().to_string(), a["level"].as_str().unwrap().to_string()))
         .collect();
     let want = [
-        ("recovery:api", "error"),
+        ("recovery:api", "critical"),
         ("flapping:web", "warning"),
         ("uptime:api", "warning"),
         ("tick:atlas:2026-11", "error"),
@@ -299,18 +300,75 @@ fn telegram_html_it_cannot_parse_is_sent_again_as_plain_text() {
 fn telegram_messages_over_4096_are_split_at_lines() {
     let tg = FakeTelegram::start();
     let w = setup("notify-tg-split", tg_alerting(&tg));
-    let input: String = (0..150).map(|i| check(&format!("service-{i:03}-<&>"), "down", &"x".repeat(40))).collect();
+    // Ten services, each with its own long story: a line each, over several messages.
+    let input: String = (0..10).map(|i| check(&format!("service-{i:03}-<&>"), "down", &"x".repeat(900))).collect();
     let r = notify(&w, T0).stdin(&input).run();
     r.code(0);
     let sent = tg.sent();
     assert!(sent.len() >= 3, "{} messages", sent.len());
     let all: String = sent.iter().map(|m| m.text.clone()).collect::<Vec<_>>().join("\n");
-    for i in 0..150 {
-        assert!(all.contains(&format!("• service-{i:03}-<&>: {}", "x".repeat(40))), "service {i} missing");
+    for i in 0..10 {
+        assert!(all.contains(&format!("• service-{i:03}-<&>: {}", "x".repeat(900))), "service {i} missing");
     }
     for m in &sent {
         assert!(m.raw.encode_utf16().count() <= 4096);
     }
+}
+
+/// A mass outage: a headline with counts, every service named once, grouped by what went
+/// wrong, messages cut between lines; what does not fit in the message budget is "and N
+/// more", and the whole list is in the alert records and the webhook's body.
+#[test]
+fn a_storm_of_300_services_reads_well() {
+    let tg = FakeTelegram::start();
+    let bodies = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let b2 = bodies.clone();
+    let hook = HttpServer::start(move |req| {
+        b2.lock().unwrap().push(serde_json::from_str(&req.body).unwrap());
+        Reply::new(200, "ok")
+    });
+    let mut alerting = tg_alerting(&tg);
+    alerting["webhook_url"] = json!(hook.url("/"));
+    let w = setup("notify-storm", alerting);
+    let why = ["connection refused", "no answer within 2 s", "HTTP 502 (expected 200)"];
+    let input: String = (0..300).map(|i| check(&format!("svc-{i:03}"), "down", why[i % 3])).collect();
+    let r = notify(&w, T0).stdin(&input).run();
+    r.code(0);
+    let sent = tg.sent();
+    assert!(sent.len() <= 8, "{} messages", sent.len());
+    let all: String = sent.iter().map(|m| m.text.clone()).collect::<Vec<_>>().join("\n");
+    assert!(all.starts_with("[ERROR] Agent Ops Alert\n\n300 services down\n"), "{all}");
+    for (i, c) in why.iter().enumerate() {
+        assert!(all.contains(&format!("• {c} (100):")), "cause {i}: {all}");
+    }
+    for i in 0..300 {
+        let name = format!("svc-{i:03}");
+        assert_eq!(all.matches(&name).count(), 1, "{name} is named once: {all}");
+    }
+    for m in &sent {
+        assert!(m.raw.encode_utf16().count() <= 4096);
+        for line in m.text.lines() {
+            assert!(!line.ends_with("svc-") && !line.starts_with("vc-"), "cut inside a name: {line}");
+        }
+    }
+    // The webhook has all 300, one alert each.
+    let b = bodies.lock().unwrap();
+    assert_eq!(b[0]["alerts"].as_array().unwrap().len(), 300);
+    assert_eq!(alerts(&r).len(), 300);
+
+    // Three thousand do not fit in eight messages: the rest is counted, never cut mid-line.
+    let tg2 = FakeTelegram::start();
+    let w2 = setup("notify-storm-big", tg_alerting(&tg2));
+    let input: String =
+        (0..3000).map(|i| check(&format!("service-with-a-long-name-{i:04}"), "down", why[i % 3])).collect();
+    notify(&w2, T0).stdin(&input).run().code(0);
+    let sent = tg2.sent();
+    assert_eq!(sent.len(), 8);
+    let all: String = sent.iter().map(|m| m.text.clone()).collect::<Vec<_>>().join("\n");
+    let shown = (0..3000).filter(|i| all.contains(&format!("service-with-a-long-name-{i:04}"))).count();
+    let more = format!("… and {} more", 3000 - shown);
+    assert!(sent[7].text.contains(&more), "{more} in: {}", sent[7].text);
+    assert!(shown > 1000, "the budget is used: {shown} shown");
 }
 
 #[test]
@@ -375,17 +433,23 @@ fn gitea_issue_with_label_ids_then_comments_then_closed_on_recovery() {
     let names: Vec<String> = issues[0].labels.iter().map(|id| g.label_name(*id)).collect();
     assert_eq!(names, ["ops", "auto-generated"], "names resolved to ids; the missing one created");
     assert!(issues[0].body.contains("| subject | `check:api` |"), "{}", issues[0].body);
-    // Still down past the repeat interval: a comment, not a twin.
-    notify(&w, &at(61)).stdin(check("api", "down", "HTTP 503")).run().code(0);
+    // Still down past the chat's repeat interval (an hour): Gitea's own cadence is a day, so
+    // the reminder is held for it.
+    let r = notify(&w, &at(61)).stdin(check("api", "down", "HTTP 503")).run();
+    r.code(0);
+    assert_eq!(alerts(&r)[0]["suppressed"], "cadence", "{}", r.stdout);
+    assert_eq!(g.issues()[0].comments.len(), 0);
+    // A day after the issue was opened: a comment, not a twin.
+    notify(&w, "2026-11-24T10:00:00Z").stdin(check("api", "down", "HTTP 503")).run().code(0);
     let issues = g.issues();
     assert_eq!((issues.len(), issues[0].comments.len()), (1, 1));
     assert!(issues[0].comments[0].contains("Still failing") && issues[0].comments[0].contains("HTTP 503"));
-    notify(&w, &at(70)).stdin(check("api", "up", "HTTP 200")).run().code(0);
+    notify(&w, "2026-11-24T10:10:00Z").stdin(check("api", "up", "HTTP 200")).run().code(0);
     let issues = g.issues();
     assert_eq!(issues[0].state, "closed");
     assert!(issues[0].comments[1].starts_with("**Recovered**"));
     // The next incident opens a new issue (the old one is closed).
-    notify(&w, &at(80)).stdin(check("api", "down", "HTTP 500")).run().code(0);
+    notify(&w, "2026-11-24T10:20:00Z").stdin(check("api", "down", "HTTP 500")).run().code(0);
     assert_eq!(g.issues().len(), 2);
 }
 
@@ -604,11 +668,12 @@ fn sink_selection() {
 #[test]
 fn half_a_configuration_is_said() {
     let w = setup("notify-half", json!({"telegram_bot_token": "123:abc-def"}));
+    // Half a sink would drop every alert without a word: it is a configuration error.
     notify(&w, T0)
-        .stdin("")
+        .stdin(check("api", "down", "x"))
         .run()
-        .code(0)
-        .stderr_has("telegram: the sink is off: telegram_chat_id (TELEGRAM_CHAT_ID) is missing");
+        .code(2)
+        .stderr_has("the telegram sink is configured in part: telegram_chat_id (TELEGRAM_CHAT_ID) is missing");
 }
 
 #[test]
@@ -646,4 +711,136 @@ fn overlapping_runs_announce_once() {
         assert_eq!(c.wait_with_output().unwrap().status.code(), Some(0));
     }
     assert_eq!(tg.sent().len(), 1);
+}
+
+// ---------------------------------------------------------------- the seams (issue: records, sinks, state)
+
+/// Records notify consumes but cannot read are rejected with the place and the reason, never
+/// dropped in silence; statuses in another case are the same status.
+#[test]
+fn records_notify_cannot_read_are_rejected_not_dropped() {
+    let w = setup("notify-unreadable", json!({}));
+    let lines = [
+        json!({"kind":"check","name":"api","status":"DOWN","detail":"HTTP 500"}),
+        json!({"kind":"check","name":"db","status":"critical"}),
+        json!({"kind":"check","name":"web","status":["down"]}),
+        json!({"kind":"check","status":"down"}),
+        json!({"kind":"check","name":5,"status":"down"}),
+        json!({"kind":"heartbeat","agent":5,"status":"unhealthy"}),
+        json!({"kind":"recovery","name":"api","outcome":"exploded"}),
+        json!({"kind":"tick","agent":"atlas","month":"2026-11","status":"Missing"}),
+    ];
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let r = notify(&w, T0).stdin(&input).run();
+    r.code(3);
+    for (n, why) in [
+        (2, "check 'db': status 'critical' is not one of up, degraded, down"),
+        (3, "check 'web': `status` is a list, not a string"),
+        (4, "check: no `name`"),
+        (5, "check: `name` is a number, not a string"),
+        (6, "heartbeat: `agent` is a number, not a string"),
+        (7, "recovery 'api': outcome 'exploded' is not one of recovered, failed, cooldown, max_attempts, skipped"),
+    ] {
+        r.stderr_has(&format!("notify: stdin:{n}: {why}"));
+    }
+    let subjects: Vec<String> = alerts(&r).iter().map(|a| a["subject"].as_str().unwrap().to_string()).collect();
+    assert_eq!(subjects, ["check:api", "tick:atlas:2026-11"], "DOWN is down, Missing is missing");
+}
+
+/// Only the Tick Protocol's own variables and its ticks repository: the Gitea sink takes the
+/// repository from the repository's remote; without one, it is a configuration error.
+#[test]
+fn gitea_takes_the_repository_from_the_ticks_repository_or_says_it_is_missing() {
+    let g = FakeGitea::start(&[]);
+    let w = Workdir::new("notify-gitea-protocol");
+    w.write("home/ticks/.keep", "");
+    let rca = json!({"kind":"alert","topic":"agent-health","level":"error","title":"RCA-AGENT: cinder failed to submit monthly tick (2026-11)",
+                     "message":"cinder: no tick","body":"## Agent health failure: cinder","labels":["agent-health","rca-required","auto-generated"],
+                     "subject":"tick:cinder:2026-11","status":"firing","sinks":[]});
+    let run = |w: &Workdir| {
+        notify(w, T0)
+            .env("CLAW_CODE_GITEA_URL", g.url())
+            .env("GITEA_TOKEN", gitea::TOKEN)
+            .stdin(format!("{rca}\n"))
+            .run()
+    };
+    // No remote to take it from: exit 2, saying what is missing; nothing silently dropped.
+    let r = run(&w);
+    r.code(2);
+    r.stderr_has("the gitea sink is configured in part: gitea_repo (GITEA_REPO; the ticks repository");
+    assert!(g.issues().is_empty());
+    let home = w.path("home");
+    for args in [vec!["init", "-q"], vec!["remote", "add", "origin", &format!("{}/{}.git", g.url(), gitea::REPO)]] {
+        assert!(std::process::Command::new("git").arg("-C").arg(&home).args(&args).status().unwrap().success());
+    }
+    run(&w).code(0);
+    let issues = g.issues();
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0].title, "RCA-AGENT: cinder failed to submit monthly tick (2026-11)");
+}
+
+/// A Gitea whose create answers 200 without an issue (a proxy's page, a GET that a redirect
+/// made of the POST) created nothing: the alert stays in the outbox.
+#[test]
+fn gitea_counts_only_its_own_answer_to_a_create() {
+    let fake = HttpServer::start(|req| {
+        if req.method == "GET" {
+            Reply::json(200, &json!([]))
+        } else {
+            Reply::new(200, "<html>Welcome to nginx!</html>")
+        }
+    });
+    let w = setup(
+        "notify-gitea-200",
+        json!({"gitea_url": fake.url(""), "gitea_repo": gitea::REPO, "gitea_token": gitea::TOKEN}),
+    );
+    let r = notify(&w, T0).stdin(check("api", "down", "x")).run();
+    r.code(1);
+    r.stderr_has("POST /api/v1/repos/ops/alerts/issues: HTTP 200 without the created object's number");
+    assert!(w.read("home/state/outbox.jsonl").contains("\"gitea\""));
+}
+
+/// State that cannot be locked or written does not keep alerts from people: they are
+/// delivered without the dedup memory, the run says so and exits 2. The lock is made
+/// unopenable (a directory where the lock file goes) as a read-only or full disk makes it;
+/// where this machine lets the test mount, a read-only bind mount of the home is tried too.
+#[test]
+fn a_home_that_cannot_be_written_still_delivers_and_exits_2() {
+    let got: Arc<Mutex<Vec<Value>>> = Default::default();
+    let g2 = got.clone();
+    let hook = HttpServer::start(move |req| {
+        g2.lock().unwrap().push(serde_json::from_str(&req.body).unwrap());
+        Reply::json(200, &json!({"ok": true}))
+    });
+    let w = setup("notify-ro", json!({"webhook_url": hook.url("/hook")}));
+    std::fs::create_dir_all(w.path("home/state/notify.json.lock")).unwrap();
+    let r = notify(&w, T0).stdin(check("api", "down", "x")).run();
+    r.code(2);
+    r.stderr_has("delivering anyway, without the memory that keeps alerts from repeating");
+    assert_eq!(got.lock().unwrap().len(), 1, "the working webhook got the alert");
+    assert_eq!(alerts(&r)[0]["sinks"][0]["delivered"], true);
+    let r = notify(&w, T0).args(["send", "deploy finished", "--level", "info"]).run();
+    r.code(2);
+    assert_eq!(got.lock().unwrap().len(), 2, "notify send too");
+
+    // A real read-only file system, where this machine allows a bind mount.
+    let ro = Workdir::new("notify-ro-mount");
+    let src = setup("notify-ro-src", json!({"webhook_url": hook.url("/hook")}));
+    std::fs::create_dir_all(src.path("home/state")).unwrap();
+    let mnt = ro.path("home");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["--bind", "-o", "ro"])
+        .arg(src.path("home"))
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if mounted {
+        let r = notify(&ro, T0).stdin(check("db", "down", "x")).run();
+        let _ = std::process::Command::new("umount").arg(&mnt).status();
+        r.code(2);
+        r.stderr_has("Read-only file system");
+        assert_eq!(got.lock().unwrap().len(), 3);
+    }
 }

@@ -132,6 +132,8 @@ fn a_server_that_never_answers_is_down_within_its_timeout() {
     r.code(1);
     assert_eq!(r.named("check", "hang")["status"], "down");
     assert!(took < Duration::from_secs(4), "took {took:?}");
+    // People read the detail: what timed out, and after how long (not `timeout: global`).
+    assert_eq!(r.named("check", "hang")["detail"], "no answer within 1 s");
 }
 
 #[test]

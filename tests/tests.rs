@@ -17,5 +17,6 @@ mod pipelines;
 mod probe;
 mod recover;
 mod rollup;
+mod scenarios;
 mod store;
 mod tickmon;

@@ -336,7 +336,18 @@ fn tickmon_check_reports_every_active_agent() {
         cinder["detail"],
         "critical: gateway_running false, capability code lost (submitted 2026-11-02T09:00:00Z)"
     );
-    assert!(r.kind("alert").is_empty());
+    // RCA alerts are the default: one for the missing agent, one for the critical one.
+    let titles: Vec<String> = r.kind("alert").iter().map(|a| a["title"].as_str().unwrap().to_string()).collect();
+    assert_eq!(
+        titles,
+        [
+            "RCA-AGENT: beacon failed to submit monthly tick (2026-11)",
+            "RCA-AGENT: cinder reported critical status (2026-11)"
+        ]
+    );
+    let r = w.tool("tickmon").args(["check", "--no-rca", "--now", NOW]).run();
+    r.code(1);
+    assert!(r.kind("alert").is_empty(), "--no-rca: only the tick records");
 
     // All well: exit 0.
     tick(&w, "beacon", json!({"agent": "beacon", "status": "degraded"}));
@@ -415,11 +426,12 @@ fn tickmon_check_bad_registry_and_ticks() {
     assert_eq!(findings.len(), 2);
     assert_eq!(findings[0]["problem"], "invalid_agent");
     assert_eq!(r.named("tick", "ok")["status"], "healthy");
-    // A tick file that is not a tick is a finding, and does not count.
+    // A tick file that is not a tick is a finding, and the tick is invalid: not missing.
     tick(&w, "ok", json!({"agent": "ok", "status": "splendid"}));
     let r = w.tool("tickmon").args(["check", "--now", NOW]).run();
     r.code(1).stderr_has("status: 'splendid'");
-    assert_eq!(r.named("tick", "ok")["status"], "missing");
+    assert_eq!(r.named("tick", "ok")["status"], "invalid");
+    assert!(r.kind("alert").is_empty(), "no RCA for a tick that was submitted");
     assert!(r.kind("finding").iter().any(|f| f["problem"] == "invalid_tick"));
 }
 

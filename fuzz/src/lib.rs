@@ -133,7 +133,7 @@ pub fn records(data: &[u8]) {
         _ => {}
     }
     let mut input = Input::default();
-    for o in rules::observe(&v) {
+    for o in rules::observe(&v).unwrap_or_default() {
         input.rule(o);
     }
     if kind == Kind::Alert {
@@ -356,7 +356,7 @@ pub fn notify_state(data: &[u8]) {
         let (diag, _) = Diag::memory("fuzz");
         let _ = ndjson::read_lines(Cursor::new(rest), "stdin", ReadOpts::default(), &diag, &mut |b, _| {
             Ok(ndjson::parse_object(b).map(|v| {
-                for o in rules::observe(&v) {
+                for o in rules::observe(&v).unwrap_or_default() {
                     input.rule(o);
                 }
                 if record::kind_of(&v) == Kind::Alert {

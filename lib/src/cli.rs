@@ -21,8 +21,9 @@ pub struct Common {
     #[arg(long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
 
-    /// Take this as the current time (RFC 3339), for tests and replays
-    #[arg(long, value_name = "RFC3339", global = true)]
+    /// Take this as the current time (RFC 3339), for tests and replays; from the environment,
+    /// it reaches every tool of a pipeline or a script (the orchestrator, the cron jobs)
+    #[arg(long, value_name = "RFC3339", global = true, env = "PITCREW_NOW")]
     pub now: Option<String>,
 
     /// Make the first malformed input line fatal (exit 2) instead of skipping it (exit 3)

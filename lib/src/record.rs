@@ -75,8 +75,8 @@ pub fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-/// Health of a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+/// Health of a check. Read in any letter case (`DOWN` is `down`), written in lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
     Up,
@@ -84,7 +84,23 @@ pub enum CheckStatus {
     Down,
 }
 
+impl<'de> Deserialize<'de> for CheckStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<CheckStatus, D::Error> {
+        let s = String::deserialize(d)?;
+        CheckStatus::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("status '{s}' is not up, degraded or down")))
+    }
+}
+
 impl CheckStatus {
+    /// `up`, `degraded` or `down`, in any letter case.
+    pub fn parse(s: &str) -> Option<CheckStatus> {
+        let s = s.trim();
+        [CheckStatus::Up, CheckStatus::Degraded, CheckStatus::Down]
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CheckStatus::Up => "up",
@@ -297,7 +313,7 @@ impl Finding {
 }
 
 /// Severity of findings and alerts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Info,
@@ -306,6 +322,15 @@ pub enum Level {
     Critical,
     /// Something bad turned good again (alerts only).
     Recovery,
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
+        let s = String::deserialize(d)?;
+        Level::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("level '{s}' is not info, warning, error, critical or recovery"))
+        })
+    }
 }
 
 impl Level {
@@ -319,8 +344,9 @@ impl Level {
         }
     }
 
+    /// A level's name in any letter case (`warn` and `recovered` too).
     pub fn parse(s: &str) -> Option<Level> {
-        match s {
+        match s.trim().to_ascii_lowercase().as_str() {
             "info" => Some(Level::Info),
             "warning" | "warn" => Some(Level::Warning),
             "error" => Some(Level::Error),
@@ -338,6 +364,17 @@ impl Level {
             Level::Error => "[ERROR]",
             Level::Critical => "[CRITICAL]",
             Level::Recovery => "[RECOVERED]",
+        }
+    }
+
+    /// Severity, for ordering: recovery 0, info 1, warning 2, error 3, critical 4.
+    pub fn severity(self) -> u8 {
+        match self {
+            Level::Recovery => 0,
+            Level::Info => 1,
+            Level::Warning => 2,
+            Level::Error => 3,
+            Level::Critical => 4,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct TgState {
     pub requests: usize,
     /// A chat id that answers "upgraded to a supergroup" with its new id.
     pub migrated: Option<(i64, i64)>,
+    /// While set, every request is a 502 from the front (Telegram down).
+    pub down: bool,
 }
 
 pub struct FakeTelegram {
@@ -73,6 +75,11 @@ impl FakeTelegram {
         self.state.lock().unwrap().sent.clone()
     }
 
+    /// Telegram is down (every request a 502) or back.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
     pub fn script(&self, n: Next) {
         self.state.lock().unwrap().script.push_back(n);
     }
@@ -81,6 +88,10 @@ impl FakeTelegram {
 fn handle(st: &Mutex<TgState>, req: &Seen) -> Reply {
     let mut s = st.lock().unwrap();
     s.requests += 1;
+    if s.down {
+        return Reply::new(502, "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n</html>\r\n")
+            .header("Content-Type", "text/html");
+    }
     let path = req.url.split('?').next().unwrap_or("");
     let Some(rest) = path.strip_prefix("/bot") else { return error(404, "Not Found", None) };
     let Some((token, method)) = rest.split_once('/') else { return error(404, "Not Found", None) };

@@ -41,6 +41,9 @@ pub enum Suppressed {
     Silenced,
     /// Its parent is down (`suppressed_by`); it is mentioned under the parent instead.
     Inhibited,
+    /// A reminder that no sink wanted yet: each had one within its own repeat interval
+    /// (`<sink>_repeat_interval_seconds`, a day for Gitea).
+    Cadence,
 }
 
 impl Suppressed {
@@ -51,6 +54,7 @@ impl Suppressed {
             Suppressed::Threshold => "threshold",
             Suppressed::Silenced => "silenced",
             Suppressed::Inhibited => "inhibited",
+            Suppressed::Cadence => "cadence",
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::record::Level;
     after_help = "Examples:
   probe | recover | notify                      alert on what is down, once
   probe | notify --after 3                      only after 3 bad runs in a row
-  tickmon check --rca | notify --sink gitea     RCA issues to Gitea only
+  tickmon check | notify --sink gitea           RCA issues to Gitea only
   rollup --days 7 --format text | notify send - --topic weekly-digest
   notify send \"Disk low on db1\" --level warning --topic disk
   notify silence add --match name=api --for 2h --why deploy

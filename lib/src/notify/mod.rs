@@ -38,6 +38,7 @@ use crate::error::{Error, Result, Status};
 use crate::ndjson::{self, Source};
 use crate::record::{self, Kind, Level};
 use crate::store::Lock;
+use crate::util;
 
 /// notify's clap definition (for completions and man pages).
 pub fn command() -> clap::Command {
@@ -81,14 +82,21 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let host = hostname(&config);
     let Ctx { out, diag, stdin_is_terminal, .. } = ctx;
     let diag: &Diag = diag;
-    let sinks = build_sinks(&config, &cli.sink, diag, &host, &clock, cli.cmd.is_some())?;
+    let sinks = build_sinks(&config, &cli.sink, diag, &host, &clock, &paths.home)?;
     let policy = Policy {
         repeat_interval_s: config.alerting.repeat_interval_seconds,
         rate_limit_s: config.alerting.rate_limit_seconds,
         alert_on_recovery: config.alerting.alert_on_recovery,
         after: cli.after,
     };
-    let mut engine = Engine { sinks, policy, dry_run: cli.dry_run, files, diag, clock };
+    let sink_repeat = sinks::NAMES
+        .iter()
+        .filter_map(|n| {
+            let v = config.alerting.raw.get(&format!("{n}_repeat_interval_seconds"))?;
+            record::value_as_u64(v).map(|s| (n.to_string(), s))
+        })
+        .collect();
+    let mut engine = Engine { sinks, policy, sink_repeat, dry_run: cli.dry_run, files, diag, clock };
 
     let mut input = Input::default();
     match &cli.cmd {
@@ -126,8 +134,11 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             let sources =
                 if cli.files.is_empty() && *stdin_is_terminal { Vec::new() } else { Source::from_args(&cli.files) };
             let text = cli.format == Format::Text;
-            ndjson::for_each_value(&sources, cli.common.read_opts(), diag, |v, _| {
-                read_record(v, &mut input, &mut *out, text)
+            ndjson::for_each_line(&sources, cli.common.read_opts(), diag, |bytes, _| {
+                match ndjson::parse_object(bytes) {
+                    Ok(v) => read_record(v, &mut input, &mut *out, text),
+                    Err(why) => Ok(Err(why)),
+                }
             })?;
         }
     }
@@ -145,11 +156,15 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         }
     }
     write_report(&mut *out, &report, cli.format, cli.dry_run)?;
+    if let Some(e) = report.unsaved {
+        return Err(e);
+    }
     Ok(Status::failures_if(report.undelivered > 0))
 }
 
-/// Take one input record: into the rules, as an alert to send, or through unchanged.
-fn read_record(v: Value, input: &mut Input, out: &mut dyn Write, text: bool) -> Result<()> {
+/// Take one input record: into the rules, as an alert to send, or through unchanged. A
+/// record of a kind notify reads that it cannot understand is rejected (`Ok(Err(why))`).
+fn read_record(v: Value, input: &mut Input, out: &mut dyn Write, text: bool) -> ndjson::Verdict {
     let kind = record::kind_of(&v);
     match kind {
         Kind::Alert => {
@@ -159,26 +174,28 @@ fn read_record(v: Value, input: &mut Input, out: &mut dyn Write, text: bool) -> 
                 if !text {
                     ndjson::write(out, &v)?;
                 }
-                return Ok(());
+                return Ok(Ok(()));
             }
-            match serde_json::from_value::<Alert>(v.clone()) {
+            match serde_json::from_value::<Alert>(v) {
                 Ok(a) => input.alert(a),
-                Err(_) if !text => ndjson::write(out, &v)?,
-                Err(_) => {}
+                Err(e) => return Ok(Err(format!("alert: {e}"))),
             }
         }
-        k if rules::reads(k) => {
-            for o in rules::observe(&v) {
-                input.rule(o);
+        k if rules::reads(k) => match rules::observe(&v) {
+            Ok(obs) => {
+                for o in obs {
+                    input.rule(o);
+                }
             }
-        }
+            Err(why) => return Ok(Err(why)),
+        },
         _ => {
             if !text {
                 ndjson::write(out, &v)?;
             }
         }
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// What a run did.
@@ -190,12 +207,17 @@ pub struct Report {
     pub alerts: Vec<Alert>,
     /// Alerts still owed to some sink (this run's and older ones).
     pub undelivered: usize,
+    /// Why the state could not be locked or saved, when it could not: the run delivered
+    /// without it and ends with this error.
+    pub unsaved: Option<Error>,
 }
 
 /// The engine: sinks, policy and files.
 pub struct Engine<'a> {
     pub sinks: Vec<Box<dyn Sink + 'a>>,
     pub policy: Policy,
+    /// `<sink>_repeat_interval_seconds` from the alerting settings.
+    pub sink_repeat: Vec<(String, u64)>,
     pub dry_run: bool,
     pub files: Files,
     pub diag: &'a Diag,
@@ -205,11 +227,31 @@ pub struct Engine<'a> {
 impl Engine<'_> {
     /// One run over what the stream said.
     pub fn run(&mut self, input: Input) -> Result<Report> {
-        let mut lock = if self.dry_run { None } else { Some(Lock::for_file(&self.files.state)?) };
-        let _held = match lock.as_mut() {
-            Some(l) => Some(l.acquire()?),
+        // State that cannot be locked (a read-only or full home, a lock file that cannot be
+        // made) must not keep the alerts from people: they are delivered without the memory
+        // that dedups them, nothing is saved, and the run ends with the error (exit 2).
+        let mut unsaved = None;
+        let mut lock = None;
+        if !self.dry_run {
+            match Lock::for_file(&self.files.state) {
+                Ok(l) => lock = Some(l),
+                Err(e) => unsaved = Some(e),
+            }
+        }
+        let _held = match lock.as_mut().map(Lock::acquire) {
+            Some(Ok(h)) => Some(h),
+            Some(Err(e)) => {
+                unsaved = Some(e);
+                None
+            }
             None => None,
         };
+        if let Some(e) = &unsaved {
+            self.diag.warn(format_args!(
+                "{e}; delivering anyway, without the memory that keeps alerts from repeating (nothing is saved)"
+            ));
+        }
+        let saving = !self.dry_run && unsaved.is_none();
         let now = self.clock.now();
         let stamp = clock::fmt_ts(now);
         let mut state = self.load_state();
@@ -226,18 +268,48 @@ impl Engine<'_> {
         };
 
         let mut report = Report::default();
-        let mut waiting = outbox::load(&self.files.outbox, self.diag)?;
-        if !self.dry_run && outbox::pending(&waiting) > 0 {
+        let mut waiting = match outbox::load(&self.files.outbox, self.diag) {
+            Ok(w) => w,
+            Err(e) if !saving && !self.dry_run => {
+                self.diag.warn(format_args!("{e}; the outbox is left for a run that can write it"));
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        // The outbox is retried only when it can be rewritten: else what was sent would be
+        // sent again by every later run.
+        if saving && outbox::pending(&waiting) > 0 {
             report.retried = self.retry(&mut waiting, &stamp);
+            // A sink that has just been given an incident's late word needs no reminder of it
+            // in the same run.
+            remember_sinks(&mut state, &report.retried, &stamp, true);
         }
 
         let decision = state::evaluate(&mut state, &mut rates, input, &silences, self.policy, now);
         let mut alerts = decision.alerts;
-        self.deliver(&mut alerts);
+        self.deliver(&mut alerts, &state, now);
+        remember_sinks(&mut state, &alerts, &stamp, false);
 
+        // A reminder for a sink that still owes the incident's first word is not queued: the
+        // outbox would grow by one line per repeat for as long as the sink is down, and the
+        // person would get them all at once when it is back.
+        let owed: HashSet<(String, String)> = waiting
+            .iter()
+            .filter_map(|l| match l {
+                OutboxLine::Entry(q) if !q.alert.is_resolved() => q.alert.subject.as_ref().map(|s| (q, s)),
+                _ => None,
+            })
+            .flat_map(|(q, subj)| q.sinks.iter().map(move |k| (k.clone(), subj.clone())))
+            .collect();
         let mut queued = Vec::new();
         for a in &alerts {
-            let failed: Vec<&SinkResult> = a.sinks.iter().filter(|s| !s.delivered && !s.dry_run).collect();
+            let subject = a.subject.clone().unwrap_or_default();
+            let failed: Vec<&SinkResult> = a
+                .sinks
+                .iter()
+                .filter(|s| !s.delivered && !s.dry_run)
+                .filter(|s| !(a.repeat && owed.contains(&(s.sink.clone(), subject.clone()))))
+                .collect();
             if failed.is_empty() {
                 continue;
             }
@@ -265,9 +337,16 @@ impl Engine<'_> {
                     self.diag.warn(format_args!("{}: posting the alerts still firing: {e}", s.name()));
                 }
             }
-            outbox::append(&self.files.outbox, &queued)?;
-            state.save(&self.files.state)?;
-            rates.save(&self.files.rates, clock::unix_f64(now), self.policy.rate_limit_s)?;
+            if saving {
+                outbox::append(&self.files.outbox, &queued)?;
+                state.save(&self.files.state)?;
+                rates.save(&self.files.rates, clock::unix_f64(now), self.policy.rate_limit_s)?;
+            } else if !queued.is_empty() {
+                self.diag.warn(format_args!(
+                    "{} alert(s) were not delivered and cannot be queued in the outbox (see the alert records)",
+                    queued.len()
+                ));
+            }
         }
         for sink in &self.sinks {
             let failed: Vec<&SinkResult> = alerts
@@ -286,6 +365,7 @@ impl Engine<'_> {
         }
         report.undelivered = outbox::pending(&waiting) + queued.len();
         report.alerts = alerts;
+        report.unsaved = unsaved;
         Ok(report)
     }
 
@@ -306,11 +386,37 @@ impl Engine<'_> {
         }
     }
 
-    /// Send every raised alert to each sink that takes it, one batch per sink.
-    fn deliver(&mut self, alerts: &mut [Alert]) {
-        for sink in &mut self.sinks {
-            let idx: Vec<usize> =
-                (0..alerts.len()).filter(|&i| alerts[i].suppressed.is_none() && sink.accepts(&alerts[i])).collect();
+    /// The repeat interval of a sink: `<sink>_repeat_interval_seconds`, else a day for Gitea
+    /// (an issue tracker wants a daily word, not an hourly one), else the chat's
+    /// `repeat_interval_seconds`. Never shorter than the latter, which decides when a reminder
+    /// is raised at all.
+    pub fn repeat_interval(&self, sink: &str) -> u64 {
+        let own = self.sink_repeat.iter().find(|(n, _)| n == sink).map(|(_, s)| *s);
+        let default = if sink == "gitea" { 86_400 } else { self.policy.repeat_interval_s };
+        own.unwrap_or(default).max(self.policy.repeat_interval_s)
+    }
+
+    /// Send every raised alert to each sink that takes it, one batch per sink. A reminder
+    /// (`repeat`) goes only to the sinks whose own repeat interval has passed since they were
+    /// last given an alert of that incident; one that no sink wants is held as `cadence`.
+    fn deliver(&mut self, alerts: &mut [Alert], state: &State, now: time::OffsetDateTime) {
+        let intervals: Vec<u64> = self.sinks.iter().map(|s| self.repeat_interval(s.name())).collect();
+        let due = |a: &Alert, sink: &str, every: u64| {
+            if !a.repeat {
+                return true;
+            }
+            let last = a.subject.as_ref().and_then(|k| state.subjects.get(k)).and_then(|e| e.sent.get(sink));
+            last.and_then(|t| clock::parse_ts(t)).is_none_or(|t| (now - t).whole_seconds() >= every as i64)
+        };
+        let mut wanted = vec![false; alerts.len()];
+        for (sink, every) in self.sinks.iter_mut().zip(intervals) {
+            let idx: Vec<usize> = (0..alerts.len())
+                .filter(|&i| alerts[i].suppressed.is_none() && sink.accepts(&alerts[i]))
+                .filter(|&i| {
+                    wanted[i] = true;
+                    due(&alerts[i], sink.name(), every)
+                })
+                .collect();
             if idx.is_empty() {
                 continue;
             }
@@ -340,6 +446,11 @@ impl Engine<'_> {
             };
             for (i, r) in idx.into_iter().zip(results) {
                 alerts[i].sinks.push(r);
+            }
+        }
+        for (a, wanted) in alerts.iter_mut().zip(wanted) {
+            if wanted && a.suppressed.is_none() && a.sinks.is_empty() {
+                a.suppressed = Some(Suppressed::Cadence);
             }
         }
     }
@@ -376,7 +487,7 @@ impl Engine<'_> {
                     Ok(()) => q.sinks.retain(|s| s != name),
                     Err(e) => {
                         self.diag.warn(format_args!("{name}: '{}' still not delivered: {e}", q.alert.title));
-                        q.last_error = Some(e);
+                        q.last_error = Some(merge_error(q.last_error.as_deref(), name, &e));
                     }
                 }
                 match tried.iter_mut().find(|(j, _)| *j == i) {
@@ -408,6 +519,29 @@ impl Engine<'_> {
     }
 }
 
+/// `sink: why; other: why` with this sink's reason replaced by `why`.
+fn merge_error(old: Option<&str>, sink: &str, why: &str) -> String {
+    let mut parts: Vec<String> = old
+        .unwrap_or("")
+        .split("; ")
+        .filter(|p| !p.is_empty() && !p.starts_with(&format!("{sink}: ")))
+        .map(String::from)
+        .collect();
+    parts.push(format!("{sink}: {why}"));
+    parts.join("; ")
+}
+
+/// Remember, per subject, which sinks were given an alert of it in this run (sent, or queued
+/// for them in the outbox), for the per-sink repeat intervals.
+fn remember_sinks(state: &mut State, alerts: &[Alert], stamp: &str, delivered_only: bool) {
+    for a in alerts.iter().filter(|a| !a.is_resolved()) {
+        let Some(e) = a.subject.as_ref().and_then(|k| state.subjects.get_mut(k)) else { continue };
+        for r in a.sinks.iter().filter(|r| !r.dry_run && (r.delivered || !delivered_only)) {
+            e.sent.insert(r.sink.clone(), stamp.to_string());
+        }
+    }
+}
+
 /// This machine's name (the `host` setting, else the system's), for issues and labels.
 fn hostname(config: &Config) -> String {
     if let Some(h) = config.alerting.raw.get("host").and_then(Value::as_str) {
@@ -416,14 +550,18 @@ fn hostname(config: &Config) -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default()
 }
 
-/// The configured sinks, less those `--sink` leaves out.
+/// The configured sinks, less those `--sink` leaves out. A sink configured in part (a
+/// Telegram token without a chat, a Gitea URL without a token) is a configuration error that
+/// says what is missing: alerts are never dropped because half a sink was set up. Gitea's
+/// repository, when none is configured, is the one the ticks come from (the `origin` remote
+/// of the checkout holding `HOME/ticks`), where the Agent Tick Protocol files its issues.
 fn build_sinks<'d>(
     config: &Config,
     only: &[String],
     diag: &'d Diag,
     host: &str,
     clock: &Clock,
-    quiet_partial: bool,
+    home: &Path,
 ) -> Result<Vec<Box<dyn Sink + 'd>>> {
     let a = &config.alerting;
     let timeout = a.raw.get("timeout_seconds").and_then(Value::as_f64).filter(|t| *t > 0.0).unwrap_or(10.0);
@@ -432,7 +570,8 @@ fn build_sinks<'d>(
     let http = sinks::Http::new(a, timeout);
     let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
     let mut out: Vec<Box<dyn Sink + 'd>> = Vec::new();
-    let mut missing = Vec::new();
+    let mut missing: Vec<(&str, String)> = Vec::new();
+    let mut partial: Vec<(&str, String)> = Vec::new();
 
     let tg_token = !a.telegram_bot_token.is_empty();
     match (&a.telegram_chat_id, tg_token) {
@@ -440,11 +579,21 @@ fn build_sinks<'d>(
             out.push(Box::new(sinks::telegram::Telegram::new(http.clone(), a, chat, diag)));
         }
         (Some(_), true) => {}
-        (None, false) => missing.push(("telegram", "telegram_bot_token and telegram_chat_id")),
-        (Some(_), false) => missing.push(("telegram", "telegram_bot_token (TELEGRAM_BOT_TOKEN)")),
-        (None, true) => missing.push(("telegram", "telegram_chat_id (TELEGRAM_CHAT_ID)")),
+        (None, false) => missing.push(("telegram", "telegram_bot_token and telegram_chat_id".into())),
+        (Some(_), false) => partial.push(("telegram", "telegram_bot_token (TELEGRAM_BOT_TOKEN)".into())),
+        (None, true) => partial.push(("telegram", "telegram_chat_id (TELEGRAM_CHAT_ID)".into())),
     }
-    match (&a.gitea_url, &a.gitea_repo, a.gitea_token.is_empty()) {
+    let gitea_any = a.gitea_url.is_some() || a.gitea_repo.is_some() || !a.gitea_token.is_empty();
+    let ticks = home.join("ticks");
+    let repo = match &a.gitea_repo {
+        Some(r) => Some(r.clone()),
+        None if gitea_any => {
+            let from = if ticks.is_dir() { ticks.as_path() } else { home };
+            util::git::origin_repo(from, Duration::from_secs(10))
+        }
+        None => None,
+    };
+    match (&a.gitea_url, &repo, a.gitea_token.is_empty()) {
         (Some(url), Some(repo), false) => {
             if wanted("gitea") {
                 let g = sinks::gitea::Gitea::new(http.clone(), a, url, repo, host, diag)
@@ -452,19 +601,22 @@ fn build_sinks<'d>(
                 out.push(Box::new(g));
             }
         }
-        (None, None, true) => missing.push(("gitea", "gitea_url, gitea_repo and gitea_token")),
+        _ if !gitea_any => missing.push(("gitea", "gitea_url, gitea_repo and gitea_token".into())),
         (u, r, no_token) => {
             let mut need = Vec::new();
             if u.is_none() {
-                need.push("gitea_url (GITEA_URL)");
+                need.push("gitea_url (GITEA_URL or CLAW_CODE_GITEA_URL)".to_string());
             }
             if r.is_none() {
-                need.push("gitea_repo (GITEA_REPO)");
+                need.push(format!(
+                    "gitea_repo (GITEA_REPO; the ticks repository {} has no origin remote to take it from)",
+                    ticks.display()
+                ));
             }
             if no_token {
-                need.push("gitea_token (GITEA_TOKEN)");
+                need.push("gitea_token (GITEA_TOKEN)".to_string());
             }
-            missing.push(("gitea", if need.len() == 1 { need[0] } else { "gitea_url, gitea_repo and gitea_token" }));
+            partial.push(("gitea", need.join(" and ")));
         }
     }
     match &a.alertmanager_url {
@@ -477,17 +629,17 @@ fn build_sinks<'d>(
             clock.now(),
         ))),
         Some(_) => {}
-        None => missing.push(("alertmanager", "alertmanager_url (ALERTMANAGER_URL)")),
+        None => missing.push(("alertmanager", "alertmanager_url (ALERTMANAGER_URL)".into())),
     }
     match &a.webhook_url {
         Some(url) if wanted("webhook") => out.push(Box::new(sinks::Webhook::new(http.clone(), a, url))),
         Some(_) => {}
-        None => missing.push(("webhook", "webhook_url (WEBHOOK_URL)")),
+        None => missing.push(("webhook", "webhook_url (WEBHOOK_URL)".into())),
     }
     match &a.exec {
         Some(cmd) if wanted("exec") => out.push(Box::new(sinks::Exec::new(a, cmd))),
         Some(_) => {}
-        None => missing.push(("exec", "exec")),
+        None => missing.push(("exec", "exec".into())),
     }
     for (name, need) in &missing {
         if only.iter().any(|o| o == name) {
@@ -495,15 +647,13 @@ fn build_sinks<'d>(
                 "--sink {name}: not configured (it needs {need} in the alerting settings)"
             )));
         }
-        // Half a configuration is a mistake worth a word; none at all is a choice.
-        let partial = match *name {
-            "telegram" => tg_token || a.telegram_chat_id.is_some(),
-            "gitea" => a.gitea_url.is_some() || a.gitea_repo.is_some() || !a.gitea_token.is_empty(),
-            _ => false,
-        };
-        if partial && !quiet_partial {
-            diag.warn(format_args!("{name}: the sink is off: {need} is missing"));
-        }
+    }
+    // Half a configuration is a mistake that would lose alerts without a word.
+    if let Some((name, need)) = partial.iter().find(|(n, _)| wanted(n)) {
+        return Err(Error::config(format!(
+            "{}: alerting: the {name} sink is configured in part: {need} is missing",
+            config.path.display()
+        )));
     }
     Ok(out)
 }

@@ -30,13 +30,14 @@ pub struct Span {
     pub bold: bool,
 }
 
-/// One line of a message.
+/// One line of a message, and how many subjects it names (for "and N more" when a message
+/// does not fit).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Line(pub Vec<Span>);
+pub struct Line(pub Vec<Span>, pub usize);
 
 impl Line {
     fn plain(text: impl Into<String>) -> Line {
-        Line(vec![Span { text: text.into(), bold: false }])
+        Line(vec![Span { text: text.into(), bold: false }], 0)
     }
 
     fn push(mut self, text: impl Into<String>, bold: bool) -> Line {
@@ -44,6 +45,12 @@ impl Line {
         if !text.is_empty() {
             self.0.push(Span { text, bold });
         }
+        self
+    }
+
+    /// The line names `n` subjects.
+    fn naming(mut self, n: usize) -> Line {
+        self.1 = n;
         self
     }
 
@@ -167,22 +174,42 @@ fn split_line(line: &Line, limit: usize) -> Vec<Line> {
     if !cur.0.is_empty() {
         out.push(cur);
     }
+    if let Some(first) = out.first_mut() {
+        first.1 = line.1;
+    }
     out
+}
+
+/// Fit a message into at most `max_pieces` pieces of `limit`: split at line ends, and when it
+/// is longer than that, keep as many whole lines as fit and end with "… and N more", N being
+/// the subjects the left-out lines name. The whole text stays in the alert records.
+pub fn fit(doc: &Doc, limit: usize, max_pieces: usize) -> Vec<Doc> {
+    let pieces = doc.split(limit);
+    if pieces.len() <= max_pieces.max(1) {
+        return pieces;
+    }
+    let with = |keep: usize| {
+        let left: usize = doc.lines[keep..].iter().map(|l| l.1).sum();
+        let mut d = Doc { lines: doc.lines[..keep].to_vec() };
+        let more = if left > 0 { format!("… and {left} more") } else { "… and more".to_string() };
+        d.line(Line::default());
+        d.line(Line::plain(format!(
+            "{more} (not sent, to keep within {max_pieces} messages; the full list is in notify's alert records)"
+        )));
+        d.split(limit)
+    };
+    // The most whole lines that fit with the note after them.
+    let (mut lo, mut hi) = (0usize, doc.lines.len());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if with(mid).len() <= max_pieces { lo = mid } else { hi = mid - 1 }
+    }
+    with(lo)
 }
 
 /// The worst level of the firing alerts; `recovery` when all are resolved.
 pub fn head_level(alerts: &[&Alert]) -> Level {
-    alerts.iter().filter(|a| !a.is_resolved()).map(|a| a.level).max_by_key(|l| rank(*l)).unwrap_or(Level::Recovery)
-}
-
-fn rank(l: Level) -> u8 {
-    match l {
-        Level::Recovery => 0,
-        Level::Info => 1,
-        Level::Warning => 2,
-        Level::Error => 3,
-        Level::Critical => 4,
-    }
+    alerts.iter().filter(|a| !a.is_resolved()).map(|a| a.level).max_by_key(|l| l.severity()).unwrap_or(Level::Recovery)
 }
 
 fn clock_time(ts: &str) -> String {
@@ -201,13 +228,6 @@ pub fn kit_message(level: Level, message: &str) -> Doc {
     d.line(Line::plain(format!("{} ", level.prefix())).push(HEAD, true));
     d.line(Line::default());
     d.text(message);
-    d
-}
-
-/// A one-line document.
-pub fn note(text: &str) -> Doc {
-    let mut d = Doc::default();
-    d.text(text);
     d
 }
 
@@ -245,6 +265,10 @@ pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
         let names: Vec<&str> = members.iter().map(|a| a.name()).collect();
         let noun = if members.len() == 1 { one } else { many };
         d.line(Line::default());
+        if members.len() > STORM {
+            storm(&mut d, members, noun, state);
+            continue;
+        }
         d.line(Line::default().push(format!("{} {noun} {state}: {}", members.len(), names.join(", ")), true));
         for a in members {
             let detail =
@@ -266,16 +290,19 @@ pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
                     false,
                 );
             }
-            d.line(l.push(raised(a), false));
+            d.line(l.push(raised(a), false).naming(1));
             if !a.also.is_empty() {
-                d.line(Line::plain(format!("   ↳ also down because of {}: {}", a.name(), a.also.join(", "))));
+                d.line(
+                    Line::plain(format!("   ↳ also down because of {}: {}", a.name(), a.also.join(", ")))
+                        .naming(a.also.len()),
+                );
             }
         }
     }
     // Alerts that came as they are.
     for a in alerts.iter().copied().filter(|a| !a.is_resolved() && !a.from_rules()) {
         d.line(Line::default());
-        d.line(Line::default().push(&a.title, true).push(raised(a), false));
+        d.line(Line::default().push(&a.title, true).push(raised(a), false).naming(1));
         d.text(&a.message);
     }
     // Recoveries.
@@ -283,13 +310,107 @@ pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
     if !resolved.is_empty() {
         d.line(Line::default());
         let names: Vec<&str> = resolved.iter().map(|a| a.name()).collect();
-        d.line(Line::default().push(format!("Recovered: {}", names.join(", ")), true));
-        for a in resolved {
-            let text = if a.from_rules() { a.message.clone() } else { format!("{}: {}", a.title, a.message) };
-            d.line(Line::plain("• ").push(a.name(), true).push(format!(" {text}"), false).push(raised(a), false));
+        if resolved.len() > STORM {
+            d.line(Line::default().push(format!("Recovered: {}", resolved.len()), true));
+            for chunk in wrap_names(&names) {
+                let n = chunk.1;
+                d.line(Line::plain(format!("   {}", chunk.0)).naming(n));
+            }
+        } else {
+            d.line(Line::default().push(format!("Recovered: {}", names.join(", ")), true));
+            for a in resolved {
+                let text = if a.from_rules() { a.message.clone() } else { format!("{}: {}", a.title, a.message) };
+                d.line(
+                    Line::plain("• ")
+                        .push(a.name(), true)
+                        .push(format!(" {text}"), false)
+                        .push(raised(a), false)
+                        .naming(1),
+                );
+            }
         }
     }
     d
+}
+
+/// Past this many subjects in one group a message is a storm: a headline with counts, then
+/// the subjects by root cause, each named once, instead of a line per subject.
+pub const STORM: usize = 10;
+
+/// The width names are wrapped to in a storm.
+const WRAP: usize = 240;
+
+/// A storm of one kind and state: "300 services down (250 new, 50 still down)", then per root
+/// cause (the detail, less a leading `port N: `) its count and the names, wrapped on name
+/// boundaries, with the children each one took down.
+fn storm(d: &mut Doc, members: &[&Alert], noun: &str, state: &str) {
+    let new = members.iter().filter(|a| !a.repeat).count();
+    let mut head = format!("{} {noun} {state}", members.len());
+    if new > 0 && new < members.len() {
+        head.push_str(&format!(" ({new} new, {} still {state})", members.len() - new));
+    }
+    d.line(Line::default().push(head, true));
+    let mut causes: Vec<(String, Vec<&Alert>)> = Vec::new();
+    for a in members.iter().copied() {
+        let detail =
+            a.message.strip_prefix(state).map(|m| m.trim_start_matches(':').trim()).unwrap_or(&a.message).to_string();
+        let c = cause(&detail);
+        match causes.iter_mut().find(|(k, _)| *k == c) {
+            Some((_, v)) => v.push(a),
+            None => causes.push((c, vec![a])),
+        }
+    }
+    causes.sort_by_key(|c| std::cmp::Reverse(c.1.len()));
+    for (c, list) in causes {
+        let c = if c.is_empty() { state.to_string() } else { c };
+        d.line(Line::plain("• ").push(format!("{c} ({}):", list.len()), true));
+        let names: Vec<&str> = list.iter().map(|a| a.name()).collect();
+        for (text, n) in wrap_names(&names) {
+            d.line(Line::plain(format!("   {text}")).naming(n));
+        }
+        for a in list.iter().filter(|a| !a.also.is_empty()) {
+            d.line(
+                Line::plain(format!("   ↳ also down because of {}: {}", a.name(), a.also.join(", ")))
+                    .naming(a.also.len()),
+            );
+        }
+    }
+}
+
+/// What a detail says went wrong, without what differs from service to service (`port 8080: `).
+fn cause(detail: &str) -> String {
+    let d = detail.trim();
+    if let Some(rest) = d.strip_prefix("port ") {
+        if let Some((num, why)) = rest.split_once(": ") {
+            if num.bytes().all(|b| b.is_ascii_digit()) {
+                return why.trim().to_string();
+            }
+        }
+    }
+    d.to_string()
+}
+
+/// Names joined with ", " into lines of about [`WRAP`] characters, cut only between names;
+/// each with the number of names it holds.
+fn wrap_names(names: &[&str]) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    let (mut cur, mut n) = (String::new(), 0usize);
+    for (i, name) in names.iter().enumerate() {
+        let piece = if i + 1 < names.len() { format!("{name},") } else { (*name).to_string() };
+        if !cur.is_empty() && cur.chars().count() + 1 + piece.chars().count() > WRAP {
+            out.push((std::mem::take(&mut cur), n));
+            n = 0;
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(&piece);
+        n += 1;
+    }
+    if !cur.is_empty() {
+        out.push((cur, n));
+    }
+    out
 }
 
 /// The Markdown body of an issue for one alert: the alert's own body when it has one.

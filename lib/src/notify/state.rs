@@ -6,8 +6,9 @@
 //! keeps when each topic was last sent; notify reads and writes it the Agent Ops Kit's way, so the
 //! Agent Ops Kit's alert script and notify honour each other's rate limits.
 //!
-//! The decision ([`evaluate`]): a subject that is bad wants an alert when its level differs
-//! from the one announced, or when the announcement is older than `repeat_interval_seconds`;
+//! The decision ([`evaluate`]): a subject that is bad wants an alert when it turns bad, when
+//! it gets worse than the worst level announced in the incident, or when the announcement is
+//! older than `repeat_interval_seconds` (getting better while still bad waits for that);
 //! a subject that turned good after a bad level was announced wants a recovery alert (with
 //! `alert_on_recovery`). A wanted alert may be held back: silenced, inhibited (its parent is
 //! down), under the `--after` threshold, or rate-limited (its topic was sent within
@@ -72,6 +73,11 @@ pub struct Subject {
     /// Labels of an alert record that spoke for the subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Value>,
+    /// Per sink, when it was last given (sent or queued) an alert of this incident: a sink
+    /// with a longer repeat interval than the chat's (Gitea: a day) skips the reminders in
+    /// between.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sent: BTreeMap<String, String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -255,7 +261,11 @@ pub fn evaluate(
                 }
                 entry.bad_runs = entry.bad_runs.saturating_add(1);
                 entry.level = Some(level);
-                let repeat = entry.notified == Some(level);
+                // Turning bad and getting worse are news; getting better while still bad (a
+                // restart that failed after the attempts were used up, a down service now only
+                // degraded) waits for the next reminder. `notified` keeps the worst level
+                // announced in the incident.
+                let repeat = entry.notified.is_some_and(|n| level.severity() <= n.severity());
                 let due = !repeat
                     || entry
                         .last_sent
@@ -278,7 +288,7 @@ pub fn evaluate(
                 a.was = entry.notified.filter(|n| *n != level);
                 a.suppressed = hold(&a, parent.is_some(), entry.bad_runs);
                 if a.suppressed.is_none() {
-                    entry.notified = Some(level);
+                    entry.notified = Some(entry.notified.filter(|n| n.severity() > level.severity()).unwrap_or(level));
                     entry.last_sent = Some(stamp.clone());
                     remember(entry, &a, &s);
                     raised_topics.push(a.topic.clone());
@@ -527,7 +537,7 @@ mod tests {
             if v["kind"] == "alert" {
                 input.alert(serde_json::from_value(v.clone()).unwrap());
             } else {
-                for o in rules::observe(v) {
+                for o in rules::observe(v).unwrap() {
                     input.rule(o);
                 }
             }

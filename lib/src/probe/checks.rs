@@ -203,7 +203,7 @@ fn url_check(u: &UrlSpec, timeout: Duration, env: &CheckEnv, c: &mut Check) {
                 .tls_config(tls)
                 .build()
                 .run()
-                .map_err(|e| e.to_string())
+                .map_err(|e| util::http::describe(&e, timeout))
         }),
         None => builder.body(()).map_err(|e| e.to_string()).and_then(|req| {
             req.with_agent(&env.agent)
@@ -214,7 +214,7 @@ fn url_check(u: &UrlSpec, timeout: Duration, env: &CheckEnv, c: &mut Check) {
                 .tls_config(tls)
                 .build()
                 .run()
-                .map_err(|e| e.to_string())
+                .map_err(|e| util::http::describe(&e, timeout))
         }),
     };
     let mut resp = match sent {
@@ -320,10 +320,11 @@ fn port_check(host: &str, port: u16, timeout: Duration, c: &mut Check) {
         }
     };
     let mut why = format!("port {port}: no address for {host}");
+    let timed_out = format!("port {port}: connect timed out after {}", util::http::seconds(timeout));
     for a in addrs {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            why = format!("port {port}: timed out");
+            why = timed_out;
             break;
         }
         match TcpStream::connect_timeout(&a, left) {
@@ -331,6 +332,12 @@ fn port_check(host: &str, port: u16, timeout: Duration, c: &mut Check) {
                 c.status = CheckStatus::Up;
                 c.detail = format!("port {port} open");
                 return;
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+                why = timed_out.clone();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                why = format!("port {port}: connection refused")
             }
             Err(e) => why = format!("port {port}: {e}"),
         }

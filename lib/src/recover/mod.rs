@@ -166,7 +166,7 @@ impl<'a> Recover<'a> {
         if is_check {
             if let Some(name) = v.get("name").and_then(Value::as_str) {
                 let seen = Seen {
-                    down: record::str_field(&v, "status") == "down",
+                    down: CheckStatus::parse(record::str_field(&v, "status")) == Some(CheckStatus::Down),
                     detail: record::str_field(&v, "detail").to_string(),
                     suppressed_by: v.get("suppressed_by").and_then(Value::as_str).map(String::from),
                 };
@@ -807,6 +807,20 @@ mod tests {
             "/opt/bin:/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin"
         );
         assert!(command_path(None).starts_with("/usr/local/sbin:"));
+    }
+
+    #[test]
+    fn a_status_in_capitals_is_the_same_status() {
+        let d = tmpdir("capitals");
+        let flag = d.join("api.up");
+        let cfg = config(serde_json::json!([{
+            "name": "api", "type": "command", "command": format!("test -f {}", sh_quote(&flag)),
+            "restart_command": format!("touch {}", sh_quote(&flag)), "verify_delay_seconds": 0
+        }]));
+        let input = format!("{}\n", serde_json::json!({"kind": "check", "name": "api", "status": "DOWN"}));
+        let (status, recs, err) = run(&cfg, clock("2026-11-23T10:30:00Z"), settings(&d, false), &input);
+        assert_eq!(status, Status::Ok, "{err}");
+        assert_eq!(recs.last().unwrap()["outcome"], "recovered", "DOWN is down: {recs:?}");
     }
 
     #[test]

@@ -72,7 +72,8 @@ impl StreamTicks {
 /// What one agent's check found.
 struct Outcome<'a> {
     agent: &'a AgentEntry,
-    /// healthy, degraded, critical, offline, missing or pending.
+    /// healthy, degraded, critical, offline, missing, pending, or invalid (a tick file that
+    /// cannot be read as a tick).
     status: &'static str,
     tick: Option<Tick>,
     detail: String,
@@ -118,11 +119,20 @@ pub fn run(
     let mut outcomes = Vec::new();
     for agent in registry.active() {
         let file = tick_path(&opts.ticks_dir, opts.month, &agent.id);
+        let mut unusable = None;
         let from_file = match read_tick(&file, &agent.id) {
             Ok(t) => t,
             Err(why) => {
                 diag.warn(&why);
-                findings.push(Finding::new("tickmon", &agent.id, Level::Error, "invalid_tick", why, stamp.clone()));
+                findings.push(Finding::new(
+                    "tickmon",
+                    &agent.id,
+                    Level::Error,
+                    "invalid_tick",
+                    why.clone(),
+                    stamp.clone(),
+                ));
+                unusable = Some(why);
                 None
             }
         };
@@ -130,7 +140,12 @@ pub fn run(
             (Some(f), Some(s)) => Some(if s.submitted() > f.submitted() { s } else { f }),
             (f, s) => f.or(s),
         };
-        outcomes.push(judge(agent, tick, now, due));
+        outcomes.push(match (tick, unusable) {
+            // A tick is there but says nothing the protocol knows: the agent did submit, so
+            // it is neither missing nor a reason for an RCA; the finding says what to fix.
+            (None, Some(why)) => Outcome { agent, status: "invalid", tick: None, detail: why, failure: None },
+            (tick, _) => judge(agent, tick, now, due),
+        });
     }
 
     let mut summary = Summary { problems: findings.len(), ..Summary::default() };
@@ -368,7 +383,25 @@ mod tests {
         assert_eq!(recs[0]["kind"], "finding");
         assert_eq!(recs[0]["problem"], "invalid_tick");
         assert!(err.contains("atlas.json:1:"), "{err}");
-        assert_eq!(recs[1]["status"], "missing");
+        assert_eq!(recs[1]["status"], "invalid", "a tick is there: not missing");
+        assert!(recs.iter().all(|r| r["kind"] != "alert" || r["agent"] != "atlas"), "no RCA for a tick that is there");
+    }
+
+    #[test]
+    fn a_tick_with_a_status_the_protocol_does_not_know_is_not_missing() {
+        let d = tmpdir("unknown-status");
+        write_tick(&d, "atlas", json!({"agent":"atlas","status":"unknown","timestamp":"2026-11-01T09:00:00Z"}));
+        let (st, recs, err) = run_at("2026-11-23T10:30:00Z", &d, true, StreamTicks::default());
+        assert_eq!(st, Status::Failures);
+        assert!(err.contains("status: 'unknown' is not one of"), "{err}");
+        let atlas: Vec<&Value> = recs.iter().filter(|r| r["agent"] == "atlas" || r["subject"] == "atlas").collect();
+        let kinds: Vec<String> = atlas
+            .iter()
+            .map(|r| format!("{}:{}", r["kind"].as_str().unwrap(), r["status"].as_str().unwrap_or("")))
+            .collect();
+        assert_eq!(kinds, ["finding:", "tick:invalid"], "{atlas:?}");
+        assert!(atlas[1]["detail"].as_str().unwrap().contains("'unknown'"), "{}", atlas[1]);
+        assert!(!recs.iter().any(|r| r["title"].as_str().is_some_and(|t| t.contains("atlas failed to submit"))));
     }
 
     #[test]

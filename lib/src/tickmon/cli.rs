@@ -11,8 +11,8 @@ use crate::cli::Common;
 ///
 /// Every agent submits one tick a month (`ticks/YYYY-MM/<agent>.json`: its status, vitals and
 /// capabilities) within the grace window at the start of the month; `check` reports every
-/// active agent of the registry and, with --rca, opens a root-cause analysis for each agent
-/// that missed its tick or reported itself critical or offline. `serve` is the live side: an
+/// active agent of the registry and opens a root-cause analysis for each agent that missed
+/// its tick or reported itself critical or offline. `serve` is the live side: an
 /// HTTP endpoint agents send heartbeats to, whose state `heartbeats` prints for the pipe.
 ///
 /// Exit status: 0 all well, 1 an agent is missing, critical, offline or unhealthy, 2 usage,
@@ -24,7 +24,7 @@ use crate::cli::Common;
     after_help = "Examples:
   tickmon submit --agent atlas --git --push        check the vitals, write and share this month's tick
   tickmon check                                      one `tick` record per active agent
-  tickmon check --rca | notify                       open an RCA issue for every failed agent
+  tickmon check | notify                             open an RCA issue for every failed agent
   tickmon check --month 2026-10 --format text        the summary of one month, for people
   tickmon serve --listen 127.0.0.1:8080              the heartbeat endpoint
   curl -X POST localhost:8080/heartbeat/atlas -d '{\"metadata\":{\"load\":0.4}}'
@@ -42,7 +42,7 @@ pub struct Cli {
 pub enum Command {
     /// Check an agent's vitals and write its tick for the month (atomically; --git commits it)
     Submit(SubmitArgs),
-    /// Report every active agent's tick for a month; --rca adds an RCA alert per failed agent
+    /// Report every active agent's tick for a month, with an RCA alert per failed agent
     Check(CheckArgs),
     /// Serve the heartbeat endpoint: POST /heartbeat/<agent>, GET /health, /agent/<agent>, /metrics
     Serve(ServeArgs),
@@ -149,7 +149,8 @@ pub struct SubmitArgs {
 #[command(after_help = "Examples:
   tickmon check
   tickmon check --month 2026-10 --format text
-  tickmon check --rca | notify              RCA issues through notify's Gitea sink
+  tickmon check | notify                    RCA issues through notify's Gitea sink
+  tickmon check --no-rca --format text
   ssh edge-1 tickmon submit --agent edge --vital gateway_running=true | tickmon check -")]
 pub struct CheckArgs {
     /// Agent registry [default: HOME/config/agent-registry.json]
@@ -168,9 +169,14 @@ pub struct CheckArgs {
     #[arg(long, value_name = "HOURS", default_value_t = 72.0, value_parser = parse_hours)]
     pub grace_hours: f64,
 
-    /// Add an `alert` with an RCA issue (title, body, labels) for every missing, critical or offline agent
-    #[arg(long)]
+    /// Add an `alert` with an RCA issue (title, body, labels) for every missing, critical or
+    /// offline agent (the default; the flag is kept for scripts that name it)
+    #[arg(long, overrides_with = "no_rca")]
     pub rca: bool,
+
+    /// Leave the RCA alerts out: only the `tick` records
+    #[arg(long)]
+    pub no_rca: bool,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Ndjson)]

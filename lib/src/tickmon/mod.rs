@@ -118,7 +118,7 @@ fn run_check(
             Ok(())
         })?;
     }
-    let opts = check::Opts { month, grace, rca: a.rca, text, ticks_dir: ticks_dir(a.ticks_dir.as_deref(), paths) };
+    let opts = check::Opts { month, grace, rca: !a.no_rca, text, ticks_dir: ticks_dir(a.ticks_dir.as_deref(), paths) };
     let (status, _) = check::run(&registry, &opts, stream, clock, diag, out)?;
     Ok(status)
 }

@@ -183,7 +183,7 @@ fn check_http(url: &str, timeout: Duration) -> Vital {
                 Vital::failed(format!("{url}: HTTP {code}"))
             }
         }
-        Err(e) => Vital::failed(format!("{url}: {e}")),
+        Err(e) => Vital::failed(format!("{url}: {}", crate::util::http::describe(&e, timeout))),
     }
 }
 

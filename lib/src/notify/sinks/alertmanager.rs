@@ -115,7 +115,10 @@ impl Alertmanager {
 
     fn post(&self, alerts: Vec<Value>) -> Result<(), String> {
         match self.http.request("POST", &self.url, &[], Some(&Value::Array(alerts))) {
-            Ok(r) if r.ok() => Ok(()),
+            // Alertmanager's API answers 200 for alerts it took; anything else (a redirect,
+            // a 202 from a proxy in front) did not reach it.
+            Ok(r) if r.status == 200 => Ok(()),
+            Ok(r) if r.ok() => Err(format!("HTTP {}: not Alertmanager's answer (200) to posted alerts", r.status)),
             Ok(r) => Err(self.http.redact(&r.describe())),
             Err(e) => Err(e),
         }

@@ -7,7 +7,12 @@
 //! creating, `GET /repos/{owner}/{repo}/issues?state=open&type=issues&q=<title>` looks for an
 //! open issue with exactly that title: a later alert of the same incident is a comment on it,
 //! not a twin. A recovery is a comment on the open issue, which is closed (`PATCH ... {state:
-//! "closed"}`) with `gitea_close_on_recovery`.
+//! "closed"}`) with `gitea_close_on_recovery`. An agent's tick opens an issue only when the
+//! Agent Tick Protocol asks for an RCA (missing, critical, offline), never for `degraded`.
+//!
+//! A request counts as done only on the answer Gitea's API gives for it: 201 with the new
+//! issue's `number` or comment's `id`. A redirect is not followed (it would turn the POST into
+//! a GET that answers 200): it is an error, and the alert stays in the outbox.
 
 use std::collections::{HashMap, HashSet};
 
@@ -92,6 +97,11 @@ impl<'d> Gitea<'d> {
         };
         if reply.ok() {
             Ok(reply)
+        } else if (300..400).contains(&reply.status) {
+            // Every later request would be redirected the same way: the batch stops here.
+            let why = format!("{method} {}: {}", path_of(url), self.http.redact(&reply.describe()));
+            self.unreachable = Some(why.clone());
+            Err(why)
         } else {
             let mut why = self.http.redact(&reply.describe());
             if reply.status == 401 {
@@ -190,34 +200,33 @@ impl<'d> Gitea<'d> {
         names
     }
 
+    /// Comment on issue `n`; Gitea answers 201 with the comment's id.
+    fn comment(&mut self, n: u64, a: &Alert) -> Result<(), String> {
+        let url = self.url(&format!("/issues/{n}/comments"));
+        let reply = self.call("POST", &url, Some(&json!({"body": render::issue_comment(a)})))?;
+        created(&reply, &url, "id")
+    }
+
     fn one(&mut self, a: &Alert) -> Result<(), String> {
         let title = Self::title(a);
         let open = self.find_open(&title)?;
         if a.is_resolved() {
             let Some(n) = open else { return Ok(()) };
-            self.call(
-                "POST",
-                &self.url(&format!("/issues/{n}/comments")),
-                Some(&json!({"body": render::issue_comment(a)})),
-            )?;
+            self.comment(n, a)?;
             if self.close_on_recovery {
                 self.call("PATCH", &self.url(&format!("/issues/{n}")), Some(&json!({"state": "closed"})))?;
             }
             return Ok(());
         }
         match open {
-            Some(n) => {
-                self.call(
-                    "POST",
-                    &self.url(&format!("/issues/{n}/comments")),
-                    Some(&json!({"body": render::issue_comment(a)})),
-                )?;
-            }
+            Some(n) => self.comment(n, a)?,
             None => {
                 let names = self.label_names(a);
                 let labels = self.resolve_labels(&names)?;
                 let body = json!({"title": title, "body": render::issue_body(a, &self.host), "labels": labels});
-                self.call("POST", &self.url("/issues"), Some(&body))?;
+                let url = self.url("/issues");
+                let reply = self.call("POST", &url, Some(&body))?;
+                created(&reply, &url, "number")?;
             }
         }
         Ok(())
@@ -231,6 +240,14 @@ impl Sink for Gitea<'_> {
 
     fn min_level(&self) -> Level {
         self.min
+    }
+
+    /// The sink's level, and for agent ticks the Agent Tick Protocol's rule: an issue (an
+    /// RCA) only for a missing, critical or offline tick; a degraded one is watched in chat.
+    fn accepts(&self, a: &Alert) -> bool {
+        let level = if a.is_resolved() { a.was.unwrap_or(Level::Info) } else { a.level };
+        let tick = a.subject.as_deref().is_some_and(|s| s.starts_with("tick:"));
+        level.severity() >= self.min.severity() && (!tick || level.severity() >= Level::Error.severity())
     }
 
     fn deliver(&mut self, batch: &[&Alert], _delayed: bool) -> Vec<Result<(), String>> {
@@ -255,6 +272,21 @@ impl Sink for Gitea<'_> {
                 }
             })
             .collect()
+    }
+}
+
+/// Gitea's answer to a create: 201 with the new object's `key` (an issue's `number`, a
+/// comment's `id`). Any other 2xx (a proxy's page, a GET that a redirect made of the POST)
+/// created nothing.
+fn created(reply: &Reply, url: &str, key: &str) -> Result<(), String> {
+    if reply.status == 201 && reply.json().get(key).and_then(Value::as_u64).is_some() {
+        Ok(())
+    } else {
+        Err(format!(
+            "POST {}: HTTP {} without the created object's {key}: nothing was created",
+            path_of(url),
+            reply.status
+        ))
     }
 }
 

@@ -47,18 +47,7 @@ pub trait Sink {
     /// Does this sink take the alert?
     fn accepts(&self, a: &Alert) -> bool {
         let level = if a.is_resolved() { a.was.unwrap_or(Level::Info) } else { a.level };
-        rank(level) >= rank(self.min_level())
-    }
-}
-
-/// Severity order (recovery lowest).
-pub fn rank(l: Level) -> u8 {
-    match l {
-        Level::Recovery => 0,
-        Level::Info => 1,
-        Level::Warning => 2,
-        Level::Error => 3,
-        Level::Critical => 4,
+        level.severity() >= self.min_level().severity()
     }
 }
 
@@ -70,9 +59,13 @@ pub const NAMES: &[&str] = &["telegram", "gitea", "alertmanager", "webhook", "ex
 pub struct Reply {
     pub status: u16,
     pub body: String,
+    /// The `Location` of a redirect.
+    pub location: Option<String>,
 }
 
 impl Reply {
+    /// A 2xx answer. Sinks whose API names its success more narrowly (Gitea's 201 with a
+    /// number, Alertmanager's 200) check that too.
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -84,6 +77,16 @@ impl Reply {
 
     /// `HTTP 422: <message>`, with the service's own message when it gave one.
     pub fn describe(&self) -> String {
+        if (300..400).contains(&self.status) {
+            return match &self.location {
+                Some(l) => format!(
+                    "HTTP {}: redirected to {} (not followed: point the URL at it)",
+                    self.status,
+                    util::truncate(l, 200)
+                ),
+                None => format!("HTTP {}: a redirect (not followed)", self.status),
+            };
+        }
         let j = self.json();
         let msg = j
             .get("message")
@@ -106,17 +109,22 @@ impl Reply {
 pub struct Http {
     agent: ureq::Agent,
     alerting: Alerting,
+    timeout: Duration,
 }
 
 impl Http {
     pub fn new(alerting: &Alerting, timeout: Duration) -> Http {
+        // A redirect is never followed: ureq would turn a POST into a GET on 301/302, and the
+        // GET's 200 would pass for a delivery. A 3xx is an answer like any other that is not
+        // the API's success, and the alert stays in the outbox with it.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
+            .max_redirects(0)
             .user_agent(concat!("pitcrew-notify/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
-        Http { agent, alerting: alerting.clone() }
+        Http { agent, alerting: alerting.clone(), timeout }
     }
 
     /// Scrub every secret from a text.
@@ -144,11 +152,12 @@ impl Http {
             None => Vec::new(),
         };
         let req = b.body(bytes).map_err(|e| self.redact(&format!("bad request: {e}")))?;
-        let mut resp = self.agent.run(req).map_err(|e| self.redact(&e.to_string()))?;
+        let mut resp = self.agent.run(req).map_err(|e| self.redact(&util::http::describe(&e, self.timeout)))?;
         let status = resp.status().as_u16();
+        let location = resp.headers().get("location").and_then(|l| l.to_str().ok()).map(String::from);
         let mut body = String::new();
         let _ = resp.body_mut().as_reader().take(BODY_LIMIT).read_to_string(&mut body);
-        Ok(Reply { status, body })
+        Ok(Reply { status, body, location })
     }
 }
 

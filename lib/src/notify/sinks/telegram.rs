@@ -124,15 +124,7 @@ impl<'d> Telegram<'d> {
     }
 
     fn pieces(batch: &[&Alert], delayed: bool) -> Vec<Doc> {
-        let mut pieces = render::compose(batch, delayed).split(TELEGRAM_LIMIT);
-        if pieces.len() > MAX_PIECES {
-            let cut = pieces.len() - (MAX_PIECES - 1);
-            pieces.truncate(MAX_PIECES - 1);
-            pieces.push(render::note(&format!(
-                "… {cut} more message(s) of this alert were not sent; the whole text is in notify's alert records."
-            )));
-        }
-        pieces
+        render::fit(&render::compose(batch, delayed), TELEGRAM_LIMIT, MAX_PIECES)
     }
 }
 
