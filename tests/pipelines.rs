@@ -622,6 +622,29 @@ fn pipeline_rollup_sla_board_ingest_notify_makes_one_task_and_one_alert() {
 }
 
 #[test]
+fn pipeline_rollup_sla_board_ingest_makes_no_task_for_a_name_without_checks() {
+    let w = Workdir::new("pl-rollup-board-nochecks");
+    write_week_of_metrics(&w);
+    // A line whose status is neither up nor down (the kit's disk figure): a name with 0 checks.
+    let mut day = w.read("home/metrics/2026-11-23.jsonl");
+    day.push_str(
+        &json!({"name": "disk_free_gb", "status": "45", "latency_ms": 0, "timestamp": "2026-11-23T10:00:00.000Z"})
+            .to_string(),
+    );
+    day.push('\n');
+    w.write("home/metrics/2026-11-23.jsonl", day);
+    let r = pipe(vec![
+        w.tool("rollup").args(["--days", "7", "--sla", "99.9", "--now", WEEK_END]),
+        w.tool("board").args(["ingest", "--tasks-only", "--now", WEEK_END]),
+    ]);
+    r.codes(&[1, 0]);
+    let text = w.tool("rollup").args(["--days", "7", "--sla", "99.9", "--now", WEEK_END, "--format", "text"]).run();
+    text.stdout_has("disk_free_gb: 0% uptime (0 failures in 0 checks, avg 0ms) SLA 99.9%: met");
+    let titles: Vec<String> = r.kind("task").iter().map(|t| t["title"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(titles, ["Investigate: api at 96.43% uptime"], "{r:?}");
+}
+
+#[test]
 fn pipeline_rollup_text_digest_through_notify_send_is_rate_limited() {
     let w = Workdir::new("pl-digest");
     let tg = FakeTelegram::start();
