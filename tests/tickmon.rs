@@ -925,6 +925,36 @@ fn tickmon_heartbeats_prints_the_state_for_the_pipe() {
 }
 
 #[test]
+fn tickmon_heartbeats_silent_s_counts_from_the_last_heartbeat() {
+    let w = Workdir::new("tickmon-silent");
+    let started = std::time::Instant::now();
+    let s = Serve::start(&w, &["--timeout", "1"]);
+    assert_eq!(post(&s.url("/heartbeat/quiet"), "").0, 200);
+    // The server counts a failure for every second of silence; each one moves the agent's
+    // last response, never its last heartbeat.
+    assert!(
+        wait_until(30.0, || get(&s.url("/agent/quiet")).1["consecutive_failures"].as_u64() >= Some(3)),
+        "{}",
+        get(&s.url("/agent/quiet")).1
+    );
+    let r = w.tool("tickmon").arg("heartbeats").run();
+    let rec = r.named("heartbeat", "quiet");
+    let silent = rec["silent_s"].as_u64().unwrap();
+    assert!(silent >= 3 && silent <= started.elapsed().as_secs() + 1, "silent for 3 s at least: {rec}");
+    // At a fixed time: 11 s after the heartbeat, with --timeout 5 (two periods of silence).
+    let last = time::OffsetDateTime::parse(
+        rec["last_heartbeat"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let later = (last + time::Duration::seconds(11)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    drop(s);
+    let r = w.tool("tickmon").args(["heartbeats", "--timeout", "5", "--now", &later]).run();
+    let rec = r.named("heartbeat", "quiet");
+    assert_eq!(rec["silent_s"], 11, "{rec}");
+}
+
+#[test]
 fn tickmon_the_example_registry_loads() {
     let w = Workdir::new("tickmon-example");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agent-registry.json");
