@@ -641,7 +641,10 @@ fn cellscan_revive_no_does_nothing_and_dry_run_runs_nothing() {
     r.code(1);
     let rec = &r.records()[0];
     assert_eq!(rec["dry_run"], true);
+    // A dry run claims no effect: `skipped`, as recover --dry-run says.
+    assert_eq!((rec["outcome"].as_str(), rec["verified"].as_bool()), (Some("skipped"), Some(false)), "{rec}");
     assert_eq!(rec["attempt"], 1);
+    assert!(rec["detail"].as_str().unwrap().starts_with("dry run: "), "{rec}");
     assert!(rec["detail"].as_str().unwrap().contains("would run touch revived.mark"), "{rec}");
     assert!(!cell.join("revived.mark").exists());
     assert!(!cell.join("logs/revivals.json").exists());
