@@ -761,6 +761,34 @@ fn cellscan_init_creates_a_cell_per_the_spec() {
     assert_eq!(std::fs::read_dir(&m).unwrap().count(), 1);
 }
 
+#[test]
+fn cellscan_init_sets_no_mission_timeout_unless_given() {
+    let w = Workdir::new("cellscan-init-timeout");
+    let m = w.path("missions");
+    let init = |id: &str, extra: &[&str]| {
+        w.tool("cellscan")
+            .args(["init", &s(&m), "--name", "Long haul", "--id", id, "--now", NOW])
+            .args(extra)
+            .run()
+            .code(0);
+        read_json(&m.join(id).join("cell.json"))
+    };
+    let open_ended = init("open-ended", &[]);
+    assert!(open_ended.get("timeout").is_none(), "no timeout unless one is given: {open_ended}");
+    let bounded = init("bounded", &["--timeout", "1800"]);
+    assert_eq!(bounded["timeout"], 1800);
+    // A day later only the cell that was given a time limit is overdue.
+    let r = w.tool("cellscan").args(["scan", &s(&m), "--now", "2026-11-24T10:30:00Z"]).run();
+    let overdue: Vec<String> = r
+        .kind("finding")
+        .iter()
+        .filter(|f| f["problem"] == "mission_timeout")
+        .map(|f| f["subject"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(overdue.len(), 1, "{r:?}");
+    assert!(overdue[0].contains("bounded"), "{r:?}");
+}
+
 fn uuid_like(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.iter().map(|p| p.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
