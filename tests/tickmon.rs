@@ -382,7 +382,7 @@ fn tickmon_check_window_default_month_and_text() {
     let r = w.tool("tickmon").args(["check", "--month", "2026-11", "--now", "2026-11-02T12:00:00Z"]).run();
     r.code(1); // cinder reported critical
     assert_eq!(r.named("tick", "beacon")["status"], "pending");
-    // On the 2nd of December the default month is still November (the Agent Ops Kit's rule)...
+    // On the 2nd of December the default month is still November (the Agent Tick Protocol's rule)...
     let r = w.tool("tickmon").args(["check", "--now", "2026-12-02T00:00:00Z"]).run();
     assert_eq!(r.named("tick", "atlas")["month"], "2026-11");
     // ...and from the 4th it is December, with a shorter window earlier.

@@ -1,6 +1,6 @@
 //! Creating and changing cells: `init`, `add-agent`, `add-task`, `set-agent`, `set-task`.
 //!
-//! What the Agent Ops Kit's spec did with heredocs, validated first: ids are safe file names and
+//! What the Lazarus Pit's mission-cell spec did with heredocs, validated first: ids are safe file names and
 //! unique, an assignee is an agent of the cell, dependencies exist and close no cycle, the
 //! cell's `max_agents` holds. A new cell is built in a hidden directory beside its final
 //! place and renamed into it, so a scan never sees half a cell; every file is written
