@@ -1043,3 +1043,41 @@ fn tickmon_serve_kill_9_under_load_loses_nothing_acknowledged() {
         );
     }
 }
+
+/// Sentences (of prose wrapped over lines) that credit the Agent Ops Kit with a part of the
+/// Agent Tick Protocol (registry, ticks, RCA) or of the Lazarus Pit (heartbeat endpoint,
+/// mission cells, revival daemon).
+fn misattributed(text: &str) -> Vec<String> {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let parts = ["heartbeat", "mission", "cell", "daemon", "tick", "registry", "rca", "reviv"];
+    joined
+        .split(". ")
+        .filter(|s| s.contains("Agent Ops Kit"))
+        .filter(|s| parts.iter().any(|p| s.to_lowercase().contains(p)))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn tickmon_and_cellscan_name_the_seed_systems_they_follow() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("docs/tickmon.md"), root.join("docs/cellscan.md")];
+    for dir in ["lib/src/tickmon", "lib/src/cellscan"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            files.push(e.unwrap().path());
+        }
+    }
+    let mut wrong = Vec::new();
+    for f in &files {
+        for s in misattributed(&std::fs::read_to_string(f).unwrap()) {
+            wrong.push(format!("{}: {s}", f.display()));
+        }
+    }
+    for tool in ["tickmon", "cellscan"] {
+        let help = crate::util::Tool::new(tool).arg("--help").run();
+        for s in misattributed(&help.stdout) {
+            wrong.push(format!("{tool} --help: {s}"));
+        }
+    }
+    assert!(wrong.is_empty(), "credited to the Agent Ops Kit:\n{}", wrong.join("\n"));
+}
