@@ -33,12 +33,13 @@ pub struct Rules {
 
 /// An uptime percentage as the kit's recipe prints it: `round(pct, 2)` of a float whenever
 /// there were checks (`97.5`, `90.0`, `100.0`), and the int `0` when there were none.
-fn kit_percent(pct: f64, total_checks: Option<u64>) -> String {
-    if total_checks == Some(0) {
-        return "0".to_string();
+fn kit_percent(pct: &Value, total_checks: Option<u64>) -> String {
+    match pct {
+        _ if total_checks == Some(0) => "0".to_string(),
+        // An integer in the record (another producer's) is still Python's float.
+        Value::Number(n) if !n.is_f64() => format!("{n}.0"),
+        other => num(Some(other)),
     }
-    let s = pct.to_string();
-    if s.contains(['.', 'e', 'E']) || !pct.is_finite() { s } else { format!("{s}.0") }
 }
 
 /// A JSON number as the kit's f-strings print it (`97.5`, `90.0`, `12`); other values as
@@ -81,7 +82,7 @@ impl Rules {
             return Ok(None);
         }
         Ok(Some(Wanted {
-            title: format!("Investigate: {name} at {}% uptime", kit_percent(pct_f, total_checks)),
+            title: format!("Investigate: {name} at {}% uptime", kit_percent(pct.unwrap_or(&Value::Null), total_checks)),
             owner: self.owner.clone(),
             priority: "high",
             description: format!(
