@@ -465,6 +465,53 @@ fn one_bad_service_is_a_finding_and_the_rest_still_run() {
 }
 
 #[test]
+fn numeric_strings_null_services_and_bad_regexes_in_services_json() {
+    let s = web();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (w, cfg) = setup(
+        "numeric-strings",
+        json!([
+            {"name": "web", "target": s.url("/ok"), "expected_status": "200", "timeout_seconds": "5"},
+            {"name": "db", "type": "port", "port": port.to_string()},
+            {"name": "worker", "type": "process", "process_name": "worker-[("}
+        ]),
+    );
+    let r = probe(&w, &cfg).run();
+    r.code(1);
+    // Numeric strings are numbers, in expected_status as in port.
+    assert_eq!(r.named("check", "web")["status"], "up", "{r:?}");
+    assert_eq!(r.named("check", "db")["status"], "up", "{r:?}");
+    // A pattern that is no regular expression is a finding with its place, not a substring.
+    let findings = r.kind("finding");
+    assert_eq!(findings.len(), 1, "{r:?}");
+    assert_eq!(
+        (findings[0]["subject"].as_str(), findings[0]["problem"].as_str()),
+        (Some("worker"), Some("invalid_service"))
+    );
+    let detail = findings[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!("{cfg}:"))
+            && detail.contains(": service 'worker': process_name: not a valid regular expression: "),
+        "{detail}"
+    );
+    assert!(r.kind("check").iter().all(|c| c["name"] != "worker"), "{r:?}");
+    // A string that is not a number is named, with what was found.
+    w.write(
+        "services.json",
+        pretty(&json!({"disk_check": false, "services": [
+        {"name": "web", "target": s.url("/ok"), "expected_status": "OK"}]})),
+    );
+    let r = probe(&w, &cfg).run();
+    r.code(1).stderr_has("service 'web': expected_status: expected an HTTP status code (100-599), found \"OK\"");
+    // "services": null is a configuration error, not a run that checks nothing.
+    w.write("services.json", r#"{"services": null}"#);
+    let r = probe(&w, &cfg).run();
+    r.code(2).stderr_has(&format!("{cfg}: services: expected an array of service objects, found null"));
+    assert!(r.stdout.is_empty(), "{r:?}");
+}
+
+#[test]
 fn services_from_stdin_and_only() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
