@@ -9,8 +9,11 @@
 #   5. rollup prune                                 metrics past retention
 #   6. log rotation                                 logs over 50 MiB are rotated and gzipped
 #
-# Runs under a lock so two runs never overlap (a second one exits at once, status 0). A phase
-# that fails is logged and the others still run. Each phase's records (what notify wrote) are
+# Runs under a lock so two runs never overlap (a second one exits at once, status 0; when runs
+# keep being skipped, PITCREW_SKIP_ALERT_AFTER in a row (3), a critical alert goes out through
+# `notify send`, once). Every phase runs under a time limit (PITCREW_PHASE_TIMEOUT seconds, 240;
+# 0 for none): a phase that hangs is killed with its process group, logged as timed out and
+# counts as a phase that could not run. A phase that fails is logged and the others still run. Each phase's records (what notify wrote) are
 # kept as logs/last-PHASE.ndjson, and what probe saw as logs/last-probe.ndjson. The tools'
 # messages go to logs/orchestrator.err, each line marked with the time and the phase; the
 # first one of a phase that could not run is also in logs/orchestrator.log.
@@ -21,9 +24,11 @@
 # Environment: AGENT_OPS_HOME (default ~/.agent-ops), AGENT_OPS_CONFIG, AGENT_OPS_LOG_DIR and
 # AGENT_OPS_METRICS_DIR (read by the tools themselves), AGENT_OPS_MISSIONS (or PITCREW_MISSIONS;
 # default $AGENT_OPS_HOME/missions), PITCREW_BIN (a directory holding the binaries; default:
-# found on PATH). Each is used as given: a value holding a $ or beginning with ~ is a
-# variable nothing expanded (cron and launchd set their variables as written), and the run
-# stops with exit 2 before it creates anything.
+# found on PATH), PITCREW_PHASE_TIMEOUT (seconds a phase may take, 240; 0: no limit),
+# PITCREW_SKIP_ALERT_AFTER (skipped runs in a row that raise the alert, 3; 0: never). The
+# paths are used as given: a value holding a $ or beginning with ~ is a variable nothing
+# expanded (cron and launchd set their variables as written), and the run stops with exit 2
+# before it creates anything.
 set -euo pipefail
 
 for var in AGENT_OPS_HOME AGENT_OPS_CONFIG AGENT_OPS_LOG_DIR AGENT_OPS_METRICS_DIR AGENT_OPS_MISSIONS \
@@ -54,6 +59,30 @@ err="$logs/orchestrator.err"
 stamp() { date -u '+%Y-%m-%d %H:%M:%S'; }
 log() { printf '[%s] %s\n' "$(stamp)" "$*" >> "$log_file"; }
 
+phase_timeout="${PITCREW_PHASE_TIMEOUT:-240}"
+skip_alert_after="${PITCREW_SKIP_ALERT_AFTER:-3}"
+for setting in "PITCREW_PHASE_TIMEOUT=$phase_timeout" "PITCREW_SKIP_ALERT_AFTER=$skip_alert_after"; do
+    case "${setting#*=}" in
+        '' | *[!0-9]*)
+            log "ERROR: ${setting%%=*} must be a whole number, not '${setting#*=}'"
+            echo "pitcrew-orchestrator: ${setting%%=*} must be a whole number, not '${setting#*=}'" >&2
+            exit 2
+            ;;
+    esac
+done
+# `timeout` (coreutils) kills a phase's process group at the limit; without it (macOS without
+# coreutils) phases run unbounded, and the log says so.
+timeout_bin=""
+if command -v timeout >/dev/null 2>&1; then
+    timeout_bin=timeout
+elif command -v gtimeout >/dev/null 2>&1; then
+    timeout_bin=gtimeout
+fi
+timeout_cmd=""
+if [ "$phase_timeout" -gt 0 ]; then
+    timeout_cmd=$timeout_bin
+fi
+
 for tool in probe recover notify rollup board tickmon cellscan; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         log "ERROR: $tool not found on PATH (set PITCREW_BIN)"
@@ -62,20 +91,76 @@ for tool in probe recover notify rollup board tickmon cellscan; do
     fi
 done
 
-# One run at a time: flock where it exists (Linux), a lock directory elsewhere (macOS).
+# Runs skipped in a row because the lock was held: "COUNT SINCE" in state/orchestrator.skipped
+# (SINCE: when the first of them was skipped), rewritten atomically under its own short lock.
+skipped_file="$state/orchestrator.skipped"
+# skipped_update add|reset: count one more skipped run, or start again; prints "COUNT SINCE"
+# as it was before a reset, or as it is after an add.
+skipped_update() {
+    local count=0 since="" tmp="$skipped_file.tmp.$$"
+    (
+        if command -v flock >/dev/null 2>&1; then
+            flock -w 10 8 || true
+        fi
+        if [ -f "$skipped_file" ]; then
+            read -r count since < "$skipped_file" || true
+        fi
+        case "$count" in '' | *[!0-9]*) count=0 ;; esac
+        if [ "$1" = add ]; then
+            count=$((count + 1))
+            [ -n "$since" ] || since=$(stamp)
+            printf '%s %s\n' "$count" "$since" > "$tmp"
+            mv -f "$tmp" "$skipped_file"
+        elif [ -f "$skipped_file" ]; then
+            rm -f "$skipped_file"
+        fi
+        printf '%s %s\n' "$count" "$since"
+    ) 8>"$skipped_file.lock"
+}
+# send LEVEL MESSAGE: tell people through notify's sinks (it takes no orchestrator lock), bounded
+# in time; its messages go to orchestrator.err marked "lock".
+send() {
+    local out st=0
+    if [ -n "$timeout_bin" ]; then
+        out=$("$timeout_bin" -k 10 60 notify send --level "$1" --topic orchestrator "$2" 2>&1 >/dev/null 9>&- </dev/null) || st=$?
+    else
+        out=$(notify send --level "$1" --topic orchestrator "$2" 2>&1 >/dev/null 9>&- </dev/null) || st=$?
+    fi
+    if [ -n "$out" ]; then
+        printf '%s\n' "$out" | awk -v p="[$(stamp)] lock: " '{ print p $0 }' >> "$err"
+    fi
+    return "$st"
+}
+# skip HOLDER: this run finds the lock held: count it, alert once when the count reaches
+# PITCREW_SKIP_ALERT_AFTER, and exit 0.
+skip() {
+    local count since alerted=""
+    read -r count since < <(skipped_update add)
+    if [ "$skip_alert_after" -gt 0 ] && [ "$count" -eq "$skip_alert_after" ]; then
+        if send critical "pitcrew-orchestrator: $count runs in a row skipped since $since UTC: another run holds $1 (a phase that does not end?). Nothing is checked until it is released."; then
+            alerted="; alerted through notify"
+        else
+            alerted="; the alert through notify failed (see $err)"
+        fi
+    fi
+    log "another run holds $1; skipping ($count in a row$alerted)"
+    exit 0
+}
+
+# One run at a time: flock where it exists (Linux), a lock directory elsewhere (macOS). A
+# holder that dies releases it (flock, or a lock directory whose pid is gone); one that hangs
+# is ended by the phase time limit.
 lock="$state/orchestrator.lock"
 if command -v flock >/dev/null 2>&1; then
     exec 9>"$lock"
     if ! flock -n 9; then
-        log "another run holds $lock; skipping"
-        exit 0
+        skip "$lock"
     fi
 else
     if ! mkdir "$lock.d" 2>/dev/null; then
         holder=$(cat "$lock.d/pid" 2>/dev/null || true)
         if [ -n "$holder" ] && kill -0 "$holder" 2>/dev/null; then
-            log "another run ($holder) holds $lock.d; skipping"
-            exit 0
+            skip "$lock.d (pid $holder)"
         fi
         rm -rf "$lock.d"
         mkdir "$lock.d"
@@ -129,58 +214,124 @@ report() {
     esac
     note "$@"
 }
+# report_timeout KEY NAME: log a phase that the time limit ended; it counts as one that could
+# not run.
+report_timeout() {
+    local key=$1 name=$2
+    if [ -s "$phase_err" ]; then
+        awk -v p="[$(stamp)] $key: " '{ print p $0 }' "$phase_err" >> "$err"
+    fi
+    : > "$phase_err"
+    printf '[%s] %s: timed out after %s s; killed\n' "$(stamp)" "$key" "$phase_timeout" >> "$err"
+    log "ERROR: $name timed out after $phase_timeout s (PITCREW_PHASE_TIMEOUT) and was killed; see $err"
+    note 2
+}
+
+# The phases. Each runs in a shell of its own (see limited) and prints the exit statuses of
+# its stages.
+phase_health() {
+    run probe 2>>"$phase_err" | tee "$logs/.last-probe.ndjson.tmp" | run recover 2>>"$phase_err" \
+        | tee "$logs/.last-recover.ndjson.tmp" | run notify 2>>"$phase_err" | keep health
+    echo "${PIPESTATUS[*]}"
+}
+phase_stalled() {
+    run board stalled 2>>"$phase_err" | run notify 2>>"$phase_err" | keep stalled
+    echo "${PIPESTATUS[*]}"
+}
+phase_ticks() {
+    run tickmon check --registry "$registry" 2>>"$phase_err" | run notify 2>>"$phase_err" | keep ticks
+    echo "${PIPESTATUS[*]}"
+}
+phase_cells() {
+    run cellscan scan "$missions" 2>>"$phase_err" | run cellscan revive --from - 2>>"$phase_err" \
+        | run notify 2>>"$phase_err" | keep cells
+    echo "${PIPESTATUS[*]}"
+}
+phase_retention() {
+    run rollup prune > /dev/null 2>>"$phase_err"
+    echo "$?"
+}
+
+# limited PHASE: run a phase function in a bash of its own (stdin /dev/null, the lock's
+# descriptor closed) under the time limit, and set `st` to the exit statuses of its stages.
+# Returns 1 when the limit passed: `timeout` then sends TERM to the phase's whole process
+# group (every stage of its pipeline), and KILL 10 s later to what is left.
+phase_status="$logs/.phase.status"
+limited() {
+    local script code=0
+    script="$(declare -p logs phase_err registry missions); $(declare -f run keep "$1"); $1"
+    : > "$phase_status"
+    if [ -n "$timeout_cmd" ]; then
+        "$timeout_cmd" -k 10 "$phase_timeout" bash -c "$script" > "$phase_status" < /dev/null 9>&- || code=$?
+        if [ "$code" -eq 124 ] || [ "$code" -eq 137 ]; then
+            return 1
+        fi
+    else
+        bash -c "$script" > "$phase_status" < /dev/null 9>&- || code=$?
+    fi
+    st=()
+    read -r -a st < "$phase_status" || true
+    # A shell that could not even start its pipeline: the phase could not run.
+    [ "${#st[@]}" -gt 0 ] || st=(2)
+}
 
 : > "$phase_err"
 log "=== run starting (home $home) ==="
+if [ "$phase_timeout" -gt 0 ] && [ -z "$timeout_cmd" ]; then
+    log "no timeout command (coreutils): phases run without a time limit"
+fi
+read -r was_skipped since < <(skipped_update reset)
+if [ "$was_skipped" -gt 0 ]; then
+    log "the lock is free again after $was_skipped skipped run(s) since $since"
+fi
 
 # 1. check, heal, tell. probe exits 1 for a service it saw down; recover's status says
 # whether one is still down after the restarts, so probe's 1 counts only when probe also
 # reported a bad service entry (a finding).
-set +e
-run probe 2>>"$phase_err" | tee "$logs/.last-probe.ndjson.tmp" | run recover 2>>"$phase_err" \
-    | tee "$logs/.last-recover.ndjson.tmp" | run notify 2>>"$phase_err" | keep health
-st=("${PIPESTATUS[@]}")
-set -e
-mv -f "$logs/.last-probe.ndjson.tmp" "$logs/last-probe.ndjson"
-mv -f "$logs/.last-recover.ndjson.tmp" "$logs/last-recover.ndjson"
-probe_status=${st[0]}
-if [ "$probe_status" -eq 1 ] && ! grep -q '"kind":"finding"' "$logs/last-probe.ndjson"; then
-    probe_status=0
+if limited phase_health; then
+    mv -f "$logs/.last-probe.ndjson.tmp" "$logs/last-probe.ndjson"
+    mv -f "$logs/.last-recover.ndjson.tmp" "$logs/last-recover.ndjson"
+    probe_status=${st[0]}
+    if [ "$probe_status" -eq 1 ] && ! grep -q '"kind":"finding"' "$logs/last-probe.ndjson"; then
+        probe_status=0
+    fi
+    report health "health (probe | recover | notify)" "$probe_status" "${st[2]:-2}" "${st[4]:-2}"
+else
+    rm -f "$logs/.last-probe.ndjson.tmp" "$logs/.last-recover.ndjson.tmp"
+    report_timeout health "health (probe | recover | notify)"
 fi
-report health "health (probe | recover | notify)" "$probe_status" "${st[2]}" "${st[4]}"
 
 # 2. stalled tasks
-set +e
-run board stalled 2>>"$phase_err" | run notify 2>>"$phase_err" | keep stalled
-st=("${PIPESTATUS[@]}")
-set -e
-report stalled "stalled tasks (board stalled | notify)" "${st[@]:0:2}"
+if limited phase_stalled; then
+    report stalled "stalled tasks (board stalled | notify)" "${st[@]:0:2}"
+else
+    report_timeout stalled "stalled tasks (board stalled | notify)"
+fi
 
 # 3. the Agent Tick Protocol
 if [ -f "$registry" ]; then
-    set +e
-    run tickmon check --registry "$registry" 2>>"$phase_err" | run notify 2>>"$phase_err" | keep ticks
-    st=("${PIPESTATUS[@]}")
-    set -e
-    report ticks "ticks (tickmon check | notify)" "${st[@]:0:2}"
+    if limited phase_ticks; then
+        report ticks "ticks (tickmon check | notify)" "${st[@]:0:2}"
+    else
+        report_timeout ticks "ticks (tickmon check | notify)"
+    fi
 fi
 
 # 4. mission cells
 if [ -d "$missions" ]; then
-    set +e
-    run cellscan scan "$missions" 2>>"$phase_err" | run cellscan revive --from - 2>>"$phase_err" \
-        | run notify 2>>"$phase_err" | keep cells
-    st=("${PIPESTATUS[@]}")
-    set -e
-    report cells "cells (cellscan scan | cellscan revive | notify)" "${st[@]:0:3}"
+    if limited phase_cells; then
+        report cells "cells (cellscan scan | cellscan revive | notify)" "${st[@]:0:3}"
+    else
+        report_timeout cells "cells (cellscan scan | cellscan revive | notify)"
+    fi
 fi
 
 # 5. metrics retention (services.json's metrics_retention_days, 90 by default)
-set +e
-run rollup prune > /dev/null 2>>"$phase_err"
-prune_status=$?
-set -e
-report retention "metrics retention (rollup prune)" "$prune_status"
+if limited phase_retention; then
+    report retention "metrics retention (rollup prune)" "${st[0]}"
+else
+    report_timeout retention "metrics retention (rollup prune)"
+fi
 
 # 6. log rotation
 for f in "$logs"/*.log "$logs"/*.err; do

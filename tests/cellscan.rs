@@ -641,7 +641,10 @@ fn cellscan_revive_no_does_nothing_and_dry_run_runs_nothing() {
     r.code(1);
     let rec = &r.records()[0];
     assert_eq!(rec["dry_run"], true);
+    // A dry run claims no effect: `skipped`, as recover --dry-run says.
+    assert_eq!((rec["outcome"].as_str(), rec["verified"].as_bool()), (Some("skipped"), Some(false)), "{rec}");
     assert_eq!(rec["attempt"], 1);
+    assert!(rec["detail"].as_str().unwrap().starts_with("dry run: "), "{rec}");
     assert!(rec["detail"].as_str().unwrap().contains("would run touch revived.mark"), "{rec}");
     assert!(!cell.join("revived.mark").exists());
     assert!(!cell.join("logs/revivals.json").exists());
@@ -756,6 +759,34 @@ fn cellscan_init_creates_a_cell_per_the_spec() {
     assert_eq!(r.kind("cell")[0]["cell"], "dry-cell");
     assert!(!m.join("dry-cell").exists());
     assert_eq!(std::fs::read_dir(&m).unwrap().count(), 1);
+}
+
+#[test]
+fn cellscan_init_sets_no_mission_timeout_unless_given() {
+    let w = Workdir::new("cellscan-init-timeout");
+    let m = w.path("missions");
+    let init = |id: &str, extra: &[&str]| {
+        w.tool("cellscan")
+            .args(["init", &s(&m), "--name", "Long haul", "--id", id, "--now", NOW])
+            .args(extra)
+            .run()
+            .code(0);
+        read_json(&m.join(id).join("cell.json"))
+    };
+    let open_ended = init("open-ended", &[]);
+    assert!(open_ended.get("timeout").is_none(), "no timeout unless one is given: {open_ended}");
+    let bounded = init("bounded", &["--timeout", "1800"]);
+    assert_eq!(bounded["timeout"], 1800);
+    // A day later only the cell that was given a time limit is overdue.
+    let r = w.tool("cellscan").args(["scan", &s(&m), "--now", "2026-11-24T10:30:00Z"]).run();
+    let overdue: Vec<String> = r
+        .kind("finding")
+        .iter()
+        .filter(|f| f["problem"] == "mission_timeout")
+        .map(|f| f["subject"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(overdue.len(), 1, "{r:?}");
+    assert!(overdue[0].contains("bounded"), "{r:?}");
 }
 
 fn uuid_like(s: &str) -> bool {

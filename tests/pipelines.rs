@@ -622,6 +622,29 @@ fn pipeline_rollup_sla_board_ingest_notify_makes_one_task_and_one_alert() {
 }
 
 #[test]
+fn pipeline_rollup_sla_board_ingest_makes_no_task_for_a_name_without_checks() {
+    let w = Workdir::new("pl-rollup-board-nochecks");
+    write_week_of_metrics(&w);
+    // A line whose status is neither up nor down (the kit's disk figure): a name with 0 checks.
+    let mut day = w.read("home/metrics/2026-11-23.jsonl");
+    day.push_str(
+        &json!({"name": "disk_free_gb", "status": "45", "latency_ms": 0, "timestamp": "2026-11-23T10:00:00.000Z"})
+            .to_string(),
+    );
+    day.push('\n');
+    w.write("home/metrics/2026-11-23.jsonl", day);
+    let r = pipe(vec![
+        w.tool("rollup").args(["--days", "7", "--sla", "99.9", "--now", WEEK_END]),
+        w.tool("board").args(["ingest", "--tasks-only", "--now", WEEK_END]),
+    ]);
+    r.codes(&[1, 0]);
+    let text = w.tool("rollup").args(["--days", "7", "--sla", "99.9", "--now", WEEK_END, "--format", "text"]).run();
+    text.stdout_has("disk_free_gb: 0% uptime (0 failures in 0 checks, avg 0ms) SLA 99.9%: met");
+    let titles: Vec<String> = r.kind("task").iter().map(|t| t["title"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(titles, ["Investigate: api at 96.43% uptime"], "{r:?}");
+}
+
+#[test]
 fn pipeline_rollup_text_digest_through_notify_send_is_rate_limited() {
     let w = Workdir::new("pl-digest");
     let tg = FakeTelegram::start();
@@ -1275,4 +1298,151 @@ fn orchestrator_refuses_a_variable_that_cron_left_unexpanded() {
         let made: Vec<_> = std::fs::read_dir(&w.root).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert!(made.is_empty(), "{var}: the run created {made:?}");
     }
+}
+
+/// Processes whose command line starts with the binary `tool` and whose environment names
+/// `home` as AGENT_OPS_HOME: what is left of a run in that home.
+fn tools_left(tool: &str, home: &Path) -> Vec<String> {
+    let want_env = format!("AGENT_OPS_HOME={}", home.display());
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let p = entry.path();
+        let Ok(cmdline) = std::fs::read(p.join("cmdline")) else { continue };
+        let Ok(environ) = std::fs::read(p.join("environ")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let in_home = environ.split(|b| *b == 0).any(|e| e == want_env.as_bytes());
+        let pid: u32 = entry.file_name().to_string_lossy().parse().unwrap_or(0);
+        if in_home && cmdline.starts_with(bin(tool)) && alive(pid) {
+            left.push(format!("{pid}: {cmdline}"));
+        }
+    }
+    left
+}
+
+/// Kills the pids listed in a file (one a line) when dropped.
+struct KillListed(PathBuf);
+
+impl Drop for KillListed {
+    fn drop(&mut self) {
+        for pid in std::fs::read_to_string(&self.0).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+#[test]
+fn orchestrator_a_phase_that_hangs_is_killed_at_its_time_limit_and_the_next_run_is_not_skipped() {
+    let w = Workdir::new("pl-orch-hang");
+    let pids = w.path("plugin.pids");
+    let _cleanup = KillListed(pids.clone());
+    // A monitoring plugin that hangs far past the phase's limit: its own timeout is longer
+    // still, so only the phase limit can end the run's wait for it.
+    let plugin = format!("echo $$ >> '{}'; exec sleep 120", s(&pids));
+    w.write(
+        "home/config/services.json",
+        pretty(&json!({"disk_check": false, "services": [
+            {"name": "stuck", "type": "command", "command": plugin, "timeout_seconds": 600}]})),
+    );
+    let limit = 3;
+    let orchestrate_limited = || {
+        let t = Instant::now();
+        let out = orchestrator_cmd(&w).env("PITCREW_PHASE_TIMEOUT", limit.to_string()).output().unwrap();
+        (out, t.elapsed())
+    };
+    for run in 1..=2 {
+        let (out, took) = orchestrate_limited();
+        assert_eq!(out.status.code(), Some(2), "run {run}: a phase that timed out could not run: {out:?}");
+        assert!(
+            took >= Duration::from_secs(limit) && took < Duration::from_secs(limit + 30),
+            "run {run} took {took:?} with a limit of {limit} s"
+        );
+        let log = last_run_log(&w);
+        assert!(
+            log[1].starts_with(
+                "ERROR: health (probe | recover | notify) timed out after 3 s (PITCREW_PHASE_TIMEOUT) and was killed; see "
+            ),
+            "run {run}: {log:?}"
+        );
+        assert_eq!(
+            log[2..],
+            [
+                "stalled tasks (board stalled | notify): ok",
+                "metrics retention (rollup prune): ok",
+                "=== run complete: exit 2 ==="
+            ],
+            "run {run}: the other phases still ran: {log:?}"
+        );
+        // The phase's process group is gone with it: no probe, recover or notify is left
+        // (the plugin made a process group of its own, as probe runs plugins, and lives on).
+        for tool in ["probe", "recover", "notify"] {
+            assert!(
+                wait_until(15.0, || tools_left(tool, &w.path("home")).is_empty()),
+                "run {run}: {tool} left behind: {:?}",
+                tools_left(tool, &w.path("home"))
+            );
+        }
+    }
+    let log = w.read("home/logs/orchestrator.log");
+    assert_eq!(log.matches("=== run starting").count(), 2, "the second run was not skipped: {log}");
+    assert!(!log.contains("skipping"), "{log}");
+    assert_eq!(std::fs::read_to_string(&pids).unwrap().lines().count(), 2, "each run started the plugin");
+    let err = w.read("home/logs/orchestrator.err");
+    assert_eq!(err.matches("] health: timed out after 3 s; killed").count(), 2, "{err}");
+}
+
+#[test]
+fn orchestrator_runs_skipped_three_times_in_a_row_alert_once() {
+    let w = Workdir::new("pl-orch-skips");
+    let hook = Hook::start();
+    w.write(
+        "home/config/services.json",
+        pretty(&json!({"disk_check": false, "services": [], "alerting": {"webhook_url": hook.url()}})),
+    );
+    std::fs::create_dir_all(w.path("home/state")).unwrap();
+    // Another process holds the orchestrator's lock (one process: killing it releases it).
+    let ready = w.path("holder-ready");
+    let _cleanup = KillListed(ready.clone());
+    let mut holder = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 9>'{}'; flock 9; echo $$ > '{}'; exec sleep 600",
+            s(&w.path("home/state/orchestrator.lock")),
+            s(&ready)
+        ))
+        .spawn()
+        .unwrap();
+    assert!(wait_until(20.0, || ready.exists()), "the holder took the lock");
+    let skipped = |n: usize| {
+        let r = orchestrate(&w);
+        r.code(0);
+        assert!(r.stdout.is_empty() && r.stderr.is_empty(), "{r:?}");
+        let log = w.read("home/logs/orchestrator.log");
+        let last = log.lines().last().unwrap_or_default().to_string();
+        assert!(last.contains(&format!("orchestrator.lock; skipping ({n} in a row")), "run {n}: {log}");
+        last
+    };
+    skipped(1);
+    skipped(2);
+    assert!(hook.posts().is_empty(), "two skipped runs say nothing yet");
+    let third = skipped(3);
+    assert!(third.ends_with("(3 in a row; alerted through notify)"), "{third}");
+    let posts = hook.posts();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let text = posts[0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("3 runs in a row skipped") && text.contains("orchestrator.lock"), "{posts:?}");
+    assert_eq!(posts[0]["alerts"][0]["level"], "critical", "{posts:?}");
+    assert_eq!(posts[0]["alerts"][0]["topic"], "orchestrator", "{posts:?}");
+    let fourth = skipped(4);
+    assert!(fourth.ends_with("(4 in a row)"), "{fourth}");
+    assert_eq!(hook.posts().len(), 1, "alerted once for the whole streak");
+
+    // The holder goes away: the next run gets the lock, says so, and starts counting again.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let r = orchestrate(&w);
+    r.code(0);
+    let log = last_run_log(&w);
+    assert!(log[1].starts_with("the lock is free again after 4 skipped run(s) since "), "{log:?}");
+    assert!(!w.path("home/state/orchestrator.skipped").exists());
+    assert_eq!(hook.posts().len(), 1);
 }

@@ -174,6 +174,106 @@ fn https_self_signed_verification_and_ca_file() {
     assert_eq!(r.named("check", "own-ca")["status"], "up", "{r:?}");
 }
 
+/// A self-signed certificate as `openssl req -x509` makes it (basicConstraints CA:TRUE) for
+/// `san`, in `dir`: the PEM file's path, and the certificate and PKCS#8 key in DER to serve.
+fn openssl_self_signed(w: &Workdir, name: &str, san: &str) -> (std::path::PathBuf, Certs) {
+    let pem = w.path(&format!("{name}.pem"));
+    let key = w.path(&format!("{name}.key"));
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let (pem_s, key_s) = (pem.display().to_string(), key.display().to_string());
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &key_s,
+        "-out",
+        &pem_s,
+        "-days",
+        "30",
+        "-subj",
+        "/CN=pitcrew self-signed",
+        "-addext",
+        &format!("subjectAltName={san}"),
+    ]);
+    let text = String::from_utf8_lossy(&run(&["x509", "-in", &pem_s, "-noout", "-text"])).into_owned();
+    assert!(text.contains("CA:TRUE"), "openssl req -x509 makes a CA certificate: {text}");
+    let leaf_der = run(&["x509", "-in", &pem_s, "-outform", "DER"]);
+    let key_der = run(&["pkcs8", "-topk8", "-nocrypt", "-in", &key_s, "-outform", "DER"]);
+    let ca_pem = std::fs::read_to_string(&pem).unwrap();
+    (pem, Certs { ca_pem, leaf_der, key_der })
+}
+
+#[test]
+fn https_ca_file_accepts_an_openssl_self_signed_certificate_as_curl_does() {
+    let s = web();
+    let w = Workdir::new("https-self-signed");
+    let (own, own_certs) = openssl_self_signed(&w, "own", "DNS:localhost,IP:127.0.0.1");
+    let (other, _) = openssl_self_signed(&w, "other", "DNS:localhost,IP:127.0.0.1");
+    let (elsewhere, elsewhere_certs) = openssl_self_signed(&w, "elsewhere", "DNS:elsewhere.example");
+    let front = TlsFront::start(&own_certs, s.addr);
+    let front_elsewhere = TlsFront::start(&elsewhere_certs, s.addr);
+    // An expired self-signed CA certificate (rcgen): its own ca_file does not make it valid.
+    let expired_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(60);
+    params.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    let expired_cert = params.self_signed(&expired_key).unwrap();
+    let expired_pem = w.write("expired.pem", expired_cert.pem());
+    let front_expired = TlsFront::start(
+        &Certs { ca_pem: String::new(), leaf_der: expired_cert.der().to_vec(), key_der: expired_key.serialize_der() },
+        s.addr,
+    );
+    let localhost = format!("https://localhost:{}/ok", front.addr.port());
+    let svc = |name: &str, url: &str, ca: &std::path::Path| json!({"name": name, "target": url, "ca_file": ca.display().to_string(), "timeout_seconds": 5});
+    let cfg = w.write(
+        "services.json",
+        pretty(&json!({"disk_check": false, "services": [
+            svc("by-ip", &front.url("/ok"), &own),
+            svc("by-name", &localhost, &own),
+            svc("other-cert", &front.url("/ok"), &other),
+            svc("wrong-name", &format!("https://127.0.0.1:{}/ok", front_elsewhere.addr.port()), &elsewhere),
+            svc("expired", &front_expired.url("/ok"), &expired_pem),
+            {"name": "no-ca-file", "target": front.url("/ok"), "timeout_seconds": 5}
+        ]})),
+    );
+    // curl is the reference: it takes the certificate its --cacert names.
+    let curl = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&own)
+        .arg(front.url("/ok"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "200", "curl: {}", String::from_utf8_lossy(&curl.stderr));
+    let r = w.tool("probe").args(["--config", cfg.to_str().unwrap(), "--no-metrics"]).run();
+    r.code(1);
+    for name in ["by-ip", "by-name"] {
+        let c = r.named("check", name);
+        assert_eq!((c["status"].as_str(), c["http_status"].as_u64()), (Some("up"), Some(200)), "{c}");
+    }
+    // Anything else is still refused: another certificate, a name the certificate does not
+    // cover, one out of its validity, and no ca_file at all.
+    for (name, why) in [
+        ("other-cert", "invalid peer certificate"),
+        ("wrong-name", "not valid for name \"127.0.0.1\""),
+        ("expired", "invalid peer certificate: expired"),
+        ("no-ca-file", "invalid peer certificate"),
+    ] {
+        let c = r.named("check", name);
+        assert_eq!(c["status"], "down", "{c}");
+        assert!(c["detail"].as_str().unwrap().to_lowercase().contains(why), "{name}: {c}");
+    }
+}
+
 #[test]
 fn tls_check_counts_days_to_expiry() {
     let s = web();
@@ -464,6 +564,53 @@ fn one_bad_service_is_a_finding_and_the_rest_still_run() {
     assert_eq!(findings[0]["subject"], "bad");
     assert_eq!(findings[0]["level"], "error");
     assert_eq!(r.named("check", "good")["status"], "up");
+}
+
+#[test]
+fn numeric_strings_null_services_and_bad_regexes_in_services_json() {
+    let s = web();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (w, cfg) = setup(
+        "numeric-strings",
+        json!([
+            {"name": "web", "target": s.url("/ok"), "expected_status": "200", "timeout_seconds": "5"},
+            {"name": "db", "type": "port", "port": port.to_string()},
+            {"name": "worker", "type": "process", "process_name": "worker-[("}
+        ]),
+    );
+    let r = probe(&w, &cfg).run();
+    r.code(1);
+    // Numeric strings are numbers, in expected_status as in port.
+    assert_eq!(r.named("check", "web")["status"], "up", "{r:?}");
+    assert_eq!(r.named("check", "db")["status"], "up", "{r:?}");
+    // A pattern that is no regular expression is a finding with its place, not a substring.
+    let findings = r.kind("finding");
+    assert_eq!(findings.len(), 1, "{r:?}");
+    assert_eq!(
+        (findings[0]["subject"].as_str(), findings[0]["problem"].as_str()),
+        (Some("worker"), Some("invalid_service"))
+    );
+    let detail = findings[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!("{cfg}:"))
+            && detail.contains(": service 'worker': process_name: not a valid regular expression: "),
+        "{detail}"
+    );
+    assert!(r.kind("check").iter().all(|c| c["name"] != "worker"), "{r:?}");
+    // A string that is not a number is named, with what was found.
+    w.write(
+        "services.json",
+        pretty(&json!({"disk_check": false, "services": [
+        {"name": "web", "target": s.url("/ok"), "expected_status": "OK"}]})),
+    );
+    let r = probe(&w, &cfg).run();
+    r.code(1).stderr_has("service 'web': expected_status: expected an HTTP status code (100-599), found \"OK\"");
+    // "services": null is a configuration error, not a run that checks nothing.
+    w.write("services.json", r#"{"services": null}"#);
+    let r = probe(&w, &cfg).run();
+    r.code(2).stderr_has(&format!("{cfg}: services: expected an array of service objects, found null"));
+    assert!(r.stdout.is_empty(), "{r:?}");
 }
 
 #[test]

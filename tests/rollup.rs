@@ -368,6 +368,35 @@ fn rollup_malformed_lines_are_counted_and_reported_once() {
 }
 
 #[test]
+fn rollup_latencies_that_are_no_number_or_negative_are_malformed_lines() {
+    let w = Workdir::new("rollup-bad-latency");
+    let file = w.write(
+        "home/metrics/2026-11-23.jsonl",
+        format!(
+            "{}{}{}{}",
+            line("api", "up", json!(100), "2026-11-23T00:00:00Z"),
+            line("api", "up", json!("abc"), "2026-11-23T00:05:00Z"),
+            line("api", "up", json!(-5), "2026-11-23T00:10:00Z"),
+            line("api", "down", json!("300"), "2026-11-23T00:15:00Z"),
+        ),
+    );
+    let r = rollup(&w).args(["--days", "1"]).run();
+    r.code(3);
+    r.stderr_has(&format!(
+        "rollup: 2 malformed line(s) skipped (first: {}:2: latency_ms: \"abc\" is not a number)",
+        file.display()
+    ));
+    let api = r.named("uptime", "api");
+    // Neither counted as 0 nor averaged: the two good lines only (the numeric string is a number).
+    assert_eq!((api["total_checks"].as_u64(), api["avg_latency_ms"].as_f64()), (Some(2), Some(200.0)), "{api}");
+    let strict = rollup(&w).args(["--days", "1", "--strict"]).run();
+    strict.code(2).stderr_has(&format!("{}:2: latency_ms: \"abc\" is not a number", file.display()));
+    let negative = rollup(&w).args(["-"]).stdin(line("api", "up", json!(-5), "2026-11-23T00:10:00Z")).run();
+    negative.code(3).stderr_has("(first: stdin:1: latency_ms: -5 is negative)");
+    assert!(negative.kind("uptime").is_empty(), "{negative:?}");
+}
+
+#[test]
 fn rollup_passes_other_records_through() {
     let w = Workdir::new("rollup-pass");
     let alert =

@@ -393,7 +393,7 @@ fn tickmon_check_window_default_month_and_text() {
     let r = w.tool("tickmon").args(["check", "--month", "2026-11", "--now", "2026-11-02T12:00:00Z"]).run();
     r.code(1); // cinder reported critical
     assert_eq!(r.named("tick", "beacon")["status"], "pending");
-    // On the 2nd of December the default month is still November (the Agent Ops Kit's rule)...
+    // On the 2nd of December the default month is still November (the Agent Tick Protocol's rule)...
     let r = w.tool("tickmon").args(["check", "--now", "2026-12-02T00:00:00Z"]).run();
     assert_eq!(r.named("tick", "atlas")["month"], "2026-11");
     // ...and from the 4th it is December, with a shorter window earlier.
@@ -937,6 +937,36 @@ fn tickmon_heartbeats_prints_the_state_for_the_pipe() {
 }
 
 #[test]
+fn tickmon_heartbeats_silent_s_counts_from_the_last_heartbeat() {
+    let w = Workdir::new("tickmon-silent");
+    let started = std::time::Instant::now();
+    let s = Serve::start(&w, &["--timeout", "1"]);
+    assert_eq!(post(&s.url("/heartbeat/quiet"), "").0, 200);
+    // The server counts a failure for every second of silence; each one moves the agent's
+    // last response, never its last heartbeat.
+    assert!(
+        wait_until(30.0, || get(&s.url("/agent/quiet")).1["consecutive_failures"].as_u64() >= Some(3)),
+        "{}",
+        get(&s.url("/agent/quiet")).1
+    );
+    let r = w.tool("tickmon").arg("heartbeats").run();
+    let rec = r.named("heartbeat", "quiet");
+    let silent = rec["silent_s"].as_u64().unwrap();
+    assert!(silent >= 3 && silent <= started.elapsed().as_secs() + 1, "silent for 3 s at least: {rec}");
+    // At a fixed time: 11 s after the heartbeat, with --timeout 5 (two periods of silence).
+    let last = time::OffsetDateTime::parse(
+        rec["last_heartbeat"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let later = (last + time::Duration::seconds(11)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    drop(s);
+    let r = w.tool("tickmon").args(["heartbeats", "--timeout", "5", "--now", &later]).run();
+    let rec = r.named("heartbeat", "quiet");
+    assert_eq!(rec["silent_s"], 11, "{rec}");
+}
+
+#[test]
 fn tickmon_the_example_registry_loads() {
     let w = Workdir::new("tickmon-example");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agent-registry.json");
@@ -1024,4 +1054,42 @@ fn tickmon_serve_kill_9_under_load_loses_nothing_acknowledged() {
             sent[n]
         );
     }
+}
+
+/// Sentences (of prose wrapped over lines) that credit the Agent Ops Kit with a part of the
+/// Agent Tick Protocol (registry, ticks, RCA) or of the Lazarus Pit (heartbeat endpoint,
+/// mission cells, revival daemon).
+fn misattributed(text: &str) -> Vec<String> {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let parts = ["heartbeat", "mission", "cell", "daemon", "tick", "registry", "rca", "reviv"];
+    joined
+        .split(". ")
+        .filter(|s| s.contains("Agent Ops Kit"))
+        .filter(|s| parts.iter().any(|p| s.to_lowercase().contains(p)))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn tickmon_and_cellscan_name_the_seed_systems_they_follow() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("docs/tickmon.md"), root.join("docs/cellscan.md")];
+    for dir in ["lib/src/tickmon", "lib/src/cellscan"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            files.push(e.unwrap().path());
+        }
+    }
+    let mut wrong = Vec::new();
+    for f in &files {
+        for s in misattributed(&std::fs::read_to_string(f).unwrap()) {
+            wrong.push(format!("{}: {s}", f.display()));
+        }
+    }
+    for tool in ["tickmon", "cellscan"] {
+        let help = crate::util::Tool::new(tool).arg("--help").run();
+        for s in misattributed(&help.stdout) {
+            wrong.push(format!("{tool} --help: {s}"));
+        }
+    }
+    assert!(wrong.is_empty(), "credited to the Agent Ops Kit:\n{}", wrong.join("\n"));
 }

@@ -334,8 +334,9 @@ impl Config {
         let file = path.display().to_string();
         let mut services = Vec::new();
         let mut problems = Vec::new();
+        check_numbers(&map, &file)?;
         match map.get("services") {
-            None | Some(Value::Null) => {}
+            None => {}
             Some(Value::Array(_)) => {
                 let raw: RawDoc<'_> =
                     serde_json::from_slice(bytes).map_err(|e| Error::config(crate::ndjson::doc_error(path, &e)))?;
@@ -370,8 +371,11 @@ impl Config {
                     }
                 }
             }
-            Some(_) => {
-                return Err(Error::config(format!("{file}: services: expected an array of service objects")));
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "{file}: services: expected an array of service objects, found {}",
+                    json_type(other)
+                )));
             }
         }
         Ok(Config::from_doc(path, map, services, problems, env))
@@ -384,7 +388,7 @@ impl Config {
         problems: Vec<ServiceProblem>,
         env: Env<'_>,
     ) -> Config {
-        let num = |k: &str| map.get(k).and_then(Value::as_f64);
+        let num = |k: &str| map.get(k).and_then(number_value);
         let alerting_raw = match map.get("alerting") {
             Some(Value::Object(a)) => a.clone(),
             _ => Map::new(),
@@ -394,10 +398,10 @@ impl Config {
             services,
             problems,
             alerting: Alerting::from_map(alerting_raw, env),
-            check_interval_seconds: map.get("check_interval_seconds").and_then(Value::as_u64),
+            check_interval_seconds: map.get("check_interval_seconds").and_then(uint_value),
             disk_warning_gb: num("disk_warning_gb").unwrap_or(5.0),
             stalled_task_hours: num("stalled_task_hours").unwrap_or(24.0),
-            metrics_retention_days: map.get("metrics_retention_days").and_then(Value::as_u64).unwrap_or(90),
+            metrics_retention_days: map.get("metrics_retention_days").and_then(uint_value).unwrap_or(90),
             raw: map,
         }
     }
@@ -424,6 +428,75 @@ fn line_of(whole: &[u8], inner: &str) -> usize {
     whole[..off].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
+/// A number in services.json: a JSON number, or a string that holds one (`"18901"`,
+/// `"2.5"`). Numeric strings are accepted in every numeric field, the top-level ones included;
+/// infinities and NaN are not numbers here.
+fn number_value(v: &Value) -> Option<f64> {
+    let f = match v {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    f.is_finite().then_some(f)
+}
+
+/// A whole number of at least 0 in services.json, as [`number_value`] reads it.
+fn uint_value(v: &Value) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return Some(n);
+    }
+    if let Some(n) = v.as_str().and_then(|s| s.trim().parse::<u64>().ok()) {
+        return Some(n);
+    }
+    // Past u64 (1e30 seconds) saturates, as a limit that large means "no limit".
+    number_value(v).filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)
+}
+
+/// A value as a message shows what was found instead of what a field wants.
+fn found(v: &Value) -> String {
+    match v {
+        Value::String(_) | Value::Number(_) => crate::util::truncate(&v.to_string(), 40),
+        other => json_type(other).to_string(),
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The top-level numbers and alerting's: a value there that is not a number (or a numeric
+/// string) is a configuration error naming the file and the field, never a quiet default.
+fn check_numbers(map: &Map<String, Value>, file: &str) -> Result<()> {
+    let alerting = match map.get("alerting") {
+        Some(Value::Object(a)) => Some(a),
+        _ => None,
+    };
+    let fields = [
+        ("", "check_interval_seconds", map.get("check_interval_seconds"), true),
+        ("", "metrics_retention_days", map.get("metrics_retention_days"), true),
+        ("", "disk_warning_gb", map.get("disk_warning_gb"), false),
+        ("", "stalled_task_hours", map.get("stalled_task_hours"), false),
+        ("alerting.", "rate_limit_seconds", alerting.and_then(|a| a.get("rate_limit_seconds")), true),
+        ("alerting.", "repeat_interval_seconds", alerting.and_then(|a| a.get("repeat_interval_seconds")), true),
+    ];
+    for (parent, key, v, whole) in fields {
+        let Some(v) = v.filter(|v| !v.is_null()) else { continue };
+        let ok = if whole { uint_value(v).is_some() } else { number_value(v).is_some_and(|f| f >= 0.0) };
+        if !ok {
+            let want = if whole { "a whole number of at least 0" } else { "a number of at least 0" };
+            return Err(Error::config(format!("{file}: {parent}{key}: expected {want}, found {}", found(v))));
+        }
+    }
+    Ok(())
+}
+
 /// Defaults that come from the top of the document.
 struct ServiceDefaults {
     disk_warning_gb: f64,
@@ -434,7 +507,7 @@ impl ServiceDefaults {
     fn from_top(map: &Map<String, Value>, home: Option<PathBuf>) -> ServiceDefaults {
         let home = home.unwrap_or_else(|| PathBuf::from(".agent-ops"));
         ServiceDefaults {
-            disk_warning_gb: map.get("disk_warning_gb").and_then(Value::as_f64).unwrap_or(5.0),
+            disk_warning_gb: map.get("disk_warning_gb").and_then(number_value).unwrap_or(5.0),
             ticks_dir: home.join("ticks"),
         }
     }
@@ -490,25 +563,23 @@ impl<'a> Fields<'a> {
     fn uint(&mut self, key: &str, max: u64) -> Option<u64> {
         match self.get(key) {
             None => None,
-            Some(v) => {
-                match v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)) {
-                    Some(n) if n <= max => Some(n),
-                    _ => {
-                        self.fail(key, &format!("expected a whole number from 0 to {max}"));
-                        None
-                    }
+            Some(v) => match uint_value(v) {
+                Some(n) if n <= max => Some(n),
+                _ => {
+                    self.fail(key, &format!("expected a whole number from 0 to {max}, found {}", found(v)));
+                    None
                 }
-            }
+            },
         }
     }
 
     fn number(&mut self, key: &str) -> Option<f64> {
         match self.get(key) {
             None => None,
-            Some(v) => match v.as_f64() {
+            Some(v) => match number_value(v) {
                 Some(f) if f >= 0.0 => Some(f),
                 _ => {
-                    self.fail(key, "expected a non-negative number");
+                    self.fail(key, &format!("expected a non-negative number, found {}", found(v)));
                     None
                 }
             },
@@ -543,10 +614,10 @@ impl<'a> Fields<'a> {
     fn port(&mut self, key: &str) -> Option<u16> {
         match self.get(key) {
             None => None,
-            Some(v) => match v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) {
+            Some(v) => match uint_value(v) {
                 Some(n) if (1..=65535).contains(&n) => Some(n as u16),
                 _ => {
-                    self.fail(key, "expected a port number from 1 to 65535");
+                    self.fail(key, &format!("expected a port number from 1 to 65535, found {}", found(v)));
                     None
                 }
             },
@@ -577,24 +648,27 @@ fn parse_service(v: &Value, defaults: &ServiceDefaults) -> std::result::Result<S
             let expected_status = match f.get("expected_status") {
                 None => vec![200],
                 Some(Value::Array(a)) => {
-                    let codes: Vec<u16> = a
-                        .iter()
-                        .filter_map(Value::as_u64)
-                        .filter(|c| (100..=599).contains(c))
-                        .map(|c| c as u16)
-                        .collect();
+                    let codes: Vec<u16> =
+                        a.iter().filter_map(uint_value).filter(|c| (100..=599).contains(c)).map(|c| c as u16).collect();
                     if codes.len() != a.len() || codes.is_empty() {
-                        f.fail("expected_status", "expected HTTP status codes (100-599)");
+                        let bad = a.iter().find(|v| !uint_value(v).is_some_and(|c| (100..=599).contains(&c)));
+                        let why = match bad {
+                            Some(v) => format!("expected HTTP status codes (100-599), found {}", found(v)),
+                            None => "expected HTTP status codes (100-599), found an empty list".to_string(),
+                        };
+                        f.fail("expected_status", &why);
                     }
                     codes
                 }
-                Some(_) => match f.uint("expected_status", 599) {
-                    Some(c) if c >= 100 => vec![c as u16],
-                    Some(_) => {
-                        f.fail("expected_status", "expected an HTTP status code (100-599)");
+                Some(v) => match uint_value(v) {
+                    Some(c) if (100..=599).contains(&c) => vec![c as u16],
+                    _ => {
+                        f.fail(
+                            "expected_status",
+                            &format!("expected an HTTP status code (100-599), found {}", found(v)),
+                        );
                         vec![]
                     }
-                    None => vec![],
                 },
             };
             let method = f.string("method").unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
@@ -657,7 +731,17 @@ fn parse_service(v: &Value, defaults: &ServiceDefaults) -> std::result::Result<S
             }
             CheckSpec::Port { host, port: port.unwrap_or(0) }
         }
-        "process" => CheckSpec::Process { pattern: f.required_string("process_name") },
+        "process" => {
+            let pattern = f.required_string("process_name");
+            // Matched as `pgrep -f` does, as a regular expression: one that does not compile is
+            // a problem of this entry, never silently a substring.
+            if !pattern.is_empty() {
+                if let Err(e) = regex::Regex::new(&pattern) {
+                    f.fail("process_name", &format!("not a valid regular expression: {}", regex_error(&e)));
+                }
+            }
+            CheckSpec::Process { pattern }
+        }
         "disk" => CheckSpec::Disk {
             path: PathBuf::from(f.string("path").unwrap_or_else(|| "/".into())),
             warning_gb: f.number("warning_gb").unwrap_or(defaults.disk_warning_gb),
@@ -769,6 +853,14 @@ fn parse_service(v: &Value, defaults: &ServiceDefaults) -> std::result::Result<S
     })
 }
 
+/// A regex error on one line: its last line says what is wrong (`unclosed group`); the lines
+/// before it draw the pattern with a caret.
+fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let why = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(&text).trim();
+    why.strip_prefix("error: ").unwrap_or(why).to_string()
+}
+
 /// `host`, `host:port`, `[v6]:port`, or a URL with an optional port.
 fn split_host_port(t: &str) -> Option<(String, u16)> {
     let t = t.trim();
@@ -831,9 +923,9 @@ impl Alerting {
                 .unwrap_or_else(|| "https://api.telegram.org".into())
                 .trim_end_matches('/')
                 .to_string(),
-            rate_limit_seconds: raw.get("rate_limit_seconds").and_then(Value::as_u64).unwrap_or(300),
+            rate_limit_seconds: raw.get("rate_limit_seconds").and_then(uint_value).unwrap_or(300),
             alert_on_recovery: raw.get("alert_on_recovery").and_then(Value::as_bool).unwrap_or(true),
-            repeat_interval_seconds: raw.get("repeat_interval_seconds").and_then(Value::as_u64).unwrap_or(3600),
+            repeat_interval_seconds: raw.get("repeat_interval_seconds").and_then(uint_value).unwrap_or(3600),
             gitea_url: env("GITEA_URL")
                 .or_else(|| env("CLAW_CODE_GITEA_URL"))
                 .or_else(|| s("gitea_url"))
@@ -911,11 +1003,67 @@ mod tests {
         assert_eq!(c.problems.len(), 2);
         assert_eq!(
             c.problems[0].to_string(),
-            "services.json:22: service 'Broken': port: expected a port number from 1 to 65535"
+            "services.json:22: service 'Broken': port: expected a port number from 1 to 65535, found \"http\""
         );
         assert_eq!(c.problems[1].to_string(), "services.json:23: services[4]: name: missing (required)");
         assert!(c.alerting.telegram_bot_token.is_empty(), "placeholders are not tokens");
         assert_eq!(c.metrics_retention_days, 90);
+    }
+
+    #[test]
+    fn numeric_strings_are_numbers_everywhere_and_other_values_are_named() {
+        let env = env_from(&[]);
+        let doc = br#"{"disk_warning_gb": "2.5", "metrics_retention_days": "30",
+  "alerting": {"rate_limit_seconds": "120", "repeat_interval_seconds": 600},
+  "services": [
+    {"name": "web", "target": "http://x/", "expected_status": "204", "timeout_seconds": "5"},
+    {"name": "api", "target": "http://x/", "expected_status": ["200", 301]},
+    {"name": "db", "type": "port", "port": "18901", "restart_command": "true", "restart_cooldown_seconds": "60",
+     "verify_delay_seconds": "0.5"},
+    {"name": "bad-status", "target": "http://x/", "expected_status": "abc"},
+    {"name": "bad-list", "target": "http://x/", "expected_status": [200, "ok"]},
+    {"name": "bad-timeout", "type": "port", "port": 1, "timeout_seconds": "soon"},
+    {"name": "bad-regex", "type": "process", "process_name": "worker-[("}
+  ]}"#;
+        let c = Config::parse(doc, Path::new("services.json"), &env).unwrap();
+        assert_eq!(c.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["web", "api", "db"]);
+        let CheckSpec::Url(web) = &c.services[0].spec else { panic!() };
+        assert_eq!((web.expected_status.as_slice(), c.services[0].timeout), (&[204u16][..], Duration::from_secs(5)));
+        let CheckSpec::Url(api) = &c.services[1].spec else { panic!() };
+        assert_eq!(api.expected_status, [200, 301]);
+        assert!(matches!(c.services[2].spec, CheckSpec::Port { port: 18901, .. }));
+        let r = c.services[2].restart.as_ref().unwrap();
+        assert_eq!((r.cooldown_seconds, r.verify_delay_seconds), (60, 0.5));
+        assert_eq!((c.disk_warning_gb, c.metrics_retention_days, c.alerting.rate_limit_seconds), (2.5, 30, 120));
+        let problems: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            problems,
+            [
+                "services.json:8: service 'bad-status': expected_status: expected an HTTP status code (100-599), found \"abc\"",
+                "services.json:9: service 'bad-list': expected_status: expected HTTP status codes (100-599), found \"ok\"",
+                "services.json:10: service 'bad-timeout': timeout_seconds: expected a non-negative number, found \"soon\"",
+                "services.json:11: service 'bad-regex': process_name: not a valid regular expression: unclosed character class",
+            ]
+        );
+    }
+
+    #[test]
+    fn services_null_and_numbers_that_are_not_are_configuration_errors() {
+        let env = env_from(&[]);
+        let e = Config::parse(br#"{"services": null}"#, Path::new("s.json"), &env).unwrap_err();
+        assert_eq!(e.to_string(), "s.json: services: expected an array of service objects, found null");
+        assert_eq!(e.exit_code(), 2);
+        let e =
+            Config::parse(br#"{"services": [], "disk_warning_gb": "lots"}"#, Path::new("s.json"), &env).unwrap_err();
+        assert_eq!(e.to_string(), "s.json: disk_warning_gb: expected a number of at least 0, found \"lots\"");
+        let e = Config::parse(br#"{"alerting": {"rate_limit_seconds": -1}}"#, Path::new("s.json"), &env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "s.json: alerting.rate_limit_seconds: expected a whole number of at least 0, found -1"
+        );
+        // Absent, or null for a number, is the default.
+        let c = Config::parse(br#"{"disk_warning_gb": null}"#, Path::new("s.json"), &env).unwrap();
+        assert_eq!((c.services.len(), c.disk_warning_gb), (0, 5.0));
     }
 
     #[test]

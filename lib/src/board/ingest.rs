@@ -31,6 +31,17 @@ pub struct Rules {
     pub owner: String,
 }
 
+/// An uptime percentage as the kit's recipe prints it: `round(pct, 2)` of a float whenever
+/// there were checks (`97.5`, `90.0`, `100.0`), and the int `0` when there were none.
+fn kit_percent(pct: &Value, total_checks: Option<u64>) -> String {
+    match pct {
+        _ if total_checks == Some(0) => "0".to_string(),
+        // An integer in the record (another producer's) is still Python's float.
+        Value::Number(n) if !n.is_f64() => format!("{n}.0"),
+        other => num(Some(other)),
+    }
+}
+
 /// A JSON number as the kit's f-strings print it (`97.5`, `90.0`, `12`); other values as
 /// their JSON text, a missing one as `?`.
 fn num(v: Option<&Value>) -> String {
@@ -64,11 +75,14 @@ impl Rules {
             None => return Err(format!("uptime record '{name}' without uptime_percent")),
         };
         let breach = record::str_field(v, "status") == "breach";
-        if !breach && pct_f >= self.below {
+        let total_checks = v.get("total_checks").and_then(Value::as_u64);
+        // A name without a single check in the window has no uptime to investigate (rollup
+        // calls it met); its 0% is no evidence of an outage.
+        if !breach && (pct_f >= self.below || total_checks == Some(0)) {
             return Ok(None);
         }
         Ok(Some(Wanted {
-            title: format!("Investigate: {name} at {}% uptime", num(pct)),
+            title: format!("Investigate: {name} at {}% uptime", kit_percent(pct.unwrap_or(&Value::Null), total_checks)),
             owner: self.owner.clone(),
             priority: "high",
             description: format!(
@@ -144,6 +158,22 @@ mod tests {
         assert_eq!(rules().wanted(&breach).unwrap().unwrap().title, "Investigate: API at 99.5% uptime");
         assert!(rules().wanted(&json!({"kind":"uptime","uptime_percent":1})).is_err());
         assert!(rules().wanted(&json!({"kind":"uptime","name":"x","uptime_percent":"n/a"})).is_err());
+    }
+
+    #[test]
+    fn the_title_prints_the_percentage_as_the_kit_does_and_no_checks_make_no_task() {
+        let up = |pct: Value, total: u64, status: &str| json!({"kind":"uptime","name":"API","uptime_percent":pct,"total_checks":total,"failures":0,"status":status});
+        let title = |v: &Value| rules().wanted(v).unwrap().map(|w| w.title);
+        // rollup writes 0.0 for a name with no checks, and calls it met: no task.
+        assert_eq!(title(&up(json!(0.0), 0, "ok")), None);
+        assert_eq!(title(&json!({"kind":"uptime","name":"API","uptime_percent":0.0,"total_checks":0})), None);
+        // Should a producer call it a breach, the title is the kit's: the int 0.
+        assert_eq!(title(&up(json!(0.0), 0, "breach")).as_deref(), Some("Investigate: API at 0% uptime"));
+        // With checks, Python's float: 0.0 when all were down, 90.0, never 90.
+        assert_eq!(title(&up(json!(0.0), 12, "breach")).as_deref(), Some("Investigate: API at 0.0% uptime"));
+        assert_eq!(title(&up(json!(90), 10, "ok")).as_deref(), Some("Investigate: API at 90.0% uptime"));
+        assert_eq!(title(&up(json!(33.33), 3, "ok")).as_deref(), Some("Investigate: API at 33.33% uptime"));
+        assert_eq!(title(&up(json!(99.5), 200, "breach")).as_deref(), Some("Investigate: API at 99.5% uptime"));
     }
 
     #[test]

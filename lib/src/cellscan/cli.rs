@@ -178,9 +178,10 @@ pub struct InitArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_agents: u64,
 
-    /// The mission's time limit, in seconds from its creation
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
-    pub timeout: u64,
+    /// The mission's time limit, in seconds from its creation [default: none: the mission
+    /// may run as long as it takes]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 
     /// What to do about a failed agent: run the revive command, ask first, or nothing
     #[arg(long, value_enum, default_value_t = AutoRevive::Ask)]

@@ -1,6 +1,6 @@
 //! Creating and changing cells: `init`, `add-agent`, `add-task`, `set-agent`, `set-task`.
 //!
-//! What the Agent Ops Kit's spec did with heredocs, validated first: ids are safe file names and
+//! What the Lazarus Pit's mission-cell spec did with heredocs, validated first: ids are safe file names and
 //! unique, an assignee is an agent of the cell, dependencies exist and close no cycle, the
 //! cell's `max_agents` holds. A new cell is built in a hidden directory beside its final
 //! place and renamed into it, so a scan never sees half a cell; every file is written
@@ -96,21 +96,32 @@ pub fn init(args: &InitArgs, missions: &Path, clock: &Clock, dry_run: bool, out:
         .clone()
         .or_else(|| crate::config::process_env("USER"))
         .unwrap_or_else(|| "cellscan".to_string());
-    let cell = json!({
-        "cell_id": id,
-        "mission_name": args.name,
-        "created_at": stamp,
-        "created_by": created_by,
-        "status": "active",
-        "isolation_level": args.isolation.as_str(),
-        "max_agents": args.max_agents,
-        "timeout": args.timeout,
-        "policies": {
+    let mut cell = Map::new();
+    for (k, v) in [
+        ("cell_id", json!(id)),
+        ("mission_name", json!(args.name)),
+        ("created_at", json!(stamp)),
+        ("created_by", json!(created_by)),
+        ("status", json!("active")),
+        ("isolation_level", json!(args.isolation.as_str())),
+        ("max_agents", json!(args.max_agents)),
+    ] {
+        cell.insert(k.into(), v);
+    }
+    // No timeout unless one is given: the spec's field is optional, and a mission without it
+    // is never overdue.
+    if let Some(t) = args.timeout {
+        cell.insert("timeout".into(), json!(t));
+    }
+    cell.insert(
+        "policies".into(),
+        json!({
             "auto_revive": args.auto_revive.as_str(),
             "handoff_allowed": true,
             "checkpoint_interval": args.checkpoint_interval,
-        },
-    });
+        }),
+    );
+    let cell = Value::Object(cell);
     let mut policies = Map::new();
     policies.insert("auto_revive".into(), args.auto_revive.as_str().into());
     if let Some(cmd) = &args.revive_command {

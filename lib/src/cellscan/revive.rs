@@ -298,7 +298,8 @@ fn attempt(
         Decision::Run { attempt } => rec.attempt = attempt,
     }
     if ctx.dry_run {
-        rec.outcome = Outcome::Recovered;
+        // Nothing ran: the outcome recover gives a dry run too, never a claimed effect.
+        rec.outcome = Outcome::Skipped;
         rec.detail = format!("dry run: {why}; would run {}", cmd.display());
         return rec;
     }

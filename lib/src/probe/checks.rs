@@ -13,6 +13,10 @@ use time::OffsetDateTime;
 use ureq::RequestExt;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConnector, TcpConnector};
+
+use super::cafile::CaFileTls;
 use super::plugin;
 use super::procs::ProcTable;
 use super::tls;
@@ -39,7 +43,7 @@ impl CheckEnv {
     pub fn new(clock: Clock) -> CheckEnv {
         // No connection reuse: every check measures a fresh connection, as the Agent Ops Kit's did, and
         // a server that mishandles keep-alive cannot make one check hang on another's socket.
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .user_agent(concat!("pitcrew-probe/", env!("CARGO_PKG_VERSION")))
             .max_idle_connections(0)
@@ -49,8 +53,15 @@ impl CheckEnv {
             .output_buffer_size(16 * 1024)
             .max_response_header_size(32 * 1024)
             .max_idle_connections_per_host(0)
-            .build()
-            .new_agent();
+            .build();
+        // ureq's own connector chain, with one more link before its TLS: a `ca_file` is read
+        // as curl reads it (see `cafile`).
+        let connector =
+            ().chain(ConnectProxyConnector::default())
+                .chain(TcpConnector::default())
+                .chain(CaFileTls::default())
+                .chain(RustlsConnector::default());
+        let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
         CheckEnv { clock, agent, procs: ProcTable::new(), tls: Mutex::new(HashMap::new()) }
     }
 

@@ -6,6 +6,7 @@
 //! timeout, never the sum. Results are then annotated with `suppressed_by` from `depends_on`
 //! and written in config order, to stdout and to the day's metrics file.
 
+pub mod cafile;
 pub mod checks;
 pub mod cli;
 pub mod plugin;

@@ -1,7 +1,7 @@
 //! The process table, read once per run and shared by every process check.
 //!
-//! A process matches like `pgrep -f`: the pattern (a regular expression; a literal when it
-//! is not a valid one) is searched in the full command line, arguments joined by spaces, or
+//! A process matches like `pgrep -f`: the pattern (a regular expression; services.json's
+//! reader refuses one that does not compile) is searched in the full command line, arguments joined by spaces, or
 //! in the process name when the command line is empty (kernel threads). The probe's own
 //! process never matches.
 
@@ -37,7 +37,7 @@ impl ProcTable {
 
     /// Pids whose command line matches `pattern`, excluding this process.
     pub fn matching(&self, pattern: &str) -> Result<Vec<u32>, String> {
-        let re = Regex::new(pattern).or_else(|_| Regex::new(&regex::escape(pattern))).map_err(|e| e.to_string())?;
+        let re = Regex::new(pattern).map_err(|e| format!("process_name is not a valid regular expression: {e}"))?;
         let me = std::process::id();
         Ok(self.procs()?.iter().filter(|p| p.pid != me && re.is_match(&p.cmdline)).map(|p| p.pid).collect())
     }
@@ -110,8 +110,8 @@ mod tests {
     }
 
     #[test]
-    fn invalid_regex_is_taken_literally() {
+    fn invalid_regex_is_an_error_not_a_substring() {
         let t = ProcTable::new();
-        assert!(t.matching("no-such-process-[(").unwrap().is_empty());
+        assert!(t.matching("no-such-process-[(").is_err());
     }
 }

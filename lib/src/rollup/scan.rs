@@ -79,31 +79,39 @@ fn seen_of(raw: Option<&str>) -> Seen {
     }
 }
 
-/// A number as the Agent Ops Kit's Python would add it: integers exactly, anything with a fraction
-/// or exponent as a float. Numeric strings are read as numbers, booleans as 1 and 0 (as
-/// Python adds them); anything else counts as 0.
-fn latency_of(raw: Option<&str>) -> Latency {
-    let Some(s) = raw else { return Latency::Int(0) };
-    match s.as_bytes().first() {
-        Some(b'"') => match json_str(s) {
-            Some(t) => number(t.trim()),
-            None => Latency::Int(0),
-        },
-        Some(b't') => Latency::Int(1),
+/// A line's `latency_ms` (its raw JSON text), validated: the one place that decides whether a
+/// latency can be counted. A number as the Agent Ops Kit's Python would add it: integers
+/// exactly, anything with a fraction or exponent as a float. Numeric strings are read as
+/// numbers (as every numeric field of pitcrew's input), booleans as 1 and 0 (as Python adds
+/// them), a missing or null one as 0. Anything else makes the line malformed, never a 0 in
+/// the average: a string that is no number (`"abc"`), an array or object, a negative
+/// latency, or one past any double (`1e400`, `"inf"`, `"nan"`).
+fn latency_of(raw: Option<&str>) -> Result<Latency, String> {
+    let Some(s) = raw else { return Ok(Latency::Int(0)) };
+    let value = match s.as_bytes().first() {
+        Some(b'"') => json_str(s).and_then(|t| number(t.trim())),
+        Some(b't') if s == "true" => Some(Latency::Int(1)),
+        Some(b'f') if s == "false" => Some(Latency::Int(0)),
+        Some(b'n') if s == "null" => Some(Latency::Int(0)),
         _ => number(s),
+    };
+    let shown = || short(s);
+    match value {
+        None => Err(format!("latency_ms: {} is not a number", shown())),
+        Some(Latency::Float(f)) if !f.is_finite() => Err(format!("latency_ms: {} is not a finite number", shown())),
+        Some(l) if l.as_f64() < 0.0 => Err(format!("latency_ms: {} is negative", shown())),
+        Some(l) => Ok(l),
     }
 }
 
-fn number(s: &str) -> Latency {
+/// A JSON number's text as a latency; `None` when it is not one.
+fn number(s: &str) -> Option<Latency> {
     if !s.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
         if let Ok(i) = s.parse::<i64>() {
-            return Latency::Int(i);
+            return Some(Latency::Int(i));
         }
     }
-    match s.parse::<f64>() {
-        Ok(f) => Latency::Float(f),
-        Err(_) => Latency::Int(0),
-    }
+    s.parse::<f64>().ok().map(Latency::Float)
 }
 
 /// The epoch day (days since 1970-01-01) of a date.
@@ -380,15 +388,10 @@ impl Scanner {
             },
         };
         let status = seen_of(raw.status);
-        let latency = latency_of(raw.latency_ms);
-        if let Latency::Float(f) = latency {
-            // 1e400 (or "inf", "nan") would make the service's mean latency infinite for
-            // the whole window: refused as the other tools refuse such a number.
-            if !f.is_finite() {
-                let shown = short(raw.latency_ms.unwrap_or_default());
-                return Ok(Err(format!("latency_ms: {shown} is not a finite number")));
-            }
-        }
+        let latency = match latency_of(raw.latency_ms) {
+            Ok(l) => l,
+            Err(why) => return Ok(Err(why)),
+        };
         let ts: Option<Cow<'_, str>> = raw.timestamp.and_then(text);
         let needs_day = self.opts.by_day
             || self.opts.filter.is_some()
@@ -671,6 +674,28 @@ mod tests {
         let a = sc.window.get("a");
         assert_eq!((a.up, a.down), (1, 1));
         assert!(a.latency.mean().is_finite());
+    }
+
+    #[test]
+    fn latencies_that_are_no_number_or_negative_make_the_line_malformed() {
+        let mut sc = Scanner::new(ScanOpts { max_line: 1 << 20, ..ScanOpts::default() });
+        let input = "{\"name\":\"a\",\"status\":\"up\",\"latency_ms\":10}\n\
+            {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":\"abc\"}\n\
+            {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":-5}\n\
+            {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":\"-0.5\"}\n\
+            {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":[1]}\n\
+            {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":{}}\n\
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":\" 20 \"}\n\
+            {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":null}\n";
+        scan_str(&mut sc, input);
+        assert_eq!(sc.rejects.count, 5);
+        assert_eq!(sc.rejects.first.as_deref(), Some("stdin:2: latency_ms: \"abc\" is not a number"));
+        let a = sc.window.get("a");
+        assert_eq!((a.up, a.down, a.latency.count), (2, 1, 3));
+        assert_eq!(a.latency.mean(), 10.0);
+        for (raw, why) in [("-5", "latency_ms: -5 is negative"), ("[1]", "latency_ms: [1] is not a number")] {
+            assert_eq!(latency_of(Some(raw)).unwrap_err(), why);
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Heartbeat state: the agents the endpoint knows, how events change them, and how the state
 //! is kept so that nothing acknowledged is ever forgotten.
 //!
-//! The rules are the Agent Ops Kit's heartbeat endpoint's: a heartbeat makes an agent healthy and clears
+//! The rules are the Lazarus Pit's heartbeat endpoint's: a heartbeat makes an agent healthy and clears
 //! its failures (merging the metadata it carries); a failure, reported or a period of
 //! silence, counts one more consecutive failure: one makes it degraded, three unhealthy.
 //!
@@ -71,7 +71,7 @@ impl Health {
     pub const ALL: [Health; 3] = [Health::Healthy, Health::Degraded, Health::Unhealthy];
 }
 
-/// One agent's state: the Agent Ops Kit's fields, plus counters.
+/// One agent's state: the Lazarus Pit heartbeat endpoint's fields, plus counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentState {
     pub agent_id: String,
@@ -112,7 +112,7 @@ impl AgentState {
         }
     }
 
-    /// The agent as the HTTP API shows it: the Agent Ops Kit's shape plus RFC 3339 copies of its times.
+    /// The agent as the HTTP API shows it: the Lazarus Pit endpoint's shape plus RFC 3339 copies of its times.
     pub fn api(&self) -> Value {
         json!({
             "agent_id": self.agent_id,
@@ -585,7 +585,7 @@ mod tests {
     }
 
     #[test]
-    fn the_api_shape_is_the_kits_plus_rfc3339_times() {
+    fn the_api_shape_is_the_lazarus_pits_plus_rfc3339_times() {
         let mut s = Snapshot::default();
         s.apply(&beat("a1", 1_795_437_000.5));
         let v = s.agents["a1"].api();

@@ -180,7 +180,9 @@ fn run_heartbeats(
         Format::Ndjson => {
             for s in &agents {
                 let mut rec = s.record(&stamp);
-                rec.insert("silent_s".into(), Value::from((now - s.last_response).max(0.0).round() as u64));
+                // Seconds since the last heartbeat: a failure (reported, or counted for silence by
+                // the server or by --timeout) is no sign of life and does not restart it.
+                rec.insert("silent_s".into(), Value::from((now - s.last_heartbeat).max(0.0).round() as u64));
                 ndjson::write(out, &Value::Object(rec))?;
             }
         }

@@ -54,7 +54,7 @@ pub struct Input<'a> {
     pub detail: &'a str,
 }
 
-/// The issue title, as the Agent Ops Kit wrote it (notify finds an open twin by it).
+/// The issue title, as the Agent Tick Protocol's monitor wrote it (notify finds an open twin by it).
 pub fn title(agent: &str, failure: Failure, month: Month) -> String {
     match failure {
         Failure::Missing => format!("RCA-AGENT: {agent} failed to submit monthly tick ({})", month.label()),

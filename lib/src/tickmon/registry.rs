@@ -1,4 +1,4 @@
-//! The agent registry, `config/agent-registry.json`, in the Agent Ops Kit's format:
+//! The agent registry, `config/agent-registry.json`, in the Agent Tick Protocol's format:
 //! `{"agents": [{"id", "name", "active", "home_dir", "config_path", ...}]}`, plus an optional
 //! `gateway` per agent (a process pattern, `host:port` or URL) for the gateway vital.
 //!
@@ -175,7 +175,7 @@ mod tests {
     }
 
     #[test]
-    fn the_kit_registry_loads_and_keeps_unknown_keys() {
+    fn the_tick_protocol_registry_loads_and_keeps_unknown_keys() {
         let r = parse(
             r#"{"agents":[
               {"id":"atlas","name":"Atlas","active":true,"home_dir":"/srv/agents/atlas","config_path":"/srv/agents/atlas/config.yaml","role":"lead"},

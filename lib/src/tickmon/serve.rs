@@ -10,7 +10,7 @@
 //! answers wait for it.
 //!
 //! A sweeper thread counts silence past `--timeout` as a failure (once per period, as the
-//! Agent Ops Kit's `check_timeouts` did) and folds the journal into the state file when it grows or
+//! Lazarus Pit's heartbeat endpoint's `check_timeouts` did) and folds the journal into the state file when it grows or
 //! has waited a minute. SIGTERM and SIGINT stop accepting, let requests in flight finish,
 //! and write a final snapshot. Status changes go to stdout as `heartbeat` records.
 

@@ -1,5 +1,5 @@
 //! Tick files and months: `ticks/YYYY-MM/<agent>.json`, the grace window, and reading ticks
-//! that other writers made (the Agent Ops Kit's submitter, older versions, hand edits).
+//! that other writers made (the Agent Tick Protocol's submitter, older versions, hand edits).
 //!
 //! A tick file holds at least `agent`, `month`, `status` (healthy, degraded, critical or
 //! offline), `vitals` (`gateway_running`, `home_directory_accessible`, `config_valid`, all
@@ -94,7 +94,7 @@ impl Month {
     }
 
     /// The month to check when none is named: the one whose grace window ended last. With
-    /// the 72-hour window that is the Agent Ops Kit's rule: the previous month on days 1 to 3, else
+    /// the 72-hour window that is the Agent Tick Protocol's rule: the previous month on days 1 to 3, else
     /// the current month.
     pub fn default_for_check(now: OffsetDateTime, grace: Duration) -> Month {
         let this = Month::of(now);
@@ -212,7 +212,7 @@ mod tests {
     const GRACE: Duration = Duration::from_secs(72 * 3600);
 
     #[test]
-    fn the_default_month_follows_the_kit_rule() {
+    fn the_default_month_follows_the_tick_protocol_rule() {
         let m = |s| Month::default_for_check(at(s), GRACE).label();
         assert_eq!(m("2026-11-01T00:00:00Z"), "2026-10");
         assert_eq!(m("2026-11-03T23:59:59Z"), "2026-10");
