@@ -317,7 +317,7 @@ impl Config {
 
     /// Load services.json. A missing file is an error only when `required`.
     pub fn load(path: &Path, required: bool, env: Env<'_>) -> Result<Config> {
-        let bytes = match std::fs::read(path) {
+        let bytes = match crate::store::read::read(path, crate::store::kinds::CONFIG) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Config::empty(path, env)),
             Err(e) => return Err(Error::path("cannot read config", path, e)),

@@ -79,7 +79,8 @@ fn heartbeat_of(a: &HeartbeatArgs, env: Env<'_>) -> Result<Option<Heartbeat>> {
     let Some(url) = &a.heartbeat_url else { return Ok(None) };
     let token = match &a.heartbeat_token_file {
         Some(p) => {
-            let t = std::fs::read_to_string(p).map_err(|e| Error::path("cannot read token file", p, e))?;
+            let t = crate::store::read::read_text(p, crate::store::kinds::TOKEN)
+                .map_err(|e| Error::path("cannot read token file", p, e))?;
             let t = t.trim();
             if t.is_empty() {
                 return Err(Error::usage(format!("--heartbeat-token-file: {} is empty", p.display())));

@@ -87,11 +87,11 @@ pub struct State {
 
 impl State {
     pub fn load(path: &Path) -> Result<State> {
-        Ok(store::read_json(path)?.unwrap_or_default())
+        Ok(store::read_json(path, store::kinds::NOTIFY_STATE)?.unwrap_or_default())
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        store::write_json(path, self)
+        store::write_json_as(path, self, store::Perm::Private)
     }
 }
 
@@ -102,7 +102,7 @@ pub struct Rates(pub BTreeMap<String, f64>);
 impl Rates {
     /// Read the file the Agent Ops Kit's lenient way: unreadable or not JSON is empty (and said).
     pub fn load(path: &Path) -> (Rates, Option<String>) {
-        match std::fs::read(path) {
+        match store::read::read(path, store::kinds::NOTIFY_SMALL) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Rates::default(), None),
             Err(e) => (Rates::default(), Some(format!("{}: {e}", path.display()))),
             Ok(bytes) => match serde_json::from_slice::<Map<String, Value>>(&bytes) {
@@ -118,7 +118,7 @@ impl Rates {
         let keep = (rate_limit_s as f64).max(3600.0);
         let pruned: Map<String, Value> =
             self.0.iter().filter(|(_, t)| now - **t < keep).map(|(k, t)| (k.clone(), json!(t))).collect();
-        store::write_json(path, &pruned)
+        store::write_json_as(path, &pruned, store::Perm::Private)
     }
 
     /// Was the topic sent within `limit_s` of `now`?

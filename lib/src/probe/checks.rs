@@ -67,7 +67,8 @@ impl CheckEnv {
             .or_insert_with(|| {
                 let mut b = TlsConfig::builder().disable_verification(!verify);
                 if let Some(path) = ca_file {
-                    let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    let pem = crate::store::read::read(path, crate::store::kinds::CA_FILE)
+                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
                     let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
                         .filter_map(|item| match item {
                             Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
@@ -356,7 +357,7 @@ fn heartbeat_check(h: &HeartbeatSpec, env: &CheckEnv, c: &mut Check) {
             let last_month = this_month.previous_day().unwrap_or(this_month);
             let found = [this_month, last_month].into_iter().find_map(|m| {
                 let p = ticks_dir.join(clock::fmt_month(m)).join(format!("{agent}.json"));
-                std::fs::read(&p).ok().map(|b| (p, b))
+                crate::store::read::read(&p, crate::store::kinds::TICK).ok().map(|b| (p, b))
             });
             let Some((path, bytes)) = found else {
                 c.detail = format!("no tick from {agent} this month or last");

@@ -192,7 +192,7 @@ impl<'a> Recover<'a> {
         if actionable {
             let path = self.settings.ledger.clone();
             if self.settings.dry_run {
-                let entries = store::read_json(&path)?.unwrap_or_default();
+                let entries = Ledger::peek(&path)?;
                 self.walk(&mut Book::ReadOnly(entries), out, diag)?;
             } else {
                 let mut lock = Ledger::lock(&path)?;
@@ -839,7 +839,8 @@ mod tests {
         assert!(r.get("flapping").is_none());
         assert_eq!(r["timestamp"], "2026-11-23T10:30:00.000Z");
         assert_eq!(std::fs::read_to_string(&flag).unwrap(), "api 1/3 refused\n");
-        let ledger: BTreeMap<String, Entry> = store::read_json(&d.join("state/recovery.json")).unwrap().unwrap();
+        let ledger: BTreeMap<String, Entry> =
+            store::read_json(&d.join("state/recovery.json"), store::kinds::LEDGER).unwrap().unwrap();
         assert_eq!(ledger["api"].attempts, 1);
         assert!(ledger["api"].last_success.is_some());
         let log = std::fs::read_to_string(d.join("logs/recovery.log")).unwrap();

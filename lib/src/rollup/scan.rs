@@ -11,7 +11,6 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -290,6 +289,9 @@ pub struct Scanner {
     pub window: Agg,
     pub days: BTreeMap<i32, Agg>,
     pub rejects: Rejects,
+    /// Files refused by the bounded reader (a FIFO, a device, a link in the metrics
+    /// directory): each is said and counted, the others are read.
+    pub refused: Vec<String>,
     /// First and last day seen, when tracked.
     pub range: Option<(i32, i32)>,
     pub lines: u64,
@@ -443,6 +445,7 @@ impl Scanner {
         if self.rejects.first.is_none() {
             self.rejects.first = later.rejects.first;
         }
+        self.refused.extend(later.refused);
         if let Some((a, b)) = later.range {
             self.range = Some(match self.range {
                 None => (a, b),
@@ -464,6 +467,10 @@ impl Scanner {
 
     /// Report the malformed lines once, on stderr, and count them for the exit status.
     pub fn report_rejects(&self, diag: &Diag) {
+        for r in &self.refused {
+            diag.count_rejected(1);
+            diag.warn(r);
+        }
         if self.rejects.count > 0 {
             diag.count_rejected(self.rejects.count);
             diag.warn(format_args!(
@@ -569,9 +576,16 @@ pub fn decoded<R: Read + Send + 'static>(inner: R) -> io::Result<Box<dyn Read + 
     if magic { Ok(Box::new(MultiGzDecoder::new(br))) } else { Ok(Box::new(br)) }
 }
 
-/// Open a file for [`Scanner::scan`].
-pub fn open_file(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    decoded(File::open(path)?)
+/// Open a file for [`Scanner::scan`] through the bounded reader: a regular file only (a FIFO
+/// or a link to `/dev/zero` is refused, never read), a link followed only when `follow`
+/// (files the user named; not those found in the metrics directory).
+pub fn open_file(path: &Path, follow: bool) -> io::Result<Box<dyn Read + Send>> {
+    decoded(crate::store::read::open_stream(path, follow)?)
+}
+
+/// True for an error of the bounded reader refusing a file (what it is, not a failed read).
+pub fn is_refusal(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData
 }
 
 #[cfg(test)]

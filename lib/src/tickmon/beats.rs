@@ -335,8 +335,8 @@ pub fn load(state: &Path) -> Result<Loaded> {
     let identity = || std::fs::metadata(state).ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     for _attempt in 0..10 {
         let before = identity();
-        let snapshot: Snapshot = store::read_json(state)?.unwrap_or_default();
-        let journal = match std::fs::read(&jpath) {
+        let snapshot: Snapshot = store::read_json(state, store::kinds::HEARTBEAT_STATE)?.unwrap_or_default();
+        let journal = match store::read::read(&jpath, store::kinds::HEARTBEAT_JOURNAL) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::path("cannot read", &jpath, e)),
@@ -416,7 +416,7 @@ impl Journal {
     /// Open (creating) the journal; its creation is made durable.
     pub fn open(path: &Path) -> Result<Journal> {
         let existed = path.exists();
-        let file = store::open_append(path)?;
+        let file = store::open_append_as(path, store::Perm::Private)?;
         let len = file.metadata().map_err(|e| Error::path("cannot stat", path, e))?.len();
         if !existed {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -505,7 +505,7 @@ impl Core {
         self.snap.saved_at = stamp.to_string();
         let mut bytes = serde_json::to_vec(&self.snap).map_err(|e| Error::other(format!("serializing state: {e}")))?;
         bytes.push(b'\n');
-        store::atomic_write(&self.state_path, &bytes)?;
+        store::atomic_write_as(&self.state_path, &bytes, store::Perm::Private)?;
         self.journal.truncate().map_err(|e| Error::path("cannot truncate", self.journal.path(), e))?;
         self.dirty = 0;
         Ok(())

@@ -88,7 +88,8 @@ pub fn listen_addr(spec: &str, has_token: bool) -> Result<SocketAddr> {
 
 /// Read the bearer token: the file's content, trimmed.
 pub fn read_token(path: &std::path::Path, diag: &Diag) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::path("cannot read token file", path, e))?;
+    let bytes = crate::store::read::read(path, crate::store::kinds::TOKEN)
+        .map_err(|e| Error::path("cannot read token file", path, e))?;
     let token = String::from_utf8(bytes)
         .map_err(|_| Error::config(format!("{}: the token is not text", path.display())))?
         .trim()
