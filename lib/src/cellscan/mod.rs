@@ -50,7 +50,10 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let clock = cli.common.clock()?;
     let missions = |dir: &Option<PathBuf>| missions_dir(dir.as_deref(), cli.missions.as_deref(), &paths, &env);
     match &cli.command {
-        Command::Scan(a) => scan_cmd(ctx, a, &missions(&a.dir), &clock, &env),
+        Command::Scan(a) => {
+            ctx.out.escape_controls(a.format == Format::Text && a.watch.is_none());
+            scan_cmd(ctx, a, &missions(&a.dir), &clock, &env)
+        }
         Command::Revive(a) => revive_cmd(ctx, &cli, a, &missions(&a.dir), &clock, &env),
         Command::Init(a) => {
             if let Some(w) = create::init_warnings(a) {

@@ -57,6 +57,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let clock = cli.common.clock()?;
     let metrics_dir = cli.metrics_dir.clone().unwrap_or_else(|| paths.metrics.clone());
     let format = cli.format.unwrap_or(Format::Ndjson);
+    ctx.out.escape_controls(!matches!(format, Format::Ndjson | Format::Prometheus));
     let maintenance_style = || match format {
         Format::Ndjson => Ok(files::Report::Ndjson),
         Format::Text => Ok(files::Report::Text),
@@ -101,6 +102,9 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
                 Some(path) => {
                     let mut buf = Vec::new();
                     let status = run(&plan, &mut buf, &ctx.diag, &clock)?;
+                    if !matches!(format, Format::Ndjson | Format::Prometheus) {
+                        buf = crate::util::text::Escaper::default().escape(&buf).into_owned();
+                    }
                     store::atomic_write(path, &buf)?;
                     Ok(status)
                 }

@@ -46,6 +46,13 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     ctx.out.set_line_buffered(cli.common.line_buffered);
     let env = config::process_env;
     let paths = cli.common.paths(&env);
+    let format = match &cli.command {
+        Command::Submit(a) => a.format,
+        Command::Check(a) => a.format,
+        Command::Heartbeats(a) => a.format,
+        Command::Serve(_) => Format::Ndjson,
+    };
+    ctx.out.escape_controls(format != Format::Ndjson);
     match &cli.command {
         Command::Submit(a) => {
             let clock = cli.common.clock()?;
