@@ -221,7 +221,7 @@ fn url_check(u: &UrlSpec, timeout: Duration, env: &CheckEnv, c: &mut Check) {
     let mut resp = match sent {
         Ok(r) => r,
         Err(e) => {
-            c.detail = e;
+            c.detail = crate::util::redact::redact_in(&e, &u.target);
             return;
         }
     };

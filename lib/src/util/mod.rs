@@ -1,6 +1,7 @@
 //! Small shared helpers: running commands in their own process group, identifiers, text.
 
 pub mod proc;
+pub mod redact;
 pub mod text;
 
 /// True for an identifier safe to use as a file name: 1-128 characters of letters, digits,
