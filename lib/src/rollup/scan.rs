@@ -105,6 +105,10 @@ fn number(s: &str) -> Latency {
     }
 }
 
+/// The largest latency a line may have: a billion milliseconds, eleven and a half days. More
+/// is not a measurement, and a few such numbers would overflow a window's sum.
+pub const MAX_LATENCY_MS: f64 = 1e9;
+
 /// The epoch day (days since 1970-01-01) of a date.
 pub fn day_number(d: Date) -> i32 {
     d.to_julian_day() - 2_440_588
@@ -383,13 +387,24 @@ impl Scanner {
         };
         let status = seen_of(raw.status);
         let latency = latency_of(raw.latency_ms);
-        if let Latency::Float(f) = latency {
-            // 1e400 (or "inf", "nan") would make the service's mean latency infinite for
-            // the whole window: refused as the other tools refuse such a number.
-            if !f.is_finite() {
-                let shown = short(raw.latency_ms.unwrap_or_default());
-                return Ok(Err(format!("latency_ms: {shown} is not a finite number")));
-            }
+        // 1e400 (or "inf", "nan") would make the service's mean latency infinite for the
+        // whole window, 1.7e308 twice overflows the sum, a negative one pulls the mean below
+        // zero: each is refused as a malformed line, as the other tools refuse such numbers.
+        let f = match latency {
+            Latency::Int(i) => i as f64,
+            Latency::Float(f) => f,
+        };
+        let wrong = if !f.is_finite() {
+            Some("is not a finite number".to_string())
+        } else if f < 0.0 {
+            Some("is negative".to_string())
+        } else if f > MAX_LATENCY_MS {
+            Some(format!("is more than {MAX_LATENCY_MS:.0} ms (11.6 days)"))
+        } else {
+            None
+        };
+        if let Some(why) = wrong {
+            return Ok(Err(format!("latency_ms: {} {why}", short(raw.latency_ms.unwrap_or_default()))));
         }
         let ts: Option<Cow<'_, str>> = raw.timestamp.and_then(text);
         let needs_day = self.opts.by_day
@@ -678,13 +693,18 @@ mod tests {
             {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":1e400}\n\
             {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":\"-inf\"}\n\
             {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":\"nan\"}\n\
-            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":1e300}\n";
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":1e300}\n\
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":1.7976931348623157e308}\n\
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":-1e308}\n\
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":-5}\n\
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":1000000001}\n\
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":1000000000}\n";
         scan_str(&mut sc, input);
-        assert_eq!(sc.rejects.count, 3);
+        assert_eq!(sc.rejects.count, 8);
         assert_eq!(sc.rejects.first.as_deref(), Some("stdin:2: latency_ms: 1e400 is not a finite number"));
         let a = sc.window.get("a");
         assert_eq!((a.up, a.down), (1, 1));
-        assert!(a.latency.mean().is_finite());
+        assert_eq!(a.latency.mean(), (10.0 + 1e9) / 2.0);
     }
 
     #[test]
