@@ -89,7 +89,19 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         alert_on_recovery: config.alerting.alert_on_recovery,
         after: cli.after,
     };
-    let mut engine = Engine { sinks, policy, dry_run: cli.dry_run, files, diag, clock };
+    let max_subjects = match config.alerting.raw.get("max_subjects") {
+        None => state::DEFAULT_MAX_SUBJECTS,
+        Some(v) => match v.as_u64().filter(|n| *n > 0) {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => {
+                return Err(Error::config(format!(
+                    "{}: alerting.max_subjects: {v} is not a number above 0",
+                    config.path.display()
+                )));
+            }
+        },
+    };
+    let mut engine = Engine { sinks, policy, dry_run: cli.dry_run, files, diag, clock, max_subjects };
 
     let mut input = Input::default();
     match &cli.cmd {
@@ -201,6 +213,8 @@ pub struct Engine<'a> {
     pub files: Files,
     pub diag: &'a Diag,
     pub clock: Clock,
+    /// Subjects kept in the state at most.
+    pub max_subjects: usize,
 }
 
 impl Engine<'_> {
@@ -233,6 +247,9 @@ impl Engine<'_> {
         }
 
         let decision = state::evaluate(&mut state, &mut rates, input, &silences, self.policy, now);
+        if let Some(w) = state.bound(self.max_subjects).message(&self.files.state, self.max_subjects) {
+            self.diag.warn(w);
+        }
         let mut alerts = decision.alerts;
         self.deliver(&mut alerts);
 
