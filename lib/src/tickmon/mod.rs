@@ -10,10 +10,12 @@
 pub mod beats;
 pub mod check;
 pub mod cli;
+pub mod conns;
 pub mod git;
 pub mod rca;
 pub mod registry;
 pub mod serve;
+pub mod stream;
 pub mod submit;
 pub mod tick;
 pub mod vitals;
@@ -150,6 +152,12 @@ fn serve_settings(a: &ServeArgs, paths: &Paths, diag: &Diag) -> Result<serve::Se
         heartbeat_interval: a.heartbeat_interval,
         fsync: a.fsync,
         threads,
+        max_connections: a.max_connections as usize,
+        max_connections_per_peer: a
+            .max_connections_per_peer
+            .map(|n| n as usize)
+            .unwrap_or((a.max_connections as usize / 4).max(1)),
+        header_timeout: a.header_timeout,
     })
 }
 
@@ -183,6 +191,16 @@ fn run_heartbeats(
         }
     }
     let now = clock.unix();
+    // The server was hard to reach: said once, before the agents (their silence then says
+    // little about them, and the server did not count it).
+    let pressure = snap.pressure.as_ref().filter(|p| !p.over);
+    match (pressure, a.format) {
+        (Some(p), Format::Ndjson) => {
+            ndjson::write(out, &serve::pressure_finding(p, &state, &stamp))?;
+        }
+        (Some(p), Format::Text) => writeln!(out, "NOTE: {}", p.describe())?,
+        (None, _) => {}
+    }
     match a.format {
         Format::Ndjson => {
             for s in &agents {
