@@ -355,10 +355,21 @@ fn heartbeat_check(h: &HeartbeatSpec, env: &CheckEnv, c: &mut Check) {
         HeartbeatSpec::Tick { agent, ticks_dir, max_age_seconds } => {
             let this_month = now.date().replace_day(1).unwrap_or(now.date());
             let last_month = this_month.previous_day().unwrap_or(this_month);
-            let found = [this_month, last_month].into_iter().find_map(|m| {
+            let mut found = None;
+            for m in [this_month, last_month] {
                 let p = ticks_dir.join(clock::fmt_month(m)).join(format!("{agent}.json"));
-                crate::store::read::read(&p, crate::store::kinds::TICK).ok().map(|b| (p, b))
-            });
+                match crate::store::read::read(&p, crate::store::kinds::TICK) {
+                    Ok(b) => {
+                        found = Some((p, b));
+                        break;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        c.detail = format!("cannot read {}: {e}", p.display());
+                        return;
+                    }
+                }
+            }
             let Some((path, bytes)) = found else {
                 c.detail = format!("no tick from {agent} this month or last");
                 return;

@@ -115,19 +115,25 @@ impl AgentState {
 
     /// The agent as the HTTP API shows it: the Agent Ops Kit's shape plus RFC 3339 copies of its times.
     pub fn api(&self) -> Value {
-        json!({
-            "agent_id": self.agent_id,
-            "status": self.status.as_str(),
-            "last_heartbeat": self.last_heartbeat,
-            "last_response": self.last_response,
-            "consecutive_failures": self.consecutive_failures,
-            "response_time": self.response_time,
-            "error_message": self.error_message,
-            "metadata": self.metadata,
-            "heartbeats": self.heartbeats,
-            "last_heartbeat_at": ts(self.last_heartbeat),
-            "last_response_at": ts(self.last_response),
-        })
+        serde_json::to_value(self.api_view(true)).unwrap_or(Value::Null)
+    }
+
+    /// [`AgentState::api`] as a view that serializes without copying the metadata, and
+    /// without it at all unless `with_metadata`.
+    pub fn api_view(&self, with_metadata: bool) -> ApiView<'_> {
+        ApiView {
+            agent_id: &self.agent_id,
+            status: self.status.as_str(),
+            last_heartbeat: self.last_heartbeat,
+            last_response: self.last_response,
+            consecutive_failures: self.consecutive_failures,
+            response_time: self.response_time,
+            error_message: self.error_message.as_deref(),
+            metadata: with_metadata.then_some(&self.metadata),
+            heartbeats: self.heartbeats,
+            last_heartbeat_at: ts(self.last_heartbeat),
+            last_response_at: ts(self.last_response),
+        }
     }
 
     /// The agent as a `heartbeat` record of the pipe.
@@ -154,6 +160,23 @@ impl AgentState {
         self.error_message = Some(error.to_string());
         self.status = Health::after_failures(self.consecutive_failures);
     }
+}
+
+/// An agent as the HTTP API shows it, borrowed.
+#[derive(Debug, Serialize)]
+pub struct ApiView<'a> {
+    agent_id: &'a str,
+    status: &'static str,
+    last_heartbeat: f64,
+    last_response: f64,
+    consecutive_failures: u32,
+    response_time: f64,
+    error_message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a Map<String, Value>>,
+    heartbeats: u64,
+    last_heartbeat_at: String,
+    last_response_at: String,
 }
 
 /// The length of a map written as JSON, counted without writing it.

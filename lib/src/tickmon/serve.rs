@@ -867,15 +867,9 @@ async fn health(app: &Arc<App>, conn: &Arc<ConnState>, with_metadata: bool) -> R
                         chunk.push(b',');
                     }
                     first = false;
-                    let mut v = a.api();
-                    if !with_metadata {
-                        if let Some(m) = v.as_object_mut() {
-                            m.remove("metadata");
-                        }
-                    }
                     let _ = serde_json::to_writer(&mut chunk, id);
                     chunk.push(b':');
-                    let _ = serde_json::to_writer(&mut chunk, &v);
+                    let _ = serde_json::to_writer(&mut chunk, &a.api_view(with_metadata));
                     after = Some(id.clone());
                 }
                 done
