@@ -155,7 +155,7 @@ fi
 # 4. mission cells
 if [ -d "$missions" ]; then
     set +e
-    run cellscan scan "$missions" 2>>"$phase_err" | run cellscan revive --from - 2>>"$phase_err" \
+    run cellscan scan "$missions" 2>>"$phase_err" | run cellscan revive --from - "$missions" 2>>"$phase_err" \
         | run notify 2>>"$phase_err" | keep cells
     st=("${PIPESTATUS[@]}")
     set -e

@@ -1137,7 +1137,7 @@ fn tickmon_serve_health_leaves_metadata_out_and_bounds_memory_under_parallel_rea
             });
         }
     });
-    let (code, h) = get(&s.url("/health"));
+    let (code, h) = get_large(&s.url("/health"));
     assert_eq!((code, h["total_agents"].as_u64()), (200, Some(200)));
     assert!(h["agents"]["agent-0-0"].get("metadata").is_none(), "no metadata unless asked");
     assert_eq!(h["agents"]["agent-0-0"]["status"], "healthy");
