@@ -132,8 +132,10 @@ impl BoardFile {
             return match fs::hard_link(&self.path, &aside) {
                 Ok(()) => Ok(aside),
                 Err(_) => {
-                    fs::copy(&self.path, &aside)
+                    // A copy through the store: a fresh file, never written through a link.
+                    let bytes = crate::store::read::read(&self.path, crate::store::kinds::BOARD)
                         .map_err(|e| Error::path("cannot keep the corrupt board as", &aside, e))?;
+                    store::atomic_write(&aside, &bytes)?;
                     Ok(aside)
                 }
             };
