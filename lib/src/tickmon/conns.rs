@@ -88,13 +88,14 @@ impl Table {
         Some(e)
     }
 
-    /// The connection to close for room: idle, never served first, then idle the longest.
+    /// The connection to close for room: idle, never served first, then idle the longest
+    /// (the older one when two went idle in the same millisecond).
     fn victim(&self, peer: Option<IpAddr>) -> Option<u64> {
         self.conns
             .iter()
             .filter(|(_, e)| peer.is_none_or(|p| e.peer == p) && e.state.busy.load(Ordering::SeqCst) == 0)
-            .min_by_key(|(_, e)| {
-                (e.state.served.load(Ordering::Relaxed) > 0, e.state.idle_since.load(Ordering::SeqCst))
+            .min_by_key(|(id, e)| {
+                (e.state.served.load(Ordering::Relaxed) > 0, e.state.idle_since.load(Ordering::SeqCst), **id)
             })
             .map(|(id, _)| *id)
     }
