@@ -10,12 +10,10 @@
 pub mod beats;
 pub mod check;
 pub mod cli;
-pub mod conns;
 pub mod git;
 pub mod rca;
 pub mod registry;
 pub mod serve;
-pub mod stream;
 pub mod submit;
 pub mod tick;
 pub mod vitals;
