@@ -243,7 +243,7 @@ phase_ticks() {
     echo "${PIPESTATUS[*]}"
 }
 phase_cells() {
-    run cellscan scan "$missions" 2>>"$phase_err" | run cellscan revive --from - 2>>"$phase_err" \
+    run cellscan scan "$missions" 2>>"$phase_err" | run cellscan revive --from - "$missions" 2>>"$phase_err" \
         | run notify 2>>"$phase_err" | keep cells
     echo "${PIPESTATUS[*]}"
 }

@@ -573,3 +573,341 @@ fn hostile_peers_cellscan_heartbeat_endpoints_that_are_silent_or_speak_garbage()
         assert_eq!(r.kind("agent").len(), 20, "{r:?}");
     }
 }
+
+// ------------------------------------------------------- trust boundaries: writes
+
+/// A file outside every tree a tool may write, with contents that must not change.
+fn precious(w: &Workdir) -> std::path::PathBuf {
+    w.write("outside/precious", "precious\n")
+}
+
+#[track_caller]
+fn assert_untouched(p: &std::path::Path) {
+    assert_eq!(std::fs::read_to_string(p).unwrap(), "precious\n", "{} was written through a link", p.display());
+}
+
+#[test]
+fn trust_appends_never_follow_a_link_planted_in_metrics() {
+    let w = Workdir::new("trust-metrics-link");
+    let target = precious(&w);
+    std::fs::create_dir_all(w.path("home/metrics")).unwrap();
+    std::os::unix::fs::symlink(&target, w.path("home/metrics/2026-11-23.jsonl")).unwrap();
+    let port = crate::util::closed_port();
+    let svc = json!({"name": "p", "type": "port", "port": port}).to_string();
+    let r = w.tool("probe").args(["--services", "-", "--now", "2026-11-23T10:00:00Z"]).stdin(svc).run();
+    assert_untouched(&target);
+    r.stderr_has("2026-11-23.jsonl").stderr_has("symbolic link");
+}
+
+/// A mission cell with one failed agent whose policy revives it with `command`.
+fn failed_cell(w: &Workdir, dir: &str, command: &str) {
+    w.write(
+        &format!("{dir}/cell.json"),
+        pretty(&json!({"cell_id": "c1", "mission_name": "m", "status": "active", "isolation_level": "level_1"})),
+    );
+    w.write(
+        &format!("{dir}/agents/a1.json"),
+        pretty(&json!({"agent_id": "a1", "role": "lead", "status": "failed", "checkpoint": null})),
+    );
+    w.write(
+        &format!("{dir}/config/policies.json"),
+        pretty(&json!({"auto_revive": "yes", "revive_command": command, "revive_timeout": 5})),
+    );
+}
+
+#[test]
+fn trust_a_cell_whose_logs_are_links_cannot_make_cellscan_write_elsewhere() {
+    let w = Workdir::new("trust-cell-links");
+    let target = precious(&w);
+    // mission.log planted as a link to a file outside the cell.
+    failed_cell(&w, "missions/c1", "true");
+    std::fs::create_dir_all(w.path("missions/c1/logs")).unwrap();
+    std::os::unix::fs::symlink(&target, w.path("missions/c1/logs/mission.log")).unwrap();
+    let r = w.tool("cellscan").args(["revive", &path_str(&w.path("missions"))]).run();
+    assert_untouched(&target);
+    r.stderr_has("mission.log").stderr_has("symbolic link");
+    // logs/ itself a link to a directory outside: neither the ledger nor the log lands there.
+    std::fs::remove_dir_all(w.path("missions/c1/logs")).unwrap();
+    std::fs::create_dir_all(w.path("outside/dir")).unwrap();
+    std::os::unix::fs::symlink(w.path("outside/dir"), w.path("missions/c1/logs")).unwrap();
+    let r = w.tool("cellscan").args(["revive", &path_str(&w.path("missions"))]).run();
+    assert_eq!(std::fs::read_dir(w.path("outside/dir")).unwrap().count(), 0, "written through logs/{r:?}");
+    let f = r.kind("finding");
+    assert!(f.iter().any(|f| f["detail"].as_str().unwrap().contains("symbolic link")), "{r:?}");
+}
+
+#[test]
+fn trust_state_files_that_are_links_are_refused_not_written_through() {
+    let w = Workdir::new("trust-state-link");
+    let target = precious(&w);
+    std::fs::create_dir_all(w.path("home/state")).unwrap();
+    std::os::unix::fs::symlink(&target, w.path("home/state/recovery.json")).unwrap();
+    w.write(
+        "home/config/services.json",
+        pretty(&json!({"services": [{"name": "api", "type": "port", "port": crate::util::closed_port(),
+            "restart_command": "true", "verify_delay_seconds": 0}]})),
+    );
+    let line = json!({"kind": "check", "name": "api", "status": "down"}).to_string();
+    let r = w.tool("recover").stdin(line).run();
+    r.code(2).stderr_has("recovery.json").stderr_has("symbolic link");
+    assert_untouched(&target);
+}
+
+// ------------------------------------------------------- trust boundaries: reads
+
+#[test]
+fn trust_a_fifo_in_a_mission_cell_is_a_finding_not_a_hang() {
+    let w = Workdir::new("trust-cell-fifo");
+    failed_cell(&w, "missions/c1", "true");
+    w.write("missions/c1/agents/a2.json", pretty(&json!({"agent_id": "a2", "role": "read", "status": "idle"})));
+    nix::unistd::mkfifo(&w.path("missions/c1/agents/agent_009.json"), nix::sys::stat::Mode::from_bits_truncate(0o644))
+        .unwrap();
+    let t = Instant::now();
+    let r = w.tool("cellscan").args(["scan", &path_str(&w.path("missions"))]).run_within(30);
+    let took = t.elapsed();
+    let f = r.kind("finding");
+    let fifo = f.iter().find(|f| f["detail"].as_str().unwrap().contains("agent_009.json")).unwrap_or_else(|| {
+        panic!("no finding names the FIFO{r:?}");
+    });
+    assert_eq!(fifo["problem"], "unreadable");
+    assert!(fifo["detail"].as_str().unwrap().contains("not a regular file (a FIFO)"), "{fifo}");
+    assert_eq!(r.named("agent", "a2")["health"], "healthy", "the rest of the cell is read");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn trust_rollup_skips_a_fifo_and_a_link_to_dev_zero_and_counts_the_rest() {
+    let w = Workdir::new("trust-rollup-fifo");
+    w.write("home/metrics/2026-11-18.jsonl", format!("{}\n", metric(1)));
+    nix::unistd::mkfifo(&w.path("home/metrics/2026-11-19.jsonl"), nix::sys::stat::Mode::from_bits_truncate(0o644))
+        .unwrap();
+    std::os::unix::fs::symlink("/dev/zero", w.path("home/metrics/2026-11-17.jsonl")).unwrap();
+    let r = w.tool("rollup").args(["--days", "7", "--now", "2026-11-20T00:00:00Z"]).run_within(30);
+    r.code(3);
+    r.stderr_has("2026-11-19.jsonl: not a regular file (a FIFO); skipped");
+    r.stderr_has("2026-11-17.jsonl: it is a symbolic link");
+    assert_eq!(r.named("uptime", "svc")["total_checks"], 1, "{r:?}");
+    // Named as files, a link is followed, and /dev/zero is still not a regular file.
+    let r = w
+        .tool("rollup")
+        .arg(w.path("home/metrics/2026-11-17.jsonl"))
+        .arg(w.path("home/metrics/2026-11-18.jsonl"))
+        .run_within(30);
+    r.code(3).stderr_has("2026-11-17.jsonl: not a regular file (a character device); skipped");
+    assert_eq!(r.named("uptime", "svc")["total_checks"], 1);
+}
+
+#[test]
+fn trust_a_tick_linked_to_dev_zero_is_refused_at_once() {
+    let w = Workdir::new("trust-tick-zero");
+    let reg = w.write("reg.json", r#"{"agents":[{"id":"atlas"},{"id":"beacon"}]}"#);
+    w.write(
+        "home/ticks/2026-11/beacon.json",
+        pretty(&json!({"agent": "beacon", "month": "2026-11", "status": "healthy",
+            "submitted_at": "2026-11-01T00:00:00Z"})),
+    );
+    std::fs::create_dir_all(w.path("home/ticks/2026-11")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", w.path("home/ticks/2026-11/atlas.json")).unwrap();
+    let r = w
+        .tool("tickmon")
+        .args(["check", "--month", "2026-11", "--now", "2026-11-20T00:00:00Z", "--registry"])
+        .arg(&reg)
+        .run_within(30);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains("atlas.json") && said.contains("symbolic link"), "{r:?}");
+    assert_eq!(r.named("tick", "beacon")["status"], "healthy", "{r:?}");
+    // probe's heartbeat check of the same tick.
+    let svc = json!({"name": "hb", "type": "heartbeat", "agent": "atlas", "max_age_seconds": 60,
+        "ticks_dir": path_str(&w.path("home/ticks"))});
+    let r = w
+        .tool("probe")
+        .args(["--services", "-", "--no-metrics", "--now", "2026-11-20T00:00:00Z"])
+        .stdin(svc.to_string())
+        .run_within(30);
+    let c = r.named("check", "hb");
+    assert_eq!(c["status"], "down", "{r:?}");
+    assert!(c["detail"].as_str().unwrap().contains("atlas.json: it is a symbolic link"), "{c}");
+}
+
+#[test]
+fn trust_a_fifo_named_as_an_input_file_is_refused_stdin_stays_a_stream() {
+    let w = Workdir::new("trust-ndjson-fifo");
+    let fifo = w.path("in.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    for args in [&["notify", "--dry-run"][..], &["recover", "--dry-run"], &["board", "ingest"], &["rollup"]] {
+        let r = w.tool(args[0]).args(&args[1..]).arg(&fifo).run_within(30);
+        if args[0] == "rollup" {
+            r.code(3).stderr_has("in.fifo: not a regular file (a FIFO); skipped");
+            continue;
+        }
+        r.code(2).stderr_has("in.fifo: not a regular file (a FIFO)");
+    }
+    let r = w.tool("recover").arg("-").stdin(note(1)).run_within(30);
+    assert_eq!(r.kind("note").len(), 1, "{r:?}");
+}
+
+// ------------------------------------------------------- trust boundaries: the stream
+
+#[test]
+fn trust_revive_from_a_record_runs_nothing_outside_the_missions_directory() {
+    let w = Workdir::new("trust-revive-from");
+    let pwned = w.path("pwned");
+    // A cell outside the missions directory, with a command the record would like run.
+    failed_cell(&w, "elsewhere/c1", &format!("id > {}", path_str(&pwned)));
+    std::fs::create_dir_all(w.path("missions")).unwrap();
+    let record = json!({"kind": "agent", "cell": "c1", "agent": "a1", "status": "failed", "health": "unhealthy",
+        "path": path_str(&w.path("elsewhere/c1/agents/a1.json"))});
+    let r = w
+        .tool("cellscan")
+        .args(["revive", "--from", "-", &path_str(&w.path("missions"))])
+        .stdin(record.to_string())
+        .run();
+    assert!(!pwned.exists(), "a command of a cell outside the missions directory ran{r:?}");
+    let f = r.kind("finding");
+    assert!(f.iter().any(|f| f["problem"] == "outside_missions"), "{r:?}");
+    // A link under the missions directory to that cell is resolved, and refused the same.
+    std::os::unix::fs::symlink(w.path("elsewhere/c1"), w.path("missions/c1")).unwrap();
+    let record = json!({"kind": "agent", "cell": "c1", "agent": "a1", "status": "failed",
+        "path": path_str(&w.path("missions/c1/agents/a1.json"))});
+    let r = w
+        .tool("cellscan")
+        .args(["revive", "--from", "-", &path_str(&w.path("missions"))])
+        .stdin(record.to_string())
+        .run();
+    assert!(!pwned.exists(), "{r:?}");
+}
+
+#[test]
+fn trust_revive_from_a_record_that_claims_unhealthy_does_not_revive_an_active_agent() {
+    let w = Workdir::new("trust-revive-claim");
+    let ran = w.path("ran");
+    failed_cell(&w, "missions/c1", &format!("touch {}", path_str(&ran)));
+    // The agent's own file says active.
+    w.write(
+        "missions/c1/agents/a1.json",
+        pretty(&json!({"agent_id": "a1", "role": "lead", "status": "active", "checkpoint": "2026-11-23T10:00:00Z"})),
+    );
+    let record = json!({"kind": "agent", "cell": "c1", "agent": "a1", "status": "active", "health": "unhealthy",
+        "health_source": "heartbeat", "heartbeat": {"agent_id": "a1", "status": "unhealthy", "consecutive_failures": 9},
+        "path": path_str(&w.path("missions/c1/agents/a1.json"))});
+    let r = w
+        .tool("cellscan")
+        .args(["revive", "--from", "-", &path_str(&w.path("missions")), "--now", "2026-11-23T10:05:00Z"])
+        .stdin(record.to_string())
+        .run();
+    assert!(!ran.exists(), "revived on the record's word alone{r:?}");
+    assert!(r.kind("recovery").is_empty(), "{r:?}");
+}
+
+// ------------------------------------------------------- trust boundaries: memory
+
+#[test]
+fn trust_notify_state_stays_bounded_whatever_the_input() {
+    let w = Workdir::new("trust-notify-bounded");
+    w.write("home/config/services.json", pretty(&json!({"alerting": {"max_subjects": 50}})));
+    let detail = "d".repeat(20_000);
+    let input: String = (0..300)
+        .map(|i| format!("{}\n", json!({"kind": "check", "name": format!("svc-{i}-{}", "n".repeat(6000)), "status": "down", "detail": detail})))
+        .collect();
+    let r = w.tool("notify").stdin(input).run();
+    r.stderr_has("notify.json: ").stderr_has("cut to 4096 bytes").stderr_has("250 subject(s) over the limit of 50");
+    let size = std::fs::metadata(w.path("home/state/notify.json")).unwrap().len();
+    // Five strings of at most 4 KiB per subject here (key, title, name, message, topic).
+    assert!(size < 50 * 8 * 4096, "notify.json is {size} bytes for 50 subjects");
+    // The next run with nothing new loads the bounded state.
+    let again = w.tool("notify").stdin("").run();
+    again.code(0);
+}
+
+// ------------------------------------------------------- trust boundaries: secrets
+
+#[test]
+fn trust_secrets_stay_out_of_commands_targets_metrics_and_others_reach() {
+    let w = Workdir::new("trust-secrets");
+    let env_file = w.path("env-seen");
+    let site = HttpServer::start(|_| Reply::new(200, "ok"));
+    let url = site.url("/?api_key=KEY-s3cr3t&page=2").replacen("http://", "http://admin:pw-s3cr3t@", 1);
+    w.write(
+        "home/config/services.json",
+        pretty(&json!({"services": [
+            {"name": "site", "type": "url", "target": url},
+            {"name": "api", "type": "port", "port": crate::util::closed_port(),
+             "restart_command": format!("env > {}", path_str(&env_file)), "verify_delay_seconds": 0}]})),
+    );
+    let r = w.tool("probe").args(["--now", "2026-11-23T10:00:00Z"]).run();
+    let site_check = r.named("check", "site");
+    assert_eq!(site_check["status"], "up", "the request still carries its credentials{r:?}");
+    let metrics = w.read("home/metrics/2026-11-23.jsonl");
+    for text in [&r.stdout, &metrics] {
+        assert!(!text.contains("s3cr3t"), "a credential was written: {text}");
+    }
+    assert!(site_check["target"].as_str().unwrap().contains("http://***@127.0.0.1"), "{site_check}");
+    assert!(site_check["target"].as_str().unwrap().contains("api_key=***&page=2"), "{site_check}");
+    // The restart command does not inherit pitcrew's tokens.
+    let down = json!({"kind": "check", "name": "api", "status": "down"}).to_string();
+    let r = w
+        .tool("recover")
+        .env("TELEGRAM_BOT_TOKEN", "tg-s3cr3t")
+        .env("GITEA_TOKEN", "gt-s3cr3t")
+        .env("AGENT_OPS_HEARTBEAT_TOKEN", "hb-s3cr3t")
+        .stdin(down)
+        .run();
+    let seen = std::fs::read_to_string(&env_file).unwrap_or_else(|e| panic!("the command did not run ({e}){r:?}"));
+    assert!(!seen.contains("s3cr3t"), "{seen}");
+    assert!(seen.contains("PITCREW_"), "the command's own variables are there: {seen}");
+    // State that keeps what records carried is for the service user only.
+    use std::os::unix::fs::PermissionsExt;
+    w.tool("notify").stdin(format!("{}\n", json!({"kind": "check", "name": "x", "status": "down"}))).run();
+    for f in ["home/state/notify.json", "home/state/recovery.json"] {
+        let mode = std::fs::metadata(w.path(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+}
+
+// ------------------------------------------------------- trust boundaries: terminals
+
+#[test]
+fn trust_terminal_escapes_in_records_are_shown_escaped() {
+    let w = Workdir::new("trust-escapes");
+    let evil = "evil\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m\r";
+    let line = json!({"kind": "check", "name": evil, "status": "down", "detail": evil}).to_string();
+    for args in [&["recover", "--format", "text"][..], &["notify", "--dry-run", "--format", "text"]] {
+        let r = w.tool(args[0]).args(&args[1..]).stdin(line.clone()).run();
+        assert!(!r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{9b}') && !r.stdout.contains('\r'), "{r:?}");
+        assert!(!r.stderr.contains('\u{1b}'), "{r:?}");
+    }
+    let r = w.tool("recover").args(["--format", "text"]).stdin(line).run();
+    r.stdout_has("evil\\x1b]0;owned\\x07\\x1b[2J\\u{9b}31m\\r");
+    let metric = json!({"name": evil, "status": "up", "latency_ms": 1, "timestamp": "2026-11-19T10:00:00Z"});
+    for format in ["text", "markdown", "csv"] {
+        let r = w
+            .tool("rollup")
+            .args(["-", "--format", format, "--now", "2026-11-20T00:00:00Z"])
+            .stdin(metric.to_string())
+            .run();
+        assert!(!r.stdout.contains('\u{1b}') && r.stdout.contains("\\x1b"), "{format}{r:?}");
+    }
+}
+
+// ------------------------------------------------------- trust boundaries: numbers
+
+#[test]
+fn trust_rollup_refuses_latencies_that_are_negative_or_absurd() {
+    let w = Workdir::new("trust-latency");
+    let line = |l: &str| {
+        format!("{{\"name\":\"svc\",\"status\":\"up\",\"latency_ms\":{l},\"timestamp\":\"2026-11-19T10:00:00Z\"}}\n")
+    };
+    let input = [
+        line("10"),
+        line("1.7976931348623157e308"),
+        line("1.7976931348623157e308"),
+        line("-1e308"),
+        line("-5"),
+        line("1e10"),
+    ]
+    .concat();
+    let r = w.tool("rollup").args(["-", "--now", "2026-11-20T00:00:00Z"]).stdin(input).run();
+    r.code(3).stderr_has("5 malformed line(s)").stderr_has("latency_ms: 1.7976931348623157e308 is more than");
+    let u = r.named("uptime", "svc");
+    assert_eq!((u["total_checks"].as_u64(), u["avg_latency_ms"].as_f64()), (Some(1), Some(10.0)), "{r:?}");
+}

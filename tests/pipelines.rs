@@ -986,7 +986,8 @@ fn pipeline_tickmon_serve_heartbeats_drive_cellscan_health_and_revival() {
     let run = |dir: &Path| {
         pipe(vec![
             w.tool("cellscan").args(["scan", &s(dir), "--heartbeat-url", &hb.url("")]),
-            w.tool("cellscan").args(["revive", "--from", "-", "--heartbeat-url", &hb.url("")]),
+            // The same directory: revive acts only on cells under it.
+            w.tool("cellscan").args(["revive", "--from", "-", &s(dir), "--heartbeat-url", &hb.url("")]),
             w.tool("notify"),
         ])
     };

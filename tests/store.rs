@@ -39,7 +39,7 @@ fn child_counter() {
     }
     let path = PathBuf::from(std::env::var("PITCREW_STORE_PATH").unwrap());
     for _ in 0..200 {
-        store::update_json(&path, |n: &mut u64| {
+        store::update_json(&path, store::kinds::LEDGER, store::Perm::Private, |n: &mut u64| {
             *n += 1;
             Ok(())
         })

@@ -519,7 +519,11 @@ impl Serve {
         if !extra.contains(&"--listen") {
             t = t.args(["--listen", "127.0.0.1:0"]);
         }
-        let mut child = t.args(extra).spawn();
+        Serve::from_child(t.args(extra).spawn())
+    }
+
+    /// A server started some other way (under `sh` with limits set, say).
+    fn from_child(mut child: Child) -> Result<Serve, String> {
         drop(child.stdin.take());
         let stderr = Arc::new(Mutex::new(String::new()));
         let stdout = Arc::new(Mutex::new(Vec::new()));
@@ -1074,9 +1078,11 @@ fn misattributed(text: &str) -> Vec<String> {
 fn tickmon_and_cellscan_name_the_seed_systems_they_follow() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = vec![root.join("docs/tickmon.md"), root.join("docs/cellscan.md")];
-    for dir in ["lib/src/tickmon", "lib/src/cellscan"] {
-        for e in std::fs::read_dir(root.join(dir)).unwrap() {
-            files.push(e.unwrap().path());
+    let mut dirs = vec![root.join("lib/src/tickmon"), root.join("lib/src/cellscan")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() { dirs.push(p) } else { files.push(p) }
         }
     }
     let mut wrong = Vec::new();
@@ -1092,4 +1098,187 @@ fn tickmon_and_cellscan_name_the_seed_systems_they_follow() {
         }
     }
     assert!(wrong.is_empty(), "credited to the Agent Ops Kit:\n{}", wrong.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------
+// serve against hostile clients and a hostile file system
+
+/// Open `n` connections that send nothing, in bursts.
+fn idle_connections(addr: &str, n: usize) -> Vec<TcpStream> {
+    (0..n).filter_map(|_| TcpStream::connect(addr).ok()).collect()
+}
+
+fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[test]
+fn tickmon_serve_idle_connections_do_not_starve_agents_or_make_them_unhealthy() {
+    let w = Workdir::new("tickmon-serve-starve");
+    let s = Serve::start(
+        &w,
+        &["--max-connections", "64", "--max-connections-per-peer", "48", "--header-timeout", "2", "--timeout", "2"],
+    );
+    assert_eq!(post(&s.url("/heartbeat/busy"), "").0, 200);
+    assert_eq!(post(&s.url("/heartbeat/quiet"), "").0, 200);
+    // 300 idle connections at once, then more every 300 ms (each burst outlives the header
+    // timeout's sweep only if it keeps coming); the agent keeps beating through it.
+    let mut held = idle_connections(&s.addr, 300);
+    let start = std::time::Instant::now();
+    let mut slowest = Duration::ZERO;
+    while start.elapsed() < Duration::from_secs(6) {
+        held.extend(idle_connections(&s.addr, 40));
+        let t = std::time::Instant::now();
+        let (code, _) = post(&s.url("/heartbeat/busy"), "");
+        slowest = slowest.max(t.elapsed());
+        assert_eq!(code, 200, "an agent was refused under 300 idle connections: {}", s.stderr());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(slowest < Duration::from_secs(2), "a heartbeat took {slowest:?}");
+    // `quiet` said nothing for 6 s (three timeouts), but the server was under pressure all
+    // along: its silence is not counted.
+    let (_, q) = get(&s.url("/agent/quiet"));
+    assert_eq!(q["status"], "healthy", "{q}");
+    let (_, m) = call("GET", &s.url("/metrics"), None, None);
+    let m = m.as_str().unwrap().to_string();
+    assert!(metric_value(&m, "tickmon_connections_evicted_total") > 200.0, "{m}");
+    assert_eq!(metric_value(&m, "tickmon_server_under_pressure"), 1.0);
+    assert!(metric_value(&m, "tickmon_connections") <= 64.0);
+    let err = s.stderr();
+    assert_eq!(err.matches("under pressure").count(), 1, "said once: {err}");
+    let findings: Vec<Value> = s.records().into_iter().filter(|r| r["kind"] == "finding").collect();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(
+        (findings[0]["problem"].as_str(), findings[0]["level"].as_str()),
+        (Some("server_under_pressure"), Some("warning"))
+    );
+    assert!(s.records().iter().all(|r| r["status"] != "unhealthy" && r["status"] != "degraded"), "{:?}", s.records());
+    drop(held);
+}
+
+#[test]
+fn tickmon_serve_a_deleted_journal_or_lock_loses_nothing_acknowledged() {
+    let w = Workdir::new("tickmon-serve-rm");
+    let state = w.path("state/hb.json");
+    let mut s = Serve::start(&w, &["--state", &path_str(&state)]);
+    assert_eq!(post(&s.url("/heartbeat/a1"), "").0, 200);
+    std::fs::remove_file(w.path("state/hb.json.journal")).unwrap();
+    for _ in 0..13 {
+        assert_eq!(post(&s.url("/heartbeat/a2"), "").0, 200);
+    }
+    s.kill9();
+    let r = w.tool("tickmon").args(["heartbeats", "--state"]).arg(&state).run();
+    assert_eq!(r.named("heartbeat", "a1")["heartbeats"], 1, "{r:?}");
+    assert_eq!(r.named("heartbeat", "a2")["heartbeats"], 13, "{r:?}");
+    // The lock file removed: a second server still cannot start on the same state.
+    let s = Serve::start(&w, &["--state", &path_str(&state)]);
+    std::fs::remove_file(w.path("state/hb.json.lock")).unwrap();
+    let second = Serve::try_start(&w, &["--state", &path_str(&state)]).err().expect("a second server started");
+    assert!(second.contains("another tickmon serve"), "{second}");
+    assert_eq!(post(&s.url("/heartbeat/a2"), "").0, 200);
+}
+
+/// GET an answer larger than ureq's default limit of 10 MB.
+fn get_large(url: &str) -> (u16, Value) {
+    let (a, _) = agent(None);
+    let mut resp = a.get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let code = resp.status().as_u16();
+    let text = resp.body_mut().with_config().limit(256 << 20).read_to_string().unwrap();
+    (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// Peak resident memory of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn tickmon_serve_health_leaves_metadata_out_and_bounds_memory_under_parallel_readers() {
+    let w = Workdir::new("tickmon-serve-health");
+    let s = Serve::start(&w, &["--max-body", "131072"]);
+    let meta = "m".repeat(60_000);
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (url, meta) = (s.url(""), &meta);
+            scope.spawn(move || {
+                for i in 0..50 {
+                    let body = json!({"metadata": {"blob": meta}}).to_string();
+                    assert_eq!(post(&format!("{url}/heartbeat/agent-{t}-{i}"), &body).0, 200);
+                }
+            });
+        }
+    });
+    let (code, h) = get_large(&s.url("/health"));
+    assert_eq!((code, h["total_agents"].as_u64()), (200, Some(200)));
+    assert!(h["agents"]["agent-0-0"].get("metadata").is_none(), "no metadata unless asked");
+    assert_eq!(h["agents"]["agent-0-0"]["status"], "healthy");
+    let (_, full) = get_large(&s.url("/health?metadata=1"));
+    assert_eq!(full["agents"].as_object().unwrap().len(), 200);
+    assert_eq!(full["agents"]["agent-3-49"]["metadata"]["blob"].as_str().map(str::len), Some(60_000));
+    // Eight readers of 12 MB answers at once: the server holds a few chunks each.
+    let before = peak_rss_kib(s.child.id());
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let url = s.url("/health?metadata=1");
+            scope.spawn(move || {
+                let (a, _) = agent(None);
+                let mut resp = a.get(&url).call().unwrap();
+                let mut n = 0u64;
+                let mut buf = vec![0u8; 1 << 16];
+                let mut r = resp.body_mut().as_reader();
+                while let Ok(k) = r.read(&mut buf) {
+                    if k == 0 {
+                        break;
+                    }
+                    n += k as u64;
+                }
+                assert!(n > 12_000_000, "{n} bytes");
+            });
+        }
+    });
+    let peak = peak_rss_kib(s.child.id());
+    assert!(peak < before + 64 * 1024, "peak RSS went from {before} to {peak} KiB");
+}
+
+#[test]
+fn tickmon_serve_that_cannot_save_its_state_says_so_and_exits_2() {
+    let w = Workdir::new("tickmon-serve-full");
+    let state = w.path("state/hb.json");
+    // A first life writes a state of about 60 KB.
+    let mut s = Serve::start(&w, &["--state", &path_str(&state)]);
+    let big = json!({"metadata": {"blob": "x".repeat(60_000)}}).to_string();
+    assert_eq!(post(&s.url("/heartbeat/a1"), &big).0, 200);
+    assert_eq!(s.terminate(), Some(0));
+    // The second may not write a file past 100 KB (`ulimit -f 200`, in blocks of 512
+    // bytes; SIGXFSZ ignored, so the write fails with EFBIG as it would with ENOSPC): the
+    // state of two such agents no longer fits when it stops.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 200; exec {} serve --listen 127.0.0.1:0 --state {}",
+        crate::util::bin("tickmon"),
+        path_str(&state)
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]).env("HOME", &w.root).env("AGENT_OPS_HOME", w.path("home"));
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut s = Serve::from_child(cmd.spawn().unwrap()).unwrap();
+    assert_eq!(post(&s.url("/heartbeat/a2"), &big).0, 200);
+    let code = s.terminate();
+    let err = s.stderr();
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("the state was NOT saved") && err.contains("hb.json.journal"), "{err}");
+    assert!(!err.contains("state saved"), "{err}");
+    // The journal had it: the next start (no limit) replays it.
+    let s = Serve::start(&w, &["--state", &path_str(&state)]);
+    assert!(s.stderr().contains("2 agent(s)"), "{}", s.stderr());
 }

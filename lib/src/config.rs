@@ -26,6 +26,11 @@ pub fn process_env(key: &str) -> Option<String> {
     std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
+/// The environment variables that hold pitcrew's secrets: read by pitcrew, removed from the
+/// environment of every command it runs (restart and revive commands, monitoring plugins,
+/// the exec sink, git).
+pub const SECRET_ENV: &[&str] = &["TELEGRAM_BOT_TOKEN", "GITEA_TOKEN", "AGENT_OPS_HEARTBEAT_TOKEN"];
+
 /// Where pitcrew's files live: the Agent Ops Kit's `~/.agent-ops` layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
@@ -215,7 +220,8 @@ impl CheckSpec {
 
     pub fn target(&self) -> String {
         match self {
-            CheckSpec::Url(u) => u.target.clone(),
+            // Shown, never used to connect: credentials in the URL stay out of records and metrics.
+            CheckSpec::Url(u) => crate::util::redact::redact_url(&u.target).into_owned(),
             CheckSpec::Port { host, port } => format!("{host}:{port}"),
             CheckSpec::Process { pattern } => pattern.clone(),
             CheckSpec::Disk { path, .. } => path.display().to_string(),
@@ -317,7 +323,7 @@ impl Config {
 
     /// Load services.json. A missing file is an error only when `required`.
     pub fn load(path: &Path, required: bool, env: Env<'_>) -> Result<Config> {
-        let bytes = match std::fs::read(path) {
+        let bytes = match crate::store::read::read(path, crate::store::kinds::CONFIG) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Config::empty(path, env)),
             Err(e) => return Err(Error::path("cannot read config", path, e)),

@@ -103,17 +103,31 @@ fn write_all_stderr(bytes: &[u8]) -> io::Result<()> {
 pub struct Out {
     inner: Box<dyn Write + Send>,
     line_buffered: bool,
+    /// Escape control characters (human formats): see [`Out::escape_controls`].
+    escape: Option<crate::util::text::Escaper>,
 }
 
 impl Out {
     /// Standard output; line-buffered when it is a terminal.
     pub fn stdout(is_terminal: bool) -> Out {
-        Out { inner: Box::new(BufWriter::with_capacity(64 * 1024, io::stdout())), line_buffered: is_terminal }
+        Out {
+            inner: Box::new(BufWriter::with_capacity(64 * 1024, io::stdout())),
+            line_buffered: is_terminal,
+            escape: None,
+        }
     }
 
     /// Any writer (tests, or output redirected to a file).
     pub fn new(inner: Box<dyn Write + Send>, line_buffered: bool) -> Out {
-        Out { inner, line_buffered }
+        Out { inner, line_buffered, escape: None }
+    }
+
+    /// Escape control characters in everything written from now on (`\x1b` for ESC, `\r`,
+    /// `\u{9b}` for C1 controls; newlines and tabs stay): the human formats show text that
+    /// agents, records and files supplied, and a terminal must not take it as commands (a
+    /// title change, a cleared screen). NDJSON is escaped by JSON itself.
+    pub fn escape_controls(&mut self, on: bool) {
+        self.escape = on.then(crate::util::text::Escaper::default);
     }
 
     /// Turn line buffering on (`--line-buffered`); never turns it off on a terminal.
@@ -128,7 +142,10 @@ impl Out {
 
 impl Write for Out {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write_all(buf)?;
+        match &mut self.escape {
+            Some(e) => self.inner.write_all(&e.escape(buf))?,
+            None => self.inner.write_all(buf)?,
+        }
         if self.line_buffered && buf.last() == Some(&b'\n') {
             self.inner.flush()?;
         }
@@ -181,7 +198,8 @@ impl Diag {
     /// report it.
     pub fn warn(&self, msg: impl std::fmt::Display) {
         self.clear_progress();
-        let line = format!("{}: {msg}\n", self.tool);
+        let msg = msg.to_string();
+        let line = format!("{}: {}\n", self.tool, crate::util::text::escape_controls(&msg, true));
         if let Ok(mut sink) = self.sink.lock() {
             let _ = sink.write_all(line.as_bytes());
             let _ = sink.flush();

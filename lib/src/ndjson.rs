@@ -8,7 +8,6 @@
 //! levels is rejected too: the state files that keep parts of records (notify's state and
 //! outbox) nest them a few levels deeper, and must stay within what a JSON reader reads back.
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -50,12 +49,13 @@ impl Source {
         }
     }
 
-    /// Open the source for buffered reading.
+    /// Open the source for buffered reading. A named file must be a regular file (a FIFO or
+    /// a device named as a file is refused: `-` is the way to stream).
     pub fn open(&self) -> Result<Box<dyn BufRead + Send>> {
         match self {
             Source::Stdin => Ok(Box::new(BufReader::with_capacity(64 * 1024, io::stdin()))),
             Source::File(p) => {
-                let f = File::open(p).map_err(|e| Error::path("cannot open", p, e))?;
+                let f = crate::store::read::open_stream(p, true).map_err(|e| Error::path("cannot open", p, e))?;
                 Ok(Box::new(BufReader::with_capacity(64 * 1024, f)))
             }
         }
@@ -314,9 +314,10 @@ pub fn to_line<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     Ok(v)
 }
 
-/// Read a whole JSON document from a file, with errors naming `path:line:column`.
-pub fn read_json_file<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| Error::path("cannot read", path, e))?;
+/// Read a whole JSON document from a file of `kind` (through the bounded reader), with
+/// errors naming `path:line:column`.
+pub fn read_json_file<T: DeserializeOwned>(path: &Path, kind: crate::store::Kind) -> Result<T> {
+    let bytes = crate::store::read::read(path, kind).map_err(|e| Error::path("cannot read", path, e))?;
     parse_json_doc(&bytes, path)
 }
 

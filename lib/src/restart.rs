@@ -14,7 +14,7 @@
 //! times. Callers hold its lock for their whole run (see [`Ledger::open`]).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{CommandLine, Restart};
 use crate::error::Result;
-use crate::store::{self, Lock, LockGuard};
+use crate::store::{self, Dir, Lock, LockGuard};
 use crate::util::proc;
 
 /// When and how often to restart.
@@ -159,7 +159,8 @@ impl Entry {
 
 /// The ledger file, locked for as long as this value lives.
 pub struct Ledger {
-    path: PathBuf,
+    dir: Dir,
+    name: String,
     pub entries: BTreeMap<String, Entry>,
 }
 
@@ -169,13 +170,30 @@ pub struct Held<'a> {
     _guard: LockGuard<'a>,
 }
 
+/// The directory of a ledger path (created) and the ledger's name in it.
+fn place(path: &Path) -> Result<(Dir, String)> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("recovery.json").to_string();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Ok((Dir::create(dir)?, name))
+}
+
 impl Ledger {
     /// Take the ledger's lock (`<path>.lock`), waiting for another run to finish, then read
     /// it. A ledger that is not valid JSON is an error: it is never silently replaced.
     pub fn open<'a>(path: &Path, lock: &'a mut Lock) -> Result<Held<'a>> {
+        let (dir, name) = place(path)?;
+        Ledger::open_in(dir, &name, lock)
+    }
+
+    /// [`Ledger::open`] for a ledger `name` in a directory held open (a mission cell's
+    /// `logs/`): the ledger is read and written relative to it, never through a link.
+    pub fn open_in<'a>(dir: Dir, name: &str, lock: &'a mut Lock) -> Result<Held<'a>> {
         let guard = lock.acquire()?;
-        let entries: BTreeMap<String, Entry> = store::read_json(path)?.unwrap_or_default();
-        Ok(Held { ledger: Ledger { path: path.to_path_buf(), entries }, _guard: guard })
+        let entries: BTreeMap<String, Entry> = dir.read_json(name, store::kinds::LEDGER)?.unwrap_or_default();
+        Ok(Held { ledger: Ledger { dir, name: name.to_string(), entries }, _guard: guard })
     }
 
     /// The lock for a ledger path.
@@ -183,9 +201,19 @@ impl Ledger {
         Lock::for_file(path)
     }
 
-    /// Write the ledger atomically.
+    /// The lock of a ledger `name` in a directory held open: `NAME.lock` beside it.
+    pub fn lock_in(dir: &Dir, name: &str) -> Result<Lock> {
+        dir.lock(&format!("{name}.lock"))
+    }
+
+    /// Read a ledger without locking it (dry runs); empty when it does not exist.
+    pub fn peek(path: &Path) -> Result<BTreeMap<String, Entry>> {
+        Ok(store::read_json(path, store::kinds::LEDGER)?.unwrap_or_default())
+    }
+
+    /// Write the ledger atomically (0600: it is the service user's record).
     pub fn save(&self) -> Result<()> {
-        store::write_json(&self.path, &self.entries)
+        self.dir.write_json(&self.name, &self.entries, store::Perm::Private)
     }
 
     pub fn entry(&mut self, name: &str) -> &mut Entry {

@@ -1,8 +1,10 @@
 # shellcheck shell=bash disable=SC2154,SC2016
 # Hostile input at full size: a 100 MB line (and a 1 GB stream of them), 1 MB of '[', and the
 # other classes of tests/hostile.rs, to every NDJSON tool, to rollup's metrics files and to
-# cellscan's cell files and heartbeat endpoint, with peak memory measured.
-# HOSTILE_PARTS picks some of them (default: "ndjson rollup cellscan").
+# cellscan's cell files and heartbeat endpoint, with peak memory measured; and the trust
+# boundaries: planted links, FIFOs and /dev/zero where files are read, records that lie,
+# clients that starve tickmon serve, state removed or a disk full under it, secrets, escapes.
+# HOSTILE_PARTS picks some of them (default: "ndjson rollup cellscan trust").
 
 # tool_cmd NAME: the command line that reads NDJSON from stdin.
 tool_cmd() {
@@ -16,7 +18,8 @@ tool_cmd() {
 }
 
 reliability_hostile() {
-    local parts=" ${HOSTILE_PARTS:-ndjson rollup cellscan} "
+    local parts=" ${HOSTILE_PARTS:-ndjson rollup cellscan trust} "
+    if [[ $parts == *" trust "* ]]; then hostile_trust; fi
     if [[ $parts == *" rollup "* ]]; then hostile_rollup; fi
     if [[ $parts == *" cellscan "* ]]; then hostile_cellscan; fi
     if [[ $parts != *" ndjson "* ]]; then return 0; fi
@@ -221,4 +224,281 @@ PY
         ! grep -q panicked "$work/err-hb" || fail "cellscan panicked against a peer that $kind"
     done
     kill "$PEERS_PID" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------------------------------
+# Trust boundaries: one row per case, by area, with the figure measured.
+
+trust_row() { printf '| %s | %s | %s | %s | %s |\n' "$@"; }
+# held CASE CONDITION...: "yes", or "NO" and the run fails.
+held() {
+    local what=$1
+    shift
+    if "$@"; then echo yes; else fail "$what"; echo NO; fi
+}
+untouched() { [ "$(cat "$1")" = precious ]; }
+# peak_wall CMD...: run CMD (output to $work/pw.out, $work/pw.err); "RSS_MiB WALL_s EXIT".
+peak_wall() {
+    local code=0
+    /usr/bin/time -f '%M %e' -o "$work/time" "$@" >"$work/pw.out" 2>"$work/pw.err" || code=$?
+    awk -v c="$code" '{printf "%.1f %s %s", $1/1024, $2, c}' <(tail -1 "$work/time")
+}
+# tm_serve NAME ARGS...: a server on a free port with state under $work/NAME; sets tm_pid, tm_addr.
+tm_serve() {
+    local dir="$work/$1"
+    shift
+    mkdir -p "$dir"
+    "$bin/tickmon" serve --listen 127.0.0.1:0 --state "$dir/hb.json" "$@" >"$dir/out" 2>"$dir/err" &
+    tm_pid=$!
+    pids+=("$tm_pid")
+    tm_addr=""
+    for _ in $(seq 200); do
+        tm_addr=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$dir/err")
+        [ -n "$tm_addr" ] && return 0
+        sleep 0.05
+    done
+    fail "tickmon serve did not start: $(cat "$dir/err")"
+    return 1
+}
+vmhwm_mib() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+hostile_trust() {
+    heading "trust boundaries: files, the stream and the network, by area"
+    local t="$work/trust" py="$root/scripts/reliability/trust.py"
+    mkdir -p "$t"
+    printf '| area | hostile case | what pitcrew did | figure | held |\n|---|---|---|---|---|\n'
+    export AGENT_OPS_HOME="$t/home"
+    mkdir -p "$t/home/state" "$t/home/metrics" "$t/outside"
+    echo precious >"$t/outside/precious"
+
+    # --- writes: links planted where pitcrew writes
+    local day r m pw_code code=0
+    day=$(date -u +%F)
+    ln -sf "$t/outside/precious" "$t/home/metrics/$day.jsonl"
+    echo '{"name":"p","type":"port","port":9}' | "$bin/probe" --services - >/dev/null 2>"$t/err" || true
+    trust_row "writes" "metrics/$day.jsonl a link to a file outside" "$(grep -o 'symbolic link' "$t/err" | head -1): refused, said" \
+        "-" "$(held "metrics link followed" untouched "$t/outside/precious")"
+    rm -f "$t/home/metrics/$day.jsonl"
+    # Links at the names a writer of the old scheme would use: .NAME.PID.tmp for the next 300 pids.
+    local next
+    next=$(cat /proc/sys/kernel/ns_last_pid 2>/dev/null || echo 1000)
+    for p in $(seq $((next + 1)) $((next + 300))); do ln -sf "$t/outside/precious" "$t/home/state/.notify.json.$p.tmp"; done
+    echo '{"kind":"check","name":"x","status":"down"}' | "$bin/notify" --dry-run >/dev/null 2>&1 || true
+    echo '{"kind":"check","name":"x","status":"down"}' | "$bin/notify" >/dev/null 2>&1 || true
+    trust_row "writes" "links planted at .notify.json.PID.tmp for the next 300 pids" "temporaries created O_EXCL under unpredictable names" \
+        "$(find "$t/home/state" -maxdepth 1 -name '.notify.json.*.tmp' | wc -l) links left alone" "$(held "planted temporary followed" untouched "$t/outside/precious")"
+    rm -f "$t/home/state"/.notify.json.*.tmp
+    local cell="$t/missions/c1"
+    mkdir -p "$cell/agents" "$cell/config" "$cell/logs"
+    echo '{"cell_id":"c1","mission_name":"m","status":"active","isolation_level":"level_1"}' >"$cell/cell.json"
+    echo '{"agent_id":"a1","role":"lead","status":"failed","checkpoint":null}' >"$cell/agents/a1.json"
+    echo "{\"auto_revive\":\"yes\",\"revive_command\":\"true\",\"revive_timeout\":5}" >"$cell/config/policies.json"
+    ln -sf "$t/outside/precious" "$cell/logs/mission.log"
+    "$bin/cellscan" revive "$t/missions" >/dev/null 2>"$t/err" || true
+    trust_row "writes" "a cell's logs/mission.log a link outside (agents write in cells)" "refused, named on stderr" "-" \
+        "$(held "mission.log link followed" untouched "$t/outside/precious")"
+    rm -rf "$cell/logs" && mkdir -p "$t/outside/dir" && ln -s "$t/outside/dir" "$cell/logs"
+    "$bin/cellscan" revive "$t/missions" >"$t/out" 2>&1 || true
+    trust_row "writes" "a cell's logs/ a link to a directory outside" "revive_error finding: symbolic link" \
+        "$(find "$t/outside/dir" -type f | wc -l) files written outside" "$(held "logs/ link followed" test -z "$(ls -A "$t/outside/dir")")"
+    rm -f "$cell/logs"
+    ln -sf "$t/outside/precious" "$t/home/state/recovery.json"
+    echo '{"services":[{"name":"api","type":"port","port":9,"restart_command":"true","verify_delay_seconds":0}]}' >"$t/rec.json"
+    code=0
+    echo '{"kind":"check","name":"api","status":"down"}' | "$bin/recover" --config "$t/rec.json" >/dev/null 2>"$t/err" || code=$?
+    trust_row "writes" "state/recovery.json a link to a file outside" "$(grep -o 'it is a symbolic link' "$t/err" | head -1): refused (exit $code)" "-" \
+        "$(held "state link followed" untouched "$t/outside/precious")"
+    rm -f "$t/home/state/recovery.json"
+
+    # --- reads: FIFOs, /dev/zero and giant files where pitcrew reads
+    mkdir -p "$t/home/ticks/$(date -u +%Y-%m)"
+    echo '{"agents":[{"id":"atlas"}]}' >"$t/reg.json"
+    ln -sf /dev/zero "$t/home/ticks/$(date -u +%Y-%m)/atlas.json"
+    read -r m r pw_code < <(peak_wall timeout 60 "$bin/tickmon" check --registry "$t/reg.json")
+    trust_row "reads" "a tick linked to /dev/zero (git stores links), tickmon check" "invalid_tick finding: symbolic link, not followed" \
+        "peak RSS $m MiB, $r s" "$(held "tick /dev/zero" awk -v m="$m" 'BEGIN {exit !(m < 100)}')"
+    read -r m r pw_code < <(echo '{"name":"hb","type":"heartbeat","agent":"atlas"}' | peak_wall timeout 60 "$bin/probe" --services - --no-metrics)
+    trust_row "reads" "the same tick, probe's heartbeat check" "down: cannot read …: symbolic link" "peak RSS $m MiB, $r s" \
+        "$(held "probe tick /dev/zero" awk -v m="$m" 'BEGIN {exit !(m < 100)}')"
+    rm -f "$t/home/ticks/$(date -u +%Y-%m)/atlas.json"
+    head -c 1073741824 /dev/zero | tr '\0' ' ' >"$t/home/ticks/$(date -u +%Y-%m)/atlas.json"
+    read -r m r pw_code < <(peak_wall timeout 60 "$bin/tickmon" check --registry "$t/reg.json")
+    trust_row "reads" "a 1 GiB tick file" "refused by its size before a byte is read (cap 1 MiB)" "peak RSS $m MiB, $r s" \
+        "$(held "1 GiB tick" awk -v m="$m" 'BEGIN {exit !(m < 100)}')"
+    rm -f "$t/home/ticks/$(date -u +%Y-%m)/atlas.json"
+    mkfifo "$cell/agents/agent_009.json"
+    read -r m r pw_code < <(peak_wall timeout 60 "$bin/cellscan" scan "$t/missions")
+    trust_row "reads" "a FIFO at <cell>/agents/agent_009.json, cellscan scan" \
+        "$(jq -r 'select(.kind == "finding" and (.detail | contains("agent_009"))) | .problem' "$work/pw.out" | head -1): not a regular file (a FIFO)" \
+        "$r s" "$(held "cellscan FIFO" test "$pw_code" -ne 124)"
+    rm -f "$cell/agents/agent_009.json"
+    mkdir -p "$t/m"
+    echo '{"name":"svc","status":"up","latency_ms":1,"timestamp":"2026-11-18T10:00:00Z"}' >"$t/m/2026-11-18.jsonl"
+    mkfifo "$t/m/2026-11-19.jsonl"
+    ln -sf /dev/zero "$t/m/2026-11-17.jsonl"
+    read -r m r pw_code < <(peak_wall timeout 60 "$bin/rollup" --metrics-dir "$t/m" --days 7 --now 2026-11-20T00:00:00Z)
+    trust_row "reads" "a FIFO metrics file and one linked to /dev/zero, rollup" "both named and skipped (exit $pw_code), the third day counted: $(jq -s 'map(.total_checks) | add' "$work/pw.out") check" \
+        "peak RSS $m MiB, $r s" "$(held "rollup FIFO" test "$pw_code" -eq 3)"
+    mkfifo "$t/in.fifo"
+    read -r m r pw_code < <(peak_wall timeout 60 "$bin/notify" --dry-run "$t/in.fifo")
+    trust_row "reads" "a FIFO named as an NDJSON file argument, notify" "exit $pw_code: not a regular file (a FIFO); \`-\` stays a stream" "$r s" \
+        "$(held "notify FIFO argument" test "$pw_code" -eq 2)"
+
+    # --- the stream: records only nominate
+    mkdir -p "$t/elsewhere/c2/agents" "$t/elsewhere/c2/config"
+    echo '{"cell_id":"c2","mission_name":"m","status":"active","isolation_level":"level_1"}' >"$t/elsewhere/c2/cell.json"
+    echo '{"agent_id":"a1","role":"lead","status":"failed","checkpoint":null}' >"$t/elsewhere/c2/agents/a1.json"
+    echo "{\"auto_revive\":\"yes\",\"revive_command\":\"id > $t/pwned\"}" >"$t/elsewhere/c2/config/policies.json"
+    jq -nc --arg p "$t/elsewhere/c2/agents/a1.json" '{kind:"agent",cell:"c2",agent:"a1",status:"failed",health:"unhealthy",path:$p}' |
+        "$bin/cellscan" revive --from - "$t/missions" >"$t/out" 2>&1 || true
+    trust_row "stream" "cellscan revive --from: a record whose path is outside --missions" "$(jq -r 'select(.kind == "finding") | .problem' "$t/out" | head -1) finding" \
+        "revive command ran: $([ -e "$t/pwned" ] && echo yes || echo no)" "$(held "revive outside" test ! -e "$t/pwned")"
+    echo '{"agent_id":"a1","role":"lead","status":"active","checkpoint":"2099-01-01T00:00:00Z"}' >"$cell/agents/a1.json"
+    echo "{\"auto_revive\":\"yes\",\"revive_command\":\"touch $t/revived\"}" >"$cell/config/policies.json"
+    jq -nc --arg p "$cell/agents/a1.json" '{kind:"agent",cell:"c1",agent:"a1",status:"active",health:"unhealthy",health_source:"heartbeat",path:$p}' |
+        "$bin/cellscan" revive --from - "$t/missions" >/dev/null 2>&1 || true
+    trust_row "stream" "a record that claims health unhealthy for an agent whose file says active" "assessed from the files (and the endpoint, when given): nothing to do" \
+        "revived: $([ -e "$t/revived" ] && echo yes || echo no)" "$(held "revive on a claim" test ! -e "$t/revived")"
+
+    # --- the network: tickmon serve starved, emptied, read in parallel
+    local s
+    tm_serve starve --timeout 3
+    s=$( (ulimit -n 10000; python3 "$py" starve "$tm_addr" 4300 20) )
+    kill "$tm_pid" 2>/dev/null; wait "$tm_pid" 2>/dev/null || true
+    trust_row "network" "4,300 idle connections held, 100 more every 50 ms, for 20 s (no token); an agent beating every 0.5 s, another silent; --timeout 3s" \
+        "answers $(jq -c .answers <<<"$s"), $(jq .evicted <<<"$s") of $(jq .opened <<<"$s") idle connections evicted, $(jq .refused <<<"$s") refused; the silent agent stays $(jq -r .quiet <<<"$s"); 'under pressure' said $(grep -c 'under pressure' "$work/starve/err") time(s)" \
+        "slowest heartbeat $(jq .slowest_ms <<<"$s") ms; connections held at most $(jq .peak_open <<<"$s") of 4096" \
+        "$(held "starvation" test "$(jq '(.answers | keys) == ["200"] and .quiet == "healthy"' <<<"$s")" = true)"
+    (ulimit -n 1024; exec "$bin/tickmon" serve --listen 127.0.0.1:0 --state "$work/starve1024/hb.json" --timeout 3 >/dev/null 2>"$work/starve1024.err") &
+    tm_pid=$!
+    pids+=("$tm_pid")
+    mkdir -p "$work/starve1024"
+    for _ in $(seq 200); do
+        tm_addr=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$work/starve1024.err")
+        [ -n "$tm_addr" ] && break
+        sleep 0.05
+    done
+    s=$( (ulimit -n 10000; python3 "$py" starve "$tm_addr" 1100 10) )
+    kill "$tm_pid" 2>/dev/null; wait "$tm_pid" 2>/dev/null || true
+    trust_row "network" "the same with the server under ulimit -n 1024 and 1,100 connections held" \
+        "answers $(jq -c .answers <<<"$s"); the limit fitted to $(grep -o 'at most [0-9]* connections' "$work/starve1024.err" | head -1 || echo '?'); silent agent $(jq -r .quiet <<<"$s")" \
+        "slowest heartbeat $(jq .slowest_ms <<<"$s") ms; held at most $(jq .peak_open <<<"$s")" \
+        "$(held "starvation at 1024 fds" test "$(jq '(.answers | keys) == ["200"] and .quiet == "healthy"' <<<"$s")" = true)"
+
+    tm_serve rm
+    python3 "$py" beats "$tm_addr" a1 1 >/dev/null
+    rm -f "$work/rm/hb.json.journal"
+    local acked kept
+    acked=$(python3 "$py" beats "$tm_addr" a2 13)
+    kill -9 "$tm_pid"; wait "$tm_pid" 2>/dev/null || true
+    kept=$("$bin/tickmon" heartbeats --state "$work/rm/hb.json" | jq -s 'map(.heartbeats) | add')
+    trust_row "state" "rm heartbeats.json.journal under tickmon serve, 13 heartbeats, kill -9" "a new journal started and the state saved before the next acknowledgement" \
+        "$acked acknowledged after the rm, $kept of 14 kept" "$(held "deleted journal" test "$kept" -eq 14)"
+    tm_serve rm
+    local first=$tm_pid
+    rm -f "$work/rm/hb.json.lock"
+    "$bin/tickmon" serve --listen 127.0.0.1:0 --state "$work/rm/hb.json" >/dev/null 2>"$work/rm/second.err" &
+    local second=$!
+    sleep 1
+    local started=no
+    kill -0 "$second" 2>/dev/null && started=yes
+    kill "$second" "$first" 2>/dev/null; wait "$second" "$first" 2>/dev/null || true
+    trust_row "state" "rm heartbeats.json.lock, then a second server on the same state" "$(grep -o 'another tickmon serve is using this state directory' "$work/rm/second.err" | head -1)" \
+        "second server started: $started" "$(held "second server after rm lock" test "$started" = no)"
+
+    tm_serve health --max-agents 3000
+    python3 "$py" fill "$tm_addr" 2000 60000 >/dev/null
+    local before bare full
+    before=$(vmhwm_mib "$tm_pid")
+    bare=$(python3 "$py" readers "$tm_addr" 1 /health | jq .bytes)
+    full=$(python3 "$py" readers "$tm_addr" 16 '/health?metadata=1')
+    local peak
+    peak=$(vmhwm_mib "$tm_pid")
+    kill "$tm_pid"; wait "$tm_pid" 2>/dev/null || true
+    trust_row "network" "2,000 agents with 60 KB of metadata; 16 parallel GET /health?metadata=1 (120 MB answers)" \
+        "streamed in 256 KiB chunks, 8 at once; /health without metadata: $((bare / 1024)) KiB" \
+        "$(jq .ok <<<"$full") of 16 answered; peak RSS $before MiB before, $peak MiB after" \
+        "$(held "/health memory" awk -v a="$before" -v b="$peak" 'BEGIN {exit !(b - a < 200)}')"
+
+    # A full disk: a 2 MiB tmpfs when this runs as root, else a file size limit (EFBIG).
+    tm_serve full
+    python3 "$py" fill "$tm_addr" 1 60000 >/dev/null
+    kill "$tm_pid"; wait "$tm_pid" 2>/dev/null || true
+    local how
+    code=0
+    if [ "$(id -u)" = 0 ] && mkdir -p "$work/tmpfs" && mount -t tmpfs -o size=2m tmpfs "$work/tmpfs" 2>/dev/null; then
+        how="a 2 MiB tmpfs filled while it runs"
+        cp "$work/full/hb.json" "$work/tmpfs/hb.json"
+        tm_serve_at() { "$bin/tickmon" serve --listen 127.0.0.1:0 --state "$work/tmpfs/hb.json" >/dev/null 2>"$work/full/err2" & tm_pid=$!; }
+    else
+        how="ulimit -f 200 (EFBIG, as ENOSPC)"
+        cp "$work/full/hb.json" "$work/full2.json"
+        tm_serve_at() { (trap '' XFSZ; ulimit -f 200; exec "$bin/tickmon" serve --listen 127.0.0.1:0 --state "$work/full2.json" >/dev/null 2>"$work/full/err2") & tm_pid=$!; }
+    fi
+    tm_serve_at
+    pids+=("$tm_pid")
+    for _ in $(seq 200); do
+        tm_addr=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$work/full/err2")
+        [ -n "$tm_addr" ] && break
+        sleep 0.05
+    done
+    python3 "$py" fill "$tm_addr" 20 60000 >/dev/null
+    [ -d "$work/tmpfs" ] && mountpoint -q "$work/tmpfs" && { dd if=/dev/zero of="$work/tmpfs/fill" bs=64k 2>/dev/null || true; }
+    kill "$tm_pid"; wait "$tm_pid" || code=$?
+    mountpoint -q "$work/tmpfs" 2>/dev/null && umount "$work/tmpfs"
+    trust_row "state" "tickmon serve stopped on a full disk ($how)" "$(grep -o 'the state was NOT saved' "$work/full/err2" | head -1); the journal named" \
+        "exit $code" "$(held "full disk" test "$code" -eq 2)"
+
+    # --- notify's memory
+    python3 - "$t/notify-in" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(2000):
+        f.write(json.dumps({"kind": "check", "name": f"svc-{i}-" + "n" * 1000, "status": "down", "detail": "d" * 43000}) + "\n")
+PY
+    read -r m r pw_code < <(peak_wall "$bin/notify" --dry-run "$t/notify-in")
+    local m2 size
+    "$bin/notify" "$t/notify-in" >/dev/null 2>&1 || true
+    size=$(stat -c %s "$t/home/state/notify.json")
+    read -r m2 _ pw_code < <(peak_wall "$bin/notify" </dev/null)
+    trust_row "memory" "notify fed 88 MB of records (2,000 subjects, 43 KB details)" "strings kept at most 4 KiB, subjects at most 10 000" \
+        "run: peak RSS $m MiB; notify.json $((size / 1024)) KiB; next run, empty input: peak RSS $m2 MiB" \
+        "$(held "notify state bounded" test "$size" -lt 50000000)"
+
+    # --- secrets
+    cat >"$t/home/config.json" <<JSON
+{"services": [{"name": "site", "type": "url", "target": "http://admin:pw-S3CRET@127.0.0.1:9/?api_key=K-S3CRET"},
+  {"name": "api", "type": "port", "port": 9, "restart_command": "env > $t/env-seen", "verify_delay_seconds": 0}]}
+JSON
+    "$bin/probe" --config "$t/home/config.json" >"$t/out" 2>&1 || true
+    TELEGRAM_BOT_TOKEN=tg-S3CRET GITEA_TOKEN=gt-S3CRET "$bin/recover" --config "$t/home/config.json" <"$t/out" >/dev/null 2>&1 || true
+    local leaks
+    leaks=$(cat "$t/out" "$t/home/metrics"/*.jsonl "$t/env-seen" 2>/dev/null | grep -c S3CRET || true)
+    trust_row "secrets" "a check URL with userinfo and api_key; a restart command run with TELEGRAM_BOT_TOKEN and GITEA_TOKEN set" \
+        "target shown as $(jq -r 'select(.name == "site") | .target' "$t/out" | head -1); tokens removed from the command's environment" \
+        "$leaks occurrences in output, metrics and the command's env; notify.json mode $(stat -c %a "$t/home/state/notify.json")" \
+        "$(held "secrets" test "$leaks" -eq 0)"
+
+    # --- terminals
+    tm_serve esc
+    python3 - "$tm_addr" <<'PY'
+import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request(f"http://{sys.argv[1]}/heartbeat/a1/fail", data=b"boom\x1b]0;owned\x07\x1b[2J", method="POST"))
+PY
+    kill "$tm_pid"; wait "$tm_pid" 2>/dev/null || true
+    local raw
+    raw=$("$bin/tickmon" heartbeats --state "$work/esc/hb.json" --format text | tr -cd '\033' | wc -c)
+    trust_row "terminals" "an agent's failure text with a title change and a screen clear, tickmon heartbeats --format text" \
+        "shown as $("$bin/tickmon" heartbeats --state "$work/esc/hb.json" --format text | grep -o 'boom[^ ]*' | head -1)" "$raw raw ESC bytes" "$(held "escapes" test "$raw" -eq 0)"
+
+    # --- numbers
+    printf '%s\n' '{"name":"svc","status":"up","latency_ms":1.7976931348623157e308,"timestamp":"2026-11-19T10:00:00Z"}' \
+        '{"name":"svc","status":"up","latency_ms":1.7976931348623157e308,"timestamp":"2026-11-19T10:00:00Z"}' \
+        '{"name":"svc","status":"up","latency_ms":-1e308,"timestamp":"2026-11-19T10:00:00Z"}' \
+        '{"name":"svc","status":"up","latency_ms":12,"timestamp":"2026-11-19T10:00:00Z"}' >"$t/lat.jsonl"
+    code=0
+    "$bin/rollup" "$t/lat.jsonl" --now 2026-11-20T00:00:00Z >"$t/out" 2>"$t/err" || code=$?
+    trust_row "numbers" "latencies 1.7976931348623157e308 (twice) and -1e308" "$(grep -o '[0-9]* malformed line(s)' "$t/err") (exit $code)" \
+        "avg_latency_ms $(jq .avg_latency_ms "$t/out")" "$(held "latencies" test "$code" -eq 3)"
+    unset AGENT_OPS_HOME
 }

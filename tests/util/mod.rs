@@ -157,6 +157,41 @@ impl Tool {
         }
     }
 
+    /// Run to completion within `secs`; a tool still running then is killed and the test
+    /// fails, saying so (a hang must fail the test, not hold the suite).
+    #[track_caller]
+    pub fn run_within(mut self, secs: u64) -> Run {
+        let display = format!("{:?}", self.cmd);
+        self.cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().unwrap_or_else(|e| panic!("spawning {display}: {e}"));
+        let data = self.stdin.take().unwrap_or_default();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let out = child.wait_with_output();
+            let _ = tx.send(());
+            out
+        });
+        let finished = rx.recv_timeout(std::time::Duration::from_secs(secs)).is_ok();
+        if !finished {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+        let out = waiter.join().unwrap().unwrap();
+        let _ = writer.join();
+        let run = Run {
+            display,
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(finished, "did not finish within {secs} s (killed){run:?}");
+        run
+    }
+
     /// Start without waiting; stdin, stdout and stderr are pipes.
     pub fn spawn(mut self) -> Child {
         self.cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());

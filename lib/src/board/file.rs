@@ -132,8 +132,10 @@ impl BoardFile {
             return match fs::hard_link(&self.path, &aside) {
                 Ok(()) => Ok(aside),
                 Err(_) => {
-                    fs::copy(&self.path, &aside)
+                    // A copy through the store: a fresh file, never written through a link.
+                    let bytes = crate::store::read::read(&self.path, crate::store::kinds::BOARD)
                         .map_err(|e| Error::path("cannot keep the corrupt board as", &aside, e))?;
+                    store::atomic_write(&aside, &bytes)?;
                     Ok(aside)
                 }
             };
@@ -143,7 +145,7 @@ impl BoardFile {
 
     /// Read board.json, or the backup when board.json is unusable.
     fn load(&self) -> Result<(Board, Origin)> {
-        let bytes = match fs::read(&self.path) {
+        let bytes = match crate::store::read::read(&self.path, crate::store::kinds::BOARD) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Board::new(), Origin::New)),
             Err(e) => return Err(Error::path("cannot read", &self.path, e)),
@@ -159,7 +161,7 @@ impl BoardFile {
                 self.path.display()
             ))
         };
-        let backup = match fs::read(&self.backup) {
+        let backup = match crate::store::read::read(&self.backup, crate::store::kinds::BOARD) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(refuse(format!("there is no backup {}", self.backup.display())));
@@ -178,22 +180,19 @@ impl BoardFile {
         }
     }
 
-    /// Remove temporary files that killed writers left (`.board.json.PID.tmp` and
-    /// `.board.json.bak.PID.tmp`). Only called under the lock, when no writer is running.
+    /// Remove temporary files that killed writers left (`.board.json.PID.RANDOM.tmp` and
+    /// `.board.json.bak.PID.RANDOM.tmp`). Only called under the lock, when no writer is running.
     fn remove_stale_temps(&self, dir: &Path) {
         let names: Vec<String> = [&self.path, &self.backup]
             .iter()
-            .filter_map(|p| p.file_name().map(|n| format!(".{}.", n.to_string_lossy())))
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into())
             .collect();
         let Ok(entries) = fs::read_dir(dir) else { return };
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let stale = names.iter().any(|prefix| {
-                name.strip_prefix(prefix.as_str())
-                    .and_then(|rest| rest.strip_suffix(".tmp"))
-                    .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-            });
+            let stale = store::parse_temp_name(&name).is_some_and(|(target, _)| names.iter().any(|n| n == target));
             if stale {
                 let _ = fs::remove_file(entry.path());
             }

@@ -54,6 +54,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         }
         (Some(f), _) => f,
     };
+    ctx.out.escape_controls(format != Format::Ndjson);
     let engine = Engine {
         file: BoardFile::new(path, cli.lock_timeout),
         clock,

@@ -30,7 +30,7 @@ use crate::cli::Common;
   cellscan scan --heartbeat-url http://127.0.0.1:8080 | notify
   cellscan scan --watch 30                         rescan every 30 s, print only what changed
   cellscan revive --dry-run                        what revival would do
-  cellscan scan --heartbeat-url URL | cellscan revive --from - | notify
+  cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify
   cellscan revive --approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d/agent_003
   cellscan init --name 'Release notes' --auto-revive yes --revive-command bin/revive-agent
   cellscan add-agent 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d --id agent_001 --role lead
@@ -66,7 +66,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   cellscan revive /var/missions --dry-run
   cellscan revive --approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d/agent_003
-  cellscan scan --heartbeat-url URL | cellscan revive --from - | notify")]
+  cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify")]
     Revive(ReviveArgs),
     /// Create a cell: a new uuid, cell.json, config files and the sub-directories
     #[command(after_help = "Examples:
@@ -127,7 +127,8 @@ pub struct ReviveArgs {
     pub heartbeat: HeartbeatArgs,
 
     /// Act on the `agent` records of a scan read from FILE (`-` for stdin) instead of scanning
-    /// DIR; every record read is passed on
+    /// DIR; every record read is passed on. A record only nominates: its cell must lie under
+    /// DIR, and health is assessed afresh from the cell's files (and --heartbeat-url)
     #[arg(long, value_name = "FILE|-")]
     pub from: Vec<PathBuf>,
 

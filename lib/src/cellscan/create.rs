@@ -41,7 +41,9 @@ pub fn resolve_cell(arg: &str, missions: &Path) -> Result<PathBuf> {
         }
         if let Ok(dirs) = scan::list_cells(missions) {
             for d in dirs {
-                let Ok(bytes) = fs::read(d.join("cell.json")) else { continue };
+                let Ok(bytes) = crate::store::read::read(&d.join("cell.json"), crate::store::kinds::CELL_FILE) else {
+                    continue;
+                };
                 #[derive(serde::Deserialize)]
                 struct Id {
                     cell_id: Option<String>,
@@ -182,7 +184,8 @@ fn build_cell(dir: &Path, cell: &Value, policies: &Value, args: &InitArgs) -> Re
 
 /// Read an object file the tool is going to rewrite, keeping every field and its order.
 fn read_object(path: &Path) -> Result<Map<String, Value>> {
-    let bytes = fs::read(path).map_err(|e| Error::path("cannot read", path, e))?;
+    let bytes = crate::store::read::read(path, crate::store::kinds::CELL_FILE)
+        .map_err(|e| Error::path("cannot read", path, e))?;
     match model::parse_owned::<Value>(&bytes, path)? {
         Value::Object(m) => Ok(m),
         _ => Err(Error::config(format!("{}: expected a JSON object", path.display()))),
@@ -243,8 +246,8 @@ pub fn add_agent(
     let agent = model::read_agent(&mut FileCtx::new(&path, &file, &bytes, &mut issues))
         .ok_or_else(|| Error::other("the new agent file does not read back"))?;
     if !dry_run {
-        store::ensure_dir(&dir.join("checkpoints").join(&args.id))?;
-        store::atomic_write(&path, &bytes)?;
+        scan::ensure_cell_dir(&dir, &format!("checkpoints/{}", args.id))?;
+        scan::write_cell_file(&dir, &file, &bytes)?;
     }
     cell.agents.push(agent);
     print(cell, clock, out, |r| matches!(r, Rec::Agent(a) if a.agent == args.id))?;
@@ -318,7 +321,7 @@ pub fn add_task(
         return Err(Error::usage(format!("--depends-on: the task would close a dependency cycle: {}", c.join(" -> "))));
     }
     if !dry_run {
-        store::atomic_write(&path, &bytes)?;
+        scan::write_cell_file(&dir, &file, &bytes)?;
     }
     print(cell, clock, out, |r| matches!(r, Rec::Task(t) if t.id == args.id))?;
     Ok(Status::Ok)
@@ -458,7 +461,8 @@ fn rewrite(
         }
         print(cell, clock, out, pick)?;
     } else {
-        store::atomic_write(path, &bytes)?;
+        let rel = path.strip_prefix(dir).map(|p| p.display().to_string()).unwrap_or_default();
+        scan::write_cell_file(dir, &rel, &bytes)?;
         print(load(dir)?, clock, out, pick)?;
     }
     Ok(Status::Ok)

@@ -24,8 +24,7 @@ use clap::{CommandFactory, Parser};
 use serde_json::Value;
 
 use self::cli::{Cli, Command, Format, HeartbeatArgs, ReviveArgs, ScanArgs};
-use self::heartbeat::{AgentState, Heartbeat};
-use self::model::AgentStatus;
+use self::heartbeat::Heartbeat;
 use self::revive::ReviveCtx;
 use self::scan::{AgentHealth, DuplicateIds, Rec, ScanCtx};
 use crate::clock::Clock;
@@ -50,7 +49,10 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let clock = cli.common.clock()?;
     let missions = |dir: &Option<PathBuf>| missions_dir(dir.as_deref(), cli.missions.as_deref(), &paths, &env);
     match &cli.command {
-        Command::Scan(a) => scan_cmd(ctx, a, &missions(&a.dir), &clock, &env),
+        Command::Scan(a) => {
+            ctx.out.escape_controls(a.format == Format::Text && a.watch.is_none());
+            scan_cmd(ctx, a, &missions(&a.dir), &clock, &env)
+        }
         Command::Revive(a) => revive_cmd(ctx, &cli, a, &missions(&a.dir), &clock, &env),
         Command::Init(a) => {
             if let Some(w) = create::init_warnings(a) {
@@ -79,7 +81,8 @@ fn heartbeat_of(a: &HeartbeatArgs, env: Env<'_>) -> Result<Option<Heartbeat>> {
     let Some(url) = &a.heartbeat_url else { return Ok(None) };
     let token = match &a.heartbeat_token_file {
         Some(p) => {
-            let t = std::fs::read_to_string(p).map_err(|e| Error::path("cannot read token file", p, e))?;
+            let t = crate::store::read::read_text(p, crate::store::kinds::TOKEN)
+                .map_err(|e| Error::path("cannot read token file", p, e))?;
             let t = t.trim();
             if t.is_empty() {
                 return Err(Error::usage(format!("--heartbeat-token-file: {} is empty", p.display())));
@@ -310,51 +313,58 @@ fn revive_cmd(ctx: &mut Ctx, cli: &Cli, args: &ReviveArgs, dir: &Path, clock: &C
     Ok(Status::failures_if(unresolved > 0))
 }
 
-/// Revive the agent an `agent` record of a scan names, when the record says it is failed or
-/// unhealthy and its cell's files agree. The command still comes only from the cell's own
-/// config/policies.json.
+/// Revive the agent an `agent` record of a scan names. The record only nominates: the cell
+/// must lie under the missions directory (its path resolved, links included), and whether
+/// the agent needs reviving is decided afresh from the cell's own files and, when a
+/// heartbeat endpoint is configured, from the endpoint asked now; the record's `status`,
+/// `health` and `heartbeat` fields decide nothing. The command still comes only from the
+/// cell's own config/policies.json.
 fn revive_from_record(v: &Value, missions: &Path, clock: &Clock, rctx: &ReviveCtx<'_>) -> revive::Revived {
     let mut done = revive::Revived::default();
     let status = record::str_field(v, "status");
-    let hb_unhealthy =
-        record::str_field(v, "health") == "unhealthy" && record::str_field(v, "health_source") == "heartbeat";
-    if status != "failed" && !hb_unhealthy {
+    let health = record::str_field(v, "health");
+    if status != "failed" && health != "unhealthy" {
         return done;
     }
     let cell_id = record::str_field(v, "cell");
     let agent_id = record::str_field(v, "agent");
-    let found =
-        locate(v, cell_id, missions).and_then(|c| c.agents.iter().position(|a| a.id == agent_id).map(|i| (c, i)));
-    let Some((mut cell, i)) = found else {
-        let stamp = clock.stamp();
+    let stamp = clock.stamp();
+    let refuse = |problem: &'static str, detail: String| {
         let issue = model::Issue {
             level: Level::Warning,
-            problem: "unknown_agent",
+            problem,
             file: None,
             path: missions.to_path_buf(),
-            detail: format!(
-                "an agent record names agent '{agent_id}' of cell '{cell_id}', which is not in {} or at its path",
-                missions.display()
-            ),
+            detail,
             age_s: None,
         };
         let mut f = scan::finding(cell_id, &issue, &stamp);
         f.subject = format!("{cell_id}/{agent_id}");
-        done.records.push(revive::Out::Finding(f));
+        revive::Out::Finding(f)
+    };
+    let found = match locate(v, cell_id, missions) {
+        Ok(c) => c.and_then(|c| c.agents.iter().position(|a| a.id == agent_id).map(|i| (c, i))),
+        Err(why) => {
+            done.records.push(refuse("outside_missions", why));
+            done.unresolved += 1;
+            return done;
+        }
+    };
+    let Some((mut cell, i)) = found else {
+        done.records.push(refuse(
+            "unknown_agent",
+            format!(
+                "an agent record names agent '{agent_id}' of cell '{cell_id}', which is not in {} or at its path",
+                missions.display()
+            ),
+        ));
         done.unresolved += 1;
         return done;
     };
-    let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: None };
+    let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: rctx.heartbeat };
     scan::check(&mut cell, sctx.now);
     let mut health = scan::assess(&mut cell, &sctx);
-    let mut h = health.swap_remove(i);
-    let alive = matches!(cell.agents[i].status.value, Some(AgentStatus::Active | AgentStatus::Idle));
-    if hb_unhealthy && alive {
-        h.needs_revival = true;
-        h.health = "unhealthy";
-        h.source = "heartbeat";
-        h.state = v.get("heartbeat").and_then(|s| serde_json::from_value::<AgentState>(s.clone()).ok());
-    }
+    let h = health.swap_remove(i);
     if !h.needs_revival {
         return done;
     }
@@ -362,12 +372,33 @@ fn revive_from_record(v: &Value, missions: &Path, clock: &Clock, rctx: &ReviveCt
 }
 
 /// The cell an agent record belongs to: the cell directory of its `path`, else the cell
-/// named by its `cell` under the missions directory.
-fn locate(v: &Value, cell_id: &str, missions: &Path) -> Option<scan::Cell> {
+/// named by its `cell` under the missions directory. Either must resolve (links followed)
+/// to a directory under the missions directory: a path elsewhere is refused with the reason.
+fn locate(v: &Value, cell_id: &str, missions: &Path) -> std::result::Result<Option<scan::Cell>, String> {
+    let root = std::fs::canonicalize(missions)
+        .map_err(|e| format!("the missions directory {} cannot be resolved: {e}", missions.display()))?;
     let by_path = v
         .get("path")
         .and_then(Value::as_str)
         .and_then(|p| Path::new(p).parent().and_then(Path::parent).map(Path::to_path_buf));
     let by_id = if is_safe_id(cell_id) { create::resolve_cell(cell_id, missions).ok() } else { None };
-    [by_path, by_id].into_iter().flatten().filter_map(|d| scan::load_cell(&d)).find(|c| c.id == cell_id)
+    let mut outside = None;
+    for d in [by_path, by_id].into_iter().flatten() {
+        let Ok(real) = std::fs::canonicalize(&d) else { continue };
+        if !real.starts_with(&root) {
+            outside = Some(format!(
+                "an agent record names the cell {}, which is not under the missions directory {}; ignored",
+                d.display(),
+                missions.display()
+            ));
+            continue;
+        }
+        if let Some(c) = scan::load_cell(&real).filter(|c| c.id == cell_id) {
+            return Ok(Some(c));
+        }
+    }
+    match outside {
+        Some(why) => Err(why),
+        None => Ok(None),
+    }
 }

@@ -28,7 +28,7 @@ use crate::config::CommandLine;
 use crate::entry::Diag;
 use crate::record::{Finding, Level, Outcome, Recovery};
 use crate::restart::{Decision, Entry, Ledger, Policy};
-use crate::store;
+use crate::store::{self, Dir, Perm};
 use crate::util::{self, proc};
 
 /// The records revival writes.
@@ -101,8 +101,8 @@ pub fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &ReviveCt
         return done;
     }
     let stamp = ctx.clock.stamp();
-    let ledger_path = cell.dir.join("logs").join("revivals.json");
-    let mut lock = None;
+    let ledger_path = cell.dir.join("logs").join(LEDGER);
+    let mut lock: Option<(Dir, store::Lock)> = None;
     for (i, h) in targets {
         let agent = &cell.agents[*i];
         let approval = ctx.approval(cell, &agent.id);
@@ -137,8 +137,8 @@ pub fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &ReviveCt
                 };
                 let rec = if ctx.dry_run {
                     // Read the ledger as it is: no lock, nothing created.
-                    let entries: std::collections::BTreeMap<String, Entry> = match store::read_json(&ledger_path) {
-                        Ok(e) => e.unwrap_or_default(),
+                    let entries: std::collections::BTreeMap<String, Entry> = match peek_ledger(cell) {
+                        Ok(e) => e,
                         Err(e) => {
                             done.records.push(Out::Finding(revive_error(cell, &ledger_path, &e.to_string(), &stamp)));
                             done.unresolved += 1;
@@ -149,7 +149,11 @@ pub fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &ReviveCt
                     attempt(cell, *i, h, cmd, &mut entry, ctx, &mut |_| {})
                 } else {
                     if lock.is_none() {
-                        match Ledger::lock(&ledger_path) {
+                        let locked = cell_logs(cell).and_then(|logs| {
+                            let l = Ledger::lock_in(&logs, LEDGER)?;
+                            Ok((logs, l))
+                        });
+                        match locked {
                             Ok(l) => lock = Some(l),
                             Err(e) => {
                                 done.records.push(Out::Finding(revive_error(
@@ -163,9 +167,9 @@ pub fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &ReviveCt
                             }
                         }
                     }
-                    let Some(l) = lock.as_mut() else { continue };
+                    let Some((logs, l)) = lock.as_mut() else { continue };
                     // Held from reading the agent's entry to writing it back after the command.
-                    let mut held = match Ledger::open(&ledger_path, l) {
+                    let mut held = match logs.try_clone().and_then(|d| Ledger::open_in(d, LEDGER, l)) {
                         Ok(h) => h,
                         Err(e) => {
                             done.records.push(Out::Finding(revive_error(cell, &ledger_path, &e.to_string(), &stamp)));
@@ -190,6 +194,24 @@ pub fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &ReviveCt
         }
     }
     done
+}
+
+/// The revival ledger's name in the cell's `logs/`.
+const LEDGER: &str = "revivals.json";
+
+/// The cell's `logs/`, opened relative to the cell directory (created when missing). Agents
+/// write in their cell: `logs/` being a link to elsewhere is refused, never followed.
+fn cell_logs(cell: &Cell) -> crate::error::Result<Dir> {
+    Dir::open(&cell.dir)?.sub_create("logs")
+}
+
+/// The ledger as it is, without a lock and without creating anything (dry runs).
+fn peek_ledger(cell: &Cell) -> crate::error::Result<std::collections::BTreeMap<String, Entry>> {
+    let dir = Dir::open(&cell.dir)?;
+    if dir.identity("logs").is_none() {
+        return Ok(Default::default());
+    }
+    Ok(dir.sub("logs")?.read_json(LEDGER, store::kinds::LEDGER)?.unwrap_or_default())
 }
 
 fn revive_error(cell: &Cell, path: &Path, why: &str, stamp: &str) -> Finding {
@@ -368,7 +390,7 @@ fn attempt(
         },
         rec.detail
     );
-    if let Err(e) = store::append_line(&cell.dir.join("logs").join("mission.log"), line.as_bytes()) {
+    if let Err(e) = cell_logs(cell).and_then(|logs| logs.append_line("mission.log", line.as_bytes(), Perm::Shared)) {
         ctx.diag.warn(format_args!("{}: {e}", cell.id));
     }
     rec
@@ -378,7 +400,7 @@ fn attempt(
 /// it unhealthy, the endpoint no longer does.
 fn verify(cell: &Cell, i: usize, h: &AgentHealth, hb: Option<&Heartbeat>) -> (bool, String) {
     let a = &cell.agents[i];
-    let status = match std::fs::read(&a.path) {
+    let status = match super::scan::read_cell_file(&cell.dir, &a.file) {
         Ok(bytes) => {
             let mut issues = Vec::new();
             model::read_agent(&mut FileCtx::new(&a.path, &a.file, &bytes, &mut issues)).and_then(|a| a.status.text)

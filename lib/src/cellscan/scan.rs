@@ -6,10 +6,9 @@
 //! back in the order of the cell directories, whatever the threads' timing. A cell that
 //! cannot be read is a cell with findings; it never stops the others.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,8 +16,9 @@ use std::sync::mpsc;
 use std::thread;
 
 use nix::dir::{Dir, Type};
-use nix::fcntl::{OFlag, openat};
-use nix::sys::stat::Mode;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag, fstatat};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -30,6 +30,8 @@ use super::model::{
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::record::{Finding, Level};
+use crate::store::kinds;
+use crate::store::read::{self, Src};
 
 /// The sub-directories of a cell, as the spec lays it out.
 pub const SUBDIRS: [&str; 6] = ["agents", "tasks", "checkpoints", "logs", "artifacts", "config"];
@@ -145,13 +147,23 @@ fn name_of(p: &Path) -> String {
 /// A directory opened once; the files of a cell are opened relative to it, so the kernel looks
 /// up one name per file rather than walking the whole path again (most of a scan is opening
 /// small files).
+/// A sub-directory of a cell is opened without following a link: agents write in the cell,
+/// and `agents/` pointing elsewhere is refused, not read.
 fn open_dir(at: Option<&Dir>, path: &Path, name: &str) -> io::Result<Dir> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let dir = match at {
-        Some(parent) => Dir::openat(parent.as_fd(), name, flags, Mode::empty()),
+        Some(parent) => Dir::openat(parent.as_fd(), name, flags | OFlag::O_NOFOLLOW, Mode::empty()),
         None => Dir::open(path, flags, Mode::empty()),
     };
-    dir.map_err(io::Error::from)
+    dir.map_err(|e| match (e, at) {
+        (Errno::ELOOP | Errno::ENOTDIR, Some(parent))
+            if fstatat(parent.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK) =>
+        {
+            io::Error::new(io::ErrorKind::InvalidData, "it is a symbolic link, which is not followed here")
+        }
+        (e, _) => io::Error::from(e),
+    })
 }
 
 /// The names in a directory that are UTF-8, without `.` and `..`, each with whether it is a
@@ -249,21 +261,51 @@ fn unreadable(path: &Path, file: &str, e: &io::Error) -> Issue {
     }
 }
 
-/// The largest cell file read.
-const FILE_LIMIT: u64 = 16 << 20;
-
-thread_local! {
-    /// Each scanning thread reads every file into this one buffer.
-    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+/// Read a cell file through the bounded reader and hand its bytes to `f` (the reader reuses
+/// one buffer per scanning thread: no allocation once it has grown).
+pub fn with_file<R>(path: &Path, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
+    read::with_read(Src::Path(path), kinds::CELL_FILE, f)
 }
 
-/// Read a file into the thread's buffer and hand its bytes to `f`: one open, one read for a
-/// file smaller than the buffer, one close; no stat, and no allocation once the buffer has
-/// grown. A read of a regular file comes back short only at its end, so a read that leaves
-/// room in the buffer ends the file without the extra read that would return 0; a read that
-/// fills it goes on to the end (up to the limit).
-pub fn with_file<R>(path: &Path, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
-    with_opened(|| File::open(path), f)
+/// Read a file of a cell by its path relative to the cell (`agents/a1.json`): each directory
+/// on the way is opened relative to the one before, never through a link.
+pub fn read_cell_file(cell_dir: &Path, rel: &str) -> Result<Vec<u8>> {
+    let mut parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+    let path = cell_dir.join(rel);
+    let Some(name) = parts.pop() else {
+        return Err(Error::path("cannot read", &path, io::Error::from(io::ErrorKind::InvalidInput)));
+    };
+    let mut dir = crate::store::Dir::open(cell_dir)?;
+    for p in parts {
+        dir = dir.sub(p)?;
+    }
+    dir.read(name, kinds::CELL_FILE)?
+        .ok_or_else(|| Error::path("cannot read", &path, io::Error::from(io::ErrorKind::NotFound)))
+}
+
+/// Write a file of a cell atomically by its path relative to the cell, each directory on
+/// the way opened relative to the one before (created when missing): a link on the way or
+/// at the file is refused, never written through.
+pub fn write_cell_file(cell_dir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
+    let mut parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+    let Some(name) = parts.pop() else {
+        return Err(Error::path("cannot write", &cell_dir.join(rel), io::Error::from(io::ErrorKind::InvalidInput)));
+    };
+    let mut dir = crate::store::Dir::open(cell_dir)?;
+    for p in parts {
+        dir = dir.sub_create(p)?;
+    }
+    dir.atomic_write(name, bytes, crate::store::Perm::Shared)
+}
+
+/// A cell directory and a sub-directory path in it (`checkpoints/a1`), created as needed
+/// relative to the cell, never through a link.
+pub fn ensure_cell_dir(cell_dir: &Path, rel: &str) -> Result<()> {
+    let mut dir = crate::store::Dir::open(cell_dir)?;
+    for p in rel.split('/').filter(|p| !p.is_empty()) {
+        dir = dir.sub_create(p)?;
+    }
+    Ok(())
 }
 
 /// A file named relative to an open directory.
@@ -274,49 +316,9 @@ struct At<'a> {
 }
 
 impl At<'_> {
-    fn open(self) -> io::Result<File> {
-        let fd = openat(self.dir.as_fd(), self.name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-        Ok(File::from(fd))
+    fn read<R>(self, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
+        read::with_read(Src::At(self.dir.as_fd(), self.name), kinds::CELL_FILE, f)
     }
-}
-
-/// [`with_file`] on a file that `open` opens.
-fn with_opened<R>(open: impl FnOnce() -> io::Result<File>, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
-    const CHUNK: usize = 64 * 1024;
-    // The buffer is kept at its full (zeroed) length; `used` says how much of it is the file.
-    let read = |buf: &mut Vec<u8>, mut file: File| -> io::Result<usize> {
-        let mut used = 0;
-        loop {
-            if buf.len() - used < CHUNK {
-                buf.resize(used + CHUNK, 0);
-            }
-            let room = buf.len() - used;
-            let n = match file.read(&mut buf[used..]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            used += n;
-            if used as u64 > FILE_LIMIT {
-                return Err(io::Error::other(format!("larger than {} MiB", FILE_LIMIT >> 20)));
-            }
-            if n == 0 || n < room {
-                return Ok(used);
-            }
-        }
-    };
-    let file = open()?;
-    BUF.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            let n = read(&mut buf, file)?;
-            Ok(f(&buf[..n]))
-        }
-        Err(_) => {
-            let mut buf = Vec::new();
-            let n = read(&mut buf, file)?;
-            Ok(f(&buf[..n]))
-        }
-    })
 }
 
 /// Read and parse one file with `parse` (opened by `at` when given, else by its path); a
@@ -331,7 +333,7 @@ fn parse_file<T>(
     let mut found = Vec::new();
     let parse = |bytes: &[u8]| parse(&mut FileCtx::new(path, file, bytes, &mut found));
     let parsed = match at {
-        Some(at) => with_opened(|| at.open(), parse),
+        Some(at) => at.read(parse),
         None => with_file(path, parse),
     };
     issues.append(&mut found);
@@ -374,24 +376,26 @@ fn parse_dir<T>(
 
 fn read_config(cell: &mut Cell, cell_dir: &Dir) {
     let dir = cell.dir.join("config");
-    let config_dir = open_dir(Some(cell_dir), &dir, "config");
+    let config_dir = match open_dir(Some(cell_dir), &dir, "config") {
+        Ok(d) => d,
+        Err(e) => {
+            cell.issues.push(unreadable(&dir, "config/", &e));
+            return;
+        }
+    };
     let mut found = Vec::new();
     for name in ["policies.json", "isolation.json", "permissions.json"] {
         let path = dir.join(name);
         let file = format!("config/{name}");
-        let open = || match &config_dir {
-            Ok(d) => At { dir: d, name }.open(),
-            Err(_) => File::open(&path),
-        };
-        let read = with_opened(open, |bytes| {
+        let parse = |bytes: &[u8]| {
             let mut cx = FileCtx::new(&path, &file, bytes, &mut found);
             match name {
                 "policies.json" => cell.policies = model::read_policies(&mut cx),
                 "isolation.json" => cell.isolation_file = model::read_isolation(&mut cx),
                 _ => cell.permissions = model::read_permissions(&mut cx),
             }
-        });
-        match read {
+        };
+        match (At { dir: &config_dir, name }).read(parse) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => found.push(unreadable(&path, &file, &e)),

@@ -69,6 +69,7 @@ impl Files {
 pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let cli = Cli::try_parse_from(args)?;
     ctx.out.set_line_buffered(cli.common.line_buffered);
+    ctx.out.escape_controls(cli.format != cli::Format::Ndjson);
     let env = config::process_env;
     let paths = cli.common.paths(&env);
     let clock = cli.common.clock()?;
@@ -96,7 +97,19 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             record::value_as_u64(v).map(|s| (n.to_string(), s))
         })
         .collect();
-    let mut engine = Engine { sinks, policy, sink_repeat, dry_run: cli.dry_run, files, diag, clock };
+    let max_subjects = match config.alerting.raw.get("max_subjects") {
+        None => state::DEFAULT_MAX_SUBJECTS,
+        Some(v) => match v.as_u64().filter(|n| *n > 0) {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => {
+                return Err(Error::config(format!(
+                    "{}: alerting.max_subjects: {v} is not a number above 0",
+                    config.path.display()
+                )));
+            }
+        },
+    };
+    let mut engine = Engine { sinks, policy, sink_repeat, dry_run: cli.dry_run, files, diag, clock, max_subjects };
 
     let mut input = Input::default();
     match &cli.cmd {
@@ -222,6 +235,8 @@ pub struct Engine<'a> {
     pub files: Files,
     pub diag: &'a Diag,
     pub clock: Clock,
+    /// Subjects kept in the state at most.
+    pub max_subjects: usize,
 }
 
 impl Engine<'_> {
@@ -286,6 +301,9 @@ impl Engine<'_> {
         }
 
         let decision = state::evaluate(&mut state, &mut rates, input, &silences, self.policy, now);
+        if let Some(w) = state.bound(self.max_subjects).message(&self.files.state, self.max_subjects) {
+            self.diag.warn(w);
+        }
         let mut alerts = decision.alerts;
         self.deliver(&mut alerts, &state, now);
         remember_sinks(&mut state, &alerts, &stamp, false);

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::alert::Alert;
 use crate::entry::Diag;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ndjson;
 use crate::store;
 
@@ -42,10 +42,9 @@ pub enum Line {
 
 /// Read the outbox (none yet: empty). Unreadable lines are reported and kept.
 pub fn load(path: &Path, diag: &Diag) -> Result<Vec<Line>> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(parse(&b, &path.display().to_string(), diag)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::path("cannot read", path, e)),
+    match store::read::read_optional(path, store::kinds::OUTBOX)? {
+        Some(b) => Ok(parse(&b, &path.display().to_string(), diag)),
+        None => Ok(Vec::new()),
     }
 }
 
@@ -76,7 +75,7 @@ pub fn parse(bytes: &[u8], name: &str, diag: &Diag) -> Vec<Line> {
 /// Append entries, one write per line.
 pub fn append(path: &Path, entries: &[Queued]) -> Result<()> {
     for q in entries {
-        store::append_line(path, &ndjson::to_line(q)?)?;
+        store::append_line_as(path, &ndjson::to_line(q)?, store::Perm::Private)?;
     }
     Ok(())
 }
@@ -93,7 +92,7 @@ pub fn rewrite(path: &Path, lines: &[Line]) -> Result<()> {
             }
         }
     }
-    store::atomic_write(path, &bytes)
+    store::atomic_write_as(path, &bytes, store::Perm::Private)
 }
 
 /// How many alerts are still owed to someone.

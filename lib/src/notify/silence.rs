@@ -161,7 +161,7 @@ pub struct Silences {
 impl Silences {
     /// Read the file (none yet: no silences).
     pub fn load(path: &Path) -> Result<Silences> {
-        Ok(store::read_json(path)?.unwrap_or_default())
+        Ok(store::read_json(path, store::kinds::NOTIFY_SMALL)?.unwrap_or_default())
     }
 
     /// The first silence that mutes the alert.
@@ -179,7 +179,7 @@ impl Silences {
 
 /// Add a silence under the file's lock; returns it.
 pub fn add(path: &Path, mut s: Silence, now: OffsetDateTime) -> Result<Silence> {
-    store::update_json(path, |file: &mut Silences| {
+    store::update_json(path, store::kinds::NOTIFY_SMALL, store::Perm::Private, |file: &mut Silences| {
         file.prune(now);
         let max = file.silences.iter().map(|s| s.id).max().unwrap_or(0);
         s.id = file.next_id.max(max) + 1;
@@ -192,7 +192,7 @@ pub fn add(path: &Path, mut s: Silence, now: OffsetDateTime) -> Result<Silence> 
 /// End a silence now, under the file's lock; returns it, or an error when there is none by
 /// that id.
 pub fn expire(path: &Path, id: u64, now: OffsetDateTime) -> Result<Silence> {
-    store::update_json(path, |file: &mut Silences| {
+    store::update_json(path, store::kinds::NOTIFY_SMALL, store::Perm::Private, |file: &mut Silences| {
         let stamp = clock::fmt_ts(now);
         let found = file.silences.iter_mut().find(|s| s.id == id);
         let Some(s) = found else {

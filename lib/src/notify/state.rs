@@ -37,6 +37,73 @@ use crate::store;
 /// Subjects not seen for this long are forgotten.
 const FORGET_AFTER_S: i64 = 30 * 86_400;
 
+/// The longest string kept in the state (a subject's key, title, name, message, ...), in
+/// bytes: what the state holds is then proportional to the number of subjects, whatever the
+/// records carried. Alerts themselves are sent whole.
+pub const MAX_STORED_BYTES: usize = 4096;
+
+/// Subjects kept by default (`alerting.max_subjects` in services.json changes it).
+pub const DEFAULT_MAX_SUBJECTS: usize = 10_000;
+
+/// Extra (unknown) fields kept per subject.
+const MAX_EXTRA_FIELDS: usize = 16;
+
+/// What bounding the state cut.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// Strings cut to [`MAX_STORED_BYTES`] (or values left out for being larger).
+    pub strings: usize,
+    /// Subjects forgotten for being over the limit (the least recently seen, quiet ones first).
+    pub subjects: usize,
+}
+
+impl Cut {
+    /// A message for stderr when something was cut.
+    pub fn message(&self, path: &Path, max_subjects: usize) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.strings > 0 {
+            parts.push(format!("{} stored value(s) cut to {MAX_STORED_BYTES} bytes", self.strings));
+        }
+        if self.subjects > 0 {
+            parts.push(format!(
+                "{} subject(s) over the limit of {max_subjects} forgotten (the least recently seen; \
+                 set alerting.max_subjects to keep more)",
+                self.subjects
+            ));
+        }
+        (!parts.is_empty()).then(|| format!("{}: {}", path.display(), parts.join(", ")))
+    }
+}
+
+/// Cut `s` to at most [`MAX_STORED_BYTES`] bytes on a character boundary; true when cut.
+fn cap(s: &mut String) -> bool {
+    if s.len() <= MAX_STORED_BYTES {
+        return false;
+    }
+    let mut end = MAX_STORED_BYTES - '…'.len_utf8();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push('…');
+    true
+}
+
+/// A subject key as kept: at most [`MAX_STORED_BYTES`] bytes (two subjects that share their
+/// first 4 KiB are one subject).
+pub fn subject_key(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.len() <= MAX_STORED_BYTES {
+        return std::borrow::Cow::Borrowed(key);
+    }
+    let mut k = key.to_string();
+    cap(&mut k);
+    std::borrow::Cow::Owned(k)
+}
+
+fn json_len(v: &Value) -> usize {
+    serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX)
+}
+
 /// One subject's memory.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Subject {
@@ -92,12 +159,73 @@ pub struct State {
 }
 
 impl State {
+    /// Keep the state within its bounds: every stored string at most [`MAX_STORED_BYTES`],
+    /// labels and extra fields left out when larger, at most `max_subjects` subjects (those
+    /// with an outstanding announcement kept first, then the most recently seen).
+    pub fn bound(&mut self, max_subjects: usize) -> Cut {
+        let mut cut = Cut::default();
+        if self.subjects.keys().any(|k| k.len() > MAX_STORED_BYTES) {
+            let all = std::mem::take(&mut self.subjects);
+            for (k, v) in all {
+                if k.len() > MAX_STORED_BYTES {
+                    cut.strings += 1;
+                }
+                self.subjects.entry(subject_key(&k).into_owned()).or_insert(v);
+            }
+        }
+        for s in self.subjects.values_mut() {
+            for f in [
+                &mut s.since,
+                &mut s.last_seen,
+                &mut s.title,
+                &mut s.name,
+                &mut s.kind,
+                &mut s.state,
+                &mut s.message,
+                &mut s.topic,
+            ] {
+                cut.strings += usize::from(cap(f));
+            }
+            if let Some(t) = &mut s.last_sent {
+                cut.strings += usize::from(cap(t));
+            }
+            if s.labels.as_ref().is_some_and(|l| json_len(l) > MAX_STORED_BYTES) {
+                s.labels = None;
+                cut.strings += 1;
+            }
+            let before = s.extra.len();
+            let mut kept = 0;
+            s.extra.retain(|k, v| {
+                kept += 1;
+                kept <= MAX_EXTRA_FIELDS && k.len() <= 256 && json_len(v) <= MAX_STORED_BYTES
+            });
+            cut.strings += before - s.extra.len();
+        }
+        let extra_before = self.extra.len();
+        self.extra.retain(|_, v| json_len(v) <= MAX_STORED_BYTES);
+        cut.strings += extra_before - self.extra.len();
+        if self.subjects.len() > max_subjects {
+            let mut order: Vec<(bool, String, String)> = self
+                .subjects
+                .iter()
+                .map(|(k, s)| (s.notified.is_some() || s.level.is_some(), s.last_seen.clone(), k.clone()))
+                .collect();
+            // Outstanding first, then the most recently seen (RFC 3339 sorts as time).
+            order.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+            for (_, _, k) in order.into_iter().skip(max_subjects) {
+                self.subjects.remove(&k);
+                cut.subjects += 1;
+            }
+        }
+        cut
+    }
+
     pub fn load(path: &Path) -> Result<State> {
-        Ok(store::read_json(path)?.unwrap_or_default())
+        Ok(store::read_json(path, store::kinds::NOTIFY_STATE)?.unwrap_or_default())
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        store::write_json(path, self)
+        store::write_json_as(path, self, store::Perm::Private)
     }
 }
 
@@ -108,7 +236,7 @@ pub struct Rates(pub BTreeMap<String, f64>);
 impl Rates {
     /// Read the file the Agent Ops Kit's lenient way: unreadable or not JSON is empty (and said).
     pub fn load(path: &Path) -> (Rates, Option<String>) {
-        match std::fs::read(path) {
+        match store::read::read(path, store::kinds::NOTIFY_SMALL) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Rates::default(), None),
             Err(e) => (Rates::default(), Some(format!("{}: {e}", path.display()))),
             Ok(bytes) => match serde_json::from_slice::<Map<String, Value>>(&bytes) {
@@ -124,7 +252,7 @@ impl Rates {
         let keep = (rate_limit_s as f64).max(3600.0);
         let pruned: Map<String, Value> =
             self.0.iter().filter(|(_, t)| now - **t < keep).map(|(k, t)| (k.clone(), json!(t))).collect();
-        store::write_json(path, &pruned)
+        store::write_json_as(path, &pruned, store::Perm::Private)
     }
 
     /// Was the topic sent within `limit_s` of `now`?
@@ -171,7 +299,7 @@ pub struct Input {
 
 impl Input {
     pub fn rule(&mut self, o: Observation) {
-        let key = o.subject.clone();
+        let key = subject_key(&o.subject).into_owned();
         if let Some(Said::Alert(_)) = self.said.get(&key) {
             return;
         }
@@ -191,6 +319,7 @@ impl Input {
     }
 
     fn put(&mut self, key: String, s: Said) {
+        let key = subject_key(&key).into_owned();
         if self.said.insert(key.clone(), s).is_none() {
             self.order.push(key);
         }
@@ -711,5 +840,38 @@ mod tests {
         assert_eq!(back.len(), 1);
         std::fs::write(&p, "garbage").unwrap();
         assert!(Rates::load(&p).1.is_some());
+    }
+
+    #[test]
+    fn the_state_is_bounded_in_strings_and_subjects() {
+        let mut st = State::default();
+        let huge = "é".repeat(10_000);
+        for i in 0..10 {
+            let subject = Subject {
+                level: (i % 2 == 0).then_some(Level::Error),
+                last_seen: format!("2026-11-{:02}T00:00:00.000Z", 10 + i),
+                title: huge.clone(),
+                message: huge.clone(),
+                labels: Some(json!({ "big": huge })),
+                ..Subject::default()
+            };
+            st.subjects.insert(format!("s{i}"), subject);
+        }
+        st.subjects.insert(format!("long-{huge}"), Subject::default());
+        let cut = st.bound(5);
+        // Five outstanding ones (the even ones) are kept before any quiet one.
+        let kept: Vec<&str> = st.subjects.keys().map(String::as_str).collect();
+        assert_eq!(kept, ["s0", "s2", "s4", "s6", "s8"]);
+        assert_eq!(cut.subjects, 6);
+        assert!(cut.strings >= 31, "{cut:?}");
+        for s in st.subjects.values() {
+            assert!(s.title.len() <= MAX_STORED_BYTES && s.message.len() <= MAX_STORED_BYTES);
+            assert!(s.title.ends_with('…') && s.labels.is_none());
+        }
+        assert!(serde_json::to_vec(&st).unwrap().len() < 5 * 3 * MAX_STORED_BYTES);
+        let msg = cut.message(Path::new("state/notify.json"), 5).unwrap();
+        assert!(msg.starts_with("state/notify.json: ") && msg.contains("6 subject(s) over the limit of 5"), "{msg}");
+        assert_eq!(st.bound(5), Cut::default(), "bounding twice cuts nothing more");
+        assert_eq!(subject_key(&"x".repeat(5000)).len(), MAX_STORED_BYTES);
     }
 }

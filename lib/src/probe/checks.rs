@@ -78,7 +78,8 @@ impl CheckEnv {
             .or_insert_with(|| {
                 let mut b = TlsConfig::builder().disable_verification(!verify);
                 if let Some(path) = ca_file {
-                    let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+                    let pem = crate::store::read::read(path, crate::store::kinds::CA_FILE)
+                        .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
                     let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
                         .filter_map(|item| match item {
                             Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
@@ -231,7 +232,7 @@ fn url_check(u: &UrlSpec, timeout: Duration, env: &CheckEnv, c: &mut Check) {
     let mut resp = match sent {
         Ok(r) => r,
         Err(e) => {
-            c.detail = e;
+            c.detail = crate::util::redact::redact_in(&e, &u.target);
             return;
         }
     };
@@ -372,10 +373,21 @@ fn heartbeat_check(h: &HeartbeatSpec, env: &CheckEnv, c: &mut Check) {
         HeartbeatSpec::Tick { agent, ticks_dir, max_age_seconds } => {
             let this_month = now.date().replace_day(1).unwrap_or(now.date());
             let last_month = this_month.previous_day().unwrap_or(this_month);
-            let found = [this_month, last_month].into_iter().find_map(|m| {
+            let mut found = None;
+            for m in [this_month, last_month] {
                 let p = ticks_dir.join(clock::fmt_month(m)).join(format!("{agent}.json"));
-                std::fs::read(&p).ok().map(|b| (p, b))
-            });
+                match crate::store::read::read(&p, crate::store::kinds::TICK) {
+                    Ok(b) => {
+                        found = Some((p, b));
+                        break;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        c.detail = format!("cannot read {}: {e}", p.display());
+                        return;
+                    }
+                }
+            }
             let Some((path, bytes)) = found else {
                 c.detail = format!("no tick from {agent} this month or last");
                 return;

@@ -47,6 +47,7 @@ pub fn command() -> clap::Command {
 pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let cli = cli::Cli::try_parse_from(args)?;
     ctx.out.set_line_buffered(cli.common.line_buffered);
+    ctx.out.escape_controls(cli.format != cli::Format::Ndjson);
     let env = config::process_env;
     let paths = cli.common.paths(&env);
     let clock = cli.common.clock()?;

@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+use crate::store::{kinds, read};
+
 /// One process: its pid and what `pgrep -f` would match against.
 #[derive(Debug, Clone)]
 pub struct Proc {
@@ -52,9 +54,9 @@ fn read_procs() -> Result<Vec<Proc>, String> {
         let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         let path = entry.path();
         // A process may exit between listing and reading: skip it.
-        let Ok(raw) = std::fs::read(path.join("cmdline")) else { continue };
+        let Ok(raw) = read::read(&path.join("cmdline"), kinds::PROC) else { continue };
         let cmdline = if raw.is_empty() {
-            match std::fs::read_to_string(path.join("comm")) {
+            match read::read_text(&path.join("comm"), kinds::PROC) {
                 Ok(c) => c.trim_end().to_string(),
                 Err(_) => continue,
             }

@@ -65,6 +65,7 @@ pub fn command() -> clap::Command {
 pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let cli = cli::Cli::try_parse_from(args)?;
     ctx.out.set_line_buffered(cli.common.line_buffered);
+    ctx.out.escape_controls(cli.format != cli::Format::Ndjson);
     let env = config::process_env;
     let paths = cli.common.paths(&env);
     let clock = cli.common.clock()?;
@@ -192,7 +193,7 @@ impl<'a> Recover<'a> {
         if actionable {
             let path = self.settings.ledger.clone();
             if self.settings.dry_run {
-                let entries = store::read_json(&path)?.unwrap_or_default();
+                let entries = Ledger::peek(&path)?;
                 self.walk(&mut Book::ReadOnly(entries), out, diag)?;
             } else {
                 let mut lock = Ledger::lock(&path)?;
@@ -853,7 +854,8 @@ mod tests {
         assert!(r.get("flapping").is_none());
         assert_eq!(r["timestamp"], "2026-11-23T10:30:00.000Z");
         assert_eq!(std::fs::read_to_string(&flag).unwrap(), "api 1/3 refused\n");
-        let ledger: BTreeMap<String, Entry> = store::read_json(&d.join("state/recovery.json")).unwrap().unwrap();
+        let ledger: BTreeMap<String, Entry> =
+            store::read_json(&d.join("state/recovery.json"), store::kinds::LEDGER).unwrap().unwrap();
         assert_eq!(ledger["api"].attempts, 1);
         assert!(ledger["api"].last_success.is_some());
         let log = std::fs::read_to_string(d.join("logs/recovery.log")).unwrap();

@@ -121,18 +121,14 @@ fn daily_files(dir: &Path) -> Result<Vec<(PathBuf, Date, bool)>> {
 }
 
 /// Remove the temporary files of compactions killed while writing
-/// (`.YYYY-MM-DD.jsonl.gz.PID.tmp`, each a part of a day's gzip). Called under the
+/// (`.YYYY-MM-DD.jsonl.gz.PID.RANDOM.tmp`, each a part of a day's gzip). Called under the
 /// directory's maintenance lock: no other compaction is running, so every one is dead.
 fn remove_dead_temps(dir: &Path) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for e in rd.flatten() {
         let name = e.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix('.')).and_then(|n| n.strip_suffix(".tmp")) else {
-            continue;
-        };
-        let Some((target, pid)) = rest.rsplit_once('.') else { continue };
-        let is_pid = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
-        if is_pid && daily_name(target).is_some_and(|(_, gz)| gz) {
+        let Some((target, _pid)) = name.to_str().and_then(store::parse_temp_name) else { continue };
+        if daily_name(target).is_some_and(|(_, gz)| gz) {
             let _ = fs::remove_file(e.path());
         }
     }
@@ -315,8 +311,8 @@ enum Relation {
 }
 
 fn relation(gz: &Path, plain: &Path) -> io::Result<Relation> {
-    let mut a = BufReader::new(MultiGzDecoder::new(BufReader::new(File::open(gz)?)));
-    let mut b = BufReader::new(File::open(plain)?);
+    let mut a = BufReader::new(MultiGzDecoder::new(BufReader::new(open(gz)?)));
+    let mut b = BufReader::new(open(plain)?);
     let mut ba = vec![0u8; 64 * 1024];
     let mut bb = vec![0u8; 64 * 1024];
     loop {
@@ -364,27 +360,20 @@ fn compact_one(plain: &Path, date: Date, stamp: &str) -> Result<FileRecord> {
         return Ok(rec);
     }
     let merge = relation == Some(Relation::Differs);
+    let dir = store::Dir::open(parent(plain))?;
+    let gz_name = gz.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
     for _attempt in 0..2 {
         let start = fs::metadata(plain).map_err(fail("cannot stat"))?;
-        let tmp = store::temp_path(&gz);
-        let written = write_gz(&tmp, plain, if merge { Some(&gz) } else { None });
-        let (read, size) = match written {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(Error::path("cannot compress", plain, e));
-            }
-        };
+        // Created exclusively under a name no one can predict; removed unless committed.
+        let mut tmp = dir.temp(&gz_name, store::Perm::Shared)?;
+        let file = tmp.take_file().ok_or_else(|| Error::other("the temporary is closed"))?;
+        let written = write_gz(file, plain, if merge { Some(&gz) } else { None });
+        let (read, size) = written.map_err(|e| Error::path("cannot compress", plain, e))?;
         let after = fs::metadata(plain).map_err(fail("cannot stat"))?;
         if !same_file_state(&start, &after) || read != start.len() {
-            let _ = fs::remove_file(&tmp);
             continue;
         }
-        fs::rename(&tmp, &gz).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            Error::path("cannot rename into", &gz, e)
-        })?;
-        store::sync_dir(parent(plain)).map_err(fail("cannot sync the directory of"))?;
+        tmp.commit(&gz_name)?;
         let last = fs::metadata(plain).map_err(fail("cannot stat"))?;
         if !same_file_state(&after, &last) {
             rec.action = "skipped";
@@ -412,20 +401,24 @@ fn parent(p: &Path) -> &Path {
     }
 }
 
-/// Write `tmp` as the gzip of (the old `.gz`'s lines, then) `plain`; durable before it
-/// returns. Returns the bytes read from `plain` and the compressed size.
-fn write_gz(tmp: &Path, plain: &Path, prefix: Option<&Path>) -> io::Result<(u64, u64)> {
-    let file = File::create(tmp)?;
+/// A metrics file opened to read it: a regular file, never through a link.
+fn open(p: &Path) -> io::Result<File> {
+    store::read::open_stream(p, false)
+}
+
+/// Write `file` (a temporary) as the gzip of (the old `.gz`'s lines, then) `plain`; durable
+/// before it returns. Returns the bytes read from `plain` and the compressed size.
+fn write_gz(file: File, plain: &Path, prefix: Option<&Path>) -> io::Result<(u64, u64)> {
     let mut enc = GzEncoder::new(BufWriter::with_capacity(256 * 1024, file), Compression::default());
     if let Some(old) = prefix {
-        let mut r = MultiGzDecoder::new(BufReader::new(File::open(old)?));
+        let mut r = MultiGzDecoder::new(BufReader::new(open(old)?));
         let mut last = [0u8; 1];
         let n = copy_tracking_last(&mut r, &mut enc, &mut last)?;
         if n > 0 && last[0] != b'\n' {
             enc.write_all(b"\n")?;
         }
     }
-    let mut src = File::open(plain)?;
+    let mut src = open(plain)?;
     let read = io::copy(&mut src, &mut enc)?;
     let buf = enc.finish()?;
     let file = buf.into_inner().map_err(|e| e.into_error())?;
@@ -517,14 +510,14 @@ mod tests {
         let (diag, _) = Diag::memory("rollup");
         // Stopped after the rename: the same lines in both.
         fs::write(d.join("2026-11-20.jsonl"), "a\n").unwrap();
-        write_gz(&d.join("2026-11-20.jsonl.gz"), &d.join("2026-11-20.jsonl"), None).unwrap();
+        write_gz(File::create(d.join("2026-11-20.jsonl.gz")).unwrap(), &d.join("2026-11-20.jsonl"), None).unwrap();
         // A .jsonl that grew after an earlier compaction.
         fs::write(d.join("2026-11-21.jsonl"), "b\n").unwrap();
-        write_gz(&d.join("2026-11-21.jsonl.gz"), &d.join("2026-11-21.jsonl"), None).unwrap();
+        write_gz(File::create(d.join("2026-11-21.jsonl.gz")).unwrap(), &d.join("2026-11-21.jsonl"), None).unwrap();
         fs::write(d.join("2026-11-21.jsonl"), "b\nc\n").unwrap();
         // Different lines in each.
         fs::write(d.join("2026-11-22.jsonl"), "old").unwrap();
-        write_gz(&d.join("2026-11-22.jsonl.gz"), &d.join("2026-11-22.jsonl"), None).unwrap();
+        write_gz(File::create(d.join("2026-11-22.jsonl.gz")).unwrap(), &d.join("2026-11-22.jsonl"), None).unwrap();
         fs::write(d.join("2026-11-22.jsonl"), "new\n").unwrap();
         let mut out = Vec::new();
         compact(&d, now().date(), now(), false, Report::Text, &mut out, &diag).unwrap();

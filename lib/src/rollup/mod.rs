@@ -57,6 +57,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let clock = cli.common.clock()?;
     let metrics_dir = cli.metrics_dir.clone().unwrap_or_else(|| paths.metrics.clone());
     let format = cli.format.unwrap_or(Format::Ndjson);
+    ctx.out.escape_controls(!matches!(format, Format::Ndjson | Format::Prometheus));
     let maintenance_style = || match format {
         Format::Ndjson => Ok(files::Report::Ndjson),
         Format::Text => Ok(files::Report::Text),
@@ -101,6 +102,9 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
                 Some(path) => {
                     let mut buf = Vec::new();
                     let status = run(&plan, &mut buf, &ctx.diag, &clock)?;
+                    if !matches!(format, Format::Ndjson | Format::Prometheus) {
+                        buf = crate::util::text::Escaper::default().escape(&buf).into_owned();
+                    }
                     store::atomic_write(path, &buf)?;
                     Ok(status)
                 }
@@ -247,10 +251,22 @@ impl Job {
     fn scan(&self, sc: &mut Scanner, out: &mut dyn Write) -> Result<()> {
         let (reader, name) = match self {
             Job::Stdin => (scan::decoded(io::stdin()).map_err(|e| Error::io("reading stdin", e))?, "stdin".to_string()),
-            Job::File(p) => (scan::open_file(p).map_err(|e| Error::path("cannot open", p, e))?, self.name()),
-            Job::Day(f) => match open_day(f)? {
-                Some((r, path)) => (r, path.display().to_string()),
-                None => return Ok(()),
+            Job::File(p) => match scan::open_file(p, true) {
+                Ok(r) => (r, self.name()),
+                Err(e) if scan::is_refusal(&e) => {
+                    sc.refused.push(format!("cannot read {}: {e}; skipped", p.display()));
+                    return Ok(());
+                }
+                Err(e) => return Err(Error::path("cannot open", p, e)),
+            },
+            Job::Day(f) => match open_day(f) {
+                Ok(Some((r, path))) => (r, path.display().to_string()),
+                Ok(None) => return Ok(()),
+                Err((path, e)) if scan::is_refusal(&e) => {
+                    sc.refused.push(format!("cannot read {}: {e}; skipped", path.display()));
+                    return Ok(());
+                }
+                Err((path, e)) => return Err(Error::path("cannot open", &path, e)),
             },
         };
         sc.scan(reader, Origin { name: &name, day: self.day() }, out)
@@ -441,18 +457,20 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
 
 /// Open a day's file; the `.jsonl` may have been compacted away since the listing (then its
 /// `.gz` is read), or pruned (then the day is skipped).
-fn open_day(f: &scan::DayFile) -> Result<Option<(Box<dyn io::Read + Send>, PathBuf)>> {
-    match scan::open_file(&f.path) {
+type Opened = (Box<dyn io::Read + Send>, PathBuf);
+
+fn open_day(f: &scan::DayFile) -> std::result::Result<Option<Opened>, (PathBuf, io::Error)> {
+    match scan::open_file(&f.path, false) {
         Ok(r) => Ok(Some((r, f.path.clone()))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => match &f.alt {
-            Some(alt) => match scan::open_file(alt) {
+            Some(alt) => match scan::open_file(alt, false) {
                 Ok(r) => Ok(Some((r, alt.clone()))),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(Error::path("cannot open", alt, e)),
+                Err(e) => Err((alt.clone(), e)),
             },
             None => Ok(None),
         },
-        Err(e) => Err(Error::path("cannot open", &f.path, e)),
+        Err(e) => Err((f.path.clone(), e)),
     }
 }
 

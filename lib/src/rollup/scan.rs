@@ -11,7 +11,6 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -100,6 +99,10 @@ fn latency_of(raw: Option<&str>) -> Result<Latency, String> {
         None => Err(format!("latency_ms: {} is not a number", shown())),
         Some(Latency::Float(f)) if !f.is_finite() => Err(format!("latency_ms: {} is not a finite number", shown())),
         Some(l) if l.as_f64() < 0.0 => Err(format!("latency_ms: {} is negative", shown())),
+        // A few near the largest double would overflow the window's sum.
+        Some(l) if l.as_f64() > MAX_LATENCY_MS => {
+            Err(format!("latency_ms: {} is more than {MAX_LATENCY_MS:.0} ms (11.6 days)", shown()))
+        }
         Some(l) => Ok(l),
     }
 }
@@ -113,6 +116,10 @@ fn number(s: &str) -> Option<Latency> {
     }
     s.parse::<f64>().ok().map(Latency::Float)
 }
+
+/// The largest latency a line may have: a billion milliseconds, eleven and a half days. More
+/// is not a measurement, and a few such numbers would overflow a window's sum.
+pub const MAX_LATENCY_MS: f64 = 1e9;
 
 /// The epoch day (days since 1970-01-01) of a date.
 pub fn day_number(d: Date) -> i32 {
@@ -298,6 +305,9 @@ pub struct Scanner {
     pub window: Agg,
     pub days: BTreeMap<i32, Agg>,
     pub rejects: Rejects,
+    /// Files refused by the bounded reader (a FIFO, a device, a link in the metrics
+    /// directory): each is said and counted, the others are read.
+    pub refused: Vec<String>,
     /// First and last day seen, when tracked.
     pub range: Option<(i32, i32)>,
     pub lines: u64,
@@ -446,6 +456,7 @@ impl Scanner {
         if self.rejects.first.is_none() {
             self.rejects.first = later.rejects.first;
         }
+        self.refused.extend(later.refused);
         if let Some((a, b)) = later.range {
             self.range = Some(match self.range {
                 None => (a, b),
@@ -467,6 +478,10 @@ impl Scanner {
 
     /// Report the malformed lines once, on stderr, and count them for the exit status.
     pub fn report_rejects(&self, diag: &Diag) {
+        for r in &self.refused {
+            diag.count_rejected(1);
+            diag.warn(r);
+        }
         if self.rejects.count > 0 {
             diag.count_rejected(self.rejects.count);
             diag.warn(format_args!(
@@ -572,9 +587,16 @@ pub fn decoded<R: Read + Send + 'static>(inner: R) -> io::Result<Box<dyn Read + 
     if magic { Ok(Box::new(MultiGzDecoder::new(br))) } else { Ok(Box::new(br)) }
 }
 
-/// Open a file for [`Scanner::scan`].
-pub fn open_file(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    decoded(File::open(path)?)
+/// Open a file for [`Scanner::scan`] through the bounded reader: a regular file only (a FIFO
+/// or a link to `/dev/zero` is refused, never read), a link followed only when `follow`
+/// (files the user named; not those found in the metrics directory).
+pub fn open_file(path: &Path, follow: bool) -> io::Result<Box<dyn Read + Send>> {
+    decoded(crate::store::read::open_stream(path, follow)?)
+}
+
+/// True for an error of the bounded reader refusing a file (what it is, not a failed read).
+pub fn is_refusal(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData
 }
 
 #[cfg(test)]
@@ -667,13 +689,18 @@ mod tests {
             {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":1e400}\n\
             {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":\"-inf\"}\n\
             {\"name\":\"a\",\"status\":\"up\",\"latency_ms\":\"nan\"}\n\
-            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":1e300}\n";
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":1e300}\n\
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":1.7976931348623157e308}\n\
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":-1e308}\n\
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":-5}\n\
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":1000000001}\n\
+            {\"name\":\"a\",\"status\":\"down\",\"latency_ms\":1000000000}\n";
         scan_str(&mut sc, input);
-        assert_eq!(sc.rejects.count, 3);
+        assert_eq!(sc.rejects.count, 8);
         assert_eq!(sc.rejects.first.as_deref(), Some("stdin:2: latency_ms: 1e400 is not a finite number"));
         let a = sc.window.get("a");
         assert_eq!((a.up, a.down), (1, 1));
-        assert!(a.latency.mean().is_finite());
+        assert_eq!(a.latency.mean(), (10.0 + 1e9) / 2.0);
     }
 
     #[test]

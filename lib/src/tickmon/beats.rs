@@ -16,8 +16,9 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -114,19 +115,25 @@ impl AgentState {
 
     /// The agent as the HTTP API shows it: the Lazarus Pit endpoint's shape plus RFC 3339 copies of its times.
     pub fn api(&self) -> Value {
-        json!({
-            "agent_id": self.agent_id,
-            "status": self.status.as_str(),
-            "last_heartbeat": self.last_heartbeat,
-            "last_response": self.last_response,
-            "consecutive_failures": self.consecutive_failures,
-            "response_time": self.response_time,
-            "error_message": self.error_message,
-            "metadata": self.metadata,
-            "heartbeats": self.heartbeats,
-            "last_heartbeat_at": ts(self.last_heartbeat),
-            "last_response_at": ts(self.last_response),
-        })
+        serde_json::to_value(self.api_view(true)).unwrap_or(Value::Null)
+    }
+
+    /// [`AgentState::api`] as a view that serializes without copying the metadata, and
+    /// without it at all unless `with_metadata`.
+    pub fn api_view(&self, with_metadata: bool) -> ApiView<'_> {
+        ApiView {
+            agent_id: &self.agent_id,
+            status: self.status.as_str(),
+            last_heartbeat: self.last_heartbeat,
+            last_response: self.last_response,
+            consecutive_failures: self.consecutive_failures,
+            response_time: self.response_time,
+            error_message: self.error_message.as_deref(),
+            metadata: with_metadata.then_some(&self.metadata),
+            heartbeats: self.heartbeats,
+            last_heartbeat_at: ts(self.last_heartbeat),
+            last_response_at: ts(self.last_response),
+        }
     }
 
     /// The agent as a `heartbeat` record of the pipe.
@@ -153,6 +160,23 @@ impl AgentState {
         self.error_message = Some(error.to_string());
         self.status = Health::after_failures(self.consecutive_failures);
     }
+}
+
+/// An agent as the HTTP API shows it, borrowed.
+#[derive(Debug, Serialize)]
+pub struct ApiView<'a> {
+    agent_id: &'a str,
+    status: &'static str,
+    last_heartbeat: f64,
+    last_response: f64,
+    consecutive_failures: u32,
+    response_time: f64,
+    error_message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a Map<String, Value>>,
+    heartbeats: u64,
+    last_heartbeat_at: String,
+    last_response_at: String,
 }
 
 /// The length of a map written as JSON, counted without writing it.
@@ -232,6 +256,40 @@ pub struct Snapshot {
     pub saved_at: String,
     #[serde(default)]
     pub agents: BTreeMap<String, AgentState>,
+    /// The server's last period of pressure, if any (saved so that `tickmon heartbeats`
+    /// can say it, and count silence as the server did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pressure: Option<PressureNote>,
+}
+
+/// A period when the server itself was hard to reach: connections were evicted or refused
+/// (a client holding many idle connections, or the descriptor limit). Times are seconds since
+/// the epoch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PressureNote {
+    pub since: f64,
+    /// The last eviction or refusal seen.
+    pub last: f64,
+    pub evicted: u64,
+    pub refused: u64,
+    /// True once it ended.
+    #[serde(default)]
+    pub over: bool,
+}
+
+impl PressureNote {
+    /// What it was, for messages and findings.
+    pub fn describe(&self) -> String {
+        let what =
+            format!("{} connection(s) evicted and {} refused since {}", self.evicted, self.refused, ts(self.since));
+        if self.over {
+            format!("the heartbeat endpoint was under pressure: {what}, until {}", ts(self.last))
+        } else {
+            format!(
+                "the heartbeat endpoint is under pressure: {what}; silence is not counted as an agent's failure meanwhile"
+            )
+        }
+    }
 }
 
 impl Snapshot {
@@ -290,20 +348,23 @@ impl Snapshot {
 }
 
 /// Agents as the server would see them at `now` after `timeout` of silence per failure: a
-/// read-only view for `tickmon heartbeats --timeout`.
+/// read-only view for `tickmon heartbeats --timeout`. As the server does, silence counts
+/// from the end of the server's last period of pressure when that is later.
 pub fn with_timeouts(snap: &Snapshot, now: f64, timeout: f64) -> Snapshot {
     let mut out = snap.clone();
     if timeout <= 0.0 {
         return out;
     }
+    let quiet_since = snap.pressure.as_ref().map(|p| p.last).unwrap_or(0.0);
     for a in out.agents.values_mut() {
-        let silent = now - a.last_response;
+        let silent = now - a.last_response.max(quiet_since);
+        let heard = now - a.last_response;
         if silent > timeout {
             let periods = (silent / timeout).floor().min(f64::from(u32::MAX)) as u32;
             a.consecutive_failures = a.consecutive_failures.saturating_add(periods);
             a.failures += u64::from(periods);
             a.last_response += f64::from(periods) * timeout;
-            a.error_message = Some(format!("no heartbeat for {} seconds", silent.round() as u64));
+            a.error_message = Some(format!("no heartbeat for {} seconds", heard.round() as u64));
             a.status = Health::after_failures(a.consecutive_failures);
         }
     }
@@ -335,8 +396,8 @@ pub fn load(state: &Path) -> Result<Loaded> {
     let identity = || std::fs::metadata(state).ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     for _attempt in 0..10 {
         let before = identity();
-        let snapshot: Snapshot = store::read_json(state)?.unwrap_or_default();
-        let journal = match std::fs::read(&jpath) {
+        let snapshot: Snapshot = store::read_json(state, store::kinds::HEARTBEAT_STATE)?.unwrap_or_default();
+        let journal = match store::read::read(&jpath, store::kinds::HEARTBEAT_JOURNAL) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::path("cannot read", &jpath, e)),
@@ -405,31 +466,77 @@ pub fn replay(mut snapshot: Snapshot, journal: &[u8], jpath: &Path) -> (Loaded, 
     (Loaded { snapshot, warnings, replayed }, false)
 }
 
+/// Device and inode of a file.
+type Identity = Option<(u64, u64)>;
+
+/// Device and inode of what is at `path` now (not following a link).
+fn identity(path: &Path) -> Identity {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// The journal, open for appending.
 pub struct Journal {
-    file: File,
+    file: Arc<File>,
+    /// The journal file a syncing thread syncs: replaced when the journal is.
+    slot: Arc<Mutex<Arc<File>>>,
     path: PathBuf,
     len: u64,
+    ident: Option<(u64, u64)>,
 }
 
 impl Journal {
     /// Open (creating) the journal; its creation is made durable.
     pub fn open(path: &Path) -> Result<Journal> {
+        let (file, len, ident) = Journal::open_file(path)?;
+        let file = Arc::new(file);
+        Ok(Journal { slot: Arc::new(Mutex::new(file.clone())), file, path: path.to_path_buf(), len, ident })
+    }
+
+    /// The file, its length and its identity.
+    fn open_file(path: &Path) -> Result<(File, u64, Identity)> {
         let existed = path.exists();
-        let file = store::open_append(path)?;
-        let len = file.metadata().map_err(|e| Error::path("cannot stat", path, e))?.len();
+        let file = store::open_append_as(path, store::Perm::Private)?;
+        let meta = file.metadata().map_err(|e| Error::path("cannot stat", path, e))?;
         if !existed {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 store::sync_dir(dir).map_err(|e| Error::path("cannot sync", dir, e))?;
             }
         }
-        Ok(Journal { file, path: path.to_path_buf(), len })
+        use std::os::unix::fs::MetadataExt;
+        Ok((file, meta.len(), Some((meta.dev(), meta.ino()))))
+    }
+
+    /// True while the file at the journal's path is the one this journal writes to: someone
+    /// may have deleted or replaced it, and appends to a deleted file are lost at a crash.
+    pub fn is_current(&self) -> bool {
+        self.ident.is_some() && identity(&self.path) == self.ident
+    }
+
+    /// Start a fresh journal at the path (whatever is there now is not ours and is removed).
+    /// The caller saves the state at once: the events of the old journal are only in memory.
+    pub fn reopen(&mut self) -> Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::path("cannot replace", &self.path, e)),
+        }
+        let (file, len, ident) = Journal::open_file(&self.path)?;
+        self.file = Arc::new(file);
+        if let Ok(mut s) = self.slot.lock() {
+            *s = self.file.clone();
+        }
+        self.len = len;
+        self.ident = ident;
+        Ok(())
     }
 
     /// Append one whole line in one write. On failure the journal is cut back to where it
     /// was, so a half-written line can never glue itself to the next one.
     pub fn append(&mut self, line: &[u8]) -> io::Result<()> {
-        match store::write_once(&mut self.file, line) {
+        let mut f: &File = &self.file;
+        let written = f.write(line).and_then(|n| if n < line.len() { f.write_all(&line[n..]) } else { Ok(()) });
+        match written {
             Ok(()) => {
                 self.len += line.len() as u64;
                 Ok(())
@@ -453,9 +560,9 @@ impl Journal {
         self.file.sync_data()
     }
 
-    /// Another handle on the same open file (for a syncing thread).
-    pub fn handle(&self) -> io::Result<File> {
-        self.file.try_clone()
+    /// The journal file for a syncing thread: it always holds the current journal.
+    pub fn handle(&self) -> Arc<Mutex<Arc<File>>> {
+        self.slot.clone()
     }
 
     pub fn len(&self) -> u64 {
@@ -478,6 +585,8 @@ pub struct Core {
     pub state_path: PathBuf,
     /// Events since the last compaction.
     pub dirty: u64,
+    /// Device and inode of the state file as last written.
+    state_ident: Option<(u64, u64)>,
 }
 
 impl Core {
@@ -485,18 +594,57 @@ impl Core {
     pub fn open(state_path: &Path, stamp: &str) -> Result<(Core, Loaded)> {
         let loaded = load(state_path)?;
         let journal = Journal::open(&journal_path(state_path))?;
-        let mut core = Core { snap: loaded.snapshot.clone(), journal, state_path: state_path.to_path_buf(), dirty: 0 };
+        let mut core = Core {
+            snap: loaded.snapshot.clone(),
+            journal,
+            state_path: state_path.to_path_buf(),
+            dirty: 0,
+            state_ident: None,
+        };
         core.compact(stamp)?;
         Ok((core, loaded))
     }
 
-    /// Journal the event, then apply it. Nothing changes when the journal cannot take it.
+    /// Journal the event, then apply it. Nothing changes when the journal cannot take it. A
+    /// journal that was deleted or replaced is started afresh, with the state saved first,
+    /// before the event is taken: an event is only acknowledged once it is in a file that
+    /// will be read back.
     pub fn record(&mut self, mut ev: Event) -> io::Result<(u64, Option<Change>)> {
+        if !self.journal.is_current() {
+            self.renew_journal(&fmt_ts(time::OffsetDateTime::now_utc()))
+                .map_err(|e| io::Error::other(e.to_string()))?;
+        }
         ev.seq = self.snap.seq + 1;
         self.journal.append(&event_line(&ev))?;
         let change = self.snap.apply(&ev);
         self.dirty += 1;
         Ok((ev.seq, change))
+    }
+
+    fn renew_journal(&mut self, stamp: &str) -> Result<()> {
+        self.journal.reopen()?;
+        self.compact(stamp)
+    }
+
+    /// Check that the journal and the state file at their paths are still the ones this
+    /// server writes (someone may have deleted or replaced them); if not, start a new
+    /// journal and save the state now. What was done, for a message.
+    pub fn check_files(&mut self, stamp: &str) -> Result<Option<String>> {
+        if !self.journal.is_current() {
+            self.renew_journal(stamp)?;
+            return Ok(Some(format!(
+                "{} was deleted or replaced; a new journal was started and the state saved",
+                self.journal.path().display()
+            )));
+        }
+        if self.state_ident.is_some() && identity(&self.state_path) != self.state_ident {
+            self.compact(stamp)?;
+            return Ok(Some(format!(
+                "{} was deleted or replaced; the state was saved again",
+                self.state_path.display()
+            )));
+        }
+        Ok(None)
     }
 
     /// Write the snapshot atomically and durably, then empty the journal.
@@ -505,7 +653,8 @@ impl Core {
         self.snap.saved_at = stamp.to_string();
         let mut bytes = serde_json::to_vec(&self.snap).map_err(|e| Error::other(format!("serializing state: {e}")))?;
         bytes.push(b'\n');
-        store::atomic_write(&self.state_path, &bytes)?;
+        store::atomic_write_as(&self.state_path, &bytes, store::Perm::Private)?;
+        self.state_ident = identity(&self.state_path);
         self.journal.truncate().map_err(|e| Error::path("cannot truncate", self.journal.path(), e))?;
         self.dirty = 0;
         Ok(())

@@ -240,6 +240,19 @@ pub struct ServeArgs {
     /// Worker threads [default: the number of CPUs, at most 8]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     pub threads: Option<u64>,
+
+    /// Connections served at once (fitted to the descriptor limit); when full, the connection
+    /// idle the longest is closed to make room
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// Connections one peer address may hold at once [default: a quarter of --max-connections]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections_per_peer: Option<u64>,
+
+    /// Time a client has to send its request head (also how long an idle connection is kept)
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_duration_arg)]
+    pub header_timeout: Duration,
 }
 
 /// Print the heartbeat endpoint's saved state as `heartbeat` records.

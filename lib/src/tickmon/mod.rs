@@ -46,6 +46,13 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     ctx.out.set_line_buffered(cli.common.line_buffered);
     let env = config::process_env;
     let paths = cli.common.paths(&env);
+    let format = match &cli.command {
+        Command::Submit(a) => a.format,
+        Command::Check(a) => a.format,
+        Command::Heartbeats(a) => a.format,
+        Command::Serve(_) => Format::Ndjson,
+    };
+    ctx.out.escape_controls(format != Format::Ndjson);
     match &cli.command {
         Command::Submit(a) => {
             let clock = cli.common.clock()?;
@@ -143,6 +150,12 @@ fn serve_settings(a: &ServeArgs, paths: &Paths, diag: &Diag) -> Result<serve::Se
         heartbeat_interval: a.heartbeat_interval,
         fsync: a.fsync,
         threads,
+        max_connections: a.max_connections as usize,
+        max_connections_per_peer: a
+            .max_connections_per_peer
+            .map(|n| n as usize)
+            .unwrap_or((a.max_connections as usize / 4).max(1)),
+        header_timeout: a.header_timeout,
     })
 }
 
@@ -176,6 +189,16 @@ fn run_heartbeats(
         }
     }
     let now = clock.unix();
+    // The server was hard to reach: said once, before the agents (their silence then says
+    // little about them, and the server did not count it).
+    let pressure = snap.pressure.as_ref().filter(|p| !p.over);
+    match (pressure, a.format) {
+        (Some(p), Format::Ndjson) => {
+            ndjson::write(out, &serve::pressure_finding(p, &state, &stamp))?;
+        }
+        (Some(p), Format::Text) => writeln!(out, "NOTE: {}", p.describe())?,
+        (None, _) => {}
+    }
     match a.format {
         Format::Ndjson => {
             for s in &agents {

@@ -48,13 +48,14 @@ pub struct Problem {
 impl Registry {
     /// Read the registry; a missing or unparsable file is an error.
     pub fn load(path: &Path) -> Result<Registry> {
-        let bytes = std::fs::read(path).map_err(|e| Error::path("cannot read agent registry", path, e))?;
+        let bytes = crate::store::read::read(path, crate::store::kinds::REGISTRY)
+            .map_err(|e| Error::path("cannot read agent registry", path, e))?;
         Registry::parse(&bytes, path)
     }
 
     /// Read the registry if it exists.
     pub fn load_optional(path: &Path) -> Result<Option<Registry>> {
-        match std::fs::read(path) {
+        match crate::store::read::read(path, crate::store::kinds::REGISTRY) {
             Ok(bytes) => Registry::parse(&bytes, path).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::path("cannot read agent registry", path, e)),

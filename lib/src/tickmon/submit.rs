@@ -192,7 +192,7 @@ impl Plan {
 
 /// This machine's name, for the tick and for commits.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    crate::store::read::read_text(std::path::Path::new("/proc/sys/kernel/hostname"), crate::store::kinds::PROC)
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_string())

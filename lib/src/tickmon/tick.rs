@@ -140,7 +140,7 @@ impl Tick {
 
 /// Read a tick file: `Ok(None)` when there is none, `Err(why)` when it cannot be used.
 pub fn read_tick(path: &Path, agent: &str) -> Result<Option<Tick>, String> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::store::read::read(path, crate::store::kinds::TICK) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),

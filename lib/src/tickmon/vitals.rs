@@ -135,7 +135,11 @@ fn ancestors() -> Vec<u32> {
     let mut out = Vec::new();
     let mut pid = std::process::id();
     for _ in 0..64 {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { break };
+        let Ok(stat) =
+            crate::store::read::read_text(Path::new(&format!("/proc/{pid}/stat")), crate::store::kinds::PROC)
+        else {
+            break;
+        };
         let Some(ppid) = stat
             .rsplit_once(')')
             .and_then(|(_, rest)| rest.split_whitespace().nth(1))
@@ -231,7 +235,7 @@ fn config_vital(path: &Path) -> Vital {
         Ok(m) if !m.is_file() => return Vital::failed(format!("{shown}: not a file")),
         Ok(_) => {}
     }
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::store::read::read(path, crate::store::kinds::AGENT_CONFIG) {
         Ok(b) => b,
         Err(e) => return Vital::failed(format!("{shown}: {e}")),
     };

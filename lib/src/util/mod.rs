@@ -3,6 +3,8 @@
 pub mod git;
 pub mod http;
 pub mod proc;
+pub mod redact;
+pub mod text;
 
 /// True for an identifier safe to use as a file name: 1-128 characters of letters, digits,
 /// `-`, `_`, `.`, not starting with `.`.

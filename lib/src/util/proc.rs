@@ -93,6 +93,10 @@ fn build(spec: &Spec<'_>) -> Command {
         .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // pitcrew's own secrets are not the command's business.
+    for k in crate::config::SECRET_ENV {
+        cmd.env_remove(k);
+    }
     for (k, v) in &spec.env {
         cmd.env(k, env_value(v));
     }

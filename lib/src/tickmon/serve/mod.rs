@@ -1,8 +1,11 @@
 //! `tickmon serve`: the heartbeat endpoint (hyper on a tokio runtime).
 //!
 //! Requests are answered by a pool of worker threads; one connection never holds a worker
-//! while it is slow: headers must arrive within 30 s, a body within 10 s, and a body is read
-//! only up to `--max-body` (a larger declared length is refused before a byte is read).
+//! while it is slow: a request head must arrive within `--header-timeout` (5 s), a body
+//! within 10 s, and a body is read only up to `--max-body` (a larger declared length is
+//! refused before a byte is read). Connections are admitted by [`conns`]: a limit per
+//! peer and in all, the idle connection of longest standing closed to make room, and pressure
+//! said once instead of counted against the agents.
 //! Every change goes through [`Core::record`] under one mutex: it is appended to the journal
 //! (one `write`) before it is applied, and answered after that, so an acknowledged heartbeat
 //! survives `kill -9`. With `--fsync`, a syncing thread makes journal appends durable in
@@ -11,18 +14,26 @@
 //!
 //! A sweeper thread counts silence past `--timeout` as a failure (once per period, as the
 //! Lazarus Pit's heartbeat endpoint's `check_timeouts` did) and folds the journal into the state file when it grows or
-//! has waited a minute. SIGTERM and SIGINT stop accepting, let requests in flight finish,
-//! and write a final snapshot. Status changes go to stdout as `heartbeat` records.
+//! has waited a minute; it also checks that the journal and the state file are still the
+//! ones the server writes (someone may delete or replace them) and saves the state when
+//! not. The server holds a lock on its state directory, which cannot be unlinked from under
+//! it. SIGTERM and SIGINT stop accepting, let requests in flight finish, and write a final
+//! snapshot; when that cannot be written the server says so and exits 2 (the journal still
+//! holds everything acknowledged). Status changes go to stdout as `heartbeat` records.
+//!
+//! `GET /health` is written in chunks of at most 256 KiB by a task, agents without their
+//! metadata unless `?metadata=1` asks for it; at most [`RESPONSE_SLOTS`] such answers (and
+//! `/metrics`) are built at once, so memory stays bounded whatever the number of readers.
 
 use std::convert::Infallible;
 use std::fs::File;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
@@ -34,19 +45,28 @@ use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::beats::{AgentState, Core, Event, Health, MAX_ERROR_CHARS, MAX_METADATA_DEPTH, Op};
+pub mod answers;
+pub mod conns;
+pub mod stream;
+
+use super::beats::{AgentState, Core, Event, Health, MAX_ERROR_CHARS, MAX_METADATA_DEPTH, Op, PressureNote};
 use crate::clock::fmt_ts;
 use crate::entry::{Diag, Out};
 use crate::error::{Error, Result};
 use crate::ndjson;
 use crate::util::{is_safe_id, truncate};
+pub use answers::RESPONSE_SLOTS;
+use conns::{ConnState, Conns};
+use stream::{RespBody, full};
 
-/// Time a client has to send a request's headers (also the idle keep-alive limit).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time a client has to send a request's body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; more are closed at once.
-const MAX_CONNECTIONS: usize = 4096;
+/// Descriptors kept for the server's own files (state, journal, lock, stdio, runtime) when
+/// the connection limit is fitted to the descriptor limit.
+const RESERVED_FDS: u64 = 64;
+/// Pressure is over when nothing was evicted or refused for this long (or the timeout, if
+/// longer).
+const PRESSURE_QUIET: Duration = Duration::from_secs(10);
 /// The journal is folded into the state file when it grows past this...
 const COMPACT_BYTES: u64 = 8 << 20;
 /// ...or when it has had events for this long.
@@ -66,6 +86,11 @@ pub struct Settings {
     pub heartbeat_interval: u64,
     pub fsync: bool,
     pub threads: usize,
+    /// Connections at once, in all and per peer address.
+    pub max_connections: usize,
+    pub max_connections_per_peer: usize,
+    /// Time a client has to send a request head (also the idle keep-alive limit).
+    pub header_timeout: Duration,
 }
 
 /// Resolve `--listen`; refuse an address beyond loopback without a token.
@@ -88,7 +113,8 @@ pub fn listen_addr(spec: &str, has_token: bool) -> Result<SocketAddr> {
 
 /// Read the bearer token: the file's content, trimmed.
 pub fn read_token(path: &std::path::Path, diag: &Diag) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::path("cannot read token file", path, e))?;
+    let bytes = crate::store::read::read(path, crate::store::kinds::TOKEN)
+        .map_err(|e| Error::path("cannot read token file", path, e))?;
     let token = String::from_utf8(bytes)
         .map_err(|_| Error::config(format!("{}: the token is not text", path.display())))?
         .trim()
@@ -120,7 +146,7 @@ struct Counters {
 
 /// Group commit of journal appends (`--fsync`).
 struct Syncer {
-    file: File,
+    file: Arc<Mutex<Arc<File>>>,
     state: Mutex<SyncState>,
     wake: Condvar,
     synced: tokio::sync::watch::Sender<u64>,
@@ -167,7 +193,8 @@ impl Syncer {
                 }
                 s.written
             };
-            if self.file.sync_data().is_err() {
+            let file = self.file.lock().map(|f| f.clone());
+            if file.map_or(true, |f| f.sync_data().is_err()) {
                 self.failed.store(true, Ordering::Relaxed);
             }
             if let Ok(mut s) = self.state.lock() {
@@ -200,9 +227,22 @@ struct App {
     syncer: Option<Arc<Syncer>>,
     counters: Counters,
     started: f64,
+    conns: Arc<Conns>,
+    /// Slots for large answers.
+    slots: Arc<tokio::sync::Semaphore>,
+    /// The period of pressure under way, if any.
+    pressure: Mutex<Episode>,
 }
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<RespBody>;
+
+/// A period of pressure under way, and the counts when the last one ended.
+#[derive(Default)]
+struct Episode {
+    note: Option<PressureNote>,
+    evicted_before: u64,
+    refused_before: u64,
+}
 
 fn unix_now() -> f64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
@@ -297,10 +337,13 @@ impl App {
         Ok(state)
     }
 
-    /// Count silence past the timeout as a failure.
+    /// Count silence past the timeout as a failure. Silence counts from the later of the
+    /// agent's last word and the server's last moment of pressure: while connections were
+    /// being evicted or refused, an agent may have tried and failed to reach the server.
     fn sweep(&self) {
         let now = unix_now();
         let timeout = self.settings.timeout.as_secs_f64();
+        let quiet_since = self.conns.quiet_since().unwrap_or(0.0);
         let mut changes = Vec::new();
         let mut last_seq = None;
         {
@@ -309,7 +352,7 @@ impl App {
                 .snap
                 .agents
                 .values()
-                .filter(|a| now - a.last_response > timeout)
+                .filter(|a| now - a.last_response.max(quiet_since) > timeout)
                 .map(|a| (a.agent_id.clone(), now - a.last_response))
                 .collect();
             for (id, silent) in overdue {
@@ -338,12 +381,12 @@ impl App {
         }
     }
 
-    /// Fold the journal into the state file.
-    fn compact(&self, force: bool, last: &mut Instant) {
+    /// Fold the journal into the state file. The error, when it could not be saved.
+    fn compact(&self, force: bool, last: &mut Instant) -> std::result::Result<(), String> {
         let mut core = self.lock();
         let due = core.journal.len() > COMPACT_BYTES || (core.dirty > 0 && last.elapsed() >= COMPACT_AFTER);
         if !(force || due) {
-            return;
+            return Ok(());
         }
         let seq = core.snap.seq;
         match core.compact(&stamp_now()) {
@@ -353,13 +396,109 @@ impl App {
                 if let Some(sync) = &self.syncer {
                     sync.note_durable(seq);
                 }
+                Ok(())
             }
             Err(e) => {
                 drop(core);
                 self.warn(format!("cannot save the state: {e}"));
+                Err(e.to_string())
             }
         }
     }
+
+    /// The journal and the state file are still the ones written here; if someone deleted or
+    /// replaced one, a new journal is started and the state saved now.
+    fn check_files(&self) {
+        let mut core = self.lock();
+        let seq = core.snap.seq;
+        match core.check_files(&stamp_now()) {
+            Ok(None) => {}
+            Ok(Some(what)) => {
+                drop(core);
+                if let Some(sync) = &self.syncer {
+                    sync.note_durable(seq);
+                }
+                self.warn(what);
+            }
+            Err(e) => {
+                drop(core);
+                self.counters.journal_errors.fetch_add(1, Ordering::Relaxed);
+                self.warn(format!("the journal or state file changed under the server, and {e}"));
+            }
+        }
+    }
+
+    /// Start or end a period of pressure: said once each way (stderr and a `finding` on
+    /// stdout), and noted in the state for `tickmon heartbeats`.
+    fn watch_pressure(&self) {
+        let now = unix_now();
+        let last = self.conns.quiet_since();
+        let evicted = self.conns.counts.evicted.load(Ordering::Relaxed);
+        let refused = self.conns.counts.refused.load(Ordering::Relaxed);
+        let quiet = PRESSURE_QUIET.max(self.settings.timeout).as_secs_f64();
+        let Ok(mut ep) = self.pressure.lock() else { return };
+        let (evicted, refused) = (evicted - ep.evicted_before, refused - ep.refused_before);
+        let changed = match (ep.note.as_mut(), last) {
+            (None, Some(t)) if now - t < quiet => {
+                let note = PressureNote { since: t, last: t, evicted, refused, over: false };
+                let top = self.conns.top_peer().map(|(p, n)| format!("; most from {p} ({n})")).unwrap_or_default();
+                self.warn(format!(
+                    "under pressure: connections are being evicted or refused ({} open of at most {}{top}); \
+                     silence is not counted as an agent's failure until it ends",
+                    self.conns.open(),
+                    self.conns.max
+                ));
+                ep.note = Some(note);
+                true
+            }
+            (Some(note), Some(t)) => {
+                note.last = t;
+                note.evicted = evicted;
+                note.refused = refused;
+                if now - t >= quiet {
+                    note.over = true;
+                    self.warn(format!(
+                        "pressure is over: {evicted} connection(s) evicted, {refused} refused since {}",
+                        super::beats::ts(note.since)
+                    ));
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        };
+        if !changed {
+            return;
+        }
+        let note = ep.note.clone();
+        if note.as_ref().is_some_and(|n| n.over) {
+            ep.note = None;
+            ep.evicted_before += evicted;
+            ep.refused_before += refused;
+        }
+        drop(ep);
+        if let Some(n) = &note {
+            self.send(Msg::Record(pressure_finding(n, &self.settings.state, &stamp_now())));
+        }
+        let mut core = self.lock();
+        core.snap.pressure = note;
+        core.dirty += 1;
+    }
+}
+
+/// The `finding` a period of pressure is told with (a warning while it lasts, info when
+/// over); its subject is the server's state file, the same for `serve` and `heartbeats`.
+pub fn pressure_finding(n: &PressureNote, state: &std::path::Path, stamp: &str) -> Value {
+    json!({
+        "kind": "finding",
+        "source": "tickmon",
+        "subject": format!("tickmon serve {}", state.display()),
+        "level": if n.over { "info" } else { "warning" },
+        "problem": "server_under_pressure",
+        "detail": n.describe(),
+        "timestamp": stamp,
+    })
 }
 
 /// A request refused: the status and the message of its `{"error": ...}` answer.
@@ -390,7 +529,7 @@ impl Refusal {
 pub type Beat = (Option<Map<String, Value>>, Option<f64>);
 
 fn json_response(code: StatusCode, v: &Value) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+    let mut r = Response::new(full(v.to_string()));
     *r.status_mut() = code;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
@@ -515,9 +654,12 @@ pub fn parse_failure(body: &[u8], is_json: bool) -> std::result::Result<String, 
     Ok(truncate(&text, MAX_ERROR_CHARS))
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> std::result::Result<Resp, Infallible> {
-    let resp = route(&app, req).await;
+async fn handle(app: Arc<App>, conn: Arc<ConnState>, req: Request<Incoming>) -> std::result::Result<Resp, Infallible> {
+    // Busy while the request is handled; a streamed answer keeps its own mark until it ends.
+    let busy = conn.busy();
+    let resp = route(&app, &conn, req).await;
     app.count(resp.status().as_u16());
+    drop(busy);
     Ok(resp)
 }
 
@@ -556,7 +698,7 @@ pub fn route_of<'a>(method: &str, path: &'a str) -> Route<'a> {
     }
 }
 
-async fn route(app: &App, req: Request<Incoming>) -> Resp {
+async fn route(app: &Arc<App>, conn: &Arc<ConnState>, req: Request<Incoming>) -> Resp {
     if let Some(token) = &app.settings.token {
         if !authorized(token, &req) {
             let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
@@ -567,8 +709,8 @@ async fn route(app: &App, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     match route_of(method.as_str(), &path) {
-        Route::Health => health(app),
-        Route::Metrics => metrics(app),
+        Route::Health => answers::health(app, conn, answers::wants_metadata(req.uri().query())).await,
+        Route::Metrics => answers::metrics(app).await,
         Route::Heartbeat(id) => heartbeat(app, id, req).await,
         Route::Failure(id) => failure(app, id, req).await,
         Route::Agent(id) => agent(app, id),
@@ -644,98 +786,28 @@ async fn forget(app: &App, id: &str) -> Resp {
     }
 }
 
-fn health(app: &App) -> Resp {
-    let core = app.lock();
-    let counts = core.snap.counts();
-    let agents: Map<String, Value> = core.snap.agents.iter().map(|(k, a)| (k.clone(), a.api())).collect();
-    let n = |h: Health| counts.get(&h).copied().unwrap_or(0);
-    let v = json!({
-        "timestamp": unix_now(),
-        "total_agents": core.snap.agents.len(),
-        "healthy": n(Health::Healthy),
-        "degraded": n(Health::Degraded),
-        "unhealthy": n(Health::Unhealthy),
-        "agents": agents,
-    });
-    drop(core);
-    json_response(StatusCode::OK, &v)
-}
-
-/// Start a metric family: its HELP and TYPE lines.
-fn family(t: &mut String, name: &str, kind: &str, help: &str) {
-    use std::fmt::Write as _;
-    let _ = writeln!(t, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-type PerAgent = (&'static str, &'static str, &'static str, fn(&AgentState) -> String);
-
-/// The per-agent families: name, type, help, value.
-const PER_AGENT: [PerAgent; 5] = [
-    ("tickmon_agent_up", "gauge", "1 when the agent is healthy, else 0.", |a| {
-        u8::from(a.status == Health::Healthy).to_string()
-    }),
-    ("tickmon_agent_consecutive_failures", "gauge", "Failures in a row since the last heartbeat.", |a| {
-        a.consecutive_failures.to_string()
-    }),
-    (
-        "tickmon_agent_last_heartbeat_timestamp_seconds",
-        "gauge",
-        "When the agent's last heartbeat arrived, in seconds since the epoch.",
-        |a| format!("{:.3}", a.last_heartbeat),
-    ),
-    ("tickmon_agent_heartbeats_total", "counter", "Heartbeats acknowledged from the agent.", |a| {
-        a.heartbeats.to_string()
-    }),
-    ("tickmon_agent_failures_total", "counter", "Failures counted for the agent, reported or by silence.", |a| {
-        a.failures.to_string()
-    }),
-];
-
-/// The Prometheus text format; each family is written whole, as the format requires.
-fn metrics(app: &App) -> Resp {
-    use std::fmt::Write as _;
-    let mut t = String::with_capacity(4096);
-    let core = app.lock();
-    let counts = core.snap.counts();
-    family(&mut t, "tickmon_agents", "gauge", "Agents known to the heartbeat endpoint, by status.");
-    for h in Health::ALL {
-        let _ = writeln!(t, "tickmon_agents{{status=\"{}\"}} {}", h.as_str(), counts.get(&h).copied().unwrap_or(0));
-    }
-    for (name, kind, help, value) in PER_AGENT {
-        family(&mut t, name, kind, help);
-        for a in core.snap.agents.values() {
-            let _ = writeln!(t, "{name}{{agent=\"{}\"}} {}", a.agent_id, value(a));
-        }
-    }
-    family(&mut t, "tickmon_agent_status", "gauge", "The agent's status: 1 on the status it is in.");
-    for a in core.snap.agents.values() {
-        for h in Health::ALL {
-            let on = u8::from(a.status == h);
-            let _ = writeln!(t, "tickmon_agent_status{{agent=\"{}\",status=\"{}\"}} {on}", a.agent_id, h.as_str());
-        }
-    }
-    let journal = core.journal.len();
-    drop(core);
-    family(&mut t, "tickmon_journal_bytes", "gauge", "Size of the journal not yet folded into the state file.");
-    let _ = writeln!(t, "tickmon_journal_bytes {journal}");
-    family(&mut t, "tickmon_journal_errors_total", "counter", "Events that could not be written to the journal.");
-    let _ = writeln!(t, "tickmon_journal_errors_total {}", app.counters.journal_errors.load(Ordering::Relaxed));
-    family(&mut t, "tickmon_http_requests_total", "counter", "HTTP requests answered, by status code.");
-    if let Ok(m) = app.counters.by_code.lock() {
-        for (code, n) in m.iter() {
-            let _ = writeln!(t, "tickmon_http_requests_total{{code=\"{code}\"}} {n}");
-        }
-    }
-    family(&mut t, "tickmon_start_time_seconds", "gauge", "When the server started, in seconds since the epoch.");
-    let _ = writeln!(t, "tickmon_start_time_seconds {:.3}", app.started);
-    let mut r = Response::new(Full::new(Bytes::from(t)));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
-    r
-}
-
 /// Run the server until SIGTERM or SIGINT. Status changes go to `out` as `heartbeat`
 /// records; messages to `diag`.
 pub fn run(settings: Settings, out: &mut Out, diag: &Diag) -> Result<()> {
+    // The lock is held on the state directory itself, which cannot be unlinked from under
+    // the server as a lock file can: one server per state directory.
+    let state_dir = match settings.state.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = crate::store::Dir::create(&state_dir)?;
+    let mut dir_lock = crate::store::Lock::from_file(
+        File::from(dir.fd().try_clone_to_owned().map_err(|e| Error::path("cannot lock", &state_dir, e))?),
+        state_dir.clone(),
+    );
+    let Some(_held_dir) = dir_lock.try_acquire()? else {
+        return Err(Error::other(format!(
+            "{}: another tickmon serve is using this state directory ({} is one server's)",
+            state_dir.display(),
+            settings.state.display()
+        )));
+    };
+    // The lock file too, for servers of earlier versions.
     let mut lock = crate::store::Lock::for_file(&settings.state)?;
     let Some(_held) = lock.try_acquire()? else {
         return Err(Error::other(format!(
@@ -743,12 +815,13 @@ pub fn run(settings: Settings, out: &mut Out, diag: &Diag) -> Result<()> {
             settings.state.display()
         )));
     };
+    let max_connections = fit_to_descriptors(settings.max_connections, diag);
     let (core, loaded) = Core::open(&settings.state, &stamp_now())?;
     for w in &loaded.warnings {
         diag.warn(w);
     }
     let syncer = if settings.fsync {
-        let file = core.journal.handle().map_err(|e| Error::path("cannot open", core.journal.path(), e))?;
+        let file = core.journal.handle();
         let (tx, _) = tokio::sync::watch::channel(core.snap.seq);
         Some(Arc::new(Syncer {
             file,
@@ -789,6 +862,9 @@ pub fn run(settings: Settings, out: &mut Out, diag: &Diag) -> Result<()> {
         syncer: syncer.clone(),
         counters: Counters::default(),
         started: unix_now(),
+        conns: Arc::new(Conns::new(max_connections, settings.max_connections_per_peer)),
+        slots: Arc::new(tokio::sync::Semaphore::new(RESPONSE_SLOTS)),
+        pressure: Mutex::new(Episode::default()),
     });
     diag.warn(format_args!(
         "listening on http://{local} (state {}, {agents} agent(s), {} replayed from the journal)",
@@ -806,8 +882,10 @@ pub fn run(settings: Settings, out: &mut Out, diag: &Diag) -> Result<()> {
         s.spawn(move || {
             let mut last = Instant::now();
             while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(sweep_every) {
+                sweeper_app.watch_pressure();
                 sweeper_app.sweep();
-                sweeper_app.compact(false, &mut last);
+                sweeper_app.check_files();
+                let _ = sweeper_app.compact(false, &mut last);
             }
         });
         let server_app = app.clone();
@@ -817,13 +895,15 @@ pub fn run(settings: Settings, out: &mut Out, diag: &Diag) -> Result<()> {
             rt.shutdown_timeout(Duration::from_secs(1));
             let _ = stop_tx.send(());
             let mut last = Instant::now();
-            server_app.compact(true, &mut last);
+            server_app.check_files();
+            let saved = server_app.compact(true, &mut last);
             if let Some(sync) = &server_app.syncer {
                 sync.stop();
             }
             if let Ok(mut ev) = server_app.events.lock() {
                 ev.take();
             }
+            saved
         });
         let mut writing = true;
         for msg in rx {
@@ -843,11 +923,35 @@ pub fn run(settings: Settings, out: &mut Out, diag: &Diag) -> Result<()> {
                 Msg::Record(_) => {}
             }
         }
-        server.join().map_err(|_| Error::other("the server thread failed"))?;
-        Ok(())
+        let saved = server.join().map_err(|_| Error::other("the server thread failed"))?;
+        saved.map_err(|why| {
+            Error::other(format!(
+                "stopped; the state was NOT saved ({why}); the journal {} still holds every acknowledged \
+                 heartbeat and the next start replays it",
+                super::beats::journal_path(&settings.state).display()
+            ))
+        })
     })?;
     diag.warn("stopped; state saved");
     Ok(())
+}
+
+/// The connection limit, fitted to the descriptor limit (raised to its hard limit first):
+/// a server that runs out of descriptors cannot even accept the connection that would evict
+/// an idle one.
+fn fit_to_descriptors(wanted: usize, diag: &Diag) -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return wanted };
+    let soft = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() { hard } else { soft };
+    let room = usize::try_from(soft.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX).max(16);
+    if room < wanted {
+        diag.warn(format_args!(
+            "at most {room} connections at once: the descriptor limit is {soft} (raise it, e.g. LimitNOFILE=, for --max-connections {wanted})"
+        ));
+        room
+    } else {
+        wanted
+    }
 }
 
 async fn accept_loop(
@@ -858,32 +962,27 @@ async fn accept_loop(
 ) {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).keep_alive(true).max_buf_size(64 * 1024);
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.settings.header_timeout)
+        .keep_alive(true)
+        .max_buf_size(64 * 1024);
+    let mut said = Instant::now() - Duration::from_secs(1);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let Ok(permit) = slots.clone().try_acquire_owned() else {
-                        drop(stream);
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let app = app.clone();
-                    let conn = builder.serve_connection(
-                        TokioIo::new(stream),
-                        service_fn(move |req| handle(app.clone(), req)),
-                    );
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                        drop(permit);
-                    });
-                }
+                Ok((stream, peer)) => serve_one(&app, &builder, &graceful, stream, peer.ip()),
                 Err(e) => {
-                    // Out of file descriptors and the like: wait a little, keep serving.
-                    app.warn(format!("accept: {e}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // Out of descriptors and the like: close the connection idle the longest
+                    // and go on; said at most once a second.
+                    let shed = app.conns.shed();
+                    if said.elapsed() >= Duration::from_secs(1) {
+                        said = Instant::now();
+                        app.warn(format!("accept: {e}{}", if shed { "; closed an idle connection" } else { "" }));
+                    }
+                    if !shed {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                 }
             },
             _ = term.recv() => break,
@@ -895,4 +994,31 @@ async fn accept_loop(
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(DRAIN) => {}
     }
+}
+
+/// Admit one connection (perhaps closing an idle one for it) and serve it on a task until
+/// it ends or is evicted.
+fn serve_one(
+    app: &Arc<App>,
+    builder: &http1::Builder,
+    graceful: &GracefulShutdown,
+    stream: tokio::net::TcpStream,
+    peer: IpAddr,
+) {
+    let Some(mut ticket) = app.conns.admit(peer) else {
+        drop(stream);
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let (app, state) = (app.clone(), ticket.state.clone());
+    let conn =
+        builder.serve_connection(TokioIo::new(stream), service_fn(move |req| handle(app.clone(), state.clone(), req)));
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = conn => {}
+            _ = &mut ticket.closed => {}
+        }
+        drop(ticket);
+    });
 }

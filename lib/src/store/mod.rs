@@ -1,18 +1,27 @@
-//! Durable files: atomic rewrites, exclusive locks, whole-line appends.
+//! Durable files: atomic rewrites, exclusive locks, whole-line appends, and the one bounded
+//! reader.
 //!
 //! * [`atomic_write`]: write a temporary file in the same directory, fsync it, rename it over
 //!   the target, fsync the directory. A reader sees the old file or the new one, never a mix,
-//!   even if the writer is killed at any instruction. The temporary files of writers that
-//!   were killed are removed by the next write of the same file.
+//!   even if the writer is killed at any instruction. Temporaries are created exclusively,
+//!   never through a link, under names no one can predict; those of writers that were killed
+//!   are removed by the next write of the same file. A target that is a symbolic link is
+//!   refused. ([`dir`] has the details.)
 //! * [`Lock`]: an exclusive `flock` (via fd-lock) on a sibling `.lock` file, held for the
 //!   whole of a read-modify-write so concurrent runs never lose an update. The Agent Ops Kit's board
 //!   used `board.lock` the same way, so old and new writers exclude each other.
 //! * [`append_line`]: one `write` of a whole line with `O_APPEND`, so concurrent appenders
-//!   never interleave inside a line.
+//!   never interleave inside a line; never through a link, never into a FIFO.
+//! * [`read`]: every file read whole is read through [`read::read`] with a cap for its kind
+//!   ([`kinds`]); regular files only.
+//! * [`Dir`]: the same operations relative to a directory held open, for places whose
+//!   contents others write (mission cells).
 
-use std::fs::{self, File, OpenOptions};
+pub mod dir;
+pub mod read;
+
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use fd_lock::{RwLock, RwLockWriteGuard};
@@ -21,83 +30,50 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
+pub use dir::{Dir, Perm, parse_temp_name};
+pub use read::{Kind, kinds};
+
 /// Create `dir` and its parents.
 pub fn ensure_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::path("cannot create directory", dir, e))
 }
 
-/// The temporary name used while rewriting `path`: hidden, in the same directory, unique to
-/// this process, and not matching the target's extension (so globbing readers skip it).
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+/// The directory of `path` (created) held open, and the file's name in it.
+fn place(path: &Path) -> Result<(Dir, String)> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::other(format!("{}: not a file name pitcrew can write", path.display())))?;
+    Ok((Dir::create(&parent_dir(path))?, name.to_string()))
 }
 
-/// Replace `path` with `data` atomically and durably.
+/// Replace `path` with `data` atomically and durably (mode 0644).
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = parent_dir(path);
-    ensure_dir(&dir)?;
-    let tmp = temp_path(path);
-    let result = (|| -> io::Result<()> {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        sync_dir(&dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(|e| Error::path("cannot write", path, e))?;
-    remove_stale_temps(path);
-    Ok(())
+    atomic_write_as(path, data, Perm::Shared)
 }
 
-/// How old a dead writer's temporary file must be before it is removed: a live write takes
-/// milliseconds, and a writer in another PID namespace (a container sharing the directory)
-/// looks dead from here.
-const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Remove `.NAME.PID.tmp` files of `path` left by writers that were killed mid-write: the
-/// process is gone and the file is older than [`STALE_TEMP_AGE`]. Best effort.
-pub fn remove_stale_temps(path: &Path) {
-    let Some(name) = path.file_name().map(|n| format!(".{}.", n.to_string_lossy())) else { return };
-    let Ok(entries) = fs::read_dir(parent_dir(path)) else { return };
-    for entry in entries.flatten() {
-        let file = entry.file_name();
-        let file = file.to_string_lossy();
-        let Some(pid) = file.strip_prefix(name.as_str()).and_then(|r| r.strip_suffix(".tmp")) else { continue };
-        let Ok(pid) = pid.parse::<i32>() else { continue };
-        let dead = pid > 0
-            && pid != std::process::id() as i32
-            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH);
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age >= STALE_TEMP_AGE);
-        if dead && old {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
+/// [`atomic_write`] with the given permissions for a new file.
+pub fn atomic_write_as(path: &Path, data: &[u8], perm: Perm) -> Result<()> {
+    let (dir, name) = place(path)?;
+    dir.atomic_write(&name, data, perm)
 }
 
 /// Serialize `value` as pretty JSON (with a final newline) and write it atomically.
 pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
-    let mut bytes =
-        serde_json::to_vec_pretty(value).map_err(|e| Error::other(format!("serializing {}: {e}", path.display())))?;
-    bytes.push(b'\n');
-    atomic_write(path, &bytes)
+    write_json_as(path, value, Perm::Shared)
 }
 
-/// Read a JSON file; `Ok(None)` when it does not exist.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    match fs::read(path) {
-        Ok(bytes) => crate::ndjson::parse_json_doc(&bytes, path).map(Some),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::path("cannot read", path, e)),
+/// [`write_json`] with the given permissions for a new file.
+pub fn write_json_as<T: Serialize + ?Sized>(path: &Path, value: &T, perm: Perm) -> Result<()> {
+    let (dir, name) = place(path)?;
+    dir.write_json(&name, value, perm)
+}
+
+/// Read a JSON file of `kind` through the bounded reader; `Ok(None)` when it does not exist.
+pub fn read_json<T: DeserializeOwned>(path: &Path, kind: Kind) -> Result<Option<T>> {
+    match read::read_optional(path, kind)? {
+        Some(bytes) => crate::ndjson::parse_json_doc(&bytes, path).map(Some),
+        None => Ok(None),
     }
 }
 
@@ -115,14 +91,24 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Append one whole line (which must end in `\n`) with a single `write` call.
 pub fn append_line(path: &Path, line: &[u8]) -> Result<()> {
-    let mut f = open_append(path)?;
-    write_once(&mut f, line).map_err(|e| Error::path("cannot append to", path, e))
+    append_line_as(path, line, Perm::Shared)
 }
 
-/// Open a file for appending, creating it and its directory.
+/// [`append_line`] with the given permissions for a new file.
+pub fn append_line_as(path: &Path, line: &[u8], perm: Perm) -> Result<()> {
+    let (dir, name) = place(path)?;
+    dir.append_line(&name, line, perm)
+}
+
+/// Open a file for appending, creating it and its directory (never through a link).
 pub fn open_append(path: &Path) -> Result<File> {
-    ensure_dir(&parent_dir(path))?;
-    OpenOptions::new().append(true).create(true).open(path).map_err(|e| Error::path("cannot open", path, e))
+    open_append_as(path, Perm::Shared)
+}
+
+/// [`open_append`] with the given permissions for a new file.
+pub fn open_append_as(path: &Path, perm: Perm) -> Result<File> {
+    let (dir, name) = place(path)?;
+    dir.open_append(&name, perm)
 }
 
 /// Write a buffer in one `write` (O_APPEND files take it whole); a short write, which the
@@ -139,6 +125,13 @@ pub fn write_once(f: &mut File, buf: &[u8]) -> io::Result<()> {
 pub struct Lock {
     lock: RwLock<File>,
     path: PathBuf,
+    identity: Option<(u64, u64)>,
+}
+
+impl std::fmt::Debug for Lock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lock").field("path", &self.path).finish()
+    }
 }
 
 /// A held lock.
@@ -147,17 +140,26 @@ pub struct LockGuard<'a> {
 }
 
 impl Lock {
-    /// Open (creating) the lock file; [`Lock::acquire`] takes it.
+    /// Open (creating) the lock file, never through a link; [`Lock::acquire`] takes it.
     pub fn open(lock_path: &Path) -> Result<Lock> {
-        ensure_dir(&parent_dir(lock_path))?;
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(lock_path)
-            .map_err(|e| Error::path("cannot open lock", lock_path, e))?;
-        Ok(Lock { lock: RwLock::new(f), path: lock_path.to_path_buf() })
+        let (dir, name) = place(lock_path)?;
+        dir.lock(&name)
+    }
+
+    /// A lock on a file (or directory) already open.
+    pub fn from_file(file: File, path: PathBuf) -> Lock {
+        let identity = dir::identity_of(&file);
+        Lock { lock: RwLock::new(file), path, identity }
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Device and inode of the file locked, to compare with what is at its path now.
+    pub fn identity(&self) -> Option<(u64, u64)> {
+        self.identity
     }
 
     /// The lock file conventionally used for `path`: `path` with `.lock` appended.
@@ -185,17 +187,17 @@ impl Lock {
     }
 }
 
-/// Read-modify-write a JSON state file under its lock: `f` gets the current value (the
-/// default when the file does not exist), and the result is written atomically.
-pub fn update_json<T, R>(path: &Path, f: impl FnOnce(&mut T) -> Result<R>) -> Result<R>
+/// Read-modify-write a JSON state file of `kind` under its lock: `f` gets the current value
+/// (the default when the file does not exist), and the result is written atomically.
+pub fn update_json<T, R>(path: &Path, kind: Kind, perm: Perm, f: impl FnOnce(&mut T) -> Result<R>) -> Result<R>
 where
     T: DeserializeOwned + Serialize + Default,
 {
     let mut lock = Lock::for_file(path)?;
     let _held = lock.acquire()?;
-    let mut value: T = read_json(path)?.unwrap_or_default();
+    let mut value: T = read_json(path, kind)?.unwrap_or_default();
     let r = f(&mut value)?;
-    write_json(path, &value)?;
+    write_json_as(path, &value, perm)?;
     Ok(r)
 }
 
@@ -245,13 +247,13 @@ mod tests {
         let d = tmpdir("upd");
         let p = d.join("state.json");
         for _ in 0..3 {
-            update_json(&p, |n: &mut u64| {
+            update_json(&p, kinds::LEDGER, Perm::Private, |n: &mut u64| {
                 *n += 1;
                 Ok(())
             })
             .unwrap();
         }
-        assert_eq!(read_json::<u64>(&p).unwrap(), Some(3));
+        assert_eq!(read_json::<u64>(&p, kinds::LEDGER).unwrap(), Some(3));
     }
 
     #[test]
