@@ -377,7 +377,8 @@ fn a_run_waits_for_the_ledger_lock() {
     );
     std::fs::create_dir_all(w.path("home/state")).unwrap();
     let lock_file = std::fs::File::create(w.path("home/state/recovery.json.lock")).unwrap();
-    let held = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let mut lock = fd_lock::RwLock::new(lock_file);
+    let held = lock.write().unwrap();
     let children: Vec<_> = (0..2).map(|_| start_with_input(&w, &cfg, &down("api"))).collect();
     std::thread::sleep(Duration::from_millis(500));
     assert!(!count.exists(), "no restart while another holder has the ledger");
