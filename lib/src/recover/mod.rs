@@ -731,6 +731,7 @@ fn reset(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config;
     use crate::entry::SharedBuf;
 
     fn tmpdir(name: &str) -> PathBuf {
