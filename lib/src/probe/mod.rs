@@ -491,6 +491,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "slow: a load run (a 100,000-service dependency chain); scripts/test.sh runs it"]
     fn long_dependency_chains_cost_their_length() {
         // 100 000 services, each depending on the one before, the first on the last: once a
         // minutes-long quadratic walk (and a recursion as deep as the chain).
@@ -510,7 +511,7 @@ mod tests {
         annotate_suppression(&chain, &mut r);
         assert!(r[0].suppressed_by.is_none());
         assert!(r[1..].iter().all(|c| c.suppressed_by.as_deref() == Some("s0")));
-        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+        assert!(started.elapsed() < crate::util::test_limit(20.0), "{:?}", started.elapsed());
     }
 
     #[test]
