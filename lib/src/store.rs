@@ -5,8 +5,8 @@
 //!   even if the writer is killed at any instruction. The temporary files of writers that
 //!   were killed are removed by the next write of the same file.
 //! * [`Lock`]: an exclusive `flock` (via fd-lock) on a sibling `.lock` file, held for the
-//!   whole of a read-modify-write so concurrent runs never lose an update. The Agent Ops Kit's board
-//!   used `board.lock` the same way, so old and new writers exclude each other.
+//!   whole of a read-modify-write so concurrent runs never lose an update. The Agent Ops
+//!   Kit's board used `board.lock` the same way, so old and new writers exclude each other.
 //! * [`append_line`]: one `write` of a whole line with `O_APPEND`, so concurrent appenders
 //!   never interleave inside a line.
 
