@@ -865,6 +865,9 @@ fn tickmon_serve_one_server_per_state_and_loopback_without_token() {
     r.code(2).stderr_has("refusing to listen beyond loopback without --token-file");
     let r = w.tool("tickmon").args(["serve", "--now", NOW]).run();
     r.code(2).stderr_has("--now does not apply to serve");
+    // Refused before the set-up reads it: an invalid time gets the same answer.
+    let r = w.tool("tickmon").args(["serve"]).env("PITCREW_NOW", "yesterday").run();
+    r.code(2).stderr_has("--now does not apply to serve");
 }
 
 #[test]
