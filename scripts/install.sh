@@ -5,11 +5,10 @@
 #   PREFIX=/usr/local scripts/install.sh
 #   DESTDIR=/tmp/pkg PREFIX=/usr scripts/install.sh   staged, for packaging
 #   PITCREW_PROFILE=debug scripts/install.sh          the debug build (the tests use it)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"  # sets tools
 prefix="${PREFIX:-$HOME/.local}"
 dest="${DESTDIR:-}$prefix"
-tools=(probe recover notify rollup board tickmon cellscan)
 
 profile="${PITCREW_PROFILE:-release}"
 case "$profile" in

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # pitcrew against the real programs people use, from Debian's packages. Each section says
 # what it proves; the first failure stops the run with its name.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-root="$PWD"
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 need=(jq shellcheck curl prometheus-alertmanager cron)
 plugins=/usr/lib/nagios/plugins
@@ -15,19 +14,10 @@ if [ "$missing" -ne 0 ]; then
 fi
 
 # The debug binaries the tests already built: correctness, not speed, is checked here.
-cargo build --quiet --bins
-bin="$root/target/debug"
-export root bin  # used by the sourced parts
-work=$(mktemp -d "${TMPDIR:-/tmp}/pitcrew-integration.XXXXXX")
-pids=()
-# Functions a part registers to undo what it set up outside $work (an account, a daemon).
-on_exit=()
-cleanup() {
-    for f in "${on_exit[@]}"; do "$f" || true; done
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
+pitcrew_build debug
+# Parts register in on_exit the functions that undo what they set up outside $work (an
+# account, a daemon), and in pids the processes they start.
+pitcrew_workdir integration
 export AGENT_OPS_HOME="$work/home"
 
 section() { printf '== %s\n' "$*"; }

@@ -10,27 +10,15 @@
 # tables of what was tried and what held, and exits non-zero when something did not hold.
 # Settings: FUZZ_SECONDS (per target, default 180), CRASH_ROUNDS (default 50); CRASH_PARTS and
 # HOSTILE_PARTS pick parts of those two sections (see their files).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-root="$PWD"
-export root
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
-cargo build --release --quiet --bins
-bin="$root/target/release"
-work=$(mktemp -d "${TMPDIR:-/tmp}/pitcrew-reliability.XXXXXX")
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-export bin work
+pitcrew_build release
+pitcrew_workdir reliability
 
 heading() { printf '\n### %s\n\n' "$*"; }
 fail() { printf 'DID NOT HOLD: %s\n' "$*" >&2; failed=1; }
 failed=0
-# Peak resident memory of a command, in MiB (GNU time).
-peak_rss_mib() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.1f", $1/1024}'; }
 
 sections=("$@")
 if [ ${#sections[@]} -eq 0 ]; then

@@ -471,7 +471,7 @@ fn cellscan_unreachable_heartbeat_is_one_warning_per_cell_within_the_timeout() {
         .tool("cellscan")
         .args(["scan", &s(&m), "--now", NOW, "--heartbeat-url", hole.url().as_str(), "--heartbeat-timeout", "0.5"])
         .run();
-    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    assert!(start.elapsed() < crate::util::limit(10.0), "took {:?}", start.elapsed());
     assert_eq!(r.kind("finding").iter().filter(|f| f["problem"] == "heartbeat_unreachable").count(), 3, "{r:?}");
 }
 
@@ -487,7 +487,7 @@ fn failed_cell(w: &Workdir, policies: Value) -> (PathBuf, PathBuf) {
 
 /// PATH with cellscan's own directory first, for revive commands that call it.
 fn path_with_cellscan() -> String {
-    let dir = Path::new(crate::util::bin("cellscan")).parent().unwrap().display().to_string();
+    let dir = crate::util::bin_dir().display().to_string();
     format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
 }
 
@@ -576,7 +576,7 @@ fn cellscan_revive_timeout_kills_the_whole_process_group() {
     let start = std::time::Instant::now();
     let r = w.tool("cellscan").args(["revive", &s(&m), "--now", NOW]).run();
     r.code(1);
-    assert!(start.elapsed() < Duration::from_secs(20));
+    assert!(start.elapsed() < crate::util::limit(20.0));
     let rec = &r.records()[0];
     assert_eq!(rec["outcome"], "failed");
     assert!(rec["detail"].as_str().unwrap().contains("timed out after"), "{rec}");
@@ -928,7 +928,7 @@ fn lines_of(child: &mut std::process::Child) -> mpsc::Receiver<String> {
 fn next_records(rx: &mpsc::Receiver<String>, n: usize) -> Vec<Value> {
     (0..n)
         .map(|i| {
-            let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|e| panic!("record {i} of {n}: {e}"));
+            let line = rx.recv_timeout(crate::util::limit(20.0)).unwrap_or_else(|e| panic!("record {i} of {n}: {e}"));
             serde_json::from_str(&line).unwrap()
         })
         .collect()

@@ -23,6 +23,7 @@ fn corpus(target: &str) -> Vec<PathBuf> {
 }
 
 #[test]
+#[ignore = "slow: replays the whole fuzz corpus (thousands of inputs); scripts/test.sh runs it"]
 fn every_fuzz_target_has_a_corpus_and_replays_it() {
     let mut empty = Vec::new();
     for (name, run) in targets::TARGETS {

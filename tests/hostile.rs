@@ -5,7 +5,7 @@
 //! figures.)
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
@@ -56,7 +56,7 @@ fn assert_rejected_each(r: &Run, started: Instant) {
         assert!(said.contains(why), "line {line} should be rejected with {why:?}{r:?}");
     }
     assert!(!r.stderr.contains("panicked"), "{r:?}");
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(started.elapsed() < crate::util::limit(30.0), "took {:?}", started.elapsed());
 }
 
 fn note(i: usize) -> String {
@@ -249,7 +249,7 @@ fn hostile_peers_notify_queues_what_garbage_or_silence_did_not_take() {
         let t = Instant::now();
         let r = w.tool("notify").stdin(down("api")).run();
         r.code(1).stderr_has("webhook: 1 alert(s) not delivered");
-        assert!(t.elapsed() < Duration::from_secs(10), "{name}: {:?}", t.elapsed());
+        assert!(t.elapsed() < crate::util::limit(10.0), "{name}: {:?}", t.elapsed());
         let outbox = w.read("home/state/outbox.jsonl");
         assert_eq!(outbox.lines().count(), 1, "{name}: {outbox}");
         let q: Value = serde_json::from_str(outbox.lines().next().unwrap()).unwrap();
@@ -294,7 +294,7 @@ fn hostile_peers_probe_reports_garbage_and_silence_as_down_in_time() {
     let t = Instant::now();
     let r = w.tool("probe").args(["--services", "-", "--no-metrics"]).stdin(input).run();
     r.code(1);
-    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    assert!(t.elapsed() < crate::util::limit(8.0), "{:?}", t.elapsed());
     for name in ["garbage", "hole", "tls-hole", "tls-garbage"] {
         let c = r.named("check", name);
         assert_eq!(c["status"], "down", "{c}");
@@ -337,6 +337,7 @@ fn hostile_alert_titles_do_not_keep_the_exec_sink_from_running() {
 }
 
 #[test]
+#[ignore = "slow: waits out sink timeouts; scripts/test.sh runs it"]
 fn hostile_peers_a_silent_gitea_costs_one_timeout_per_run_not_one_per_alert() {
     let hole = Blackhole::start();
     let w = Workdir::new("hostile-gitea-silent");
@@ -349,12 +350,12 @@ fn hostile_peers_a_silent_gitea_costs_one_timeout_per_run_not_one_per_alert() {
     let t = Instant::now();
     let r = w.tool("notify").stdin(input).run();
     r.code(1).stderr_has("gitea: 6 alert(s) not delivered");
-    assert!(t.elapsed() < Duration::from_secs(4), "took {:?}{r:?}", t.elapsed());
+    assert!(t.elapsed() < crate::util::limit(4.0), "took {:?}{r:?}", t.elapsed());
     assert_eq!(w.read("home/state/outbox.jsonl").lines().count(), 6);
     // The next run tries the outbox once, then gives up on the rest just as fast.
     let t = Instant::now();
     w.tool("notify").run().code(1);
-    assert!(t.elapsed() < Duration::from_secs(4), "took {:?}", t.elapsed());
+    assert!(t.elapsed() < crate::util::limit(4.0), "took {:?}", t.elapsed());
 }
 
 #[test]
@@ -432,7 +433,7 @@ fn hostile_lines_rollup() {
     let u = r.named("uptime", "svc");
     assert_eq!(u["total_checks"], hostile.len() + 1, "every valid line counted{r:?}");
     assert_eq!(u["avg_latency_ms"], 3.5);
-    assert!(t.elapsed() < Duration::from_secs(30) && !r.stderr.contains("panicked"), "{r:?}");
+    assert!(t.elapsed() < crate::util::limit(30.0) && !r.stderr.contains("panicked"), "{r:?}");
     // Each class on its own, from stdin: the reason is named with the line.
     for (bad, why) in hostile.into_iter().skip(1) {
         let mut input = format!("{}\n", metric(0)).into_bytes();
@@ -492,7 +493,7 @@ fn hostile_cell_files_are_findings_and_the_other_cells_are_scanned() {
     let t = Instant::now();
     let r = w.tool("cellscan").args(["scan", &path_str(&w.path("missions"))]).run();
     r.code(1);
-    assert!(t.elapsed() < Duration::from_secs(20) && !r.stderr.contains("panicked"), "{r:?}");
+    assert!(t.elapsed() < crate::util::limit(20.0) && !r.stderr.contains("panicked"), "{r:?}");
     let findings: Vec<String> = r
         .kind("finding")
         .iter()
@@ -538,7 +539,7 @@ fn hostile_peers_cellscan_heartbeat_endpoints_that_are_silent_or_speak_garbage()
             .tool("cellscan")
             .args(["scan", &path_str(&w.path("missions")), "--heartbeat-url", &url, "--heartbeat-timeout", "1"])
             .run();
-        assert!(t.elapsed() < Duration::from_secs(6), "20 agents behind {url} took {:?}", t.elapsed());
+        assert!(t.elapsed() < crate::util::limit(6.0), "20 agents behind {url} took {:?}", t.elapsed());
         assert!(!r.stderr.contains("panicked"), "{r:?}");
         let warned: Vec<Value> =
             r.kind("finding").into_iter().filter(|f| f["problem"] == "heartbeat_unreachable").collect();
@@ -569,7 +570,7 @@ fn hostile_peers_cellscan_heartbeat_endpoints_that_are_silent_or_speak_garbage()
                 "1",
             ])
             .run();
-        assert!(t.elapsed() < Duration::from_secs(6) && !r.stderr.contains("panicked"), "{r:?}");
+        assert!(t.elapsed() < crate::util::limit(6.0) && !r.stderr.contains("panicked"), "{r:?}");
         assert_eq!(r.kind("agent").len(), 20, "{r:?}");
     }
 }
@@ -672,7 +673,7 @@ fn trust_a_fifo_in_a_mission_cell_is_a_finding_not_a_hang() {
     assert_eq!(fifo["problem"], "unreadable");
     assert!(fifo["detail"].as_str().unwrap().contains("not a regular file (a FIFO)"), "{fifo}");
     assert_eq!(r.named("agent", "a2")["health"], "healthy", "the rest of the cell is read");
-    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(took < crate::util::limit(10.0), "{took:?}");
 }
 
 #[test]

@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use crate::util::{Workdir, json as pretty};
+use std::path::Path;
+
+use crate::util::{Workdir, json as pretty, tools};
 
 fn port_line(name: &str, port: u16) -> String {
     format!("{}\n", json!({"name": name, "type": "port", "port": port}))
@@ -44,12 +46,9 @@ fn probe_stdout_closed_early_is_silent_success() {
     assert!(first.contains("\"kind\":\"check\""), "{first}");
 }
 
-/// The tools, for the contract tests every one of them must pass.
-const TOOLS: &[&str] = &["probe", "recover", "notify", "rollup", "board", "tickmon", "cellscan"];
-
 #[test]
 fn every_tool_has_help_and_version() {
-    for &tool in TOOLS {
+    for tool in &tools() {
         let w = Workdir::new("help");
         let r = w.tool(tool).arg("--help").run();
         r.code(0);
@@ -58,4 +57,45 @@ fn every_tool_has_help_and_version() {
         w.tool(tool).arg("--no-such-flag").run().code(2);
     }
     let _ = pretty(&json!({}));
+}
+
+/// The hidden `--generate KIND` renders the command the tool's descriptor carries: its own
+/// name, the common options and its own, for every kind; an unknown kind is a usage error.
+#[test]
+fn every_tool_generates_its_man_page_and_completions() {
+    for tool in &tools() {
+        let w = Workdir::new("generate");
+        let man = w.tool(tool).args(["--generate", "man"]).run();
+        man.code(0).stdout_has(&format!(".TH {tool} 1")).stdout_has("\\-\\-home");
+        for (kind, needle) in [
+            ("complete-bash", format!("complete -F _{tool}")),
+            ("complete-zsh", format!("#compdef {tool}")),
+            ("complete-fish", format!("complete -c {tool}")),
+            ("complete-elvish", format!("edit:completion:arg-completer[{tool}]")),
+        ] {
+            w.tool(tool).args(["--generate", kind]).run().code(0).stdout_has(&needle).stdout_has("line-buffered");
+        }
+        let bad = w.tool(tool).args(["--generate", "complete-cobol"]).run();
+        bad.code(2).stderr_has(&format!("{tool}: --generate: unknown kind 'complete-cobol'"));
+    }
+}
+
+/// The tools are the directories under tools/; Cargo.toml builds one binary of each, and no
+/// other binary but the test helper.
+#[test]
+fn the_tools_are_the_binaries_cargo_builds() {
+    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let mut bins: Vec<String> = manifest
+        .split("[[bin]]")
+        .skip(1)
+        .filter_map(|b| {
+            b.lines().find_map(|l| l.trim().strip_prefix("name = ")).map(|n| n.trim_matches('"').to_string())
+        })
+        .filter(|n| n != "pitcrew-store-worker")
+        .collect();
+    bins.sort();
+    assert_eq!(bins, tools());
+    for tool in &tools() {
+        assert!(manifest.contains(&format!("path = \"tools/{tool}/main.rs\"")), "{tool}");
+    }
 }

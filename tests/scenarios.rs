@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::notify::gitea::{self, FakeGitea};
 use crate::notify::telegram::{self, FakeTelegram};
 use crate::util::http::{HttpServer, Reply};
-use crate::util::{Run, SCRUBBED, Workdir, bin, closed_port, json as pretty, path_str};
+use crate::util::{Run, SCRUBBED, Workdir, closed_port, json as pretty, path_str};
 
 /// `2026-11-DDTHH:MM:00Z`.
 fn at(day: u32, hour: u32, min: u32) -> String {
@@ -80,7 +80,7 @@ impl Host {
         for k in SCRUBBED {
             c.env_remove(k);
         }
-        let bins = Path::new(bin("probe")).parent().unwrap();
+        let bins = crate::util::bin_dir();
         let path = format!("{}:{}", path_str(bins), std::env::var("PATH").unwrap_or_default());
         c.env("HOME", &self.w.root)
             .env("AGENT_OPS_HOME", self.w.path("home"))
@@ -232,11 +232,13 @@ fn rca_month(job_first: bool) {
 }
 
 #[test]
+#[ignore = "slow: plays a month of cron runs; scripts/test.sh runs it"]
 fn the_rca_month_opens_one_issue_per_failed_agent_and_comments_daily() {
     rca_month(false);
 }
 
 #[test]
+#[ignore = "slow: plays a month of cron runs; scripts/test.sh runs it"]
 fn the_rca_month_with_the_monthly_job_first() {
     rca_month(true);
 }
@@ -337,6 +339,7 @@ fn an_outage_that_recover_heals_is_told_once_with_its_recovery() {
 }
 
 #[test]
+#[ignore = "slow: plays hours of cron runs; scripts/test.sh runs it"]
 fn restarts_used_up_are_critical_once_to_every_sink_then_on_the_cadence() {
     let (tg, g, hook) = (FakeTelegram::start(), FakeGitea::start(&[]), Hook::start());
     let h = Host::new("sc-exhaust");
@@ -368,6 +371,7 @@ fn restarts_used_up_are_critical_once_to_every_sink_then_on_the_cadence() {
 }
 
 #[test]
+#[ignore = "slow: plays hours of cron runs; scripts/test.sh runs it"]
 fn a_flapping_service_is_said_to_flap_once() {
     let (tg, g, hook) = (FakeTelegram::start(), FakeGitea::start(&[]), Hook::start());
     let h = Host::new("sc-flap");
@@ -388,6 +392,7 @@ fn a_flapping_service_is_said_to_flap_once() {
 }
 
 #[test]
+#[ignore = "slow: a load run (300 services); scripts/test.sh runs it"]
 fn a_storm_of_300_services_reaches_telegram_in_a_few_readable_messages() {
     let (tg, g, hook) = (FakeTelegram::start(), FakeGitea::start(&[]), Hook::start());
     let h = Host::new("sc-storm");
@@ -453,6 +458,7 @@ fn a_sink_that_redirects_keeps_its_alerts_in_the_outbox() {
 }
 
 #[test]
+#[ignore = "slow: plays a day of cron runs; scripts/test.sh runs it"]
 fn a_sink_down_for_a_day_gets_the_incident_once_when_it_is_back() {
     let tg = FakeTelegram::start();
     let h = Host::new("sc-tg-down");

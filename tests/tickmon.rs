@@ -543,7 +543,7 @@ impl Serve {
                 out_buf.lock().unwrap().push(line);
             }
         });
-        match rx.recv_timeout(Duration::from_secs(30)) {
+        match rx.recv_timeout(crate::util::limit(30.0)) {
             Ok(addr) => Ok(Serve { child, addr, stdout, stderr }),
             Err(_) => {
                 let status = child.wait().map(|s| format!("{s}")).unwrap_or_default();
@@ -588,7 +588,7 @@ impl Drop for Serve {
 fn agent(token: Option<&str>) -> (ureq::Agent, Option<String>) {
     let a = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
+        .timeout_global(Some(crate::util::limit(20.0)))
         .build()
         .new_agent();
     (a, token.map(|t| format!("Bearer {t}")))
@@ -826,6 +826,7 @@ fn tickmon_serve_acknowledged_heartbeats_survive_kill_9() {
 }
 
 #[test]
+#[ignore = "slow: waits out heartbeat timeouts; scripts/test.sh runs it"]
 fn tickmon_serve_silence_counts_as_failure_and_a_heartbeat_heals() {
     let w = Workdir::new("tickmon-serve-timeout");
     let s = Serve::start(&w, &["--timeout", "1"]);
@@ -867,6 +868,9 @@ fn tickmon_serve_one_server_per_state_and_loopback_without_token() {
     let r = w.tool("tickmon").args(["serve", "--listen", "0.0.0.0:0", "--state"]).arg(w.path("other.json")).run();
     r.code(2).stderr_has("refusing to listen beyond loopback without --token-file");
     let r = w.tool("tickmon").args(["serve", "--now", NOW]).run();
+    r.code(2).stderr_has("--now does not apply to serve");
+    // Refused before the set-up reads it: an invalid time gets the same answer.
+    let r = w.tool("tickmon").args(["serve"]).env("PITCREW_NOW", "yesterday").run();
     r.code(2).stderr_has("--now does not apply to serve");
 }
 
@@ -941,6 +945,7 @@ fn tickmon_heartbeats_prints_the_state_for_the_pipe() {
 }
 
 #[test]
+#[ignore = "slow: waits out heartbeat timeouts; scripts/test.sh runs it"]
 fn tickmon_heartbeats_silent_s_counts_from_the_last_heartbeat() {
     let w = Workdir::new("tickmon-silent");
     let started = std::time::Instant::now();
@@ -1007,6 +1012,7 @@ fn tickmon_serve_deep_metadata_is_refused_and_the_state_stays_loadable() {
 }
 
 #[test]
+#[ignore = "slow: a kill loop under load; scripts/test.sh runs it"]
 fn tickmon_serve_kill_9_under_load_loses_nothing_acknowledged() {
     let w = Workdir::new("tickmon-serve-kill-load");
     let state = w.path("state/hb.json");
@@ -1136,7 +1142,7 @@ fn tickmon_serve_idle_connections_do_not_starve_agents_or_make_them_unhealthy() 
         assert_eq!(code, 200, "an agent was refused under 300 idle connections: {}", s.stderr());
         std::thread::sleep(Duration::from_millis(300));
     }
-    assert!(slowest < Duration::from_secs(2), "a heartbeat took {slowest:?}");
+    assert!(slowest < crate::util::limit(2.0), "a heartbeat took {slowest:?}");
     // `quiet` said nothing for 6 s (three timeouts), but the server was under pressure all
     // along: its silence is not counted.
     let (_, q) = get(&s.url("/agent/quiet"));
@@ -1265,7 +1271,7 @@ fn tickmon_serve_that_cannot_save_its_state_says_so_and_exits_2() {
     // state of two such agents no longer fits when it stops.
     let script = format!(
         "trap '' XFSZ; ulimit -f 200; exec {} serve --listen 127.0.0.1:0 --state {}",
-        crate::util::bin("tickmon"),
+        crate::util::bin("tickmon").display(),
         path_str(&state)
     );
     let mut cmd = Command::new("sh");

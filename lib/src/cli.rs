@@ -1,12 +1,17 @@
 //! Options every tool shares (`--home`, `--config`, `--now`, `--strict`, `--line-buffered`),
-//! and how they become paths, a clock and read options.
+//! and the set-up every tool does with them, once: [`setup`] parses the command line and
+//! resolves the common options into a [`Setup`] (stdout's buffering, the environment, the file
+//! locations, the clock, the read options, and services.json on demand), which the tool hands
+//! to its engine. The engine never sees a raw option (ripgrep's `HiArgs`).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use crate::clock::Clock;
-use crate::config::{Config, Env, Paths};
+use crate::config::{self, Config, Env, Paths};
+use crate::entry::Out;
 use crate::error::Result;
 use crate::ndjson::ReadOpts;
 
@@ -35,7 +40,60 @@ pub struct Common {
     pub line_buffered: bool,
 }
 
+/// A tool's command line: a clap parser with the [`Common`] options flattened in.
+pub trait ToolArgs: clap::Parser {
+    /// The common options.
+    fn common(&self) -> &Common;
+
+    /// Refuse a combination of options before anything is resolved (a usage error).
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What every tool resolves from the common options before its engine starts.
+pub struct Setup {
+    /// The process environment (empty values count as unset).
+    pub env: Env<'static>,
+    /// Home, config, state, metrics and logs.
+    pub paths: Paths,
+    /// The clock: fixed by `--now` (or `PITCREW_NOW`), else the system's.
+    pub clock: Clock,
+    /// How NDJSON input is read (`--strict`).
+    pub read_opts: ReadOpts,
+}
+
+impl Setup {
+    /// Load services.json; a missing file is an error only when it was named explicitly or
+    /// `required` is set.
+    pub fn load_config(&self, required: bool) -> Result<Config> {
+        // Defaults that depend on the home (a heartbeat check's ticks dir) follow --home too.
+        let home = self.paths.home.display().to_string();
+        let env = self.env;
+        let env_with_home = |k: &str| if k == "AGENT_OPS_HOME" { Some(home.clone()) } else { env(k) };
+        Config::load(&self.paths.config, required || self.paths.config_explicit, &env_with_home)
+    }
+}
+
+/// Parse a tool's arguments and resolve the common options: the preamble of every tool.
+pub fn setup<C: ToolArgs>(out: &mut Out, args: Vec<OsString>) -> Result<(C, Setup)> {
+    let cli = C::try_parse_from(args)?;
+    cli.check()?;
+    let set = cli.common().setup(out)?;
+    Ok((cli, set))
+}
+
 impl Common {
+    /// Resolve the common options against the process environment: stdout's line buffering,
+    /// paths, clock and read options.
+    pub fn setup(&self, out: &mut Out) -> Result<Setup> {
+        out.set_line_buffered(self.line_buffered);
+        let env: Env<'static> = &config::process_env;
+        let paths = self.paths(env);
+        let clock = self.clock()?;
+        Ok(Setup { env, paths, clock, read_opts: self.read_opts() })
+    }
+
     /// Resolve file locations against the environment.
     pub fn paths(&self, env: Env<'_>) -> Paths {
         Paths::resolve(self.home.as_deref(), self.config.as_deref(), env)
@@ -49,15 +107,6 @@ impl Common {
     /// NDJSON read options.
     pub fn read_opts(&self) -> ReadOpts {
         ReadOpts::strict(self.strict)
-    }
-
-    /// Load services.json; a missing file is an error only when it was named explicitly or
-    /// `required` is set.
-    pub fn load_config(&self, paths: &Paths, required: bool, env: Env<'_>) -> Result<Config> {
-        // Defaults that depend on the home (a heartbeat check's ticks dir) follow --home too.
-        let home = paths.home.display().to_string();
-        let env_with_home = |k: &str| if k == "AGENT_OPS_HOME" { Some(home.clone()) } else { env(k) };
-        Config::load(&paths.config, required || paths.config_explicit, &env_with_home)
     }
 }
 

@@ -276,7 +276,8 @@ pub enum HeartbeatSpec {
     Tick { agent: String, ticks_dir: PathBuf, max_age_seconds: u64 },
 }
 
-/// Alerting settings: the Agent Ops Kit's keys plus pitcrew's sinks, after the environment overrides.
+/// Alerting settings: the Agent Ops Kit's keys plus pitcrew's sinks, after the environment
+/// overrides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alerting {
     pub telegram_bot_token: Secret,

@@ -1,11 +1,15 @@
 //! The entry point every tool shares: parse, run, report, flush, exit.
 //!
-//! A tool's `main.rs` is one call: `pitcrew::entry::run("probe", pitcrew::probe::main)`.
-//! The tool function receives a [`Ctx`] (stdout, the diagnostics channel on stderr, whether
-//! stdin/stdout/stderr are terminals) and its arguments; it parses them with clap and returns
-//! a [`Status`]. This function turns the outcome into an exit code (see [`crate::error`]):
-//! help and version exit 0, a closed stdout exits 0 silently, any other error prints
-//! `TOOL: why` on stderr and exits 2, and rejected input lines turn an `Ok` into 3.
+//! A tool is a [`Tool`] descriptor (its name, its entry function, its clap definition) that
+//! its module exports as `TOOL`; its binary's `main.rs` is one call:
+//! `pitcrew::entry::run(&pitcrew::probe::TOOL)`. Nothing here knows any tool.
+//!
+//! The entry function receives a [`Ctx`] (stdout, the diagnostics channel on stderr, whether
+//! stdin is a terminal) and its arguments; it parses and resolves them with
+//! [`crate::cli::setup`] and returns a [`Status`]. [`run`] turns the outcome into an exit code
+//! (see [`crate::error`]): help and version exit 0, a closed stdout exits 0 silently, any other
+//! error prints `TOOL: why` on stderr and exits 2, and rejected input lines turn an `Ok` into 3.
+//! The hidden `--generate KIND` renders the tool's clap definition with [`crate::docs`].
 
 use std::ffi::OsString;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -30,12 +34,23 @@ pub struct Ctx {
 /// The signature of every tool's entry function.
 pub type Main = fn(&mut Ctx, Vec<OsString>) -> Result<Status>;
 
+/// What a binary hands to [`run`]: everything the shared code needs to know of a tool.
+pub struct Tool {
+    /// The binary's name, as used in messages (`probe: ...`).
+    pub name: &'static str,
+    /// The entry function: parses the arguments and runs the engine.
+    pub main: Main,
+    /// The clap definition it parses with, for man pages and completions.
+    pub command: fn() -> clap::Command,
+}
+
 /// Run a tool and turn its outcome into the process exit code.
-pub fn run(tool: &'static str, main: Main) -> ExitCode {
+pub fn run(tool: &Tool) -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "--generate") {
         return generate(tool, args.get(2));
     }
+    let (tool, main) = (tool.name, tool.main);
     let stdout_tty = io::stdout().is_terminal();
     let mut ctx = Ctx {
         tool,
@@ -73,10 +88,10 @@ pub fn run(tool: &'static str, main: Main) -> ExitCode {
 }
 
 /// The hidden `--generate KIND`: a man page or a completion script on stdout.
-fn generate(tool: &'static str, kind: Option<&OsString>) -> ExitCode {
+fn generate(tool: &Tool, kind: Option<&OsString>) -> ExitCode {
     let kind = kind.and_then(|k| k.to_str()).unwrap_or("");
     let mut buf = Vec::new();
-    let result = crate::docs::generate(tool, kind, &mut buf).and_then(|()| {
+    let result = crate::docs::generate((tool.command)(), kind, &mut buf).and_then(|()| {
         let mut out = io::stdout().lock();
         out.write_all(&buf).and_then(|()| out.flush()).map_err(Error::from)
     });
@@ -84,7 +99,7 @@ fn generate(tool: &'static str, kind: Option<&OsString>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            Diag::stderr(tool).error(&e);
+            Diag::stderr(tool.name).error(&e);
             ExitCode::from(e.exit_code())
         }
     }

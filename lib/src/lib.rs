@@ -1,7 +1,8 @@
 //! pitcrew: seven small Unix tools that keep services and agents alive.
 //!
 //! Every tool reads and writes newline-delimited JSON. This crate holds all of their logic;
-//! the binaries under `tools/` only hand their name and entry function to [`entry::run`].
+//! the binaries under `tools/` only hand their tool's descriptor ([`entry::Tool`]) to
+//! [`entry::run`], and [`cli::setup`] resolves what every tool needs before its engine starts.
 //!
 //! Shared pieces: [`entry`] (argument parsing, exit codes, broken pipes), [`error`] (the one
 //! error type and the exit-code table), [`ndjson`] (numbered line reading and writing),

@@ -1,9 +1,9 @@
 //! The record kinds that travel through the pipe, as serde types.
 //!
 //! Every record has `kind` and `timestamp`; field names are snake_case except board tasks,
-//! which keep the Agent Ops Kit's `createdAt`/`updatedAt`. A line without `kind` that has `name` and
-//! `status` is the Agent Ops Kit's metric line and is read as a `check`. Each type keeps the fields it
-//! does not know in `extra`, so a record read and written again loses nothing.
+//! which keep the Agent Ops Kit's `createdAt`/`updatedAt`. A line without `kind` that has
+//! `name` and `status` is the kit's metric line and is read as a `check`. Each type keeps the
+//! fields it does not know in `extra`, so a record read and written again loses nothing.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};

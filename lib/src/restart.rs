@@ -1,6 +1,6 @@
 //! The restart engine shared by `recover` (services) and `cellscan revive` (agents): the
-//! Agent Ops Kit's rules for when to try again, a ledger of attempts, and the command run in its own
-//! process group under a time limit.
+//! Agent Ops Kit's rules for when to try again, a ledger of attempts, and the command run in
+//! its own process group under a time limit.
 //!
 //! Rules, in the Agent Ops Kit's order: within `cooldown_seconds` of the last attempt, do nothing
 //! (`cooldown`); after `reset_after_seconds` without an attempt, forget the count; at

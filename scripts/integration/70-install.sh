@@ -5,7 +5,7 @@
 section "install.sh puts binaries, man pages and completions in place"
 prefix="$work/prefix"
 PREFIX="$prefix" PITCREW_PROFILE=debug scripts/install.sh >/dev/null
-for t in probe recover notify rollup board tickmon cellscan; do
+for t in "${tools[@]}"; do
     [ -x "$prefix/bin/$t" ] || fail "$t not installed"
     man -l "$prefix/share/man/man1/$t.1" 2>/dev/null | grep -q -- "--home" || fail "man page of $t"
     bash -c ". '$prefix/share/bash-completion/completions/$t' && complete -p $t" >/dev/null || fail "bash completion of $t"
@@ -45,16 +45,16 @@ bindir = os.path.dirname(program)
 path_dirs = env.get("PATH", "/usr/bin:/bin:/usr/sbin:/sbin").split(":")
 assert all(os.path.isabs(d) for d in path_dirs), f"{path}: PATH {path_dirs}"
 assert bindir in path_dirs, f"{path}: the tools in {bindir} are not on PATH {path_dirs}"
-for t in ("probe", "recover", "notify", "rollup", "board", "tickmon", "cellscan"):
+for t in os.environ["PITCREW_TOOLS"].split():
     assert os.access(os.path.join(stage + bindir, t), os.X_OK), f"{t} is not installed in {bindir}"
 for f in logs:
     assert os.path.isabs(f) and os.path.isdir(os.path.dirname(f)), f"{path}: {f}"
 PY
-python3 "$work/check_plist.py" examples/launchd/com.pitcrew.orchestrator.plist "$stage" || fail "launchd plist"
+PITCREW_TOOLS="${tools[*]}" python3 "$work/check_plist.py" examples/launchd/com.pitcrew.orchestrator.plist "$stage" || fail "launchd plist"
 # The check fails the plist a user would write with the path of the default install.
 sed 's#<string>/usr/local/bin/pitcrew-orchestrator#<string>~/.local/bin/pitcrew-orchestrator#' \
     examples/launchd/com.pitcrew.orchestrator.plist > "$work/tilde.plist"
-if python3 "$work/check_plist.py" "$work/tilde.plist" "$stage" 2> "$work/tilde.err"; then
+if PITCREW_TOOLS="${tools[*]}" python3 "$work/check_plist.py" "$work/tilde.plist" "$stage" 2> "$work/tilde.err"; then
     fail "the plist check passed a ~ in ProgramArguments"
 fi
 grep -q "launchd does not expand '~/.local/bin/pitcrew-orchestrator'" "$work/tilde.err" || fail "$(cat "$work/tilde.err")"

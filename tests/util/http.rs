@@ -276,48 +276,51 @@ impl Drop for TlsFront {
     }
 }
 
+/// Relay one connection: finish the TLS handshake first (a client that refuses the
+/// certificate never reaches the backend), then copy both ways until either side is done, and
+/// close the backend connection with it, so the backend's keep-alive connections (each holds
+/// one of tiny_http's worker threads) never outlive the client's.
 fn relay(client: TcpStream, config: Arc<rustls::ServerConfig>, backend: SocketAddr) {
     let _ = client.set_nonblocking(false);
     let Ok(conn) = rustls::ServerConnection::new(config) else { return };
     let mut tls = rustls::StreamOwned::new(conn, client);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let _ = tls.sock.set_read_timeout(Some(Duration::from_secs(30)));
+    while tls.conn.is_handshaking() {
+        if tls.conn.complete_io(&mut tls.sock).is_err() {
+            return;
+        }
+    }
     let Ok(mut back) = TcpStream::connect(backend) else { return };
     let tick = Some(Duration::from_millis(5));
     let _ = tls.sock.set_read_timeout(tick);
     let _ = back.set_read_timeout(tick);
     let mut buf = [0u8; 16 * 1024];
-    let (mut client_open, mut back_open) = (true, true);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while (client_open || back_open) && std::time::Instant::now() < deadline {
-        if client_open {
-            match tls.read(&mut buf) {
-                Ok(0) => {
-                    client_open = false;
-                    let _ = back.shutdown(std::net::Shutdown::Write);
+    while std::time::Instant::now() < deadline {
+        match tls.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if back.write_all(&buf[..n]).is_err() {
+                    break;
                 }
-                Ok(n) => {
-                    if back.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(_) => client_open = false,
             }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
         }
-        if back_open {
-            match back.read(&mut buf) {
-                Ok(0) => {
-                    tls.conn.send_close_notify();
-                    let _ = tls.flush();
-                    return;
-                }
-                Ok(n) => {
-                    if tls.write_all(&buf[..n]).and_then(|_| tls.flush()).is_err() {
-                        return;
-                    }
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(_) => back_open = false,
+        match back.read(&mut buf) {
+            Ok(0) => {
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+                break;
             }
+            Ok(n) => {
+                if tls.write_all(&buf[..n]).and_then(|_| tls.flush()).is_err() {
+                    break;
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
         }
     }
+    let _ = back.shutdown(std::net::Shutdown::Both);
 }

@@ -39,18 +39,44 @@ pub const SCRUBBED: &[&str] = &[
     "ALL_PROXY",
 ];
 
-/// The path of one of the seven binaries.
-pub fn bin(name: &str) -> &'static str {
-    match name {
-        "probe" => env!("CARGO_BIN_EXE_probe"),
-        "recover" => env!("CARGO_BIN_EXE_recover"),
-        "notify" => env!("CARGO_BIN_EXE_notify"),
-        "rollup" => env!("CARGO_BIN_EXE_rollup"),
-        "board" => env!("CARGO_BIN_EXE_board"),
-        "tickmon" => env!("CARGO_BIN_EXE_tickmon"),
-        "cellscan" => env!("CARGO_BIN_EXE_cellscan"),
-        other => panic!("no binary named {other}"),
-    }
+/// The directory the binaries of this package were built into: where the test helper binary
+/// is, so that no tool has to be named here.
+pub fn bin_dir() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pitcrew-store-worker")).parent().expect("the binaries' directory")
+}
+
+/// The path of a binary of this package (a tool, or a test helper) by name.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.is_file(), "no binary named {name} in {}", bin_dir().display());
+    p
+}
+
+/// The tools, by name: one directory each under `tools/` (its `main.rs` hands the tool's
+/// descriptor to `entry::run`). scripts/lib.sh reads the same directory.
+pub fn tools() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("main.rs").is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no tools under {}", dir.display());
+    names
+}
+
+/// How many times slower than a developer's machine this one runs the tests:
+/// `PITCREW_TEST_SLOWDOWN` (a factor, default 1; a loaded CI machine might set 3).
+pub fn slowdown() -> f64 {
+    std::env::var("PITCREW_TEST_SLOWDOWN").ok().and_then(|v| v.parse::<f64>().ok()).filter(|f| *f >= 1.0).unwrap_or(1.0)
+}
+
+/// A wall-clock limit of `secs` seconds, scaled by [`slowdown`]: every deadline and every
+/// "took less than" of a test goes through here.
+pub fn limit(secs: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(secs * slowdown())
 }
 
 /// A private directory for one test, under cargo's target tmp dir.
@@ -296,9 +322,9 @@ pub fn json(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap()
 }
 
-/// Wait until `f` is true or `secs` pass.
+/// Wait until `f` is true or the [`limit`] of `secs` passes.
 pub fn wait_until(secs: f64, mut f: impl FnMut() -> bool) -> bool {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    let end = std::time::Instant::now() + limit(secs);
     while std::time::Instant::now() < end {
         if f() {
             return true;
@@ -318,4 +344,16 @@ pub fn alive(pid: u32) -> bool {
 
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
+}
+
+/// How many processes are blocked waiting to `flock` the file at `path` (the `->` lines of
+/// /proc/locks for its device and inode): the sign that a run waits for a lock another holds.
+pub fn lock_waiters(path: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(path) else { return 0 };
+    let dev = m.dev();
+    let (major, minor) = (((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff), (dev & 0xff) | ((dev >> 12) & !0xff));
+    let id = format!("{major:02x}:{minor:02x}:{}", m.ino());
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    locks.lines().filter(|l| l.contains("->") && l.split_whitespace().any(|f| f == id)).count()
 }

@@ -1,5 +1,3 @@
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    pitcrew::entry::run("cellscan", pitcrew::cellscan::main)
+fn main() -> std::process::ExitCode {
+    pitcrew::entry::run(&pitcrew::cellscan::TOOL)
 }

@@ -1,5 +1,3 @@
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    pitcrew::entry::run("notify", pitcrew::notify::main)
+fn main() -> std::process::ExitCode {
+    pitcrew::entry::run(&pitcrew::notify::TOOL)
 }

@@ -1,5 +1,3 @@
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    pitcrew::entry::run("probe", pitcrew::probe::main)
+fn main() -> std::process::ExitCode {
+    pitcrew::entry::run(&pitcrew::probe::TOOL)
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::cli::Common;
+use crate::cli::{Common, ToolArgs};
 
 /// The ops task board: tasks in columns (open, in-progress, in-review, done) in the Agent Ops
 /// Kit's board.json, safe under any number of concurrent writers.
@@ -314,4 +314,10 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         }
     }
     crate::clock::parse_duration(s).ok_or_else(|| format!("'{s}' is not a duration (30, 2.5, 2m, 1h)"))
+}
+
+impl ToolArgs for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }

@@ -17,17 +17,19 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use serde_json::{Map, Value};
 
 use self::cli::{AddArgs, Command, EditArgs, FilterArgs, Format, IngestArgs, StalledArgs};
 use self::file::BoardFile;
 use self::model::{Board, TaskView, edit_tags, task_record};
 use crate::clock::{self, Clock};
-use crate::config;
-use crate::entry::{Ctx, Diag};
+use crate::entry::{Ctx, Diag, Tool};
 use crate::error::{Error, Result, Status};
 use crate::ndjson::{self, ReadOpts, Source};
+
+/// The `board` tool, as its binary hands it to [`crate::entry::run`].
+pub const TOOL: Tool = Tool { name: "board", main, command };
 
 /// board's clap definition (for completions and man pages).
 pub fn command() -> clap::Command {
@@ -36,11 +38,8 @@ pub fn command() -> clap::Command {
 
 /// The `board` tool.
 pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
-    let cli = cli::Cli::try_parse_from(args)?;
-    ctx.out.set_line_buffered(cli.common.line_buffered);
-    let env = config::process_env;
-    let paths = cli.common.paths(&env);
-    let clock = cli.common.clock()?;
+    let (cli, set) = crate::cli::setup::<cli::Cli>(&mut ctx.out, args)?;
+    let (paths, clock) = (&set.paths, set.clock);
     let path = cli.board.clone().unwrap_or_else(|| paths.state.join("board.json"));
     let is_render = matches!(cli.command, Command::Render(_));
     let format = match (cli.format, is_render) {
@@ -60,7 +59,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         clock,
         diag: &ctx.diag,
         format,
-        read_opts: cli.common.read_opts(),
+        read_opts: set.read_opts,
     };
     let out = &mut ctx.out;
     match cli.command {
@@ -74,7 +73,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         Command::Stalled(a) => {
             let hours = match a.hours {
                 Some(h) => h,
-                None => cli.common.load_config(&paths, false, &env)?.stalled_task_hours,
+                None => set.load_config(false)?.stalled_task_hours,
             };
             engine.stalled(hours, &a, out)
         }

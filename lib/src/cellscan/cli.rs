@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::model::{AgentStatus, AutoRevive, Isolation, Priority, Role, TaskStatus};
-use crate::cli::Common;
+use crate::cli::{Common, ToolArgs};
 
 /// Watch over mission cells: validate them, check their agents and tasks, revive failed agents.
 ///
@@ -336,4 +336,10 @@ fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
         return Err("must be at least 0.01 seconds".into());
     }
     Ok(d)
+}
+
+impl ToolArgs for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }

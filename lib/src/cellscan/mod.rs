@@ -20,7 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use serde_json::Value;
 
 use self::cli::{Cli, Command, Format, HeartbeatArgs, ReviveArgs, ScanArgs};
@@ -28,12 +28,15 @@ use self::heartbeat::Heartbeat;
 use self::revive::ReviveCtx;
 use self::scan::{AgentHealth, DuplicateIds, Rec, ScanCtx};
 use crate::clock::Clock;
-use crate::config::{self, Env, Paths, Secret};
-use crate::entry::{Ctx, Diag};
+use crate::config::{Env, Paths, Secret};
+use crate::entry::{Ctx, Diag, Tool};
 use crate::error::{Error, Result, Status};
 use crate::ndjson::{self, Source};
 use crate::record::{self, Kind, Level};
 use crate::util::is_safe_id;
+
+/// The `cellscan` tool, as its binary hands it to [`crate::entry::run`].
+pub const TOOL: Tool = Tool { name: "cellscan", main, command };
 
 /// cellscan's clap definition (for completions and man pages).
 pub fn command() -> clap::Command {
@@ -42,18 +45,15 @@ pub fn command() -> clap::Command {
 
 /// The `cellscan` tool.
 pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
-    let cli = Cli::try_parse_from(args)?;
-    ctx.out.set_line_buffered(cli.common.line_buffered);
-    let env = config::process_env;
-    let paths = cli.common.paths(&env);
-    let clock = cli.common.clock()?;
-    let missions = |dir: &Option<PathBuf>| missions_dir(dir.as_deref(), cli.missions.as_deref(), &paths, &env);
+    let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
+    let (env, paths, clock) = (set.env, set.paths, set.clock);
+    let missions = |dir: &Option<PathBuf>| missions_dir(dir.as_deref(), cli.missions.as_deref(), &paths, env);
     match &cli.command {
         Command::Scan(a) => {
             ctx.out.escape_controls(a.format == Format::Text && a.watch.is_none());
-            scan_cmd(ctx, a, &missions(&a.dir), &clock, &env)
+            scan_cmd(ctx, a, &missions(&a.dir), &clock, env)
         }
-        Command::Revive(a) => revive_cmd(ctx, &cli, a, &missions(&a.dir), &clock, &env),
+        Command::Revive(a) => revive_cmd(ctx, &cli, a, &missions(&a.dir), &clock, env),
         Command::Init(a) => {
             if let Some(w) = create::init_warnings(a) {
                 ctx.diag.warn(w);

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::cli::Common;
+use crate::cli::{Common, ToolArgs};
 use crate::record::Level;
 
 /// Tell the right people once: turn records into alerts and send them through Telegram,
@@ -158,4 +158,10 @@ pub enum OutboxCmd {
     List,
     /// Give up on waiting alerts (all of them, or those owed to the --sink named)
     Drop,
+}
+
+impl ToolArgs for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }

@@ -22,7 +22,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use serde_json::{Value, json};
 
 use self::alert::{Alert, SinkResult, Suppressed};
@@ -32,13 +32,16 @@ use self::silence::{Matcher, Silence, Silences};
 use self::sinks::Sink;
 use self::state::{Input, Policy, Rates, State};
 use crate::clock::{self, Clock};
-use crate::config::{self, Config};
-use crate::entry::{Ctx, Diag};
+use crate::config::Config;
+use crate::entry::{Ctx, Diag, Tool};
 use crate::error::{Error, Result, Status};
 use crate::ndjson::{self, Source};
 use crate::record::{self, Kind, Level};
 use crate::store::Lock;
 use crate::util;
+
+/// The `notify` tool, as its binary hands it to [`crate::entry::run`].
+pub const TOOL: Tool = Tool { name: "notify", main, command };
 
 /// notify's clap definition (for completions and man pages).
 pub fn command() -> clap::Command {
@@ -67,19 +70,16 @@ impl Files {
 
 /// The `notify` tool.
 pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
-    let cli = Cli::try_parse_from(args)?;
-    ctx.out.set_line_buffered(cli.common.line_buffered);
+    let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
+    let (paths, clock) = (&set.paths, set.clock);
     ctx.out.escape_controls(cli.format != cli::Format::Ndjson);
-    let env = config::process_env;
-    let paths = cli.common.paths(&env);
-    let clock = cli.common.clock()?;
     let files = Files::under(&paths.state);
     match &cli.cmd {
         Some(Cmd::Silence(s)) => return silence_cmd(ctx, &cli, s, &files, &clock),
         Some(Cmd::Outbox(o)) => return outbox_cmd(ctx, &cli, o, &files, &clock),
         _ => {}
     }
-    let config = cli.common.load_config(&paths, false, &env)?;
+    let config = set.load_config(false)?;
     let host = hostname(&config);
     let Ctx { out, diag, stdin_is_terminal, .. } = ctx;
     let diag: &Diag = diag;
@@ -147,11 +147,9 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             let sources =
                 if cli.files.is_empty() && *stdin_is_terminal { Vec::new() } else { Source::from_args(&cli.files) };
             let text = cli.format == Format::Text;
-            ndjson::for_each_line(&sources, cli.common.read_opts(), diag, |bytes, _| {
-                match ndjson::parse_object(bytes) {
-                    Ok(v) => read_record(v, &mut input, &mut *out, text),
-                    Err(why) => Ok(Err(why)),
-                }
+            ndjson::for_each_line(&sources, set.read_opts, diag, |bytes, _| match ndjson::parse_object(bytes) {
+                Ok(v) => read_record(v, &mut input, &mut *out, text),
+                Err(why) => Ok(Err(why)),
             })?;
         }
     }

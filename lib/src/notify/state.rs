@@ -2,9 +2,9 @@
 //!
 //! `state/notify.json` keeps, per subject, its level (absent when good), since when, how many
 //! runs in a row it has been bad, the level last announced (`notified`) and when
-//! (`last_sent`). The Agent Ops Kit's `state/alert-rate.json` (`{topic: seconds since the epoch}`)
-//! keeps when each topic was last sent; notify reads and writes it the Agent Ops Kit's way, so the
-//! Agent Ops Kit's alert script and notify honour each other's rate limits.
+//! (`last_sent`). The Agent Ops Kit's `state/alert-rate.json` (`{topic: seconds since the
+//! epoch}`) keeps when each topic was last sent; notify reads and writes it as the kit does, so
+//! the kit's alert script and notify honour each other's rate limits (docs/compat.md).
 //!
 //! The decision ([`evaluate`]): a subject that is bad wants an alert when it turns bad, when
 //! it gets worse than the worst level announced in the incident, or when the announcement is

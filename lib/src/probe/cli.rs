@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use crate::cli::Common;
+use crate::cli::{Common, ToolArgs};
 
 /// Check every configured service at once and write one `check` record per service.
 ///
@@ -65,4 +65,10 @@ pub enum Format {
     Ndjson,
     /// The Agent Ops Kit's `[OK] name - detail (12ms)` lines and a summary
     Text,
+}
+
+impl ToolArgs for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }

@@ -22,14 +22,14 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use serde_json::Value;
 
 pub use checks::{CheckEnv, check_one};
 
 use crate::clock::{self, Clock};
-use crate::config::{self, CheckSpec, Config, Service};
-use crate::entry::{Ctx, Diag};
+use crate::config::{CheckSpec, Config, Service};
+use crate::entry::{Ctx, Diag, Tool};
 use crate::error::{Error, Result, Status};
 use crate::ndjson::{self, Source};
 use crate::record::{Check, CheckStatus, Finding, Level};
@@ -38,6 +38,9 @@ use crate::store;
 /// Extra time a check gets beyond its timeout before the watchdog calls it hung.
 const GRACE: Duration = Duration::from_millis(1500);
 
+/// The `probe` tool, as its binary hands it to [`crate::entry::run`].
+pub const TOOL: Tool = Tool { name: "probe", main, command };
+
 /// probe's clap definition (for completions and man pages).
 pub fn command() -> clap::Command {
     cli::Cli::command()
@@ -45,16 +48,13 @@ pub fn command() -> clap::Command {
 
 /// The `probe` tool.
 pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
-    let cli = cli::Cli::try_parse_from(args)?;
-    ctx.out.set_line_buffered(cli.common.line_buffered);
+    let (cli, set) = crate::cli::setup::<cli::Cli>(&mut ctx.out, args)?;
+    let (paths, clock) = (&set.paths, set.clock);
     ctx.out.escape_controls(cli.format != cli::Format::Ndjson);
-    let env = config::process_env;
-    let paths = cli.common.paths(&env);
-    let clock = cli.common.clock()?;
     let mut stream: Vec<PathBuf> = cli.services.clone();
     stream.extend(cli.files.iter().cloned());
     let config_required = stream.is_empty();
-    let config = cli.common.load_config(&paths, config_required, &env)?;
+    let config = set.load_config(config_required)?;
     let config_exists = paths.config.exists();
 
     let mut findings: Vec<Finding> = Vec::new();
@@ -75,7 +75,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         let sources = Source::from_args(&stream);
         let home = Some(paths.home.clone());
         let mut names: HashSet<String> = services.iter().map(|s| s.name.clone()).collect();
-        ndjson::for_each_value(&sources, cli.common.read_opts(), &ctx.diag, |v, pos| {
+        ndjson::for_each_value(&sources, set.read_opts, &ctx.diag, |v, pos| {
             match config.parse_service_value(&v, home.clone()) {
                 Ok(mut s) if !names.contains(&s.name) => {
                     s.line = pos.line as usize;
@@ -492,6 +492,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "slow: a load run (a 100,000-service dependency chain); scripts/test.sh runs it"]
     fn long_dependency_chains_cost_their_length() {
         // 100 000 services, each depending on the one before, the first on the last: once a
         // minutes-long quadratic walk (and a recursion as deep as the chain).
@@ -511,7 +512,7 @@ mod tests {
         annotate_suppression(&chain, &mut r);
         assert!(r[0].suppressed_by.is_none());
         assert!(r[1..].iter().all(|c| c.suppressed_by.as_deref() == Some("s0")));
-        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+        assert!(started.elapsed() < crate::util::test_limit(20.0), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use crate::cli::Common;
+use crate::cli::{Common, ToolArgs};
 
 /// Restart what failed, verify that it came back, and never make things worse.
 ///
@@ -64,4 +64,10 @@ pub enum Format {
     Ndjson,
     /// `[FAIL] name - detail` lines for checks, `[RECOVERED] name - ...` per action, a summary
     Text,
+}
+
+impl ToolArgs for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }

@@ -29,13 +29,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use serde_json::Value;
 use time::macros::format_description;
 
 use crate::clock::{self, Clock};
-use crate::config::{self, Config, Restart, Service};
-use crate::entry::{Ctx, Diag};
+use crate::config::{Config, Restart, Service};
+use crate::entry::{Ctx, Diag, Tool};
 use crate::error::{Result, Status};
 use crate::ndjson::{self, Source};
 use crate::probe::{self, CheckEnv};
@@ -56,6 +56,9 @@ pub const LOG_FILE: &str = "recovery.log";
 /// added them too): `systemctl`, `service` and friends live there.
 const SYSTEM_PATH: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
+/// The `recover` tool, as its binary hands it to [`crate::entry::run`].
+pub const TOOL: Tool = Tool { name: "recover", main, command };
+
 /// recover's clap definition (for completions and man pages).
 pub fn command() -> clap::Command {
     cli::Cli::command()
@@ -63,19 +66,16 @@ pub fn command() -> clap::Command {
 
 /// The `recover` tool.
 pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
-    let cli = cli::Cli::try_parse_from(args)?;
-    ctx.out.set_line_buffered(cli.common.line_buffered);
+    let (cli, set) = crate::cli::setup::<cli::Cli>(&mut ctx.out, args)?;
+    let (env, paths, clock) = (set.env, &set.paths, set.clock);
     ctx.out.escape_controls(cli.format != cli::Format::Ndjson);
-    let env = config::process_env;
-    let paths = cli.common.paths(&env);
-    let clock = cli.common.clock()?;
     let state_dir = cli.state_dir.clone().unwrap_or_else(|| paths.state.clone());
     let ledger = state_dir.join(LEDGER_FILE);
     let mut log = RecoveryLog::new(Some(paths.logs.join(LOG_FILE)));
     if !cli.reset.is_empty() {
         return reset(&cli.reset, &ledger, &mut log, &clock, cli.format, &mut ctx.out, &ctx.diag);
     }
-    let config = cli.common.load_config(&paths, false, &env)?;
+    let config = set.load_config(false)?;
     let settings = Settings {
         dry_run: cli.dry_run,
         format: cli.format,
@@ -87,7 +87,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let mut engine = Recover::new(&config, clock, settings);
     let sources = Source::from_args(&cli.files);
     let out = &mut ctx.out;
-    ndjson::for_each_value(&sources, cli.common.read_opts(), &ctx.diag, |v, _| engine.take(v, &mut *out))?;
+    ndjson::for_each_value(&sources, set.read_opts, &ctx.diag, |v, _| engine.take(v, &mut *out))?;
     engine.finish(out, &ctx.diag)
 }
 
@@ -732,6 +732,7 @@ fn reset(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config;
     use crate::entry::SharedBuf;
 
     fn tmpdir(name: &str) -> PathBuf {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use time::Date;
 
-use crate::cli::Common;
+use crate::cli::{Common, ToolArgs};
 
 /// Uptime, latency and SLA per service from the metrics history, in constant memory.
 ///
@@ -155,5 +155,11 @@ fn parse_pct(s: &str) -> Result<f64, String> {
     match s.trim().trim_end_matches('%').parse::<f64>() {
         Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
         _ => Err(format!("'{s}' is not a percentage between 0 and 100")),
+    }
+}
+
+impl ToolArgs for Cli {
+    fn common(&self) -> &Common {
+        &self.common
     }
 }

@@ -26,15 +26,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, mpsc};
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use time::Date;
 
 use self::cli::{By, Cli, Command, Format, WindowArgs};
 use self::report::{Scope, Style, Uptime, Writer};
 use self::scan::{Agg, Origin, ScanOpts, Scanner, day_date, day_number};
 use crate::clock::{self, Clock};
-use crate::config;
-use crate::entry::{Ctx, Diag};
+use crate::entry::{Ctx, Diag, Tool};
 use crate::error::{Error, Result, Status};
 use crate::ndjson::{self, Source};
 use crate::store;
@@ -43,6 +42,9 @@ use crate::store;
 pub const DEFAULT_DAYS: u32 = 7;
 pub const DEFAULT_HTML_DAYS: u32 = 90;
 
+/// The `rollup` tool, as its binary hands it to [`crate::entry::run`].
+pub const TOOL: Tool = Tool { name: "rollup", main, command };
+
 /// rollup's clap definition (for completions and man pages).
 pub fn command() -> clap::Command {
     Cli::command()
@@ -50,11 +52,8 @@ pub fn command() -> clap::Command {
 
 /// The `rollup` tool.
 pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
-    let cli = Cli::try_parse_from(args)?;
-    ctx.out.set_line_buffered(cli.common.line_buffered);
-    let env = config::process_env;
-    let paths = cli.common.paths(&env);
-    let clock = cli.common.clock()?;
+    let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
+    let (paths, clock) = (&set.paths, set.clock);
     let metrics_dir = cli.metrics_dir.clone().unwrap_or_else(|| paths.metrics.clone());
     let format = cli.format.unwrap_or(Format::Ndjson);
     ctx.out.escape_controls(!matches!(format, Format::Ndjson | Format::Prometheus));
@@ -84,7 +83,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             let days = match a.retention_days {
                 Some(n) => n,
                 None => {
-                    let cfg = cli.common.load_config(&paths, false, &env)?;
+                    let cfg = set.load_config(false)?;
                     u32::try_from(cfg.metrics_retention_days.max(1)).unwrap_or(u32::MAX)
                 }
             };

@@ -2,13 +2,13 @@
 //! the Agent Ops Kit's counters, a log-bucketed latency histogram, the most recent incidents, and
 //! (for the status page) one small cell per day.
 //!
-//! The Agent Ops Kit's arithmetic (`calculate_uptime` of the Agent Ops Kit) is kept to the bit:
+//! The arithmetic of the Agent Ops Kit's `calculate_uptime` is kept to the bit:
 //! `up` and `down` are counted by status, `total = up + down`, `uptime = up / total * 100`
 //! (0 without checks), the latency average is taken over *every* line of the name whatever
 //! its status, and both are rounded with Python's `round` (the decimal nearest to the exact
 //! binary value, ties to even). pitcrew's `degraded` counts as available and is also counted
 //! on its own; other statuses (the kit's `recovered`, its disk line's `"45"`) count only in
-//! the latency average, as the Agent Ops Kit counts them.
+//! the latency average, as the kit counts them.
 
 use std::collections::VecDeque;
 

@@ -56,7 +56,7 @@ pub struct Dir {
 }
 
 fn is_symlink_err(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::EMLINK))
+    matches!(e.raw_os_error(), Some(nix::libc::ELOOP) | Some(nix::libc::EMLINK))
 }
 
 /// A name of one path component: no `/`, not `.` or `..`, not empty.
@@ -132,7 +132,7 @@ impl Dir {
         match opened {
             Ok(fd) => Ok(Dir { fd: File::from(fd), path }),
             // O_DIRECTORY|O_NOFOLLOW on a link fails with ENOTDIR on Linux.
-            Err(e) if is_symlink_err(&e) || (e.raw_os_error() == Some(libc::ENOTDIR) && self.is_link(name)) => {
+            Err(e) if is_symlink_err(&e) || (e.raw_os_error() == Some(nix::libc::ENOTDIR) && self.is_link(name)) => {
                 Err(Error::path("cannot open directory", &path, read::symlink_refused()))
             }
             Err(e) => Err(Error::path("cannot open directory", &path, e)),

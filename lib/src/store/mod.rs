@@ -8,8 +8,8 @@
 //!   are removed by the next write of the same file. A target that is a symbolic link is
 //!   refused. ([`dir`] has the details.)
 //! * [`Lock`]: an exclusive `flock` (via fd-lock) on a sibling `.lock` file, held for the
-//!   whole of a read-modify-write so concurrent runs never lose an update. The Agent Ops Kit's board
-//!   used `board.lock` the same way, so old and new writers exclude each other.
+//!   whole of a read-modify-write so concurrent runs never lose an update. The Agent Ops
+//!   Kit's board used `board.lock` the same way, so old and new writers exclude each other.
 //! * [`append_line`]: one `write` of a whole line with `O_APPEND`, so concurrent appenders
 //!   never interleave inside a line; never through a link, never into a FIFO.
 //! * [`read`]: every file read whole is read through [`read::read`] with a cap for its kind

@@ -127,7 +127,7 @@ pub fn open_regular(src: Src<'_>, follow: bool) -> io::Result<(File, u64)> {
     let opened = opened.map(File::from).map_err(io::Error::from);
     let file = match opened {
         Ok(f) => f,
-        Err(e) if !follow && e.raw_os_error() == Some(libc::ELOOP) => return Err(symlink_refused()),
+        Err(e) if !follow && e.raw_os_error() == Some(nix::libc::ELOOP) => return Err(symlink_refused()),
         Err(e) => return Err(e),
     };
     let meta = file.metadata()?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::cli::Common;
+use crate::cli::{Common, ToolArgs};
 
 /// The Agent Tick Protocol and the heartbeat endpoint.
 ///
@@ -340,6 +340,19 @@ pub fn parse_flag_pair(s: &str) -> Result<(String, bool), String> {
         other => return Err(format!("'{other}' is not true or false")),
     };
     Ok((k.to_string(), b))
+}
+
+impl ToolArgs for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn check(&self) -> crate::Result<()> {
+        if matches!(self.command, Command::Serve(_)) && self.common.now.is_some() {
+            return Err(crate::Error::usage("--now does not apply to serve: heartbeats are timed by the real clock"));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

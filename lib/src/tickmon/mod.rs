@@ -23,17 +23,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use serde_json::Value;
 
 use crate::clock::Clock;
-use crate::config::{self, Paths};
-use crate::entry::{Ctx, Diag};
+use crate::config::Paths;
+use crate::entry::{Ctx, Diag, Tool};
 use crate::error::{Error, Result, Status};
 use crate::ndjson::{self, Source};
 use cli::{CheckArgs, Cli, Command, Format, HeartbeatsArgs, ServeArgs};
 use registry::Registry;
 use tick::Month;
+
+/// The `tickmon` tool, as its binary hands it to [`crate::entry::run`].
+pub const TOOL: Tool = Tool { name: "tickmon", main, command };
 
 /// tickmon's clap definition (for completions and man pages).
 pub fn command() -> clap::Command {
@@ -42,10 +45,8 @@ pub fn command() -> clap::Command {
 
 /// The `tickmon` tool.
 pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
-    let cli = Cli::try_parse_from(args)?;
-    ctx.out.set_line_buffered(cli.common.line_buffered);
-    let env = config::process_env;
-    let paths = cli.common.paths(&env);
+    let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
+    let (env, paths, clock) = (set.env, set.paths, set.clock);
     let format = match &cli.command {
         Command::Submit(a) => a.format,
         Command::Check(a) => a.format,
@@ -55,29 +56,20 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     ctx.out.escape_controls(format != Format::Ndjson);
     match &cli.command {
         Command::Submit(a) => {
-            let clock = cli.common.clock()?;
             let (registry_path, explicit) = registry_path(a.registry.as_deref(), &paths);
             let registry =
                 if explicit { Some(Registry::load(&registry_path)?) } else { Registry::load_optional(&registry_path)? };
             let ticks_dir = ticks_dir(a.ticks_dir.as_deref(), &paths);
-            submit::run(a, registry.as_ref(), ticks_dir, &clock, &env, &ctx.diag, &mut ctx.out)
+            submit::run(a, registry.as_ref(), ticks_dir, &clock, env, &ctx.diag, &mut ctx.out)
         }
-        Command::Check(a) => {
-            let clock = cli.common.clock()?;
-            run_check(a, &paths, &clock, cli.common.read_opts(), &ctx.diag, &mut ctx.out)
-        }
+        Command::Check(a) => run_check(a, &paths, &clock, set.read_opts, &ctx.diag, &mut ctx.out),
         Command::Serve(a) => {
-            if cli.common.now.is_some() {
-                return Err(Error::usage("--now does not apply to serve: heartbeats are timed by the real clock"));
-            }
+            // --now was refused by the command line's check: heartbeats are timed by the real clock.
             let settings = serve_settings(a, &paths, &ctx.diag)?;
             serve::run(settings, &mut ctx.out, &ctx.diag)?;
             Ok(Status::Ok)
         }
-        Command::Heartbeats(a) => {
-            let clock = cli.common.clock()?;
-            run_heartbeats(a, &paths, &clock, &ctx.diag, &mut ctx.out)
-        }
+        Command::Heartbeats(a) => run_heartbeats(a, &paths, &clock, &ctx.diag, &mut ctx.out),
     }
 }
 

@@ -28,6 +28,14 @@ pub fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("").trim()
 }
 
+/// A wall-clock limit of `secs` seconds for a unit test, scaled by `PITCREW_TEST_SLOWDOWN`
+/// as tests/util's `limit` scales the integration tests' (which unit tests cannot reach).
+#[cfg(test)]
+pub(crate) fn test_limit(secs: f64) -> std::time::Duration {
+    let factor = std::env::var("PITCREW_TEST_SLOWDOWN").ok().and_then(|v| v.parse::<f64>().ok());
+    std::time::Duration::from_secs_f64(secs * factor.filter(|f| *f >= 1.0).unwrap_or(1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
