@@ -484,3 +484,35 @@ fn a_sink_down_for_a_day_gets_the_incident_once_when_it_is_back() {
     assert_eq!(tg.sent().len(), 2);
     assert!(tg.sent()[1].text.contains("still down"), "{}", tg.sent()[1].text);
 }
+
+/// A FIFO planted in a mission cell (an agent file that never ends) once kept the cells phase
+/// reading forever, the run held its lock, and every later run skipped: a service that went
+/// down afterwards was never announced. Now the FIFO is a finding, the run ends, and the next
+/// run checks and tells as usual.
+#[test]
+fn a_fifo_in_a_cell_silences_nothing() {
+    let hook = Hook::start();
+    let h = Host::new("sc-fifo");
+    let web = Svc::new(&h.w, "web");
+    web.start();
+    h.services(json!({"disk_check": false, "alerting": {"webhook_url": hook.url()},
+        "services": [{"name": "web", "type": "port", "port": web.port}]}));
+    let cell =
+        h.w.tool("cellscan").args(["init", "home/missions", "--name", "Docs"]).run().code(0).kind("cell").remove(0);
+    let cell = h.w.path(&format!("home/missions/{}", cell["cell"].as_str().unwrap()));
+    let fifo = cell.join("agents/agent_009.json");
+    std::fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let started = std::time::Instant::now();
+    let r = h.orchestrate(&at(23, 10, 0));
+    assert!(started.elapsed() < crate::util::limit(60.0), "the run ended: {:?}", started.elapsed());
+    assert!(matches!(r.code, 0 | 1), "{r:?}\n{}", h.log());
+    let cells = std::fs::read_to_string(h.w.path("home/logs/last-cells.ndjson")).unwrap_or_default();
+    assert!(cells.contains("agent_009.json") && cells.contains("not a regular file"), "{cells}");
+    // The service goes down after: the next run is not skipped and says so.
+    web.kill();
+    let r = h.orchestrate(&at(23, 10, 5));
+    r.code(1);
+    assert!(!h.log().contains("skipping"), "{}", h.log());
+    assert!(hook.alerts().iter().any(|a| a["subject"] == "check:web" && a["level"] == "error"), "{:?}", hook.alerts());
+}
