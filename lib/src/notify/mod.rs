@@ -9,6 +9,7 @@
 
 pub mod alert;
 pub mod cli;
+pub mod lifecycle;
 pub mod outbox;
 pub mod render;
 pub mod rules;
@@ -55,6 +56,8 @@ pub struct Files {
     pub rates: PathBuf,
     pub silences: PathBuf,
     pub outbox: PathBuf,
+    /// The alert history's directory (`state/alerts/`).
+    pub history: PathBuf,
 }
 
 impl Files {
@@ -64,6 +67,7 @@ impl Files {
             rates: state_dir.join("alert-rate.json"),
             silences: state_dir.join("silences.json"),
             outbox: state_dir.join("outbox.jsonl"),
+            history: crate::history::alerts_dir(state_dir),
         }
     }
 }
@@ -354,6 +358,12 @@ impl Engine<'_> {
                 }
             }
             if saving {
+                // Every event of the alerts' lives, for `rollup incidents`; a history that
+                // cannot be written costs the history, never the alerts.
+                let events = lifecycle::events(&report.retried, &alerts, &stamp);
+                if let Err(e) = crate::history::append(&self.files.history, now, &events) {
+                    self.diag.warn(format_args!("{e}; the alert history misses this run's events"));
+                }
                 outbox::append(&self.files.outbox, &queued)?;
                 state.save(&self.files.state)?;
                 rates.save(&self.files.rates, clock::unix_f64(now), self.policy.rate_limit_s)?;

@@ -12,7 +12,6 @@
 
 pub mod cli;
 pub mod fast;
-pub mod files;
 pub mod html;
 pub mod lines;
 pub mod report;
@@ -36,7 +35,7 @@ use crate::clock::{self, Clock};
 use crate::entry::{Ctx, Diag, Tool};
 use crate::error::{Error, Result, Status};
 use crate::ndjson::{self, Source};
-use crate::store;
+use crate::store::{self, daily};
 
 /// The window when none is given: the kit's 7 days, or 90 for the status page's bars.
 pub const DEFAULT_DAYS: u32 = 7;
@@ -58,8 +57,8 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let format = cli.format.unwrap_or(Format::Ndjson);
     ctx.out.escape_controls(!matches!(format, Format::Ndjson | Format::Prometheus));
     let maintenance_style = || match format {
-        Format::Ndjson => Ok(files::Report::Ndjson),
-        Format::Text => Ok(files::Report::Text),
+        Format::Ndjson => Ok(daily::Report::Ndjson),
+        Format::Text => Ok(daily::Report::Text),
         other => Err(Error::usage(format!(
             "--format {}: prune and compact write ndjson or text",
             clap::ValueEnum::to_possible_value(&other).map(|v| v.get_name().to_string()).unwrap_or_default()
@@ -87,12 +86,23 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
                     u32::try_from(cfg.metrics_retention_days.max(1)).unwrap_or(u32::MAX)
                 }
             };
-            files::prune(&metrics_dir, days, clock.now(), a.dry_run, style, &mut ctx.out, &ctx.diag)
+            let now = clock.now();
+            let mut status = Status::Ok;
+            for (dir, family) in kept_dirs(&metrics_dir, &paths.state) {
+                let st = daily::prune(&dir, family, days, now, a.dry_run, style, &mut ctx.out, &ctx.diag)?;
+                status = status.worst(st);
+            }
+            Ok(status)
         }
         Some(Command::Compact(a)) => {
             let style = maintenance_style()?;
             let now = clock.now();
-            files::compact(&metrics_dir, now.date(), now, a.dry_run, style, &mut ctx.out, &ctx.diag)
+            let mut status = Status::Ok;
+            for (dir, family) in kept_dirs(&metrics_dir, &paths.state) {
+                let st = daily::compact(&dir, family, now.date(), now, a.dry_run, style, &mut ctx.out, &ctx.diag)?;
+                status = status.worst(st);
+            }
+            Ok(status)
         }
         None => {
             let plan = Plan::from_cli(&cli, format, &metrics_dir, &clock)?;
@@ -110,6 +120,21 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             }
         }
     }
+}
+
+/// The directories of daily files prune and compact keep in shape: the metrics, and the
+/// alert and restart histories under the state directory when they exist.
+fn kept_dirs(metrics: &Path, state: &Path) -> Vec<(PathBuf, daily::Family)> {
+    let mut v = vec![(metrics.to_path_buf(), daily::METRICS)];
+    for (dir, family) in [
+        (crate::history::alerts_dir(state), crate::history::ALERTS),
+        (crate::history::restarts_dir(state), crate::history::RESTARTS),
+    ] {
+        if dir.is_dir() {
+            v.push((dir, family));
+        }
+    }
+    v
 }
 
 /// Where the lines come from.

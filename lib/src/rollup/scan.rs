@@ -522,17 +522,7 @@ fn is_corrupt(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof)
 }
 
-/// `YYYY-MM-DD.jsonl` or `YYYY-MM-DD.jsonl.gz`: the day, and whether it is compressed.
-pub fn daily_name(name: &str) -> Option<(Date, bool)> {
-    let (stem, gz) = match name.strip_suffix(".jsonl.gz") {
-        Some(s) => (s, true),
-        None => (name.strip_suffix(".jsonl")?, false),
-    };
-    if stem.len() != 10 {
-        return None;
-    }
-    clock::parse_date(stem).map(|d| (d, gz))
-}
+pub use crate::store::daily::daily_name;
 
 /// The day of a file named by date, from its path.
 pub fn daily_path(p: &Path) -> Option<(Date, bool)> {
