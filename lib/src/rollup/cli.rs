@@ -27,6 +27,7 @@ use crate::cli::{Common, ToolArgs};
   rollup                                   the last 7 days, one uptime record per service
   rollup --days 1 --format text            the kit's daily report
   rollup --days 30 --sla 99.9              mark breaches (exit 1 when there is one)
+  rollup --days 30 --sla 99.9 --unknown-as down   time nobody watched counts against the SLA
   rollup --since 2026-11-01 --until 2026-11-30 --by day --format csv
   rollup --format prometheus --output /var/lib/node_exporter/textfile/pitcrew.prom
   rollup --format html --output /var/www/status/index.html
@@ -49,6 +50,11 @@ pub struct Cli {
     /// Mark services whose uptime is below PCT (before rounding) as `breach`, and exit 1
     #[arg(long, value_name = "PCT", value_parser = parse_pct)]
     pub sla: Option<f64>,
+
+    /// How --sla counts time no check covered: left out (the check-counted uptime), as
+    /// down, or as up [default: excluded]
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub unknown_as: Option<UnknownAsArg>,
 
     /// One record per service per day instead of one per service
     #[arg(long, value_enum, value_name = "day")]
@@ -91,6 +97,16 @@ impl WindowArgs {
     pub fn given(&self) -> bool {
         self.days.is_some() || self.since.is_some() || self.until.is_some()
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnknownAsArg {
+    /// Judge the SLA on the checks, which cover only the known time
+    Excluded,
+    /// Count unknown time as down
+    Down,
+    /// Count unknown time as up
+    Up,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

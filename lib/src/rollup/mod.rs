@@ -11,6 +11,7 @@
 //! ([`files`]).
 
 pub mod cli;
+pub mod coverage;
 pub mod fast;
 pub mod html;
 pub mod lines;
@@ -28,8 +29,8 @@ use std::sync::{Condvar, Mutex, mpsc};
 use clap::CommandFactory;
 use time::Date;
 
-use self::cli::{By, Cli, Command, Format, WindowArgs};
-use self::report::{Scope, Style, Uptime, Writer};
+use self::cli::{By, Cli, Command, Format, UnknownAsArg, WindowArgs};
+use self::report::{MonitoringGap, Scope, Style, UnknownAs, Uptime, Writer};
 use self::scan::{Agg, Origin, ScanOpts, Scanner, day_date, day_number};
 use crate::clock::{self, Clock};
 use crate::entry::{Ctx, Diag, Tool};
@@ -105,7 +106,14 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             Ok(status)
         }
         None => {
-            let plan = Plan::from_cli(&cli, format, &metrics_dir, &clock)?;
+            let mut plan = Plan::from_cli(&cli, format, &metrics_dir, &clock)?;
+            plan.cadences = match set.load_config(false) {
+                Ok(cfg) => Cadences::of(&cfg, &ctx.diag),
+                Err(e) => {
+                    ctx.diag.warn(format_args!("{e}; cadences are taken from the checks"));
+                    Cadences::default()
+                }
+            };
             match &cli.output {
                 None => run(&plan, &mut ctx.out, &ctx.diag, &clock),
                 Some(path) => {
@@ -157,8 +165,51 @@ pub struct Plan {
     pub format: Format,
     pub by_day: bool,
     pub sla: Option<f64>,
+    pub unknown_as: UnknownAs,
+    /// Configured cadences (services.json's `interval_seconds`).
+    pub cadences: Cadences,
     pub strict: bool,
     pub max_line: usize,
+}
+
+/// The cadences services.json configures, in coverage grid units: per service, and for the
+/// others (the top-level `interval_seconds` or `check_interval_seconds`).
+#[derive(Debug, Clone, Default)]
+pub struct Cadences {
+    pub by_name: std::collections::HashMap<String, u64>,
+    pub default: Option<u64>,
+}
+
+impl Cadences {
+    /// Read them from the configuration; a value that is no interval is said once and the
+    /// service's cadence is then taken from its checks.
+    pub fn of(cfg: &crate::config::Config, diag: &Diag) -> Cadences {
+        let mut c = Cadences::default();
+        let read = |name: &str| match cfg.interval_seconds(name) {
+            Ok(v) => v.and_then(coverage::cadence_of_seconds),
+            Err(e) => {
+                diag.warn(format_args!("{e}; the cadence is taken from the checks"));
+                None
+            }
+        };
+        c.default = read("");
+        for s in &cfg.services {
+            if let Some(u) = read(&s.name) {
+                c.by_name.insert(s.name.clone(), u);
+            }
+        }
+        c
+    }
+
+    fn get(&self, name: &str) -> Option<u64> {
+        self.by_name.get(name).copied().or(self.default)
+    }
+}
+
+/// What the records are judged with, and the span (ms) of the window they cover.
+struct Judge<'a> {
+    plan: &'a Plan,
+    span: Option<(i64, i64)>,
 }
 
 /// The window of `w` (inclusive first and last day), with `--days` and whether it ends today.
@@ -212,6 +263,12 @@ impl Plan {
             format,
             by_day,
             sla: cli.sla,
+            unknown_as: match cli.unknown_as {
+                None | Some(UnknownAsArg::Excluded) => UnknownAs::Excluded,
+                Some(UnknownAsArg::Down) => UnknownAs::Down,
+                Some(UnknownAsArg::Up) => UnknownAs::Up,
+            },
+            cadences: Cadences::default(),
             strict: cli.common.strict,
             max_line: ndjson::DEFAULT_MAX_LINE,
         })
@@ -241,8 +298,28 @@ fn style_of(format: Format) -> Style {
 }
 
 /// Records for the services of `agg`, sorted by name.
-fn records(agg: &Agg, scope: &Scope, sla: Option<f64>, stamp: &str) -> Vec<Uptime> {
-    agg.sorted().into_iter().map(|(name, s)| Uptime::build(name, s, scope, sla, stamp)).collect()
+fn records(agg: &Agg, scope: &Scope, judge: &Judge<'_>, stamp: &str) -> Vec<Uptime> {
+    let plan = judge.plan;
+    agg.sorted()
+        .into_iter()
+        .map(|(name, s)| {
+            Uptime::build(name, s, scope, plan.sla, stamp).with_coverage(
+                s,
+                judge.span,
+                plan.cadences.get(name),
+                plan.unknown_as,
+            )
+        })
+        .collect()
+}
+
+/// The span of epoch days `from..=to` in milliseconds, beginning no earlier than the
+/// input's first line (`first`: before it the monitor was not running yet, or its history
+/// is gone) and ending at `now` at the latest.
+fn day_span(from: i32, to: i32, now_ms: i64, first: Option<i64>) -> (i64, i64) {
+    let end = (i64::from(to) + 1) * coverage::DAY_MS;
+    let start = (i64::from(from) * coverage::DAY_MS).max(first.unwrap_or(i64::MIN)).min(end);
+    (start, end.min(now_ms).max(start))
 }
 
 /// One input of a report.
@@ -423,10 +500,12 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
     let mut breach = false;
     // Over the metrics directory each day is complete once its file is read.
     let stream_days = plan.by_day && !sources_mode;
+    let now_ms = clock.now().unix_timestamp() * 1000 + i64::from(clock.now().millisecond());
     let mut emit_days = |sc: &mut Scanner, out: &mut dyn Write, through: i32| -> Result<()> {
         for (day, agg) in sc.take_days_through(through) {
             let scope = Scope::of_day(day);
-            let recs = records(&agg, &scope, plan.sla, &stamp);
+            let judge = Judge { plan, span: Some(day_span(day, day, now_ms, sc.host.first)) };
+            let recs = records(&agg, &scope, &judge, &stamp);
             breach |= recs.iter().any(|r| r.breach);
             writer.batch(out, &scope, &recs)?;
         }
@@ -462,21 +541,60 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
             scope.from = day_date(f);
             scope.to = day_date(t);
         }
-        let recs = records(&sc.window, &scope, plan.sla, &stamp);
+        // The span the coverage is judged over: the window's days up to now, or without a
+        // window the input's own first and last line; never before the input's first line.
+        let span = match window_days {
+            Some((f, t)) => Some(day_span(f, t, now_ms, sc.host.first)),
+            None => sc.host.first.zip(sc.host.last),
+        };
+        let judge = Judge { plan, span };
+        let recs = records(&sc.window, &scope, &judge, &stamp);
         breach |= recs.iter().any(|r| r.breach);
+        let gaps = monitoring_gaps(&sc, &recs, window_days.and(span), now_ms, diag);
         if html {
             let bar = match (scope.from, scope.to) {
                 (Some(f), Some(t)) => Some(html::bar_days(day_number(f), day_number(t))),
                 _ => None,
             };
-            html::render(out, &sc.window, &recs, &scope, bar, &stamp)?;
+            html::render(out, &sc.window, &recs, &gaps, &scope, bar, &stamp)?;
         } else if !recs.is_empty() {
             writer.batch(out, &scope, &recs)?;
         }
+        writer.gaps(out, &scope, &gaps, &stamp)?;
         writer.finish(out, &scope)?;
     }
     sc.report_rejects(diag);
     Ok(Status::failures_if(breach))
+}
+
+/// The monitor's own silences in the window: stretches without a line of any service longer
+/// than twice the longest cadence of the services, and (with a window) the silence from the
+/// last line to the window's end. A silence before the first line is not one: the window may
+/// simply begin before the monitor was set up.
+fn monitoring_gaps(
+    sc: &Scanner,
+    recs: &[Uptime],
+    window_span: Option<(i64, i64)>,
+    now_ms: i64,
+    diag: &Diag,
+) -> Vec<MonitoringGap> {
+    let Some(cadence) = recs.iter().filter_map(|r| r.figures.map(|f| f.cadence)).max() else { return Vec::new() };
+    let (closed, maybe_more) = sc.host.gaps(cadence);
+    if maybe_more {
+        diag.warn(format_args!(
+            "more than {} monitoring gaps in the window: the longest {} are reported",
+            coverage::HOST_GAPS_KEPT,
+            coverage::HOST_GAPS_KEPT
+        ));
+    }
+    let mut gaps: Vec<MonitoringGap> =
+        closed.into_iter().map(|(start, end)| MonitoringGap { start, end, ongoing: false, cadence }).collect();
+    if let (Some(last), Some((_, end))) = (sc.host.last, window_span) {
+        if end > last && coverage::is_gap((end - last) as u64, cadence) {
+            gaps.push(MonitoringGap { start: last, end, ongoing: end >= now_ms, cadence });
+        }
+    }
+    gaps
 }
 
 /// Open a day's file; the `.jsonl` may have been compacted away since the listing (then its

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use time::Date;
 
+use super::coverage::Host;
 use super::fast::{self, Fields};
 use super::lines::Lines;
 use super::stats::{Latency, Seen, ServiceStats};
@@ -311,6 +312,8 @@ pub struct Scanner {
     /// First and last day seen, when tracked.
     pub range: Option<(i32, i32)>,
     pub lines: u64,
+    /// When any check was written: the monitor's own silences.
+    pub host: Host,
 }
 
 /// Where a reader's lines come from: its name for messages and, for a daily file, its day.
@@ -431,8 +434,13 @@ impl Scanner {
         } else {
             &mut self.window
         };
+        let ms = ts.as_deref().and_then(ts_millis);
+        if let Some(ms) = ms {
+            self.host.observe(ms);
+        }
         let stats = agg.get(&name);
-        stats.add(status, latency, &mut || ts.as_deref().and_then(ts_millis));
+        stats.cells_from = self.opts.day_cells_from;
+        stats.add(status, latency, &mut || ms);
         if let (Some(from), Some(d)) = (self.opts.day_cells_from, day) {
             if d >= from {
                 stats.add_day(d, status, latency);
@@ -464,6 +472,7 @@ impl Scanner {
             });
         }
         self.lines += later.lines;
+        self.host.merge(later.host);
     }
 
     /// Take the days up to and including `day` (`--by day` over the daily files, which come
