@@ -145,6 +145,9 @@ pub struct Subject {
     /// between.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sent: BTreeMap<String, String>,
+    /// An event announced once (a monitoring gap): never repeated, never refreshed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub once: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -394,6 +397,11 @@ pub fn evaluate(
                 // restart that failed after the attempts were used up, a down service now only
                 // degraded) waits for the next reminder. `notified` keeps the worst level
                 // announced in the incident.
+                let once = matches!(&s, Said::Rule(o) if o.once);
+                if once && entry.notified.is_some() {
+                    continue;
+                }
+                entry.once = once;
                 let repeat = entry.notified.is_some_and(|n| level.severity() <= n.severity());
                 let due = !repeat
                     || entry
@@ -620,7 +628,7 @@ pub fn still_firing(state: &State, skip: &HashSet<String>) -> Vec<Alert> {
     state
         .subjects
         .iter()
-        .filter(|(k, e)| e.level.is_some() && e.notified.is_some() && !skip.contains(*k))
+        .filter(|(k, e)| e.level.is_some() && e.notified.is_some() && !e.once && !skip.contains(*k))
         .filter_map(|(k, e)| {
             let level = e.notified?;
             let mut a =
@@ -697,6 +705,28 @@ mod tests {
         assert_eq!(a[0].title, "api is failing", "the incident keeps its title");
         assert!(st.subjects.is_empty());
         assert!(run(&mut st, &mut r, &[check("api", "up")], policy(), "2026-11-23T11:35:00Z").is_empty());
+    }
+
+    #[test]
+    fn a_monitoring_gap_is_told_once_whoever_reports_it() {
+        let (mut st, mut r) = (State::default(), Rates::default());
+        let gap = |detail: &str, end: Value| {
+            json!({"kind": "finding", "source": "rollup", "subject": "monitoring", "level": "warning",
+                   "problem": "monitoring_gap", "detail": detail, "start": "2026-11-23T04:00:00Z", "end": end})
+        };
+        // The orchestrator's run after the silence, then the daily reports that see it closed.
+        let a = run(&mut st, &mut r, &[gap("since 04:00", Value::Null)], policy(), "2026-11-23T10:00:00Z");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].subject.as_deref(), Some("monitoring_gap:2026-11-23T04:00:00.000Z"));
+        assert_eq!(a[0].title, "Monitoring gap: no checks since 2026-11-23T04:00:00.000Z");
+        for now in ["2026-11-23T12:00:00Z", "2026-11-24T09:00:00Z", "2026-11-30T09:00:00Z"] {
+            let again = run(&mut st, &mut r, &[gap("04:00 to 10:00", json!("2026-11-23T10:00:00Z"))], policy(), now);
+            assert!(again.is_empty(), "never repeated: {again:?}");
+        }
+        assert!(still_firing(&st, &HashSet::new()).is_empty(), "an event, not a state Alertmanager keeps firing");
+        let other = json!({"kind": "finding", "source": "rollup", "subject": "monitoring", "level": "warning",
+                           "problem": "monitoring_gap", "detail": "x", "start": "2026-11-25T01:00:00Z"});
+        assert_eq!(run(&mut st, &mut r, &[other], policy(), "2026-11-30T09:05:00Z").len(), 1, "another gap is news");
     }
 
     #[test]

@@ -34,7 +34,8 @@ use crate::cli::{Common, ToolArgs};
   rollup --days 7 | notify                 uptime digest to the configured sinks
   zcat old/*.jsonl.gz | rollup - --format markdown
   rollup prune --retention-days 90         delete daily files past retention
-  rollup compact                           gzip the files of closed days"
+  rollup compact                           gzip the files of closed days
+  rollup stale | notify                    say once when the monitor itself stopped writing"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -143,6 +144,18 @@ pub enum Command {
   rollup compact                       2026-11-22.jsonl -> 2026-11-22.jsonl.gz, and so on
   rollup compact --dry-run --format text")]
     Compact(CompactArgs),
+    /// Say when the last check of any service is too old: the monitor itself stopped
+    #[command(after_help = "Examples:
+  rollup stale | notify                a finding (monitoring_gap) when nothing was checked for 3 x check_interval_seconds
+  rollup stale --max-age 3600 --format text")]
+    Stale(StaleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StaleArgs {
+    /// The oldest the last check may be, in seconds [default: 3 x check_interval_seconds of services.json; without it nothing is judged]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3_162_240_000))]
+    pub max_age: Option<u64>,
 }
 
 #[derive(Debug, Args)]

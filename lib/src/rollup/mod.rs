@@ -17,6 +17,7 @@ pub mod html;
 pub mod lines;
 pub mod report;
 pub mod scan;
+pub mod stale;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -74,7 +75,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             (!cli.files.is_empty(), "FILE arguments"),
         ];
         if let Some((_, what)) = report_only.iter().find(|(given, _)| *given) {
-            return Err(Error::usage(format!("{what}: not used by prune and compact")));
+            return Err(Error::usage(format!("{what}: not used by prune, compact and stale")));
         }
     }
     match &cli.command {
@@ -94,6 +95,33 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
                 status = status.worst(st);
             }
             Ok(status)
+        }
+        Some(Command::Stale(a)) => {
+            let text = maintenance_style()? == daily::Report::Text;
+            // Without --max-age: three times the schedule services.json gives; without one,
+            // a silence cannot be told from a schedule, and nothing is judged.
+            let max_age = match a.max_age {
+                Some(s) => Some(s),
+                None => match set.load_config(false).and_then(|c| c.interval_seconds("").map_err(Error::config)) {
+                    Ok(schedule) => schedule.map(|s| (s * 3.0).ceil().min(u64::MAX as f64) as u64),
+                    Err(e) => {
+                        ctx.diag.warn(format_args!("{e}; no schedule to judge the last check by"));
+                        None
+                    }
+                },
+            };
+            match max_age {
+                Some(max_age) => stale::stale(&metrics_dir, max_age, text, &mut ctx.out, &ctx.diag, &clock),
+                None => {
+                    if text {
+                        writeln!(
+                            ctx.out,
+                            "No schedule to judge by: set check_interval_seconds in services.json, or give --max-age."
+                        )?;
+                    }
+                    Ok(Status::Ok)
+                }
+            }
         }
         Some(Command::Compact(a)) => {
             let style = maintenance_style()?;

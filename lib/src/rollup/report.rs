@@ -108,32 +108,9 @@ impl MonitoringGap {
 
     /// The gap as a `finding` record (`problem: monitoring_gap`), which notify announces once.
     pub fn finding(&self, stamp: &str) -> crate::record::Finding {
-        let start = ts_of(Some(self.start)).unwrap_or_default();
-        let end = ts_of(Some(self.end)).unwrap_or_default();
-        let took = clock::human_duration(self.duration_s());
         let limit = clock::human_duration((2 * self.cadence).div_ceil(coverage::UNITS_PER_S));
-        let detail = if self.ongoing {
-            format!(
-                "no check of any service since {start} ({took} so far; more than {limit}, twice the longest cadence)"
-            )
-        } else {
-            format!(
-                "no check of any service from {start} to {end} ({took}; more than {limit}, twice the longest cadence)"
-            )
-        };
-        let mut f = crate::record::Finding::new(
-            "rollup",
-            "monitoring",
-            crate::record::Level::Warning,
-            "monitoring_gap",
-            detail,
-            stamp.to_string(),
-        );
-        f.extra.insert("start".into(), start.into());
-        f.extra.insert("end".into(), if self.ongoing { serde_json::Value::Null } else { end.into() });
-        f.extra.insert("duration_s".into(), self.duration_s().into());
-        f.extra.insert("ongoing".into(), self.ongoing.into());
-        f
+        let end = (!self.ongoing).then_some(self.end);
+        gap_finding(self.start, end, self.duration_s(), &format!("more than {limit}, twice the longest cadence"), stamp)
     }
 
     /// One line for people: `monitoring silent from ... to ... (6h 0m)`.
@@ -146,6 +123,31 @@ impl MonitoringGap {
             format!("no check of any service from {start} to {} ({took})", ts_of(Some(self.end)).unwrap_or_default())
         }
     }
+}
+
+/// A `finding` (`source: rollup`, `subject: monitoring`, `problem: monitoring_gap`) for a
+/// silence of the monitor from `start` to `end` (`None`: still silent), `duration_s` long,
+/// with `why` it counts (`more than 10m, twice the longest cadence`).
+pub fn gap_finding(start: i64, end: Option<i64>, duration_s: u64, why: &str, stamp: &str) -> crate::record::Finding {
+    let start = ts_of(Some(start)).unwrap_or_default();
+    let took = clock::human_duration(duration_s);
+    let detail = match end.and_then(|e| ts_of(Some(e))) {
+        Some(end) => format!("no check of any service from {start} to {end} ({took}; {why})"),
+        None => format!("no check of any service since {start} ({took} so far; {why})"),
+    };
+    let mut f = crate::record::Finding::new(
+        "rollup",
+        "monitoring",
+        crate::record::Level::Warning,
+        "monitoring_gap",
+        detail,
+        stamp.to_string(),
+    );
+    f.extra.insert("start".into(), start.into());
+    f.extra.insert("end".into(), end.and_then(|e| ts_of(Some(e))).map_or(serde_json::Value::Null, Into::into));
+    f.extra.insert("duration_s".into(), duration_s.into());
+    f.extra.insert("ongoing".into(), end.is_none().into());
+    f
 }
 
 /// One incident as written in `recent_incidents`.
