@@ -423,7 +423,13 @@ impl Config {
     /// Kit's schedule); `Ok(None)` when none is set. A value that is not a number of seconds
     /// above 0 is an error naming the field.
     pub fn interval_seconds(&self, name: &str) -> std::result::Result<Option<f64>, String> {
-        let own = self.service(name).and_then(|s| s.raw.get("interval_seconds").map(|v| (v, true)));
+        // From the document itself, so that a service whose check cannot be read still has
+        // its interval.
+        let entry = match self.raw.get("services") {
+            Some(Value::Array(list)) => list.iter().find(|s| s.get("name").and_then(Value::as_str) == Some(name)),
+            _ => None,
+        };
+        let own = entry.and_then(|s| s.get("interval_seconds")).map(|v| (v, true));
         let top = || self.raw.get("interval_seconds").or_else(|| self.raw.get("check_interval_seconds"));
         let Some((v, own)) = own.or_else(|| top().map(|v| (v, false))) else { return Ok(None) };
         match number_value(v) {

@@ -35,7 +35,8 @@ use crate::cli::{Common, ToolArgs};
   zcat old/*.jsonl.gz | rollup - --format markdown
   rollup prune --retention-days 90         delete daily files past retention
   rollup compact                           gzip the files of closed days
-  rollup stale | notify                    say once when the monitor itself stopped writing"
+  rollup stale | notify                    say once when the monitor itself stopped writing
+  rollup incidents --days 7 --format text  each incident's life: MTTD, MTTA, MTTR, who fixed it"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -149,6 +150,23 @@ pub enum Command {
   rollup stale | notify                a finding (monitoring_gap) when nothing was checked for 3 x check_interval_seconds
   rollup stale --max-age 3600 --format text")]
     Stale(StaleArgs),
+    /// Every incident of the window with its life: first failure, first alert, first
+    /// acknowledgement, restarts, back; MTTD, MTTA, MTTR and how each ended
+    #[command(after_help = "Examples:
+  rollup incidents                     the last 7 days: incident records and summaries
+  rollup incidents --days 30 --format text
+  rollup incidents --since 2026-11-01 --until 2026-11-30 --format csv")]
+    Incidents(IncidentsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    #[command(flatten)]
+    pub window: WindowArgs,
+
+    /// Where the alert and restart histories are (alerts/, restarts/) [default: HOME/state]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

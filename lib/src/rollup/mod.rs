@@ -14,6 +14,7 @@ pub mod cli;
 pub mod coverage;
 pub mod fast;
 pub mod html;
+pub mod incidents;
 pub mod lines;
 pub mod report;
 pub mod scan;
@@ -75,7 +76,9 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             (!cli.files.is_empty(), "FILE arguments"),
         ];
         if let Some((_, what)) = report_only.iter().find(|(given, _)| *given) {
-            return Err(Error::usage(format!("{what}: not used by prune, compact and stale")));
+            return Err(Error::usage(format!(
+                "{what}: not used by prune, compact and stale (incidents takes its window after its name: rollup incidents --days 7)"
+            )));
         }
     }
     match &cli.command {
@@ -95,6 +98,24 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
                 status = status.worst(st);
             }
             Ok(status)
+        }
+        Some(Command::Incidents(a)) => {
+            if matches!(format, Format::Html | Format::Prometheus) {
+                return Err(Error::usage("--format: incidents are written as ndjson, text, csv or markdown"));
+            }
+            let today = clock.now().date();
+            let (from, to, days, rolling) = resolve_window(&a.window, today, DEFAULT_DAYS)?;
+            let plan = incidents::Plan {
+                metrics: metrics_dir.clone(),
+                state: a.state_dir.clone().unwrap_or_else(|| paths.state.clone()),
+                from,
+                to,
+                scope: Scope { window_days: days, rolling, from: Some(from), to: Some(to), day: None },
+                format,
+                strict: cli.common.strict,
+                max_line: ndjson::DEFAULT_MAX_LINE,
+            };
+            incidents::run(&plan, &mut ctx.out, &ctx.diag, &clock)
         }
         Some(Command::Stale(a)) => {
             let text = maintenance_style()? == daily::Report::Text;
@@ -494,6 +515,7 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
         filter: if sources_mode { window_days } else { None },
         pass_through: plan.format == Format::Ndjson,
         track_range: sources_mode && window_days.is_none(),
+        log_incidents: false,
         strict: plan.strict,
         max_line: plan.max_line,
     };

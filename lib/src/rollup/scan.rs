@@ -288,6 +288,8 @@ pub struct ScanOpts {
     pub pass_through: bool,
     /// Track the first and last day seen (no window to report otherwise).
     pub track_range: bool,
+    /// Keep every incident of every service (`rollup incidents`; one stream, never merged).
+    pub log_incidents: bool,
     pub strict: bool,
     pub max_line: usize,
 }
@@ -440,6 +442,9 @@ impl Scanner {
         }
         let stats = agg.get(&name);
         stats.cells_from = self.opts.day_cells_from;
+        if self.opts.log_incidents && stats.incidents.all.is_none() {
+            stats.incidents.all = Some(Vec::new());
+        }
         stats.add(status, latency, &mut || ms);
         if let (Some(from), Some(d)) = (self.opts.day_cells_from, day) {
             if d >= from {

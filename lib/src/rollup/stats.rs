@@ -313,6 +313,9 @@ pub struct Incidents {
     /// How the lines began, and the first incident once it closed (for [`Incidents::merge`]).
     pub lead: Lead,
     pub first_closed: Option<Incident>,
+    /// Every closed incident, in order, when asked for (`rollup incidents`, which reads its
+    /// lines in one stream and never merges).
+    pub all: Option<Vec<Incident>>,
 }
 
 /// Is `a` strictly longer than `b` (so that the earlier of two equal ones stays longest)?
@@ -433,6 +436,9 @@ impl Incidents {
     }
 
     fn keep(&mut self, i: Incident) {
+        if let Some(all) = &mut self.all {
+            all.push(i.clone());
+        }
         if longer(&i, self.longest.as_ref()) {
             self.longest = Some(i.clone());
         }
