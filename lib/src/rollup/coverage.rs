@@ -161,6 +161,24 @@ impl Spacings {
         self.buckets.last().map(|b| b.key)
     }
 
+    /// The spacing at which half of the spacings' time is in shorter or equal ones (its
+    /// bucket): the rhythm of a timeline whose many short spacings cover little time.
+    pub fn time_median(&self) -> Option<u64> {
+        let total: u64 = self.buckets.iter().map(|b| b.ms).sum();
+        if total == 0 {
+            return None;
+        }
+        let half = total.div_ceil(2);
+        let mut seen = 0;
+        for b in &self.buckets {
+            seen += b.ms;
+            if seen >= half {
+                return Some(b.key);
+            }
+        }
+        self.buckets.last().map(|b| b.key)
+    }
+
     /// The time of the spacings, split at twice `cadence`.
     pub fn split(&self, cadence: u64) -> Split {
         let mut s = Split::default();
@@ -267,13 +285,14 @@ impl Coverage {
 /// How many of the host's longest silences are kept.
 pub const HOST_GAPS_KEPT: usize = 100;
 
-/// The host's own timeline: when any check of any service was written. Its longest
-/// silences (spacings between consecutive lines of the whole input) are kept, the
-/// [`HOST_GAPS_KEPT`] longest of them, exactly.
+/// The host's own timeline: when any check of any service was written. Its silences
+/// (spacings between consecutive lines of the whole input) go into a histogram, for its
+/// rhythm, and the [`HOST_GAPS_KEPT`] longest are kept exactly, with their place.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Host {
     pub first: Option<i64>,
     pub last: Option<i64>,
+    pub spacings: Spacings,
     /// (length, start, end), shortest first.
     pub longest: Vec<(u64, i64, i64)>,
     /// Silences that fell off the list (so the list may not hold every gap).
@@ -298,6 +317,11 @@ impl Host {
 
     fn silence(&mut self, start: i64, end: i64) {
         let len = (end - start) as u64;
+        self.spacings.add(len, len, false);
+        self.keep(len, start, end);
+    }
+
+    fn keep(&mut self, len: u64, start: i64, end: i64) {
         if self.longest.len() == HOST_GAPS_KEPT {
             if self.longest[0].0 >= len {
                 self.dropped += 1;
@@ -324,8 +348,9 @@ impl Host {
             self.last = Some(self.last.map_or(l, |p| p.max(l)));
         }
         self.dropped += later.dropped;
-        for (_, s, e) in later.longest {
-            self.silence(s, e);
+        self.spacings.merge(&later.spacings);
+        for (len, s, e) in later.longest {
+            self.keep(len, s, e);
         }
     }
 

@@ -600,7 +600,7 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
         let judge = Judge { plan, span };
         let recs = records(&sc.window, &scope, &judge, &stamp);
         breach |= recs.iter().any(|r| r.breach);
-        let gaps = monitoring_gaps(&sc, &recs, window_days.and(span), now_ms, diag);
+        let gaps = monitoring_gaps(&sc, plan, window_days.and(span), now_ms, diag);
         if html {
             let bar = match (scope.from, scope.to) {
                 (Some(f), Some(t)) => Some(html::bar_days(day_number(f), day_number(t))),
@@ -618,17 +618,20 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
 }
 
 /// The monitor's own silences in the window: stretches without a line of any service longer
-/// than twice the longest cadence of the services, and (with a window) the silence from the
-/// last line to the window's end. A silence before the first line is not one: the window may
-/// simply begin before the monitor was set up.
+/// than twice the monitor's cadence, and (with a window) the silence from the last line to
+/// the window's end. The monitor's cadence is `check_interval_seconds` (the schedule it runs
+/// on) when services.json sets it, else the time-weighted median of its silences: the
+/// spacing between consecutive lines (of any service) that half of the time is spent in.
+/// A silence before the first line is not one: the window may simply begin before the
+/// monitor was set up.
 fn monitoring_gaps(
     sc: &Scanner,
-    recs: &[Uptime],
+    plan: &Plan,
     window_span: Option<(i64, i64)>,
     now_ms: i64,
     diag: &Diag,
 ) -> Vec<MonitoringGap> {
-    let Some(cadence) = recs.iter().filter_map(|r| r.figures.map(|f| f.cadence)).max() else { return Vec::new() };
+    let Some(cadence) = plan.cadences.default.or_else(|| sc.host.spacings.time_median()) else { return Vec::new() };
     let (closed, maybe_more) = sc.host.gaps(cadence);
     if maybe_more {
         diag.warn(format_args!(

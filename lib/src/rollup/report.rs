@@ -88,8 +88,8 @@ pub struct GapOut {
     pub duration_s: u64,
 }
 
-/// A stretch in which no check of any service was written, longer than twice the longest
-/// cadence of the services: the monitor itself was silent.
+/// A stretch in which no check of any service was written, longer than twice the monitor's
+/// cadence: the monitor itself was silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MonitoringGap {
     /// The last line before the silence, and the first after it (or the window's end).
@@ -97,7 +97,7 @@ pub struct MonitoringGap {
     pub end: i64,
     /// Nothing was written since `start` up to now.
     pub ongoing: bool,
-    /// The longest cadence of the services (grid units).
+    /// The monitor's cadence (grid units).
     pub cadence: u64,
 }
 
@@ -110,7 +110,13 @@ impl MonitoringGap {
     pub fn finding(&self, stamp: &str) -> crate::record::Finding {
         let limit = clock::human_duration((2 * self.cadence).div_ceil(coverage::UNITS_PER_S));
         let end = (!self.ongoing).then_some(self.end);
-        gap_finding(self.start, end, self.duration_s(), &format!("more than {limit}, twice the longest cadence"), stamp)
+        gap_finding(
+            self.start,
+            end,
+            self.duration_s(),
+            &format!("more than {limit}, twice the monitor's cadence"),
+            stamp,
+        )
     }
 
     /// One line for people: `monitoring silent from ... to ... (6h 0m)`.
