@@ -671,3 +671,56 @@ fn rollup_counts_time_nobody_watched_as_unknown() {
         w.tool("rollup").args(["--now", "2026-11-23T03:10:00Z", "stale", "--max-age", "900", "--format", "text"]).run();
     fresh.code(0).stdout_has("The monitor is running: last check 2026-11-23T03:00:00.000Z (10m ago).");
 }
+
+#[test]
+fn rollup_prune_and_compact_keep_the_alert_and_restart_histories_like_the_metrics() {
+    let w = Workdir::new("rollup-history-maint");
+    for date in ["2026-08-20", "2026-11-22", "2026-11-23"] {
+        let ev = json!({"kind": "alert_event", "event": "fired", "subject": "check:a", "timestamp": format!("{date}T10:00:00.000Z")});
+        w.write(&format!("home/state/alerts/{date}.jsonl"), format!("{ev}\n"));
+        let r = json!({"kind": "restart", "name": "a", "outcome": "recovered", "timestamp": format!("{date}T10:00:00.000Z")});
+        w.write(&format!("home/state/restarts/{date}.jsonl"), format!("{r}\n"));
+    }
+    w.write("home/metrics/2026-11-23.jsonl", line("a", "up", json!(1), "2026-11-23T00:00:00Z"));
+    let compact = rollup(&w).arg("compact").run();
+    compact.code(0);
+    let files: Vec<(String, String)> = compact
+        .kind("history_file")
+        .iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().rsplit('/').nth(1).unwrap().to_string(),
+                r["date"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("alerts".into(), "2026-08-20".into()),
+            ("alerts".into(), "2026-11-22".into()),
+            ("restarts".into(), "2026-08-20".into()),
+            ("restarts".into(), "2026-11-22".into())
+        ]
+    );
+    assert!(
+        w.path("home/state/alerts/2026-11-22.jsonl.gz").exists()
+            && !w.path("home/state/alerts/2026-11-22.jsonl").exists()
+    );
+    assert!(w.path("home/state/alerts/2026-11-23.jsonl").exists(), "today stays with notify");
+    let pruned = rollup(&w).args(["prune", "--retention-days", "30", "--format", "text"]).run();
+    pruned
+        .code(0)
+        .stdout_has("No metrics files older than 30 days.")
+        .stdout_has("Cleaned up 1 old alert history file(s).")
+        .stdout_has("Cleaned up 1 old restart history file(s).");
+    assert!(!w.path("home/state/restarts/2026-08-20.jsonl.gz").exists());
+    // The compacted history still reads; a torn line is said, with its place, and skipped.
+    let inc = rollup(&w).args(["incidents", "--days", "2"]).run();
+    inc.code(0);
+    assert_eq!(inc.kind("incident_summary").last().unwrap()["incidents"], 0);
+    let today = w.path("home/state/alerts/2026-11-23.jsonl");
+    std::fs::OpenOptions::new().append(true).open(&today).unwrap().write_all(b"{\"kind\":\"alert_ev\n").unwrap();
+    let torn = rollup(&w).args(["incidents", "--days", "2"]).run();
+    torn.code(3).stderr_has("1 unusable history line(s) skipped (first: ").stderr_has("2026-11-23.jsonl:2: ");
+}

@@ -830,21 +830,24 @@ mod tests {
                         _ => Seen::Up,
                     }
                 };
-                let ts = if next() % 17 == 0 { None } else { Some(k as i64 * 60_000 + (next() % 7) as i64 * 1000) };
+                let ts = if next() % 17 == 0 { None } else { Some(k as i64 * 600_000 + (next() % 7) as i64 * 1000) };
                 (st, ts)
             })
             .collect()
     }
 
     fn read(lines: &[(Seen, Option<i64>)]) -> ServiceStats {
-        let mut s = ServiceStats::default();
+        // Day cells from the epoch on: spacings cut at midnight (the lines span a few days).
+        let mut s = ServiceStats { cells_from: Some(0), ..ServiceStats::default() };
         for &(st, ts) in lines {
             s.add(st, Latency::Int(ts.unwrap_or(0) % 1000), &mut || ts);
         }
         s
     }
 
-    fn summary(s: &ServiceStats) -> (u64, u64, u64, Vec<Incident>, Option<i64>, u64, Option<Seen>) {
+    type Summary = (u64, u64, u64, Vec<Incident>, Option<i64>, u64, Option<Seen>, Coverage, Vec<(i32, DayCell)>);
+
+    fn summary(s: &ServiceStats) -> Summary {
         let (recent, longest) = s.incidents.finished();
         (
             s.total(),
@@ -854,6 +857,8 @@ mod tests {
             longest.and_then(|l| l.duration_ms()),
             s.hist.count(),
             s.last_status,
+            s.coverage.clone(),
+            s.days.clone(),
         )
     }
 
@@ -868,7 +873,7 @@ mod tests {
             cuts.push(0);
             cuts.push(lines.len());
             cuts.sort_unstable();
-            let mut merged = ServiceStats::default();
+            let mut merged = ServiceStats { cells_from: Some(0), ..ServiceStats::default() };
             for w in cuts.windows(2) {
                 merged.merge(read(&lines[w[0]..w[1]]));
             }
