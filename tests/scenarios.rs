@@ -520,13 +520,17 @@ fn incidents_have_a_lifecycle_and_the_monitors_silence_is_told_once() {
             _ => {}
         }
         if now == "2026-11-23T10:30:00Z" {
-            // Someone acknowledges db's alert (an acknowledging command is not part of notify
-            // yet: the event is written as it would write it).
-            let ack = json!({"kind": "alert_event", "event": "acknowledged", "subject": "check:db", "name": "db",
-                             "by": "ops", "timestamp": "2026-11-23T10:27:00.000Z"});
-            let path = h.w.path("home/state/alerts/2026-11-23.jsonl");
-            let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-            std::io::Write::write_all(&mut f, format!("{ack}\n").as_bytes()).unwrap();
+            // Someone acknowledges db's alert at 10:27.
+            let ack = h.command(
+                "notify",
+                &["ack", "--match", "name=db", "--by", "ops", "--why", "restoring"],
+                &at(23, 10, 27),
+            );
+            let r = h.run(ack, "notify ack");
+            r.code(0);
+            assert_eq!(r.kind("alert_event")[0]["subject"], "check:db");
+            let again = h.command("notify", &["ack", "--match", "name=db", "--by", "ops"], &at(23, 10, 28));
+            h.run(again, "notify ack again").code(1);
         }
         let r = h.orchestrate(&now);
         assert!(matches!(r.code, 0 | 1), "{r:?}\n{}", h.log());

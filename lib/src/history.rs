@@ -51,9 +51,10 @@ pub enum Event {
     Fired,
     /// A reminder of a subject still bad.
     Repeated,
-    /// A person said they are on it (written by an acknowledging command; notify has none yet).
+    /// A person said they are on it (`notify ack`).
     Acknowledged,
-    /// Handed on to someone else (written by an escalation policy; notify has none yet).
+    /// Announced again at a worse level than the incident's first word (an error that became
+    /// critical, a restart that ran out of attempts).
     Escalated,
     /// Held back by a silence (nobody was told).
     Silenced,
@@ -111,7 +112,7 @@ pub struct AlertEvent {
     pub since: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sinks: Vec<SinkTook>,
-    /// Who acknowledged or to whom it was escalated.
+    /// Who acknowledged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
     pub timestamp: String,

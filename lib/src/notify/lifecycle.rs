@@ -1,6 +1,7 @@
 //! The alert history notify keeps: every alert of a run becomes an event of its incident's
 //! life in `state/alerts/DAY.jsonl` ([`crate::history`]): `fired`, `repeated`, `resolved` for
-//! what was raised, `silenced` for what a silence held, and `delivered` for what a sink took
+//! what was raised, `escalated` for an incident announced again at a worse level,
+//! `acknowledged` for what a person took on (`notify ack`), `silenced` for what a silence held, and `delivered` for what a sink took
 //! from the outbox later; each with the sinks that took it (or not) and when. Alerts held
 //! back for another reason (rate limit, `--after`, a parent down, a duplicate) told nobody
 //! and are not events.
@@ -26,6 +27,8 @@ pub fn events(retried: &[Alert], alerts: &[Alert], stamp: &str) -> Vec<AlertEven
             Some(_) => continue,
             None if a.is_resolved() => Event::Resolved,
             None if a.repeat => Event::Repeated,
+            // Worse than the level already announced in the incident.
+            None if a.was.is_some() => Event::Escalated,
             None => Event::Fired,
         };
         let mut e = event(a, kind, stamp);

@@ -148,6 +148,12 @@ pub struct Subject {
     /// An event announced once (a monitoring gap): never repeated, never refreshed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub once: bool,
+    /// Who acknowledged the incident (`notify ack`), and when: no reminders until it is back
+    /// or gets worse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_at: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -390,6 +396,8 @@ pub fn evaluate(
                 if entry.level.is_none() {
                     entry.since.clone_from(&stamp);
                     entry.bad_runs = 0;
+                    entry.acked_by = None;
+                    entry.acked_at = None;
                 }
                 entry.bad_runs = entry.bad_runs.saturating_add(1);
                 entry.level = Some(level);
@@ -403,12 +411,14 @@ pub fn evaluate(
                 }
                 entry.once = once;
                 let repeat = entry.notified.is_some_and(|n| level.severity() <= n.severity());
+                // An acknowledged incident gets no reminders; getting worse is news again.
                 let due = !repeat
-                    || entry
-                        .last_sent
-                        .as_deref()
-                        .and_then(|t| age_s(t, now))
-                        .is_none_or(|a| a >= policy.repeat_interval_s);
+                    || entry.acked_by.is_none()
+                        && entry
+                            .last_sent
+                            .as_deref()
+                            .and_then(|t| age_s(t, now))
+                            .is_none_or(|a| a >= policy.repeat_interval_s);
                 if !due {
                     continue;
                 }
@@ -425,6 +435,11 @@ pub fn evaluate(
                 a.was = entry.notified.filter(|n| *n != level);
                 a.suppressed = hold(&a, parent.is_some(), entry.bad_runs);
                 if a.suppressed.is_none() {
+                    if !repeat {
+                        // Worse than what was acknowledged: the acknowledgement ends.
+                        entry.acked_by = None;
+                        entry.acked_at = None;
+                    }
                     entry.notified = Some(entry.notified.filter(|n| n.severity() > level.severity()).unwrap_or(level));
                     entry.last_sent = Some(stamp.clone());
                     remember(entry, &a, &s);
@@ -478,6 +493,8 @@ pub fn evaluate(
                 let mut a = a;
                 if silences.muting(&a, now).is_some() {
                     a.suppressed = Some(Suppressed::Silenced);
+                    entry.acked_by = None;
+                    entry.acked_at = None;
                 } else {
                     state.subjects.remove(&key);
                 }
@@ -705,6 +722,27 @@ mod tests {
         assert_eq!(a[0].title, "api is failing", "the incident keeps its title");
         assert!(st.subjects.is_empty());
         assert!(run(&mut st, &mut r, &[check("api", "up")], policy(), "2026-11-23T11:35:00Z").is_empty());
+    }
+
+    #[test]
+    fn an_acknowledged_incident_is_not_repeated_until_it_is_worse_or_back() {
+        let (mut st, mut r) = (State::default(), Rates::default());
+        let p = Policy { rate_limit_s: 0, ..policy() };
+        let alert = |level: &str| json!({"kind": "alert", "subject": "disk:db", "level": level, "title": "db disk", "message": level});
+        assert_eq!(run(&mut st, &mut r, &[alert("error")], p, "2026-11-23T10:00:00Z").len(), 1);
+        let e = st.subjects.get_mut("disk:db").unwrap();
+        e.acked_by = Some("ops".into());
+        e.acked_at = Some("2026-11-23T10:05:00.000Z".into());
+        assert!(run(&mut st, &mut r, &[alert("error")], p, "2026-11-23T12:00:00Z").is_empty(), "no reminder");
+        let a = run(&mut st, &mut r, &[alert("critical")], p, "2026-11-23T12:05:00Z");
+        assert_eq!((a.len(), a[0].repeat, a[0].was), (1, false, Some(Level::Error)), "worse is news");
+        assert_eq!(st.subjects["disk:db"].acked_by, None, "the acknowledgement ends");
+        let a = run(&mut st, &mut r, &[alert("critical")], p, "2026-11-23T13:05:00Z");
+        assert!(a[0].repeat, "reminders again");
+        // Without the acknowledgement the reminder at 12:00 would have gone.
+        let (mut st2, mut r2) = (State::default(), Rates::default());
+        run(&mut st2, &mut r2, &[alert("error")], p, "2026-11-23T10:00:00Z");
+        assert_eq!(run(&mut st2, &mut r2, &[alert("error")], p, "2026-11-23T12:00:00Z").len(), 1);
     }
 
     #[test]

@@ -14,8 +14,11 @@ use crate::cli::{Common, ToolArgs};
 /// arguments (`-` for stdin), and writes one `uptime` record per service: the Agent Ops Kit's
 /// uptime_percent, total_checks, failures and avg_latency_ms (same arithmetic, same
 /// rounding), plus degraded checks, p50/p95/p99 latency, incidents (runs of consecutive down
-/// checks) and the longest outage. Other formats: the kit's text report, CSV, Markdown,
-/// Prometheus (for node_exporter's textfile collector) and a self-contained HTML status page.
+/// checks) and the longest outage, and coverage: time no check covered (a gap longer than
+/// twice the service's cadence) is unknown, never uptime. Other formats: the kit's text
+/// report, CSV, Markdown, Prometheus (for node_exporter's textfile collector) and a
+/// self-contained HTML status page. `rollup incidents` tells each incident's life from the
+/// metrics and the alert and restart histories.
 ///
 /// Exit status: 0 done, 1 a service is below --sla (or prune/compact could not handle a
 /// file), 2 usage or I/O error, 3 malformed lines were skipped.

@@ -325,7 +325,9 @@ fn join(name: &str, i: &Incident, story: Option<&Story>, stamp: &str) -> Option<
     let alerts = story
         .alerts
         .iter()
-        .filter(|(t, k)| during(*t) && matches!(k, history::Event::Fired | history::Event::Repeated))
+        .filter(|(t, k)| {
+            during(*t) && matches!(k, history::Event::Fired | history::Event::Repeated | history::Event::Escalated)
+        })
         .count() as u64;
     let ended_by = match back {
         None => "ongoing",

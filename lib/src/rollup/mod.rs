@@ -3,12 +3,13 @@
 //! The engine ([`run`]) streams the daily files of a window (or named files, or stdin) line
 //! by line through a [`scan::Scanner`], which keeps a fixed amount of state per service
 //! ([`stats::ServiceStats`]: the Agent Ops Kit's counters, a log-bucketed latency histogram, the most
-//! recent incidents), then renders one `uptime` record per service ([`report`]) or the status
-//! page ([`html`]). Files are read on as many threads as there are cores (up to four), each
+//! recent incidents, the spacings of its checks for [`coverage`]), then renders one `uptime`
+//! record per service ([`report`]) or the status page ([`html`]). Files are read on as many threads as there are cores (up to four), each
 //! into its own scanner, and the scanners are merged in file order, which joins an outage
 //! that spans two files into one incident. With `--by day` over the metrics directory, each day is written and
-//! dropped as soon as its file is read. `prune` and `compact` keep the directory in shape
-//! ([`files`]).
+//! dropped as soon as its file is read. `prune` and `compact` keep the metrics and the
+//! histories in shape ([`crate::store::daily`]); `stale` says when the monitor itself went
+//! silent ([`stale`]); `incidents` joins the metrics with the histories ([`incidents`]).
 
 pub mod cli;
 pub mod coverage;
