@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # pitcrew orchestrator: one run of everything a host needs, for cron or a systemd timer.
 #
+#   0. rollup stale | notify                        the monitor's own silence: when the last check of
+#                                                   any service is older than three times the schedule
+#                                                   (check_interval_seconds of services.json, when set),
+#                                                   logged and told once
 #   1. probe | recover | notify                     check every service, heal what can be healed, tell people
 #   2. board stalled | notify                       work stuck in progress
 #   3. tickmon check | notify                       agents that missed their monthly tick (when a registry exists)
@@ -229,6 +233,17 @@ report_timeout() {
 
 # The phases. Each runs in a shell of its own (see limited) and prints the exit statuses of
 # its stages.
+phase_watch() {
+    local found s=0
+    found=$(run rollup stale 2>>"$phase_err") || s=$?
+    if [ -z "$found" ]; then
+        echo "$s"
+        return
+    fi
+    printf '%s\n' "$found" | keep stale
+    printf '%s\n' "$found" | run notify 2>>"$phase_err" | keep watch
+    echo "$s ${PIPESTATUS[1]}"
+}
 phase_health() {
     run probe 2>>"$phase_err" | tee "$logs/.last-probe.ndjson.tmp" | run recover 2>>"$phase_err" \
         | tee "$logs/.last-recover.ndjson.tmp" | run notify 2>>"$phase_err" | keep health
@@ -283,6 +298,28 @@ fi
 read -r was_skipped since < <(skipped_update reset)
 if [ "$was_skipped" -gt 0 ]; then
     log "the lock is free again after $was_skipped skipped run(s) since $since"
+fi
+
+# 0. the monitor's own silence: no check of any service for three times the schedule
+# (check_interval_seconds; without it there is no schedule to judge by and nothing is said)
+# is a gap in the monitoring itself: the host slept, cron stopped, probe could not write. It is
+# logged here and told through notify once (notify keys it by when the silence began); a
+# running monitor says nothing.
+if limited phase_watch; then
+    if [ "${st[0]}" -eq 1 ]; then
+        gap=$(sed -n 's/.*"detail":"\([^"]*\)".*/\1/p' "$logs/last-stale.ndjson" | head -n 1)
+        if [ "${st[1]:-2}" -eq 0 ]; then told="told through notify"; else told="notify exit ${st[1]:-2}, see $err"; fi
+        log "monitoring gap: ${gap:-the last check is too old}; $told"
+        note 1 "${st[1]:-2}"
+    elif [ "${st[0]}" -ne 0 ]; then
+        report watch "monitoring gap check (rollup stale)" "${st[@]}"
+    fi
+    if [ -s "$phase_err" ]; then
+        awk -v p="[$(stamp)] watch: " '{ print p $0 }' "$phase_err" >> "$err"
+        : > "$phase_err"
+    fi
+else
+    report_timeout watch "monitoring gap check (rollup stale)"
 fi
 
 # 1. check, heal, tell. probe exits 1 for a service it saw down; recover's status says

@@ -524,3 +524,203 @@ fn rollup_reading_days_in_parallel_matches_one_stream() {
     let by_day_stdin = rollup(&w).args(["-", "--by", "day"]).stdin(&stream).run();
     assert_eq!(by_day_dir.kind("uptime"), by_day_stdin.kind("uptime"));
 }
+
+/// `HH:MM:SS` of 2026-11-DD as a metrics timestamp.
+fn at_s(day: u32, secs: u32) -> String {
+    format!("2026-11-{day:02}T{:02}:{:02}:{:02}.000Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// Two days as probe writes them: `api` every 5 minutes with a six-hour hole in which
+/// nothing at all ran (06:00 to 12:00 on the 22nd) and two down checks at 13:00; `ticker`
+/// every second from 00:00 to 01:00 and from 12:00 to 13:00 on the 22nd (its interval is
+/// 1 s in services.json), down for ten seconds at 00:30; on the 23rd the host stops
+/// entirely after 03:00.
+fn gappy_history(w: &Workdir) {
+    w.write(
+        "home/config/services.json",
+        r#"{"services": [{"name": "ticker", "type": "port", "port": 9, "interval_seconds": 1},
+                         {"name": "api", "type": "url", "target": "http://127.0.0.1:9/"}]}"#,
+    );
+    let mut day22 = String::new();
+    for s in 0..86_400u32 {
+        let ticker = s < 3600 || (12 * 3600..13 * 3600).contains(&s);
+        if ticker {
+            let down = (1800..1810).contains(&s);
+            day22.push_str(&line("ticker", if down { "down" } else { "up" }, json!(1), &at_s(22, s)));
+        }
+        if s % 300 == 0 && !(6 * 3600 + 1..12 * 3600).contains(&s) {
+            let down = s == 13 * 3600 || s == 13 * 3600 + 300;
+            day22.push_str(&line("api", if down { "down" } else { "up" }, json!(20), &at_s(22, s)));
+        }
+    }
+    w.write("home/metrics/2026-11-22.jsonl", day22);
+    let day23: String = (0..=36u32).map(|k| line("api", "up", json!(20), &at_s(23, k * 300))).collect();
+    w.write("home/metrics/2026-11-23.jsonl", day23);
+}
+
+#[test]
+fn rollup_counts_time_nobody_watched_as_unknown() {
+    let w = Workdir::new("rollup-coverage");
+    gappy_history(&w);
+    let day = |args: &[&str]| {
+        w.tool("rollup")
+            .args(["--now", "2026-11-23T00:00:00Z", "--days", "1", "--until", "2026-11-22"])
+            .args(args)
+            .run()
+    };
+    let r = day(&[]);
+    r.code(0);
+    let api = r.named("uptime", "api");
+    // The kit's figures, as they always were: 217 checks, 2 down.
+    assert_eq!(
+        (api["uptime_percent"].as_f64(), api["total_checks"].as_u64(), api["failures"].as_u64()),
+        (Some(99.08), Some(217), Some(2))
+    );
+    // The median spacing is 300 s; the 6 h spacing is unknown, the rest (with the last 5
+    // minutes to midnight) known: 64,800 s of 86,400; 600 s of it down.
+    assert_eq!(api["cadence_s"], 300.0);
+    assert_eq!(api["cadence_from"], "median");
+    assert_eq!(api["coverage_percent"], 75.0);
+    assert_eq!(api["unknown_s"], 21_600);
+    assert_eq!(api["uptime_known_percent"], 99.07);
+    assert_eq!(
+        api["longest_gap"],
+        json!({"start": "2026-11-22T06:00:00.000Z", "end": "2026-11-22T12:00:00.000Z", "duration_s": 21_600})
+    );
+    let ticker = r.named("uptime", "ticker");
+    // Configured at 1 s: two hours of 1 s spacings known (3,599 s each), the rest unknown.
+    assert_eq!((ticker["cadence_s"].as_f64(), ticker["cadence_from"].as_str()), (Some(1.0), Some("interval_seconds")));
+    assert_eq!(ticker["unknown_s"], 39_601 + 39_601);
+    assert_eq!(ticker["coverage_percent"], 8.33, "7,198 s of 86,400");
+    assert_eq!(ticker["uptime_known_percent"], 99.86, "10 s down of 7,198");
+    assert_eq!(ticker["longest_gap"]["duration_s"], 39_601);
+    // The hole is a gap in the monitoring itself, once.
+    let gaps = r.kind("finding");
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(
+        (&gaps[0]["problem"], &gaps[0]["start"], &gaps[0]["end"], &gaps[0]["duration_s"], &gaps[0]["ongoing"]),
+        (
+            &json!("monitoring_gap"),
+            &json!("2026-11-22T06:00:00.000Z"),
+            &json!("2026-11-22T12:00:00.000Z"),
+            &json!(21_600),
+            &json!(false)
+        )
+    );
+
+    // The SLA: unknown time left out (the checks), as down, as up.
+    let sla = |how: &str| day(&["--sla", "99", "--unknown-as", how]).named("uptime", "api");
+    let (excluded, down, up) = (sla("excluded"), sla("down"), sla("up"));
+    assert_eq!((excluded["status"].as_str(), excluded["sla_uptime_percent"].as_f64()), (Some("ok"), Some(99.08)));
+    assert_eq!((down["status"].as_str(), down["sla_uptime_percent"].as_f64()), (Some("breach"), Some(74.31)));
+    assert_eq!((up["status"].as_str(), up["sla_uptime_percent"].as_f64()), (Some("ok"), Some(99.31)));
+    assert_eq!(excluded["low_coverage"], true);
+    // The kit's report stays the kit's; with --sla the verdict says what it stood on.
+    let text = day(&["--format", "text"]);
+    assert_eq!(
+        text.stdout,
+        "=== Uptime Report (2026-11-22) ===\n\n\
+         [WARN] api: 99.08% uptime (2 failures in 217 checks, avg 20.0ms)\n\
+         [OK] ticker: 99.86% uptime (10 failures in 7200 checks, avg 1.0ms)\n"
+    );
+    day(&["--format", "text", "--sla", "99", "--unknown-as", "down"])
+        .stdout_has("SLA 99%: BREACH (unknown time counted as down; judged on 75% coverage)");
+    day(&["--format", "markdown"]).stdout_has("| 75% | 6h | 99.07% |").stdout_has("### Monitoring gaps");
+    let csv = day(&["--format", "csv"]);
+    assert!(csv.stdout.lines().next().unwrap().ends_with(",cadence_s,coverage_percent,unknown_s,uptime_known_percent,longest_gap_start,longest_gap_end,longest_gap_s,unknown_as,sla_uptime_percent,low_coverage"));
+    assert!(
+        csv.stdout.contains(",300,75,21600,99.07,2026-11-22T06:00:00.000Z,2026-11-22T12:00:00.000Z,21600,,,"),
+        "{}",
+        csv.stdout
+    );
+    day(&["--format", "prometheus"])
+        .stdout_has("pitcrew_uptime_coverage_ratio{service=\"api\",window=\"2026-11-22..2026-11-22\"} 0.75")
+        .stdout_has("pitcrew_uptime_unknown_seconds{service=\"api\",window=\"2026-11-22..2026-11-22\"} 21600")
+        .stdout_has("pitcrew_monitoring_gaps{window=\"2026-11-22..2026-11-22\"} 1");
+
+    // The host stops after 03:00 on the 23rd; at 09:00 that is a gap still going on.
+    let r = w.tool("rollup").args(["--now", "2026-11-23T09:00:00Z", "--days", "2"]).run();
+    let api = r.named("uptime", "api");
+    assert_eq!((api["unknown_s"].as_u64(), api["coverage_percent"].as_f64()), (Some(43_200), Some(63.64)));
+    assert_eq!(api["longest_gap"]["start"], "2026-11-22T06:00:00.000Z", "the earlier of two equal gaps");
+    assert_eq!(r.named("uptime", "ticker")["unknown_s"], 39_601 + 72_001);
+    let gaps = r.kind("finding");
+    assert_eq!(gaps.len(), 2, "{gaps:?}");
+    assert_eq!(
+        (&gaps[1]["start"], &gaps[1]["end"], &gaps[1]["ongoing"]),
+        (&json!("2026-11-23T03:00:00.000Z"), &Value::Null, &json!(true))
+    );
+    assert_eq!(gaps[1]["duration_s"], 21_600);
+    // What stdin gives equals what the directory gives.
+    let all = w.read("home/metrics/2026-11-22.jsonl") + &w.read("home/metrics/2026-11-23.jsonl");
+    let piped = w.tool("rollup").args(["--now", "2026-11-23T09:00:00Z", "--days", "2", "-"]).stdin(all).run();
+    assert_eq!(piped.named("uptime", "api")["coverage_percent"], api["coverage_percent"]);
+    // The status page paints the unknown time in its own colour.
+    let page = w.tool("rollup").args(["--now", "2026-11-23T09:00:00Z", "--days", "2", "--format", "html"]).run();
+    assert!(
+        page.stdout.contains("<span class=\"unknown\" title=\"2026-11-23: unknown, no check covered it\">"),
+        "ticker's 23rd"
+    );
+    assert!(page.stdout.contains("var(--unknown) 75.0%)"), "api's 22nd: a quarter unknown on top");
+    assert!(page.stdout.contains("<h2>Monitoring gaps</h2>"));
+    // And `rollup stale` says at once that nothing ran since 03:00.
+    let stale = w.tool("rollup").args(["--now", "2026-11-23T09:00:00Z", "stale", "--max-age", "900"]).run();
+    stale.code(1);
+    assert_eq!(stale.kind("finding")[0]["start"], "2026-11-23T03:00:00.000Z");
+    let fresh =
+        w.tool("rollup").args(["--now", "2026-11-23T03:10:00Z", "stale", "--max-age", "900", "--format", "text"]).run();
+    fresh.code(0).stdout_has("The monitor is running: last check 2026-11-23T03:00:00.000Z (10m ago).");
+}
+
+#[test]
+fn rollup_prune_and_compact_keep_the_alert_and_restart_histories_like_the_metrics() {
+    let w = Workdir::new("rollup-history-maint");
+    for date in ["2026-08-20", "2026-11-22", "2026-11-23"] {
+        let ev = json!({"kind": "alert_event", "event": "fired", "subject": "check:a", "timestamp": format!("{date}T10:00:00.000Z")});
+        w.write(&format!("home/state/alerts/{date}.jsonl"), format!("{ev}\n"));
+        let r = json!({"kind": "restart", "name": "a", "outcome": "recovered", "timestamp": format!("{date}T10:00:00.000Z")});
+        w.write(&format!("home/state/restarts/{date}.jsonl"), format!("{r}\n"));
+    }
+    w.write("home/metrics/2026-11-23.jsonl", line("a", "up", json!(1), "2026-11-23T00:00:00Z"));
+    let compact = rollup(&w).arg("compact").run();
+    compact.code(0);
+    let files: Vec<(String, String)> = compact
+        .kind("history_file")
+        .iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().rsplit('/').nth(1).unwrap().to_string(),
+                r["date"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("alerts".into(), "2026-08-20".into()),
+            ("alerts".into(), "2026-11-22".into()),
+            ("restarts".into(), "2026-08-20".into()),
+            ("restarts".into(), "2026-11-22".into())
+        ]
+    );
+    assert!(
+        w.path("home/state/alerts/2026-11-22.jsonl.gz").exists()
+            && !w.path("home/state/alerts/2026-11-22.jsonl").exists()
+    );
+    assert!(w.path("home/state/alerts/2026-11-23.jsonl").exists(), "today stays with notify");
+    let pruned = rollup(&w).args(["prune", "--retention-days", "30", "--format", "text"]).run();
+    pruned
+        .code(0)
+        .stdout_has("No metrics files older than 30 days.")
+        .stdout_has("Cleaned up 1 old alert history file(s).")
+        .stdout_has("Cleaned up 1 old restart history file(s).");
+    assert!(!w.path("home/state/restarts/2026-08-20.jsonl.gz").exists());
+    // The compacted history still reads; a torn line is said, with its place, and skipped.
+    let inc = rollup(&w).args(["incidents", "--days", "2"]).run();
+    inc.code(0);
+    assert_eq!(inc.kind("incident_summary").last().unwrap()["incidents"], 0);
+    let today = w.path("home/state/alerts/2026-11-23.jsonl");
+    std::fs::OpenOptions::new().append(true).open(&today).unwrap().write_all(b"{\"kind\":\"alert_ev\n").unwrap();
+    let torn = rollup(&w).args(["incidents", "--days", "2"]).run();
+    torn.code(3).stderr_has("1 unusable history line(s) skipped (first: ").stderr_has("2026-11-23.jsonl:2: ");
+}

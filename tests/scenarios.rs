@@ -516,3 +516,208 @@ fn a_fifo_in_a_cell_silences_nothing() {
     assert!(!h.log().contains("skipping"), "{}", h.log());
     assert!(hook.alerts().iter().any(|a| a["subject"] == "check:web" && a["level"] == "error"), "{:?}", hook.alerts());
 }
+
+/// Every incident's life over a simulated morning, from what the real tools wrote: `web`
+/// goes down and recover restarts it; `db` goes down, is acknowledged by hand and started
+/// again by a person; `batch` is silenced, goes down and comes back by itself. Then the host
+/// stops for six hours: the first run after it says so, once, and the weekly job's reports
+/// do not say it again.
+#[test]
+fn incidents_have_a_lifecycle_and_the_monitors_silence_is_told_once() {
+    let hook = Hook::start();
+    let h = Host::new("sc-lifecycle");
+    let (web, db, batch) = (Svc::new(&h.w, "web"), Svc::new(&h.w, "db"), Svc::new(&h.w, "batch"));
+    for s in [&web, &db, &batch] {
+        s.start();
+    }
+    h.services(json!({"disk_check": false, "check_interval_seconds": 300,
+        "alerting": {"webhook_url": hook.url()},
+        "services": [
+            {"name": "web", "type": "port", "port": web.port, "restart_command": web.restart_command(), "verify_delay_seconds": 0},
+            {"name": "db", "type": "port", "port": db.port},
+            {"name": "batch", "type": "port", "port": batch.port}]}));
+    let silence = h.command(
+        "notify",
+        &["silence", "add", "--match", "name=batch", "--for", "3h", "--why", "flaky"],
+        &at(23, 10, 0),
+    );
+    h.run(silence, "notify silence add").code(0);
+    for now in every((23, 10, 0), (23, 11, 0), 5) {
+        match now.as_str() {
+            "2026-11-23T10:10:00Z" => web.kill(),
+            "2026-11-23T10:20:00Z" => db.kill(),
+            "2026-11-23T10:40:00Z" => db.start(),
+            "2026-11-23T10:45:00Z" => batch.kill(),
+            "2026-11-23T10:55:00Z" => batch.start(),
+            _ => {}
+        }
+        if now == "2026-11-23T10:30:00Z" {
+            // Someone acknowledges db's alert at 10:27.
+            let ack = h.command(
+                "notify",
+                &["ack", "--match", "name=db", "--by", "ops", "--why", "restoring"],
+                &at(23, 10, 27),
+            );
+            let r = h.run(ack, "notify ack");
+            r.code(0);
+            assert_eq!(r.kind("alert_event")[0]["subject"], "check:db");
+            let again = h.command("notify", &["ack", "--match", "name=db", "--by", "ops"], &at(23, 10, 28));
+            h.run(again, "notify ack again").code(1);
+        }
+        let r = h.orchestrate(&now);
+        assert!(matches!(r.code, 0 | 1), "{r:?}\n{}", h.log());
+    }
+    // Every event of the alerts' lives, with the sink that took each.
+    let events: Vec<Value> =
+        h.w.read("home/state/alerts/2026-11-23.jsonl").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let said: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| (e["timestamp"].as_str().unwrap(), e["subject"].as_str().unwrap(), e["event"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            ("2026-11-23T10:10:00.000Z", "check:web", "fired"),
+            ("2026-11-23T10:10:00.000Z", "check:web", "resolved"),
+            ("2026-11-23T10:20:00.000Z", "check:db", "fired"),
+            ("2026-11-23T10:27:00.000Z", "check:db", "acknowledged"),
+            ("2026-11-23T10:40:00.000Z", "check:db", "resolved"),
+            ("2026-11-23T10:45:00.000Z", "check:batch", "silenced"),
+            ("2026-11-23T10:50:00.000Z", "check:batch", "silenced"),
+        ]
+    );
+    assert_eq!(events[0]["sinks"], json!([{"sink": "webhook", "delivered": true, "at": "2026-11-23T10:10:00.000Z"}]));
+    let restarts = h.w.read("home/state/restarts/2026-11-23.jsonl");
+    let restart: Value = serde_json::from_str(restarts.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (restart["kind"].as_str(), restart["name"].as_str(), restart["outcome"].as_str()),
+        (Some("restart"), Some("web"), Some("recovered"))
+    );
+    assert_eq!(restarts.lines().count(), 1);
+
+    // The join, at 11:02.
+    let run = |args: &[&str], now: &str| h.run(h.command("rollup", args, now), &format!("rollup {args:?}"));
+    let r = run(&["incidents", "--days", "1"], &at(23, 11, 2));
+    r.code(0);
+    let incidents = r.kind("incident");
+    let life: Vec<Value> = incidents
+        .iter()
+        .map(|i| {
+            json!([
+                i["name"],
+                i["first_failure"],
+                i["first_alert"],
+                i["first_ack"],
+                i["restarts"].as_array().unwrap().len(),
+                i["first_good_check"],
+                i["back"],
+                i["ended_by"],
+                i["mttd_s"],
+                i["mtta_s"],
+                i["mttr_s"]
+            ])
+        })
+        .collect();
+    assert_eq!(
+        life,
+        [
+            json!([
+                "web",
+                "2026-11-23T10:10:00.000Z",
+                "2026-11-23T10:10:00.000Z",
+                null,
+                1,
+                "2026-11-23T10:15:00.000Z",
+                "2026-11-23T10:10:00.000Z",
+                "recover",
+                0,
+                null,
+                0
+            ]),
+            json!([
+                "db",
+                "2026-11-23T10:20:00.000Z",
+                "2026-11-23T10:20:00.000Z",
+                "2026-11-23T10:27:00.000Z",
+                0,
+                "2026-11-23T10:40:00.000Z",
+                "2026-11-23T10:40:00.000Z",
+                "person",
+                0,
+                420,
+                1200
+            ]),
+            json!([
+                "batch",
+                "2026-11-23T10:45:00.000Z",
+                null,
+                null,
+                0,
+                "2026-11-23T10:55:00.000Z",
+                "2026-11-23T10:55:00.000Z",
+                "itself",
+                null,
+                null,
+                600
+            ]),
+        ]
+    );
+    let all = r.records().into_iter().find(|v| v["kind"] == "incident_summary" && v["scope"] == "all").unwrap();
+    assert_eq!(
+        [
+            &all["incidents"],
+            &all["mttd_s"],
+            &all["mtta_s"],
+            &all["mttr_s"],
+            &all["recovered_by_recover"],
+            &all["came_back_by_itself"],
+            &all["fixed_by_a_person"]
+        ],
+        [&json!(3), &json!(0), &json!(420), &json!(600), &json!(1), &json!(1), &json!(1)],
+        "MTTR: (0 + 1200 + 600) / 3"
+    );
+    run(&["incidents", "--days", "1", "--format", "text"], &at(23, 11, 2))
+        .stdout_has("2026-11-23 10:20 db: down 20m (4 down checks); alerted after 0s, acknowledged after 7m; fixed by a person")
+        .stdout_has("Overall: 3 incident(s), 0 ongoing; MTTD 0s, MTTA 7m, MTTR 10m; 1 recovered by recover, 1 came back by itself, 1 fixed by a person");
+    run(&["incidents", "--days", "1", "--format", "csv"], &at(23, 11, 2))
+        .stdout_has("incident,batch,2026-11-23T10:45:00.000Z,,,0,");
+    run(&["incidents", "--days", "1", "--format", "markdown"], &at(23, 11, 2))
+        .stdout_has("| **all** | 3 | 0 | 0s | 7m | 10m | 1 | 1 | 1 |");
+
+    // Six hours without a run: the first run after it logs the gap and tells the webhook once.
+    let before = hook.alerts().len();
+    h.orchestrate(&at(23, 17, 0));
+    assert!(
+        h.log().contains("monitoring gap: no check of any service since 2026-11-23T11:00:00.000Z (6h so far; more than 15m, the limit); told through notify"),
+        "{}",
+        h.log()
+    );
+    h.orchestrate(&at(23, 17, 5));
+    // The weekly job (the uptime report through notify, with the incidents) sees the gap closed.
+    h.job("weekly-sla-digest", &at(23, 17, 10));
+    let report = run(&["--days", "1"], &at(23, 17, 10));
+    let gap = report.kind("finding");
+    assert_eq!(
+        (gap.len(), &gap[0]["start"], &gap[0]["end"]),
+        (1, &json!("2026-11-23T11:00:00.000Z"), &json!("2026-11-23T17:00:00.000Z"))
+    );
+    let mut notify = h.command("notify", &["-"], &at(23, 18, 30));
+    notify.stdin(Stdio::piped());
+    let mut child = notify.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), report.stdout.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(0), "rollup | notify");
+    let gaps: Vec<Value> = hook.alerts()[before..]
+        .iter()
+        .filter(|a| a["subject"].as_str().is_some_and(|s| s.starts_with("monitoring_gap:")))
+        .cloned()
+        .collect();
+    assert_eq!(gaps.len(), 1, "told once: {gaps:?}");
+    assert_eq!(gaps[0]["subject"], "monitoring_gap:2026-11-23T11:00:00.000Z");
+    let weekly: Vec<Value> =
+        hook.alerts()[before..].iter().filter(|a| a["topic"] == "weekly-digest").cloned().collect();
+    assert!(
+        weekly.iter().any(|a| a["message"].as_str().unwrap().contains("=== Incidents (last 7 days) ===")),
+        "{weekly:?}"
+    );
+}

@@ -418,6 +418,32 @@ impl Config {
         self.services.iter().find(|s| s.name == name)
     }
 
+    /// How often a service is meant to be checked, in seconds: its own `interval_seconds`,
+    /// else the top-level `interval_seconds`, else `check_interval_seconds` (the Agent Ops
+    /// Kit's schedule); `Ok(None)` when none is set. A value that is not a number of seconds
+    /// above 0 is an error naming the field.
+    pub fn interval_seconds(&self, name: &str) -> std::result::Result<Option<f64>, String> {
+        // From the document itself, so that a service whose check cannot be read still has
+        // its interval.
+        let entry = match self.raw.get("services") {
+            Some(Value::Array(list)) => list.iter().find(|s| s.get("name").and_then(Value::as_str) == Some(name)),
+            _ => None,
+        };
+        let own = entry.and_then(|s| s.get("interval_seconds")).map(|v| (v, true));
+        let top = || self.raw.get("interval_seconds").or_else(|| self.raw.get("check_interval_seconds"));
+        let Some((v, own)) = own.or_else(|| top().map(|v| (v, false))) else { return Ok(None) };
+        match number_value(v) {
+            Some(n) if n > 0.0 && n.is_finite() => Ok(Some(n)),
+            _ if v.is_null() => Ok(None),
+            _ => Err(format!(
+                "{}: {}interval_seconds: expected a number of seconds above 0, found {}",
+                self.path.display(),
+                if own { format!("services[{name}].") } else { String::new() },
+                found(v)
+            )),
+        }
+    }
+
     /// Parse one service object (a line of a service stream).
     pub fn parse_service_value(&self, v: &Value, home: Option<PathBuf>) -> std::result::Result<Service, String> {
         parse_service(v, &ServiceDefaults::from_top(&self.raw, home))

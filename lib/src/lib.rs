@@ -7,7 +7,8 @@
 //! Shared pieces: [`entry`] (argument parsing, exit codes, broken pipes), [`error`] (the one
 //! error type and the exit-code table), [`ndjson`] (numbered line reading and writing),
 //! [`record`] (the record kinds of the pipe), [`config`] (services.json and the environment),
-//! [`store`] (atomic writes, locks, appends), [`clock`] (`--now` and timestamps).
+//! [`store`] (atomic writes, locks, appends, daily files), [`clock`] (`--now` and timestamps),
+//! [`history`] (the alert and restart histories).
 
 pub mod cli;
 pub mod clock;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod docs;
 pub mod entry;
 pub mod error;
+pub mod history;
 pub mod ndjson;
 pub mod record;
 pub mod restart;

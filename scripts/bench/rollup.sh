@@ -1,6 +1,7 @@
 # shellcheck shell=bash disable=SC2154
 # rollup: 30 days x 100 services at one check per 5 minutes, against cat reading the same
-# files in the same run; peak memory at 1x and 10x the data. Sourced by scripts/bench.sh.
+# files in the same run; peak memory at 1x and 10x the data; and a year of 1,000 services
+# (coverage, the status page and incidents in one pass each). Sourced by scripts/bench.sh.
 
 bench_rollup() {
     heading "rollup: 30 days x 100 services, one check per 5 minutes"
@@ -50,4 +51,22 @@ bench_rollup() {
     printf '| zcat of the compacted files, mean (baseline) | %.3f s | |\n' "$t_zcat"
     printf '| rollup over the compacted files, mean | %.3f s = %sx zcat | |\n' "$t_rollup_gz" \
         "$(ratio "$t_rollup_gz" "$t_zcat")"
+
+    # A year of 1,000 services checked hourly (8.76 million lines, compacted): what per
+    # service state costs (the latency histogram, the spacings behind coverage, incidents),
+    # which does not grow with the number of lines.
+    local ydir="$work/rollup/year" ynow="2026-11-23T23:59:00Z"
+    python3 scripts/bench/rollup_gen.py "$ydir" 365 1000 60 2026-11-23 7 gz
+    local ylines ybytes yrss ywall yhtml yinc
+    ylines=$(zcat "$ydir"/*.jsonl.gz | wc -l)
+    ybytes=$(zcat "$ydir"/*.jsonl.gz | wc -c)
+    yrss=$(peak_rss_mib "$bin/rollup" --metrics-dir "$ydir" --now "$ynow" --days 365)
+    ywall=$(wall_s "$bin/rollup" --metrics-dir "$ydir" --now "$ynow" --days 365)
+    yhtml=$(peak_rss_mib "$bin/rollup" --metrics-dir "$ydir" --now "$ynow" --days 365 --format html)
+    yinc=$(peak_rss_mib "$bin/rollup" incidents --metrics-dir "$ydir" --now "$ynow" --days 365)
+    printf '| a year x 1,000 services, hourly | %s lines, %s MiB uncompressed, 365 .jsonl.gz | |\n' \
+        "$ylines" "$(awk -v b="$ybytes" 'BEGIN { printf "%.0f", b / 1048576 }')"
+    printf '| rollup --days 365 (coverage included): peak RSS, wall | %s MiB, %s s | <= 64 MiB |\n' "$yrss" "$ywall"
+    printf '| rollup --days 365 --format html: peak RSS | %s MiB | <= 128 MiB |\n' "$yhtml"
+    printf '| rollup incidents --days 365: peak RSS | %s MiB | |\n' "$yinc"
 }

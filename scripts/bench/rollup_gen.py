@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Generate a metrics history: daily YYYY-MM-DD.jsonl files as probe and the kit write them.
 
-usage: rollup_gen.py DIR DAYS SERVICES INTERVAL_MINUTES LAST_DAY [SEED]
+usage: rollup_gen.py DIR DAYS SERVICES INTERVAL_MINUTES LAST_DAY [SEED] [gz]
 
 One line per service per interval, in time order, in the kit's metric-line shape (name,
 status, detail, latency_ms, timestamp). Most checks are up with a skewed latency; each service
 has a few outages (runs of down checks), some degraded stretches, and the odd `recovered`
-line. Deterministic for a given SEED.
+line. Deterministic for a given SEED. With `gz`, each day is written compacted
+(YYYY-MM-DD.jsonl.gz), as `rollup compact` leaves closed days.
 """
 
 import datetime
+import gzip
 import os
 import random
 import sys
@@ -57,8 +59,12 @@ def main():
                         f'{{"name": "{name}", "status": "recovered", "detail": "restarted", '
                         f'"latency_ms": 0, "timestamp": "{ts}"}}\n'
                     )
-        with open(os.path.join(out, f"{stamp}.jsonl"), "w") as f:
-            f.writelines(lines)
+        if len(sys.argv) > 7 and sys.argv[7] == "gz":
+            with gzip.open(os.path.join(out, f"{stamp}.jsonl.gz"), "wt", compresslevel=1) as f:
+                f.writelines(lines)
+        else:
+            with open(os.path.join(out, f"{stamp}.jsonl"), "w") as f:
+                f.writelines(lines)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,14 @@ for minute in 00 30; do
     printf '{"name": "service-002", "status": "down", "detail": "timeout", "latency_ms": 10000, "timestamp": "2026-11-23T17:%s:00Z"}\n' \
         "$minute" >> "$rollup_dir/metrics/2026-11-23.jsonl"
 done
+# Six hours in which nothing ran (06:00 to 12:00 on the 20th): unknown time for every service,
+# and a gap in the monitoring itself.
+python3 - "$rollup_dir/metrics/2026-11-20.jsonl" <<'PY'
+import json, sys
+path = sys.argv[1]
+kept = [l for l in open(path) if not ("T06:00" <= json.loads(l)["timestamp"][10:16] < "T12:00")]
+open(path, "w").writelines(kept)
+PY
 
 section "rollup: promtool accepts the Prometheus textfile"
 "$bin/rollup" --metrics-dir "$rollup_dir/metrics" --now "$rollup_now" --days 30 --sla 99.9 \
@@ -24,18 +32,26 @@ section "rollup: promtool accepts the Prometheus textfile"
 promtool check metrics < "$rollup_dir/textfile/pitcrew.prom" || fail "promtool check metrics"
 grep -q 'pitcrew_uptime_ratio{service="checkout <api> & \\"co\\"",window="30d"}' "$rollup_dir/textfile/pitcrew.prom" \
     || fail "escaped label value"
+grep -q '^pitcrew_uptime_coverage_ratio{service="service-000",window="30d"} 0\.99' "$rollup_dir/textfile/pitcrew.prom" \
+    || fail "coverage in the textfile: $(grep coverage_ratio "$rollup_dir/textfile/pitcrew.prom" | head -3)"
+grep -q '^pitcrew_monitoring_gaps{window="30d"} 1$' "$rollup_dir/textfile/pitcrew.prom" || fail "the monitoring gap"
 
 section "rollup: jq reads the uptime records"
 "$bin/rollup" --metrics-dir "$rollup_dir/metrics" --now "$rollup_now" --days 30 > "$rollup_dir/uptime.ndjson" \
     || fail "rollup ndjson"
-jq -e -s 'length == 7 and all(.[]; .kind == "uptime" and (.uptime_percent | type) == "number")' \
+jq -e -s 'map(select(.kind == "uptime")) | length == 7 and all(.[]; (.uptime_percent | type) == "number")' \
     "$rollup_dir/uptime.ndjson" >/dev/null || fail "rollup output"
 rec "$rollup_dir/uptime.ndjson" service-002 '.recent_incidents[-1].ongoing == true' || fail "ongoing incident"
+rec "$rollup_dir/uptime.ndjson" service-000 '.unknown_s >= 21600 and .coverage_percent < 100 and (.cadence_s - 1800 | fabs) < 10' \
+    || fail "the six-hour hole is unknown time"
+jq -e -s 'map(select(.kind == "finding" and .problem == "monitoring_gap")) | length == 1' "$rollup_dir/uptime.ndjson" \
+    >/dev/null || fail "one monitoring gap"
 
 section "rollup: the status page renders in headless Chromium"
 "$bin/rollup" --metrics-dir "$rollup_dir/metrics" --now "$rollup_now" --format html --sla 99.5 \
     --output "$rollup_dir/status.html" || [ $? -eq 1 ] || fail "rollup --format html"
 grep -q 'checkout &lt;api&gt; &amp;' "$rollup_dir/status.html" || fail "service name not escaped"
+grep -q 'var(--unknown)' "$rollup_dir/status.html" || fail "the status page draws no unknown time"
 if grep -Eq '(src|href)="|url\(|@import' "$rollup_dir/status.html"; then fail "status page loads something"; fi
 timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
@@ -55,6 +71,30 @@ raw = zlib.decompress(idat)
 stride = len(raw) // height
 rows = {raw[r * stride + 1:(r + 1) * stride] for r in range(height)}
 assert len(rows) > 50, len(rows)
+# Undo the PNG row filters and count the pixels of the unknown colour (#8e7cc3): the six-hour
+# hole and the days before checkout arrived are drawn in it.
+ctype = data[25]
+bpp = {2: 3, 6: 4}[ctype]
+prev = bytearray(stride - 1)
+unknown = 0
+for r in range(height):
+    f, line = raw[r * stride], bytearray(raw[r * stride + 1:(r + 1) * stride])
+    for i in range(len(line)):
+        a = line[i - bpp] if i >= bpp else 0
+        b, c = prev[i], (prev[i - bpp] if i >= bpp else 0)
+        if f == 1: line[i] = (line[i] + a) & 255
+        elif f == 2: line[i] = (line[i] + b) & 255
+        elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+        elif f == 4:
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    prev = line
+    for x in range(0, len(line), bpp):
+        if abs(line[x] - 0x8e) < 6 and abs(line[x + 1] - 0x7c) < 6 and abs(line[x + 2] - 0xc3) < 6:
+            unknown += 1
+assert unknown > 200, f"{unknown} pixels of unknown time"
+print(f"unknown time on the page: {unknown} pixels")
 PY
 echo "status page: $rollup_dir/status.png ($(stat -c %s "$rollup_dir/status.png") bytes)"
 

@@ -87,6 +87,28 @@ pub enum Cmd {
     /// Show, or drop, the alerts waiting in the outbox
     #[command(subcommand)]
     Outbox(OutboxCmd),
+
+    /// Acknowledge alerts still firing: a person is on it, so no reminders until it is back or
+    /// worse (the acknowledgement is kept in the alert history for `rollup incidents`)
+    #[command(after_help = "Examples:
+  notify ack --match name=db --by alice
+  notify ack --match 'subject=check:db-*' --why \"restoring from backup\"")]
+    Ack(AckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    /// KEY=VALUE or KEY!=VALUE (repeatable; all must hold), as for silences
+    #[arg(long = "match", value_name = "KEY=VALUE", required = true)]
+    pub matchers: Vec<String>,
+
+    /// Who is on it [default: $USER]
+    #[arg(long, value_name = "WHO")]
+    pub by: Option<String>,
+
+    /// Why, or what is being done (kept with the acknowledgement)
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub why: String,
 }
 
 #[derive(Debug, Args)]

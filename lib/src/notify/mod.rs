@@ -9,6 +9,7 @@
 
 pub mod alert;
 pub mod cli;
+pub mod lifecycle;
 pub mod outbox;
 pub mod render;
 pub mod rules;
@@ -26,7 +27,7 @@ use clap::CommandFactory;
 use serde_json::{Value, json};
 
 use self::alert::{Alert, SinkResult, Suppressed};
-use self::cli::{Cli, Cmd, Format, OutboxCmd, SilenceCmd};
+use self::cli::{AckArgs, Cli, Cmd, Format, OutboxCmd, SilenceCmd};
 use self::outbox::{Line as OutboxLine, Queued};
 use self::silence::{Matcher, Silence, Silences};
 use self::sinks::Sink;
@@ -55,6 +56,8 @@ pub struct Files {
     pub rates: PathBuf,
     pub silences: PathBuf,
     pub outbox: PathBuf,
+    /// The alert history's directory (`state/alerts/`).
+    pub history: PathBuf,
 }
 
 impl Files {
@@ -64,6 +67,7 @@ impl Files {
             rates: state_dir.join("alert-rate.json"),
             silences: state_dir.join("silences.json"),
             outbox: state_dir.join("outbox.jsonl"),
+            history: crate::history::alerts_dir(state_dir),
         }
     }
 }
@@ -77,6 +81,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     match &cli.cmd {
         Some(Cmd::Silence(s)) => return silence_cmd(ctx, &cli, s, &files, &clock),
         Some(Cmd::Outbox(o)) => return outbox_cmd(ctx, &cli, o, &files, &clock),
+        Some(Cmd::Ack(a)) => return ack_cmd(ctx, &cli, a, &files, &clock),
         _ => {}
     }
     let config = set.load_config(false)?;
@@ -354,6 +359,12 @@ impl Engine<'_> {
                 }
             }
             if saving {
+                // Every event of the alerts' lives, for `rollup incidents`; a history that
+                // cannot be written costs the history, never the alerts.
+                let events = lifecycle::events(&report.retried, &alerts, &stamp);
+                if let Err(e) = crate::history::append(&self.files.history, now, &events) {
+                    self.diag.warn(format_args!("{e}; the alert history misses this run's events"));
+                }
                 outbox::append(&self.files.outbox, &queued)?;
                 state.save(&self.files.state)?;
                 rates.save(&self.files.rates, clock::unix_f64(now), self.policy.rate_limit_s)?;
@@ -806,6 +817,73 @@ fn silence_cmd(ctx: &mut Ctx, cli: &Cli, cmd: &SilenceCmd, files: &Files, clock:
             let s = silence::expire(&files.silences, *id, now)?;
             show(out, &s)?;
         }
+    }
+    Ok(Status::Ok)
+}
+
+/// `notify ack`: mark the matching incidents still firing as taken on by a person (no
+/// reminders until they are back or worse) and write each acknowledgement to the alert history.
+/// Exit 1 when nothing matched.
+fn ack_cmd(ctx: &mut Ctx, cli: &Cli, args: &AckArgs, files: &Files, clock: &Clock) -> Result<Status> {
+    let matchers: Vec<Matcher> = args
+        .matchers
+        .iter()
+        .map(|m| Matcher::parse(m))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::usage(format!("--match {e}")))?;
+    let by = args
+        .by
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| Error::usage("ack: say who is on it with --by (USER is not set)"))?;
+    let now = clock.now();
+    let stamp = clock::fmt_ts(now);
+    let mut lock = Lock::for_file(&files.state)?;
+    let _held = lock.acquire()?;
+    let mut state = State::load(&files.state)?;
+    let mut events = Vec::new();
+    for a in state::still_firing(&state, &HashSet::new()) {
+        let Some(key) = a.subject.as_deref() else { continue };
+        if !matchers.iter().all(|m| m.matches(&a)) {
+            continue;
+        }
+        let Some(entry) = state.subjects.get_mut(key) else { continue };
+        if entry.acked_by.is_some() {
+            ctx.diag.warn(format!(
+                "{key}: already acknowledged by {} at {}",
+                entry.acked_by.as_deref().unwrap_or(""),
+                entry.acked_at.as_deref().unwrap_or("")
+            ));
+            continue;
+        }
+        entry.acked_by = Some(by.clone());
+        entry.acked_at = Some(stamp.clone());
+        let mut e = crate::history::AlertEvent::new(crate::history::Event::Acknowledged, key, a.name(), &stamp);
+        e.topic.clone_from(&a.topic);
+        e.level = Some(a.level);
+        e.title.clone_from(&a.title);
+        e.since.clone_from(&a.since);
+        e.by = Some(by.clone());
+        if !args.why.is_empty() {
+            e.extra.insert("why".into(), json!(args.why));
+        }
+        events.push(e);
+    }
+    if !events.is_empty() && !cli.dry_run {
+        state.save(&files.state)?;
+        crate::history::append(&files.history, now, &events)?;
+    }
+    for e in &events {
+        match cli.format {
+            Format::Ndjson => ndjson::write(&mut ctx.out, e)?,
+            Format::Text => writeln!(ctx.out, "{} {} ({}): acknowledged by {by}", e.timestamp, e.subject, e.name)?,
+        }
+    }
+    if events.is_empty() {
+        ctx.diag.warn("ack: no alert still firing matches");
+        return Ok(Status::Failures);
     }
     Ok(Status::Ok)
 }

@@ -16,6 +16,7 @@
 //! | cell | `cell:<cell>` | status failed (error) | any other status |
 //! | task | `task:<id>` (`task:<cell>/<id>`) | `stalled_hours` (warning), status failed (error) | neither |
 //! | finding | `finding:<source>:<subject>:<problem>` | level warning or worse (its level) | never |
+//! | finding, problem `monitoring_gap` | `monitoring_gap:<start>` (`monitoring_gap:<host>:<start>`) | always, once: announced the first time, never again | never |
 //!
 //! Statuses, outcomes and levels are read in any letter case. A record of one of these kinds
 //! that cannot be read (no name, a status outside the list, a field of the wrong type) is
@@ -44,6 +45,8 @@ pub struct Observation {
     pub title: String,
     /// The name of the parent this subject is down because of (a check's `suppressed_by`).
     pub parent: Option<String>,
+    /// An event rather than a state (a monitoring gap): announced once, never repeated.
+    pub once: bool,
     pub timestamp: String,
 }
 
@@ -58,6 +61,7 @@ impl Observation {
             detail: String::new(),
             title,
             parent: None,
+            once: false,
             timestamp: String::new(),
         }
     }
@@ -406,11 +410,36 @@ fn finding(v: &Value) -> Result<Option<Observation>, String> {
     let who = if subject.is_empty() { problem } else { subject };
     let level_text = one_of(v, "finding", who, "level", &["info", "warning", "error", "critical"])?;
     let Some(level) = Level::parse(&level_text).filter(|l| l.is_bad()) else { return Ok(None) };
+    if problem == "monitoring_gap" {
+        return monitoring_gap(v, level).map(Some);
+    }
     let name = if problem.is_empty() { subject.to_string() } else { format!("{subject} ({problem})") };
     let title = [source, subject, problem].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(": ");
     let o = Observation::new("finding", format!("finding:{source}:{subject}:{problem}"), name, title)
         .detail(optional(v, "finding", "detail")?);
     Ok(Some(o.bad(level, "found")))
+}
+
+/// A gap in the monitoring itself (rollup's report, rollup stale): one subject per gap, keyed
+/// by when the silence began, announced once. The same gap seen again (the next report, or
+/// the report after the orchestrator told of it while it lasted) says nothing new.
+fn monitoring_gap(v: &Value, level: Level) -> Result<Observation, String> {
+    let start = optional(v, "finding", "start")?;
+    if start.is_empty() {
+        return Err("finding: monitoring_gap without `start`".into());
+    }
+    let start = crate::clock::parse_ts(start).map(crate::clock::fmt_ts).unwrap_or_else(|| start.to_string());
+    let host = optional(v, "finding", "host")?;
+    let key =
+        if host.is_empty() { format!("monitoring_gap:{start}") } else { format!("monitoring_gap:{host}:{start}") };
+    let title = if host.is_empty() {
+        format!("Monitoring gap: no checks since {start}")
+    } else {
+        format!("Monitoring gap on {host}: no checks since {start}")
+    };
+    let mut o = Observation::new("finding", key, "monitoring".into(), title).detail(optional(v, "finding", "detail")?);
+    o.once = true;
+    Ok(o.bad(level, "silent"))
 }
 
 #[cfg(test)]

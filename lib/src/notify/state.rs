@@ -145,6 +145,15 @@ pub struct Subject {
     /// between.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sent: BTreeMap<String, String>,
+    /// An event announced once (a monitoring gap): never repeated, never refreshed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub once: bool,
+    /// Who acknowledged the incident (`notify ack`), and when: no reminders until it is back
+    /// or gets worse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_at: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -387,6 +396,8 @@ pub fn evaluate(
                 if entry.level.is_none() {
                     entry.since.clone_from(&stamp);
                     entry.bad_runs = 0;
+                    entry.acked_by = None;
+                    entry.acked_at = None;
                 }
                 entry.bad_runs = entry.bad_runs.saturating_add(1);
                 entry.level = Some(level);
@@ -394,13 +405,20 @@ pub fn evaluate(
                 // restart that failed after the attempts were used up, a down service now only
                 // degraded) waits for the next reminder. `notified` keeps the worst level
                 // announced in the incident.
+                let once = matches!(&s, Said::Rule(o) if o.once);
+                if once && entry.notified.is_some() {
+                    continue;
+                }
+                entry.once = once;
                 let repeat = entry.notified.is_some_and(|n| level.severity() <= n.severity());
+                // An acknowledged incident gets no reminders; getting worse is news again.
                 let due = !repeat
-                    || entry
-                        .last_sent
-                        .as_deref()
-                        .and_then(|t| age_s(t, now))
-                        .is_none_or(|a| a >= policy.repeat_interval_s);
+                    || entry.acked_by.is_none()
+                        && entry
+                            .last_sent
+                            .as_deref()
+                            .and_then(|t| age_s(t, now))
+                            .is_none_or(|a| a >= policy.repeat_interval_s);
                 if !due {
                     continue;
                 }
@@ -417,6 +435,11 @@ pub fn evaluate(
                 a.was = entry.notified.filter(|n| *n != level);
                 a.suppressed = hold(&a, parent.is_some(), entry.bad_runs);
                 if a.suppressed.is_none() {
+                    if !repeat {
+                        // Worse than what was acknowledged: the acknowledgement ends.
+                        entry.acked_by = None;
+                        entry.acked_at = None;
+                    }
                     entry.notified = Some(entry.notified.filter(|n| n.severity() > level.severity()).unwrap_or(level));
                     entry.last_sent = Some(stamp.clone());
                     remember(entry, &a, &s);
@@ -470,6 +493,8 @@ pub fn evaluate(
                 let mut a = a;
                 if silences.muting(&a, now).is_some() {
                     a.suppressed = Some(Suppressed::Silenced);
+                    entry.acked_by = None;
+                    entry.acked_at = None;
                 } else {
                     state.subjects.remove(&key);
                 }
@@ -620,7 +645,7 @@ pub fn still_firing(state: &State, skip: &HashSet<String>) -> Vec<Alert> {
     state
         .subjects
         .iter()
-        .filter(|(k, e)| e.level.is_some() && e.notified.is_some() && !skip.contains(*k))
+        .filter(|(k, e)| e.level.is_some() && e.notified.is_some() && !e.once && !skip.contains(*k))
         .filter_map(|(k, e)| {
             let level = e.notified?;
             let mut a =
@@ -697,6 +722,49 @@ mod tests {
         assert_eq!(a[0].title, "api is failing", "the incident keeps its title");
         assert!(st.subjects.is_empty());
         assert!(run(&mut st, &mut r, &[check("api", "up")], policy(), "2026-11-23T11:35:00Z").is_empty());
+    }
+
+    #[test]
+    fn an_acknowledged_incident_is_not_repeated_until_it_is_worse_or_back() {
+        let (mut st, mut r) = (State::default(), Rates::default());
+        let p = Policy { rate_limit_s: 0, ..policy() };
+        let alert = |level: &str| json!({"kind": "alert", "subject": "disk:db", "level": level, "title": "db disk", "message": level});
+        assert_eq!(run(&mut st, &mut r, &[alert("error")], p, "2026-11-23T10:00:00Z").len(), 1);
+        let e = st.subjects.get_mut("disk:db").unwrap();
+        e.acked_by = Some("ops".into());
+        e.acked_at = Some("2026-11-23T10:05:00.000Z".into());
+        assert!(run(&mut st, &mut r, &[alert("error")], p, "2026-11-23T12:00:00Z").is_empty(), "no reminder");
+        let a = run(&mut st, &mut r, &[alert("critical")], p, "2026-11-23T12:05:00Z");
+        assert_eq!((a.len(), a[0].repeat, a[0].was), (1, false, Some(Level::Error)), "worse is news");
+        assert_eq!(st.subjects["disk:db"].acked_by, None, "the acknowledgement ends");
+        let a = run(&mut st, &mut r, &[alert("critical")], p, "2026-11-23T13:05:00Z");
+        assert!(a[0].repeat, "reminders again");
+        // Without the acknowledgement the reminder at 12:00 would have gone.
+        let (mut st2, mut r2) = (State::default(), Rates::default());
+        run(&mut st2, &mut r2, &[alert("error")], p, "2026-11-23T10:00:00Z");
+        assert_eq!(run(&mut st2, &mut r2, &[alert("error")], p, "2026-11-23T12:00:00Z").len(), 1);
+    }
+
+    #[test]
+    fn a_monitoring_gap_is_told_once_whoever_reports_it() {
+        let (mut st, mut r) = (State::default(), Rates::default());
+        let gap = |detail: &str, end: Value| {
+            json!({"kind": "finding", "source": "rollup", "subject": "monitoring", "level": "warning",
+                   "problem": "monitoring_gap", "detail": detail, "start": "2026-11-23T04:00:00Z", "end": end})
+        };
+        // The orchestrator's run after the silence, then the daily reports that see it closed.
+        let a = run(&mut st, &mut r, &[gap("since 04:00", Value::Null)], policy(), "2026-11-23T10:00:00Z");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].subject.as_deref(), Some("monitoring_gap:2026-11-23T04:00:00.000Z"));
+        assert_eq!(a[0].title, "Monitoring gap: no checks since 2026-11-23T04:00:00.000Z");
+        for now in ["2026-11-23T12:00:00Z", "2026-11-24T09:00:00Z", "2026-11-30T09:00:00Z"] {
+            let again = run(&mut st, &mut r, &[gap("04:00 to 10:00", json!("2026-11-23T10:00:00Z"))], policy(), now);
+            assert!(again.is_empty(), "never repeated: {again:?}");
+        }
+        assert!(still_firing(&st, &HashSet::new()).is_empty(), "an event, not a state Alertmanager keeps firing");
+        let other = json!({"kind": "finding", "source": "rollup", "subject": "monitoring", "level": "warning",
+                           "problem": "monitoring_gap", "detail": "x", "start": "2026-11-25T01:00:00Z"});
+        assert_eq!(run(&mut st, &mut r, &[other], policy(), "2026-11-30T09:05:00Z").len(), 1, "another gap is news");
     }
 
     #[test]

@@ -510,6 +510,7 @@ impl<'a> Recover<'a> {
             None => log_line,
         };
         self.log(diag, &log_line);
+        self.history(&rec, began, diag);
         self.emit_check(out, &fresh)?;
         self.emit_recovery(out, &rec)?;
         if let Some(s) = self.seen.get_mut(name) {
@@ -560,6 +561,25 @@ impl<'a> Recover<'a> {
             dry_run: self.settings.dry_run,
             timestamp: self.clock.stamp(),
             extra: serde_json::Map::new(),
+        }
+    }
+
+    /// Append the restart to the restart history (`state/restarts/DAY.jsonl`, beside the
+    /// ledger) for `rollup incidents`: the recovery record as `kind: "restart"`, with when the
+    /// command started. A history that cannot be written is said, never fatal.
+    fn history(&self, rec: &Recovery, began: f64, diag: &Diag) {
+        if self.settings.dry_run {
+            return;
+        }
+        let mut v = serde_json::to_value(rec).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            m.insert("kind".into(), "restart".into());
+            let started = clock::from_unix_f64(began).map(clock::fmt_ts).unwrap_or_default();
+            m.insert("started".into(), started.into());
+        }
+        let dir = crate::history::restarts_dir(self.settings.ledger.parent().unwrap_or(Path::new(".")));
+        if let Err(e) = crate::history::append(&dir, self.clock.now(), &[v]) {
+            diag.warn(format_args!("{e}; the restart history misses this restart"));
         }
     }
 

@@ -14,8 +14,11 @@ use crate::cli::{Common, ToolArgs};
 /// arguments (`-` for stdin), and writes one `uptime` record per service: the Agent Ops Kit's
 /// uptime_percent, total_checks, failures and avg_latency_ms (same arithmetic, same
 /// rounding), plus degraded checks, p50/p95/p99 latency, incidents (runs of consecutive down
-/// checks) and the longest outage. Other formats: the kit's text report, CSV, Markdown,
-/// Prometheus (for node_exporter's textfile collector) and a self-contained HTML status page.
+/// checks) and the longest outage, and coverage: time no check covered (a gap longer than
+/// twice the service's cadence) is unknown, never uptime. Other formats: the kit's text
+/// report, CSV, Markdown, Prometheus (for node_exporter's textfile collector) and a
+/// self-contained HTML status page. `rollup incidents` tells each incident's life from the
+/// metrics and the alert and restart histories.
 ///
 /// Exit status: 0 done, 1 a service is below --sla (or prune/compact could not handle a
 /// file), 2 usage or I/O error, 3 malformed lines were skipped.
@@ -27,13 +30,16 @@ use crate::cli::{Common, ToolArgs};
   rollup                                   the last 7 days, one uptime record per service
   rollup --days 1 --format text            the kit's daily report
   rollup --days 30 --sla 99.9              mark breaches (exit 1 when there is one)
+  rollup --days 30 --sla 99.9 --unknown-as down   time nobody watched counts against the SLA
   rollup --since 2026-11-01 --until 2026-11-30 --by day --format csv
   rollup --format prometheus --output /var/lib/node_exporter/textfile/pitcrew.prom
   rollup --format html --output /var/www/status/index.html
   rollup --days 7 | notify                 uptime digest to the configured sinks
   zcat old/*.jsonl.gz | rollup - --format markdown
   rollup prune --retention-days 90         delete daily files past retention
-  rollup compact                           gzip the files of closed days"
+  rollup compact                           gzip the files of closed days
+  rollup stale | notify                    say once when the monitor itself stopped writing
+  rollup incidents --days 7 --format text  each incident's life: MTTD, MTTA, MTTR, who fixed it"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -49,6 +55,11 @@ pub struct Cli {
     /// Mark services whose uptime is below PCT (before rounding) as `breach`, and exit 1
     #[arg(long, value_name = "PCT", value_parser = parse_pct)]
     pub sla: Option<f64>,
+
+    /// How --sla counts time no check covered: left out (the check-counted uptime), as
+    /// down, or as up [default: excluded]
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub unknown_as: Option<UnknownAsArg>,
 
     /// One record per service per day instead of one per service
     #[arg(long, value_enum, value_name = "day")]
@@ -94,6 +105,16 @@ impl WindowArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnknownAsArg {
+    /// Judge the SLA on the checks, which cover only the known time
+    Excluded,
+    /// Count unknown time as down
+    Down,
+    /// Count unknown time as up
+    Up,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum By {
     /// One record per service per day
     Day,
@@ -127,6 +148,35 @@ pub enum Command {
   rollup compact                       2026-11-22.jsonl -> 2026-11-22.jsonl.gz, and so on
   rollup compact --dry-run --format text")]
     Compact(CompactArgs),
+    /// Say when the last check of any service is too old: the monitor itself stopped
+    #[command(after_help = "Examples:
+  rollup stale | notify                a finding (monitoring_gap) when nothing was checked for 3 x check_interval_seconds
+  rollup stale --max-age 3600 --format text")]
+    Stale(StaleArgs),
+    /// Every incident of the window with its life: first failure, first alert, first
+    /// acknowledgement, restarts, back; MTTD, MTTA, MTTR and how each ended
+    #[command(after_help = "Examples:
+  rollup incidents                     the last 7 days: incident records and summaries
+  rollup incidents --days 30 --format text
+  rollup incidents --since 2026-11-01 --until 2026-11-30 --format csv")]
+    Incidents(IncidentsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    #[command(flatten)]
+    pub window: WindowArgs,
+
+    /// Where the alert and restart histories are (alerts/, restarts/) [default: HOME/state]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StaleArgs {
+    /// The oldest the last check may be, in seconds [default: 3 x check_interval_seconds of services.json; without it nothing is judged]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3_162_240_000))]
+    pub max_age: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,8 @@ use std::io::Write;
 
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 
-use super::report::{IncidentOut, Scope, Uptime};
+use super::coverage::{self, Split};
+use super::report::{IncidentOut, MonitoringGap, Scope, Uptime};
 use super::scan::{Agg, day_date};
 use super::stats::{DayCell, py_repr, py_round};
 use crate::clock;
@@ -21,9 +22,10 @@ const INCIDENTS_SHOWN: usize = 20;
 
 const STYLE: &str = r#"
 :root { --bg: #f6f7f9; --card: #ffffff; --fg: #1c2024; --muted: #60646c; --line: #e3e5e8;
-  --ok: #2e9e5b; --warn: #e0a030; --bad: #dc3e42; --none: #d5d8dd; --accent: #3b6fd8; }
+  --ok: #2e9e5b; --warn: #e0a030; --bad: #dc3e42; --none: #d5d8dd; --accent: #3b6fd8; --unknown: #8e7cc3; }
 @media (prefers-color-scheme: dark) {
-  :root { --bg: #111315; --card: #1a1d21; --fg: #eceef0; --muted: #9ba1a8; --line: #2b2f35; --none: #3a3f46; }
+  :root { --bg: #111315; --card: #1a1d21; --fg: #eceef0; --muted: #9ba1a8; --line: #2b2f35; --none: #3a3f46;
+    --unknown: #7564a8; }
 }
 * { box-sizing: border-box; }
 body { margin: 0; background: var(--bg); color: var(--fg);
@@ -55,7 +57,8 @@ h2 { font-size: 17px; margin: 30px 0 10px; }
 .bar { display: flex; gap: 2px; height: 34px; margin: 10px 0 4px; }
 .bar span { flex: 1 1 0; min-width: 2px; border-radius: 2px; background: var(--none); }
 .bar span.ok { background: var(--ok); } .bar span.warn { background: var(--warn); }
-.bar span.bad { background: var(--bad); }
+.bar span.bad { background: var(--bad); } .bar span.unknown { background: var(--unknown); }
+.cov { color: var(--unknown); font-weight: 600; }
 .bar span:hover { opacity: .7; }
 .axis { display: flex; justify-content: space-between; font-size: 11.5px; color: var(--muted); }
 .spark { display: block; width: 100%; height: 22px; margin-top: 6px; }
@@ -166,11 +169,32 @@ fn sparkline(cells: &[Option<&DayCell>]) -> String {
     )
 }
 
+/// The known and unknown time of one service on one day: the day's part of its spacings,
+/// and of the stretches before its first and after its last check in the window.
+fn day_split(r: &Uptime, cell: Option<&DayCell>, day: i32) -> Option<Split> {
+    let f = r.figures?;
+    let mut split = cell.map(|c| c.spacings.split(f.cadence)).unwrap_or_default();
+    if let (Some((start, end)), Some(((first, first_down), (last, last_down)))) = (r.span, r.first_last) {
+        for (from, to, down) in [(start, first.min(end), first_down), (last.max(start), end, last_down)] {
+            if to > from {
+                let len = (to - from) as u64;
+                coverage::by_day(from, to, |d, ms| {
+                    if d == day {
+                        split.add(len, ms, down, f.cadence);
+                    }
+                });
+            }
+        }
+    }
+    Some(split)
+}
+
 /// Write the page for the services of `agg`, with bars over epoch days `bar` (inclusive).
 pub fn render(
     out: &mut dyn Write,
     agg: &Agg,
     records: &[Uptime],
+    gaps: &[MonitoringGap],
     scope: &Scope,
     bar: Option<(i32, i32)>,
     stamp: &str,
@@ -190,6 +214,13 @@ pub fn render(
         ("ok", "All systems operational".to_string())
     };
     let breaches = records.iter().filter(|r| r.breach).count();
+    let silent =
+        gaps.iter().find(|g| g.ongoing).map(|g| format!("no checks for {}", clock::human_duration(g.duration_s())));
+    let small = [if breaches > 0 { Some(format!("{breaches} below SLA")) } else { None }, silent]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · ");
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -201,7 +232,7 @@ pub fn render(
         text(&scope.label()),
         text(&fmt_when(stamp)),
         text(&headline),
-        if breaches > 0 { format!("{breaches} below SLA") } else { String::new() },
+        text(&small),
     );
     if records.is_empty() {
         h.push_str("<div class=\"empty\">No checks were recorded in this window.</div>\n");
@@ -212,6 +243,7 @@ pub fn render(
         }
         h.push_str("</section>\n");
     }
+    monitoring_gaps(&mut h, gaps);
     incidents(&mut h, records);
     let _ = write!(
         h,
@@ -219,6 +251,7 @@ pub fn render(
          <span style=\"background:var(--ok)\"></span>99.5% and up\
          <span style=\"background:var(--warn)\"></span>95% and up\
          <span style=\"background:var(--bad)\"></span>below 95%\
+         <span style=\"background:var(--unknown)\"></span>unknown (no check covered it)\
          <span style=\"background:var(--none)\"></span>no data</div>\
          <p>Latency line: the daily mean. Generated {} by rollup.</p></footer>\n</main>\n</body>\n</html>\n",
         text(stamp)
@@ -236,7 +269,7 @@ fn service_row(h: &mut String, agg: &Agg, r: &Uptime, bar: Option<(i32, i32)>) {
         "<div class=\"svc\">\n<div class=\"head\"><div class=\"name\"><span class=\"dot {dot}\" title=\"{}\"></span>{}\
          <span class=\"state\">{}</span>{}</div>\
          <div class=\"figs\">p50 <b>{}</b> &middot; p95 <b>{}</b> &middot; \
-         <b class=\"pct {pct_class}\">{}</b> uptime</div></div>\n",
+         <b class=\"pct {pct_class}\">{}</b> uptime{}</div></div>\n",
         attr(&format!("{state}{last}")),
         text(&r.name),
         text(state),
@@ -248,6 +281,10 @@ fn service_row(h: &mut String, agg: &Agg, r: &Uptime, bar: Option<(i32, i32)>) {
         text(&fmt_ms(r.p50_latency_ms)),
         text(&fmt_ms(r.p95_latency_ms)),
         if r.total_checks == 0 { "–".to_string() } else { fmt_pct(r.uptime_percent) },
+        match r.coverage_percent {
+            Some(c) if c < 100.0 => format!(" &middot; <b class=\"cov\">{}</b> covered", text(&fmt_pct(c))),
+            _ => String::new(),
+        },
     );
     let Some((from, to)) = bar else {
         h.push_str("</div>\n");
@@ -260,12 +297,31 @@ fn service_row(h: &mut String, agg: &Agg, r: &Uptime, bar: Option<(i32, i32)>) {
     let _ =
         write!(h, "<div class=\"bar\" role=\"img\" aria-label=\"{}\">", attr(&format!("daily uptime of {}", r.name)));
     for (k, c) in cells.iter().enumerate() {
-        let date = day_date(from + k as i32).map(clock::fmt_date).unwrap_or_default();
-        let class = match c.and_then(|c| c.uptime()) {
-            Some(p) => level(p),
-            None => "",
+        let day = from + k as i32;
+        let date = day_date(day).map(clock::fmt_date).unwrap_or_default();
+        let split = day_split(r, *c, day).unwrap_or_default();
+        let mut title = cell_title(&date, *c);
+        let (class, style) = match c.and_then(|c| c.uptime()) {
+            _ if split.unknown_ms > 0 && split.known_ms == 0 => {
+                title = format!("{date}: unknown, no check covered it");
+                ("unknown", String::new())
+            }
+            Some(p) if split.unknown_ms > 0 => {
+                // The day's unknown share on top, in its own colour.
+                let known = split.known_ms as f64 / (split.known_ms + split.unknown_ms) as f64 * 100.0;
+                let _ = write!(title, "; {} unknown", clock::human_duration((split.unknown_ms + 500) / 1000));
+                let fill = format!("var(--{})", level(p));
+                (
+                    level(p),
+                    format!(
+                        " style=\"background:linear-gradient(to top,{fill} {known:.1}%,var(--unknown) {known:.1}%)\""
+                    ),
+                )
+            }
+            Some(p) => (level(p), String::new()),
+            None => ("", String::new()),
         };
-        let _ = write!(h, "<span class=\"{class}\" title=\"{}\"></span>", attr(&cell_title(&date, *c)));
+        let _ = write!(h, "<span class=\"{class}\"{style} title=\"{}\"></span>", attr(&title));
     }
     let _ = write!(
         h,
@@ -277,6 +333,26 @@ fn service_row(h: &mut String, agg: &Agg, r: &Uptime, bar: Option<(i32, i32)>) {
         text(&day_date(to).map(clock::fmt_date).unwrap_or_default()),
         sparkline(&cells),
     );
+}
+
+fn monitoring_gaps(h: &mut String, gaps: &[MonitoringGap]) {
+    if gaps.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Monitoring gaps</h2>\n<table>\n<thead><tr><th>No check of any service</th><th>Duration</th><th>State</th></tr></thead>\n<tbody>\n");
+    for g in gaps.iter().rev().take(INCIDENTS_SHOWN) {
+        let start = super::report::ts_of(Some(g.start)).map(|t| fmt_when(&t)).unwrap_or_default();
+        let end = super::report::ts_of(Some(g.end)).map(|t| fmt_when(&t)).unwrap_or_default();
+        let when = if g.ongoing { format!("since {start}") } else { format!("{start} to {end}") };
+        let (tag, state) = if g.ongoing { ("open", "ongoing") } else { ("closed", "over") };
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td><span class=\"tag {tag}\">{state}</span></td></tr>",
+            text(&when),
+            text(&clock::human_duration(g.duration_s())),
+        );
+    }
+    h.push_str("</tbody>\n</table>\n");
 }
 
 fn incidents(h: &mut String, records: &[Uptime]) {
@@ -335,7 +411,8 @@ mod tests {
             .map(|(n, s)| Uptime::build(n, s, &scope, None, "2026-11-23T12:00:00.000Z"))
             .collect();
         let mut out = Vec::new();
-        render(&mut out, &sc.window, &records, &scope, Some(bar_days(to - 1, to)), "2026-11-23T12:00:00.000Z").unwrap();
+        render(&mut out, &sc.window, &records, &[], &scope, Some(bar_days(to - 1, to)), "2026-11-23T12:00:00.000Z")
+            .unwrap();
         let page = String::from_utf8(out).unwrap();
         assert!(!page.contains("<script>"), "names are escaped");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));

@@ -3,20 +3,23 @@
 //! The engine ([`run`]) streams the daily files of a window (or named files, or stdin) line
 //! by line through a [`scan::Scanner`], which keeps a fixed amount of state per service
 //! ([`stats::ServiceStats`]: the Agent Ops Kit's counters, a log-bucketed latency histogram, the most
-//! recent incidents), then renders one `uptime` record per service ([`report`]) or the status
-//! page ([`html`]). Files are read on as many threads as there are cores (up to four), each
+//! recent incidents, the spacings of its checks for [`coverage`]), then renders one `uptime`
+//! record per service ([`report`]) or the status page ([`html`]). Files are read on as many threads as there are cores (up to four), each
 //! into its own scanner, and the scanners are merged in file order, which joins an outage
 //! that spans two files into one incident. With `--by day` over the metrics directory, each day is written and
-//! dropped as soon as its file is read. `prune` and `compact` keep the directory in shape
-//! ([`files`]).
+//! dropped as soon as its file is read. `prune` and `compact` keep the metrics and the
+//! histories in shape ([`crate::store::daily`]); `stale` says when the monitor itself went
+//! silent ([`stale`]); `incidents` joins the metrics with the histories ([`incidents`]).
 
 pub mod cli;
+pub mod coverage;
 pub mod fast;
-pub mod files;
 pub mod html;
+pub mod incidents;
 pub mod lines;
 pub mod report;
 pub mod scan;
+pub mod stale;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -29,14 +32,14 @@ use std::sync::{Condvar, Mutex, mpsc};
 use clap::CommandFactory;
 use time::Date;
 
-use self::cli::{By, Cli, Command, Format, WindowArgs};
-use self::report::{Scope, Style, Uptime, Writer};
+use self::cli::{By, Cli, Command, Format, UnknownAsArg, WindowArgs};
+use self::report::{MonitoringGap, Scope, Style, UnknownAs, Uptime, Writer};
 use self::scan::{Agg, Origin, ScanOpts, Scanner, day_date, day_number};
 use crate::clock::{self, Clock};
 use crate::entry::{Ctx, Diag, Tool};
 use crate::error::{Error, Result, Status};
 use crate::ndjson::{self, Source};
-use crate::store;
+use crate::store::{self, daily};
 
 /// The window when none is given: the kit's 7 days, or 90 for the status page's bars.
 pub const DEFAULT_DAYS: u32 = 7;
@@ -58,8 +61,8 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let format = cli.format.unwrap_or(Format::Ndjson);
     ctx.out.escape_controls(!matches!(format, Format::Ndjson | Format::Prometheus));
     let maintenance_style = || match format {
-        Format::Ndjson => Ok(files::Report::Ndjson),
-        Format::Text => Ok(files::Report::Text),
+        Format::Ndjson => Ok(daily::Report::Ndjson),
+        Format::Text => Ok(daily::Report::Text),
         other => Err(Error::usage(format!(
             "--format {}: prune and compact write ndjson or text",
             clap::ValueEnum::to_possible_value(&other).map(|v| v.get_name().to_string()).unwrap_or_default()
@@ -74,7 +77,9 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             (!cli.files.is_empty(), "FILE arguments"),
         ];
         if let Some((_, what)) = report_only.iter().find(|(given, _)| *given) {
-            return Err(Error::usage(format!("{what}: not used by prune and compact")));
+            return Err(Error::usage(format!(
+                "{what}: not used by prune, compact and stale (incidents takes its window after its name: rollup incidents --days 7)"
+            )));
         }
     }
     match &cli.command {
@@ -87,15 +92,78 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
                     u32::try_from(cfg.metrics_retention_days.max(1)).unwrap_or(u32::MAX)
                 }
             };
-            files::prune(&metrics_dir, days, clock.now(), a.dry_run, style, &mut ctx.out, &ctx.diag)
+            let now = clock.now();
+            let mut status = Status::Ok;
+            for (dir, family) in kept_dirs(&metrics_dir, &paths.state) {
+                let st = daily::prune(&dir, family, days, now, a.dry_run, style, &mut ctx.out, &ctx.diag)?;
+                status = status.worst(st);
+            }
+            Ok(status)
+        }
+        Some(Command::Incidents(a)) => {
+            if matches!(format, Format::Html | Format::Prometheus) {
+                return Err(Error::usage("--format: incidents are written as ndjson, text, csv or markdown"));
+            }
+            let today = clock.now().date();
+            let (from, to, days, rolling) = resolve_window(&a.window, today, DEFAULT_DAYS)?;
+            let plan = incidents::Plan {
+                metrics: metrics_dir.clone(),
+                state: a.state_dir.clone().unwrap_or_else(|| paths.state.clone()),
+                from,
+                to,
+                scope: Scope { window_days: days, rolling, from: Some(from), to: Some(to), day: None },
+                format,
+                strict: cli.common.strict,
+                max_line: ndjson::DEFAULT_MAX_LINE,
+            };
+            incidents::run(&plan, &mut ctx.out, &ctx.diag, &clock)
+        }
+        Some(Command::Stale(a)) => {
+            let text = maintenance_style()? == daily::Report::Text;
+            // Without --max-age: three times the schedule services.json gives; without one,
+            // a silence cannot be told from a schedule, and nothing is judged.
+            let max_age = match a.max_age {
+                Some(s) => Some(s),
+                None => match set.load_config(false).and_then(|c| c.interval_seconds("").map_err(Error::config)) {
+                    Ok(schedule) => schedule.map(|s| (s * 3.0).ceil().min(u64::MAX as f64) as u64),
+                    Err(e) => {
+                        ctx.diag.warn(format_args!("{e}; no schedule to judge the last check by"));
+                        None
+                    }
+                },
+            };
+            match max_age {
+                Some(max_age) => stale::stale(&metrics_dir, max_age, text, &mut ctx.out, &ctx.diag, &clock),
+                None => {
+                    if text {
+                        writeln!(
+                            ctx.out,
+                            "No schedule to judge by: set check_interval_seconds in services.json, or give --max-age."
+                        )?;
+                    }
+                    Ok(Status::Ok)
+                }
+            }
         }
         Some(Command::Compact(a)) => {
             let style = maintenance_style()?;
             let now = clock.now();
-            files::compact(&metrics_dir, now.date(), now, a.dry_run, style, &mut ctx.out, &ctx.diag)
+            let mut status = Status::Ok;
+            for (dir, family) in kept_dirs(&metrics_dir, &paths.state) {
+                let st = daily::compact(&dir, family, now.date(), now, a.dry_run, style, &mut ctx.out, &ctx.diag)?;
+                status = status.worst(st);
+            }
+            Ok(status)
         }
         None => {
-            let plan = Plan::from_cli(&cli, format, &metrics_dir, &clock)?;
+            let mut plan = Plan::from_cli(&cli, format, &metrics_dir, &clock)?;
+            plan.cadences = match set.load_config(false) {
+                Ok(cfg) => Cadences::of(&cfg, &ctx.diag),
+                Err(e) => {
+                    ctx.diag.warn(format_args!("{e}; cadences are taken from the checks"));
+                    Cadences::default()
+                }
+            };
             match &cli.output {
                 None => run(&plan, &mut ctx.out, &ctx.diag, &clock),
                 Some(path) => {
@@ -110,6 +178,21 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             }
         }
     }
+}
+
+/// The directories of daily files prune and compact keep in shape: the metrics, and the
+/// alert and restart histories under the state directory when they exist.
+fn kept_dirs(metrics: &Path, state: &Path) -> Vec<(PathBuf, daily::Family)> {
+    let mut v = vec![(metrics.to_path_buf(), daily::METRICS)];
+    for (dir, family) in [
+        (crate::history::alerts_dir(state), crate::history::ALERTS),
+        (crate::history::restarts_dir(state), crate::history::RESTARTS),
+    ] {
+        if dir.is_dir() {
+            v.push((dir, family));
+        }
+    }
+    v
 }
 
 /// Where the lines come from.
@@ -132,8 +215,51 @@ pub struct Plan {
     pub format: Format,
     pub by_day: bool,
     pub sla: Option<f64>,
+    pub unknown_as: UnknownAs,
+    /// Configured cadences (services.json's `interval_seconds`).
+    pub cadences: Cadences,
     pub strict: bool,
     pub max_line: usize,
+}
+
+/// The cadences services.json configures, in coverage grid units: per service, and for the
+/// others (the top-level `interval_seconds` or `check_interval_seconds`).
+#[derive(Debug, Clone, Default)]
+pub struct Cadences {
+    pub by_name: std::collections::HashMap<String, u64>,
+    pub default: Option<u64>,
+}
+
+impl Cadences {
+    /// Read them from the configuration; a value that is no interval is said once and the
+    /// service's cadence is then taken from its checks.
+    pub fn of(cfg: &crate::config::Config, diag: &Diag) -> Cadences {
+        let mut c = Cadences::default();
+        let read = |name: &str| match cfg.interval_seconds(name) {
+            Ok(v) => v.and_then(coverage::cadence_of_seconds),
+            Err(e) => {
+                diag.warn(format_args!("{e}; the cadence is taken from the checks"));
+                None
+            }
+        };
+        c.default = read("");
+        for s in &cfg.services {
+            if let Some(u) = read(&s.name) {
+                c.by_name.insert(s.name.clone(), u);
+            }
+        }
+        c
+    }
+
+    fn get(&self, name: &str) -> Option<u64> {
+        self.by_name.get(name).copied().or(self.default)
+    }
+}
+
+/// What the records are judged with, and the span (ms) of the window they cover.
+struct Judge<'a> {
+    plan: &'a Plan,
+    span: Option<(i64, i64)>,
 }
 
 /// The window of `w` (inclusive first and last day), with `--days` and whether it ends today.
@@ -187,6 +313,12 @@ impl Plan {
             format,
             by_day,
             sla: cli.sla,
+            unknown_as: match cli.unknown_as {
+                None | Some(UnknownAsArg::Excluded) => UnknownAs::Excluded,
+                Some(UnknownAsArg::Down) => UnknownAs::Down,
+                Some(UnknownAsArg::Up) => UnknownAs::Up,
+            },
+            cadences: Cadences::default(),
             strict: cli.common.strict,
             max_line: ndjson::DEFAULT_MAX_LINE,
         })
@@ -216,8 +348,28 @@ fn style_of(format: Format) -> Style {
 }
 
 /// Records for the services of `agg`, sorted by name.
-fn records(agg: &Agg, scope: &Scope, sla: Option<f64>, stamp: &str) -> Vec<Uptime> {
-    agg.sorted().into_iter().map(|(name, s)| Uptime::build(name, s, scope, sla, stamp)).collect()
+fn records(agg: &Agg, scope: &Scope, judge: &Judge<'_>, stamp: &str) -> Vec<Uptime> {
+    let plan = judge.plan;
+    agg.sorted()
+        .into_iter()
+        .map(|(name, s)| {
+            Uptime::build(name, s, scope, plan.sla, stamp).with_coverage(
+                s,
+                judge.span,
+                plan.cadences.get(name),
+                plan.unknown_as,
+            )
+        })
+        .collect()
+}
+
+/// The span of epoch days `from..=to` in milliseconds, beginning no earlier than the
+/// input's first line (`first`: before it the monitor was not running yet, or its history
+/// is gone) and ending at `now` at the latest.
+fn day_span(from: i32, to: i32, now_ms: i64, first: Option<i64>) -> (i64, i64) {
+    let end = (i64::from(to) + 1) * coverage::DAY_MS;
+    let start = (i64::from(from) * coverage::DAY_MS).max(first.unwrap_or(i64::MIN)).min(end);
+    (start, end.min(now_ms).max(start))
 }
 
 /// One input of a report.
@@ -364,6 +516,7 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
         filter: if sources_mode { window_days } else { None },
         pass_through: plan.format == Format::Ndjson,
         track_range: sources_mode && window_days.is_none(),
+        log_incidents: false,
         strict: plan.strict,
         max_line: plan.max_line,
     };
@@ -398,10 +551,12 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
     let mut breach = false;
     // Over the metrics directory each day is complete once its file is read.
     let stream_days = plan.by_day && !sources_mode;
+    let now_ms = clock.now().unix_timestamp() * 1000 + i64::from(clock.now().millisecond());
     let mut emit_days = |sc: &mut Scanner, out: &mut dyn Write, through: i32| -> Result<()> {
         for (day, agg) in sc.take_days_through(through) {
             let scope = Scope::of_day(day);
-            let recs = records(&agg, &scope, plan.sla, &stamp);
+            let judge = Judge { plan, span: Some(day_span(day, day, now_ms, sc.host.first)) };
+            let recs = records(&agg, &scope, &judge, &stamp);
             breach |= recs.iter().any(|r| r.breach);
             writer.batch(out, &scope, &recs)?;
         }
@@ -437,21 +592,63 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
             scope.from = day_date(f);
             scope.to = day_date(t);
         }
-        let recs = records(&sc.window, &scope, plan.sla, &stamp);
+        // The span the coverage is judged over: the window's days up to now, or without a
+        // window the input's own first and last line; never before the input's first line.
+        let span = match window_days {
+            Some((f, t)) => Some(day_span(f, t, now_ms, sc.host.first)),
+            None => sc.host.first.zip(sc.host.last),
+        };
+        let judge = Judge { plan, span };
+        let recs = records(&sc.window, &scope, &judge, &stamp);
         breach |= recs.iter().any(|r| r.breach);
+        let gaps = monitoring_gaps(&sc, plan, window_days.and(span), now_ms, diag);
         if html {
             let bar = match (scope.from, scope.to) {
                 (Some(f), Some(t)) => Some(html::bar_days(day_number(f), day_number(t))),
                 _ => None,
             };
-            html::render(out, &sc.window, &recs, &scope, bar, &stamp)?;
+            html::render(out, &sc.window, &recs, &gaps, &scope, bar, &stamp)?;
         } else if !recs.is_empty() {
             writer.batch(out, &scope, &recs)?;
         }
+        writer.gaps(out, &scope, &gaps, &stamp)?;
         writer.finish(out, &scope)?;
     }
     sc.report_rejects(diag);
     Ok(Status::failures_if(breach))
+}
+
+/// The monitor's own silences in the window: stretches without a line of any service longer
+/// than twice the monitor's cadence, and (with a window) the silence from the last line to
+/// the window's end. The monitor's cadence is `check_interval_seconds` (the schedule it runs
+/// on) when services.json sets it, else the time-weighted median of its silences: the
+/// spacing between consecutive lines (of any service) that half of the time is spent in.
+/// A silence before the first line is not one: the window may simply begin before the
+/// monitor was set up.
+fn monitoring_gaps(
+    sc: &Scanner,
+    plan: &Plan,
+    window_span: Option<(i64, i64)>,
+    now_ms: i64,
+    diag: &Diag,
+) -> Vec<MonitoringGap> {
+    let Some(cadence) = plan.cadences.default.or_else(|| sc.host.spacings.time_median()) else { return Vec::new() };
+    let (closed, maybe_more) = sc.host.gaps(cadence);
+    if maybe_more {
+        diag.warn(format_args!(
+            "more than {} monitoring gaps in the window: the longest {} are reported",
+            coverage::HOST_GAPS_KEPT,
+            coverage::HOST_GAPS_KEPT
+        ));
+    }
+    let mut gaps: Vec<MonitoringGap> =
+        closed.into_iter().map(|(start, end)| MonitoringGap { start, end, ongoing: false, cadence }).collect();
+    if let (Some(last), Some((_, end))) = (sc.host.last, window_span) {
+        if end > last && coverage::is_gap((end - last) as u64, cadence) {
+            gaps.push(MonitoringGap { start: last, end, ongoing: end >= now_ms, cadence });
+        }
+    }
+    gaps
 }
 
 /// Open a day's file; the `.jsonl` may have been compacted away since the listing (then its

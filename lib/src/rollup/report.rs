@@ -6,8 +6,9 @@ use std::io::Write;
 use serde::Serialize;
 use time::Date;
 
+use super::coverage::{self, Figures};
 use super::scan::day_date;
-use super::stats::{Incident, ServiceStats, py_repr};
+use super::stats::{Incident, ServiceStats, py_repr, py_round};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::ndjson;
@@ -54,6 +55,107 @@ impl Scope {
     }
 }
 
+/// How the SLA treats time nobody watched (`--unknown-as`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnknownAs {
+    /// Left out: the SLA is judged on the checks, which cover only the known time.
+    #[default]
+    Excluded,
+    /// Counted as down.
+    Down,
+    /// Counted as up.
+    Up,
+}
+
+impl UnknownAs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownAs::Excluded => "excluded",
+            UnknownAs::Down => "down",
+            UnknownAs::Up => "up",
+        }
+    }
+}
+
+/// Below this coverage (percent) an SLA verdict says it was judged on little.
+pub const LOW_COVERAGE: f64 = 90.0;
+
+/// The longest unknown stretch of a service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GapOut {
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub duration_s: u64,
+}
+
+/// A stretch in which no check of any service was written, longer than twice the monitor's
+/// cadence: the monitor itself was silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonitoringGap {
+    /// The last line before the silence, and the first after it (or the window's end).
+    pub start: i64,
+    pub end: i64,
+    /// Nothing was written since `start` up to now.
+    pub ongoing: bool,
+    /// The monitor's cadence (grid units).
+    pub cadence: u64,
+}
+
+impl MonitoringGap {
+    pub fn duration_s(&self) -> u64 {
+        (((self.end - self.start).max(0) + 500) / 1000) as u64
+    }
+
+    /// The gap as a `finding` record (`problem: monitoring_gap`), which notify announces once.
+    pub fn finding(&self, stamp: &str) -> crate::record::Finding {
+        let limit = clock::human_duration((2 * self.cadence).div_ceil(coverage::UNITS_PER_S));
+        let end = (!self.ongoing).then_some(self.end);
+        gap_finding(
+            self.start,
+            end,
+            self.duration_s(),
+            &format!("more than {limit}, twice the monitor's cadence"),
+            stamp,
+        )
+    }
+
+    /// One line for people: `monitoring silent from ... to ... (6h 0m)`.
+    pub fn text(&self) -> String {
+        let start = ts_of(Some(self.start)).unwrap_or_default();
+        let took = clock::human_duration(self.duration_s());
+        if self.ongoing {
+            format!("no check of any service since {start} ({took} so far)")
+        } else {
+            format!("no check of any service from {start} to {} ({took})", ts_of(Some(self.end)).unwrap_or_default())
+        }
+    }
+}
+
+/// A `finding` (`source: rollup`, `subject: monitoring`, `problem: monitoring_gap`) for a
+/// silence of the monitor from `start` to `end` (`None`: still silent), `duration_s` long,
+/// with `why` it counts (`more than 10m, twice the longest cadence`).
+pub fn gap_finding(start: i64, end: Option<i64>, duration_s: u64, why: &str, stamp: &str) -> crate::record::Finding {
+    let start = ts_of(Some(start)).unwrap_or_default();
+    let took = clock::human_duration(duration_s);
+    let detail = match end.and_then(|e| ts_of(Some(e))) {
+        Some(end) => format!("no check of any service from {start} to {end} ({took}; {why})"),
+        None => format!("no check of any service since {start} ({took} so far; {why})"),
+    };
+    let mut f = crate::record::Finding::new(
+        "rollup",
+        "monitoring",
+        crate::record::Level::Warning,
+        "monitoring_gap",
+        detail,
+        stamp.to_string(),
+    );
+    f.extra.insert("start".into(), start.into());
+    f.extra.insert("end".into(), end.and_then(|e| ts_of(Some(e))).map_or(serde_json::Value::Null, Into::into));
+    f.extra.insert("duration_s".into(), duration_s.into());
+    f.extra.insert("ongoing".into(), end.is_none().into());
+    f
+}
+
 /// One incident as written in `recent_incidents`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IncidentOut {
@@ -64,7 +166,7 @@ pub struct IncidentOut {
     pub ongoing: bool,
 }
 
-fn ts_of(ms: Option<i64>) -> Option<String> {
+pub fn ts_of(ms: Option<i64>) -> Option<String> {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms?) * 1_000_000).ok()?;
     Some(clock::fmt_ts(t))
 }
@@ -113,8 +215,28 @@ pub struct Uptime {
     pub recent_incidents: Vec<IncidentOut>,
     pub last_status: Option<&'static str>,
     pub last_check: Option<String>,
+    /// The cadence unknown time is judged by (seconds), and where it came from:
+    /// `interval_seconds` or `median`.
+    pub cadence_s: Option<f64>,
+    pub cadence_from: Option<&'static str>,
+    /// Known time over the window's time, in percent; the unknown time in seconds; the
+    /// longest unknown stretch.
+    pub coverage_percent: Option<f64>,
+    pub unknown_s: Option<u64>,
+    pub longest_gap: Option<GapOut>,
+    /// Up time over known time, in percent (time-weighted, beside the kit's check-counted
+    /// `uptime_percent`).
+    pub uptime_known_percent: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sla_percent: Option<f64>,
+    /// With `--sla`: how unknown time was counted, the uptime judged, and whether it was
+    /// judged on less than [`LOW_COVERAGE`] percent coverage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_as: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sla_uptime_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low_coverage: Option<bool>,
     /// `breach` or `ok`, only with an SLA: without one, rollup judges nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<&'static str>,
@@ -130,6 +252,13 @@ pub struct Uptime {
     /// Up (and degraded) over all checks, unrounded (Prometheus' ratio).
     #[serde(skip)]
     pub uptime_ratio: Option<f64>,
+    /// The coverage figures and the span they were taken over (ms), for the status page.
+    #[serde(skip)]
+    pub figures: Option<Figures>,
+    #[serde(skip)]
+    pub span: Option<(i64, i64)>,
+    #[serde(skip)]
+    pub first_last: Option<((i64, bool), (i64, bool))>,
 }
 
 impl Uptime {
@@ -159,14 +288,70 @@ impl Uptime {
             recent_incidents: recent.iter().map(IncidentOut::of).collect(),
             last_status: s.last_status.map(|st| st.as_str()),
             last_check: last_check(&s.last_ts),
+            cadence_s: None,
+            cadence_from: None,
+            coverage_percent: None,
+            unknown_s: None,
+            longest_gap: None,
+            uptime_known_percent: None,
             sla_percent: sla,
+            unknown_as: None,
+            sla_uptime_percent: None,
+            low_coverage: None,
             status: sla.map(|_| if breach { "breach" } else { "ok" }),
             timestamp: stamp.to_string(),
             breach,
             latency_sum_ms: s.latency.total(),
             latency_count: s.latency.count,
             uptime_ratio: if s.total() == 0 { None } else { Some((s.up + s.degraded) as f64 / s.total() as f64) },
+            figures: None,
+            span: None,
+            first_last: None,
         }
+    }
+
+    /// Add the coverage figures of `s` over `span` (with the cadence `configured`, in grid
+    /// units, when services.json sets one), and judge the SLA with unknown time counted as
+    /// `unknown_as`: left out (the check-counted uptime, which only covers known time), or as
+    /// down or up (`uptime × coverage`, plus the unknown share when up).
+    pub fn with_coverage(
+        mut self,
+        s: &ServiceStats,
+        span: Option<(i64, i64)>,
+        configured: Option<u64>,
+        unknown_as: UnknownAs,
+    ) -> Uptime {
+        let fig = coverage::figures(&s.coverage, span, configured);
+        self.span = span;
+        self.first_last = s.coverage.first.zip(s.coverage.last);
+        let cov = fig.as_ref().and_then(Figures::coverage);
+        if let Some(f) = &fig {
+            self.cadence_s = Some(coverage::units_to_s(f.cadence));
+            self.cadence_from = Some(if f.configured { "interval_seconds" } else { "median" });
+            self.coverage_percent = cov.map(|c| py_round(c, 2));
+            self.unknown_s = Some((f.split.unknown_ms + 500) / 1000);
+            self.longest_gap = f.longest_gap.map(|(a, b)| GapOut {
+                start: ts_of(Some(a)),
+                end: ts_of(Some(b)),
+                duration_s: (((b - a).max(0) + 500) / 1000) as u64,
+            });
+            self.uptime_known_percent = f.uptime_known().map(|u| py_round(u, 2));
+        }
+        self.figures = fig;
+        if let Some(pct) = self.sla_percent {
+            let raw = s.uptime_raw();
+            let basis = match (unknown_as, cov) {
+                (UnknownAs::Excluded, _) | (_, None) => raw,
+                (UnknownAs::Down, Some(c)) => raw * c / 100.0,
+                (UnknownAs::Up, Some(c)) => raw * c / 100.0 + (100.0 - c),
+            };
+            self.breach = s.total() > 0 && basis < pct;
+            self.status = Some(if self.breach { "breach" } else { "ok" });
+            self.unknown_as = Some(unknown_as.as_str());
+            self.sla_uptime_percent = (s.total() > 0).then(|| py_round(basis, 2));
+            self.low_coverage = cov.map(|c| c < LOW_COVERAGE);
+        }
+        self
     }
 
     /// The Agent Ops Kit's indicator: OK from 99.5%, WARN from 95%, CRITICAL below.
@@ -199,8 +384,27 @@ impl Uptime {
         if let Some(sla) = self.sla_percent {
             let verdict = if self.breach { "BREACH" } else { "met" };
             line.push_str(&format!(" SLA {}%: {verdict}", py_repr(sla).trim_end_matches(".0")));
+            let notes = self.sla_notes();
+            if !notes.is_empty() {
+                line.push_str(&format!(" ({})", notes.join("; ")));
+            }
         }
         line
+    }
+
+    /// What an SLA verdict needs said beside it: unknown time counted as down or up, and a
+    /// coverage under [`LOW_COVERAGE`].
+    pub fn sla_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let unknown = self.unknown_s.unwrap_or(0) > 0;
+        match self.unknown_as {
+            Some(how @ ("down" | "up")) if unknown => notes.push(format!("unknown time counted as {how}")),
+            _ => {}
+        }
+        if let (Some(true), Some(c)) = (self.low_coverage, self.coverage_percent) {
+            notes.push(format!("judged on {}% coverage", py_repr(c).trim_end_matches(".0")));
+        }
+        notes
     }
 }
 
@@ -240,6 +444,16 @@ const CSV_HEADER: &[&str] = &[
     "last_check",
     "sla_percent",
     "status",
+    "cadence_s",
+    "coverage_percent",
+    "unknown_s",
+    "uptime_known_percent",
+    "longest_gap_start",
+    "longest_gap_end",
+    "longest_gap_s",
+    "unknown_as",
+    "sla_uptime_percent",
+    "low_coverage",
 ];
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
@@ -273,6 +487,42 @@ impl Writer {
             Style::Csv => csv_batch(out, records, first)?,
             Style::Markdown => markdown_batch(out, scope, records, first)?,
             Style::Prometheus => prometheus(out, scope, records)?,
+        }
+        Ok(())
+    }
+
+    /// Write the monitor's own silences: `finding` records (NDJSON), a list (Markdown), two
+    /// gauges (Prometheus). The Agent Ops Kit's text report and the CSV rows stay as they are.
+    pub fn gaps(&mut self, out: &mut dyn Write, scope: &Scope, gaps: &[MonitoringGap], stamp: &str) -> Result<()> {
+        match self.style {
+            Style::Ndjson => {
+                for g in gaps {
+                    ndjson::write(out, &g.finding(stamp))?;
+                }
+            }
+            Style::Markdown if !gaps.is_empty() => {
+                out.write_all(b"\n### Monitoring gaps\n\n")?;
+                for g in gaps {
+                    writeln!(out, "- {}", md_escape(&g.text()))?;
+                }
+            }
+            Style::Prometheus => {
+                let window = prom_label(&scope.prom_window());
+                let silent: u64 = gaps.iter().map(MonitoringGap::duration_s).sum();
+                writeln!(
+                    out,
+                    "# HELP pitcrew_monitoring_gaps Stretches of the window in which no check of any service was written."
+                )?;
+                writeln!(out, "# TYPE pitcrew_monitoring_gaps gauge")?;
+                writeln!(out, "pitcrew_monitoring_gaps{{window=\"{window}\"}} {}", gaps.len())?;
+                writeln!(
+                    out,
+                    "# HELP pitcrew_monitoring_gap_seconds Time of the window in which no check of any service was written."
+                )?;
+                writeln!(out, "# TYPE pitcrew_monitoring_gap_seconds gauge")?;
+                writeln!(out, "pitcrew_monitoring_gap_seconds{{window=\"{window}\"}} {silent}")?;
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -313,6 +563,16 @@ fn csv_batch(out: &mut dyn Write, records: &[Uptime], header: bool) -> Result<()
             opt(&r.last_check),
             opt(&r.sla_percent),
             opt(&r.status),
+            opt(&r.cadence_s),
+            opt(&r.coverage_percent),
+            opt(&r.unknown_s),
+            opt(&r.uptime_known_percent),
+            opt(&r.longest_gap.as_ref().and_then(|g| g.start.clone())),
+            opt(&r.longest_gap.as_ref().and_then(|g| g.end.clone())),
+            opt(&r.longest_gap.as_ref().map(|g| g.duration_s)),
+            opt(&r.unknown_as),
+            opt(&r.sla_uptime_percent),
+            opt(&r.low_coverage),
         ])
         .map_err(err)?;
     }
@@ -341,6 +601,10 @@ fn ms(v: Option<f64>) -> String {
     v.map(|x| format!("{} ms", py_repr(x).trim_end_matches(".0"))).unwrap_or_else(|| "-".into())
 }
 
+fn pct_cell(v: Option<f64>) -> String {
+    v.map(|p| format!("{}%", py_repr(p).trim_end_matches(".0"))).unwrap_or_else(|| "-".into())
+}
+
 fn markdown_batch(out: &mut dyn Write, scope: &Scope, records: &[Uptime], first: bool) -> Result<()> {
     if !first {
         out.write_all(b"\n")?;
@@ -348,15 +612,15 @@ fn markdown_batch(out: &mut dyn Write, scope: &Scope, records: &[Uptime], first:
     writeln!(out, "## Uptime report ({})\n", md_escape(&scope.label()))?;
     let sla = records.iter().any(|r| r.sla_percent.is_some());
     out.write_all(
-        b"| | service | uptime | checks | failures | degraded | avg | p50 | p95 | p99 | incidents | longest outage |",
+        b"| | service | uptime | checks | failures | degraded | avg | p50 | p95 | p99 | incidents | longest outage | coverage | unknown | uptime (known time) |",
     )?;
     out.write_all(if sla { b" SLA |\n" } else { b"\n" })?;
-    out.write_all(b"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")?;
+    out.write_all(b"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")?;
     out.write_all(if sla { b"---|\n" } else { b"\n" })?;
     for r in records {
         write!(
             out,
-            "| {} | {} | {}% | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {}% | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.indicator(),
             md_escape(&r.name),
             r.kit_number(r.uptime_percent),
@@ -369,9 +633,20 @@ fn markdown_batch(out: &mut dyn Write, scope: &Scope, records: &[Uptime], first:
             ms(r.p99_latency_ms),
             r.incidents,
             if r.incidents == 0 { "-".to_string() } else { clock::human_duration(r.longest_outage_s) },
+            pct_cell(r.coverage_percent),
+            match r.unknown_s {
+                None | Some(0) => "-".to_string(),
+                Some(s) => clock::human_duration(s),
+            },
+            pct_cell(r.uptime_known_percent),
         )?;
         if let Some(pct) = r.sla_percent {
-            write!(out, " {} {}% |", if r.breach { "**breach**" } else { "met" }, py_repr(pct).trim_end_matches(".0"))?;
+            write!(out, " {} {}%", if r.breach { "**breach**" } else { "met" }, py_repr(pct).trim_end_matches(".0"))?;
+            let notes = r.sla_notes();
+            if !notes.is_empty() {
+                write!(out, " ({})", notes.join("; "))?;
+            }
+            out.write_all(b" |")?;
         }
         out.write_all(b"\n")?;
     }
@@ -411,7 +686,7 @@ type Family = (&'static str, &'static str, &'static str, fn(&Uptime) -> Vec<Samp
 
 fn prometheus(out: &mut dyn Write, scope: &Scope, records: &[Uptime]) -> Result<()> {
     let window = prom_label(&scope.prom_window());
-    let families: [Family; 8] = [
+    let families: [Family; 13] = [
         ("pitcrew_uptime_ratio", "gauge", "Share of checks up or degraded in the window (0 to 1).", |r| {
             vec![("", "", r.uptime_ratio)]
         }),
@@ -447,6 +722,24 @@ fn prometheus(out: &mut dyn Write, scope: &Scope, records: &[Uptime]) -> Result<
         ("pitcrew_uptime_sla_breach", "gauge", "1 when uptime is below the SLA given with --sla, else 0.", |r| {
             vec![("", "", r.sla_percent.map(|_| if r.breach { 1.0 } else { 0.0 }))]
         }),
+        ("pitcrew_uptime_coverage_ratio", "gauge", "Share of the window's time that checks covered (0 to 1).", |r| {
+            vec![("", "", r.figures.as_ref().and_then(Figures::coverage).map(|c| c / 100.0))]
+        }),
+        ("pitcrew_uptime_unknown_seconds", "gauge", "Time in the window that no check covered.", |r| {
+            vec![("", "", r.figures.map(|f| f.split.unknown_ms as f64 / 1000.0))]
+        }),
+        ("pitcrew_uptime_known_ratio", "gauge", "Share of the covered time the service was up (0 to 1).", |r| {
+            vec![("", "", r.figures.as_ref().and_then(Figures::uptime_known).map(|u| u / 100.0))]
+        }),
+        ("pitcrew_uptime_longest_gap_seconds", "gauge", "The longest stretch of the window no check covered.", |r| {
+            vec![("", "", r.figures.map(|f| f.longest_gap.map_or(0.0, |(a, b)| (b - a) as f64 / 1000.0)))]
+        }),
+        (
+            "pitcrew_uptime_cadence_seconds",
+            "gauge",
+            "The cadence unknown time is judged by (configured or the median spacing).",
+            |r| vec![("", "", r.cadence_s)],
+        ),
     ];
     for (metric, kind, help, samples) in families {
         let mut rows = String::new();

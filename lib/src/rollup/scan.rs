@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use time::Date;
 
+use super::coverage::Host;
 use super::fast::{self, Fields};
 use super::lines::Lines;
 use super::stats::{Latency, Seen, ServiceStats};
@@ -287,6 +288,8 @@ pub struct ScanOpts {
     pub pass_through: bool,
     /// Track the first and last day seen (no window to report otherwise).
     pub track_range: bool,
+    /// Keep every incident of every service (`rollup incidents`; one stream, never merged).
+    pub log_incidents: bool,
     pub strict: bool,
     pub max_line: usize,
 }
@@ -311,6 +314,8 @@ pub struct Scanner {
     /// First and last day seen, when tracked.
     pub range: Option<(i32, i32)>,
     pub lines: u64,
+    /// When any check was written: the monitor's own silences.
+    pub host: Host,
 }
 
 /// Where a reader's lines come from: its name for messages and, for a daily file, its day.
@@ -431,8 +436,16 @@ impl Scanner {
         } else {
             &mut self.window
         };
+        let ms = ts.as_deref().and_then(ts_millis);
+        if let Some(ms) = ms {
+            self.host.observe(ms);
+        }
         let stats = agg.get(&name);
-        stats.add(status, latency, &mut || ts.as_deref().and_then(ts_millis));
+        stats.cells_from = self.opts.day_cells_from;
+        if self.opts.log_incidents && stats.incidents.all.is_none() {
+            stats.incidents.all = Some(Vec::new());
+        }
+        stats.add(status, latency, &mut || ms);
         if let (Some(from), Some(d)) = (self.opts.day_cells_from, day) {
             if d >= from {
                 stats.add_day(d, status, latency);
@@ -464,6 +477,7 @@ impl Scanner {
             });
         }
         self.lines += later.lines;
+        self.host.merge(later.host);
     }
 
     /// Take the days up to and including `day` (`--by day` over the daily files, which come
@@ -522,17 +536,7 @@ fn is_corrupt(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof)
 }
 
-/// `YYYY-MM-DD.jsonl` or `YYYY-MM-DD.jsonl.gz`: the day, and whether it is compressed.
-pub fn daily_name(name: &str) -> Option<(Date, bool)> {
-    let (stem, gz) = match name.strip_suffix(".jsonl.gz") {
-        Some(s) => (s, true),
-        None => (name.strip_suffix(".jsonl")?, false),
-    };
-    if stem.len() != 10 {
-        return None;
-    }
-    clock::parse_date(stem).map(|d| (d, gz))
-}
+pub use crate::store::daily::daily_name;
 
 /// The day of a file named by date, from its path.
 pub fn daily_path(p: &Path) -> Option<(Date, bool)> {

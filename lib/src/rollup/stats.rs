@@ -12,6 +12,8 @@
 
 use std::collections::VecDeque;
 
+use super::coverage::{self, Coverage, Spacings};
+
 /// How many of a service's most recent incidents are kept (with their count and the longest).
 pub const RECENT_INCIDENTS: usize = 20;
 
@@ -311,6 +313,9 @@ pub struct Incidents {
     /// How the lines began, and the first incident once it closed (for [`Incidents::merge`]).
     pub lead: Lead,
     pub first_closed: Option<Incident>,
+    /// Every closed incident, in order, when asked for (`rollup incidents`, which reads its
+    /// lines in one stream and never merges).
+    pub all: Option<Vec<Incident>>,
 }
 
 /// Is `a` strictly longer than `b` (so that the earlier of two equal ones stays longest)?
@@ -431,6 +436,9 @@ impl Incidents {
     }
 
     fn keep(&mut self, i: Incident) {
+        if let Some(all) = &mut self.all {
+            all.push(i.clone());
+        }
         if longer(&i, self.longest.as_ref()) {
             self.longest = Some(i.clone());
         }
@@ -472,13 +480,16 @@ impl Incidents {
 }
 
 /// A day of one service, for the status page's bars and latency line.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DayCell {
     pub up: u64,
     pub degraded: u64,
     pub down: u64,
     pub latency_sum: f64,
     pub lines: u64,
+    /// The part of each spacing that falls in this day, in the bucket of the whole spacing
+    /// (so that the day's unknown time agrees with the window's).
+    pub spacings: Spacings,
 }
 
 impl DayCell {
@@ -512,10 +523,15 @@ pub struct ServiceStats {
     pub last_ts: String,
     /// Day number (days since 1970-01-01) and cell, in day order; kept only for the page.
     pub days: Vec<(i32, DayCell)>,
+    /// Which time anyone watched: the spacings of the checks.
+    pub coverage: Coverage,
+    /// Keep day cells from this day on (the status page): spacings are cut into them.
+    pub cells_from: Option<i32>,
 }
 
 impl ServiceStats {
-    /// Count one line. `ts` is only asked for when an incident needs it.
+    /// Count one line. `ts` is asked for (once) when the line says up, degraded, down or
+    /// recovered: for incidents and coverage.
     pub fn add(&mut self, status: Seen, latency: Latency, ts: &mut dyn FnMut() -> Option<i64>) {
         match status {
             Seen::Up => self.up += 1,
@@ -525,20 +541,54 @@ impl ServiceStats {
         }
         self.latency.add(latency);
         self.hist.add(latency.as_f64());
+        let ts = if status == Seen::Other { None } else { ts() };
         match status {
             Seen::Down => {
                 if self.incidents.lead == Lead::Nothing {
                     self.incidents.lead = Lead::Down;
                 }
-                self.incidents.down(ts())
+                self.incidents.down(ts)
             }
-            Seen::Up | Seen::Degraded | Seen::Recovered if self.incidents.is_open() => self.incidents.back(ts()),
+            Seen::Up | Seen::Degraded | Seen::Recovered if self.incidents.is_open() => self.incidents.back(ts),
             Seen::Up | Seen::Degraded | Seen::Recovered if self.incidents.lead == Lead::Nothing => {
-                self.incidents.lead = Lead::Back(ts());
+                self.incidents.lead = Lead::Back(ts);
             }
             _ => {}
         }
+        if let Some(ms) = ts {
+            if let Some(closed) = self.coverage.observe(ms, status == Seen::Down) {
+                self.cut_into_days(closed);
+            }
+        }
         self.last_status = Some(status);
+    }
+
+    /// Count the part of a spacing that falls in each day cell kept (the status page).
+    fn cut_into_days(&mut self, (start, len, down): (i64, u64, bool)) {
+        let Some(from) = self.cells_from else { return };
+        if len == 0 {
+            return;
+        }
+        let end = start.saturating_add(i64::try_from(len).unwrap_or(i64::MAX));
+        let from_ms = i64::from(from) * coverage::DAY_MS;
+        coverage::by_day(start.max(from_ms), end, |day, ms| {
+            self.cell(day).spacings.add(len, ms, down);
+        });
+    }
+
+    /// The cell of `day`, made when missing.
+    fn cell(&mut self, day: i32) -> &mut DayCell {
+        let idx = match self.days.last() {
+            Some((d, _)) if *d == day => self.days.len() - 1,
+            _ => match self.days.binary_search_by_key(&day, |(d, _)| *d) {
+                Ok(i) => i,
+                Err(i) => {
+                    self.days.insert(i, (day, DayCell::default()));
+                    i
+                }
+            },
+        };
+        &mut self.days[idx].1
     }
 
     /// Continue these statistics with those of the lines that came right after.
@@ -550,6 +600,12 @@ impl ServiceStats {
         self.latency.merge(&later.latency);
         self.hist.merge(&later.hist);
         self.incidents.merge(later.incidents);
+        if self.cells_from.is_none() {
+            self.cells_from = later.cells_from;
+        }
+        if let Some(joint) = self.coverage.merge(later.coverage) {
+            self.cut_into_days(joint);
+        }
         if later.last_status.is_some() {
             self.last_status = later.last_status;
             self.last_ts = later.last_ts;
@@ -563,6 +619,7 @@ impl ServiceStats {
                     c.down += cell.down;
                     c.latency_sum += cell.latency_sum;
                     c.lines += cell.lines;
+                    c.spacings.merge(&cell.spacings);
                 }
                 Err(i) => self.days.insert(i, (day, cell)),
             }
@@ -571,17 +628,7 @@ impl ServiceStats {
 
     /// Count the line in its day's cell (the status page).
     pub fn add_day(&mut self, day: i32, status: Seen, latency: Latency) {
-        let idx = match self.days.last() {
-            Some((d, _)) if *d == day => self.days.len() - 1,
-            _ => match self.days.binary_search_by_key(&day, |(d, _)| *d) {
-                Ok(i) => i,
-                Err(i) => {
-                    self.days.insert(i, (day, DayCell::default()));
-                    i
-                }
-            },
-        };
-        let cell = &mut self.days[idx].1;
+        let cell = self.cell(day);
         match status {
             Seen::Up => cell.up += 1,
             Seen::Degraded => cell.degraded += 1,
@@ -783,21 +830,24 @@ mod tests {
                         _ => Seen::Up,
                     }
                 };
-                let ts = if next() % 17 == 0 { None } else { Some(k as i64 * 60_000 + (next() % 7) as i64 * 1000) };
+                let ts = if next() % 17 == 0 { None } else { Some(k as i64 * 600_000 + (next() % 7) as i64 * 1000) };
                 (st, ts)
             })
             .collect()
     }
 
     fn read(lines: &[(Seen, Option<i64>)]) -> ServiceStats {
-        let mut s = ServiceStats::default();
+        // Day cells from the epoch on: spacings cut at midnight (the lines span a few days).
+        let mut s = ServiceStats { cells_from: Some(0), ..ServiceStats::default() };
         for &(st, ts) in lines {
             s.add(st, Latency::Int(ts.unwrap_or(0) % 1000), &mut || ts);
         }
         s
     }
 
-    fn summary(s: &ServiceStats) -> (u64, u64, u64, Vec<Incident>, Option<i64>, u64, Option<Seen>) {
+    type Summary = (u64, u64, u64, Vec<Incident>, Option<i64>, u64, Option<Seen>, Coverage, Vec<(i32, DayCell)>);
+
+    fn summary(s: &ServiceStats) -> Summary {
         let (recent, longest) = s.incidents.finished();
         (
             s.total(),
@@ -807,6 +857,8 @@ mod tests {
             longest.and_then(|l| l.duration_ms()),
             s.hist.count(),
             s.last_status,
+            s.coverage.clone(),
+            s.days.clone(),
         )
     }
 
@@ -821,7 +873,7 @@ mod tests {
             cuts.push(0);
             cuts.push(lines.len());
             cuts.sort_unstable();
-            let mut merged = ServiceStats::default();
+            let mut merged = ServiceStats { cells_from: Some(0), ..ServiceStats::default() };
             for w in cuts.windows(2) {
                 merged.merge(read(&lines[w[0]..w[1]]));
             }

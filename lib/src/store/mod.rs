@@ -14,9 +14,12 @@
 //!   never interleave inside a line; never through a link, never into a FIFO.
 //! * [`read`]: every file read whole is read through [`read::read`] with a cap for its kind
 //!   ([`kinds`]); regular files only.
+//! * [`daily`]: directories of one file per day (the metrics, the alert and restart
+//!   histories): append, prune, compact.
 //! * [`Dir`]: the same operations relative to a directory held open, for places whose
 //!   contents others write (mission cells).
 
+pub mod daily;
 pub mod dir;
 pub mod read;
 

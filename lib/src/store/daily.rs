@@ -1,8 +1,10 @@
-//! Keeping the metrics directory in shape: `prune` deletes daily files past retention,
-//! `compact` gzips the files of closed days.
+//! Directories of one file per UTC day (`YYYY-MM-DD.jsonl`, and `.jsonl.gz` once
+//! compacted): the metrics probe appends to, and the alert and restart histories notify and
+//! recover append to. [`append`] adds a line to a day's file; `prune` deletes daily files
+//! past retention, `compact` gzips the files of closed days.
 //!
-//! Both are safe against a probe appending at the same moment: probe only ever appends to
-//! today's file (UTC), and neither touches today. `compact` compresses into a temporary file
+//! Both are safe against a writer appending at the same moment: writers only ever append to
+//! the current day's file (UTC), and neither touches today. `compact` compresses into a temporary file
 //! in the same directory and renames it into place, so a reader sees the `.jsonl` or the
 //! `.jsonl.gz`, never half of one; if the day's file changes while it is being compressed it
 //! is compressed again, or left alone. Two maintenance runs exclude each other with a lock
@@ -18,12 +20,48 @@ use flate2::write::GzEncoder;
 use serde::Serialize;
 use time::{Date, OffsetDateTime};
 
-use super::scan::daily_name;
 use crate::clock;
 use crate::entry::Diag;
 use crate::error::{Error, Result, Status};
 use crate::ndjson;
 use crate::store;
+
+/// `YYYY-MM-DD.jsonl` or `YYYY-MM-DD.jsonl.gz`: the day, and whether it is compressed.
+pub fn daily_name(name: &str) -> Option<(Date, bool)> {
+    let (stem, gz) = match name.strip_suffix(".jsonl.gz") {
+        Some(s) => (s, true),
+        None => (name.strip_suffix(".jsonl")?, false),
+    };
+    if stem.len() != 10 {
+        return None;
+    }
+    clock::parse_date(stem).map(|d| (d, gz))
+}
+
+/// The file of `day` in `dir`: `DIR/YYYY-MM-DD.jsonl`.
+pub fn day_path(dir: &Path, day: Date) -> PathBuf {
+    dir.join(format!("{}.jsonl", clock::fmt_date(day)))
+}
+
+/// Append `record` as one line to the file of `day` in `dir` (created with the directory),
+/// in a single `write`, as probe appends to the metrics: concurrent writers never
+/// interleave inside a line.
+pub fn append<T: Serialize + ?Sized>(dir: &Path, day: Date, record: &T) -> Result<()> {
+    let line = ndjson::to_line(record)?;
+    store::append_line(&day_path(dir, day), &line)
+}
+
+/// What a directory of daily files holds, for the records and messages of prune and compact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    /// The `kind` of the records: `metrics_file`, `history_file`.
+    pub kind: &'static str,
+    /// What the files are called in the text summaries: `metrics`, `alert history`.
+    pub noun: &'static str,
+}
+
+/// The metrics directory's files (probe's checks).
+pub const METRICS: Family = Family { kind: "metrics_file", noun: "metrics" };
 
 /// What prune or compact did to one file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,9 +82,17 @@ pub struct FileRecord {
 }
 
 impl FileRecord {
-    fn new(action: &'static str, path: &Path, date: Date, bytes: u64, dry_run: bool, stamp: &str) -> FileRecord {
+    fn new(
+        family: Family,
+        action: &'static str,
+        path: &Path,
+        date: Date,
+        bytes: u64,
+        dry_run: bool,
+        stamp: &str,
+    ) -> FileRecord {
         FileRecord {
-            kind: "metrics_file",
+            kind: family.kind,
             action,
             path: path.display().to_string(),
             date: clock::fmt_date(date),
@@ -157,8 +203,10 @@ fn emit(out: &mut dyn Write, style: Report, r: &FileRecord) -> Result<()> {
 
 /// Delete the daily files whose day began more than `retention_days` before `now` (the
 /// kit's rule: `file_date < now - retention`). Today's file is never one of them.
+#[allow(clippy::too_many_arguments)]
 pub fn prune(
     dir: &Path,
+    family: Family,
     retention_days: u32,
     now: OffsetDateTime,
     dry_run: bool,
@@ -166,11 +214,13 @@ pub fn prune(
     out: &mut dyn Write,
     diag: &Diag,
 ) -> Result<Status> {
-    maintaining(dir, dry_run, || prune_locked(dir, retention_days, now, dry_run, style, out, diag))
+    maintaining(dir, dry_run, || prune_locked(dir, family, retention_days, now, dry_run, style, out, diag))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn prune_locked(
     dir: &Path,
+    family: Family,
     retention_days: u32,
     now: OffsetDateTime,
     dry_run: bool,
@@ -187,7 +237,7 @@ fn prune_locked(
             continue;
         }
         let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let mut rec = FileRecord::new("pruned", &path, date, bytes, dry_run, &stamp);
+        let mut rec = FileRecord::new(family, "pruned", &path, date, bytes, dry_run, &stamp);
         if !dry_run {
             match fs::remove_file(&path) {
                 Ok(()) => {}
@@ -209,19 +259,21 @@ fn prune_locked(
         let _ = store::sync_dir(dir);
     }
     if style == Report::Text {
-        let days = retention_days;
+        let (days, noun) = (retention_days, family.noun);
         match (removed, dry_run) {
-            (0, _) => writeln!(out, "No metrics files older than {days} days.")?,
-            (n, true) => writeln!(out, "Would clean up {n} old metrics file(s).")?,
-            (n, false) => writeln!(out, "Cleaned up {n} old metrics file(s).")?,
+            (0, _) => writeln!(out, "No {noun} files older than {days} days.")?,
+            (n, true) => writeln!(out, "Would clean up {n} old {noun} file(s).")?,
+            (n, false) => writeln!(out, "Cleaned up {n} old {noun} file(s).")?,
         }
     }
     Ok(status)
 }
 
 /// Gzip every `.jsonl` of a day before `today` into `.jsonl.gz`, then remove the `.jsonl`.
+#[allow(clippy::too_many_arguments)]
 pub fn compact(
     dir: &Path,
+    family: Family,
     today: Date,
     now: OffsetDateTime,
     dry_run: bool,
@@ -229,11 +281,13 @@ pub fn compact(
     out: &mut dyn Write,
     diag: &Diag,
 ) -> Result<Status> {
-    maintaining(dir, dry_run, || compact_locked(dir, today, now, dry_run, style, out, diag))
+    maintaining(dir, dry_run, || compact_locked(dir, family, today, now, dry_run, style, out, diag))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn compact_locked(
     dir: &Path,
+    family: Family,
     today: Date,
     now: OffsetDateTime,
     dry_run: bool,
@@ -251,15 +305,15 @@ fn compact_locked(
         }
         let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if dry_run {
-            emit(out, style, &FileRecord::new("compacted", &path, date, bytes, true, &stamp))?;
+            emit(out, style, &FileRecord::new(family, "compacted", &path, date, bytes, true, &stamp))?;
             done += 1;
             continue;
         }
-        let rec = match compact_one(&path, date, &stamp) {
+        let rec = match compact_one(family, &path, date, &stamp) {
             Ok(rec) => rec,
             Err(e) => {
                 diag.warn(&e);
-                let mut rec = FileRecord::new("failed", &path, date, bytes, false, &stamp);
+                let mut rec = FileRecord::new(family, "failed", &path, date, bytes, false, &stamp);
                 rec.detail = Some(e.to_string());
                 rec
             }
@@ -277,11 +331,17 @@ fn compact_locked(
         emit(out, style, &rec)?;
     }
     if style == Report::Text {
+        // The metrics keep the Agent Ops Kit's words; other families are named.
+        let (of, noun) = if family == METRICS {
+            (String::new(), String::new())
+        } else {
+            (format!(" of {}", family.noun), format!(" {}", family.noun))
+        };
         match (done, dry_run) {
-            (0, _) => writeln!(out, "No closed days to compact.")?,
-            (n, true) => writeln!(out, "Would compact {n} file(s).")?,
+            (0, _) => writeln!(out, "No closed days{of} to compact.")?,
+            (n, true) => writeln!(out, "Would compact {n}{noun} file(s).")?,
             (n, false) => {
-                writeln!(out, "Compacted {n} file(s), {} saved.", human_bytes(saved.max(0) as u64))?;
+                writeln!(out, "Compacted {n}{noun} file(s), {} saved.", human_bytes(saved.max(0) as u64))?;
             }
         }
     }
@@ -346,11 +406,11 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Compress one closed day. A day whose `.jsonl` changes while it is compressed is tried
 /// once more, then left alone (`skipped`).
-fn compact_one(plain: &Path, date: Date, stamp: &str) -> Result<FileRecord> {
+fn compact_one(family: Family, plain: &Path, date: Date, stamp: &str) -> Result<FileRecord> {
     let gz = gz_path(plain);
     let fail = |what: &'static str| move |e: io::Error| Error::path(what, plain, e);
     let before = fs::metadata(plain).map_err(fail("cannot stat"))?;
-    let mut rec = FileRecord::new("compacted", plain, date, before.len(), false, stamp);
+    let mut rec = FileRecord::new(family, "compacted", plain, date, before.len(), false, stamp);
     let relation = if gz.exists() { Some(relation(&gz, plain).map_err(fail("cannot compare"))?) } else { None };
     if relation == Some(Relation::Same) {
         fs::remove_file(plain).map_err(fail("cannot remove"))?;
@@ -474,7 +534,7 @@ mod tests {
         let (diag, _) = Diag::memory("rollup");
         let mut out = Vec::new();
         // cutoff = 2026-08-25T10:00: the 25th began before it, the 26th after.
-        let st = prune(&d, 90, now(), false, Report::Text, &mut out, &diag).unwrap();
+        let st = prune(&d, METRICS, 90, now(), false, Report::Text, &mut out, &diag).unwrap();
         assert_eq!(st, Status::Ok);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("pruned 2026-08-24.jsonl (3 B)"), "{text}");
@@ -492,7 +552,7 @@ mod tests {
         let (diag, _) = Diag::memory("rollup");
         let mut out = Vec::new();
         let today = now().date();
-        let st = compact(&d, today, now(), false, Report::Ndjson, &mut out, &diag).unwrap();
+        let st = compact(&d, METRICS, today, now(), false, Report::Ndjson, &mut out, &diag).unwrap();
         assert_eq!(st, Status::Ok);
         assert!(!d.join("2026-11-21.jsonl").exists());
         assert_eq!(gunzip(&d.join("2026-11-21.jsonl.gz")), "{\"name\":\"a\",\"status\":\"up\"}\n");
@@ -520,7 +580,7 @@ mod tests {
         write_gz(File::create(d.join("2026-11-22.jsonl.gz")).unwrap(), &d.join("2026-11-22.jsonl"), None).unwrap();
         fs::write(d.join("2026-11-22.jsonl"), "new\n").unwrap();
         let mut out = Vec::new();
-        compact(&d, now().date(), now(), false, Report::Text, &mut out, &diag).unwrap();
+        compact(&d, METRICS, now().date(), now(), false, Report::Text, &mut out, &diag).unwrap();
         assert_eq!(gunzip(&d.join("2026-11-20.jsonl.gz")), "a\n");
         assert_eq!(gunzip(&d.join("2026-11-21.jsonl.gz")), "b\nc\n");
         assert_eq!(gunzip(&d.join("2026-11-22.jsonl.gz")), "old\nnew\n");
@@ -538,8 +598,8 @@ mod tests {
         fs::write(d.join("2026-01-01.jsonl"), "x\n").unwrap();
         let (diag, _) = Diag::memory("rollup");
         let mut out = Vec::new();
-        compact(&d, now().date(), now(), true, Report::Text, &mut out, &diag).unwrap();
-        prune(&d, 90, now(), true, Report::Text, &mut out, &diag).unwrap();
+        compact(&d, METRICS, now().date(), now(), true, Report::Text, &mut out, &diag).unwrap();
+        prune(&d, METRICS, 90, now(), true, Report::Text, &mut out, &diag).unwrap();
         assert!(d.join("2026-01-01.jsonl").exists());
         assert!(!d.join("2026-01-01.jsonl.gz").exists());
         let text = String::from_utf8(out).unwrap();
