@@ -7,8 +7,10 @@
 //! Shared pieces: [`entry`] (argument parsing, exit codes, broken pipes), [`error`] (the one
 //! error type and the exit-code table), [`ndjson`] (numbered line reading and writing),
 //! [`record`] (the record kinds of the pipe), [`config`] (services.json and the environment),
-//! [`store`] (atomic writes, locks, appends), [`clock`] (`--now` and timestamps).
+//! [`store`] (atomic writes, locks, appends), [`clock`] (`--now` and timestamps), [`check`]
+//! (the check engine probe, recover, tickmon and cellscan share).
 
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;
