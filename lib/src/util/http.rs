@@ -19,8 +19,8 @@ pub fn seconds(d: Duration) -> String {
     }
 }
 
-/// Why a request got no usable answer, by phase: the one wording of the check engine's HTTP
-/// client and of notify's sinks.
+/// Why a request got no usable answer, by phase: the words of the HTTP client
+/// ([`crate::check::http`]) that every tool's requests go through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// The host name did not resolve in time.
@@ -76,24 +76,6 @@ impl Failure {
     }
 }
 
-/// Describe a failed ureq request that was allowed `timeout` in all.
-pub fn describe(e: &ureq::Error, timeout: Duration) -> String {
-    use ureq::Timeout as T;
-    let f = match e {
-        ureq::Error::Timeout(T::Resolve) => Failure::ResolveTimeout,
-        ureq::Error::Timeout(T::Connect) => Failure::ConnectTimeout,
-        ureq::Error::Timeout(T::SendRequest | T::SendBody | T::PerWrite) => Failure::SendTimeout,
-        ureq::Error::Timeout(T::RecvBody) => Failure::BodyTimeout,
-        ureq::Error::Timeout(_) => Failure::AnswerTimeout,
-        ureq::Error::HostNotFound => Failure::HostNotFound,
-        ureq::Error::ConnectionFailed => Failure::ConnectionFailed,
-        ureq::Error::Io(io) => Failure::from_io(io),
-        ureq::Error::TooManyRedirects => Failure::TooManyRedirects,
-        other => Failure::Other(other.to_string()),
-    };
-    f.describe(timeout)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,9 +92,9 @@ mod tests {
     #[test]
     fn timeouts_say_what_and_how_long() {
         let d = Duration::from_secs(2);
-        assert_eq!(describe(&ureq::Error::Timeout(ureq::Timeout::Global), d), "no answer within 2 s");
-        assert_eq!(describe(&ureq::Error::Timeout(ureq::Timeout::Connect), d), "connect timed out after 2 s");
+        assert_eq!(Failure::AnswerTimeout.describe(d), "no answer within 2 s");
+        assert_eq!(Failure::ConnectTimeout.describe(d), "connect timed out after 2 s");
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert_eq!(describe(&ureq::Error::Io(refused), d), "connection refused");
+        assert_eq!(Failure::from_io(&refused).describe(d), "connection refused");
     }
 }
