@@ -193,7 +193,8 @@ async fn drive(jobs: Arc<Vec<Job>>, env: Arc<CheckEnv>, limits: Limits, diag: &D
 async fn run_job(jobs: &Arc<Vec<Job>>, i: usize, env: &Arc<CheckEnv>, pool: &Semaphore) -> Check {
     let job = &jobs[i];
     if !job.is_blocking() {
-        return watchdog(job, env, run::network(job, env)).await;
+        // Boxed: a task holds only what its kind of check needs, and moving it is cheap.
+        return watchdog(job, env, Box::pin(run::network(job, env))).await;
     }
     let _place = pool.acquire().await.ok();
     let (all, shared) = (jobs.clone(), env.clone());
