@@ -2,7 +2,8 @@
 //!
 //! * `--http N` listeners that answer every request at once with `200 {"status":"ok"}` and
 //!   close;
-//! * `--hole N` listeners that accept and never answer (the connections are held);
+//! * `--hole N` listeners that accept, read what comes and never answer (a connection is
+//!   closed only once the client closes it);
 //! * `--tcp N` listeners that accept and close.
 //!
 //! Prints `{"http": [ports], "hole": [ports], "tcp": [ports]}` on one line, serves until its
@@ -50,6 +51,16 @@ async fn answer(mut s: TcpStream) {
     let _ = s.shutdown().await;
 }
 
+/// Read and drop whatever comes until the client gives up; never say a word.
+async fn silent(mut s: TcpStream) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
 async fn serve(l: TcpListener, kind: Kind, count: Arc<AtomicU64>) {
     loop {
         let s = match l.accept().await {
@@ -67,10 +78,7 @@ async fn serve(l: TcpListener, kind: Kind, count: Arc<AtomicU64>) {
                 tokio::spawn(answer(s));
             }
             Kind::Hole => {
-                tokio::spawn(async move {
-                    let _held = s;
-                    std::future::pending::<()>().await;
-                });
+                tokio::spawn(silent(s));
             }
             Kind::Tcp => drop(s),
         }
