@@ -654,3 +654,66 @@ fn a_missing_config_is_a_clear_error() {
     r.stderr_has("probe: cannot read config");
     r.stderr_has("services.json");
 }
+
+#[test]
+#[ignore = "slow: 2,000 loopback services at once; scripts/test.sh runs it"]
+fn two_thousand_services_at_once_and_not_one_false_timeout() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    // The benchmark's fixture: one thread serving every listener, so it is never the reason a
+    // check is late. A tenth of the services are urls to listeners that never answer.
+    let mut fixture = Command::new(env!("CARGO_BIN_EXE_pitcrew-bench-fixture"))
+        .args(["--http", "4", "--hole", "2", "--tcp", "4"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(fixture.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ports: Value = serde_json::from_str(&line).unwrap();
+    let port = |kind: &str, i: usize| {
+        let list = ports[kind].as_array().unwrap();
+        list[i % list.len()].as_u64().unwrap()
+    };
+    let n = 2000;
+    let lines: String = (0..n)
+        .map(|i| {
+            let svc = match i % 10 {
+                0 => json!({"name": format!("hang-{i}"), "target": format!("http://127.0.0.1:{}/", port("hole", i))}),
+                1..=5 => {
+                    json!({"name": format!("http-{i}"), "target": format!("http://127.0.0.1:{}/", port("http", i))})
+                }
+                6..=8 => json!({"name": format!("tcp-{i}"), "type": "port", "port": port("tcp", i)}),
+                _ => json!({"name": format!("proc-{i}"), "type": "process", "process_name": "pitcrew-bench-fixture"}),
+            };
+            let mut svc = svc;
+            svc["timeout_seconds"] = json!(2);
+            format!("{svc}\n")
+        })
+        .collect();
+    let w = Workdir::new("two-thousand");
+    let t = Instant::now();
+    let r = w.tool("probe").args(["--services", "-", "--no-metrics", "--concurrency", "2000"]).stdin(lines).run();
+    let took = t.elapsed();
+    drop(fixture.stdin.take());
+    let _ = fixture.wait();
+    r.code(1);
+    let checks = r.kind("check");
+    assert_eq!(checks.len(), n);
+    let mut late = Vec::new();
+    for c in &checks {
+        let name = c["name"].as_str().unwrap();
+        if name.starts_with("hang-") {
+            assert_eq!(
+                (c["status"].as_str(), c["detail"].as_str()),
+                (Some("down"), Some("no answer within 2 s")),
+                "{c}"
+            );
+        } else if c["status"] != "up" {
+            late.push(c.to_string());
+        }
+    }
+    assert!(late.is_empty(), "{} healthy services reported down, first: {}", late.len(), late[0]);
+    assert!(took < crate::util::limit(1.5 * 2.0), "2,000 services with a 2 s timeout took {took:?}");
+}

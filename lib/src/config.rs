@@ -15,7 +15,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::check::Job;
+use crate::check::spec::{self, Defaults};
+pub use crate::check::spec::{CheckSpec, HeartbeatSpec, UrlSpec};
 use crate::error::{Error, Result};
+use crate::util::fields::{Fields, found, json_type, number_value, uint_value};
+pub use crate::util::proc::CommandLine;
 
 /// An environment lookup (the process environment in binaries, a map in tests). Empty values
 /// count as unset.
@@ -178,6 +183,11 @@ impl Service {
     pub fn target(&self) -> String {
         self.spec.target()
     }
+
+    /// The service's check, as the engine runs it.
+    pub fn job(&self) -> Job {
+        Job::new(self.name.clone(), self.spec.clone(), self.timeout)
+    }
 }
 
 /// Restart settings of a service with a `restart_command`.
@@ -191,89 +201,6 @@ pub struct Restart {
     pub flap_restarts: u32,
     pub flap_window_seconds: u64,
     pub reset_after_seconds: u64,
-}
-
-/// What to check and how.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CheckSpec {
-    Url(Box<UrlSpec>),
-    Port { host: String, port: u16 },
-    Process { pattern: String },
-    Disk { path: PathBuf, warning_gb: f64 },
-    Tls { host: String, port: u16, server_name: String, warning_days: i64, critical_days: i64, tls_verify: bool },
-    Command { command: CommandLine, degraded_is_down: bool },
-    Heartbeat(HeartbeatSpec),
-}
-
-impl CheckSpec {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            CheckSpec::Url(_) => "url",
-            CheckSpec::Port { .. } => "port",
-            CheckSpec::Process { .. } => "process",
-            CheckSpec::Disk { .. } => "disk",
-            CheckSpec::Tls { .. } => "tls",
-            CheckSpec::Command { .. } => "command",
-            CheckSpec::Heartbeat(_) => "heartbeat",
-        }
-    }
-
-    pub fn target(&self) -> String {
-        match self {
-            // Shown, never used to connect: credentials in the URL stay out of records and metrics.
-            CheckSpec::Url(u) => crate::util::redact::redact_url(&u.target).into_owned(),
-            CheckSpec::Port { host, port } => format!("{host}:{port}"),
-            CheckSpec::Process { pattern } => pattern.clone(),
-            CheckSpec::Disk { path, .. } => path.display().to_string(),
-            CheckSpec::Tls { host, port, .. } => format!("{host}:{port}"),
-            CheckSpec::Command { command, .. } => command.display(),
-            CheckSpec::Heartbeat(h) => match h {
-                HeartbeatSpec::File { path, .. } => path.display().to_string(),
-                HeartbeatSpec::Tick { agent, .. } => format!("tick:{agent}"),
-            },
-        }
-    }
-}
-
-/// A command: a shell line (`sh -c`) or an argument vector.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CommandLine {
-    Shell(String),
-    Argv(Vec<String>),
-}
-
-impl CommandLine {
-    pub fn display(&self) -> String {
-        match self {
-            CommandLine::Shell(s) => s.clone(),
-            CommandLine::Argv(v) => v.join(" "),
-        }
-    }
-}
-
-/// A url check.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UrlSpec {
-    pub target: String,
-    pub expected_status: Vec<u16>,
-    pub method: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<String>,
-    pub body_contains: Option<String>,
-    /// A dotted path into a JSON response (`status`, `checks.db.0.ok`) and its expected value.
-    pub json_field: Option<(String, Value)>,
-    pub follow_redirects: bool,
-    pub tls_verify: bool,
-    pub ca_file: Option<PathBuf>,
-    pub degraded_latency_ms: Option<u64>,
-    pub max_latency_ms: Option<u64>,
-}
-
-/// A heartbeat check: the age of a file, or of an agent's latest tick.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HeartbeatSpec {
-    File { path: PathBuf, max_age_seconds: u64 },
-    Tick { agent: String, ticks_dir: PathBuf, max_age_seconds: u64 },
 }
 
 /// Alerting settings: the Agent Ops Kit's keys plus pitcrew's sinks, after the environment
@@ -348,7 +275,7 @@ impl Config {
                 let raw: RawDoc<'_> =
                     serde_json::from_slice(bytes).map_err(|e| Error::config(crate::ndjson::doc_error(path, &e)))?;
                 let home = env("AGENT_OPS_HOME").map(PathBuf::from);
-                let ctx = ServiceDefaults::from_top(&map, home);
+                let ctx = Defaults::from_top(&map, home);
                 let mut seen = HashSet::new();
                 for (index, rv) in raw.services.unwrap_or_default().into_iter().enumerate() {
                     let line = line_of(bytes, rv.get());
@@ -446,7 +373,7 @@ impl Config {
 
     /// Parse one service object (a line of a service stream).
     pub fn parse_service_value(&self, v: &Value, home: Option<PathBuf>) -> std::result::Result<Service, String> {
-        parse_service(v, &ServiceDefaults::from_top(&self.raw, home))
+        parse_service(v, &Defaults::from_top(&self.raw, home))
     }
 }
 
@@ -459,49 +386,6 @@ fn line_of(whole: &[u8], inner: &str) -> usize {
     }
     let off = start - base;
     whole[..off].iter().filter(|&&b| b == b'\n').count() + 1
-}
-
-/// A number in services.json: a JSON number, or a string that holds one (`"18901"`,
-/// `"2.5"`). Numeric strings are accepted in every numeric field, the top-level ones included;
-/// infinities and NaN are not numbers here.
-fn number_value(v: &Value) -> Option<f64> {
-    let f = match v {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
-        _ => return None,
-    };
-    f.is_finite().then_some(f)
-}
-
-/// A whole number of at least 0 in services.json, as [`number_value`] reads it.
-fn uint_value(v: &Value) -> Option<u64> {
-    if let Some(n) = v.as_u64() {
-        return Some(n);
-    }
-    if let Some(n) = v.as_str().and_then(|s| s.trim().parse::<u64>().ok()) {
-        return Some(n);
-    }
-    // Past u64 (1e30 seconds) saturates, as a limit that large means "no limit".
-    number_value(v).filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)
-}
-
-/// A value as a message shows what was found instead of what a field wants.
-fn found(v: &Value) -> String {
-    match v {
-        Value::String(_) | Value::Number(_) => crate::util::truncate(&v.to_string(), 40),
-        other => json_type(other).to_string(),
-    }
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// The top-level numbers and alerting's: a value there that is not a number (or a numeric
@@ -530,331 +414,17 @@ fn check_numbers(map: &Map<String, Value>, file: &str) -> Result<()> {
     Ok(())
 }
 
-/// Defaults that come from the top of the document.
-struct ServiceDefaults {
-    disk_warning_gb: f64,
-    ticks_dir: PathBuf,
-}
-
-impl ServiceDefaults {
-    fn from_top(map: &Map<String, Value>, home: Option<PathBuf>) -> ServiceDefaults {
-        let home = home.unwrap_or_else(|| PathBuf::from(".agent-ops"));
-        ServiceDefaults {
-            disk_warning_gb: map.get("disk_warning_gb").and_then(number_value).unwrap_or(5.0),
-            ticks_dir: home.join("ticks"),
-        }
-    }
-}
-
-/// Typed access to an object's fields that remembers the first problem.
-struct Fields<'a> {
-    obj: &'a Map<String, Value>,
-    error: Option<String>,
-}
-
-impl<'a> Fields<'a> {
-    fn fail(&mut self, key: &str, why: &str) {
-        if self.error.is_none() {
-            self.error = Some(format!("{key}: {why}"));
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        match self.obj.get(key) {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v),
-        }
-    }
-
-    fn string(&mut self, key: &str) -> Option<String> {
-        match self.get(key) {
-            None => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                self.fail(key, "expected a string");
-                None
-            }
-        }
-    }
-
-    fn required_string(&mut self, key: &str) -> String {
-        match self.string(key) {
-            Some(s) if !s.trim().is_empty() => s,
-            Some(_) => {
-                self.fail(key, "must not be empty");
-                String::new()
-            }
-            None => {
-                if self.obj.get(key).is_none() {
-                    self.fail(key, "missing (required)");
-                }
-                String::new()
-            }
-        }
-    }
-
-    fn uint(&mut self, key: &str, max: u64) -> Option<u64> {
-        match self.get(key) {
-            None => None,
-            Some(v) => match uint_value(v) {
-                Some(n) if n <= max => Some(n),
-                _ => {
-                    self.fail(key, &format!("expected a whole number from 0 to {max}, found {}", found(v)));
-                    None
-                }
-            },
-        }
-    }
-
-    fn number(&mut self, key: &str) -> Option<f64> {
-        match self.get(key) {
-            None => None,
-            Some(v) => match number_value(v) {
-                Some(f) if f >= 0.0 => Some(f),
-                _ => {
-                    self.fail(key, &format!("expected a non-negative number, found {}", found(v)));
-                    None
-                }
-            },
-        }
-    }
-
-    fn boolean(&mut self, key: &str) -> Option<bool> {
-        match self.get(key) {
-            None => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(_) => {
-                self.fail(key, "expected true or false");
-                None
-            }
-        }
-    }
-
-    fn strings(&mut self, key: &str) -> Vec<String> {
-        match self.get(key) {
-            None => Vec::new(),
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-                a.iter().filter_map(Value::as_str).map(String::from).collect()
-            }
-            Some(_) => {
-                self.fail(key, "expected a string or an array of strings");
-                Vec::new()
-            }
-        }
-    }
-
-    fn port(&mut self, key: &str) -> Option<u16> {
-        match self.get(key) {
-            None => None,
-            Some(v) => match uint_value(v) {
-                Some(n) if (1..=65535).contains(&n) => Some(n as u16),
-                _ => {
-                    self.fail(key, &format!("expected a port number from 1 to 65535, found {}", found(v)));
-                    None
-                }
-            },
-        }
-    }
-}
-
-fn parse_service(v: &Value, defaults: &ServiceDefaults) -> std::result::Result<Service, String> {
+/// One service entry: its name, its check (read by [`crate::check::spec`]), dependencies and
+/// restart settings. The first problem found is the error, naming its field.
+fn parse_service(v: &Value, defaults: &Defaults) -> std::result::Result<Service, String> {
     let Value::Object(obj) = v else {
         return Err("expected a JSON object".into());
     };
-    let mut f = Fields { obj, error: None };
+    let mut f = Fields::new(obj);
     let name = f.required_string("name");
     let type_name = f.string("type").unwrap_or_else(|| "url".into());
-    let timeout_default = match type_name.as_str() {
-        "port" | "tcp" => 3.0,
-        "process" | "disk" | "heartbeat" => 5.0,
-        "command" | "nagios" => 30.0,
-        _ => 10.0,
-    };
-    let timeout_s = f.number("timeout_seconds").unwrap_or(timeout_default);
-    let spec = match type_name.as_str() {
-        "url" | "http" | "https" => {
-            let target = f.required_string("target");
-            if !(target.is_empty() || target.starts_with("http://") || target.starts_with("https://")) {
-                f.fail("target", "expected an http:// or https:// URL");
-            }
-            let expected_status = match f.get("expected_status") {
-                None => vec![200],
-                Some(Value::Array(a)) => {
-                    let codes: Vec<u16> =
-                        a.iter().filter_map(uint_value).filter(|c| (100..=599).contains(c)).map(|c| c as u16).collect();
-                    if codes.len() != a.len() || codes.is_empty() {
-                        let bad = a.iter().find(|v| !uint_value(v).is_some_and(|c| (100..=599).contains(&c)));
-                        let why = match bad {
-                            Some(v) => format!("expected HTTP status codes (100-599), found {}", found(v)),
-                            None => "expected HTTP status codes (100-599), found an empty list".to_string(),
-                        };
-                        f.fail("expected_status", &why);
-                    }
-                    codes
-                }
-                Some(v) => match uint_value(v) {
-                    Some(c) if (100..=599).contains(&c) => vec![c as u16],
-                    _ => {
-                        f.fail(
-                            "expected_status",
-                            &format!("expected an HTTP status code (100-599), found {}", found(v)),
-                        );
-                        vec![]
-                    }
-                },
-            };
-            let method = f.string("method").unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
-            if !method.bytes().all(|b| b.is_ascii_alphabetic()) || method.is_empty() {
-                f.fail("method", "expected an HTTP method such as GET or POST");
-            }
-            let mut headers = Vec::new();
-            match f.get("headers") {
-                None => {}
-                Some(Value::Object(h)) => {
-                    for (k, v) in h {
-                        match v {
-                            Value::String(s) => headers.push((k.clone(), s.clone())),
-                            _ => f.fail("headers", &format!("value of '{k}' must be a string")),
-                        }
-                    }
-                }
-                Some(_) => f.fail("headers", "expected an object of header names to strings"),
-            }
-            let body = match f.get("body") {
-                None => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(other) => {
-                    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
-                        headers.push(("Content-Type".into(), "application/json".into()));
-                    }
-                    Some(other.to_string())
-                }
-            };
-            let json_field = match f.string("json_field") {
-                Some(path) => match obj.get("json_equals") {
-                    Some(want) => Some((path, want.clone())),
-                    None => {
-                        f.fail("json_equals", "missing (required with json_field)");
-                        None
-                    }
-                },
-                None => None,
-            };
-            CheckSpec::Url(Box::new(UrlSpec {
-                target,
-                expected_status,
-                method,
-                headers,
-                body,
-                body_contains: f.string("body_contains"),
-                json_field,
-                follow_redirects: f.boolean("follow_redirects").unwrap_or(true),
-                tls_verify: f.boolean("tls_verify").unwrap_or(true),
-                ca_file: f.string("ca_file").map(PathBuf::from),
-                degraded_latency_ms: f.uint("degraded_latency_ms", u64::MAX),
-                max_latency_ms: f.uint("max_latency_ms", u64::MAX),
-            }))
-        }
-        "port" | "tcp" => {
-            let host = f.string("host").unwrap_or_else(|| "127.0.0.1".into());
-            let port = f.port("port");
-            if port.is_none() && obj.get("port").is_none() {
-                f.fail("port", "missing (required)");
-            }
-            CheckSpec::Port { host, port: port.unwrap_or(0) }
-        }
-        "process" => {
-            let pattern = f.required_string("process_name");
-            // Matched as `pgrep -f` does, as a regular expression: one that does not compile is
-            // a problem of this entry, never silently a substring.
-            if !pattern.is_empty() {
-                if let Err(e) = regex::Regex::new(&pattern) {
-                    f.fail("process_name", &format!("not a valid regular expression: {}", regex_error(&e)));
-                }
-            }
-            CheckSpec::Process { pattern }
-        }
-        "disk" => CheckSpec::Disk {
-            path: PathBuf::from(f.string("path").unwrap_or_else(|| "/".into())),
-            warning_gb: f.number("warning_gb").unwrap_or(defaults.disk_warning_gb),
-        },
-        "tls" | "ssl" | "cert" => {
-            let target = f.string("target");
-            let (host, port) = match target {
-                Some(t) => match split_host_port(&t) {
-                    Some(hp) => hp,
-                    None => {
-                        f.fail("target", "expected host, host:port or https://host[:port]");
-                        (String::new(), 443)
-                    }
-                },
-                None => {
-                    let host = f.required_string("host");
-                    (host, f.port("port").unwrap_or(443))
-                }
-            };
-            let server_name = f.string("server_name").unwrap_or_else(|| host.clone());
-            CheckSpec::Tls {
-                host,
-                port,
-                server_name,
-                warning_days: f.uint("warning_days", 36_500).unwrap_or(14) as i64,
-                critical_days: f.uint("critical_days", 36_500).unwrap_or(0) as i64,
-                tls_verify: f.boolean("tls_verify").unwrap_or(false),
-            }
-        }
-        "command" | "nagios" => {
-            let command = match f.get("command") {
-                Some(Value::String(s)) if !s.trim().is_empty() => CommandLine::Shell(s.clone()),
-                Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_string) => {
-                    CommandLine::Argv(a.iter().filter_map(Value::as_str).map(String::from).collect())
-                }
-                None => {
-                    f.fail("command", "missing (required)");
-                    CommandLine::Shell(String::new())
-                }
-                Some(_) => {
-                    f.fail("command", "expected a shell command string or an array of arguments");
-                    CommandLine::Shell(String::new())
-                }
-            };
-            CheckSpec::Command { command, degraded_is_down: f.boolean("warning_is_down").unwrap_or(false) }
-        }
-        "heartbeat" => {
-            let max_age = f.uint("max_age_seconds", u64::MAX);
-            match (f.string("path"), f.string("agent")) {
-                (Some(path), _) => CheckSpec::Heartbeat(HeartbeatSpec::File {
-                    path: PathBuf::from(path),
-                    max_age_seconds: max_age.unwrap_or(3600),
-                }),
-                (None, Some(agent)) if !crate::util::is_safe_id(&agent) => {
-                    // The id names a file under the ticks directory: no path characters.
-                    f.fail(
-                        "agent",
-                        "not a valid agent id (1-128 letters, digits, '-', '_', '.', not starting with '.')",
-                    );
-                    CheckSpec::Heartbeat(HeartbeatSpec::File { path: PathBuf::new(), max_age_seconds: 0 })
-                }
-                (None, Some(agent)) => CheckSpec::Heartbeat(HeartbeatSpec::Tick {
-                    agent,
-                    ticks_dir: f.string("ticks_dir").map(PathBuf::from).unwrap_or_else(|| defaults.ticks_dir.clone()),
-                    max_age_seconds: max_age.unwrap_or(35 * 86_400),
-                }),
-                (None, None) => {
-                    f.fail("path", "missing (a heartbeat check needs path or agent)");
-                    CheckSpec::Heartbeat(HeartbeatSpec::File { path: PathBuf::new(), max_age_seconds: 0 })
-                }
-            }
-        }
-        other => {
-            f.fail(
-                "type",
-                &format!("unknown check type '{other}' (url, port, process, disk, tls, command, heartbeat)"),
-            );
-            CheckSpec::Process { pattern: String::new() }
-        }
-    };
+    let timeout_s = f.number("timeout_seconds").unwrap_or(spec::default_timeout(&type_name));
+    let spec = spec::parse(&mut f, &type_name, defaults);
     let depends_on = f.strings("depends_on");
     let restart = match f.string("restart_command") {
         Some(cmd) if !cmd.trim().is_empty() => Some(Restart {
@@ -884,44 +454,6 @@ fn parse_service(v: &Value, defaults: &ServiceDefaults) -> std::result::Result<S
         restart,
         raw: obj.clone(),
     })
-}
-
-/// A regex error on one line: its last line says what is wrong (`unclosed group`); the lines
-/// before it draw the pattern with a caret.
-fn regex_error(e: &regex::Error) -> String {
-    let text = e.to_string();
-    let why = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(&text).trim();
-    why.strip_prefix("error: ").unwrap_or(why).to_string()
-}
-
-/// `host`, `host:port`, `[v6]:port`, or a URL with an optional port.
-fn split_host_port(t: &str) -> Option<(String, u16)> {
-    let t = t.trim();
-    let (rest, default_port) = if let Some(r) = t.strip_prefix("https://") {
-        (r, 443)
-    } else if let Some(r) = t.strip_prefix("http://") {
-        (r, 80)
-    } else {
-        (t, 443)
-    };
-    let hostport = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if hostport.is_empty() {
-        return None;
-    }
-    if let Some(v6) = hostport.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => default_port,
-            None => return None,
-        };
-        return Some((host.to_string(), port));
-    }
-    match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() => Some((h.to_string(), p.parse().ok().filter(|p| *p > 0)?)),
-        Some(_) => None,
-        None => Some((hostport.to_string(), default_port)),
-    }
 }
 
 impl Alerting {
@@ -1138,13 +670,5 @@ mod tests {
         let c = Config::parse(doc, Path::new("s.json"), &env).unwrap();
         assert_eq!(c.services.len(), 1);
         assert!(c.problems[0].message.starts_with("agent: not a valid agent id"), "{:?}", c.problems);
-    }
-
-    #[test]
-    fn host_port_forms() {
-        assert_eq!(split_host_port("example.com"), Some(("example.com".into(), 443)));
-        assert_eq!(split_host_port("https://e.com:8443/x"), Some(("e.com".into(), 8443)));
-        assert_eq!(split_host_port("[::1]:9"), Some(("::1".into(), 9)));
-        assert_eq!(split_host_port("e.com:x"), None);
     }
 }

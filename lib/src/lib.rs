@@ -8,8 +8,10 @@
 //! error type and the exit-code table), [`ndjson`] (numbered line reading and writing),
 //! [`record`] (the record kinds of the pipe), [`config`] (services.json and the environment),
 //! [`store`] (atomic writes, locks, appends, daily files), [`clock`] (`--now` and timestamps),
-//! [`history`] (the alert and restart histories).
+//! [`history`] (the alert and restart histories), [`check`] (the check engine probe, recover,
+//! tickmon and cellscan share).
 
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -3,20 +3,21 @@
 //!
 //! Every request is bounded by a timeout. The first transport failure (refused, timed out,
 //! unresolvable) or refused token marks the endpoint down for the rest of the scan, so a
-//! dead endpoint costs one timeout, not one per agent.
+//! dead endpoint costs one timeout, not one per agent. Requests go through the check
+//! engine's HTTP client ([`crate::check::http`]).
 
-use std::io::Read;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::http::{BlockingClient, Request};
 use crate::clock;
 use crate::config::Secret;
 use crate::error::{Error, Result};
 
 /// The biggest agent state read.
-const BODY_LIMIT: u64 = 256 * 1024;
+const BODY_LIMIT: usize = 256 * 1024;
 
 /// An agent's state as the endpoint knows it (the fields cellscan uses).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,7 +62,8 @@ struct WireState {
 /// A heartbeat endpoint.
 pub struct Heartbeat {
     base: String,
-    agent: ureq::Agent,
+    client: BlockingClient,
+    timeout: Duration,
     token: Option<Secret>,
     down: Mutex<Option<String>>,
 }
@@ -73,13 +75,9 @@ impl Heartbeat {
         if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() <= "https://".len() {
             return Err(Error::usage(format!("--heartbeat-url: '{url}' is not an http:// or https:// URL")));
         }
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .user_agent(concat!("pitcrew-cellscan/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
-        Ok(Heartbeat { base, agent, token, down: Mutex::new(None) })
+        let client = BlockingClient::new(concat!("pitcrew-cellscan/", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| Error::io("cannot start the HTTP client", e))?;
+        Ok(Heartbeat { base, client, timeout, token, down: Mutex::new(None) })
     }
 
     /// The endpoint's base URL.
@@ -111,11 +109,14 @@ impl Heartbeat {
             return Answer::Failed(why);
         }
         let url = format!("{}/agent/{id}", self.base);
-        let mut req = self.agent.get(&url);
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {}", t.expose()));
-        }
-        let mut resp = match req.call() {
+        let headers: Vec<(String, String)> = match &self.token {
+            Some(t) => vec![("Authorization".into(), format!("Bearer {}", t.expose()))],
+            None => Vec::new(),
+        };
+        let mut req = Request::get(&url, self.timeout);
+        req.headers = &headers;
+        req.body_limit = Some(BODY_LIMIT);
+        let resp = match self.client.fetch(&req) {
             Ok(r) => r,
             Err(e) => {
                 let why = match &self.token {
@@ -126,9 +127,11 @@ impl Heartbeat {
                 return Answer::Failed(why);
             }
         };
-        let code = resp.status().as_u16();
-        let mut body = String::new();
-        let read = resp.body_mut().with_config().limit(BODY_LIMIT).lossy_utf8(true).reader().read_to_string(&mut body);
+        let code = resp.status;
+        let (body, read) = match resp.body {
+            Ok(b) => (b, Ok(())),
+            Err(e) => (String::new(), Err(e)),
+        };
         match code {
             200 => {}
             404 => return Answer::Unknown,

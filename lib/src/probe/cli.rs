@@ -38,8 +38,9 @@ pub struct Cli {
     #[arg(long, conflicts_with = "metrics_dir")]
     pub no_metrics: bool,
 
-    /// Run at most N checks at the same time
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// Run at most N checks at the same time (fewer when the open-files limit leaves room
+    /// for fewer sockets)
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub concurrency: u32,
 
     /// Check only the named service (repeatable)

@@ -1,42 +1,33 @@
 //! probe: check every service at once, in config order out.
 //!
-//! The engine ([`run_all`]) runs each check on a worker thread under its own timeout and a
-//! watchdog: a check that overstays its timeout (a DNS lookup that hangs, say) is reported
-//! down and a fresh worker takes its place, so a run's wall time is about its slowest
-//! timeout, never the sum. Results are then annotated with `suppressed_by` from `depends_on`
-//! and written in config order, to stdout and to the day's metrics file.
+//! The check engine ([`crate::check`]) runs the checks, thousands at once, each under its own
+//! timeout and a watchdog, so a run's wall time is about its slowest timeout, never the sum.
+//! Results are then annotated with `suppressed_by` from `depends_on` and written in config
+//! order, to stdout and to the day's metrics file.
 
-pub mod cafile;
-pub mod checks;
 pub mod cli;
-pub mod plugin;
-pub mod procs;
-pub mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::CommandFactory;
 use serde_json::Value;
 
-pub use checks::{CheckEnv, check_one};
-
+use crate::check::{self, CheckEnv};
 use crate::clock::{self, Clock};
 use crate::config::{CheckSpec, Config, Service};
-use crate::entry::{Ctx, Diag, Tool};
+use crate::entry::{Ctx, Tool};
 use crate::error::{Error, Result, Status};
 use crate::ndjson::{self, Source};
 use crate::record::{Check, CheckStatus, Finding, Level};
 use crate::store;
 
-/// Extra time a check gets beyond its timeout before the watchdog calls it hung.
-const GRACE: Duration = Duration::from_millis(1500);
+/// What probe's HTTP requests say they are.
+pub const USER_AGENT: &str = concat!("pitcrew-probe/", env!("CARGO_PKG_VERSION"));
 
 /// The `probe` tool, as its binary hands it to [`crate::entry::run`].
 pub const TOOL: Tool = Tool { name: "probe", main, command };
@@ -114,8 +105,10 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         findings.push(f);
     }
 
-    let env = Arc::new(CheckEnv::new(clock));
-    let results = run_all(&services, &env, cli.concurrency as usize, &ctx.diag);
+    let env = Arc::new(CheckEnv::new(clock, USER_AGENT));
+    let jobs = services.iter().map(Service::job).collect();
+    let mut results = check::run_all(jobs, &env, cli.concurrency as usize, &ctx.diag);
+    annotate_suppression(&services, &mut results);
 
     let metrics_err = if cli.no_metrics {
         None
@@ -295,105 +288,6 @@ fn components(edges: &[Vec<usize>]) -> Vec<usize> {
         }
     }
     comp
-}
-
-/// Run every check concurrently (at most `concurrency` at once) and return the records in
-/// the order of `services`, annotated with `suppressed_by`.
-pub fn run_all(services: &[Service], env: &Arc<CheckEnv>, concurrency: usize, diag: &Diag) -> Vec<Check> {
-    let n = services.len();
-    if n == 0 {
-        return Vec::new();
-    }
-    let services: Arc<Vec<Service>> = Arc::new(services.to_vec());
-    let next = Arc::new(AtomicUsize::new(0));
-    let started: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; n]));
-    let (tx, rx) = mpsc::channel::<(usize, Check)>();
-    let spawn_worker = || {
-        let (services, next, started, env, tx) =
-            (services.clone(), next.clone(), started.clone(), env.clone(), tx.clone());
-        thread::Builder::new().name("probe-check".into()).stack_size(512 * 1024).spawn(move || {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= services.len() {
-                    break;
-                }
-                if let Ok(mut s) = started.lock() {
-                    s[i] = Some(Instant::now());
-                }
-                let c = check_one(&services[i], &env);
-                if tx.send((i, c)).is_err() {
-                    break;
-                }
-            }
-        })
-    };
-    let mut workers = 0;
-    for _ in 0..concurrency.min(n).max(1) {
-        match spawn_worker() {
-            Ok(_) => workers += 1,
-            Err(e) if workers == 0 => {
-                diag.warn(format_args!("cannot start a check thread: {e}"));
-                break;
-            }
-            Err(_) => break,
-        }
-    }
-    let mut results: Vec<Option<Check>> = vec![None; n];
-    let mut done = 0;
-    if workers == 0 {
-        // No threads to be had: check one by one on this thread.
-        for (i, s) in services.iter().enumerate() {
-            results[i] = Some(check_one(s, env));
-        }
-        done = n;
-    }
-    while done < n {
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok((i, c)) => {
-                if results[i].is_none() {
-                    results[i] = Some(c);
-                    done += 1;
-                    diag.progress(format_args!("checked {done}/{n}"));
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        // The watchdog: a check past its timeout and grace is hung; report it and replace
-        // its worker so the queue keeps moving.
-        let overdue: Vec<usize> = match started.lock() {
-            Ok(s) => (0..n)
-                .filter(|&i| results[i].is_none())
-                .filter(|&i| s[i].is_some_and(|t| t.elapsed() > services[i].timeout + GRACE))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        for i in overdue {
-            let s = &services[i];
-            let mut c = Check::new(&s.name, s.type_name(), &s.target(), CheckStatus::Down, String::new());
-            c.detail = format!("check did not finish within its {}s timeout", s.timeout.as_secs_f64());
-            c.latency_ms = (s.timeout + GRACE).as_millis() as u64;
-            c.timestamp = env.clock.stamp();
-            results[i] = Some(c);
-            done += 1;
-            let _ = spawn_worker();
-        }
-    }
-    diag.clear_progress();
-    let mut out: Vec<Check> = results
-        .into_iter()
-        .zip(services.iter())
-        .map(|(r, s)| {
-            r.unwrap_or_else(|| {
-                let mut c =
-                    Check::new(&s.name, s.type_name(), &s.target(), CheckStatus::Down, "check was not run".into());
-                c.timestamp = env.clock.stamp();
-                c
-            })
-        })
-        .collect();
-    annotate_suppression(&services, &mut out);
-    out
 }
 
 /// Mark every down service whose dependency is down with the root cause: the topmost down

@@ -33,12 +33,12 @@ use clap::CommandFactory;
 use serde_json::Value;
 use time::macros::format_description;
 
+use crate::check::{self, CheckEnv};
 use crate::clock::{self, Clock};
 use crate::config::{Config, Restart, Service};
 use crate::entry::{Ctx, Diag, Tool};
 use crate::error::{Result, Status};
 use crate::ndjson::{self, Source};
-use crate::probe::{self, CheckEnv};
 use crate::record::{self, Check, CheckStatus, Kind, Outcome, Recovery};
 use crate::restart::{self, Decision, Entry, Held, Ledger, Policy};
 use crate::store;
@@ -48,6 +48,9 @@ pub use cli::Format;
 
 /// The ledger's file name in the state directory (the Agent Ops Kit's).
 pub const LEDGER_FILE: &str = "recovery.json";
+
+/// What recover's checks say they are, in their HTTP requests.
+const USER_AGENT: &str = concat!("pitcrew-recover/", env!("CARGO_PKG_VERSION"));
 
 /// The human log's file name in the logs directory (the Agent Ops Kit's).
 pub const LOG_FILE: &str = "recovery.log";
@@ -521,10 +524,10 @@ impl<'a> Recover<'a> {
     }
 
     /// Run the service's check again, with a fresh environment (a new process table) and
-    /// probe's watchdog, so a check that hangs cannot hang the run.
+    /// the engine's watchdog, so a check that hangs cannot hang the run.
     fn check(&mut self, svc: &Service, diag: &Diag) -> Check {
-        let env = Arc::new(CheckEnv::new(self.clock));
-        let fresh = probe::run_all(std::slice::from_ref(svc), &env, 1, diag).pop().unwrap_or_else(|| {
+        let env = Arc::new(CheckEnv::new(self.clock, USER_AGENT));
+        let fresh = check::run_all(vec![svc.job()], &env, 1, diag).pop().unwrap_or_else(|| {
             let mut c = Check::new(&svc.name, svc.type_name(), &svc.target(), CheckStatus::Down, "not checked".into());
             c.timestamp = self.clock.stamp();
             c

@@ -9,19 +9,24 @@
 //! * The config file exists and is a file; a `.json` file must parse as JSON, any other must
 //!   be readable and not empty.
 //!
-//! Every check runs under a time limit (a hung NFS mount or a DNS lookup cannot stall the
-//! submission); one that overstays it counts as failed.
+//! The gateway is a check spec run by the check engine ([`crate::check`]), as probe runs its
+//! services. Every check runs under a time limit (a hung NFS mount or a DNS lookup cannot
+//! stall the submission); one that overstays it counts as failed.
 
 use std::io::Write;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use super::tick::{CORE_VITALS, TickStatus};
-use crate::probe::procs::ProcTable;
+use crate::check::{self, CheckEnv, CheckSpec, Job, UrlSpec};
+use crate::clock::Clock;
+use crate::record::{Check, CheckStatus};
+
+/// What tickmon's HTTP requests say they are.
+const USER_AGENT: &str = concat!("pitcrew-tickmon/", env!("CARGO_PKG_VERSION"));
 
 /// The outcome of one vital check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +68,36 @@ impl Gateway {
         }
         Gateway::Process(s.to_string())
     }
+
+    /// The gateway as the check engine runs it: a process, a port, or a URL that answers
+    /// below 400 (redirects followed).
+    pub fn job(&self, timeout: Duration) -> Job {
+        let spec = match self {
+            Gateway::Process(p) => CheckSpec::Process { pattern: p.clone() },
+            Gateway::Tcp(host, port) => CheckSpec::Port { host: host.clone(), port: *port },
+            Gateway::Http(url) => CheckSpec::Url(Box::new(UrlSpec {
+                target: url.clone(),
+                expected_status: (100..400).collect(),
+                method: "GET".into(),
+                headers: Vec::new(),
+                body: None,
+                body_contains: None,
+                json_field: None,
+                follow_redirects: true,
+                tls_verify: true,
+                ca_file: None,
+                degraded_latency_ms: None,
+                max_latency_ms: None,
+            })),
+        };
+        Job::new("gateway", spec, timeout)
+    }
+}
+
+/// Run the gateway's check with the engine.
+fn run(gw: &Gateway, timeout: Duration) -> Check {
+    let env = Arc::new(CheckEnv::new(Clock::system(), USER_AGENT));
+    check::run_one(gw.job(timeout), &env)
 }
 
 /// `host:port` or `[v6]:port`, with a host of letters, digits, dots and dashes.
@@ -99,33 +134,31 @@ fn bounded(timeout: Duration, what: &str, f: impl FnOnce() -> Vital + Send + 'st
 
 /// Is the gateway running?
 pub fn check_gateway(spec: &str, timeout: Duration) -> Vital {
-    let gw = Gateway::parse(spec);
-    let spec = spec.to_string();
-    // A little over the per-attempt limit, so the check's own message wins when it can.
-    bounded(timeout + Duration::from_millis(500), &format!("gateway {spec}"), move || match gw {
-        Gateway::Process(p) => check_process(&p),
-        Gateway::Tcp(h, port) => check_tcp(&h, port, timeout),
-        Gateway::Http(url) => check_http(&url, timeout),
-    })
+    match Gateway::parse(spec) {
+        Gateway::Process(p) => check_process(&p, timeout),
+        gw @ Gateway::Tcp(..) => check_tcp(&gw, timeout),
+        gw @ Gateway::Http(..) => check_http(&gw, timeout),
+    }
 }
 
-fn check_process(pattern: &str) -> Vital {
+fn check_process(pattern: &str, timeout: Duration) -> Vital {
     if pattern.is_empty() {
         return Vital::failed("gateway: empty process pattern");
     }
-    let table = ProcTable::new();
+    let c = run(&Gateway::Process(pattern.to_string()), timeout);
+    let Some(pids) = c.pids else {
+        return match c.detail.as_str() {
+            "not running" => Vital::failed(format!("no process matches '{pattern}'")),
+            why => Vital::failed(format!("cannot list processes: {why}")),
+        };
+    };
     let ancestors = ancestors();
-    match table.matching(pattern) {
-        Ok(pids) => {
-            let pids: Vec<u32> = pids.into_iter().filter(|p| !ancestors.contains(p)).collect();
-            if pids.is_empty() {
-                Vital::failed(format!("no process matches '{pattern}'"))
-            } else {
-                let shown: Vec<String> = pids.iter().take(5).map(u32::to_string).collect();
-                Vital::ok(format!("process '{pattern}' running (pid {})", shown.join(", ")))
-            }
-        }
-        Err(e) => Vital::failed(format!("cannot list processes: {e}")),
+    let pids: Vec<u32> = pids.into_iter().filter(|p| !ancestors.contains(p)).collect();
+    if pids.is_empty() {
+        Vital::failed(format!("no process matches '{pattern}'"))
+    } else {
+        let shown: Vec<String> = pids.iter().take(5).map(u32::to_string).collect();
+        Vital::ok(format!("process '{pattern}' running (pid {})", shown.join(", ")))
     }
 }
 
@@ -156,38 +189,27 @@ fn ancestors() -> Vec<u32> {
     out
 }
 
-fn check_tcp(host: &str, port: u16, timeout: Duration) -> Vital {
-    let addrs = match (host, port).to_socket_addrs() {
-        Ok(a) => a.collect::<Vec<_>>(),
-        Err(e) => return Vital::failed(format!("{host}:{port}: cannot resolve: {e}")),
+fn check_tcp(gw: &Gateway, timeout: Duration) -> Vital {
+    let c = run(gw, timeout);
+    let (host, port) = match gw {
+        Gateway::Tcp(h, p) => (h.as_str(), *p),
+        _ => ("", 0),
     };
-    let mut last = String::from("no address");
-    for a in &addrs {
-        match TcpStream::connect_timeout(a, timeout) {
-            Ok(_) => return Vital::ok(format!("{host}:{port} accepts connections")),
-            Err(e) => last = e.to_string(),
-        }
+    if c.status == CheckStatus::Up {
+        return Vital::ok(format!("{host}:{port} accepts connections"));
     }
-    Vital::failed(format!("{host}:{port}: {last}"))
+    let why = c.detail.strip_prefix(&format!("port {port}: ")).unwrap_or(&c.detail);
+    Vital::failed(format!("{host}:{port}: {why}"))
 }
 
-fn check_http(url: &str, timeout: Duration) -> Vital {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(timeout))
-        .user_agent(concat!("pitcrew-tickmon/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent();
-    match agent.get(url).call() {
-        Ok(resp) => {
-            let code = resp.status().as_u16();
-            if code < 400 {
-                Vital::ok(format!("{url}: HTTP {code}"))
-            } else {
-                Vital::failed(format!("{url}: HTTP {code}"))
-            }
-        }
-        Err(e) => Vital::failed(format!("{url}: {}", crate::util::http::describe(&e, timeout))),
+fn check_http(gw: &Gateway, timeout: Duration) -> Vital {
+    let c = run(gw, timeout);
+    // The target as records show it: credentials in the URL stay out of the tick.
+    let url = c.target.as_deref().unwrap_or_default();
+    match (c.status, c.http_status) {
+        (CheckStatus::Down, None) => Vital::failed(format!("{url}: {}", c.detail)),
+        (CheckStatus::Down, Some(code)) => Vital::failed(format!("{url}: HTTP {code}")),
+        (_, code) => Vital::ok(format!("{url}: HTTP {}", code.unwrap_or(0))),
     }
 }
 
@@ -312,7 +334,7 @@ mod tests {
         let me = std::fs::read_to_string("/proc/self/cmdline").unwrap();
         let first = me.split('\0').next().unwrap();
         assert!(!ancestors().contains(&std::process::id()));
-        assert!(!check_process(&regex::escape(first)).detail.contains(&std::process::id().to_string()));
+        assert!(!check_process(&regex::escape(first), T).detail.contains(&std::process::id().to_string()));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What went wrong with an HTTP request, in words a person reads in an alert.
 //!
-//! ureq's own texts are made for programmers (`timeout: global`, `io: Connection refused (os
-//! error 111)`); these say what timed out and after how long, or what refused.
+//! HTTP clients' own texts are made for programmers (`timeout: global`, `io: Connection
+//! refused (os error 111)`); these say what timed out and after how long, or what refused.
 
 use std::time::Duration;
 
@@ -19,29 +19,60 @@ pub fn seconds(d: Duration) -> String {
     }
 }
 
-/// Describe a failed request that was allowed `timeout` in all.
-pub fn describe(e: &ureq::Error, timeout: Duration) -> String {
-    use ureq::Timeout as T;
-    let t = seconds(timeout);
-    match e {
-        ureq::Error::Timeout(T::Resolve) => format!("the host name did not resolve within {t}"),
-        ureq::Error::Timeout(T::Connect) => format!("connect timed out after {t}"),
-        ureq::Error::Timeout(T::SendRequest | T::SendBody | T::PerWrite) => {
-            format!("the request could not be sent within {t}")
+/// Why a request got no usable answer, by phase: the words of the HTTP client
+/// ([`crate::check::http`]) that every tool's requests go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The host name did not resolve in time.
+    ResolveTimeout,
+    /// No connection (TLS handshake included) in time.
+    ConnectTimeout,
+    /// The request could not be written in time.
+    SendTimeout,
+    /// The request went out; no answer came in time.
+    AnswerTimeout,
+    /// The answer's head came; its body did not, in time.
+    BodyTimeout,
+    HostNotFound,
+    ConnectionFailed,
+    Refused,
+    Reset,
+    /// The server closed the connection before it answered.
+    Closed,
+    TooManyRedirects,
+    /// Anything else, in its own words.
+    Other(String),
+}
+
+impl Failure {
+    /// In words, for a request that was allowed `timeout` in all.
+    pub fn describe(&self, timeout: Duration) -> String {
+        let t = seconds(timeout);
+        match self {
+            Failure::ResolveTimeout => format!("the host name did not resolve within {t}"),
+            Failure::ConnectTimeout => format!("connect timed out after {t}"),
+            Failure::SendTimeout => format!("the request could not be sent within {t}"),
+            Failure::AnswerTimeout => format!("no answer within {t}"),
+            Failure::BodyTimeout => format!("the answer's body did not arrive within {t}"),
+            Failure::HostNotFound => "host not found".into(),
+            Failure::ConnectionFailed => "connection failed".into(),
+            Failure::Refused => "connection refused".into(),
+            Failure::Reset => "connection reset by the server".into(),
+            Failure::Closed => "the server closed the connection without an answer".into(),
+            Failure::TooManyRedirects => "too many redirects".into(),
+            Failure::Other(s) => s.clone(),
         }
-        ureq::Error::Timeout(T::RecvBody) => format!("the answer's body did not arrive within {t}"),
-        ureq::Error::Timeout(_) => format!("no answer within {t}"),
-        ureq::Error::HostNotFound => "host not found".into(),
-        ureq::Error::ConnectionFailed => "connection failed".into(),
-        ureq::Error::Io(io) => match io.kind() {
-            std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
-            std::io::ErrorKind::ConnectionReset => "connection reset by the server".into(),
-            std::io::ErrorKind::UnexpectedEof => "the server closed the connection without an answer".into(),
-            std::io::ErrorKind::TimedOut => format!("no answer within {t}"),
-            _ => io.to_string(),
-        },
-        ureq::Error::TooManyRedirects => "too many redirects".into(),
-        other => other.to_string(),
+    }
+
+    /// An I/O error met while talking to the server.
+    pub fn from_io(e: &std::io::Error) -> Failure {
+        match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => Failure::Refused,
+            std::io::ErrorKind::ConnectionReset => Failure::Reset,
+            std::io::ErrorKind::UnexpectedEof => Failure::Closed,
+            std::io::ErrorKind::TimedOut => Failure::AnswerTimeout,
+            _ => Failure::Other(e.to_string()),
+        }
     }
 }
 
@@ -61,9 +92,9 @@ mod tests {
     #[test]
     fn timeouts_say_what_and_how_long() {
         let d = Duration::from_secs(2);
-        assert_eq!(describe(&ureq::Error::Timeout(ureq::Timeout::Global), d), "no answer within 2 s");
-        assert_eq!(describe(&ureq::Error::Timeout(ureq::Timeout::Connect), d), "connect timed out after 2 s");
+        assert_eq!(Failure::AnswerTimeout.describe(d), "no answer within 2 s");
+        assert_eq!(Failure::ConnectTimeout.describe(d), "connect timed out after 2 s");
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert_eq!(describe(&ureq::Error::Io(refused), d), "connection refused");
+        assert_eq!(Failure::from_io(&refused).describe(d), "connection refused");
     }
 }

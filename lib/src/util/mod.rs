@@ -1,5 +1,6 @@
 //! Small shared helpers: running commands in their own process group, identifiers, text.
 
+pub mod fields;
 pub mod git;
 pub mod http;
 pub mod proc;

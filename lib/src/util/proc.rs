@@ -15,7 +15,21 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 
-use crate::config::CommandLine;
+/// A command: a shell line (`sh -c`) or an argument vector.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandLine {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+impl CommandLine {
+    pub fn display(&self) -> String {
+        match self {
+            CommandLine::Shell(s) => s.clone(),
+            CommandLine::Argv(v) => v.join(" "),
+        }
+    }
+}
 
 /// How long [`run`] waits, after the command exited, for its output pipes to close. A
 /// process it started in the background that keeps them open (a daemon whose output was not

@@ -10,19 +10,20 @@ pub mod alertmanager;
 pub mod gitea;
 pub mod telegram;
 
-use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::alert::Alert;
 use super::render;
+use crate::check::http::{BlockingClient, Request};
 use crate::config::{Alerting, CommandLine};
 use crate::record::Level;
 use crate::util::{self, proc};
 
 /// The most of a response body read.
-const BODY_LIMIT: u64 = 4 << 20;
+const BODY_LIMIT: usize = 4 << 20;
 
 /// One sink.
 pub trait Sink {
@@ -104,27 +105,20 @@ impl Reply {
     }
 }
 
-/// The HTTP client every sink shares, with the secrets to scrub from its errors.
+/// The HTTP client every sink shares (the check engine's set-up, [`crate::check::http`]),
+/// with the secrets to scrub from its errors.
 #[derive(Clone)]
 pub struct Http {
-    agent: ureq::Agent,
+    client: Option<Arc<BlockingClient>>,
     alerting: Alerting,
     timeout: Duration,
 }
 
 impl Http {
     pub fn new(alerting: &Alerting, timeout: Duration) -> Http {
-        // A redirect is never followed: ureq would turn a POST into a GET on 301/302, and the
-        // GET's 200 would pass for a delivery. A 3xx is an answer like any other that is not
-        // the API's success, and the alert stays in the outbox with it.
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .max_redirects(0)
-            .user_agent(concat!("pitcrew-notify/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
-        Http { agent, alerting: alerting.clone(), timeout }
+        // A client that cannot start (no thread to be had) makes every request fail, said.
+        let client = BlockingClient::new(concat!("pitcrew-notify/", env!("CARGO_PKG_VERSION"))).ok().map(Arc::new);
+        Http { client, alerting: alerting.clone(), timeout }
     }
 
     /// Scrub every secret from a text.
@@ -133,6 +127,10 @@ impl Http {
     }
 
     /// Send a request; an error is a transport failure (no reply), already redacted.
+    ///
+    /// A redirect is never followed: a POST turned into a GET on 301/302 would pass for a
+    /// delivery with the GET's 200. A 3xx is an answer like any other that is not the API's
+    /// success, and the alert stays in the outbox with it.
     pub fn request(
         &self,
         method: &str,
@@ -140,24 +138,24 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Reply, String> {
-        let mut b = ureq::http::Request::builder().method(method).uri(url).header("Accept", "application/json");
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
+        let client = self.client.as_ref().ok_or("cannot start the HTTP client")?;
+        let mut all: Vec<(String, String)> = vec![("Accept".into(), "application/json".into())];
+        all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let bytes = match body {
             Some(v) => {
-                b = b.header("Content-Type", "application/json");
-                serde_json::to_vec(v).map_err(|e| format!("serializing the request: {e}"))?
+                all.push(("Content-Type".into(), "application/json".into()));
+                Some(serde_json::to_vec(v).map_err(|e| format!("serializing the request: {e}"))?)
             }
-            None => Vec::new(),
+            None => None,
         };
-        let req = b.body(bytes).map_err(|e| self.redact(&format!("bad request: {e}")))?;
-        let mut resp = self.agent.run(req).map_err(|e| self.redact(&util::http::describe(&e, self.timeout)))?;
-        let status = resp.status().as_u16();
-        let location = resp.headers().get("location").and_then(|l| l.to_str().ok()).map(String::from);
-        let mut body = String::new();
-        let _ = resp.body_mut().as_reader().take(BODY_LIMIT).read_to_string(&mut body);
-        Ok(Reply { status, body, location })
+        let mut req = Request::get(url, self.timeout);
+        req.method = method;
+        req.headers = &all;
+        req.body = bytes.as_deref();
+        req.follow_redirects = false;
+        req.body_limit = Some(BODY_LIMIT);
+        let resp = client.fetch(&req).map_err(|e| self.redact(&e))?;
+        Ok(Reply { status: resp.status, body: resp.body.unwrap_or_default(), location: resp.location })
     }
 }
 

@@ -4,16 +4,18 @@
 //! check exists to report), but still checks the handshake signatures. With `tls_verify`
 //! the chain is then verified against Mozilla's roots and a failure is reported.
 
-use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use time::OffsetDateTime;
+use tokio::time::{Instant, timeout_at};
+use tokio_rustls::TlsConnector;
+
+use super::net::{self, ConnectError};
 
 /// What the handshake showed.
 #[derive(Debug, Clone)]
@@ -25,9 +27,23 @@ pub struct CertInfo {
     pub verify_error: Option<String>,
 }
 
+/// A verifier that takes any certificate but still checks the handshake's signatures with
+/// it: the tls check's, and the HTTP client's when `tls_verify` is off.
 #[derive(Debug)]
-struct AcceptAny {
+pub struct AcceptAny {
     algs: WebPkiSupportedAlgorithms,
+}
+
+impl AcceptAny {
+    pub fn new() -> AcceptAny {
+        AcceptAny { algs: provider().signature_verification_algorithms }
+    }
+}
+
+impl Default for AcceptAny {
+    fn default() -> AcceptAny {
+        AcceptAny::new()
+    }
 }
 
 impl ServerCertVerifier for AcceptAny {
@@ -65,58 +81,60 @@ impl ServerCertVerifier for AcceptAny {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
+/// The crypto provider of every TLS connection pitcrew makes: rustls on ring.
+pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Connect to `host:port`, handshake with `server_name`, and read the leaf certificate.
-pub fn inspect(host: &str, port: u16, server_name: &str, timeout: Duration, verify: bool) -> Result<CertInfo, String> {
+/// The tls check's client configuration (any certificate), made once.
+fn accept_any_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let config = rustls::ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAny::new()))
+                .with_no_client_auth();
+            Ok(Arc::new(config))
+        })
+        .clone()
+}
+
+/// Connect to `host:port`, handshake with `server_name`, and read the leaf certificate, all
+/// within `timeout`.
+pub async fn inspect(
+    host: &str,
+    port: u16,
+    server_name: &str,
+    timeout: Duration,
+    verify: bool,
+) -> Result<CertInfo, String> {
     let deadline = Instant::now() + timeout;
-    let addrs: Vec<_> = (host, port).to_socket_addrs().map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
-    let mut last_err = format!("no address for {host}");
-    let mut sock = None;
-    for a in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            last_err = "timed out connecting".into();
-            break;
-        }
-        match TcpStream::connect_timeout(&a, left) {
-            Ok(s) => {
-                sock = Some(s);
-                break;
-            }
-            Err(e) => last_err = format!("connect {a}: {e}"),
-        }
-    }
-    let mut sock = sock.ok_or(last_err)?;
-    let provider = provider();
-    let algs = provider.signature_verification_algorithms;
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny { algs }))
-        .with_no_client_auth();
+    let sock = net::connect(host, port, deadline).await.map_err(|e| match e {
+        ConnectError::Resolve(e) => format!("cannot resolve {host}: {e}"),
+        ConnectError::NoAddress => format!("no address for {host}"),
+        ConnectError::ResolveTimeout | ConnectError::Timeout => "timed out connecting".into(),
+        ConnectError::Io(a, e) => format!("connect {a}: {e}"),
+    })?;
+    let config = accept_any_config()?;
     let name =
         ServerName::try_from(server_name.to_string()).map_err(|e| format!("bad server name '{server_name}': {e}"))?;
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name.clone()).map_err(|e| e.to_string())?;
-    while conn.is_handshaking() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err("TLS handshake timed out".into());
-        }
-        sock.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
-        sock.set_write_timeout(Some(left)).map_err(|e| e.to_string())?;
-        match conn.complete_io(&mut sock) {
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err("TLS handshake timed out".into());
-            }
-            Err(e) => return Err(format!("TLS handshake: {e}")),
-        }
-    }
-    let chain = conn.peer_certificates().ok_or("the server sent no certificate")?.to_vec();
+    let tls = match timeout_at(deadline, TlsConnector::from(config).connect(name.clone(), sock)).await {
+        Err(_) => return Err("TLS handshake timed out".into()),
+        Ok(Err(e)) => return Err(format!("TLS handshake: {e}")),
+        Ok(Ok(s)) => s,
+    };
+    let chain: Vec<CertificateDer<'static>> = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .ok_or("the server sent no certificate")?
+        .iter()
+        .map(|c| c.clone().into_owned())
+        .collect();
+    drop(tls);
     let leaf = chain.first().ok_or("the server sent no certificate")?;
     let (_, cert) =
         x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|e| format!("cannot parse certificate: {e}"))?;
