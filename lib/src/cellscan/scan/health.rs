@@ -1,6 +1,8 @@
 //! Agent health: failed agents and stale checkpoints from the agent files, and health from
 //! the heartbeat endpoint when one is given (its agents asked a few at a time).
 
+use time::OffsetDateTime;
+
 use super::{Cell, ScanCtx, age, mtime};
 use crate::cellscan::heartbeat::{AgentState, Answer, Heartbeat};
 use crate::cellscan::model::{Agent, AgentStatus, CheckpointSource, Issue};
@@ -27,8 +29,7 @@ pub struct AgentHealth {
 /// Assess every agent: failed agents, stale checkpoints, and health from the files or from
 /// the heartbeat endpoint (queried for the cell's agents concurrently).
 pub fn assess(cell: &mut Cell, ctx: &ScanCtx<'_>) -> Vec<AgentHealth> {
-    let interval = cell.checkpoint_interval();
-    let checkpoint_required = cell.policies.checkpoint_required;
+    let rules = Rules { interval: cell.checkpoint_interval(), checkpoint_required: cell.policies.checkpoint_required };
     let answers: Vec<Option<Answer>> = match ctx.heartbeat {
         Some(hb) if !cell.agents.is_empty() => ask_all(hb, &cell.agents),
         _ => vec![None; cell.agents.len()],
@@ -37,98 +38,14 @@ pub fn assess(cell: &mut Cell, ctx: &ScanCtx<'_>) -> Vec<AgentHealth> {
     let mut out = Vec::with_capacity(cell.agents.len());
     let mut endpoint_failure: Option<String> = None;
     for (a, answer) in cell.agents.iter_mut().zip(answers) {
-        let status = a.status.value;
-        if status == Some(AgentStatus::Active) && checkpoint_required && a.last_checkpoint.is_none() {
+        if a.status.value == Some(AgentStatus::Active) && rules.checkpoint_required && a.last_checkpoint.is_none() {
             let state = cell.dir.join("checkpoints").join(&a.id).join("state.json");
             a.last_checkpoint = mtime(&state).map(|t| (t, CheckpointSource::StateMtime));
         }
-        let checkpoint_age_s = a.last_checkpoint.map(|(t, _)| age(ctx.now, t));
-        let mut stale = false;
-        if status == Some(AgentStatus::Active) && checkpoint_required {
-            match (a.last_checkpoint, checkpoint_age_s) {
-                (Some((t, how)), Some(age_s)) if age_s > interval => {
-                    stale = true;
-                    let how = match how {
-                        CheckpointSource::File => String::new(),
-                        CheckpointSource::StateMtime => format!(" (the time of checkpoints/{}/state.json)", a.id),
-                    };
-                    issues.push(agent_issue(
-                        a,
-                        Level::Warning,
-                        "stale_checkpoint",
-                        format!(
-                            "agent {} last checkpointed at {}{how}, longer ago than the checkpoint interval of {}",
-                            a.id,
-                            clock::fmt_ts(t),
-                            clock::human_duration(interval)
-                        ),
-                        Some(age_s),
-                    ));
-                }
-                (None, _) => {
-                    stale = true;
-                    issues.push(agent_issue(
-                        a,
-                        Level::Warning,
-                        "stale_checkpoint",
-                        format!("agent {} is active and has never checkpointed", a.id),
-                        None,
-                    ));
-                }
-                _ => {}
-            }
-        }
-        if status == Some(AgentStatus::Failed) {
-            issues.push(agent_issue(
-                a,
-                Level::Error,
-                "agent_failed",
-                format!("agent {} ({}) is failed", a.id, a.role.text.as_deref().unwrap_or("no role")),
-                None,
-            ));
-        }
-        let file_health = match status {
-            Some(AgentStatus::Failed) => "unhealthy",
-            Some(_) if stale => "degraded",
-            Some(_) => "healthy",
-            None => "unknown",
-        };
-        let alive = matches!(status, Some(AgentStatus::Active | AgentStatus::Idle));
-        let mut h = AgentHealth {
-            health: file_health,
-            source: "file",
-            state: None,
-            checkpoint_age_s,
-            needs_revival: status == Some(AgentStatus::Failed),
-        };
+        let mut h = from_file(a, &rules, ctx.now, &mut issues);
         match answer {
-            Some(Answer::State(s)) => {
-                if alive && s.status != "healthy" {
-                    let (level, why) = if s.status == "unhealthy" {
-                        (Level::Error, "unhealthy")
-                    } else {
-                        (Level::Warning, "degraded")
-                    };
-                    let mut detail = format!(
-                        "the heartbeat endpoint reports agent {} {why} ({} consecutive failures",
-                        a.id, s.consecutive_failures
-                    );
-                    if let Some(e) = &s.error_message {
-                        detail.push_str(&format!(": {e}"));
-                    }
-                    detail.push(')');
-                    issues.push(agent_issue(a, level, "agent_unhealthy", detail, None));
-                    h.needs_revival |= s.status == "unhealthy";
-                }
-                h.health = match s.status.as_str() {
-                    "healthy" => "healthy",
-                    "degraded" => "degraded",
-                    _ => "unhealthy",
-                };
-                h.source = "heartbeat";
-                h.state = Some(s);
-            }
-            Some(Answer::Unknown) if status == Some(AgentStatus::Active) => {
+            Some(Answer::State(s)) => from_endpoint(a, s, &mut h, &mut issues),
+            Some(Answer::Unknown) if a.status.value == Some(AgentStatus::Active) => {
                 let detail =
                     format!("the heartbeat endpoint has never heard from agent {} (as '{}')", a.id, a.heartbeat_id);
                 issues.push(agent_issue(a, Level::Info, "no_heartbeat", detail, None));
@@ -146,6 +63,88 @@ pub fn assess(cell: &mut Cell, ctx: &ScanCtx<'_>) -> Vec<AgentHealth> {
     }
     cell.issues.extend(issues);
     out
+}
+
+/// What a cell asks of its agents' checkpoints.
+struct Rules {
+    /// Seconds an active agent may go without a checkpoint.
+    interval: u64,
+    checkpoint_required: bool,
+}
+
+/// An agent's health from its file: failed, or active with a stale checkpoint (degraded).
+fn from_file(a: &Agent, rules: &Rules, now: OffsetDateTime, issues: &mut Vec<Issue>) -> AgentHealth {
+    let status = a.status.value;
+    let checkpoint_age_s = a.last_checkpoint.map(|(t, _)| age(now, t));
+    let mut stale = false;
+    if status == Some(AgentStatus::Active) && rules.checkpoint_required {
+        match (a.last_checkpoint, checkpoint_age_s) {
+            (Some((t, how)), Some(age_s)) if age_s > rules.interval => {
+                stale = true;
+                let how = match how {
+                    CheckpointSource::File => String::new(),
+                    CheckpointSource::StateMtime => format!(" (the time of checkpoints/{}/state.json)", a.id),
+                };
+                let detail = format!(
+                    "agent {} last checkpointed at {}{how}, longer ago than the checkpoint interval of {}",
+                    a.id,
+                    clock::fmt_ts(t),
+                    clock::human_duration(rules.interval)
+                );
+                issues.push(agent_issue(a, Level::Warning, "stale_checkpoint", detail, Some(age_s)));
+            }
+            (None, _) => {
+                stale = true;
+                let detail = format!("agent {} is active and has never checkpointed", a.id);
+                issues.push(agent_issue(a, Level::Warning, "stale_checkpoint", detail, None));
+            }
+            _ => {}
+        }
+    }
+    if status == Some(AgentStatus::Failed) {
+        let detail = format!("agent {} ({}) is failed", a.id, a.role.text.as_deref().unwrap_or("no role"));
+        issues.push(agent_issue(a, Level::Error, "agent_failed", detail, None));
+    }
+    let health = match status {
+        Some(AgentStatus::Failed) => "unhealthy",
+        Some(_) if stale => "degraded",
+        Some(_) => "healthy",
+        None => "unknown",
+    };
+    AgentHealth {
+        health,
+        source: "file",
+        state: None,
+        checkpoint_age_s,
+        needs_revival: status == Some(AgentStatus::Failed),
+    }
+}
+
+/// The endpoint's word on an agent replaces the file's; an idle or active agent it calls
+/// unhealthy needs reviving.
+fn from_endpoint(a: &Agent, s: AgentState, h: &mut AgentHealth, issues: &mut Vec<Issue>) {
+    let alive = matches!(a.status.value, Some(AgentStatus::Active | AgentStatus::Idle));
+    if alive && s.status != "healthy" {
+        let (level, why) =
+            if s.status == "unhealthy" { (Level::Error, "unhealthy") } else { (Level::Warning, "degraded") };
+        let mut detail = format!(
+            "the heartbeat endpoint reports agent {} {why} ({} consecutive failures",
+            a.id, s.consecutive_failures
+        );
+        if let Some(e) = &s.error_message {
+            detail.push_str(&format!(": {e}"));
+        }
+        detail.push(')');
+        issues.push(agent_issue(a, level, "agent_unhealthy", detail, None));
+        h.needs_revival |= s.status == "unhealthy";
+    }
+    h.health = match s.status.as_str() {
+        "healthy" => "healthy",
+        "degraded" => "degraded",
+        _ => "unhealthy",
+    };
+    h.source = "heartbeat";
+    h.state = Some(s);
 }
 
 fn agent_issue(a: &Agent, level: Level, problem: &'static str, detail: String, age_s: Option<u64>) -> Issue {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 
 use super::{Cell, age, mtime};
-use crate::cellscan::model::{AutoRevive, CellStatus, Task, TaskStatus};
+use crate::cellscan::model::{AutoRevive, CellDoc, CellStatus, Task, TaskStatus};
 use crate::clock;
 use crate::record::Level;
 
@@ -31,16 +31,40 @@ fn add(found: &mut Vec<Found>, level: Level, problem: &'static str, file: &str, 
 
 fn check_refs(cell: &Cell, now: OffsetDateTime) -> Vec<Found> {
     let mut found: Vec<Found> = Vec::new();
+    let ids = unique_ids(cell, &mut found);
+    if let Some(doc) = &cell.doc {
+        check_doc(cell, doc, now, &mut found);
+    }
+    if cell.auto_revive() == AutoRevive::Yes && cell.policies.revive_command.is_none() {
+        let detail = "auto_revive is yes but there is no revive_command".to_string();
+        add(&mut found, Level::Warning, "missing_field", "config/policies.json", detail);
+    }
+    check_references(cell, &ids, &mut found);
+    check_permissions(cell, &ids, &mut found);
+    if cell.tasks.iter().any(|t| !t.dependencies.is_empty()) {
+        for cycle in cycles(&cell.tasks) {
+            let file = ids.tasks.get(cycle[0].as_str()).copied().unwrap_or_default();
+            let detail = format!("dependency cycle: {} (each task waits for the next)", cycle.join(" -> "));
+            add(&mut found, Level::Error, "dependency_cycle", file, detail);
+        }
+    }
+    check_timeouts(cell, now, &mut found);
+    found
+}
+
+/// The ids of a cell's agents and tasks, each with the file that first used it.
+struct Ids<'a> {
+    agents: HashMap<&'a str, &'a str>,
+    tasks: HashMap<&'a str, &'a str>,
+}
+
+/// The ids of the cell's agents and tasks; an id used twice is a finding.
+fn unique_ids<'a>(cell: &'a Cell, found: &mut Vec<Found>) -> Ids<'a> {
     let mut agents: HashMap<&str, &str> = HashMap::with_capacity(cell.agents.len());
     for a in &cell.agents {
         if let Some(first) = agents.get(a.id.as_str()) {
-            add(
-                &mut found,
-                Level::Error,
-                "duplicate_id",
-                &a.file,
-                format!("agent_id '{}' is also used by {first}", a.id),
-            );
+            let detail = format!("agent_id '{}' is also used by {first}", a.id);
+            add(found, Level::Error, "duplicate_id", &a.file, detail);
         } else {
             agents.insert(&a.id, &a.file);
         }
@@ -48,130 +72,100 @@ fn check_refs(cell: &Cell, now: OffsetDateTime) -> Vec<Found> {
     let mut tasks: HashMap<&str, &str> = HashMap::with_capacity(cell.tasks.len());
     for t in &cell.tasks {
         if let Some(first) = tasks.get(t.id.as_str()) {
-            add(
-                &mut found,
-                Level::Error,
-                "duplicate_id",
-                &t.file,
-                format!("task_id '{}' is also used by {first}", t.id),
-            );
+            let detail = format!("task_id '{}' is also used by {first}", t.id);
+            add(found, Level::Error, "duplicate_id", &t.file, detail);
         } else {
             tasks.insert(&t.id, &t.file);
         }
     }
+    Ids { agents, tasks }
+}
 
-    if let Some(doc) = &cell.doc {
-        if let Some(max) = doc.max_agents {
-            if cell.agents.len() as u64 > max {
-                let detail = format!("{} agents, more than max_agents ({max})", cell.agents.len());
-                found.push((Level::Warning, "too_many_agents", None, detail, None));
-            }
-        }
-        if let (Some(CellStatus::Active), Some(timeout), Some(created)) =
-            (doc.status.value, doc.timeout, doc.created_at)
-        {
-            let a = age(now, created);
-            if a > timeout {
-                let detail = format!(
-                    "mission active since {}, past its timeout of {}",
-                    clock::fmt_ts(created),
-                    clock::human_duration(timeout)
-                );
-                found.push((Level::Warning, "mission_timeout", Some("cell.json".into()), detail, Some(a)));
-            }
-        }
-        if let (Some(from_cell), Some(from_policies)) = (doc.auto_revive, cell.policies.auto_revive) {
-            if from_cell != from_policies {
-                let detail = format!(
-                    "cell.json says auto_revive '{from_cell}', config/policies.json says '{from_policies}' (policies.json wins)"
-                );
-                add(&mut found, Level::Warning, "policy_conflict", "config/policies.json", detail);
-            }
-        }
-        if let (Some(level), Some(file_level)) = (doc.isolation.value, cell.isolation_file) {
-            if level != file_level {
-                let detail =
-                    format!("cell.json says isolation_level '{level}', config/isolation.json says '{file_level}'");
-                add(&mut found, Level::Warning, "policy_conflict", "config/isolation.json", detail);
-            }
+/// cell.json against the clock and the config files: the agent limit, the mission's
+/// timeout, and policies the two disagree on.
+fn check_doc(cell: &Cell, doc: &CellDoc, now: OffsetDateTime, found: &mut Vec<Found>) {
+    if let Some(max) = doc.max_agents {
+        if cell.agents.len() as u64 > max {
+            let detail = format!("{} agents, more than max_agents ({max})", cell.agents.len());
+            found.push((Level::Warning, "too_many_agents", None, detail, None));
         }
     }
-    if cell.auto_revive() == AutoRevive::Yes && cell.policies.revive_command.is_none() {
-        let detail = "auto_revive is yes but there is no revive_command".to_string();
-        add(&mut found, Level::Warning, "missing_field", "config/policies.json", detail);
+    if let (Some(CellStatus::Active), Some(timeout), Some(created)) = (doc.status.value, doc.timeout, doc.created_at) {
+        let a = age(now, created);
+        if a > timeout {
+            let detail = format!(
+                "mission active since {}, past its timeout of {}",
+                clock::fmt_ts(created),
+                clock::human_duration(timeout)
+            );
+            found.push((Level::Warning, "mission_timeout", Some("cell.json".into()), detail, Some(a)));
+        }
     }
+    if let (Some(from_cell), Some(from_policies)) = (doc.auto_revive, cell.policies.auto_revive) {
+        if from_cell != from_policies {
+            let detail = format!(
+                "cell.json says auto_revive '{from_cell}', config/policies.json says '{from_policies}' (policies.json wins)"
+            );
+            add(found, Level::Warning, "policy_conflict", "config/policies.json", detail);
+        }
+    }
+    if let (Some(level), Some(file_level)) = (doc.isolation.value, cell.isolation_file) {
+        if level != file_level {
+            let detail = format!("cell.json says isolation_level '{level}', config/isolation.json says '{file_level}'");
+            add(found, Level::Warning, "policy_conflict", "config/isolation.json", detail);
+        }
+    }
+}
 
-    // References between files.
+/// References between files: tasks to agents and to other tasks, agents to their task.
+fn check_references(cell: &Cell, ids: &Ids<'_>, found: &mut Vec<Found>) {
     for t in &cell.tasks {
         if let Some(a) = &t.assigned_to {
-            if !agents.contains_key(a.as_str()) {
-                add(
-                    &mut found,
-                    Level::Error,
-                    "unknown_agent",
-                    &t.file,
-                    format!("task {} is assigned to unknown agent '{a}'", t.id),
-                );
+            if !ids.agents.contains_key(a.as_str()) {
+                let detail = format!("task {} is assigned to unknown agent '{a}'", t.id);
+                add(found, Level::Error, "unknown_agent", &t.file, detail);
             }
         }
-        for d in &t.dependencies {
-            if !tasks.contains_key(d.as_str()) {
-                add(
-                    &mut found,
-                    Level::Error,
-                    "unknown_dependency",
-                    &t.file,
-                    format!("task {} depends on unknown task '{d}'", t.id),
-                );
-            }
+        for d in t.dependencies.iter().filter(|d| !ids.tasks.contains_key(d.as_str())) {
+            let detail = format!("task {} depends on unknown task '{d}'", t.id);
+            add(found, Level::Error, "unknown_dependency", &t.file, detail);
         }
     }
     for a in &cell.agents {
         if let Some(t) = &a.current_task {
-            if !tasks.contains_key(t.as_str()) {
+            if !ids.tasks.contains_key(t.as_str()) {
                 let detail = format!("agent {}'s current_task '{t}' is not a task of the cell", a.id);
-                add(&mut found, Level::Warning, "unknown_task", &a.file, detail);
+                add(found, Level::Warning, "unknown_task", &a.file, detail);
             }
         }
     }
+}
+
+/// permissions.json and the policies' substitutes name agents and tasks of the cell.
+fn check_permissions(cell: &Cell, ids: &Ids<'_>, found: &mut Vec<Found>) {
     let perms = "config/permissions.json";
     for p in &cell.permissions {
-        if !agents.contains_key(p.agent.as_str()) {
-            add(
-                &mut found,
-                Level::Warning,
-                "unknown_agent",
-                perms,
-                format!("permissions are given to unknown agent '{}'", p.agent),
-            );
+        if !ids.agents.contains_key(p.agent.as_str()) {
+            let detail = format!("permissions are given to unknown agent '{}'", p.agent);
+            add(found, Level::Warning, "unknown_agent", perms, detail);
         }
-        for t in p.tasks.iter().filter(|t| !tasks.contains_key(t.as_str())) {
-            add(
-                &mut found,
-                Level::Warning,
-                "unknown_task",
-                perms,
-                format!("agent {}'s permissions name unknown task '{t}'", p.agent),
-            );
+        for t in p.tasks.iter().filter(|t| !ids.tasks.contains_key(t.as_str())) {
+            let detail = format!("agent {}'s permissions name unknown task '{t}'", p.agent);
+            add(found, Level::Warning, "unknown_task", perms, detail);
         }
-        for a in p.agents.iter().filter(|a| !agents.contains_key(a.as_str())) {
+        for a in p.agents.iter().filter(|a| !ids.agents.contains_key(a.as_str())) {
             let detail = format!("agent {}'s handoff permissions name unknown agent '{a}'", p.agent);
-            add(&mut found, Level::Warning, "unknown_agent", perms, detail);
+            add(found, Level::Warning, "unknown_agent", perms, detail);
         }
     }
-    for a in cell.policies.substitute_agents.iter().filter(|a| !agents.contains_key(a.as_str())) {
+    for a in cell.policies.substitute_agents.iter().filter(|a| !ids.agents.contains_key(a.as_str())) {
         let detail = format!("substitute_agents names unknown agent '{a}'");
-        add(&mut found, Level::Warning, "unknown_agent", "config/policies.json", detail);
+        add(found, Level::Warning, "unknown_agent", "config/policies.json", detail);
     }
-    if cell.tasks.iter().any(|t| !t.dependencies.is_empty()) {
-        for cycle in cycles(&cell.tasks) {
-            let file = tasks.get(cycle[0].as_str()).copied().unwrap_or_default();
-            let detail = format!("dependency cycle: {} (each task waits for the next)", cycle.join(" -> "));
-            add(&mut found, Level::Error, "dependency_cycle", file, detail);
-        }
-    }
+}
 
-    // Tasks past their timeout.
+/// Tasks in progress past their timeout (from `started_at`, else the file's last change).
+fn check_timeouts(cell: &Cell, now: OffsetDateTime, found: &mut Vec<Found>) {
     for t in &cell.tasks {
         let (Some(TaskStatus::InProgress), Some(timeout)) = (t.status.value, t.timeout) else { continue };
         let (start, how) = match t.started_at {
@@ -190,7 +184,6 @@ fn check_refs(cell: &Cell, now: OffsetDateTime) -> Vec<Found> {
             found.push((Level::Warning, "task_timeout", Some(t.file.clone()), detail, Some(a)));
         }
     }
-    found
 }
 
 /// Every dependency cycle among the tasks, each once, starting at its smallest id, closed
