@@ -274,6 +274,36 @@ pub struct Recovery {
     pub extra: Map<String, Value>,
 }
 
+impl Recovery {
+    /// A `recovery` record of attempt `attempt` (of at most `max_attempts`) for `name`: no
+    /// exit code, no time taken, not verified, no detail yet.
+    pub fn new(
+        name: &str,
+        outcome: Outcome,
+        attempt: u32,
+        max_attempts: u32,
+        dry_run: bool,
+        timestamp: String,
+    ) -> Recovery {
+        Recovery {
+            kind: kind_recovery(),
+            name: name.to_string(),
+            outcome,
+            attempt,
+            max_attempts,
+            exit_code: None,
+            duration_ms: 0,
+            verified: false,
+            detail: String::new(),
+            flapping: false,
+            restarts_in_window: None,
+            dry_run,
+            timestamp,
+            extra: Map::new(),
+        }
+    }
+}
+
 /// A validation problem: a service that could not be read, a broken cell, a bad file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {

@@ -95,7 +95,7 @@ fn heartbeat_of(a: &HeartbeatArgs, env: Env<'_>) -> Result<Option<Heartbeat>> {
 }
 
 fn jobs_of(jobs: Option<u32>) -> usize {
-    jobs.map(|j| j as usize).unwrap_or_else(scan::default_jobs)
+    jobs.map(|j| j as usize).unwrap_or_else(crate::util::par::default_threads)
 }
 
 /// `cellscan scan`.
@@ -122,7 +122,7 @@ fn scan_cmd(ctx: &mut Ctx, args: &ScanArgs, dir: &Path, clock: &Clock, env: Env<
                     (c, values)
                 })
             };
-            scan::in_order(&cells, jobs, work, |r| {
+            crate::util::par::for_each_ordered(&cells, jobs, work, |r| {
                 if let Some((c, values)) = r {
                     dups.see(&c);
                     all.extend(values?);
@@ -157,7 +157,7 @@ fn scan_cmd(ctx: &mut Ctx, args: &ScanArgs, dir: &Path, clock: &Clock, env: Env<
             (scan::Seen::of(&c), bytes)
         })
     };
-    scan::in_order(&cells, jobs, work, |r| {
+    crate::util::par::for_each_ordered(&cells, jobs, work, |r| {
         seen += 1;
         if seen % 500 == 0 {
             diag.progress(format_args!("scanned {seen}/{total} directories"));
@@ -281,7 +281,7 @@ fn revive_cmd(ctx: &mut Ctx, cli: &Cli, args: &ReviveArgs, dir: &Path, clock: &C
                 health.into_iter().enumerate().filter(|(_, h)| h.needs_revival).collect();
             Some(revive::revive_cell(&cell, &targets, &rctx))
         };
-        scan::in_order(&cells, jobs, work, |r| {
+        crate::util::par::for_each_ordered(&cells, jobs, work, |r| {
             if let Some(r) = r {
                 for rec in &r.records {
                     ndjson::write(out, rec)?;

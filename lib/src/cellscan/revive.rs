@@ -18,10 +18,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::heartbeat::{Answer, Heartbeat};
-use super::model::{self, AgentStatus, AutoRevive, FileCtx};
+use super::model::{self, Agent, AgentStatus, AutoRevive, FileCtx};
 use super::scan::{AgentHealth, Cell};
 use crate::clock::{self, Clock};
 use crate::config::CommandLine;
@@ -276,26 +276,11 @@ fn attempt(
     persist: &mut dyn FnMut(&Entry),
 ) -> Recovery {
     let a = &cell.agents[i];
-    let p = &cell.policies;
     let policy = policy_of(cell);
     let now = ctx.clock.unix();
     let stamp = ctx.clock.stamp();
-    let mut rec = Recovery {
-        kind: "recovery".into(),
-        name: format!("{}/{}", cell.id, a.id),
-        outcome: Outcome::Failed,
-        attempt: 0,
-        max_attempts: policy.max_attempts,
-        exit_code: None,
-        duration_ms: 0,
-        verified: false,
-        detail: String::new(),
-        flapping: false,
-        restarts_in_window: None,
-        dry_run: ctx.dry_run,
-        timestamp: stamp.clone(),
-        extra: Map::new(),
-    };
+    let name = format!("{}/{}", cell.id, a.id);
+    let mut rec = Recovery::new(&name, Outcome::Failed, 0, policy.max_attempts, ctx.dry_run, stamp.clone());
     rec.extra.insert("cell".into(), cell.id.clone().into());
     rec.extra.insert("agent".into(), a.id.clone().into());
     rec.extra.insert("path".into(), a.path.display().to_string().into());
@@ -325,20 +310,10 @@ fn attempt(
         rec.detail = format!("dry run: {why}; would run {}", cmd.display());
         return rec;
     }
+    let spec_env = command_env(cell, a, rec.attempt, &why);
     let dir = abs(&cell.dir);
-    let env = vec![
-        ("CELL_ID".to_string(), cell.id.clone()),
-        ("CELL_PATH".to_string(), dir.display().to_string()),
-        ("AGENT_ID".to_string(), a.id.clone()),
-        ("AGENT_FILE".to_string(), abs(&a.path).display().to_string()),
-        ("AGENT_ROLE".to_string(), a.role.text.clone().unwrap_or_default()),
-        ("CHECKPOINT_PATH".to_string(), format!("{}/", dir.join("checkpoints").join(&a.id).display())),
-        ("MISSION_NAME".to_string(), cell.mission_name().unwrap_or_default().to_string()),
-        ("REVIVE_ATTEMPT".to_string(), rec.attempt.to_string()),
-        ("REVIVE_REASON".to_string(), why.clone()),
-    ];
     let mut spec = proc::Spec::new(cmd, Duration::from_secs(policy.timeout_seconds));
-    spec.env = env;
+    spec.env = spec_env;
     spec.cwd = Some(&dir);
     spec.capture_limit = 16 * 1024;
     // The attempt is saved before the command starts: if cellscan is killed while it runs
@@ -358,29 +333,62 @@ fn attempt(
     persist(entry);
     match ran {
         Err(e) => rec.detail = format!("{why}; cannot start {}: {e}", cmd.display()),
-        Ok(o) => {
-            rec.exit_code = o.exit_code;
-            rec.duration_ms = o.duration.as_millis().min(u128::from(u64::MAX)) as u64;
-            if o.success() {
-                rec.outcome = Outcome::Recovered;
-                if p.verify_delay_seconds > 0.0 {
-                    std::thread::sleep(Duration::from_secs_f64(p.verify_delay_seconds));
-                }
-                let (verified, how) = verify(cell, i, h, ctx.heartbeat);
-                rec.verified = verified;
-                rec.detail = format!("{why}; {} in {}; {how}", o.describe(), took(o.duration));
-            } else {
-                let said = util::first_line(if o.stderr.trim().is_empty() { &o.stdout } else { &o.stderr });
-                rec.detail = format!("{why}; {}", o.describe());
-                if !said.is_empty() {
-                    rec.detail.push_str(&format!(": {}", util::truncate(said, 200)));
-                }
-            }
+        Ok(o) => ran_to_end(cell, i, h, ctx, &o, &why, &mut rec),
+    }
+    log_attempt(cell, &a.id, &rec, &stamp, ctx);
+    rec
+}
+
+/// The environment the revive command runs with.
+fn command_env(cell: &Cell, a: &Agent, attempt: u32, why: &str) -> Vec<(String, String)> {
+    let dir = abs(&cell.dir);
+    vec![
+        ("CELL_ID".to_string(), cell.id.clone()),
+        ("CELL_PATH".to_string(), dir.display().to_string()),
+        ("AGENT_ID".to_string(), a.id.clone()),
+        ("AGENT_FILE".to_string(), abs(&a.path).display().to_string()),
+        ("AGENT_ROLE".to_string(), a.role.text.clone().unwrap_or_default()),
+        ("CHECKPOINT_PATH".to_string(), format!("{}/", dir.join("checkpoints").join(&a.id).display())),
+        ("MISSION_NAME".to_string(), cell.mission_name().unwrap_or_default().to_string()),
+        ("REVIVE_ATTEMPT".to_string(), attempt.to_string()),
+        ("REVIVE_REASON".to_string(), why.to_string()),
+    ]
+}
+
+/// The record of a command that ran to its end: recovered and perhaps verified, or failed
+/// with the first line it said.
+fn ran_to_end(
+    cell: &Cell,
+    i: usize,
+    h: &AgentHealth,
+    ctx: &ReviveCtx<'_>,
+    o: &proc::Outcome,
+    why: &str,
+    rec: &mut Recovery,
+) {
+    rec.exit_code = o.exit_code;
+    rec.duration_ms = o.duration.as_millis().min(u128::from(u64::MAX)) as u64;
+    if o.success() {
+        rec.outcome = Outcome::Recovered;
+        if cell.policies.verify_delay_seconds > 0.0 {
+            std::thread::sleep(Duration::from_secs_f64(cell.policies.verify_delay_seconds));
+        }
+        let (verified, how) = verify(cell, i, h, ctx.heartbeat);
+        rec.verified = verified;
+        rec.detail = format!("{why}; {} in {}; {how}", o.describe(), took(o.duration));
+    } else {
+        let said = util::first_line(if o.stderr.trim().is_empty() { &o.stdout } else { &o.stderr });
+        rec.detail = format!("{why}; {}", o.describe());
+        if !said.is_empty() {
+            rec.detail.push_str(&format!(": {}", util::truncate(said, 200)));
         }
     }
+}
+
+/// A line in the cell's mission.log about the attempt.
+fn log_attempt(cell: &Cell, agent: &str, rec: &Recovery, stamp: &str, ctx: &ReviveCtx<'_>) {
     let line = format!(
-        "{stamp} cellscan: revive {} attempt {}/{}: {} ({})\n",
-        a.id,
+        "{stamp} cellscan: revive {agent} attempt {}/{}: {} ({})\n",
         rec.attempt,
         rec.max_attempts,
         match (rec.outcome, rec.verified) {
@@ -393,7 +401,6 @@ fn attempt(
     if let Err(e) = cell_logs(cell).and_then(|logs| logs.append_line("mission.log", line.as_bytes(), Perm::Shared)) {
         ctx.diag.warn(format_args!("{}: {e}", cell.id));
     }
-    rec
 }
 
 /// Is the agent back? Its file no longer says failed; and when the heartbeat endpoint called

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::util::fields::Fields;
 use crate::util::is_safe_id;
 
 /// One agent of the registry.
@@ -115,42 +116,32 @@ fn parse_entry(v: Value) -> std::result::Result<AgentEntry, EntryError> {
     let Value::Object(map) = v else {
         return Err((None, "expected an agent object".into()));
     };
-    let id = match map.get("id") {
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err((None, "id: expected a string".into())),
-        None => return Err((None, "id: missing (required)".into())),
-    };
-    let printable = crate::util::truncate(&id, 64);
-    if !is_safe_id(&id) {
-        return Err((
-            Some(printable),
-            "id: not a valid agent id (1-128 letters, digits, '-', '_', '.', not starting with '.')".into(),
-        ));
+    let mut f = Fields::new(&map);
+    match map.get("id") {
+        None => f.fail("id", "missing (required)"),
+        // null is no string here, not an absent field.
+        Some(Value::Null) => f.fail("id", "expected a string"),
+        Some(_) => {}
     }
-    let fail = |why: String| (Some(id.clone()), why);
-    let opt_string = |key: &str| -> std::result::Result<Option<String>, EntryError> {
-        match map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(fail(format!("{key}: expected a string"))),
-        }
+    let Some(id) = f.string("id") else {
+        return Err((None, f.error.unwrap_or_else(|| "id: missing (required)".into())));
     };
-    let name = opt_string("name")?.unwrap_or_else(|| id.clone());
-    let active = match map.get("active") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(fail("active: expected true or false".into())),
-    };
-    Ok(AgentEntry {
-        home_dir: opt_string("home_dir")?,
-        config_path: opt_string("config_path")?,
-        gateway: opt_string("gateway")?,
-        id,
-        name,
-        active,
-        raw: map,
-    })
+    if !is_safe_id(&id) {
+        let why = "id: not a valid agent id (1-128 letters, digits, '-', '_', '.', not starting with '.')";
+        return Err((Some(crate::util::truncate(&id, 64)), why.into()));
+    }
+    // Blank strings count as not given.
+    let opt_string = |f: &mut Fields<'_>, key: &str| f.string(key).filter(|s| !s.trim().is_empty());
+    let name = opt_string(&mut f, "name");
+    let active = f.boolean("active").unwrap_or(true);
+    let home_dir = opt_string(&mut f, "home_dir");
+    let config_path = opt_string(&mut f, "config_path");
+    let gateway = opt_string(&mut f, "gateway");
+    if let Some(why) = f.error {
+        return Err((Some(id), why));
+    }
+    let name = name.unwrap_or_else(|| id.clone());
+    Ok(AgentEntry { home_dir, config_path, gateway, name, id, active, raw: map })
 }
 
 /// Expand a leading `~` or `~/` with the user's home directory.
@@ -206,6 +197,28 @@ mod tests {
         assert!(msgs[2].contains("agents[2] (a): active: expected true or false"));
         assert!(msgs[3].contains("agents[4] (b): another agent already has this id"));
         assert!(msgs[4].contains("agents[5]: expected an agent object"));
+    }
+
+    #[test]
+    fn each_problem_is_worded_as_before_and_the_first_one_wins() {
+        let r = parse(
+            r#"{"agents":[{"id":null},{"id":7},{"id":"c","name":3},{"id":"d","active":1,"home_dir":[]},
+                          {"id":"e","home_dir":{},"gateway":false},{"id":"f","name":"  ","gateway":" "}]}"#,
+        )
+        .unwrap();
+        let msgs: Vec<&str> = r.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "agent-registry.json: agents[0]: id: expected a string",
+                "agent-registry.json: agents[1]: id: expected a string",
+                "agent-registry.json: agents[2] (c): name: expected a string",
+                "agent-registry.json: agents[3] (d): active: expected true or false",
+                "agent-registry.json: agents[4] (e): home_dir: expected a string",
+            ]
+        );
+        let f = r.find("f").unwrap();
+        assert_eq!((f.name.as_str(), f.gateway.as_deref()), ("f", None));
     }
 
     #[test]

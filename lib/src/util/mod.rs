@@ -3,7 +3,9 @@
 pub mod fields;
 pub mod git;
 pub mod http;
+pub mod par;
 pub mod proc;
+pub mod prom;
 pub mod redact;
 pub mod text;
 
