@@ -26,8 +26,8 @@ use pitcrew::notify::silence::{Matcher, Silences};
 use pitcrew::notify::state::{self, Input, Policy, Rates, State};
 use pitcrew::record::{self, Check, Finding, Kind, Recovery};
 use pitcrew::restart::{Decision, Entry, Policy as RestartPolicy};
+use pitcrew::rollup::READ_BLOCK;
 use pitcrew::rollup::fast::{self, Fields};
-use pitcrew::rollup::lines::Lines;
 use pitcrew::rollup::scan::{Origin, ScanOpts, Scanner, slow_parse, ts_millis};
 use pitcrew::tickmon::beats::{self, Event, Op, Snapshot};
 use pitcrew::tickmon::registry::Registry;
@@ -426,11 +426,23 @@ pub fn timestamps(data: &[u8]) {
 /// A metrics line as rollup reads it. The fast path ([`fast::parse`]) must give, on every line
 /// it does not leave to serde_json, exactly what serde_json's reading ([`slow_parse`]) gives;
 /// a string field it calls plain must be the text between its quotes. rollup's line reader
-/// splits the same lines as the shared one, and a whole scan of the bytes does not panic.
+/// splits the same lines in large reads as in small ones, and a whole scan of the bytes does not panic.
 pub fn rollup_metrics(data: &[u8]) {
+    /// Hands out at most 7 bytes a read, to split lines across reads.
+    struct Dribble<'a>(&'a [u8]);
+    impl std::io::Read for Dribble<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(7);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
     for max in [64usize, 16384] {
-        let mut ours = Lines::new(Cursor::new(data), max);
-        let mut shared = LineReader::new(Cursor::new(data), max);
+        // Lines split alike whether they come in large reads or a few bytes at a time.
+        let mut ours = LineReader::with_block(Cursor::new(data), max, READ_BLOCK);
+        let mut shared = LineReader::with_block(Dribble(data), max, 1024);
         loop {
             let (a, b) = (ours.next_line(), shared.next_line());
             let (a, b) = match (a, b) {
@@ -439,7 +451,7 @@ pub fn rollup_metrics(data: &[u8]) {
             };
             let a = a.map(|(n, l)| (n, line_bytes(l)));
             let b = b.map(|(n, l)| (n, line_bytes(l)));
-            assert_eq!(a, b, "rollup's line reader and the shared one split differently (limit {max})");
+            assert_eq!(a, b, "large reads and small reads split differently (limit {max})");
             let Some((_, Ok(line))) = a else {
                 if a.is_none() {
                     break;

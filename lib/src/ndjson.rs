@@ -106,84 +106,135 @@ pub enum Line<'a> {
     TooLong(u64),
 }
 
-/// Reads numbered lines into one reused buffer.
+/// How much is read at a time by default.
+const BLOCK: usize = 64 * 1024;
+
+/// Reads numbered lines out of large reads, without copying them: each line is handed out
+/// as a slice of the block it was read into (split with `memchr`). `\n` or `\r\n` end a
+/// line; blank lines are skipped but counted; a last line without a newline (a file being
+/// appended to) is returned as it is; a line longer than the limit is skipped without being
+/// held in memory, and said with its length. Each read returns what is there, so a line
+/// that arrives on a pipe is handed out at once.
 pub struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
     lineno: u64,
     max: usize,
 }
 
-impl<R: BufRead> LineReader<R> {
+impl<R: Read> LineReader<R> {
+    /// Lines of at most `max` bytes, read 64 KiB at a time.
     pub fn new(inner: R, max: usize) -> Self {
-        LineReader { inner, buf: Vec::with_capacity(1024), lineno: 0, max }
+        Self::with_block(inner, max, BLOCK)
     }
 
-    /// The next non-blank line with its number, `None` at the end. A line without a final
-    /// newline (a file being appended to) is returned as it is.
+    /// Lines of at most `max` bytes, read `block` bytes at a time (rollup reads the metrics
+    /// in larger blocks).
+    pub fn with_block(inner: R, max: usize, block: usize) -> Self {
+        let block = block.max(1024);
+        LineReader { inner, buf: vec![0; block], start: 0, end: 0, eof: false, lineno: 0, max }
+    }
+
+    /// Read more: keep the unfinished line, growing the buffer only for a long line.
+    fn fill(&mut self) -> io::Result<usize> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let grown = (self.buf.len() * 2).min(self.max.saturating_add(2).max(self.buf.len()));
+            self.buf.resize(grown, 0);
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    if n == 0 {
+                        self.eof = true;
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Skip the rest of a line that is too long; returns its total length.
+    fn skip_long(&mut self) -> io::Result<u64> {
+        let mut skipped = (self.end - self.start) as u64;
+        let mut cr = self.end > self.start && self.buf[self.end - 1] == b'\r';
+        self.start = 0;
+        self.end = 0;
+        loop {
+            if self.fill()? == 0 {
+                return Ok(skipped);
+            }
+            if let Some(k) = memchr::memchr(b'\n', &self.buf[..self.end]) {
+                self.start = k + 1;
+                // Without its "\r\n", even when the '\r' came in the read before.
+                let crlf = if k > 0 { self.buf[k - 1] == b'\r' } else { cr };
+                return Ok(skipped + k as u64 - u64::from(crlf));
+            }
+            skipped += self.end as u64;
+            cr = self.buf[self.end - 1] == b'\r';
+            self.end = 0;
+        }
+    }
+
+    /// The next non-blank line with its number, `None` at the end.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
         loop {
-            self.buf.clear();
-            let n = (&mut self.inner).take(self.max as u64 + 1).read_until(b'\n', &mut self.buf)?;
-            if n == 0 {
-                return Ok(None);
-            }
-            self.lineno += 1;
-            if self.buf.last() == Some(&b'\n') {
-                self.buf.pop();
-                if self.buf.last() == Some(&b'\r') {
-                    self.buf.pop();
+            let (a, b) = match memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
+                Some(k) => {
+                    let a = self.start;
+                    self.start += k + 1;
+                    (a, a + k)
                 }
-            } else if self.buf.len() > self.max {
-                // A line of exactly `max` bytes ending in "\r\n" fills the read up to its '\r'.
-                let cr = self.buf.last() == Some(&b'\r');
-                if cr && self.buf.len() == self.max + 1 && self.inner.fill_buf()?.first() == Some(&b'\n') {
-                    self.inner.consume(1);
-                    self.buf.pop();
-                } else {
-                    // The length of the line is without its "\r\n".
-                    let (rest, crlf) = skip_line(&mut self.inner, cr)?;
-                    let len = self.buf.len() as u64 + rest - u64::from(crlf);
-                    return Ok(Some((self.lineno, Line::TooLong(len))));
-                }
-            }
-            if self.buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            return Ok(Some((self.lineno, Line::Text(&self.buf))));
-        }
-    }
-}
-
-/// Discard up to and including the next newline. Returns the bytes skipped, not counting
-/// the newline, and whether the byte before the newline was a '\r' (`cr`: the byte before
-/// these was one).
-fn skip_line<R: BufRead>(r: &mut R, mut cr: bool) -> io::Result<(u64, bool)> {
-    let mut skipped = 0u64;
-    loop {
-        let (done, used) = {
-            let avail = r.fill_buf()?;
-            if avail.is_empty() {
-                return Ok((skipped, false));
-            }
-            match avail.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    if i > 0 {
-                        cr = avail[i - 1] == b'\r';
+                None if self.eof => {
+                    if self.start == self.end {
+                        return Ok(None);
                     }
-                    (true, i + 1)
+                    // A last line without a newline is returned as it is, '\r' included.
+                    let a = self.start;
+                    self.start = self.end;
+                    self.lineno += 1;
+                    let line = &self.buf[a..self.end];
+                    if line.len() > self.max {
+                        return Ok(Some((self.lineno, Line::TooLong(line.len() as u64))));
+                    }
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    return Ok(Some((self.lineno, Line::Text(&self.buf[a..self.end]))));
                 }
                 None => {
-                    cr = avail.last() == Some(&b'\r');
-                    (false, avail.len())
+                    // Too long already, unless it is `max` bytes and the '\r' of its "\r\n".
+                    let len = self.end - self.start;
+                    if len > self.max + 1 || (len == self.max + 1 && self.buf[self.end - 1] != b'\r') {
+                        self.lineno += 1;
+                        let n = self.skip_long()?;
+                        return Ok(Some((self.lineno, Line::TooLong(n))));
+                    }
+                    self.fill()?;
+                    continue;
                 }
+            };
+            self.lineno += 1;
+            let b = if b > a && self.buf[b - 1] == b'\r' { b - 1 } else { b };
+            let line = &self.buf[a..b];
+            if line.len() > self.max {
+                return Ok(Some((self.lineno, Line::TooLong(line.len() as u64))));
             }
-        };
-        r.consume(used);
-        if done {
-            return Ok((skipped + used as u64 - 1, cr));
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            return Ok(Some((self.lineno, Line::Text(&self.buf[a..b]))));
         }
-        skipped += used as u64;
     }
 }
 
@@ -246,7 +297,7 @@ pub fn for_each_line(
 }
 
 /// Like [`for_each_line`] for one already-open reader.
-pub fn read_lines<R: BufRead>(
+pub fn read_lines<R: Read>(
     reader: R,
     name: &str,
     opts: ReadOpts,
@@ -414,5 +465,64 @@ mod tests {
             Err(Error::Input { source, line, .. }) => assert_eq!((source.as_str(), line), ("in.jsonl", 2)),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    /// A reader that hands out at most `n` bytes a call, to split lines across reads.
+    struct Dribble<'a>(&'a [u8], usize);
+
+    impl Read for Dribble<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn dribbled(input: &[u8], step: usize, max: usize) -> Vec<(u64, String)> {
+        let mut r = LineReader::with_block(Dribble(input, step), max, 1024);
+        let mut out = Vec::new();
+        while let Some((n, l)) = r.next_line().unwrap() {
+            out.push((
+                n,
+                match l {
+                    Line::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    Line::TooLong(k) => format!("<{k}>"),
+                },
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_split_alike_whatever_the_reads() {
+        for step in [1, 3, 1000] {
+            let got = dribbled(b"a\r\n\n  \nb\nc", step, 100);
+            assert_eq!(got, vec![(1, "a".into()), (4, "b".into()), (5, "c".into())], "step {step}");
+            let got = dribbled(b"0123456789abc\nok\n", step, 5);
+            assert_eq!(got, vec![(1, "<13>".into()), (2, "ok".into())], "step {step}");
+        }
+    }
+
+    #[test]
+    fn lines_of_the_limit_with_crlf_and_lengths_without_it() {
+        for step in [1, 2, 3, 1000] {
+            let got = dribbled(b"12345\r\n123456\r\nabc\r", step, 5);
+            assert_eq!(got, vec![(1, "12345".into()), (2, "<6>".into()), (3, "abc\r".into())], "step {step}");
+        }
+    }
+
+    #[test]
+    fn long_lines_beyond_a_block() {
+        let long = "x".repeat(BLOCK * 3 + 17);
+        let input = format!("{long}\nshort\n{long}");
+        assert_eq!(
+            dribbled(input.as_bytes(), 70_000, 1 << 20),
+            vec![(1, long.clone()), (2, "short".into()), (3, long.clone())]
+        );
+        assert_eq!(
+            dribbled(input.as_bytes(), 70_000, 1000),
+            vec![(1, format!("<{}>", long.len())), (2, "short".into()), (3, format!("<{}>", long.len()))]
+        );
     }
 }

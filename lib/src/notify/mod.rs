@@ -95,59 +95,13 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         alert_on_recovery: config.alerting.alert_on_recovery,
         after: cli.after,
     };
-    let sink_repeat = sinks::NAMES
-        .iter()
-        .filter_map(|n| {
-            let v = config.alerting.raw.get(&format!("{n}_repeat_interval_seconds"))?;
-            record::value_as_u64(v).map(|s| (n.to_string(), s))
-        })
-        .collect();
-    let max_subjects = match config.alerting.raw.get("max_subjects") {
-        None => state::DEFAULT_MAX_SUBJECTS,
-        Some(v) => match v.as_u64().filter(|n| *n > 0) {
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-            None => {
-                return Err(Error::config(format!(
-                    "{}: alerting.max_subjects: {v} is not a number above 0",
-                    config.path.display()
-                )));
-            }
-        },
-    };
+    let sink_repeat = sink_repeat_intervals(&config);
+    let max_subjects = max_subjects(&config)?;
     let mut engine = Engine { sinks, policy, sink_repeat, dry_run: cli.dry_run, files, diag, clock, max_subjects };
 
     let mut input = Input::default();
     match &cli.cmd {
-        Some(Cmd::Send(s)) => {
-            let message = if s.message == "-" {
-                // A message, not a stream: at most 1 MiB is read (a runaway producer cannot
-                // exhaust memory); the rest is left unread.
-                const MAX_MESSAGE: u64 = 1 << 20;
-                let mut bytes = Vec::new();
-                std::io::stdin()
-                    .take(MAX_MESSAGE + 1)
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| Error::io("reading the message from stdin", e))?;
-                if bytes.len() as u64 > MAX_MESSAGE {
-                    bytes.truncate(MAX_MESSAGE as usize);
-                    diag.warn(format_args!("send: the message is longer than {MAX_MESSAGE} bytes; the rest is cut"));
-                }
-                String::from_utf8_lossy(&bytes).into_owned()
-            } else {
-                s.message.clone()
-            };
-            let message = message.trim_end().to_string();
-            if message.trim().is_empty() {
-                return Err(Error::usage("send: the message is empty"));
-            }
-            let title =
-                s.title.clone().unwrap_or_else(|| crate::util::truncate(crate::util::first_line(&message), 120));
-            let mut a = Alert::new(s.topic.as_deref().unwrap_or(""), s.level, &title, &message, &engine.clock.stamp());
-            if s.level == Level::Recovery {
-                a.status = alert::AlertStatus::Resolved;
-            }
-            input.loose.push(a);
-        }
+        Some(Cmd::Send(s)) => input.loose.push(send_alert(s, diag, &engine.clock.stamp())?),
         _ => {
             let sources =
                 if cli.files.is_empty() && *stdin_is_terminal { Vec::new() } else { Source::from_args(&cli.files) };
@@ -176,6 +130,62 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         return Err(e);
     }
     Ok(Status::failures_if(report.undelivered > 0))
+}
+
+/// `<sink>_repeat_interval_seconds` of the alerting settings, per sink that has one.
+fn sink_repeat_intervals(config: &Config) -> Vec<(String, u64)> {
+    sinks::NAMES
+        .iter()
+        .filter_map(|n| {
+            let v = config.alerting.raw.get(&format!("{n}_repeat_interval_seconds"))?;
+            record::value_as_u64(v).map(|s| (n.to_string(), s))
+        })
+        .collect()
+}
+
+/// `alerting.max_subjects`, or the default.
+fn max_subjects(config: &Config) -> Result<usize> {
+    match config.alerting.raw.get("max_subjects") {
+        None => Ok(state::DEFAULT_MAX_SUBJECTS),
+        Some(v) => match v.as_u64().filter(|n| *n > 0) {
+            Some(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+            None => Err(Error::config(format!(
+                "{}: alerting.max_subjects: {v} is not a number above 0",
+                config.path.display()
+            ))),
+        },
+    }
+}
+
+/// The alert of `notify send`: the message given, or read from stdin (`-`).
+fn send_alert(s: &cli::SendArgs, diag: &Diag, stamp: &str) -> Result<Alert> {
+    let message = if s.message == "-" {
+        // A message, not a stream: at most 1 MiB is read (a runaway producer cannot exhaust
+        // memory); the rest is left unread.
+        const MAX_MESSAGE: u64 = 1 << 20;
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(MAX_MESSAGE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("reading the message from stdin", e))?;
+        if bytes.len() as u64 > MAX_MESSAGE {
+            bytes.truncate(MAX_MESSAGE as usize);
+            diag.warn(format_args!("send: the message is longer than {MAX_MESSAGE} bytes; the rest is cut"));
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        s.message.clone()
+    };
+    let message = message.trim_end().to_string();
+    if message.trim().is_empty() {
+        return Err(Error::usage("send: the message is empty"));
+    }
+    let title = s.title.clone().unwrap_or_else(|| crate::util::truncate(crate::util::first_line(&message), 120));
+    let mut a = Alert::new(s.topic.as_deref().unwrap_or(""), s.level, &title, &message, stamp);
+    if s.level == Level::Recovery {
+        a.status = alert::AlertStatus::Resolved;
+    }
+    Ok(a)
 }
 
 /// Take one input record: into the rules, as an alert to send, or through unchanged. A
@@ -273,17 +283,7 @@ impl Engine<'_> {
         let now = self.clock.now();
         let stamp = clock::fmt_ts(now);
         let mut state = self.load_state();
-        let (mut rates, rate_warning) = Rates::load(&self.files.rates);
-        if let Some(w) = rate_warning {
-            self.diag.warn(w);
-        }
-        let silences = match Silences::load(&self.files.silences) {
-            Ok(s) => s,
-            Err(e) => {
-                self.diag.warn(format_args!("{e}; no silences apply"));
-                Silences::default()
-            }
-        };
+        let (mut rates, silences) = self.load_rates_and_silences();
 
         let mut report = Report::default();
         let mut waiting = match outbox::load(&self.files.outbox, self.diag) {
@@ -311,70 +311,71 @@ impl Engine<'_> {
         self.deliver(&mut alerts, &state, now);
         remember_sinks(&mut state, &alerts, &stamp, false);
 
-        // A reminder for a sink that still owes the incident's first word is not queued: the
-        // outbox would grow by one line per repeat for as long as the sink is down, and the
-        // person would get them all at once when it is back.
-        let owed: HashSet<(String, String)> = waiting
-            .iter()
-            .filter_map(|l| match l {
-                OutboxLine::Entry(q) if !q.alert.is_resolved() => q.alert.subject.as_ref().map(|s| (q, s)),
-                _ => None,
-            })
-            .flat_map(|(q, subj)| q.sinks.iter().map(move |k| (k.clone(), subj.clone())))
-            .collect();
-        let mut queued = Vec::new();
-        for a in &alerts {
-            let subject = a.subject.clone().unwrap_or_default();
-            let failed: Vec<&SinkResult> = a
-                .sinks
-                .iter()
-                .filter(|s| !s.delivered && !s.dry_run)
-                .filter(|s| !(a.repeat && owed.contains(&(s.sink.clone(), subject.clone()))))
-                .collect();
-            if failed.is_empty() {
-                continue;
-            }
-            queued.push(Queued {
-                alert: a.undelivered(),
-                sinks: failed.iter().map(|s| s.sink.clone()).collect(),
-                attempts: 1,
-                queued_at: stamp.clone(),
-                last_error: Some(
-                    failed
-                        .iter()
-                        .map(|s| format!("{}: {}", s.sink, s.error.as_deref().unwrap_or("failed")))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ),
-                extra: serde_json::Map::new(),
-            });
-        }
+        let queued = to_queue(&alerts, &waiting, &stamp);
         if !self.dry_run {
-            // What is still firing, for Alertmanager, which forgets what is not posted again.
-            let this_run: HashSet<String> = alerts.iter().filter_map(|a| a.subject.clone()).collect();
-            let firing = state::still_firing(&state, &this_run);
-            for s in &mut self.sinks {
-                if let Some(Err(e)) = s.refresh(&firing) {
-                    self.diag.warn(format_args!("{}: posting the alerts still firing: {e}", s.name()));
-                }
+            self.refresh_and_save(
+                Saving { state: &state, rates: &rates, alerts: &alerts, retried: &report.retried, queued: &queued },
+                saving,
+                now,
+            )?;
+        }
+        self.warn_undelivered(&alerts);
+        report.undelivered = outbox::pending(&waiting) + queued.len();
+        report.alerts = alerts;
+        report.unsaved = unsaved;
+        Ok(report)
+    }
+
+    /// The topic rates and the silences (a broken silences file is said, and none apply).
+    fn load_rates_and_silences(&self) -> (Rates, Silences) {
+        let (rates, rate_warning) = Rates::load(&self.files.rates);
+        if let Some(w) = rate_warning {
+            self.diag.warn(w);
+        }
+        let silences = match Silences::load(&self.files.silences) {
+            Ok(s) => s,
+            Err(e) => {
+                self.diag.warn(format_args!("{e}; no silences apply"));
+                Silences::default()
             }
-            if saving {
-                // Every event of the alerts' lives, for `rollup incidents`; a history that
-                // cannot be written costs the history, never the alerts.
-                let events = lifecycle::events(&report.retried, &alerts, &stamp);
-                if let Err(e) = crate::history::append(&self.files.history, now, &events) {
-                    self.diag.warn(format_args!("{e}; the alert history misses this run's events"));
-                }
-                outbox::append(&self.files.outbox, &queued)?;
-                state.save(&self.files.state)?;
-                rates.save(&self.files.rates, clock::unix_f64(now), self.policy.rate_limit_s)?;
-            } else if !queued.is_empty() {
-                self.diag.warn(format_args!(
-                    "{} alert(s) were not delivered and cannot be queued in the outbox (see the alert records)",
-                    queued.len()
-                ));
+        };
+        (rates, silences)
+    }
+
+    /// Tell Alertmanager what is still firing and, when `saving`, write the history, the
+    /// outbox, the state and the rates.
+    fn refresh_and_save(&mut self, run: Saving<'_>, saving: bool, now: time::OffsetDateTime) -> Result<()> {
+        let Saving { state, rates, alerts, retried, queued } = run;
+        let stamp = clock::fmt_ts(now);
+        // What is still firing, for Alertmanager, which forgets what is not posted again.
+        let this_run: HashSet<String> = alerts.iter().filter_map(|a| a.subject.clone()).collect();
+        let firing = state::still_firing(state, &this_run);
+        for s in &mut self.sinks {
+            if let Some(Err(e)) = s.refresh(&firing) {
+                self.diag.warn(format_args!("{}: posting the alerts still firing: {e}", s.name()));
             }
         }
+        if saving {
+            // Every event of the alerts' lives, for `rollup incidents`; a history that
+            // cannot be written costs the history, never the alerts.
+            let events = lifecycle::events(retried, alerts, &stamp);
+            if let Err(e) = crate::history::append(&self.files.history, now, &events) {
+                self.diag.warn(format_args!("{e}; the alert history misses this run's events"));
+            }
+            outbox::append(&self.files.outbox, queued)?;
+            state.save(&self.files.state)?;
+            rates.save(&self.files.rates, clock::unix_f64(now), self.policy.rate_limit_s)?;
+        } else if !queued.is_empty() {
+            self.diag.warn(format_args!(
+                "{} alert(s) were not delivered and cannot be queued in the outbox (see the alert records)",
+                queued.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Say on stderr, per sink, how many alerts it did not take.
+    fn warn_undelivered(&self, alerts: &[Alert]) {
         for sink in &self.sinks {
             let failed: Vec<&SinkResult> = alerts
                 .iter()
@@ -390,10 +391,6 @@ impl Engine<'_> {
                 ));
             }
         }
-        report.undelivered = outbox::pending(&waiting) + queued.len();
-        report.alerts = alerts;
-        report.unsaved = unsaved;
-        Ok(report)
     }
 
     fn load_state(&self) -> State {
@@ -547,6 +544,58 @@ impl Engine<'_> {
 }
 
 /// `sink: why; other: why` with this sink's reason replaced by `why`.
+/// What one run has to save.
+struct Saving<'a> {
+    state: &'a State,
+    rates: &'a Rates,
+    alerts: &'a [Alert],
+    retried: &'a [Alert],
+    queued: &'a [Queued],
+}
+
+/// The outbox lines for the alerts some sink did not take.
+fn to_queue(alerts: &[Alert], waiting: &[OutboxLine], stamp: &str) -> Vec<Queued> {
+    // A reminder for a sink that still owes the incident's first word is not queued: the
+    // outbox would grow by one line per repeat for as long as the sink is down, and the
+    // person would get them all at once when it is back.
+    let owed: HashSet<(String, String)> = waiting
+        .iter()
+        .filter_map(|l| match l {
+            OutboxLine::Entry(q) if !q.alert.is_resolved() => q.alert.subject.as_ref().map(|s| (q, s)),
+            _ => None,
+        })
+        .flat_map(|(q, subj)| q.sinks.iter().map(move |k| (k.clone(), subj.clone())))
+        .collect();
+    let mut queued = Vec::new();
+    for a in alerts {
+        let subject = a.subject.clone().unwrap_or_default();
+        let failed: Vec<&SinkResult> = a
+            .sinks
+            .iter()
+            .filter(|s| !s.delivered && !s.dry_run)
+            .filter(|s| !(a.repeat && owed.contains(&(s.sink.clone(), subject.clone()))))
+            .collect();
+        if failed.is_empty() {
+            continue;
+        }
+        queued.push(Queued {
+            alert: a.undelivered(),
+            sinks: failed.iter().map(|s| s.sink.clone()).collect(),
+            attempts: 1,
+            queued_at: stamp.to_string(),
+            last_error: Some(
+                failed
+                    .iter()
+                    .map(|s| format!("{}: {}", s.sink, s.error.as_deref().unwrap_or("failed")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            extra: serde_json::Map::new(),
+        });
+    }
+    queued
+}
+
 fn merge_error(old: Option<&str>, sink: &str, why: &str) -> String {
     let mut parts: Vec<String> = old
         .unwrap_or("")
@@ -612,14 +661,7 @@ fn build_sinks<'d>(
     }
     let gitea_any = a.gitea_url.is_some() || a.gitea_repo.is_some() || !a.gitea_token.is_empty();
     let ticks = home.join("ticks");
-    let repo = match &a.gitea_repo {
-        Some(r) => Some(r.clone()),
-        None if gitea_any => {
-            let from = if ticks.is_dir() { ticks.as_path() } else { home };
-            util::git::origin_repo(from, Duration::from_secs(10))
-        }
-        None => None,
-    };
+    let repo = if gitea_any { gitea_repo(a, &ticks, home) } else { None };
     match (&a.gitea_url, &repo, a.gitea_token.is_empty()) {
         (Some(url), Some(repo), false) => {
             if wanted("gitea") {
@@ -629,22 +671,7 @@ fn build_sinks<'d>(
             }
         }
         _ if !gitea_any => missing.push(("gitea", "gitea_url, gitea_repo and gitea_token".into())),
-        (u, r, no_token) => {
-            let mut need = Vec::new();
-            if u.is_none() {
-                need.push("gitea_url (GITEA_URL or CLAW_CODE_GITEA_URL)".to_string());
-            }
-            if r.is_none() {
-                need.push(format!(
-                    "gitea_repo (GITEA_REPO; the ticks repository {} has no origin remote to take it from)",
-                    ticks.display()
-                ));
-            }
-            if no_token {
-                need.push("gitea_token (GITEA_TOKEN)".to_string());
-            }
-            partial.push(("gitea", need.join(" and ")));
-        }
+        (u, r, no_token) => partial.push(("gitea", gitea_needs(u.is_none(), r.is_none(), no_token, &ticks))),
     }
     match &a.alertmanager_url {
         Some(url) if wanted("alertmanager") => out.push(Box::new(sinks::alertmanager::Alertmanager::new(
@@ -683,6 +710,36 @@ fn build_sinks<'d>(
         )));
     }
     Ok(out)
+}
+
+/// The Gitea repository: as configured, else the origin remote of the ticks repository (or
+/// of the home), where the Tick Protocol keeps it.
+fn gitea_repo(a: &crate::config::Alerting, ticks: &Path, home: &Path) -> Option<String> {
+    match &a.gitea_repo {
+        Some(r) => Some(r.clone()),
+        None => {
+            let from = if ticks.is_dir() { ticks } else { home };
+            util::git::origin_repo(from, Duration::from_secs(10))
+        }
+    }
+}
+
+/// What a Gitea sink configured in part lacks.
+fn gitea_needs(no_url: bool, no_repo: bool, no_token: bool, ticks: &Path) -> String {
+    let mut need = Vec::new();
+    if no_url {
+        need.push("gitea_url (GITEA_URL or CLAW_CODE_GITEA_URL)".to_string());
+    }
+    if no_repo {
+        need.push(format!(
+            "gitea_repo (GITEA_REPO; the ticks repository {} has no origin remote to take it from)",
+            ticks.display()
+        ));
+    }
+    if no_token {
+        need.push("gitea_token (GITEA_TOKEN)".to_string());
+    }
+    need.join(" and ")
 }
 
 fn write_report(out: &mut dyn Write, report: &Report, format: Format, dry_run: bool) -> Result<()> {

@@ -271,32 +271,7 @@ pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
         }
         d.line(Line::default().push(format!("{} {noun} {state}: {}", members.len(), names.join(", ")), true));
         for a in members {
-            let detail =
-                a.message.strip_prefix(state.as_str()).map(|m| m.trim_start_matches(':').trim()).unwrap_or(&a.message);
-            let mut l = Line::plain("• ").push(a.name(), true);
-            l = l.push(if detail.is_empty() { String::new() } else { format!(": {detail}") }, false);
-            if a.repeat {
-                let how_long = a
-                    .since
-                    .as_deref()
-                    .and_then(clock::parse_ts)
-                    .zip(clock::parse_ts(&a.timestamp))
-                    .map(|(s, n)| clock::human_duration((n - s).whole_seconds().max(0) as u64));
-                l = l.push(
-                    match how_long {
-                        Some(h) => format!(" (still {state} after {h})"),
-                        None => format!(" (still {state})"),
-                    },
-                    false,
-                );
-            }
-            d.line(l.push(raised(a), false).naming(1));
-            if !a.also.is_empty() {
-                d.line(
-                    Line::plain(format!("   ↳ also down because of {}: {}", a.name(), a.also.join(", ")))
-                        .naming(a.also.len()),
-                );
-            }
+            member(&mut d, a, state, &raised(a));
         }
     }
     // Alerts that came as they are.
@@ -305,7 +280,41 @@ pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
         d.line(Line::default().push(&a.title, true).push(raised(a), false).naming(1));
         d.text(&a.message);
     }
-    // Recoveries.
+    recoveries(&mut d, alerts, &raised);
+    d
+}
+
+/// One firing member of a group: its name, detail, how long it has been so, and the children
+/// mentioned under it.
+fn member(d: &mut Doc, a: &Alert, state: &str, raised: &str) {
+    let detail = a.message.strip_prefix(state).map(|m| m.trim_start_matches(':').trim()).unwrap_or(&a.message);
+    let mut l = Line::plain("• ").push(a.name(), true);
+    l = l.push(if detail.is_empty() { String::new() } else { format!(": {detail}") }, false);
+    if a.repeat {
+        let how_long = a
+            .since
+            .as_deref()
+            .and_then(clock::parse_ts)
+            .zip(clock::parse_ts(&a.timestamp))
+            .map(|(s, n)| clock::human_duration((n - s).whole_seconds().max(0) as u64));
+        l = l.push(
+            match how_long {
+                Some(h) => format!(" (still {state} after {h})"),
+                None => format!(" (still {state})"),
+            },
+            false,
+        );
+    }
+    d.line(l.push(raised, false).naming(1));
+    if !a.also.is_empty() {
+        d.line(
+            Line::plain(format!("   ↳ also down because of {}: {}", a.name(), a.also.join(", "))).naming(a.also.len()),
+        );
+    }
+}
+
+/// The recoveries of a batch: each with its message, or a count and the names in a storm.
+fn recoveries(d: &mut Doc, alerts: &[&Alert], raised: &dyn Fn(&Alert) -> String) {
     let resolved: Vec<&Alert> = alerts.iter().copied().filter(|a| a.is_resolved()).collect();
     if !resolved.is_empty() {
         d.line(Line::default());
@@ -330,7 +339,6 @@ pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
             }
         }
     }
-    d
 }
 
 /// Past this many subjects in one group a message is a storm: a headline with counts, then

@@ -364,172 +364,221 @@ pub fn evaluate(
     policy: Policy,
     now: OffsetDateTime,
 ) -> Decision {
-    let stamp = clock::fmt_ts(now);
-    let now_s = clock::unix_f64(now);
-    let before = rates.clone();
-    let mut alerts = Vec::new();
-    let mut raised_topics = Vec::new();
-    let Input { order, mut said, mut bad_before, loose } = input;
-    let hold = |a: &Alert, parent: bool, bad_runs: u32| {
-        if silences.muting(a, now).is_some() {
-            Some(Suppressed::Silenced)
-        } else if parent {
-            Some(Suppressed::Inhibited)
-        } else if bad_runs < policy.after {
-            Some(Suppressed::Threshold)
-        } else if before.limited(&a.topic, now_s, policy.rate_limit_s) {
-            Some(Suppressed::RateLimit)
-        } else {
-            None
-        }
+    let mut pass = Pass {
+        silences,
+        policy,
+        before: rates.clone(),
+        now,
+        now_s: clock::unix_f64(now),
+        stamp: clock::fmt_ts(now),
+        alerts: Vec::new(),
+        raised_topics: Vec::new(),
     };
+    let Input { order, mut said, mut bad_before, loose } = input;
     for key in order {
         let Some(s) = said.remove(&key) else { continue };
         let entry = state.subjects.entry(key.clone()).or_default();
-        let (bad, parent) = match &s {
-            Said::Rule(o) => (o.bad, o.parent.clone()),
-            Said::Alert(a) => (if a.is_resolved() { None } else { Some(a.level) }, None),
+        entry.last_seen.clone_from(&pass.stamp);
+        let forget = match &s {
+            Said::Rule(o) => match o.bad {
+                Some(level) => pass.bad(entry, &key, &s, level, o.parent.is_some()),
+                None => pass.good(entry, &key, &s, bad_before.remove(&key)),
+            },
+            Said::Alert(a) if a.is_resolved() => pass.good(entry, &key, &s, bad_before.remove(&key)),
+            Said::Alert(a) => pass.bad(entry, &key, &s, a.level, false),
         };
-        entry.last_seen.clone_from(&stamp);
-        match bad {
-            Some(level) => {
-                if entry.level.is_none() {
-                    entry.since.clone_from(&stamp);
-                    entry.bad_runs = 0;
-                    entry.acked_by = None;
-                    entry.acked_at = None;
-                }
-                entry.bad_runs = entry.bad_runs.saturating_add(1);
-                entry.level = Some(level);
-                // Turning bad and getting worse are news; getting better while still bad (a
-                // restart that failed after the attempts were used up, a down service now only
-                // degraded) waits for the next reminder. `notified` keeps the worst level
-                // announced in the incident.
-                let once = matches!(&s, Said::Rule(o) if o.once);
-                if once && entry.notified.is_some() {
-                    continue;
-                }
-                entry.once = once;
-                let repeat = entry.notified.is_some_and(|n| level.severity() <= n.severity());
-                // An acknowledged incident gets no reminders; getting worse is news again.
-                let due = !repeat
-                    || entry.acked_by.is_none()
-                        && entry
-                            .last_sent
-                            .as_deref()
-                            .and_then(|t| age_s(t, now))
-                            .is_none_or(|a| a >= policy.repeat_interval_s);
-                if !due {
-                    continue;
-                }
-                let mut a = match &s {
-                    Said::Rule(o) => rule_alert(o, level, &key, entry, &stamp),
-                    Said::Alert(a) => {
-                        let mut a = a.as_ref().clone();
-                        a.status = AlertStatus::Firing;
-                        a.since = Some(entry.since.clone());
-                        a
-                    }
-                };
-                a.repeat = repeat;
-                a.was = entry.notified.filter(|n| *n != level);
-                a.suppressed = hold(&a, parent.is_some(), entry.bad_runs);
-                if a.suppressed.is_none() {
-                    if !repeat {
-                        // Worse than what was acknowledged: the acknowledgement ends.
-                        entry.acked_by = None;
-                        entry.acked_at = None;
-                    }
-                    entry.notified = Some(entry.notified.filter(|n| n.severity() > level.severity()).unwrap_or(level));
-                    entry.last_sent = Some(stamp.clone());
-                    remember(entry, &a, &s);
-                    raised_topics.push(a.topic.clone());
-                }
-                alerts.push(a);
-            }
-            None => {
-                let was = entry.notified;
-                let since = entry.since.clone();
-                let earlier_bad_runs = if entry.level.is_some() { entry.bad_runs } else { 0 };
-                entry.level = None;
-                entry.bad_runs = 0;
-                let Some(was) = was else {
-                    // Bad earlier in this run and good at its end (a restart worked): the
-                    // outage is announced as it would have been, with its recovery after it.
-                    if let (Some(b), Said::Rule(good)) = (bad_before.remove(&key), &s) {
-                        let outage_since = if earlier_bad_runs > 0 { Some(since.as_str()) } else { None };
-                        let (mut outage, mut recovery) = healed_in_run(&b, good, &key, entry, outage_since, now);
-                        outage.suppressed = hold(&outage, b.parent.is_some(), earlier_bad_runs.saturating_add(1));
-                        let raised = outage.suppressed.is_none();
-                        if raised {
-                            raised_topics.push(outage.topic.clone());
-                        }
-                        alerts.push(outage);
-                        if raised && policy.alert_on_recovery {
-                            if silences.muting(&recovery, now).is_some() {
-                                recovery.suppressed = Some(Suppressed::Silenced);
-                            }
-                            alerts.push(recovery);
-                        }
-                    }
-                    state.subjects.remove(&key);
-                    continue;
-                };
-                if !policy.alert_on_recovery {
-                    state.subjects.remove(&key);
-                    continue;
-                }
-                let a = match &s {
-                    Said::Rule(o) => recovery_alert(o, was, &key, entry, &since, now, &stamp),
-                    Said::Alert(a) => {
-                        let mut a = a.as_ref().clone();
-                        a.status = AlertStatus::Resolved;
-                        a.level = Level::Recovery;
-                        a.was = Some(was);
-                        a.since = Some(since);
-                        a
-                    }
-                };
-                let mut a = a;
-                if silences.muting(&a, now).is_some() {
-                    a.suppressed = Some(Suppressed::Silenced);
-                    entry.acked_by = None;
-                    entry.acked_at = None;
-                } else {
-                    state.subjects.remove(&key);
-                }
-                alerts.push(a);
-            }
+        if forget {
+            state.subjects.remove(&key);
         }
     }
-    // Alerts without a subject: sent as they are, once per run, within the topic's limit
-    // (recoveries too, as the Agent Ops Kit's alert script did).
-    let mut seen = HashSet::new();
-    for mut a in loose {
-        if a.timestamp.is_empty() {
-            a.timestamp.clone_from(&stamp);
-        }
-        let key = (a.topic.clone(), a.title.clone(), a.message.clone(), a.level, a.status);
-        a.suppressed = if !seen.insert(key) {
-            Some(Suppressed::Duplicate)
-        } else if silences.muting(&a, now).is_some() {
-            Some(Suppressed::Silenced)
-        } else if before.limited(&a.topic, now_s, policy.rate_limit_s) {
-            Some(Suppressed::RateLimit)
-        } else {
-            None
-        };
-        if a.suppressed.is_none() {
-            raised_topics.push(a.topic.clone());
-        }
-        alerts.push(a);
+    pass.loose(loose);
+    for t in &pass.raised_topics {
+        rates.mark(t, pass.now_s);
     }
-    for t in raised_topics {
-        rates.mark(&t, now_s);
-    }
+    let mut alerts = pass.alerts;
     mention_children(&mut alerts);
     state.subjects.retain(|_, e| ts(&e.last_seen).is_none_or(|t| (now - t).whole_seconds() < FORGET_AFTER_S));
     Decision { alerts }
+}
+
+/// One evaluation: what holds alerts back, and what it raised so far.
+struct Pass<'a> {
+    silences: &'a Silences,
+    policy: Policy,
+    /// The topic rates as they were before this run (a topic raised now does not hold back
+    /// another alert of the same run).
+    before: Rates,
+    now: OffsetDateTime,
+    now_s: f64,
+    stamp: String,
+    alerts: Vec<Alert>,
+    raised_topics: Vec<String>,
+}
+
+impl Pass<'_> {
+    /// Why `a` is held back, if it is.
+    fn hold(&self, a: &Alert, parent: bool, bad_runs: u32) -> Option<Suppressed> {
+        if self.silences.muting(a, self.now).is_some() {
+            Some(Suppressed::Silenced)
+        } else if parent {
+            Some(Suppressed::Inhibited)
+        } else if bad_runs < self.policy.after {
+            Some(Suppressed::Threshold)
+        } else if self.before.limited(&a.topic, self.now_s, self.policy.rate_limit_s) {
+            Some(Suppressed::RateLimit)
+        } else {
+            None
+        }
+    }
+
+    /// A subject said to be bad at `level`. Never forgets it (false).
+    fn bad(&mut self, entry: &mut Subject, key: &str, s: &Said, level: Level, parent: bool) -> bool {
+        if entry.level.is_none() {
+            entry.since.clone_from(&self.stamp);
+            entry.bad_runs = 0;
+            entry.acked_by = None;
+            entry.acked_at = None;
+        }
+        entry.bad_runs = entry.bad_runs.saturating_add(1);
+        entry.level = Some(level);
+        // Turning bad and getting worse are news; getting better while still bad (a restart
+        // that failed after the attempts were used up, a down service now only degraded)
+        // waits for the next reminder. `notified` keeps the worst level announced in the
+        // incident.
+        let once = matches!(s, Said::Rule(o) if o.once);
+        if once && entry.notified.is_some() {
+            return false;
+        }
+        entry.once = once;
+        let repeat = entry.notified.is_some_and(|n| level.severity() <= n.severity());
+        // An acknowledged incident gets no reminders; getting worse is news again.
+        let due = !repeat
+            || entry.acked_by.is_none()
+                && entry
+                    .last_sent
+                    .as_deref()
+                    .and_then(|t| age_s(t, self.now))
+                    .is_none_or(|a| a >= self.policy.repeat_interval_s);
+        if !due {
+            return false;
+        }
+        let mut a = match s {
+            Said::Rule(o) => rule_alert(o, level, key, entry, &self.stamp),
+            Said::Alert(a) => {
+                let mut a = a.as_ref().clone();
+                a.status = AlertStatus::Firing;
+                a.since = Some(entry.since.clone());
+                a
+            }
+        };
+        a.repeat = repeat;
+        a.was = entry.notified.filter(|n| *n != level);
+        a.suppressed = self.hold(&a, parent, entry.bad_runs);
+        if a.suppressed.is_none() {
+            if !repeat {
+                // Worse than what was acknowledged: the acknowledgement ends.
+                entry.acked_by = None;
+                entry.acked_at = None;
+            }
+            entry.notified = Some(entry.notified.filter(|n| n.severity() > level.severity()).unwrap_or(level));
+            entry.last_sent = Some(self.stamp.clone());
+            remember(entry, &a, s);
+            self.raised_topics.push(a.topic.clone());
+        }
+        self.alerts.push(a);
+        false
+    }
+
+    /// A subject said to be good (`bad_before`: its last bad record of this run, if any).
+    /// True when it is to be forgotten.
+    fn good(&mut self, entry: &mut Subject, key: &str, s: &Said, bad_before: Option<Observation>) -> bool {
+        let was = entry.notified;
+        let since = entry.since.clone();
+        let earlier_bad_runs = if entry.level.is_some() { entry.bad_runs } else { 0 };
+        entry.level = None;
+        entry.bad_runs = 0;
+        let Some(was) = was else {
+            // Bad earlier in this run and good at its end (a restart worked): the outage is
+            // announced as it would have been, with its recovery after it.
+            if let (Some(b), Said::Rule(good)) = (bad_before, s) {
+                let outage_since = if earlier_bad_runs > 0 { Some(since.as_str()) } else { None };
+                self.healed(entry, key, &b, good, outage_since, earlier_bad_runs);
+            }
+            return true;
+        };
+        if !self.policy.alert_on_recovery {
+            return true;
+        }
+        let mut a = match s {
+            Said::Rule(o) => recovery_alert(o, was, key, entry, &since, self.now, &self.stamp),
+            Said::Alert(a) => {
+                let mut a = a.as_ref().clone();
+                a.status = AlertStatus::Resolved;
+                a.level = Level::Recovery;
+                a.was = Some(was);
+                a.since = Some(since);
+                a
+            }
+        };
+        let silenced = self.silences.muting(&a, self.now).is_some();
+        if silenced {
+            a.suppressed = Some(Suppressed::Silenced);
+            entry.acked_by = None;
+            entry.acked_at = None;
+        }
+        self.alerts.push(a);
+        !silenced
+    }
+
+    /// The outage and recovery of a subject healed within the run.
+    fn healed(
+        &mut self,
+        entry: &mut Subject,
+        key: &str,
+        bad: &Observation,
+        good: &Observation,
+        since: Option<&str>,
+        earlier_bad_runs: u32,
+    ) {
+        let (mut outage, mut recovery) = healed_in_run(bad, good, key, entry, since, self.now);
+        outage.suppressed = self.hold(&outage, bad.parent.is_some(), earlier_bad_runs.saturating_add(1));
+        let raised = outage.suppressed.is_none();
+        if raised {
+            self.raised_topics.push(outage.topic.clone());
+        }
+        self.alerts.push(outage);
+        if raised && self.policy.alert_on_recovery {
+            if self.silences.muting(&recovery, self.now).is_some() {
+                recovery.suppressed = Some(Suppressed::Silenced);
+            }
+            self.alerts.push(recovery);
+        }
+    }
+
+    /// Alerts without a subject: sent as they are, once per run, within the topic's limit
+    /// (recoveries too, as the Agent Ops Kit's alert script did).
+    fn loose(&mut self, loose: Vec<Alert>) {
+        let mut seen = HashSet::new();
+        for mut a in loose {
+            if a.timestamp.is_empty() {
+                a.timestamp.clone_from(&self.stamp);
+            }
+            let key = (a.topic.clone(), a.title.clone(), a.message.clone(), a.level, a.status);
+            a.suppressed = if !seen.insert(key) {
+                Some(Suppressed::Duplicate)
+            } else if self.silences.muting(&a, self.now).is_some() {
+                Some(Suppressed::Silenced)
+            } else if self.before.limited(&a.topic, self.now_s, self.policy.rate_limit_s) {
+                Some(Suppressed::RateLimit)
+            } else {
+                None
+            };
+            if a.suppressed.is_none() {
+                self.raised_topics.push(a.topic.clone());
+            }
+            self.alerts.push(a);
+        }
+    }
 }
 
 /// The outage alert and the recovery alert of a subject that was bad (`bad`) earlier in this

@@ -26,7 +26,6 @@ use serde_json::Value;
 use time::Date;
 
 use super::cli::Format;
-use super::lines::Lines;
 use super::report::{Scope, md_escape, ts_of};
 use super::scan::{self, Origin, ScanOpts, Scanner, day_number, ts_millis};
 use super::stats::Incident;
@@ -34,6 +33,7 @@ use crate::clock::{self, Clock};
 use crate::entry::Diag;
 use crate::error::{Error, Result, Status};
 use crate::history;
+use crate::ndjson::LineReader;
 use crate::ndjson::{self, Line};
 
 /// A validated `rollup incidents` run.
@@ -232,7 +232,7 @@ fn read_history(
             }
             Err(e) => return Err(Error::path("cannot open", &f.path, e)),
         };
-        let mut lines = Lines::new(reader, plan.max_line);
+        let mut lines = LineReader::with_block(reader, plan.max_line, super::READ_BLOCK);
         loop {
             let next = match lines.next_line() {
                 Ok(n) => n,

@@ -16,7 +16,6 @@ pub mod coverage;
 pub mod fast;
 pub mod html;
 pub mod incidents;
-pub mod lines;
 pub mod report;
 pub mod scan;
 pub mod stale;
@@ -40,6 +39,9 @@ use crate::entry::{Ctx, Diag, Tool};
 use crate::error::{Error, Result, Status};
 use crate::ndjson::{self, Source};
 use crate::store::{self, daily};
+
+/// The metrics are read 256 KiB at a time.
+pub const READ_BLOCK: usize = 256 * 1024;
 
 /// The window when none is given: the kit's 7 days, or 90 for the status page's bars.
 pub const DEFAULT_DAYS: u32 = 7;

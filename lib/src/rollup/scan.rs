@@ -22,11 +22,11 @@ use time::Date;
 
 use super::coverage::Host;
 use super::fast::{self, Fields};
-use super::lines::Lines;
 use super::stats::{Latency, Seen, ServiceStats};
 use crate::clock;
 use crate::entry::Diag;
 use crate::error::{Error, Result};
+use crate::ndjson::LineReader;
 use crate::ndjson::{self, Line};
 
 /// The fields of a metrics line rollup reads, as raw JSON text borrowed from the line (the
@@ -124,82 +124,17 @@ pub const MAX_LATENCY_MS: f64 = 1e9;
 
 /// The epoch day (days since 1970-01-01) of a date.
 pub fn day_number(d: Date) -> i32 {
-    d.to_julian_day() - 2_440_588
+    clock::epoch_day(d)
 }
 
 /// The date of an epoch day.
 pub fn day_date(n: i32) -> Option<Date> {
-    Date::from_julian_day(n + 2_440_588).ok()
+    clock::epoch_date(n)
 }
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn digits(b: &[u8]) -> Option<i64> {
-    let mut n = 0i64;
-    for &c in b {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + i64::from(c - b'0');
-    }
-    Some(n)
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
-/// Milliseconds since the epoch of a timestamp: a fast path for `YYYY-MM-DDTHH:MM:SS[.f]`
-/// with `Z`, `+HH:MM`, the Agent Ops Kit's `+00:00Z` or no zone (UTC), and [`clock::parse_ts`] for
-/// everything else.
+/// Milliseconds since the epoch of a timestamp ([`clock::parse_millis`]).
 pub fn ts_millis(s: &str) -> Option<i64> {
-    fast_ts(s.as_bytes()).or_else(|| clock::parse_ts(s).map(|t| t.unix_timestamp() * 1000 + i64::from(t.millisecond())))
-}
-
-fn fast_ts(b: &[u8]) -> Option<i64> {
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
-    let (h, mi, se) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut rest = &b[19..];
-    let mut ms = 0i64;
-    if let Some(r) = rest.strip_prefix(b".") {
-        let n = r.iter().take_while(|c| c.is_ascii_digit()).count();
-        if n == 0 {
-            return None;
-        }
-        for k in 0..3 {
-            ms = ms * 10 + r.get(k).filter(|_| k < n).map_or(0, |c| i64::from(c - b'0'));
-        }
-        rest = &r[n..];
-    }
-    let offset_min = match rest {
-        b"" | b"Z" | b"z" | b"+00:00Z" => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let v = digits(&[*h1, *h2])? * 60 + digits(&[*m1, *m2])?;
-            if *sign == b'+' { v } else { -v }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(y, mo, d);
-    Some(((days * 86_400 + h * 3600 + mi * 60 + se) - offset_min * 60) * 1000 + ms)
+    clock::parse_millis(s)
 }
 
 /// The UTC day of a timestamp.
@@ -345,7 +280,7 @@ impl Scanner {
     /// A gzip stream that turns out corrupt or truncated counts as one bad line and ends
     /// that input; other read errors are fatal.
     pub fn scan<R: Read>(&mut self, reader: R, origin: Origin<'_>, out: &mut dyn Write) -> Result<()> {
-        let mut lines = Lines::new(reader, self.opts.max_line);
+        let mut lines = LineReader::with_block(reader, self.opts.max_line, super::READ_BLOCK);
         let mut last = 0u64;
         loop {
             let next = match lines.next_line() {
@@ -628,7 +563,7 @@ mod tests {
         }
         assert_eq!(ts_millis("2025-01-15T10:30:00.123Z"), Some(want + 123));
         assert_eq!(ts_millis("2025-01-15T10:30:00.5"), Some(want + 500));
-        assert_eq!(fast_ts(b"2025-02-29T00:00:00Z"), None);
+        assert_eq!(ts_millis("2025-02-29T00:00:00Z"), None);
         assert_eq!(ts_millis("2024-02-29T00:00:00Z").map(|m| m / 86_400_000), Some(19_782));
         assert_eq!(ts_millis("2025-01-15T10:30Z"), Some(want), "slow path");
         assert_eq!(ts_millis("never"), None);
@@ -636,7 +571,7 @@ mod tests {
         // Every fast-path answer agrees with the general parser.
         for s in ["1999-12-31T23:59:59.999Z", "2026-11-23T10:30:00.123Z", "2000-03-01T00:00:00-05:30"] {
             let t = clock::parse_ts(s).unwrap();
-            assert_eq!(fast_ts(s.as_bytes()), Some(t.unix_timestamp() * 1000 + i64::from(t.millisecond())), "{s}");
+            assert_eq!(ts_millis(s), Some(t.unix_timestamp() * 1000 + i64::from(t.millisecond())), "{s}");
         }
     }
 
