@@ -103,7 +103,7 @@ fn scan_cmd(ctx: &mut Ctx, args: &ScanArgs, dir: &Path, clock: &Clock, env: Env<
     let jobs = jobs_of(args.jobs);
     if let Some(interval) = args.watch {
         // Before any other thread exists, so that every thread has the signals blocked.
-        let (stop, _keep) = watch::stop_channel()?;
+        let (stop, _keep) = crate::util::stop::events()?;
         let hb = heartbeat_of(&args.heartbeat, env)?;
         let Ctx { out, diag, .. } = ctx;
         out.set_line_buffered(true);

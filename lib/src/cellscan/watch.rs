@@ -13,13 +13,9 @@ use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::os::fd::AsFd;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::thread;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, Signal};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -129,7 +125,7 @@ impl Watch {
 pub fn run(
     out: &mut dyn Write,
     interval: Duration,
-    stop: &Receiver<()>,
+    stop: &Receiver<crate::util::stop::Event>,
     mut scan: impl FnMut() -> Result<(Vec<Value>, String)>,
     warn: &dyn Fn(&Error),
 ) -> Result<()> {
@@ -149,62 +145,7 @@ pub fn run(
         first = false;
         match stop.recv_timeout(interval) {
             Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
-        }
-    }
-}
-
-/// A channel that receives when the process gets SIGINT, SIGTERM or SIGHUP, or when the
-/// reader of stdout goes away. Call it before starting any other thread: the signals are
-/// blocked in this thread (and so in every thread started after) and taken by a thread of
-/// their own. The sender is returned too, so that the channel never disconnects.
-pub fn stop_channel() -> Result<(Receiver<()>, Sender<()>)> {
-    let (tx, rx) = mpsc::channel();
-    let mut set = SigSet::empty();
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        set.add(sig);
-    }
-    set.thread_block().map_err(|e| Error::other(format!("cannot block signals: {e}")))?;
-    let on_signal = tx.clone();
-    thread::Builder::new()
-        .name("cellscan-signals".into())
-        .spawn(move || {
-            if set.wait().is_ok() {
-                let _ = on_signal.send(());
-            }
-        })
-        .map_err(|e| Error::other(format!("cannot start a thread: {e}")))?;
-    let on_close = tx.clone();
-    thread::Builder::new()
-        .name("cellscan-stdout".into())
-        .spawn(move || {
-            if stdout_closed() {
-                let _ = on_close.send(());
-            }
-        })
-        .map_err(|e| Error::other(format!("cannot start a thread: {e}")))?;
-    Ok((rx, tx))
-}
-
-/// Wait until stdout's reader goes away (a pipe's read end closed, a terminal hung up).
-/// Returns false when that cannot be watched.
-fn stdout_closed() -> bool {
-    let stdout = std::io::stdout();
-    let fd = stdout.as_fd();
-    loop {
-        // No events asked for: poll reports only errors and hang-ups, which is the point.
-        let mut fds = [PollFd::new(fd, PollFlags::empty())];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => {
-                if fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)) {
-                    return true;
-                }
-                if fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLNVAL)) {
-                    return false;
-                }
-            }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return false,
+            Ok(_) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
     }
 }
@@ -240,7 +181,7 @@ mod tests {
 
     #[test]
     fn the_loop_stops_when_told() {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::channel();
         let mut out = Vec::new();
         let mut n = 0;
         run(
@@ -249,7 +190,7 @@ mod tests {
             &rx,
             || {
                 n += 1;
-                tx.send(()).unwrap();
+                tx.send(crate::util::stop::Event::Terminate).unwrap();
                 Ok((vec![json!({"kind":"cell","cell":"c","path":"p","timestamp":"t"})], "t".into()))
             },
             &|_| {},

@@ -7,6 +7,7 @@ pub mod par;
 pub mod proc;
 pub mod prom;
 pub mod redact;
+pub mod stop;
 pub mod text;
 
 /// True for an identifier safe to use as a file name: 1-128 characters of letters, digits,
