@@ -32,7 +32,7 @@ pub use self::services::{Restart, Service, ServiceProblem};
 use crate::check::spec::Defaults;
 pub use crate::check::spec::{CheckSpec, HeartbeatSpec, UrlSpec};
 use crate::error::{Error, Result};
-use crate::util::fields::{found, json_type, number_value, uint_value};
+use crate::util::fields::{Mismatch, number_value, uint_value};
 pub use crate::util::proc::CommandLine;
 
 /// An environment lookup (the process environment in binaries, a map in tests). Empty values
@@ -136,10 +136,8 @@ impl Config {
                 }
             }
             Some(other) => {
-                return Err(Error::config(format!(
-                    "{file}: services: expected an array of service objects, found {}",
-                    json_type(other)
-                )));
+                let m = Mismatch::of_kind("an array of service objects", other);
+                return Err(Error::config(format!("{file}: services: {m}")));
             }
         }
         Ok(Config::from_doc(path, map, services, problems, env))
@@ -193,10 +191,10 @@ impl Config {
             Some(n) if n > 0.0 && n.is_finite() => Ok(Some(n)),
             _ if v.is_null() => Ok(None),
             _ => Err(format!(
-                "{}: {}interval_seconds: expected a number of seconds above 0, found {}",
+                "{}: {}interval_seconds: {}",
                 self.path.display(),
                 if own { format!("services[{name}].") } else { String::new() },
-                found(v)
+                Mismatch::of_value("a number of seconds above 0", v)
             )),
         }
     }
@@ -238,7 +236,7 @@ fn check_numbers(map: &Map<String, Value>, file: &str) -> Result<()> {
         let ok = if whole { uint_value(v).is_some() } else { number_value(v).is_some_and(|f| f >= 0.0) };
         if !ok {
             let want = if whole { "a whole number of at least 0" } else { "a number of at least 0" };
-            return Err(Error::config(format!("{file}: {parent}{key}: expected {want}, found {}", found(v))));
+            return Err(Error::config(format!("{file}: {parent}{key}: {}", Mismatch::of_value(want, v))));
         }
     }
     Ok(())
