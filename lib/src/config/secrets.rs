@@ -3,10 +3,7 @@
 
 use std::fmt;
 
-/// The environment variables that hold pitcrew's secrets: read by pitcrew, removed from the
-/// environment of every command it runs (restart and revive commands, monitoring plugins,
-/// the exec sink, git).
-pub const SECRET_ENV: &[&str] = &["TELEGRAM_BOT_TOKEN", "GITEA_TOKEN", "AGENT_OPS_HEARTBEAT_TOKEN"];
+pub use crate::util::redact::SECRET_ENV;
 
 /// A secret (token): never shown by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq, Default)]
