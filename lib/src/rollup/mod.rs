@@ -21,12 +21,9 @@ pub mod scan;
 pub mod stale;
 pub mod stats;
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, mpsc};
 
 use clap::CommandFactory;
 use time::Date;
@@ -437,69 +434,26 @@ fn threads_for(jobs: &[Job]) -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4).min(jobs.len())
 }
 
-/// Read the inputs on `threads` threads, handing each one's part to `apply` in input order
-/// (so incidents join up across files and output keeps its order). A thread does not run
-/// more than a few inputs ahead of `apply`, which bounds memory; the first error in input
-/// order stops the run.
+/// Read the inputs on `threads` threads, each into its own scanner, handing each one's part
+/// to `apply` in input order (so incidents join up across files and output keeps its order).
+/// A thread does not start an input more than two per thread ahead of `apply`, which bounds
+/// memory; the first error in input order stops the run.
 fn scan_parallel(
     jobs: &[Job],
     opts: ScanOpts,
     threads: usize,
     apply: &mut dyn FnMut(usize, Part) -> Result<()>,
 ) -> Result<()> {
-    let ahead = threads * 2;
-    let next = AtomicUsize::new(0);
-    // (inputs applied so far, stop)
-    let gate = (Mutex::new((0usize, false)), Condvar::new());
-    let (tx, rx) = mpsc::channel::<(usize, Result<Part>)>();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let tx = tx.clone();
-            let (next, gate) = (&next, &gate);
-            scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(job) = jobs.get(i) else { return };
-                    {
-                        let mut g = gate.0.lock().unwrap_or_else(|e| e.into_inner());
-                        while !g.1 && i >= g.0 + ahead {
-                            g = gate.1.wait(g).unwrap_or_else(|e| e.into_inner());
-                        }
-                        if g.1 {
-                            return;
-                        }
-                    }
-                    let mut sc = Scanner::new(opts);
-                    let mut pass = Vec::new();
-                    let part = job.scan(&mut sc, &mut pass).map(|()| (sc, pass));
-                    if tx.send((i, part)).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(tx);
-        let mut pending: BTreeMap<usize, Result<Part>> = BTreeMap::new();
-        let mut applied = 0usize;
-        let mut result = Ok(());
-        'recv: for (i, part) in rx.iter() {
-            pending.insert(i, part);
-            while let Some(part) = pending.remove(&applied) {
-                if let Err(e) = part.and_then(|p| apply(applied, p)) {
-                    result = Err(e);
-                    break 'recv;
-                }
-                applied += 1;
-                let mut g = gate.0.lock().unwrap_or_else(|e| e.into_inner());
-                g.0 = applied;
-                gate.1.notify_all();
-            }
-        }
-        let mut g = gate.0.lock().unwrap_or_else(|e| e.into_inner());
-        g.1 = true;
-        gate.1.notify_all();
-        drop(g);
-        result
+    let read = |job: &Job| -> Result<Part> {
+        let mut sc = Scanner::new(opts);
+        let mut pass = Vec::new();
+        job.scan(&mut sc, &mut pass).map(|()| (sc, pass))
+    };
+    let mut k = 0;
+    crate::util::par::for_each_ordered_within(jobs, threads, threads * 2, read, |part| {
+        apply(k, part?)?;
+        k += 1;
+        Ok(())
     })
 }
 
