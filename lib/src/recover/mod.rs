@@ -549,22 +549,7 @@ impl<'a> Recover<'a> {
     }
 
     fn recovery(&self, name: &str, outcome: Outcome, attempt: u32, policy: &Policy) -> Recovery {
-        Recovery {
-            kind: "recovery".into(),
-            name: name.to_string(),
-            outcome,
-            attempt,
-            max_attempts: policy.max_attempts,
-            exit_code: None,
-            duration_ms: 0,
-            verified: false,
-            detail: String::new(),
-            flapping: false,
-            restarts_in_window: None,
-            dry_run: self.settings.dry_run,
-            timestamp: self.clock.stamp(),
-            extra: serde_json::Map::new(),
-        }
+        Recovery::new(name, outcome, attempt, policy.max_attempts, self.settings.dry_run, self.clock.stamp())
     }
 
     /// Append the restart to the restart history (`state/restarts/DAY.jsonl`, beside the

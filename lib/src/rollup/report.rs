@@ -668,9 +668,9 @@ type Sample = (&'static str, &'static str, Option<f64>);
 /// A metric family: name, type, help, and its samples for one record.
 type Family = (&'static str, Type, &'static str, fn(&Uptime) -> Vec<Sample>);
 
-fn prometheus(out: &mut dyn Write, scope: &Scope, records: &[Uptime]) -> Result<()> {
-    let window = scope.prom_window();
-    let families: [Family; 13] = [
+/// The metric families of the uptime records, in the order they are written.
+fn uptime_families() -> [Family; 13] {
+    [
         ("pitcrew_uptime_ratio", Type::Gauge, "Share of checks up or degraded in the window (0 to 1).", |r| {
             vec![("", "", r.uptime_ratio)]
         }),
@@ -733,9 +733,13 @@ fn prometheus(out: &mut dyn Write, scope: &Scope, records: &[Uptime]) -> Result<
             "The cadence unknown time is judged by (configured or the median spacing).",
             |r| vec![("", "", r.cadence_s)],
         ),
-    ];
+    ]
+}
+
+fn prometheus(out: &mut dyn Write, scope: &Scope, records: &[Uptime]) -> Result<()> {
+    let window = scope.prom_window();
     let mut prom = Prom::default();
-    for (metric, kind, help, samples) in families {
+    for (metric, kind, help, samples) in uptime_families() {
         let rows: Vec<(&Uptime, &str, &str, f64)> = records
             .iter()
             .flat_map(|r| samples(r).into_iter().filter_map(move |(suffix, q, v)| Some((r, suffix, q, v?))))
