@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::check::{self, CheckEnv};
 use crate::clock::{self, Clock};
 use crate::config::{CheckSpec, Config, Service};
-use crate::entry::{Ctx, Tool};
+use crate::entry::{Ctx, Diag, Tool};
 use crate::error::{Error, Result, Status};
 use crate::ndjson::{self, Source};
 use crate::record::{Check, CheckStatus, Finding, Level};
@@ -63,43 +63,13 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     }
     let mut services = config.services.clone();
     if !stream.is_empty() {
-        let sources = Source::from_args(&stream);
-        let home = Some(paths.home.clone());
-        let mut names: HashSet<String> = services.iter().map(|s| s.name.clone()).collect();
-        ndjson::for_each_value(&sources, set.read_opts, &ctx.diag, |v, pos| {
-            match config.parse_service_value(&v, home.clone()) {
-                Ok(mut s) if !names.contains(&s.name) => {
-                    s.line = pos.line as usize;
-                    names.insert(s.name.clone());
-                    services.push(s);
-                }
-                Ok(s) => {
-                    let msg = format!("{pos}: service '{}': name: another service already has this name", s.name);
-                    ctx.diag.warn(&msg);
-                    findings.push(Finding::new("probe", &s.name, Level::Error, "invalid_service", msg, stamp.clone()));
-                }
-                Err(why) => {
-                    let subject = v.get("name").and_then(Value::as_str).unwrap_or("service").to_string();
-                    let msg = format!("{pos}: {why}");
-                    ctx.diag.warn(&msg);
-                    findings.push(Finding::new("probe", &subject, Level::Error, "invalid_service", msg, stamp.clone()));
-                }
-            }
-            Ok(())
-        })?;
+        read_services(&stream, &config, &set, &stamp, &ctx.diag, &mut services, &mut findings)?;
     }
     if config_exists && wants_disk_check(&config) && !services.iter().any(|s| matches!(s.spec, CheckSpec::Disk { .. }))
     {
         services.push(disk_service(&config));
     }
-    if !cli.only.is_empty() {
-        for name in &cli.only {
-            if !services.iter().any(|s| &s.name == name) {
-                return Err(Error::usage(format!("--only: no service named '{name}'")));
-            }
-        }
-        services.retain(|s| cli.only.contains(&s.name));
-    }
+    keep_only(&mut services, &cli.only)?;
     for f in dependency_findings(&services, &stamp) {
         ctx.diag.warn(format_args!("{}: {}", f.subject, f.detail));
         findings.push(f);
@@ -117,21 +87,79 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         append_metrics(&dir, &clock, &results).err()
     };
 
-    let out = &mut ctx.out;
-    match cli.format {
+    write_results(&mut ctx.out, cli.format, &findings, &results)?;
+    if let Some(e) = metrics_err {
+        return Err(e);
+    }
+    let down = results.iter().any(|c| c.status == CheckStatus::Down);
+    Ok(Status::failures_if(down || !findings.is_empty()))
+}
+
+/// Add the services of the NDJSON `stream` (files, `-`) to `services`; a service that cannot
+/// be read, or whose name is taken, is a finding.
+fn read_services(
+    stream: &[PathBuf],
+    config: &Config,
+    set: &crate::cli::Setup,
+    stamp: &str,
+    diag: &Diag,
+    services: &mut Vec<Service>,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    let sources = Source::from_args(stream);
+    let home = Some(set.paths.home.clone());
+    let mut names: HashSet<String> = services.iter().map(|s| s.name.clone()).collect();
+    ndjson::for_each_value(&sources, set.read_opts, diag, |v, pos| {
+        match config.parse_service_value(&v, home.clone()) {
+            Ok(mut s) if !names.contains(&s.name) => {
+                s.line = pos.line as usize;
+                names.insert(s.name.clone());
+                services.push(s);
+            }
+            Ok(s) => {
+                let msg = format!("{pos}: service '{}': name: another service already has this name", s.name);
+                diag.warn(&msg);
+                findings.push(Finding::new("probe", &s.name, Level::Error, "invalid_service", msg, stamp.to_string()));
+            }
+            Err(why) => {
+                let subject = v.get("name").and_then(Value::as_str).unwrap_or("service").to_string();
+                let msg = format!("{pos}: {why}");
+                diag.warn(&msg);
+                findings.push(Finding::new("probe", &subject, Level::Error, "invalid_service", msg, stamp.to_string()));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// With `--only`: keep the services named, each of which must exist.
+fn keep_only(services: &mut Vec<Service>, only: &[String]) -> Result<()> {
+    if only.is_empty() {
+        return Ok(());
+    }
+    if let Some(name) = only.iter().find(|name| !services.iter().any(|s| &s.name == *name)) {
+        return Err(Error::usage(format!("--only: no service named '{name}'")));
+    }
+    services.retain(|s| only.contains(&s.name));
+    Ok(())
+}
+
+/// Write the findings, then the checks, as NDJSON or as the kit's text report.
+fn write_results(out: &mut dyn Write, format: cli::Format, findings: &[Finding], results: &[Check]) -> Result<()> {
+    match format {
         cli::Format::Ndjson => {
-            for f in &findings {
+            for f in findings {
                 ndjson::write(out, f)?;
             }
-            for c in &results {
+            for c in results {
                 ndjson::write(out, c)?;
             }
         }
         cli::Format::Text => {
-            for f in &findings {
+            for f in findings {
                 writeln!(out, "[INVALID] {}", f.detail)?;
             }
-            for c in &results {
+            for c in results {
                 writeln!(out, "{}", c.text_line())?;
             }
             let failed = results.iter().filter(|c| c.status == CheckStatus::Down).count();
@@ -142,11 +170,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             }
         }
     }
-    if let Some(e) = metrics_err {
-        return Err(e);
-    }
-    let down = results.iter().any(|c| c.status == CheckStatus::Down);
-    Ok(Status::failures_if(down || !findings.is_empty()))
+    Ok(())
 }
 
 /// The Agent Ops Kit always checked the root file system's free space; so does probe, unless the
