@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! probe: check every service at once, in config order out.
 //!
 //! The check engine ([`crate::check`]) runs the checks, thousands at once, each under its own
@@ -5,7 +6,7 @@
 //! Results are then annotated with `suppressed_by` from `depends_on` and written in config
 //! order, to stdout and to the day's metrics file.
 
-pub mod cli;
+pub(crate) mod cli;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -27,7 +28,7 @@ use crate::record::{Check, CheckStatus, Finding, Level};
 use crate::store;
 
 /// What probe's HTTP requests say they are.
-pub const USER_AGENT: &str = concat!("pitcrew-probe/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("pitcrew-probe/", env!("CARGO_PKG_VERSION"));
 
 /// The `probe` tool, as its binary hands it to [`crate::entry::run`].
 pub const TOOL: Tool = Tool { name: "probe", main, command };
@@ -192,7 +193,7 @@ fn disk_service(config: &Config) -> Service {
 }
 
 /// Unknown dependencies and dependency cycles, as findings.
-pub fn dependency_findings(services: &[Service], stamp: &str) -> Vec<Finding> {
+pub(crate) fn dependency_findings(services: &[Service], stamp: &str) -> Vec<Finding> {
     let names: HashSet<&str> = services.iter().map(|s| s.name.as_str()).collect();
     let mut out = Vec::new();
     for s in services {
@@ -317,7 +318,7 @@ fn components(edges: &[Vec<usize>]) -> Vec<usize> {
 /// Mark every down service whose dependency is down with the root cause: the topmost down
 /// service it depends on, following the first down parent of each. Roots found on the way
 /// are remembered, so a long chain costs its length once, not once per member.
-pub fn annotate_suppression(services: &[Service], results: &mut [Check]) {
+pub(crate) fn annotate_suppression(services: &[Service], results: &mut [Check]) {
     let index: HashMap<&str, usize> = services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
     let down: Vec<bool> = results.iter().map(|c| c.status == CheckStatus::Down).collect();
     let next: Vec<Option<usize>> = (0..services.len())
@@ -361,7 +362,7 @@ pub fn annotate_suppression(services: &[Service], results: &mut [Check]) {
 }
 
 /// Append the records to `DIR/YYYY-MM-DD.jsonl`, one `write` per line.
-pub fn append_metrics(dir: &Path, clock: &Clock, results: &[Check]) -> Result<()> {
+pub(crate) fn append_metrics(dir: &Path, clock: &Clock, results: &[Check]) -> Result<()> {
     if results.is_empty() {
         return Ok(());
     }

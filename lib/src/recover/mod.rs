@@ -1,8 +1,9 @@
+#![warn(missing_docs)]
 //! recover: restart what failed, verify that it came back, and never make things worse.
 //!
-//! The engine ([`Recover`]) takes the input stream one record at a time ([`Recover::take`]):
+//! The engine (`Recover`) takes the input stream one record at a time (`Recover::take`):
 //! every record goes out again at once, unchanged, and the latest status of every checked
-//! service is remembered. When the input ends ([`Recover::finish`]) it walks the services of
+//! service is remembered. When the input ends (`Recover::finish`) it walks the services of
 //! services.json parents first (by `depends_on`) and, for each one whose latest check was
 //! down:
 //!
@@ -20,7 +21,7 @@
 //! runs never restart the same service twice: the second one waits, then sees the first
 //! one's attempt and reports `cooldown`. Restart commands come only from services.json.
 
-pub mod cli;
+pub(crate) mod cli;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
@@ -44,16 +45,16 @@ use crate::restart::{self, Decision, Entry, Held, Ledger, Policy};
 use crate::store;
 use crate::util::{self, proc};
 
-pub use cli::Format;
+pub(crate) use cli::Format;
 
 /// The ledger's file name in the state directory (the Agent Ops Kit's).
-pub const LEDGER_FILE: &str = "recovery.json";
+pub(crate) const LEDGER_FILE: &str = "recovery.json";
 
 /// What recover's checks say they are, in their HTTP requests.
 const USER_AGENT: &str = concat!("pitcrew-recover/", env!("CARGO_PKG_VERSION"));
 
 /// The human log's file name in the logs directory (the Agent Ops Kit's).
-pub const LOG_FILE: &str = "recovery.log";
+pub(crate) const LOG_FILE: &str = "recovery.log";
 
 /// Directories a restart command finds on its PATH even under cron's minimal one (the Agent Ops Kit
 /// added them too): `systemctl`, `service` and friends live there.
@@ -95,7 +96,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
 }
 
 /// PATH for restart commands: the caller's, then the system directories it lacks.
-pub fn command_path(current: Option<&str>) -> String {
+pub(crate) fn command_path(current: Option<&str>) -> String {
     let mut parts: Vec<&str> = current.unwrap_or("").split(':').filter(|p| !p.is_empty()).collect();
     for d in SYSTEM_PATH {
         if !parts.contains(d) {
@@ -106,7 +107,7 @@ pub fn command_path(current: Option<&str>) -> String {
 }
 
 /// How a run behaves, decided before it starts.
-pub struct Settings {
+pub(crate) struct Settings {
     /// Say what would be done; run nothing, write nothing.
     pub dry_run: bool,
     pub format: Format,
@@ -129,7 +130,7 @@ struct Seen {
 }
 
 /// The recover engine: feed it records with [`Recover::take`], then call [`Recover::finish`].
-pub struct Recover<'a> {
+pub(crate) struct Recover<'a> {
     config: &'a Config,
     clock: Clock,
     settings: Settings,
@@ -629,7 +630,7 @@ impl<'a> Recover<'a> {
 
 /// The services' indices, each after every service it depends on (config order otherwise;
 /// a dependency cycle is cut where it closes).
-pub fn restart_order(services: &[Service]) -> Vec<usize> {
+pub(crate) fn restart_order(services: &[Service]) -> Vec<usize> {
     let index: HashMap<&str, usize> = services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
     let mut state = vec![0u8; services.len()]; // 0 unseen, 1 on the path, 2 placed
     let mut order = Vec::with_capacity(services.len());
@@ -685,7 +686,7 @@ fn check_text_line(v: &Value) -> String {
 }
 
 /// `[RECOVERED] api - restarted; check up: HTTP 200; attempt 1/3, 412ms`.
-pub fn recovery_text_line(r: &Recovery) -> String {
+pub(crate) fn recovery_text_line(r: &Recovery) -> String {
     let mut s = format!("[{}] {} - {}", r.outcome.as_str().to_uppercase(), r.name, r.detail);
     let mut facts = vec![format!("attempt {}/{}", r.attempt, r.max_attempts)];
     if r.duration_ms > 0 {
@@ -743,7 +744,7 @@ fn describe_attempt(
 /// The human log, `HOME/logs/recovery.log`: one `[YYYY-MM-DD HH:MM:SS] WHAT: ...` line per
 /// action, appended in one write. A log that cannot be written is reported once and then
 /// left alone: it never stops a recovery.
-pub struct RecoveryLog {
+pub(crate) struct RecoveryLog {
     path: Option<PathBuf>,
 }
 
