@@ -125,7 +125,8 @@ fi
 
 # The pipes between stages, private to this run.
 fifos=$(mktemp -d "${TMPDIR:-/tmp}/pitcrew-watch.XXXXXX")
-trap 'rm -rf "$fifos" ${lockdir:+"$lockdir"}' EXIT
+# Only in this shell: a child between its fork and its exec may run the traps too.
+trap '[ "$BASHPID" != "$$" ] || rm -rf "$fifos" ${lockdir:+"$lockdir"}' EXIT
 
 # The pipelines, by name: their stages (one command line each, split on |), their stage pids
 # (empty when stopped), when they started, their next backoff, when they may start again.
@@ -243,7 +244,8 @@ while [ -z "$stopping" ]; do
     sleep $((wake > SECONDS ? wake - SECONDS : 1)) &
     tick=$!
     wait -n 2>/dev/null || true
-    kill "$tick" 2>/dev/null || true
+    # SIGKILL: a SIGTERM caught between the fork and the exec would leave the sleep running.
+    kill -KILL "$tick" 2>/dev/null || true
     wait "$tick" 2>/dev/null || true
     tick=""
     [ -z "$stopping" ] || break
@@ -287,6 +289,6 @@ done
 
 log "SIG$stopping: stopping"
 for n in "${names[@]}"; do stop "$n"; done
-if [ -n "$tick" ]; then kill "$tick" 2>/dev/null || true; fi
+if [ -n "$tick" ]; then kill -KILL "$tick" 2>/dev/null || true; fi
 log "=== pitcrew-watch stopped ==="
 exit 0

@@ -108,3 +108,25 @@ eventually 30 started health 4 || fail "$(cat "$wh/home/logs/watch.log")"
 kill -TERM "$watch_pid"
 wait "$watch_pid" || fail "pitcrew-watch --no-heartbeats did not exit 0"
 [ "$(grep -c "heartbeats: started" "$wh/home/logs/watch.log")" -eq 1 ] || fail "--no-heartbeats ran the heartbeats pipeline"
+
+section "pitcrew-watch backs off a pipeline that keeps dying, and still stops with exit 0"
+crashing="$wh/crashing"
+mkdir -p "$crashing"
+cp "$standins"/* "$crashing/"
+printf '#!/bin/sh\necho "probe stand-in: cannot start" >&2\nexit 3\n' > "$crashing/probe"
+rm -f "$wh/home/logs/watch.log"
+AGENT_OPS_HOME="$wh/home" PITCREW_BIN="$crashing" scripts/watch.sh --heartbeats 2> "$wh/watch.err" &
+watch_pid=$!
+pids+=("$watch_pid")
+eventually 40 grep -qs "health: a stage ended .*restarting in 4s" "$wh/home/logs/watch.log" \
+    || fail "no backoff: $(cat "$wh/home/logs/watch.log" "$wh/watch.err")"
+grep -q "health: a stage ended .*exit 3.*restarting in 1s" "$wh/home/logs/watch.log" || fail "$(cat "$wh/home/logs/watch.log")"
+grep -q "health: a stage ended .*restarting in 2s" "$wh/home/logs/watch.log" || fail "$(cat "$wh/home/logs/watch.log")"
+# The other pipeline is left alone while this one crashes.
+[ "$(grep -c "heartbeats: started" "$wh/home/logs/watch.log")" -eq 1 ] || fail "the heartbeats pipeline was restarted too"
+grep -q "probe stand-in: cannot start" "$wh/home/logs/watch.stderr" || fail "the stage's message is not in watch.stderr"
+kill -TERM "$watch_pid"
+st=0
+wait "$watch_pid" || st=$?
+[ "$st" -eq 0 ] || fail "pitcrew-watch exited $st on SIGTERM after restarts: $(cat "$wh/watch.err")"
+[ ! -s "$wh/watch.err" ] || fail "pitcrew-watch said: $(cat "$wh/watch.err")"
