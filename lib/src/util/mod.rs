@@ -1,6 +1,7 @@
 //! Small shared helpers: running commands in their own process group, identifiers, text.
 
 pub mod fields;
+pub mod follow;
 pub mod git;
 pub mod http;
 pub mod par;
