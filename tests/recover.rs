@@ -665,14 +665,14 @@ fn records_pass_through_as_they_are_read() {
 // ---------------------------------------------------------------- recover --follow
 
 /// The records a resident tool writes, read by a thread as they come.
-struct Follower {
+pub(crate) struct Follower {
     child: std::process::Child,
     stdin: Option<std::process::ChildStdin>,
     lines: std::sync::mpsc::Receiver<Value>,
 }
 
 impl Follower {
-    fn start(mut tool: crate::util::Tool) -> Follower {
+    pub(crate) fn start(mut tool: crate::util::Tool) -> Follower {
         tool.cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = tool.cmd.spawn().unwrap();
         let stdin = child.stdin.take();
@@ -688,19 +688,19 @@ impl Follower {
         Follower { child, stdin, lines }
     }
 
-    fn send(&mut self, line: &str) {
+    pub(crate) fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().unwrap();
         stdin.write_all(line.as_bytes()).unwrap();
         stdin.flush().unwrap();
     }
 
     /// The next record, within `secs` (scaled).
-    fn next(&self, secs: f64) -> Option<Value> {
+    pub(crate) fn next(&self, secs: f64) -> Option<Value> {
         self.lines.recv_timeout(crate::util::limit(secs)).ok()
     }
 
     /// Records until one satisfies `f` (which is returned last), within `secs`.
-    fn until(&self, secs: f64, f: impl Fn(&Value) -> bool) -> Vec<Value> {
+    pub(crate) fn until(&self, secs: f64, f: impl Fn(&Value) -> bool) -> Vec<Value> {
         let end = Instant::now() + crate::util::limit(secs);
         let mut got = Vec::new();
         while let Ok(v) = self.lines.recv_timeout(end.saturating_duration_since(Instant::now())) {
@@ -713,12 +713,12 @@ impl Follower {
         panic!("nothing matched within {secs} s; got {got:?}");
     }
 
-    fn signal(&self, sig: nix::sys::signal::Signal) {
+    pub(crate) fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
     }
 
     /// Wait for the exit (within `secs`); the status code and stderr.
-    fn wait(mut self, secs: f64) -> (Option<i32>, String) {
+    pub(crate) fn wait(mut self, secs: f64) -> (Option<i32>, String) {
         drop(self.stdin.take());
         let pid = self.child.id();
         assert!(wait_until(secs, || self.child.try_wait().unwrap().is_some()), "pid {pid} did not exit");
