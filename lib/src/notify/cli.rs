@@ -19,8 +19,13 @@ use crate::record::Level;
 /// take waits in HOME/state/outbox.jsonl and is sent again at the start of the next run.
 /// Writes `alert` records; records of kinds it does not read pass through unchanged.
 ///
-/// Exit status: 0 done, 1 some alert is still undelivered, 2 usage or config error, 3 some
-/// input lines were malformed.
+/// With --follow it stays up and sends on Alertmanager's timing: a new group waits
+/// --group-wait, later changes --group-interval after the last message, reminders follow
+/// repeat_interval_seconds, and the outbox is retried with backoff; SIGTERM, SIGINT or SIGHUP
+/// send or queue what is held, save, and exit 0.
+///
+/// Exit status: 0 done (always, with --follow), 1 some alert is still undelivered, 2 usage or
+/// config error, 3 some input lines were malformed.
 #[derive(Debug, Parser)]
 #[command(
     name = "notify",

@@ -20,8 +20,12 @@ use crate::cli::{Common, ToolArgs};
 /// the run and rewritten atomically. Commands come only from services.json, never from the
 /// input. Every action is logged to HOME/logs/recovery.log [env: AGENT_OPS_LOG_DIR].
 ///
-/// Exit status: 0 everything seen is up or was recovered, 1 something is still down, 2 usage,
-/// config or state error, 3 some input lines were malformed.
+/// With --follow it stays up: every record is passed on at once, and the services that failed
+/// within a settle window (--settle) are acted on as above; a service acted on is left alone
+/// while its cooldown holds. SIGTERM, SIGINT or SIGHUP finish a restart in progress, then exit.
+///
+/// Exit status: 0 everything seen is up or was recovered (always, with --follow), 1 something
+/// is still down, 2 usage, config or state error, 3 some input lines were malformed.
 #[derive(Debug, Parser)]
 #[command(
     name = "recover",
