@@ -34,8 +34,8 @@ use crate::config::Config;
 use crate::entry::{Diag, Out};
 use crate::error::{Error, Result, Status};
 use crate::ndjson::ReadOpts;
+use crate::ndjson::follow::{self, Follow, Msg};
 use crate::record::{self, Kind, Level};
-use crate::util::follow::{self, Follow, Msg};
 
 /// `group_wait` when neither `--group-wait` nor `alerting.group_wait_seconds` says.
 pub const DEFAULT_GROUP_WAIT_S: f64 = 10.0;

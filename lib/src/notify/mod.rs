@@ -92,7 +92,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let timing = follow::Timing::of(&config, cli.group_wait, cli.group_interval)?;
     // Before any other thread starts (the signals are blocked in every thread after it).
     let input = match cli.follow {
-        true => Some(crate::util::follow::Follow::start(Source::from_args(&cli.files), set.read_opts)?),
+        true => Some(crate::ndjson::follow::Follow::start(Source::from_args(&cli.files), set.read_opts)?),
         false => None,
     };
     let host = hostname(&config);

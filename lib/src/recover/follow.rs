@@ -20,9 +20,9 @@ use super::Recover;
 use crate::entry::{Diag, Out};
 use crate::error::{Result, Status};
 use crate::ndjson::ReadOpts;
+use crate::ndjson::follow::{self, Follow, Msg};
 use crate::record::{self, CheckStatus, Kind, Outcome};
 use crate::restart::{Decision, Ledger, Policy};
-use crate::util::follow::{self, Follow, Msg};
 use crate::util::stop::Event;
 
 /// Until when a service's down records start nothing, and the service it waits for.

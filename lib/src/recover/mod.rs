@@ -1,8 +1,9 @@
+#![warn(missing_docs)]
 //! recover: restart what failed, verify that it came back, and never make things worse.
 //!
-//! The engine ([`Recover`]) takes the input stream one record at a time ([`Recover::take`]):
+//! The engine (`Recover`) takes the input stream one record at a time (`Recover::take`):
 //! every record goes out again at once, unchanged, and the latest status of every checked
-//! service is remembered. When the input ends ([`Recover::finish`]) it walks the services of
+//! service is remembered. When the input ends (`Recover::finish`) it walks the services of
 //! services.json parents first (by `depends_on`) and, for each one whose latest check was
 //! down:
 //!
@@ -20,8 +21,8 @@
 //! runs never restart the same service twice: the second one waits, then sees the first
 //! one's attempt and reports `cooldown`. Restart commands come only from services.json.
 
-pub mod cli;
-pub mod follow;
+pub(crate) mod cli;
+pub(crate) mod follow;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
@@ -45,16 +46,16 @@ use crate::restart::{self, Decision, Entry, Held, Ledger, Policy};
 use crate::store;
 use crate::util::{self, proc};
 
-pub use cli::Format;
+pub(crate) use cli::Format;
 
 /// The ledger's file name in the state directory (the Agent Ops Kit's).
-pub const LEDGER_FILE: &str = "recovery.json";
+pub(crate) const LEDGER_FILE: &str = "recovery.json";
 
 /// What recover's checks say they are, in their HTTP requests.
 const USER_AGENT: &str = concat!("pitcrew-recover/", env!("CARGO_PKG_VERSION"));
 
 /// The human log's file name in the logs directory (the Agent Ops Kit's).
-pub const LOG_FILE: &str = "recovery.log";
+pub(crate) const LOG_FILE: &str = "recovery.log";
 
 /// Directories a restart command finds on its PATH even under cron's minimal one (the Agent Ops Kit
 /// added them too): `systemctl`, `service` and friends live there.
@@ -82,7 +83,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let config = set.load_config(false)?;
     // Before any other thread starts (the signals are blocked in every thread after it).
     let input = match cli.follow {
-        true => Some(crate::util::follow::Follow::start(Source::from_args(&cli.files), set.read_opts)?),
+        true => Some(crate::ndjson::follow::Follow::start(Source::from_args(&cli.files), set.read_opts)?),
         false => None,
     };
     let settings = Settings {
@@ -106,7 +107,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
 }
 
 /// PATH for restart commands: the caller's, then the system directories it lacks.
-pub fn command_path(current: Option<&str>) -> String {
+pub(crate) fn command_path(current: Option<&str>) -> String {
     let mut parts: Vec<&str> = current.unwrap_or("").split(':').filter(|p| !p.is_empty()).collect();
     for d in SYSTEM_PATH {
         if !parts.contains(d) {
@@ -117,7 +118,7 @@ pub fn command_path(current: Option<&str>) -> String {
 }
 
 /// How a run behaves, decided before it starts.
-pub struct Settings {
+pub(crate) struct Settings {
     /// Say what would be done; run nothing, write nothing.
     pub dry_run: bool,
     pub format: Format,
@@ -140,7 +141,7 @@ struct Seen {
 }
 
 /// The recover engine: feed it records with [`Recover::take`], then call [`Recover::finish`].
-pub struct Recover<'a> {
+pub(crate) struct Recover<'a> {
     config: &'a Config,
     clock: Clock,
     settings: Settings,
@@ -330,20 +331,7 @@ impl<'a> Recover<'a> {
                 continue;
             }
             let now = self.clock.unix();
-            let decision = match book {
-                Book::Locked(_) => {
-                    let entry = book.entries().entry(name.to_string()).or_default();
-                    let before = entry.clone();
-                    let decision = entry.decide(&policy, now);
-                    // The rules may have reset a count or pulled a future time back: keep that.
-                    if *entry != before && !matches!(decision, Decision::Run { .. }) {
-                        book.save()?;
-                    }
-                    decision
-                }
-                // A dry run decides on a copy.
-                Book::ReadOnly(_) => self.peek(book, name, &policy),
-            };
+            let decision = self.decide(book, name, &policy, now)?;
             match decision {
                 Decision::Run { attempt } if self.settings.dry_run => {
                     let mut rec = self.recovery(name, Outcome::Skipped, attempt, &policy);
@@ -358,39 +346,86 @@ impl<'a> Recover<'a> {
                 }
                 Decision::Cooldown { remaining_seconds } => {
                     let entry = book.entries().get(name).cloned().unwrap_or_default();
-                    let mut rec = self.recovery(name, Outcome::Cooldown, entry.attempts, &policy);
-                    let ago = (now - entry.last_attempt).max(0.0) as u64;
-                    rec.detail = format!(
-                        "{}last attempt {} ago; next attempt allowed in {} (restart_cooldown_seconds {})",
-                        self.dry_prefix(),
-                        clock::human_duration(ago),
-                        clock::human_duration(remaining_seconds),
-                        policy.cooldown_seconds
-                    );
-                    self.flap(&mut rec, &entry, &policy, now);
-                    self.log(diag, &format!("COOLDOWN: {name} — {remaining_seconds}s remaining"));
-                    self.emit_recovery(out, &rec)?;
+                    self.cooling_down(name, &entry, &policy, remaining_seconds, now, out, diag)?;
                 }
                 Decision::MaxAttempts { attempts } => {
                     let entry = book.entries().get(name).cloned().unwrap_or_default();
-                    let mut rec = self.recovery(name, Outcome::MaxAttempts, attempts, &policy);
-                    let reset_at = clock::from_unix_f64(entry.last_attempt + policy.reset_after_seconds as f64)
-                        .map(clock::fmt_ts)
-                        .unwrap_or_default();
-                    rec.detail = format!(
-                        "{}{attempts} of {} restart attempts used; manual intervention required \
-                         (the count resets at {reset_at}, {} after the last attempt, or with recover --reset)",
-                        self.dry_prefix(),
-                        policy.max_attempts,
-                        clock::human_duration(policy.reset_after_seconds)
-                    );
-                    self.flap(&mut rec, &entry, &policy, now);
-                    self.log(diag, &format!("MAX_ATTEMPTS: {name} — {attempts} attempts exhausted"));
-                    self.emit_recovery(out, &rec)?;
+                    self.out_of_attempts(name, &entry, &policy, attempts, now, out, diag)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// What the rules say about restarting `name` now. On a locked ledger the rules may have
+    /// reset a count or pulled a future time back, which is kept; a dry run decides on a copy.
+    fn decide(&self, book: &mut Book<'_>, name: &str, policy: &Policy, now: f64) -> Result<Decision> {
+        match book {
+            Book::Locked(_) => {
+                let entry = book.entries().entry(name.to_string()).or_default();
+                let before = entry.clone();
+                let decision = entry.decide(policy, now);
+                if *entry != before && !matches!(decision, Decision::Run { .. }) {
+                    book.save()?;
+                }
+                Ok(decision)
+            }
+            Book::ReadOnly(_) => Ok(self.peek(book, name, policy)),
+        }
+    }
+
+    /// Say that `name` waits out its cooldown.
+    #[allow(clippy::too_many_arguments)]
+    fn cooling_down(
+        &mut self,
+        name: &str,
+        entry: &Entry,
+        policy: &Policy,
+        remaining_seconds: u64,
+        now: f64,
+        out: &mut dyn Write,
+        diag: &Diag,
+    ) -> Result<()> {
+        let mut rec = self.recovery(name, Outcome::Cooldown, entry.attempts, policy);
+        let ago = (now - entry.last_attempt).max(0.0) as u64;
+        rec.detail = format!(
+            "{}last attempt {} ago; next attempt allowed in {} (restart_cooldown_seconds {})",
+            self.dry_prefix(),
+            clock::human_duration(ago),
+            clock::human_duration(remaining_seconds),
+            policy.cooldown_seconds
+        );
+        self.flap(&mut rec, entry, policy, now);
+        self.log(diag, &format!("COOLDOWN: {name} — {remaining_seconds}s remaining"));
+        self.emit_recovery(out, &rec)
+    }
+
+    /// Say that `name` has used all its attempts, and when the count resets.
+    #[allow(clippy::too_many_arguments)]
+    fn out_of_attempts(
+        &mut self,
+        name: &str,
+        entry: &Entry,
+        policy: &Policy,
+        attempts: u32,
+        now: f64,
+        out: &mut dyn Write,
+        diag: &Diag,
+    ) -> Result<()> {
+        let mut rec = self.recovery(name, Outcome::MaxAttempts, attempts, policy);
+        let reset_at = clock::from_unix_f64(entry.last_attempt + policy.reset_after_seconds as f64)
+            .map(clock::fmt_ts)
+            .unwrap_or_default();
+        rec.detail = format!(
+            "{}{attempts} of {} restart attempts used; manual intervention required \
+             (the count resets at {reset_at}, {} after the last attempt, or with recover --reset)",
+            self.dry_prefix(),
+            policy.max_attempts,
+            clock::human_duration(policy.reset_after_seconds)
+        );
+        self.flap(&mut rec, entry, policy, now);
+        self.log(diag, &format!("MAX_ATTEMPTS: {name} — {attempts} attempts exhausted"));
+        self.emit_recovery(out, &rec)
     }
 
     /// What the rules would say now, without touching the ledger.
@@ -470,25 +505,7 @@ impl<'a> Recover<'a> {
         book.entries().entry(name.to_string()).or_default().begin(policy, began);
         book.save()?;
 
-        let mut env = vec![
-            ("PITCREW_SERVICE".to_string(), name.to_string()),
-            ("PITCREW_ATTEMPT".to_string(), attempt.to_string()),
-            ("PITCREW_MAX_ATTEMPTS".to_string(), policy.max_attempts.to_string()),
-            ("PITCREW_DETAIL".to_string(), self.seen.get(name).map(|s| s.detail.clone()).unwrap_or_default()),
-        ];
-        if let Some(p) = &self.settings.path_env {
-            env.push(("PATH".to_string(), p.clone()));
-        }
-        let started = Instant::now();
-        let ran = restart::run(&restart.command, Duration::from_secs(restart.timeout_seconds), env, None);
-        if let Ok(o) = &ran {
-            if !o.timed_out && started.elapsed() >= o.duration + proc::OUTPUT_GRACE {
-                diag.warn(format_args!(
-                    "{name}: the restart command left a process holding its output open; redirect the \
-                     output of what it starts in the background (cmd >file 2>&1 &)"
-                ));
-            }
-        }
+        let ran = self.run_command(name, restart, policy, attempt, diag);
         let delay = Duration::try_from_secs_f64(restart.verify_delay_seconds).unwrap_or(Duration::ZERO);
         if !delay.is_zero() {
             std::thread::sleep(delay);
@@ -508,38 +525,7 @@ impl<'a> Recover<'a> {
 
         let mut rec = self.recovery(name, outcome, attempt, policy);
         rec.verified = up;
-        let check_says = format!("check {}: {}", fresh.status.as_str(), fresh.detail);
-        let counter = format!("attempt {attempt}/{}", policy.max_attempts);
-        let log_line = match &ran {
-            Ok(o) => {
-                rec.exit_code = o.exit_code;
-                rec.duration_ms = o.duration.as_millis().min(u128::from(u64::MAX)) as u64;
-                let ms = rec.duration_ms;
-                let said = command_output(o);
-                if o.timed_out {
-                    let limit = restart.timeout_seconds;
-                    rec.detail =
-                        format!("restart command timed out after {limit}s (process group killed); {check_says}");
-                    format!("RESTART TIMEOUT: {name} ({counter}, timed out after {limit}s)")
-                } else if !o.success() {
-                    rec.detail = match &said {
-                        Some(s) => format!("restart command failed: {}: {s}; {check_says}", o.describe()),
-                        None => format!("restart command failed: {}; {check_says}", o.describe()),
-                    };
-                    format!("RESTART FAIL: {name} ({counter}, {}, {ms}ms){}", o.describe(), prefixed(&said))
-                } else if !up {
-                    rec.detail = format!("restart command succeeded but the service is still down: {}", fresh.detail);
-                    format!("RESTART UNVERIFIED: {name} ({counter}, {ms}ms): still down: {}", fresh.detail)
-                } else {
-                    rec.detail = format!("restarted; {check_says}");
-                    format!("RESTART OK: {name} ({counter}, {ms}ms)")
-                }
-            }
-            Err(e) => {
-                rec.detail = format!("cannot run the restart command: {e}; {check_says}");
-                format!("RESTART ERROR: {name} ({counter}): {e}")
-            }
-        };
+        let log_line = describe_attempt(&mut rec, &ran, &fresh, restart, policy);
         let flapping = self.flap(&mut rec, &entry, policy, now);
         let log_line = match flapping {
             Some(n) => format!(
@@ -557,6 +543,38 @@ impl<'a> Recover<'a> {
             s.detail = fresh.detail;
         }
         Ok(())
+    }
+
+    /// Run the restart command of `name` with the attempt in its environment; warn when it
+    /// left a process holding its output open.
+    fn run_command(
+        &self,
+        name: &str,
+        restart: &Restart,
+        policy: &Policy,
+        attempt: u32,
+        diag: &Diag,
+    ) -> std::io::Result<proc::Outcome> {
+        let mut env = vec![
+            ("PITCREW_SERVICE".to_string(), name.to_string()),
+            ("PITCREW_ATTEMPT".to_string(), attempt.to_string()),
+            ("PITCREW_MAX_ATTEMPTS".to_string(), policy.max_attempts.to_string()),
+            ("PITCREW_DETAIL".to_string(), self.seen.get(name).map(|s| s.detail.clone()).unwrap_or_default()),
+        ];
+        if let Some(p) = &self.settings.path_env {
+            env.push(("PATH".to_string(), p.clone()));
+        }
+        let started = Instant::now();
+        let ran = restart::run(&restart.command, Duration::from_secs(restart.timeout_seconds), env, None);
+        if let Ok(o) = &ran {
+            if !o.timed_out && started.elapsed() >= o.duration + proc::OUTPUT_GRACE {
+                diag.warn(format_args!(
+                    "{name}: the restart command left a process holding its output open; redirect the \
+                     output of what it starts in the background (cmd >file 2>&1 &)"
+                ));
+            }
+        }
+        ran
     }
 
     /// Run the service's check again, with a fresh environment (a new process table) and
@@ -585,22 +603,7 @@ impl<'a> Recover<'a> {
     }
 
     fn recovery(&self, name: &str, outcome: Outcome, attempt: u32, policy: &Policy) -> Recovery {
-        Recovery {
-            kind: "recovery".into(),
-            name: name.to_string(),
-            outcome,
-            attempt,
-            max_attempts: policy.max_attempts,
-            exit_code: None,
-            duration_ms: 0,
-            verified: false,
-            detail: String::new(),
-            flapping: false,
-            restarts_in_window: None,
-            dry_run: self.settings.dry_run,
-            timestamp: self.clock.stamp(),
-            extra: serde_json::Map::new(),
-        }
+        Recovery::new(name, outcome, attempt, policy.max_attempts, self.settings.dry_run, self.clock.stamp())
     }
 
     /// Append the restart to the restart history (`state/restarts/DAY.jsonl`, beside the
@@ -666,7 +669,7 @@ impl<'a> Recover<'a> {
 
 /// The services' indices, each after every service it depends on (config order otherwise;
 /// a dependency cycle is cut where it closes).
-pub fn restart_order(services: &[Service]) -> Vec<usize> {
+pub(crate) fn restart_order(services: &[Service]) -> Vec<usize> {
     let index: HashMap<&str, usize> = services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
     let mut state = vec![0u8; services.len()]; // 0 unseen, 1 on the path, 2 placed
     let mut order = Vec::with_capacity(services.len());
@@ -722,7 +725,7 @@ fn check_text_line(v: &Value) -> String {
 }
 
 /// `[RECOVERED] api - restarted; check up: HTTP 200; attempt 1/3, 412ms`.
-pub fn recovery_text_line(r: &Recovery) -> String {
+pub(crate) fn recovery_text_line(r: &Recovery) -> String {
     let mut s = format!("[{}] {} - {}", r.outcome.as_str().to_uppercase(), r.name, r.detail);
     let mut facts = vec![format!("attempt {}/{}", r.attempt, r.max_attempts)];
     if r.duration_ms > 0 {
@@ -735,10 +738,52 @@ pub fn recovery_text_line(r: &Recovery) -> String {
     s
 }
 
+/// Fill in what the attempt of `rec` did (exit code, time, detail) and return its log line.
+fn describe_attempt(
+    rec: &mut Recovery,
+    ran: &std::io::Result<proc::Outcome>,
+    fresh: &Check,
+    restart: &Restart,
+    policy: &Policy,
+) -> String {
+    let (name, attempt, up) = (rec.name.clone(), rec.attempt, rec.verified);
+    let check_says = format!("check {}: {}", fresh.status.as_str(), fresh.detail);
+    let counter = format!("attempt {attempt}/{}", policy.max_attempts);
+    match ran {
+        Ok(o) => {
+            rec.exit_code = o.exit_code;
+            rec.duration_ms = o.duration.as_millis().min(u128::from(u64::MAX)) as u64;
+            let ms = rec.duration_ms;
+            let said = command_output(o);
+            if o.timed_out {
+                let limit = restart.timeout_seconds;
+                rec.detail = format!("restart command timed out after {limit}s (process group killed); {check_says}");
+                format!("RESTART TIMEOUT: {name} ({counter}, timed out after {limit}s)")
+            } else if !o.success() {
+                rec.detail = match &said {
+                    Some(s) => format!("restart command failed: {}: {s}; {check_says}", o.describe()),
+                    None => format!("restart command failed: {}; {check_says}", o.describe()),
+                };
+                format!("RESTART FAIL: {name} ({counter}, {}, {ms}ms){}", o.describe(), prefixed(&said))
+            } else if !up {
+                rec.detail = format!("restart command succeeded but the service is still down: {}", fresh.detail);
+                format!("RESTART UNVERIFIED: {name} ({counter}, {ms}ms): still down: {}", fresh.detail)
+            } else {
+                rec.detail = format!("restarted; {check_says}");
+                format!("RESTART OK: {name} ({counter}, {ms}ms)")
+            }
+        }
+        Err(e) => {
+            rec.detail = format!("cannot run the restart command: {e}; {check_says}");
+            format!("RESTART ERROR: {name} ({counter}): {e}")
+        }
+    }
+}
+
 /// The human log, `HOME/logs/recovery.log`: one `[YYYY-MM-DD HH:MM:SS] WHAT: ...` line per
 /// action, appended in one write. A log that cannot be written is reported once and then
 /// left alone: it never stops a recovery.
-pub struct RecoveryLog {
+pub(crate) struct RecoveryLog {
     path: Option<PathBuf>,
 }
 

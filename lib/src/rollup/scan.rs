@@ -343,16 +343,28 @@ impl Scanner {
             Err(why) => return Ok(Err(why)),
         };
         let ts: Option<Cow<'_, str>> = raw.timestamp.and_then(text);
+        let day = match self.place(origin, ts.as_deref()) {
+            Ok(Some(day)) => day,
+            Ok(None) => return Ok(Ok(())),
+            Err(why) => return Ok(Err(why)),
+        };
+        Ok(self.count(&name, status, latency, ts.as_deref(), day))
+    }
+
+    /// The epoch day of a line, when anything needs it, with the window filter and the range
+    /// applied: `Ok(None)` when the line falls outside the window.
+    #[inline]
+    fn place(&mut self, origin: Origin<'_>, ts: Option<&str>) -> std::result::Result<Option<Option<i32>>, String> {
         let needs_day = self.opts.by_day
             || self.opts.filter.is_some()
             || self.opts.track_range
             || self.opts.day_cells_from.is_some();
-        let day = if needs_day { origin.day.or_else(|| ts.as_deref().and_then(ts_day)) } else { origin.day };
+        let day = if needs_day { origin.day.or_else(|| ts.and_then(ts_day)) } else { origin.day };
         if let Some((from, to)) = self.opts.filter {
             match day {
                 Some(d) if d >= from && d <= to => {}
-                Some(_) => return Ok(Ok(())),
-                None => return Ok(Err("no valid timestamp to place the line in the window".into())),
+                Some(_) => return Ok(None),
+                None => return Err("no valid timestamp to place the line in the window".into()),
             }
         }
         if self.opts.track_range {
@@ -363,19 +375,32 @@ impl Scanner {
                 });
             }
         }
+        Ok(Some(day))
+    }
+
+    /// Count a check of `name` in the aggregate of its day (or of the window).
+    #[inline]
+    fn count(
+        &mut self,
+        name: &str,
+        status: Seen,
+        latency: Latency,
+        ts: Option<&str>,
+        day: Option<i32>,
+    ) -> std::result::Result<(), String> {
         let agg = if self.opts.by_day {
             match day {
                 Some(d) => self.days.entry(d).or_default(),
-                None => return Ok(Err("no valid timestamp to place the line in a day".into())),
+                None => return Err("no valid timestamp to place the line in a day".into()),
             }
         } else {
             &mut self.window
         };
-        let ms = ts.as_deref().and_then(ts_millis);
+        let ms = ts.and_then(ts_millis);
         if let Some(ms) = ms {
             self.host.observe(ms);
         }
-        let stats = agg.get(&name);
+        let stats = agg.get(name);
         stats.cells_from = self.opts.day_cells_from;
         if self.opts.log_incidents && stats.incidents.all.is_none() {
             stats.incidents.all = Some(Vec::new());
@@ -387,11 +412,11 @@ impl Scanner {
             }
         }
         stats.last_ts.clear();
-        if let Some(t) = &ts {
+        if let Some(t) = ts {
             stats.last_ts.push_str(t);
         }
         self.lines += 1;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Continue with what another scanner read of the lines that came right after.

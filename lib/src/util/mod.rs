@@ -1,7 +1,6 @@
 //! Small shared helpers: running commands in their own process group, identifiers, text.
 
 pub mod fields;
-pub mod follow;
 pub mod git;
 pub mod http;
 pub mod par;

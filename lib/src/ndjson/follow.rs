@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::{Line, LineReader, ReadOpts, Source};
 use crate::error::{Error, Result};
-use crate::ndjson::{self, Line, LineReader, ReadOpts, Source};
 use crate::util::stop::{self, Event};
 
 /// Lines read ahead of the loop at most: a slow loop makes the reader wait instead of
@@ -96,7 +96,7 @@ fn read(sources: Vec<Source>, opts: ReadOpts, tx: &mpsc::SyncSender<Msg>) {
         loop {
             let msg = match lines.next_line() {
                 Ok(None) => break,
-                Ok(Some((line, Line::Text(bytes)))) => match ndjson::parse_object(bytes) {
+                Ok(Some((line, Line::Text(bytes)))) => match super::parse_object(bytes) {
                     Ok(value) => Msg::Record { value, source: source.clone(), line },
                     Err(why) => Msg::Bad { why, source: source.clone(), line },
                 },
@@ -120,7 +120,7 @@ fn read(sources: Vec<Source>, opts: ReadOpts, tx: &mpsc::SyncSender<Msg>) {
 
 /// What a loop does with a line that is not a record, or a record its reader rejected:
 /// fatal under `--strict`, else said on stderr and counted.
-pub fn reject(opts: ReadOpts, diag: &crate::entry::Diag, source: &str, line: u64, why: String) -> Result<()> {
+pub fn reject(opts: ReadOpts, diag: &crate::diag::Diag, source: &str, line: u64, why: String) -> Result<()> {
     if opts.strict {
         return Err(Error::Input { source: source.to_string(), line, message: why });
     }
