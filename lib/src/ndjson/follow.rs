@@ -60,10 +60,13 @@ impl Follow {
     }
 
     /// The next message, waiting at most until `due` (forever without one). `None` when
-    /// `due` came first.
+    /// `due` has come (at once when it is past, even with input waiting).
     pub fn next(&self, due: Option<Instant>) -> Option<Msg> {
         match due {
             None => self.rx.recv().ok().or(Some(Msg::End)),
+            // A due time that has come goes first, however much input is waiting: a steady
+            // stream must not starve the timers.
+            Some(t) if t <= Instant::now() => None,
             Some(t) => match self.rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
                 Ok(m) => Some(m),
                 Err(RecvTimeoutError::Timeout) => None,
