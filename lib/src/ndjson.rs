@@ -8,6 +8,8 @@
 //! levels is rejected too: the state files that keep parts of records (notify's state and
 //! outbox) nest them a few levels deeper, and must stay within what a JSON reader reads back.
 
+pub mod follow;
+
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,7 @@
 
 pub mod alert;
 pub mod cli;
+pub mod follow;
 pub mod lifecycle;
 pub mod outbox;
 pub mod render;
@@ -85,6 +86,15 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         _ => {}
     }
     let config = set.load_config(false)?;
+    if cli.follow && cli.cmd.is_some() {
+        return Err(Error::usage("--follow reads records; it does not go with a subcommand"));
+    }
+    let timing = follow::Timing::of(&config, cli.group_wait, cli.group_interval)?;
+    // Before any other thread starts (the signals are blocked in every thread after it).
+    let input = match cli.follow {
+        true => Some(crate::ndjson::follow::Follow::start(Source::from_args(&cli.files), set.read_opts)?),
+        false => None,
+    };
     let host = hostname(&config);
     let Ctx { out, diag, stdin_is_terminal, .. } = ctx;
     let diag: &Diag = diag;
@@ -99,6 +109,10 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let max_subjects = max_subjects(&config)?;
     let mut engine = Engine { sinks, policy, sink_repeat, dry_run: cli.dry_run, files, diag, clock, max_subjects };
 
+    if let Some(input) = input {
+        out.set_line_buffered(true);
+        return follow::run(&mut engine, &input, timing, cli.format, set.read_opts, out, diag);
+    }
     let mut input = Input::default();
     match &cli.cmd {
         Some(Cmd::Send(s)) => input.loose.push(send_alert(s, diag, &engine.clock.stamp())?),

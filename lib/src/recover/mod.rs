@@ -22,6 +22,7 @@
 //! one's attempt and reports `cooldown`. Restart commands come only from services.json.
 
 pub(crate) mod cli;
+pub(crate) mod follow;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
@@ -80,6 +81,11 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         return reset(&cli.reset, &ledger, &mut log, &clock, cli.format, &mut ctx.out, &ctx.diag);
     }
     let config = set.load_config(false)?;
+    // Before any other thread starts (the signals are blocked in every thread after it).
+    let input = match cli.follow {
+        true => Some(crate::ndjson::follow::Follow::start(Source::from_args(&cli.files), set.read_opts)?),
+        false => None,
+    };
     let settings = Settings {
         dry_run: cli.dry_run,
         format: cli.format,
@@ -89,6 +95,11 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         path_env: Some(command_path(env("PATH").as_deref())),
     };
     let mut engine = Recover::new(&config, clock, settings);
+    if let Some(input) = input {
+        ctx.out.set_line_buffered(true);
+        let settle = Duration::from_secs_f64(cli.settle);
+        return follow::run(&mut engine, &input, settle, set.read_opts, &mut ctx.out, &ctx.diag);
+    }
     let sources = Source::from_args(&cli.files);
     let out = &mut ctx.out;
     ndjson::for_each_value(&sources, set.read_opts, &ctx.diag, |v, _| engine.take(v, &mut *out))?;
@@ -136,6 +147,10 @@ pub(crate) struct Recover<'a> {
     settings: Settings,
     seen: HashMap<String, Seen>,
     tally: BTreeMap<&'static str, usize>,
+    /// When set, only these services are acted on (see [`follow`]).
+    focus: Option<HashSet<String>>,
+    /// The recovery records written, by service (see [`follow`]).
+    acted: Vec<(String, Outcome)>,
 }
 
 /// The ledger as this run holds it: locked and saved, or (dry run) only read.
@@ -162,7 +177,15 @@ impl Book<'_> {
 
 impl<'a> Recover<'a> {
     pub fn new(config: &'a Config, clock: Clock, settings: Settings) -> Recover<'a> {
-        Recover { config, clock, settings, seen: HashMap::new(), tally: BTreeMap::new() }
+        Recover {
+            config,
+            clock,
+            settings,
+            seen: HashMap::new(),
+            tally: BTreeMap::new(),
+            focus: None,
+            acted: Vec::new(),
+        }
     }
 
     /// Take one input record: pass it on at once and remember what it says of its service.
@@ -191,29 +214,42 @@ impl<'a> Recover<'a> {
     /// The input has ended: restart what is down and can be restarted, parents first.
     /// `Failures` when any service seen is still down.
     pub fn finish(mut self, out: &mut dyn Write, diag: &Diag) -> Result<Status> {
-        let config = self.config;
-        let actionable = config.services.iter().any(|s| s.restart.is_some() && self.is_down(&s.name));
-        self.warn_unactionable(diag);
-        if actionable {
-            let path = self.settings.ledger.clone();
-            if self.settings.dry_run {
-                let entries = Ledger::peek(&path)?;
-                self.walk(&mut Book::ReadOnly(entries), out, diag)?;
-            } else {
-                let mut lock = Ledger::lock(&path)?;
-                if lock.try_acquire()?.is_none() {
-                    diag.progress("waiting for another recover run to finish");
-                }
-                let held = Ledger::open(&path, &mut lock)?;
-                diag.clear_progress();
-                self.walk(&mut Book::Locked(held), out, diag)?;
-            }
-        }
+        self.act(out, diag)?;
         let still_down = self.seen.values().filter(|s| s.down).count();
         if self.settings.format == Format::Text {
             self.summary(out, still_down)?;
         }
         Ok(Status::failures_if(still_down > 0))
+    }
+
+    /// Restart what is down and can be restarted, parents first (only the services in
+    /// `focus` when it is set: `--follow` acts on what failed in its settle window), with the
+    /// ledger locked for the whole walk.
+    fn act(&mut self, out: &mut dyn Write, diag: &Diag) -> Result<()> {
+        let config = self.config;
+        let actionable = config.services.iter().any(|s| s.restart.is_some() && self.wants_action(&s.name));
+        self.warn_unactionable(diag);
+        if !actionable {
+            return Ok(());
+        }
+        let path = self.settings.ledger.clone();
+        if self.settings.dry_run {
+            let entries = Ledger::peek(&path)?;
+            self.walk(&mut Book::ReadOnly(entries), out, diag)
+        } else {
+            let mut lock = Ledger::lock(&path)?;
+            if lock.try_acquire()?.is_none() {
+                diag.progress("waiting for another recover run to finish");
+            }
+            let held = Ledger::open(&path, &mut lock)?;
+            diag.clear_progress();
+            self.walk(&mut Book::Locked(held), out, diag)
+        }
+    }
+
+    /// Down, and (when a focus is set) in it.
+    fn wants_action(&self, name: &str) -> bool {
+        self.is_down(name) && self.focus.as_ref().is_none_or(|f| f.contains(name))
     }
 
     fn is_down(&self, name: &str) -> bool {
@@ -223,7 +259,7 @@ impl<'a> Recover<'a> {
     /// Say why down services that look restartable are not: no services.json, or an entry
     /// in it that could not be read.
     fn warn_unactionable(&self, diag: &Diag) {
-        let mut down: Vec<&str> = self.seen.iter().filter(|(_, s)| s.down).map(|(n, _)| n.as_str()).collect();
+        let mut down: Vec<&str> = self.seen.keys().filter(|n| self.wants_action(n)).map(String::as_str).collect();
         if down.is_empty() {
             return;
         }
@@ -257,7 +293,7 @@ impl<'a> Recover<'a> {
             if touched {
                 affected.insert(name);
             }
-            if !self.is_down(name) {
+            if !self.wants_action(name) {
                 continue;
             }
             // A parent was restarted: this one may have come back with it. A fresh check that
@@ -602,6 +638,9 @@ impl<'a> Recover<'a> {
 
     fn emit_recovery(&mut self, out: &mut dyn Write, r: &Recovery) -> Result<()> {
         *self.tally.entry(r.outcome.as_str()).or_default() += 1;
+        if self.focus.is_some() {
+            self.acted.push((r.name.clone(), r.outcome));
+        }
         match self.settings.format {
             Format::Ndjson => ndjson::write(out, r),
             Format::Text => Ok(writeln!(out, "{}", recovery_text_line(r))?),
