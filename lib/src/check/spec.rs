@@ -115,7 +115,7 @@ pub struct UrlSpec {
     pub follow_redirects: bool,
     /// Whether the server's certificate is verified.
     pub tls_verify: bool,
-    /// Extra CA certificates (PEM) to trust.
+    /// The CA certificates (PEM) to verify the server with, read as curl reads them.
     pub ca_file: Option<PathBuf>,
     /// Slower than this many milliseconds is degraded.
     pub degraded_latency_ms: Option<u64>,
