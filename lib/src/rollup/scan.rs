@@ -258,7 +258,7 @@ pub struct Scanner {
 /// Where a reader's lines come from: its name for messages and, for a daily file, its day.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
-    /// The name messages give the input (a path, or `-`).
+    /// The name messages give the input (its path, or `stdin`).
     pub name: &'a str,
     /// The epoch day of a daily file, when the input is one.
     pub day: Option<i32>,
