@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! notify: turn records into alerts, once, and get them to people through real channels.
 //!
 //! A run: read the records (passing through the kinds it does not read), take notify's lock,
@@ -8,14 +9,14 @@
 //! write, so overlapping runs never announce the same thing twice.
 
 pub mod alert;
-pub mod cli;
-pub mod follow;
-pub mod lifecycle;
+pub(crate) mod cli;
+pub(crate) mod follow;
+pub(crate) mod lifecycle;
 pub mod outbox;
 pub mod render;
 pub mod rules;
 pub mod silence;
-pub mod sinks;
+pub(crate) mod sinks;
 pub mod state;
 
 use std::collections::HashSet;
@@ -52,7 +53,7 @@ pub fn command() -> clap::Command {
 
 /// Where notify keeps its files.
 #[derive(Debug, Clone)]
-pub struct Files {
+pub(crate) struct Files {
     pub state: PathBuf,
     pub rates: PathBuf,
     pub silences: PathBuf,
@@ -240,7 +241,7 @@ fn read_record(v: Value, input: &mut Input, out: &mut dyn Write, text: bool) -> 
 
 /// What a run did.
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// Alerts sent again from the outbox.
     pub retried: Vec<Alert>,
     /// This run's alerts, held ones included.
@@ -253,7 +254,7 @@ pub struct Report {
 }
 
 /// The engine: sinks, policy and files.
-pub struct Engine<'a> {
+pub(crate) struct Engine<'a> {
     pub sinks: Vec<Box<dyn Sink + 'a>>,
     pub policy: Policy,
     /// `<sink>_repeat_interval_seconds` from the alerting settings.

@@ -1,25 +1,26 @@
+#![warn(missing_docs)]
 //! rollup: uptime, latency and SLA per service from the metrics history, in constant memory.
 //!
-//! The engine ([`run`]) streams the daily files of a window (or named files, or stdin) line
+//! The engine (`run`) streams the daily files of a window (or named files, or stdin) line
 //! by line through a [`scan::Scanner`], which keeps a fixed amount of state per service
-//! ([`stats::ServiceStats`]: the Agent Ops Kit's counters, a log-bucketed latency histogram, the most
-//! recent incidents, the spacings of its checks for [`coverage`]), then renders one `uptime`
-//! record per service ([`report`]) or the status page ([`html`]). Files are read on as many threads as there are cores (up to four), each
+//! (`stats::ServiceStats`: the Agent Ops Kit's counters, a log-bucketed latency histogram, the most
+//! recent incidents, the spacings of its checks for `coverage`), then renders one `uptime`
+//! record per service (`report`) or the status page (`html`). Files are read on as many threads as there are cores (up to four), each
 //! into its own scanner, and the scanners are merged in file order, which joins an outage
 //! that spans two files into one incident. With `--by day` over the metrics directory, each day is written and
 //! dropped as soon as its file is read. `prune` and `compact` keep the metrics and the
 //! histories in shape ([`crate::store::daily`]); `stale` says when the monitor itself went
-//! silent ([`stale`]); `incidents` joins the metrics with the histories ([`incidents`]).
+//! silent (`stale`); `incidents` joins the metrics with the histories (`incidents`).
 
-pub mod cli;
-pub mod coverage;
+pub(crate) mod cli;
+pub(crate) mod coverage;
 pub mod fast;
-pub mod html;
-pub mod incidents;
-pub mod report;
+pub(crate) mod html;
+pub(crate) mod incidents;
+pub(crate) mod report;
 pub mod scan;
-pub mod stale;
-pub mod stats;
+pub(crate) mod stale;
+pub(crate) mod stats;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -41,8 +42,8 @@ use crate::store::{self, daily};
 pub const READ_BLOCK: usize = 256 * 1024;
 
 /// The window when none is given: the kit's 7 days, or 90 for the status page's bars.
-pub const DEFAULT_DAYS: u32 = 7;
-pub const DEFAULT_HTML_DAYS: u32 = 90;
+pub(crate) const DEFAULT_DAYS: u32 = 7;
+pub(crate) const DEFAULT_HTML_DAYS: u32 = 90;
 
 /// The `rollup` tool, as its binary hands it to [`crate::entry::run`].
 pub const TOOL: Tool = Tool { name: "rollup", main, command };
@@ -226,7 +227,7 @@ fn kept_dirs(metrics: &Path, state: &Path) -> Vec<(PathBuf, daily::Family)> {
 
 /// Where the lines come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inputs {
+pub(crate) enum Inputs {
     /// The daily files of a metrics directory within the window.
     Dir(PathBuf),
     /// Named files and stdin, in the order given (by date when all are daily files).
@@ -235,7 +236,7 @@ pub enum Inputs {
 
 /// A validated report run.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub inputs: Inputs,
     /// First and last day taken (inclusive): always for a directory, when asked for files.
     pub window: Option<(Date, Date)>,
@@ -254,7 +255,7 @@ pub struct Plan {
 /// The cadences services.json configures, in coverage grid units: per service, and for the
 /// others (the top-level `interval_seconds` or `check_interval_seconds`).
 #[derive(Debug, Clone, Default)]
-pub struct Cadences {
+pub(crate) struct Cadences {
     pub by_name: std::collections::HashMap<String, u64>,
     pub default: Option<u64>,
 }
@@ -262,7 +263,7 @@ pub struct Cadences {
 impl Cadences {
     /// Read them from the configuration; a value that is no interval is said once and the
     /// service's cadence is then taken from its checks.
-    pub fn of(cfg: &crate::config::Config, diag: &Diag) -> Cadences {
+    pub(crate) fn of(cfg: &crate::config::Config, diag: &Diag) -> Cadences {
         let mut c = Cadences::default();
         let read = |name: &str| match cfg.interval_seconds(name) {
             Ok(v) => v.and_then(coverage::cadence_of_seconds),
@@ -292,7 +293,11 @@ struct Judge<'a> {
 }
 
 /// The window of `w` (inclusive first and last day), with `--days` and whether it ends today.
-pub fn resolve_window(w: &WindowArgs, today: Date, default_days: u32) -> Result<(Date, Date, Option<u32>, bool)> {
+pub(crate) fn resolve_window(
+    w: &WindowArgs,
+    today: Date,
+    default_days: u32,
+) -> Result<(Date, Date, Option<u32>, bool)> {
     let to = w.until.unwrap_or(today);
     match w.since {
         Some(from) if from > to => {
@@ -310,7 +315,7 @@ pub fn resolve_window(w: &WindowArgs, today: Date, default_days: u32) -> Result<
 }
 
 impl Plan {
-    pub fn from_cli(cli: &Cli, format: Format, metrics_dir: &Path, clock: &Clock) -> Result<Plan> {
+    pub(crate) fn from_cli(cli: &Cli, format: Format, metrics_dir: &Path, clock: &Clock) -> Result<Plan> {
         let by_day = cli.by == Some(By::Day);
         if by_day && matches!(format, Format::Html | Format::Prometheus) {
             return Err(Error::usage("--by day: not available with --format html or prometheus"));
@@ -488,7 +493,7 @@ fn scan_parallel(
 }
 
 /// Run a report: read, aggregate, write. Returns `Failures` when a service is below the SLA.
-pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Result<Status> {
+pub(crate) fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Result<Status> {
     let window_days = plan.window.map(|(f, t)| (day_number(f), day_number(t)));
     let opts = scan_opts(plan, window_days);
     let jobs = jobs_of(plan, window_days, diag)?;
