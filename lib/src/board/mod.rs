@@ -16,6 +16,7 @@ pub mod render;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 
 use clap::CommandFactory;
 use serde_json::{Map, Value};
@@ -158,6 +159,52 @@ fn resolve_all(board: &Board, ids: &[String]) -> Result<Vec<usize>> {
 /// A task's field as a string, for messages.
 fn field<'a>(t: &'a Map<String, Value>, k: &str) -> &'a str {
     t.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+/// A value with its place in ingest's input: the number of records read before the one it
+/// came from.
+type Placed<T> = (usize, T);
+
+/// A task ingest made, placed after the record that wanted it.
+type MadeTask = Placed<Map<String, Value>>;
+
+/// A task ingest did not make: its title and the id of the open task it would repeat.
+type Twin = (String, String);
+
+/// Add the wanted tasks to the board in order, skipping each whose title, or the subject it
+/// is about, is already open (or made earlier in the run). Gives the tasks made and, for
+/// each one skipped, its title and the id of its open twin.
+fn add_wanted(b: &mut Board, wanted: &[Placed<ingest::Wanted>], stamp: &str) -> Result<(Vec<MadeTask>, Vec<Twin>)> {
+    let last = b.last_column().to_string();
+    // Open tasks by title, and by the subject ingest recorded on them.
+    let mut open: HashMap<String, String> = HashMap::new();
+    for t in b.tasks().filter(|t| t.column() != last) {
+        open.insert(format!("title:{}", t.title()), t.id().to_string());
+        if let Some(Value::String(s)) = t.0.get("subject") {
+            open.insert(format!("subject:{s}"), t.id().to_string());
+        }
+    }
+    let first = b.first_column().to_string();
+    let mut ids = b.ids();
+    let (mut made, mut skipped) = (Vec::new(), Vec::new());
+    for (at, w) in wanted {
+        let by_title = format!("title:{}", w.title);
+        let by_subject = w.subject.as_ref().map(|s| format!("subject:{s}"));
+        let twin = open.get(&by_title).or_else(|| by_subject.as_ref().and_then(|k| open.get(k)));
+        if let Some(id) = twin {
+            skipped.push((w.title.clone(), id.clone()));
+            continue;
+        }
+        let id = ids.fresh()?;
+        let t = new_task(id.clone(), w, &first, stamp);
+        b.push(t.clone());
+        open.insert(by_title, id.clone());
+        if let Some(k) = by_subject {
+            open.insert(k, id);
+        }
+        made.push((*at, t));
+    }
+    Ok((made, skipped))
 }
 
 /// Which tasks a filter lets through, checked against the board.
@@ -452,9 +499,23 @@ impl Engine<'_> {
             return Err(Error::usage("--below: expected a percentage"));
         }
         let rules = ingest::Rules { below: a.below, owner: a.owner.trim().to_string() };
+        let (records, wanted) = self.read_wanted(&a.files, &rules, pass_through)?;
+        let made = if wanted.is_empty() { Vec::new() } else { self.make_tasks(&wanted, a.verbose)? };
+        self.write_ingested(&records, &made, pass_through, out)?;
+        Ok(Status::Ok)
+    }
+
+    /// Read the whole input: its records (kept only to pass them through) and the tasks they
+    /// want, each with the number of records before it.
+    fn read_wanted(
+        &self,
+        files: &[PathBuf],
+        rules: &ingest::Rules,
+        pass_through: bool,
+    ) -> Result<(Vec<Value>, Vec<Placed<ingest::Wanted>>)> {
         let mut records: Vec<Value> = Vec::new();
-        let mut wanted: Vec<(usize, ingest::Wanted)> = Vec::new();
-        ndjson::for_each_line(&Source::from_args(&a.files), self.read_opts, self.diag, |bytes, _pos| {
+        let mut wanted: Vec<Placed<ingest::Wanted>> = Vec::new();
+        ndjson::for_each_line(&Source::from_args(files), self.read_opts, self.diag, |bytes, _pos| {
             let v = match ndjson::parse_object(bytes) {
                 Ok(v) => v,
                 Err(why) => return Ok(Err(why)),
@@ -472,50 +533,34 @@ impl Engine<'_> {
                 Err(why) => Ok(Err(why)),
             }
         })?;
-        let mut made: Vec<(usize, Map<String, Value>)> = Vec::new();
-        if !wanted.is_empty() {
-            let stamp = self.clock.stamp();
-            let skipped = self.file.update(&self.clock, self.diag, |b| {
-                let last = b.last_column().to_string();
-                // Open tasks by title, and by the subject ingest recorded on them.
-                let mut open: HashMap<String, String> = HashMap::new();
-                for t in b.tasks().filter(|t| t.column() != last) {
-                    open.insert(format!("title:{}", t.title()), t.id().to_string());
-                    if let Some(Value::String(s)) = t.0.get("subject") {
-                        open.insert(format!("subject:{s}"), t.id().to_string());
-                    }
-                }
-                let first = b.first_column().to_string();
-                let mut ids = b.ids();
-                let mut skipped = Vec::new();
-                for (at, w) in &wanted {
-                    let by_title = format!("title:{}", w.title);
-                    let by_subject = w.subject.as_ref().map(|s| format!("subject:{s}"));
-                    let twin = open.get(&by_title).or_else(|| by_subject.as_ref().and_then(|k| open.get(k)));
-                    if let Some(id) = twin {
-                        skipped.push((w.title.clone(), id.clone()));
-                        continue;
-                    }
-                    let id = ids.fresh()?;
-                    let t = new_task(id.clone(), w, &first, &stamp);
-                    b.push(t.clone());
-                    open.insert(by_title, id.clone());
-                    if let Some(k) = by_subject {
-                        open.insert(k, id);
-                    }
-                    made.push((*at, t));
-                }
-                Ok(skipped)
-            })?;
-            if a.verbose {
-                for (title, id) in skipped {
-                    self.diag.warn(format_args!("already open as {id}: {title}"));
-                }
+        Ok((records, wanted))
+    }
+
+    /// One locked read-modify-write that makes the wanted tasks with no open twin; with
+    /// `verbose`, a warning for each one already open.
+    fn make_tasks(&self, wanted: &[Placed<ingest::Wanted>], verbose: bool) -> Result<Vec<MadeTask>> {
+        let stamp = self.clock.stamp();
+        let (made, skipped) = self.file.update(&self.clock, self.diag, |b| add_wanted(b, wanted, &stamp))?;
+        if verbose {
+            for (title, id) in skipped {
+                self.diag.warn(format_args!("already open as {id}: {title}"));
             }
         }
+        Ok(made)
+    }
+
+    /// What ingest writes: the made tasks as text, or as task records (after the record that
+    /// made each, when records pass through).
+    fn write_ingested(
+        &self,
+        records: &[Value],
+        made: &[MadeTask],
+        pass_through: bool,
+        out: &mut dyn Write,
+    ) -> Result<()> {
         let stamp = self.clock.stamp();
         if self.text() {
-            for (_, t) in &made {
+            for (_, t) in made {
                 writeln!(out, "Created task: {}", field(t, "title"))?;
             }
         } else if pass_through {
@@ -527,11 +572,11 @@ impl Engine<'_> {
                 }
             }
         } else {
-            for (_, t) in &made {
+            for (_, t) in made {
                 ndjson::write(out, &task_record(t, &[], &stamp))?;
             }
         }
-        Ok(Status::Ok)
+        Ok(())
     }
 
     /// `render`: the board for people, text columns side by side in `width` cells, or
