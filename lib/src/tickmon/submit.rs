@@ -222,7 +222,37 @@ pub fn run(
     let vitals = plan.gather_vitals()?;
     let (status, doc) = plan.tick_document(&vitals, clock, &host);
     let path = tick_path(&plan.ticks_dir, plan.month, &plan.agent);
+    let mut record = tick_record(&plan, &doc, &path);
+    let doc = Value::Object(doc);
 
+    let git_error = match &repo {
+        None => {
+            store::write_json(&path, &doc)?;
+            None
+        }
+        Some(repo) => {
+            // One submitter at a time per clone: git's own index lock would fail the second.
+            let mut lock = store::Lock::open(&repo.git_dir.join("tickmon.lock"))?;
+            let _held = lock.acquire()?;
+            store::write_json(&path, &doc)?;
+            commit_and_push(repo, &plan, status, args.push, &mut record, diag)?
+        }
+    };
+    record.insert("timestamp".into(), json!(clock.stamp()));
+
+    match args.format {
+        Format::Ndjson => ndjson::write(out, &Value::Object(record.clone()))?,
+        Format::Text => write_text(out, &plan, status, &vitals, &record)?,
+    }
+    if let Some(e) = git_error {
+        return Err(e);
+    }
+    Ok(Status::failures_if(status.is_failure()))
+}
+
+/// The `tick` record of a submission (before git and its timestamp): the tick's fields, when
+/// it is due and the file it went to.
+fn tick_record(plan: &Plan, doc: &Map<String, Value>, path: &Path) -> Map<String, Value> {
     let mut record = Map::new();
     record.insert("kind".into(), json!("tick"));
     for key in ["agent", "name", "month", "status", "vitals", "capabilities"] {
@@ -237,54 +267,48 @@ pub fn run(
             record.insert(key.into(), v.clone());
         }
     }
+    record
+}
 
-    let mut git_error = None;
-    match &repo {
-        None => store::write_json(&path, &Value::Object(doc.clone()))?,
-        Some(repo) => {
-            // One submitter at a time per clone: git's own index lock would fail the second.
-            let mut lock = store::Lock::open(&repo.git_dir.join("tickmon.lock"))?;
-            let _held = lock.acquire()?;
-            store::write_json(&path, &Value::Object(doc.clone()))?;
-            let rel = Path::new(&plan.month.label()).join(format!("{}.json", plan.agent));
-            let message = format!("tick: {} {} {}", plan.agent, plan.month.label(), status.as_str());
-            match repo.commit_file(&rel, &message) {
-                Ok(commit) => {
-                    record.insert("commit".into(), commit.map(Value::String).unwrap_or(Value::Null));
-                    if args.push {
-                        match repo.push() {
-                            Ok(Pushed::NoRemote) => {
-                                record.insert("pushed".into(), json!(false));
-                                diag.warn("--push: the ticks repository has no remote; committed only");
-                            }
-                            Ok(Pushed::To { remote, rebases }) => {
-                                if rebases > 0 {
-                                    record.insert("commit".into(), json!(repo.head()?));
-                                }
-                                record.insert("pushed".into(), json!(true));
-                                record.insert("remote".into(), json!(remote));
-                            }
-                            Err(e) => {
-                                record.insert("pushed".into(), json!(false));
-                                git_error = Some(e);
-                            }
-                        }
-                    }
-                }
-                Err(e) => git_error = Some(e),
+/// Commit the written tick (and push it when asked), noting the commit and the push on the
+/// record. A failed commit or push is given back, to fail the run once the record is out;
+/// other errors end it at once.
+fn commit_and_push(
+    repo: &Repo,
+    plan: &Plan,
+    status: TickStatus,
+    push: bool,
+    record: &mut Map<String, Value>,
+    diag: &Diag,
+) -> Result<Option<Error>> {
+    let rel = Path::new(&plan.month.label()).join(format!("{}.json", plan.agent));
+    let message = format!("tick: {} {} {}", plan.agent, plan.month.label(), status.as_str());
+    let commit = match repo.commit_file(&rel, &message) {
+        Ok(commit) => commit,
+        Err(e) => return Ok(Some(e)),
+    };
+    record.insert("commit".into(), commit.map(Value::String).unwrap_or(Value::Null));
+    if !push {
+        return Ok(None);
+    }
+    match repo.push() {
+        Ok(Pushed::NoRemote) => {
+            record.insert("pushed".into(), json!(false));
+            diag.warn("--push: the ticks repository has no remote; committed only");
+        }
+        Ok(Pushed::To { remote, rebases }) => {
+            if rebases > 0 {
+                record.insert("commit".into(), json!(repo.head()?));
             }
+            record.insert("pushed".into(), json!(true));
+            record.insert("remote".into(), json!(remote));
+        }
+        Err(e) => {
+            record.insert("pushed".into(), json!(false));
+            return Ok(Some(e));
         }
     }
-    record.insert("timestamp".into(), json!(clock.stamp()));
-
-    match args.format {
-        Format::Ndjson => ndjson::write(out, &Value::Object(record.clone()))?,
-        Format::Text => write_text(out, &plan, status, &vitals, &record)?,
-    }
-    if let Some(e) = git_error {
-        return Err(e);
-    }
-    Ok(Status::failures_if(status.is_failure()))
+    Ok(None)
 }
 
 fn write_text(
