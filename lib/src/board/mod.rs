@@ -7,11 +7,11 @@
 //! file, a clock and a writer, so unit tests drive it without a process; [`ingest`] turns
 //! uptime breaches and alerts into tasks; [`render`] draws the views for people.
 
-pub mod cli;
-pub mod file;
+pub(crate) mod cli;
+pub(crate) mod file;
 pub mod ingest;
 pub mod model;
-pub mod render;
+pub(crate) mod render;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -33,12 +33,12 @@ use crate::ndjson::{self, ReadOpts, Source};
 pub const TOOL: Tool = Tool { name: "board", main, command };
 
 /// board's clap definition (for completions and man pages).
-pub fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     cli::Cli::command()
 }
 
 /// The `board` tool.
-pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
+pub(crate) fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let (cli, set) = crate::cli::setup::<cli::Cli>(&mut ctx.out, args)?;
     let (paths, clock) = (&set.paths, set.clock);
     let path = cli.board.clone().unwrap_or_else(|| paths.state.join("board.json"));
@@ -93,13 +93,13 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
 }
 
 /// The commands, run on one board file.
-pub struct Engine<'a> {
-    pub file: BoardFile,
-    pub clock: Clock,
-    pub diag: &'a Diag,
+pub(crate) struct Engine<'a> {
+    pub(crate) file: BoardFile,
+    pub(crate) clock: Clock,
+    pub(crate) diag: &'a Diag,
     /// Output format (already checked against the command).
-    pub format: Format,
-    pub read_opts: ReadOpts,
+    pub(crate) format: Format,
+    pub(crate) read_opts: ReadOpts,
 }
 
 /// A title is one line of text.
@@ -266,7 +266,7 @@ impl Engine<'_> {
     }
 
     /// `add TITLE`: a new task in the first column (or `--column`).
-    pub fn add(&self, a: &AddArgs, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn add(&self, a: &AddArgs, out: &mut dyn Write) -> Result<Status> {
         let wanted = ingest::Wanted {
             title: check_title(&a.title.join(" "))?,
             owner: a.owner.trim().to_string(),
@@ -293,7 +293,7 @@ impl Engine<'_> {
     }
 
     /// `move ID COLUMN`.
-    pub fn move_to(&self, id: &str, column: &str, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn move_to(&self, id: &str, column: &str, out: &mut dyn Write) -> Result<Status> {
         let stamp = self.clock.stamp();
         let (task, from) = self.file.update(&self.clock, self.diag, |b| {
             b.check_column(column)?;
@@ -311,7 +311,7 @@ impl Engine<'_> {
     }
 
     /// `edit ID --field ...`.
-    pub fn edit(&self, a: &EditArgs, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn edit(&self, a: &EditArgs, out: &mut dyn Write) -> Result<Status> {
         let title = a.title.as_deref().map(check_title).transpose()?;
         let (add, remove) = (split_tags(&a.tag), split_tags(&a.untag));
         if title.is_none()
@@ -372,7 +372,7 @@ impl Engine<'_> {
     }
 
     /// `done ID...`: to the last column.
-    pub fn done(&self, ids: &[String], out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn done(&self, ids: &[String], out: &mut dyn Write) -> Result<Status> {
         let stamp = self.clock.stamp();
         let tasks = self.file.update(&self.clock, self.diag, |b| {
             let idx = resolve_all(b, ids)?;
@@ -393,7 +393,7 @@ impl Engine<'_> {
     }
 
     /// `rm ID...`: the removed tasks' records are written.
-    pub fn rm(&self, ids: &[String], out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn rm(&self, ids: &[String], out: &mut dyn Write) -> Result<Status> {
         let removed = self.file.update(&self.clock, self.diag, |b| {
             let idx = resolve_all(b, ids)?;
             let mut order: Vec<usize> = idx.clone();
@@ -413,7 +413,7 @@ impl Engine<'_> {
     }
 
     /// `show ID...`.
-    pub fn show(&self, ids: &[String], out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn show(&self, ids: &[String], out: &mut dyn Write) -> Result<Status> {
         let board = self.file.read(self.diag)?;
         let idx = resolve_all(&board, ids)?;
         for (n, i) in idx.into_iter().enumerate() {
@@ -431,7 +431,7 @@ impl Engine<'_> {
     }
 
     /// `list`: the tasks the filter keeps, in board order.
-    pub fn list(&self, f: &FilterArgs, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn list(&self, f: &FilterArgs, out: &mut dyn Write) -> Result<Status> {
         let board = self.file.read(self.diag)?;
         let filter = Filter::new(f, &board)?;
         let tasks: Vec<TaskView<'_>> = board.tasks().filter(|t| filter.keeps(t)).collect();
@@ -448,7 +448,7 @@ impl Engine<'_> {
 
     /// `stalled`: tasks in the stalling columns whose last change is more than `hours` ago,
     /// most stalled first, with `stalled_hours`. Exit 1 when there are any.
-    pub fn stalled(&self, hours: f64, a: &StalledArgs, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn stalled(&self, hours: f64, a: &StalledArgs, out: &mut dyn Write) -> Result<Status> {
         if !hours.is_finite() || hours < 0.0 {
             return Err(Error::usage(format!("--hours: {hours} is not a number of hours")));
         }
@@ -493,7 +493,7 @@ impl Engine<'_> {
     /// `ingest`: every uptime breach and firing alert of the input becomes a task, unless a
     /// task with the same title is open. The input is read whole first, so the lock is held
     /// only for the one read-modify-write.
-    pub fn ingest(&self, a: &IngestArgs, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn ingest(&self, a: &IngestArgs, out: &mut dyn Write) -> Result<Status> {
         let pass_through = !a.tasks_only && !self.text();
         if !a.below.is_finite() {
             return Err(Error::usage("--below: expected a percentage"));
@@ -581,7 +581,7 @@ impl Engine<'_> {
 
     /// `render`: the board for people, text columns side by side in `width` cells, or
     /// markdown.
-    pub fn render(&self, f: &FilterArgs, width: usize, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn render(&self, f: &FilterArgs, width: usize, out: &mut dyn Write) -> Result<Status> {
         let board = self.file.read(self.diag)?;
         let filter = Filter::new(f, &board)?;
         let names: Vec<String> =

@@ -29,7 +29,7 @@ fn cell_lock(dir: &Path) -> Result<Lock> {
 
 /// The cell named by `arg`: a cell directory, a directory name under the missions directory,
 /// or the `cell_id` of a cell there.
-pub fn resolve_cell(arg: &str, missions: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve_cell(arg: &str, missions: &Path) -> Result<PathBuf> {
     let p = Path::new(arg);
     if p.join("cell.json").is_file() {
         return Ok(p.to_path_buf());
@@ -77,7 +77,13 @@ fn print(mut cell: Cell, clock: &Clock, out: &mut dyn Write, pick: impl Fn(&Rec<
 }
 
 /// `cellscan init`.
-pub fn init(args: &InitArgs, missions: &Path, clock: &Clock, dry_run: bool, out: &mut dyn Write) -> Result<Status> {
+pub(crate) fn init(
+    args: &InitArgs,
+    missions: &Path,
+    clock: &Clock,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<Status> {
     if args.name.trim().is_empty() {
         return Err(Error::usage("--name: must not be empty"));
     }
@@ -227,7 +233,7 @@ fn check_id(what: &str, id: &str) -> Result<()> {
 }
 
 /// `cellscan add-agent`.
-pub fn add_agent(
+pub(crate) fn add_agent(
     args: &AddAgentArgs,
     missions: &Path,
     clock: &Clock,
@@ -290,7 +296,7 @@ fn cycle_through(tasks: &[model::Task], id: &str) -> Option<Vec<String>> {
 }
 
 /// `cellscan add-task`.
-pub fn add_task(
+pub(crate) fn add_task(
     args: &AddTaskArgs,
     missions: &Path,
     clock: &Clock,
@@ -373,7 +379,7 @@ fn stamp_status(doc: &mut Map<String, Value>, before: Option<&str>, now: TaskSta
 }
 
 /// `cellscan set-agent`.
-pub fn set_agent(
+pub(crate) fn set_agent(
     args: &SetAgentArgs,
     missions: &Path,
     clock: &Clock,
@@ -420,7 +426,7 @@ pub fn set_agent(
 }
 
 /// `cellscan set-task`.
-pub fn set_task(
+pub(crate) fn set_task(
     args: &SetTaskArgs,
     missions: &Path,
     clock: &Clock,
@@ -493,7 +499,7 @@ fn rewrite(
 }
 
 /// Warn about a policy that cannot do what it says.
-pub fn init_warnings(args: &InitArgs) -> Option<String> {
+pub(crate) fn init_warnings(args: &InitArgs) -> Option<String> {
     (args.auto_revive == AutoRevive::Yes && args.revive_command.is_none()).then(|| {
         "--auto-revive yes without --revive-command: failed agents will be reported, not revived, until \
          config/policies.json has a revive_command"

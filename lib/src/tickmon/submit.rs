@@ -26,31 +26,31 @@ use crate::util::is_safe_id;
 
 /// Everything a submission needs, resolved from flags and registry.
 #[derive(Debug, Clone)]
-pub struct Plan {
-    pub agent: String,
-    pub name: Option<String>,
-    pub month: Month,
-    pub status: SubmitStatus,
-    pub gateway: Option<String>,
-    pub home: Option<PathBuf>,
-    pub config: Option<PathBuf>,
-    pub stated: Vec<(String, bool)>,
-    pub capabilities: Vec<(String, bool)>,
-    pub note: Option<String>,
-    pub ticks_dir: PathBuf,
-    pub vital_timeout: Duration,
+pub(crate) struct Plan {
+    pub(crate) agent: String,
+    pub(crate) name: Option<String>,
+    pub(crate) month: Month,
+    pub(crate) status: SubmitStatus,
+    pub(crate) gateway: Option<String>,
+    pub(crate) home: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) stated: Vec<(String, bool)>,
+    pub(crate) capabilities: Vec<(String, bool)>,
+    pub(crate) note: Option<String>,
+    pub(crate) ticks_dir: PathBuf,
+    pub(crate) vital_timeout: Duration,
 }
 
 /// The vitals as checked (or stated), with a line about each.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Vitals {
-    pub values: Map<String, Value>,
-    pub details: Map<String, Value>,
+pub(crate) struct Vitals {
+    pub(crate) values: Map<String, Value>,
+    pub(crate) details: Map<String, Value>,
 }
 
 impl Plan {
     /// Resolve the flags against the registry entry of the agent.
-    pub fn resolve(
+    pub(crate) fn resolve(
         args: &SubmitArgs,
         registry: Option<&Registry>,
         ticks_dir: PathBuf,
@@ -102,7 +102,7 @@ impl Plan {
 
     /// Check the core vitals that were not stated (at the same time), then add the stated
     /// ones. An error names every core vital that can be neither checked nor was stated.
-    pub fn gather_vitals(&self) -> Result<Vitals> {
+    pub(crate) fn gather_vitals(&self) -> Result<Vitals> {
         let mut unknown = Vec::new();
         let needs = |key: &str, target: bool, how: &str, unknown: &mut Vec<String>| {
             if self.stated(key).is_none() && !target {
@@ -158,7 +158,7 @@ impl Plan {
     }
 
     /// The tick document and its status.
-    pub fn tick_document(&self, vitals: &Vitals, clock: &Clock, host: &str) -> (TickStatus, Map<String, Value>) {
+    pub(crate) fn tick_document(&self, vitals: &Vitals, clock: &Clock, host: &str) -> (TickStatus, Map<String, Value>) {
         let mut caps = Map::new();
         for (k, v) in &self.capabilities {
             caps.insert(k.clone(), Value::Bool(*v));
@@ -191,7 +191,7 @@ impl Plan {
 }
 
 /// This machine's name, for the tick and for commits.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     crate::store::read::read_text(std::path::Path::new("/proc/sys/kernel/hostname"), crate::store::kinds::PROC)
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -201,7 +201,7 @@ pub fn hostname() -> String {
 }
 
 /// Run `tickmon submit`.
-pub fn run(
+pub(crate) fn run(
     args: &SubmitArgs,
     registry: Option<&Registry>,
     ticks_dir: PathBuf,

@@ -37,11 +37,6 @@ impl Refusal {
         self.0.as_u16()
     }
 
-    /// What the answer says.
-    pub fn message(&self) -> &str {
-        &self.1
-    }
-
     pub(super) fn response(self) -> Resp {
         error(self.0, &self.1)
     }
