@@ -7,6 +7,8 @@
 //! file, a clock and a writer, so unit tests drive it without a process; [`ingest`] turns
 //! uptime breaches and alerts into tasks; [`render`] draws the views for people.
 
+#![warn(missing_docs)]
+
 pub(crate) mod cli;
 pub(crate) mod file;
 pub mod ingest;

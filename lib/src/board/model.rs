@@ -269,6 +269,7 @@ impl<'a> TaskView<'a> {
         self.0.get(key).and_then(Value::as_str).unwrap_or("")
     }
 
+    /// The task's `id`.
     pub fn id(&self) -> &'a str {
         self.s("id")
     }

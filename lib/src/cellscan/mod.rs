@@ -6,6 +6,8 @@
 //! asks tickmon serve for agent health, [`revive`] acts on failed agents with the restart
 //! engine, [`create`] writes cells, and [`watch`] repeats a scan writing only changes.
 
+#![warn(missing_docs)]
+
 pub(crate) mod cli;
 pub(crate) mod create;
 pub(crate) mod heartbeat;

@@ -148,6 +148,7 @@ pub(crate) fn line_col(bytes: &[u8], off: usize) -> (usize, usize) {
 }
 
 impl<'a> FileCtx<'a> {
+    /// A file's bytes to read, `file` as findings name it, its problems going to `issues`.
     pub fn new(path: &'a Path, file: &'a str, bytes: &'a [u8], issues: &'a mut Vec<Issue>) -> FileCtx<'a> {
         FileCtx { path, file, bytes, issues }
     }
@@ -516,6 +517,7 @@ struct RawPermission<'a> {
 /// cell.json.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CellDoc {
+    /// `cell_id`, when it is a usable id.
     pub cell_id: Option<String>,
     pub(crate) mission_name: Option<String>,
     pub(crate) created_at: Option<OffsetDateTime>,
@@ -685,6 +687,7 @@ pub struct Agent {
     /// `agents/<name>.json`.
     pub(crate) file: String,
     pub(crate) path: PathBuf,
+    /// `agent_id`, a usable id (a file without one is no agent).
     pub id: String,
     pub(crate) name: Option<String>,
     pub(crate) role: Picked<Role>,
@@ -737,6 +740,7 @@ pub struct Task {
     /// `tasks/<name>.json`.
     pub(crate) file: String,
     pub(crate) path: PathBuf,
+    /// `task_id`, a usable id (a file without one is no task).
     pub id: String,
     pub(crate) title: Option<String>,
     pub(crate) status: Picked<TaskStatus>,

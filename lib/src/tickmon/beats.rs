@@ -75,6 +75,7 @@ impl Health {
 /// One agent's state: the Lazarus Pit heartbeat endpoint's fields, plus counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentState {
+    /// The agent's id, as in the endpoint's paths.
     pub agent_id: String,
     pub(crate) status: Health,
     /// Seconds since the epoch of the last heartbeat (of registration, before the first).
@@ -218,19 +219,27 @@ pub enum Op {
 /// One change of state, as journaled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// Its number in the journal: one more than the event before.
     pub seq: u64,
+    /// What it does.
     pub op: Op,
+    /// The agent it is about.
     pub agent: String,
+    /// When, in seconds since the epoch.
     pub at: f64,
+    /// A heartbeat's metadata, merged into the agent's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
+    /// A failure's text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The response time a heartbeat reported, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_time: Option<f64>,
 }
 
 impl Event {
+    /// An event with no number, metadata, error or response time yet.
     pub fn new(op: Op, agent: &str, at: f64) -> Event {
         Event { seq: 0, op, agent: agent.to_string(), at, metadata: None, error: None, response_time: None }
     }
@@ -250,10 +259,12 @@ pub struct Change {
 pub struct Snapshot {
     #[serde(default)]
     pub(crate) version: u32,
+    /// The number of the last event applied.
     #[serde(default)]
     pub seq: u64,
     #[serde(default)]
     pub(crate) saved_at: String,
+    /// Every agent, by id.
     #[serde(default)]
     pub agents: BTreeMap<String, AgentState>,
     /// The server's last period of pressure, if any (saved so that `tickmon heartbeats`
@@ -381,6 +392,7 @@ pub(crate) fn journal_path(state: &Path) -> PathBuf {
 /// The state as loaded, and what was odd about it.
 #[derive(Debug, Default)]
 pub struct Loaded {
+    /// The state: the snapshot file with the journal replayed over it.
     pub snapshot: Snapshot,
     /// Journal lines that could not be used (reported, skipped).
     pub warnings: Vec<String>,

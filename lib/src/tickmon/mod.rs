@@ -7,6 +7,8 @@
 //! * [`serve`]: the HTTP endpoint; [`beats`] holds its state, journal and replay, which
 //!   `tickmon heartbeats` reads too.
 
+#![warn(missing_docs)]
+
 pub mod beats;
 pub(crate) mod check;
 pub(crate) mod cli;

@@ -19,6 +19,7 @@ use crate::util::is_safe_id;
 /// One agent of the registry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentEntry {
+    /// The agent's id, a usable file name.
     pub id: String,
     pub(crate) name: String,
     pub(crate) active: bool,
@@ -33,6 +34,7 @@ pub struct AgentEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Registry {
     pub(crate) path: PathBuf,
+    /// The usable entries, in the file's order.
     pub agents: Vec<AgentEntry>,
     /// Entries that could not be used, as `file: agents[i] (id): why`.
     pub(crate) problems: Vec<Problem>,

@@ -86,6 +86,7 @@ impl Month {
         clock::add_or_latest(self.start(), grace)
     }
 
+    /// The month before.
     pub fn previous(self) -> Month {
         match self.first.previous_day() {
             Some(d) => Month { first: d.replace_day(1).unwrap_or(d) },
@@ -110,6 +111,7 @@ pub(crate) fn tick_path(ticks_dir: &Path, month: Month, agent: &str) -> PathBuf 
 /// A tick as read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tick {
+    /// The agent it is from, a usable file name.
     pub agent: String,
     pub(crate) month: String,
     pub(crate) status: TickStatus,

@@ -34,17 +34,25 @@ pub(crate) const SUBDIRS: [&str; 6] = ["agents", "tasks", "checkpoints", "logs",
 /// One cell as read from its directory.
 #[derive(Debug, Clone)]
 pub struct Cell {
+    /// The cell's directory.
     pub dir: PathBuf,
     /// The directory's name.
     pub(crate) dir_name: String,
     /// `cell_id` from cell.json, or the directory's name when it cannot be read.
     pub id: String,
+    /// cell.json, when it could be read.
     pub doc: Option<CellDoc>,
+    /// config/policies.json (the spec's defaults where it is missing).
     pub policies: Policies,
+    /// The level of config/isolation.json, when it could be read.
     pub isolation_file: Option<Isolation>,
+    /// config/permissions.json.
     pub permissions: Vec<Permission>,
+    /// The agent files that could be read, in file-name order.
     pub agents: Vec<Agent>,
+    /// The task files that could be read, in file-name order.
     pub tasks: Vec<Task>,
+    /// Everything wrong with the cell, found so far.
     pub issues: Vec<Issue>,
 }
 
@@ -101,8 +109,11 @@ impl Cell {
 
 /// What a scan works with.
 pub struct ScanCtx<'a> {
+    /// The time the scan judges timeouts and silence by.
     pub now: OffsetDateTime,
+    /// `now` as the records' `timestamp`.
     pub stamp: String,
+    /// tickmon serve's endpoint to take agent health from; from the files when None.
     pub heartbeat: Option<&'a Heartbeat>,
 }
 

@@ -98,9 +98,13 @@ pub struct TaskRecord<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Rec<'a> {
+    /// A `cell` record: one per cell.
     Cell(CellRecord<'a>),
+    /// An `agent` record: one per agent.
     Agent(AgentRecord<'a>),
+    /// A `task` record: one per task.
     Task(TaskRecord<'a>),
+    /// A `finding`: something wrong with the cell.
     Finding(Finding),
 }
 
