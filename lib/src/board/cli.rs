@@ -36,28 +36,28 @@ use crate::cli::{Common, ToolArgs};
   rollup --days 1 | board ingest         a task for every service under 95% uptime, once
   board render                           the board as columns side by side"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub common: Common,
+    pub(crate) common: Common,
 
     /// The board file; its lock and backup live beside it [default: HOME/state/board.json]
     #[arg(long, value_name = "PATH", global = true)]
-    pub board: Option<PathBuf>,
+    pub(crate) board: Option<PathBuf>,
 
     /// Output format [default: ndjson; text for render]
     #[arg(long, value_enum, global = true)]
-    pub format: Option<Format>,
+    pub(crate) format: Option<Format>,
 
     /// How long a change waits for another writer's lock before giving up (seconds, or 2m)
     #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_timeout, global = true)]
-    pub lock_timeout: Duration,
+    pub(crate) lock_timeout: Duration,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Add a task to the first column (open)
     #[command(after_help = "Examples:
   board add 'Fix API timeout' --owner ops-agent --priority high --tag ops,urgent
@@ -139,7 +139,7 @@ pub enum Command {
 
 /// Priorities a task may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Priority {
+pub(crate) enum Priority {
     Low,
     Medium,
     High,
@@ -147,7 +147,7 @@ pub enum Priority {
 }
 
 impl Priority {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Priority::Low => "low",
             Priority::Medium => "medium",
@@ -158,147 +158,147 @@ impl Priority {
 }
 
 #[derive(Debug, Args)]
-pub struct AddArgs {
+pub(crate) struct AddArgs {
     /// The title (several words are joined with spaces)
     #[arg(required = true, value_name = "TITLE")]
-    pub title: Vec<String>,
+    pub(crate) title: Vec<String>,
 
     /// Who owns it
     #[arg(long, value_name = "O", default_value = "")]
-    pub owner: String,
+    pub(crate) owner: String,
 
     /// How urgent it is
     #[arg(long, value_enum, default_value_t = Priority::Medium)]
-    pub priority: Priority,
+    pub(crate) priority: Priority,
 
     /// A tag (repeatable; commas separate several)
     #[arg(long, value_name = "T")]
-    pub tag: Vec<String>,
+    pub(crate) tag: Vec<String>,
 
     /// What it is about
     #[arg(long, value_name = "D", default_value = "")]
-    pub description: String,
+    pub(crate) description: String,
 
     /// Start in this column instead of the first
     #[arg(long, value_name = "C")]
-    pub column: Option<String>,
+    pub(crate) column: Option<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct EditArgs {
+pub(crate) struct EditArgs {
     /// The task's id, or an unambiguous start of it
-    pub id: String,
+    pub(crate) id: String,
 
     /// New title
     #[arg(long, value_name = "TITLE")]
-    pub title: Option<String>,
+    pub(crate) title: Option<String>,
 
     /// New owner ('' for none)
     #[arg(long, value_name = "O")]
-    pub owner: Option<String>,
+    pub(crate) owner: Option<String>,
 
     /// New priority
     #[arg(long, value_enum)]
-    pub priority: Option<Priority>,
+    pub(crate) priority: Option<Priority>,
 
     /// New description ('' for none)
     #[arg(long, value_name = "D")]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 
     /// Add a tag (repeatable; commas separate several)
     #[arg(long, value_name = "T")]
-    pub tag: Vec<String>,
+    pub(crate) tag: Vec<String>,
 
     /// Remove a tag (repeatable; commas separate several)
     #[arg(long, value_name = "T")]
-    pub untag: Vec<String>,
+    pub(crate) untag: Vec<String>,
 
     /// Move to this column
     #[arg(long, value_name = "C")]
-    pub column: Option<String>,
+    pub(crate) column: Option<String>,
 }
 
 /// Which tasks to show.
 #[derive(Debug, Args, Default, Clone)]
-pub struct FilterArgs {
+pub(crate) struct FilterArgs {
     /// Only tasks in this column (repeatable: any of them)
     #[arg(long, value_name = "C")]
-    pub column: Vec<String>,
+    pub(crate) column: Vec<String>,
 
     /// Only tasks not in the last column (not done)
     #[arg(long)]
-    pub active: bool,
+    pub(crate) active: bool,
 
     /// Only tasks of this owner (repeatable: any of them)
     #[arg(long, value_name = "O")]
-    pub owner: Vec<String>,
+    pub(crate) owner: Vec<String>,
 
     /// Only tasks with this tag (repeatable: all of them)
     #[arg(long, value_name = "T")]
-    pub tag: Vec<String>,
+    pub(crate) tag: Vec<String>,
 
     /// Only tasks of this priority (repeatable: any of them)
     #[arg(long, value_enum)]
-    pub priority: Vec<Priority>,
+    pub(crate) priority: Vec<Priority>,
 
     /// Only tasks whose title or description contains TEXT (ignoring case)
     #[arg(long, value_name = "TEXT")]
-    pub search: Option<String>,
+    pub(crate) search: Option<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     #[command(flatten)]
-    pub filter: FilterArgs,
+    pub(crate) filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct StalledArgs {
+pub(crate) struct StalledArgs {
     /// Hours without a change after which a task is stalled [default: services.json's stalled_task_hours, 24]
     #[arg(long, value_name = "H")]
-    pub hours: Option<f64>,
+    pub(crate) hours: Option<f64>,
 
     /// The column whose tasks can stall (repeatable) [default: in-progress]
     #[arg(long, value_name = "C")]
-    pub column: Vec<String>,
+    pub(crate) column: Vec<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct IngestArgs {
+pub(crate) struct IngestArgs {
     /// An uptime record below this percentage makes a task, as does one with status breach
     #[arg(long, value_name = "PCT", default_value_t = 95.0)]
-    pub below: f64,
+    pub(crate) below: f64,
 
     /// Owner of the tasks made
     #[arg(long, value_name = "O", default_value = "ops-agent")]
-    pub owner: String,
+    pub(crate) owner: String,
 
     /// Write only the tasks made; by default every input record also passes through,
     /// unchanged, each followed by the task it made (so `ingest` can sit mid-pipe)
     #[arg(long)]
-    pub tasks_only: bool,
+    pub(crate) tasks_only: bool,
 
     /// Say on stderr which records made no task because the same title is already open
     #[arg(long, short)]
-    pub verbose: bool,
+    pub(crate) verbose: bool,
 
     /// NDJSON files of uptime and alert records (`-` for stdin) [default: stdin]
     #[arg(value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct RenderArgs {
+pub(crate) struct RenderArgs {
     /// Total width of the text board [default: the terminal's, or 120]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(20..))]
-    pub width: Option<u16>,
+    pub(crate) width: Option<u16>,
 
     #[command(flatten)]
-    pub filter: FilterArgs,
+    pub(crate) filter: FilterArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// One `task` record a line
     Ndjson,
     /// For people: the kit's lines, aligned lists, the board as columns

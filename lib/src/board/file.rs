@@ -24,16 +24,16 @@ use crate::store;
 
 /// A board file and its companions.
 #[derive(Debug, Clone)]
-pub struct BoardFile {
+pub(crate) struct BoardFile {
     /// The board itself.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The lock file: `board.json` → `board.lock` (the kit's name); other names get `.lock`
     /// in place of `.json`, or appended.
-    pub lock: PathBuf,
+    pub(crate) lock: PathBuf,
     /// The previous version: `board.json.bak`.
-    pub backup: PathBuf,
+    pub(crate) backup: PathBuf,
     /// How long a writer waits for the lock before giving up.
-    pub lock_timeout: Duration,
+    pub(crate) lock_timeout: Duration,
 }
 
 /// Where the board came from.
@@ -48,7 +48,7 @@ enum Origin {
 }
 
 impl BoardFile {
-    pub fn new(path: PathBuf, lock_timeout: Duration) -> BoardFile {
+    pub(crate) fn new(path: PathBuf, lock_timeout: Duration) -> BoardFile {
         let lock = match path.extension() {
             Some(e) if e == "json" => path.with_extension("lock"),
             _ => with_suffix(&path, ".lock"),
@@ -60,7 +60,7 @@ impl BoardFile {
     /// Read the board for looking only: no lock is needed, since every writer replaces the
     /// file atomically. A corrupt board.json is reported and the backup is read in its place;
     /// nothing is moved.
-    pub fn read(&self, diag: &Diag) -> Result<Board> {
+    pub(crate) fn read(&self, diag: &Diag) -> Result<Board> {
         let (board, origin) = self.load()?;
         if let Origin::Backup { problem, saved } = &origin {
             diag.warn(format_args!(
@@ -76,7 +76,7 @@ impl BoardFile {
     /// version becomes the backup and the new one is written atomically before the lock is
     /// released. A board.json that is corrupt is kept aside as `board.json.corrupt-STAMP`
     /// and the change is made to the backup; with no usable backup nothing is written.
-    pub fn update<R>(&self, clock: &Clock, diag: &Diag, f: impl FnOnce(&mut Board) -> Result<R>) -> Result<R> {
+    pub(crate) fn update<R>(&self, clock: &Clock, diag: &Diag, f: impl FnOnce(&mut Board) -> Result<R>) -> Result<R> {
         let dir = parent(&self.path);
         store::ensure_dir(&dir)?;
         with_lock(&self.lock, self.lock_timeout, || {
@@ -220,7 +220,7 @@ fn parent(path: &Path) -> PathBuf {
 /// polling would not be) while this thread watches the clock; the helper holds the lock until
 /// `f` has returned. A `flock` belongs to the open file, not to a thread, so the lock covers
 /// the whole process.
-pub fn with_lock<R>(lock_path: &Path, timeout: Duration, f: impl FnOnce() -> Result<R>) -> Result<R> {
+pub(crate) fn with_lock<R>(lock_path: &Path, timeout: Duration, f: impl FnOnce() -> Result<R>) -> Result<R> {
     let mut lock = store::Lock::open(lock_path)?;
     if let Some(_held) = lock.try_acquire()? {
         return f();
@@ -363,7 +363,7 @@ mod tests {
 
         // Readers use the backup and move nothing.
         let b = f.read(&diag).unwrap();
-        assert_eq!(b.len(), 1);
+        assert_eq!(b.tasks().len(), 1);
         let text = msgs.text();
         assert!(text.contains("board.json is not valid JSON (line 2, column"), "{text}");
         assert!(text.contains("using the backup") && !text.contains("kept it as"), "{text}");
@@ -431,6 +431,6 @@ mod tests {
         let f = BoardFile::new(d.join("board.json"), Duration::from_secs(10));
         f.update(&clock(), &diag, |b| add(b, "x")).unwrap();
         t.join().unwrap();
-        assert_eq!(f.read(&diag).unwrap().len(), 1);
+        assert_eq!(f.read(&diag).unwrap().tasks().len(), 1);
     }
 }

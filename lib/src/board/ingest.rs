@@ -13,13 +13,13 @@ use crate::record::{self, Kind, Level};
 /// The fields of a task to make (from a record, or from `add`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Wanted {
-    pub title: String,
-    pub owner: String,
-    pub priority: &'static str,
-    pub description: String,
-    pub tags: Vec<String>,
+    pub(crate) title: String,
+    pub(crate) owner: String,
+    pub(crate) priority: &'static str,
+    pub(crate) description: String,
+    pub(crate) tags: Vec<String>,
     /// What the task is about, for recognising a twin whose title differs.
-    pub subject: Option<String>,
+    pub(crate) subject: Option<String>,
 }
 
 /// How records become tasks.

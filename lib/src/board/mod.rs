@@ -7,15 +7,18 @@
 //! file, a clock and a writer, so unit tests drive it without a process; [`ingest`] turns
 //! uptime breaches and alerts into tasks; [`render`] draws the views for people.
 
-pub mod cli;
-pub mod file;
+#![warn(missing_docs)]
+
+pub(crate) mod cli;
+pub(crate) mod file;
 pub mod ingest;
 pub mod model;
-pub mod render;
+pub(crate) mod render;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 
 use clap::CommandFactory;
 use serde_json::{Map, Value};
@@ -32,12 +35,12 @@ use crate::ndjson::{self, ReadOpts, Source};
 pub const TOOL: Tool = Tool { name: "board", main, command };
 
 /// board's clap definition (for completions and man pages).
-pub fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     cli::Cli::command()
 }
 
 /// The `board` tool.
-pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
+pub(crate) fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let (cli, set) = crate::cli::setup::<cli::Cli>(&mut ctx.out, args)?;
     let (paths, clock) = (&set.paths, set.clock);
     let path = cli.board.clone().unwrap_or_else(|| paths.state.join("board.json"));
@@ -92,13 +95,13 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
 }
 
 /// The commands, run on one board file.
-pub struct Engine<'a> {
-    pub file: BoardFile,
-    pub clock: Clock,
-    pub diag: &'a Diag,
+pub(crate) struct Engine<'a> {
+    pub(crate) file: BoardFile,
+    pub(crate) clock: Clock,
+    pub(crate) diag: &'a Diag,
     /// Output format (already checked against the command).
-    pub format: Format,
-    pub read_opts: ReadOpts,
+    pub(crate) format: Format,
+    pub(crate) read_opts: ReadOpts,
 }
 
 /// A title is one line of text.
@@ -160,6 +163,52 @@ fn field<'a>(t: &'a Map<String, Value>, k: &str) -> &'a str {
     t.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
+/// A value with its place in ingest's input: the number of records read before the one it
+/// came from.
+type Placed<T> = (usize, T);
+
+/// A task ingest made, placed after the record that wanted it.
+type MadeTask = Placed<Map<String, Value>>;
+
+/// A task ingest did not make: its title and the id of the open task it would repeat.
+type Twin = (String, String);
+
+/// Add the wanted tasks to the board in order, skipping each whose title, or the subject it
+/// is about, is already open (or made earlier in the run). Gives the tasks made and, for
+/// each one skipped, its title and the id of its open twin.
+fn add_wanted(b: &mut Board, wanted: &[Placed<ingest::Wanted>], stamp: &str) -> Result<(Vec<MadeTask>, Vec<Twin>)> {
+    let last = b.last_column().to_string();
+    // Open tasks by title, and by the subject ingest recorded on them.
+    let mut open: HashMap<String, String> = HashMap::new();
+    for t in b.tasks().filter(|t| t.column() != last) {
+        open.insert(format!("title:{}", t.title()), t.id().to_string());
+        if let Some(Value::String(s)) = t.0.get("subject") {
+            open.insert(format!("subject:{s}"), t.id().to_string());
+        }
+    }
+    let first = b.first_column().to_string();
+    let mut ids = b.ids();
+    let (mut made, mut skipped) = (Vec::new(), Vec::new());
+    for (at, w) in wanted {
+        let by_title = format!("title:{}", w.title);
+        let by_subject = w.subject.as_ref().map(|s| format!("subject:{s}"));
+        let twin = open.get(&by_title).or_else(|| by_subject.as_ref().and_then(|k| open.get(k)));
+        if let Some(id) = twin {
+            skipped.push((w.title.clone(), id.clone()));
+            continue;
+        }
+        let id = ids.fresh()?;
+        let t = new_task(id.clone(), w, &first, stamp);
+        b.push(t.clone());
+        open.insert(by_title, id.clone());
+        if let Some(k) = by_subject {
+            open.insert(k, id);
+        }
+        made.push((*at, t));
+    }
+    Ok((made, skipped))
+}
+
 /// Which tasks a filter lets through, checked against the board.
 struct Filter<'f> {
     args: &'f FilterArgs,
@@ -219,7 +268,7 @@ impl Engine<'_> {
     }
 
     /// `add TITLE`: a new task in the first column (or `--column`).
-    pub fn add(&self, a: &AddArgs, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn add(&self, a: &AddArgs, out: &mut dyn Write) -> Result<Status> {
         let wanted = ingest::Wanted {
             title: check_title(&a.title.join(" "))?,
             owner: a.owner.trim().to_string(),
@@ -246,7 +295,7 @@ impl Engine<'_> {
     }
 
     /// `move ID COLUMN`.
-    pub fn move_to(&self, id: &str, column: &str, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn move_to(&self, id: &str, column: &str, out: &mut dyn Write) -> Result<Status> {
         let stamp = self.clock.stamp();
         let (task, from) = self.file.update(&self.clock, self.diag, |b| {
             b.check_column(column)?;
@@ -264,7 +313,7 @@ impl Engine<'_> {
     }
 
     /// `edit ID --field ...`.
-    pub fn edit(&self, a: &EditArgs, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn edit(&self, a: &EditArgs, out: &mut dyn Write) -> Result<Status> {
         let title = a.title.as_deref().map(check_title).transpose()?;
         let (add, remove) = (split_tags(&a.tag), split_tags(&a.untag));
         if title.is_none()
@@ -325,7 +374,7 @@ impl Engine<'_> {
     }
 
     /// `done ID...`: to the last column.
-    pub fn done(&self, ids: &[String], out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn done(&self, ids: &[String], out: &mut dyn Write) -> Result<Status> {
         let stamp = self.clock.stamp();
         let tasks = self.file.update(&self.clock, self.diag, |b| {
             let idx = resolve_all(b, ids)?;
@@ -346,7 +395,7 @@ impl Engine<'_> {
     }
 
     /// `rm ID...`: the removed tasks' records are written.
-    pub fn rm(&self, ids: &[String], out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn rm(&self, ids: &[String], out: &mut dyn Write) -> Result<Status> {
         let removed = self.file.update(&self.clock, self.diag, |b| {
             let idx = resolve_all(b, ids)?;
             let mut order: Vec<usize> = idx.clone();
@@ -366,7 +415,7 @@ impl Engine<'_> {
     }
 
     /// `show ID...`.
-    pub fn show(&self, ids: &[String], out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn show(&self, ids: &[String], out: &mut dyn Write) -> Result<Status> {
         let board = self.file.read(self.diag)?;
         let idx = resolve_all(&board, ids)?;
         for (n, i) in idx.into_iter().enumerate() {
@@ -384,7 +433,7 @@ impl Engine<'_> {
     }
 
     /// `list`: the tasks the filter keeps, in board order.
-    pub fn list(&self, f: &FilterArgs, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn list(&self, f: &FilterArgs, out: &mut dyn Write) -> Result<Status> {
         let board = self.file.read(self.diag)?;
         let filter = Filter::new(f, &board)?;
         let tasks: Vec<TaskView<'_>> = board.tasks().filter(|t| filter.keeps(t)).collect();
@@ -401,7 +450,7 @@ impl Engine<'_> {
 
     /// `stalled`: tasks in the stalling columns whose last change is more than `hours` ago,
     /// most stalled first, with `stalled_hours`. Exit 1 when there are any.
-    pub fn stalled(&self, hours: f64, a: &StalledArgs, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn stalled(&self, hours: f64, a: &StalledArgs, out: &mut dyn Write) -> Result<Status> {
         if !hours.is_finite() || hours < 0.0 {
             return Err(Error::usage(format!("--hours: {hours} is not a number of hours")));
         }
@@ -446,15 +495,29 @@ impl Engine<'_> {
     /// `ingest`: every uptime breach and firing alert of the input becomes a task, unless a
     /// task with the same title is open. The input is read whole first, so the lock is held
     /// only for the one read-modify-write.
-    pub fn ingest(&self, a: &IngestArgs, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn ingest(&self, a: &IngestArgs, out: &mut dyn Write) -> Result<Status> {
         let pass_through = !a.tasks_only && !self.text();
         if !a.below.is_finite() {
             return Err(Error::usage("--below: expected a percentage"));
         }
         let rules = ingest::Rules { below: a.below, owner: a.owner.trim().to_string() };
+        let (records, wanted) = self.read_wanted(&a.files, &rules, pass_through)?;
+        let made = if wanted.is_empty() { Vec::new() } else { self.make_tasks(&wanted, a.verbose)? };
+        self.write_ingested(&records, &made, pass_through, out)?;
+        Ok(Status::Ok)
+    }
+
+    /// Read the whole input: its records (kept only to pass them through) and the tasks they
+    /// want, each with the number of records before it.
+    fn read_wanted(
+        &self,
+        files: &[PathBuf],
+        rules: &ingest::Rules,
+        pass_through: bool,
+    ) -> Result<(Vec<Value>, Vec<Placed<ingest::Wanted>>)> {
         let mut records: Vec<Value> = Vec::new();
-        let mut wanted: Vec<(usize, ingest::Wanted)> = Vec::new();
-        ndjson::for_each_line(&Source::from_args(&a.files), self.read_opts, self.diag, |bytes, _pos| {
+        let mut wanted: Vec<Placed<ingest::Wanted>> = Vec::new();
+        ndjson::for_each_line(&Source::from_args(files), self.read_opts, self.diag, |bytes, _pos| {
             let v = match ndjson::parse_object(bytes) {
                 Ok(v) => v,
                 Err(why) => return Ok(Err(why)),
@@ -472,50 +535,34 @@ impl Engine<'_> {
                 Err(why) => Ok(Err(why)),
             }
         })?;
-        let mut made: Vec<(usize, Map<String, Value>)> = Vec::new();
-        if !wanted.is_empty() {
-            let stamp = self.clock.stamp();
-            let skipped = self.file.update(&self.clock, self.diag, |b| {
-                let last = b.last_column().to_string();
-                // Open tasks by title, and by the subject ingest recorded on them.
-                let mut open: HashMap<String, String> = HashMap::new();
-                for t in b.tasks().filter(|t| t.column() != last) {
-                    open.insert(format!("title:{}", t.title()), t.id().to_string());
-                    if let Some(Value::String(s)) = t.0.get("subject") {
-                        open.insert(format!("subject:{s}"), t.id().to_string());
-                    }
-                }
-                let first = b.first_column().to_string();
-                let mut ids = b.ids();
-                let mut skipped = Vec::new();
-                for (at, w) in &wanted {
-                    let by_title = format!("title:{}", w.title);
-                    let by_subject = w.subject.as_ref().map(|s| format!("subject:{s}"));
-                    let twin = open.get(&by_title).or_else(|| by_subject.as_ref().and_then(|k| open.get(k)));
-                    if let Some(id) = twin {
-                        skipped.push((w.title.clone(), id.clone()));
-                        continue;
-                    }
-                    let id = ids.fresh()?;
-                    let t = new_task(id.clone(), w, &first, &stamp);
-                    b.push(t.clone());
-                    open.insert(by_title, id.clone());
-                    if let Some(k) = by_subject {
-                        open.insert(k, id);
-                    }
-                    made.push((*at, t));
-                }
-                Ok(skipped)
-            })?;
-            if a.verbose {
-                for (title, id) in skipped {
-                    self.diag.warn(format_args!("already open as {id}: {title}"));
-                }
+        Ok((records, wanted))
+    }
+
+    /// One locked read-modify-write that makes the wanted tasks with no open twin; with
+    /// `verbose`, a warning for each one already open.
+    fn make_tasks(&self, wanted: &[Placed<ingest::Wanted>], verbose: bool) -> Result<Vec<MadeTask>> {
+        let stamp = self.clock.stamp();
+        let (made, skipped) = self.file.update(&self.clock, self.diag, |b| add_wanted(b, wanted, &stamp))?;
+        if verbose {
+            for (title, id) in skipped {
+                self.diag.warn(format_args!("already open as {id}: {title}"));
             }
         }
+        Ok(made)
+    }
+
+    /// What ingest writes: the made tasks as text, or as task records (after the record that
+    /// made each, when records pass through).
+    fn write_ingested(
+        &self,
+        records: &[Value],
+        made: &[MadeTask],
+        pass_through: bool,
+        out: &mut dyn Write,
+    ) -> Result<()> {
         let stamp = self.clock.stamp();
         if self.text() {
-            for (_, t) in &made {
+            for (_, t) in made {
                 writeln!(out, "Created task: {}", field(t, "title"))?;
             }
         } else if pass_through {
@@ -527,16 +574,16 @@ impl Engine<'_> {
                 }
             }
         } else {
-            for (_, t) in &made {
+            for (_, t) in made {
                 ndjson::write(out, &task_record(t, &[], &stamp))?;
             }
         }
-        Ok(Status::Ok)
+        Ok(())
     }
 
     /// `render`: the board for people, text columns side by side in `width` cells, or
     /// markdown.
-    pub fn render(&self, f: &FilterArgs, width: usize, out: &mut dyn Write) -> Result<Status> {
+    pub(crate) fn render(&self, f: &FilterArgs, width: usize, out: &mut dyn Write) -> Result<Status> {
         let board = self.file.read(self.diag)?;
         let filter = Filter::new(f, &board)?;
         let names: Vec<String> =

@@ -17,10 +17,10 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 
 /// The kit's columns, used for a new board and for a board file without `columns`.
-pub const DEFAULT_COLUMNS: [&str; 4] = ["open", "in-progress", "in-review", "done"];
+pub(crate) const DEFAULT_COLUMNS: [&str; 4] = ["open", "in-progress", "in-review", "done"];
 
 /// The priorities `add` and `edit` accept, lowest first.
-pub const PRIORITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+pub(crate) const PRIORITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 
 /// The board: the whole document, the columns it names, and whether it changed.
 ///
@@ -44,7 +44,7 @@ impl Default for Board {
 
 impl Board {
     /// A new, empty board with the kit's columns.
-    pub fn new() -> Board {
+    pub(crate) fn new() -> Board {
         let columns: Vec<String> = DEFAULT_COLUMNS.iter().map(|c| c.to_string()).collect();
         let mut doc = Map::new();
         doc.insert("columns".into(), Value::from(columns.clone()));
@@ -115,22 +115,22 @@ impl Board {
     }
 
     /// True once a change has been made.
-    pub fn is_dirty(&self) -> bool {
+    pub(crate) fn is_dirty(&self) -> bool {
         self.dirty
     }
 
     /// The board's columns, in order.
-    pub fn columns(&self) -> &[String] {
+    pub(crate) fn columns(&self) -> &[String] {
         &self.columns
     }
 
     /// The last column: where `done` moves a task, and what is not "open" for ingest.
-    pub fn last_column(&self) -> &str {
+    pub(crate) fn last_column(&self) -> &str {
         self.columns.last().map_or("done", String::as_str)
     }
 
     /// The first column: where new tasks go.
-    pub fn first_column(&self) -> &str {
+    pub(crate) fn first_column(&self) -> &str {
         self.columns.first().map_or("open", String::as_str)
     }
 
@@ -147,7 +147,7 @@ impl Board {
     }
 
     /// Check that `column` is one of the board's columns.
-    pub fn check_column(&self, column: &str) -> Result<()> {
+    pub(crate) fn check_column(&self, column: &str) -> Result<()> {
         if self.columns.iter().any(|c| c == column) {
             Ok(())
         } else {
@@ -164,33 +164,24 @@ impl Board {
     }
 
     /// The task at `index`.
-    pub fn task(&self, index: usize) -> Option<TaskView<'_>> {
+    pub(crate) fn task(&self, index: usize) -> Option<TaskView<'_>> {
         self.tasks.get(index).map(TaskView)
     }
 
-    /// The number of tasks.
-    pub fn len(&self) -> usize {
-        self.tasks.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
-    }
-
     /// Change the task at `index`; the board will be written.
-    pub fn task_mut(&mut self, index: usize) -> Option<&mut Map<String, Value>> {
+    pub(crate) fn task_mut(&mut self, index: usize) -> Option<&mut Map<String, Value>> {
         self.dirty = true;
         self.tasks.get_mut(index)
     }
 
     /// Append a task.
-    pub fn push(&mut self, task: Map<String, Value>) {
+    pub(crate) fn push(&mut self, task: Map<String, Value>) {
         self.dirty = true;
         self.tasks.push(task);
     }
 
     /// Remove the task at `index` and return it.
-    pub fn remove(&mut self, index: usize) -> Option<Map<String, Value>> {
+    pub(crate) fn remove(&mut self, index: usize) -> Option<Map<String, Value>> {
         if index < self.tasks.len() {
             self.dirty = true;
             Some(self.tasks.remove(index))
@@ -201,12 +192,12 @@ impl Board {
 
     /// A fresh id in the kit's form, `task-` and 8 hex digits from the system's random
     /// source, different from every id on the board.
-    pub fn new_id(&self) -> Result<String> {
+    pub(crate) fn new_id(&self) -> Result<String> {
         self.ids().fresh()
     }
 
     /// The ids on the board, to draw several fresh ids from.
-    pub fn ids(&self) -> Ids {
+    pub(crate) fn ids(&self) -> Ids {
         Ids { taken: self.tasks().map(|t| t.id().to_string()).collect() }
     }
 
@@ -250,13 +241,13 @@ impl Board {
 }
 
 /// Ids in use; [`Ids::fresh`] draws a new one and counts it as used.
-pub struct Ids {
+pub(crate) struct Ids {
     taken: HashSet<String>,
 }
 
 impl Ids {
     /// `task-` and 8 hex digits from the system's random source, unlike every id in use.
-    pub fn fresh(&mut self) -> Result<String> {
+    pub(crate) fn fresh(&mut self) -> Result<String> {
         for _ in 0..64 {
             let mut b = [0u8; 4];
             getrandom::getrandom(&mut b).map_err(|e| Error::other(format!("no random source for a task id: {e}")))?;
@@ -278,35 +269,36 @@ impl<'a> TaskView<'a> {
         self.0.get(key).and_then(Value::as_str).unwrap_or("")
     }
 
+    /// The task's `id`.
     pub fn id(&self) -> &'a str {
         self.s("id")
     }
 
-    pub fn title(&self) -> &'a str {
+    pub(crate) fn title(&self) -> &'a str {
         self.s("title")
     }
 
-    pub fn column(&self) -> &'a str {
+    pub(crate) fn column(&self) -> &'a str {
         self.s("column")
     }
 
-    pub fn owner(&self) -> &'a str {
+    pub(crate) fn owner(&self) -> &'a str {
         self.s("owner")
     }
 
-    pub fn priority(&self) -> &'a str {
+    pub(crate) fn priority(&self) -> &'a str {
         self.s("priority")
     }
 
-    pub fn description(&self) -> &'a str {
+    pub(crate) fn description(&self) -> &'a str {
         self.s("description")
     }
 
-    pub fn created(&self) -> &'a str {
+    pub(crate) fn created(&self) -> &'a str {
         self.s("createdAt")
     }
 
-    pub fn updated(&self) -> &'a str {
+    pub(crate) fn updated(&self) -> &'a str {
         self.s("updatedAt")
     }
 
@@ -331,7 +323,7 @@ impl<'a> TaskView<'a> {
 }
 
 /// Change a task's `tags` (a missing or mistyped `tags` becomes a list, in its place).
-pub fn edit_tags(task: &mut Map<String, Value>, f: impl FnOnce(&mut Vec<Value>)) {
+pub(crate) fn edit_tags(task: &mut Map<String, Value>, f: impl FnOnce(&mut Vec<Value>)) {
     let mut tags = match task.get_mut("tags").map(std::mem::take) {
         Some(Value::Array(v)) => v,
         _ => Vec::new(),
@@ -363,7 +355,7 @@ impl Serialize for Board {
 
 /// The `task` record of a task: `kind` first, the task's own fields in their order, then
 /// `extra` fields and the `timestamp` of the run.
-pub fn task_record(task: &Map<String, Value>, extra: &[(&str, Value)], timestamp: &str) -> Value {
+pub(crate) fn task_record(task: &Map<String, Value>, extra: &[(&str, Value)], timestamp: &str) -> Value {
     let mut rec = Map::with_capacity(task.len() + extra.len() + 2);
     rec.insert("kind".into(), Value::from("task"));
     for (k, v) in task {
@@ -480,7 +472,7 @@ mod tests {
     fn missing_columns_and_tasks_are_defaults_and_are_not_written() {
         let mut b = Board::parse(br#"{"x": 1}"#).unwrap();
         assert_eq!(b.columns().len(), 4);
-        assert_eq!(b.len(), 0);
+        assert_eq!(b.tasks().len(), 0);
         assert_eq!(b.to_bytes().unwrap(), b"{\n  \"x\": 1\n}");
         assert!(!b.is_dirty());
         let mut t = Map::new();

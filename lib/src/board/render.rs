@@ -10,14 +10,14 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 use super::model::TaskView;
 
 /// Tasks grouped by column, for the board views.
-pub struct Columns<'a> {
-    pub columns: Vec<(String, Vec<TaskView<'a>>)>,
+pub(crate) struct Columns<'a> {
+    pub(crate) columns: Vec<(String, Vec<TaskView<'a>>)>,
 }
 
 impl<'a> Columns<'a> {
     /// Group `tasks` into `names` (in that order), most urgent first within a column, the
     /// board's order otherwise.
-    pub fn group(names: &[String], tasks: impl Iterator<Item = TaskView<'a>>) -> Columns<'a> {
+    pub(crate) fn group(names: &[String], tasks: impl Iterator<Item = TaskView<'a>>) -> Columns<'a> {
         let mut columns: Vec<(String, Vec<TaskView<'a>>)> = names.iter().map(|n| (n.clone(), Vec::new())).collect();
         for t in tasks {
             if let Some((_, list)) = columns.iter_mut().find(|(n, _)| n == t.column()) {
@@ -37,12 +37,12 @@ fn one_line(s: &str) -> String {
 }
 
 /// Display width in terminal cells.
-pub fn width(s: &str) -> usize {
+pub(crate) fn width(s: &str) -> usize {
     UnicodeWidthStr::width(s)
 }
 
 /// `s` cut to at most `max` cells, ending in `…` when cut.
-pub fn fit(s: &str, max: usize) -> String {
+pub(crate) fn fit(s: &str, max: usize) -> String {
     if width(s) <= max {
         return s.to_string();
     }
@@ -79,7 +79,7 @@ fn prefix_within(s: &str, cells: usize, at_least_one: bool) -> String {
 }
 
 /// `s` padded with spaces to `cells` cells (cut first if longer).
-pub fn pad(s: &str, cells: usize) -> String {
+pub(crate) fn pad(s: &str, cells: usize) -> String {
     let s = fit(s, cells);
     let w = width(&s);
     format!("{s}{}", " ".repeat(cells.saturating_sub(w)))
@@ -87,7 +87,7 @@ pub fn pad(s: &str, cells: usize) -> String {
 
 /// Word-wrap `s` into at most `max_lines` lines of `cells` cells; the last line ends in `…`
 /// when the text goes on. A word longer than a line is split.
-pub fn wrap(s: &str, cells: usize, max_lines: usize) -> Vec<String> {
+pub(crate) fn wrap(s: &str, cells: usize, max_lines: usize) -> Vec<String> {
     let cells = cells.max(1);
     let mut lines: Vec<String> = Vec::new();
     let mut cur = String::new();
@@ -150,7 +150,7 @@ fn card(t: &TaskView<'_>, cells: usize) -> Vec<String> {
 }
 
 /// The board as columns side by side in `total` cells.
-pub fn board_text(cols: &Columns<'_>, total: usize) -> String {
+pub(crate) fn board_text(cols: &Columns<'_>, total: usize) -> String {
     const SEP: &str = " │ ";
     let n = cols.columns.len().max(1);
     let cells = (total.saturating_sub(3 * (n - 1)) / n).max(12);
@@ -180,7 +180,7 @@ pub fn board_text(cols: &Columns<'_>, total: usize) -> String {
 }
 
 /// CommonMark: a backslash before any ASCII punctuation makes it literal.
-pub fn md_escape(s: &str) -> String {
+pub(crate) fn md_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in one_line(s).chars() {
         if c.is_ascii_punctuation() && !matches!(c, '-' | '.' | ',' | ':' | ';' | '/' | '\'' | '"' | '?' | '=' | '@') {
@@ -192,7 +192,7 @@ pub fn md_escape(s: &str) -> String {
 }
 
 /// The board in markdown: a section per column, a list item per task.
-pub fn board_markdown(cols: &Columns<'_>) -> String {
+pub(crate) fn board_markdown(cols: &Columns<'_>) -> String {
     let mut out = String::new();
     for (i, (name, tasks)) in cols.columns.iter().enumerate() {
         if i > 0 {
@@ -223,7 +223,7 @@ pub fn board_markdown(cols: &Columns<'_>) -> String {
 }
 
 /// Tasks as aligned lines: id, column, priority, owner, title, tags.
-pub fn list_text(tasks: &[TaskView<'_>]) -> String {
+pub(crate) fn list_text(tasks: &[TaskView<'_>]) -> String {
     let idw = tasks.iter().map(|t| width(t.id())).max().unwrap_or(0).max(2);
     let colw = tasks.iter().map(|t| width(t.column())).max().unwrap_or(0).max(6);
     let prw = tasks.iter().map(|t| width(t.priority())).max().unwrap_or(0).max(8);
@@ -246,7 +246,7 @@ pub fn list_text(tasks: &[TaskView<'_>]) -> String {
 }
 
 /// One task in full, unknown fields included.
-pub fn show_text(t: &TaskView<'_>) -> String {
+pub(crate) fn show_text(t: &TaskView<'_>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}  {}", t.id(), one_line(t.title()));
     let field = |out: &mut String, k: &str, v: &str| {

@@ -37,24 +37,24 @@ use crate::cli::{Common, ToolArgs};
   cellscan add-task CELL --id task_002 --title 'Review' --assign agent_001 --depends-on task_001
   cellscan set-agent \"$CELL_PATH\" \"$AGENT_ID\" --status active --checkpoint"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub common: Common,
+    pub(crate) common: Common,
 
     /// The missions directory [env: AGENT_OPS_MISSIONS] [default: HOME/missions]
     #[arg(long, value_name = "DIR", global = true)]
-    pub missions: Option<PathBuf>,
+    pub(crate) missions: Option<PathBuf>,
 
     /// Say what would be done; run no command, write no file
     #[arg(long, global = true)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Validate every cell and report cells, agents, tasks and findings
     #[command(after_help = "Examples:
   cellscan scan /var/missions
@@ -96,229 +96,229 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct ScanArgs {
+pub(crate) struct ScanArgs {
     /// The missions directory, or one cell directory
     #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
 
     #[command(flatten)]
-    pub heartbeat: HeartbeatArgs,
+    pub(crate) heartbeat: HeartbeatArgs,
 
     /// Scan again every SECONDS (or 30s, 5m), printing only records that changed
     #[arg(long, value_name = "SECONDS", value_parser = parse_interval)]
-    pub watch: Option<std::time::Duration>,
+    pub(crate) watch: Option<std::time::Duration>,
 
     /// Scan N cells at a time [default: the number of CPUs]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub jobs: Option<u32>,
+    pub(crate) jobs: Option<u32>,
 
     /// Output format (--watch always writes NDJSON)
     #[arg(long, value_enum, default_value_t = Format::Ndjson, conflicts_with = "watch")]
-    pub format: Format,
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Args)]
-pub struct ReviveArgs {
+pub(crate) struct ReviveArgs {
     /// The missions directory, or one cell directory
     #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
 
     #[command(flatten)]
-    pub heartbeat: HeartbeatArgs,
+    pub(crate) heartbeat: HeartbeatArgs,
 
     /// Act on the `agent` records of a scan read from FILE (`-` for stdin) instead of scanning
     /// DIR; every record read is passed on. A record only nominates: its cell must lie under
     /// DIR, and health is assessed afresh from the cell's files (and --heartbeat-url)
     #[arg(long, value_name = "FILE|-")]
-    pub from: Vec<PathBuf>,
+    pub(crate) from: Vec<PathBuf>,
 
     /// Revive this agent now even though its cell's policy is `ask` (CELL is the cell id)
     #[arg(long, value_name = "CELL/AGENT")]
-    pub approve: Vec<String>,
+    pub(crate) approve: Vec<String>,
 
     /// Work on N cells at a time [default: the number of CPUs]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub jobs: Option<u32>,
+    pub(crate) jobs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct HeartbeatArgs {
+pub(crate) struct HeartbeatArgs {
     /// Take agent health from this heartbeat endpoint (tickmon serve): GET URL/agent/ID
     #[arg(long, value_name = "URL")]
-    pub heartbeat_url: Option<String>,
+    pub(crate) heartbeat_url: Option<String>,
 
     /// Send the bearer token in this file to the heartbeat endpoint (or the token itself in
     /// AGENT_OPS_HEARTBEAT_TOKEN)
     #[arg(long, value_name = "PATH", requires = "heartbeat_url")]
-    pub heartbeat_token_file: Option<PathBuf>,
+    pub(crate) heartbeat_token_file: Option<PathBuf>,
 
     /// Give up on one heartbeat request after SECONDS
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_interval)]
-    pub heartbeat_timeout: std::time::Duration,
+    pub(crate) heartbeat_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// The missions directory to create the cell in
     #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
 
     /// The mission's name
     #[arg(long)]
-    pub name: String,
+    pub(crate) name: String,
 
     /// The cell id (and directory name) [default: a new uuid v4]
     #[arg(long, value_name = "ID")]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
 
     /// Isolation level
     #[arg(long, value_enum, default_value_t = Isolation::Level1)]
-    pub isolation: Isolation,
+    pub(crate) isolation: Isolation,
 
     /// Most agents the cell may have
     #[arg(long, value_name = "N", default_value_t = 10)]
-    pub max_agents: u64,
+    pub(crate) max_agents: u64,
 
     /// The mission's time limit, in seconds from its creation [default: none: the mission
     /// may run as long as it takes]
     #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<u64>,
+    pub(crate) timeout: Option<u64>,
 
     /// What to do about a failed agent: run the revive command, ask first, or nothing
     #[arg(long, value_enum, default_value_t = AutoRevive::Ask)]
-    pub auto_revive: AutoRevive,
+    pub(crate) auto_revive: AutoRevive,
 
     /// Shell command that revives an agent (gets CELL_ID, CELL_PATH, AGENT_ID, CHECKPOINT_PATH, MISSION_NAME)
     #[arg(long, value_name = "CMD")]
-    pub revive_command: Option<String>,
+    pub(crate) revive_command: Option<String>,
 
     /// Longest time an active agent may go without a checkpoint, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    pub checkpoint_interval: u64,
+    pub(crate) checkpoint_interval: u64,
 
     /// Who creates the cell [default: $USER]
     #[arg(long, value_name = "WHO")]
-    pub created_by: Option<String>,
+    pub(crate) created_by: Option<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct AddAgentArgs {
+pub(crate) struct AddAgentArgs {
     /// The cell: its directory, or its id under the missions directory
     #[arg(value_name = "CELL")]
-    pub cell: String,
+    pub(crate) cell: String,
 
     /// The agent id (also its file name: agents/ID.json)
     #[arg(long, value_name = "ID")]
-    pub id: String,
+    pub(crate) id: String,
 
     /// The agent's role
     #[arg(long, value_enum)]
-    pub role: Role,
+    pub(crate) role: Role,
 
     /// A name for people [default: the id]
     #[arg(long)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
 
     /// A capability (repeatable)
     #[arg(long = "capability", value_name = "C")]
-    pub capabilities: Vec<String>,
+    pub(crate) capabilities: Vec<String>,
 
     /// The gateway the agent runs on
     #[arg(long, value_name = "G")]
-    pub gateway: Option<String>,
+    pub(crate) gateway: Option<String>,
 
     /// Initial status
     #[arg(long, value_enum, default_value_t = AgentStatus::Idle)]
-    pub status: AgentStatus,
+    pub(crate) status: AgentStatus,
 }
 
 #[derive(Debug, Args)]
-pub struct AddTaskArgs {
+pub(crate) struct AddTaskArgs {
     /// The cell: its directory, or its id under the missions directory
     #[arg(value_name = "CELL")]
-    pub cell: String,
+    pub(crate) cell: String,
 
     /// The task id (also its file name: tasks/ID.json)
     #[arg(long, value_name = "ID")]
-    pub id: String,
+    pub(crate) id: String,
 
     /// The task's title
     #[arg(long)]
-    pub title: String,
+    pub(crate) title: String,
 
     /// What the task is about
     #[arg(long, default_value = "")]
-    pub description: String,
+    pub(crate) description: String,
 
     /// The agent that does it
     #[arg(long, value_name = "AGENT")]
-    pub assign: Option<String>,
+    pub(crate) assign: Option<String>,
 
     /// Priority
     #[arg(long, value_enum, default_value_t = Priority::Medium)]
-    pub priority: Priority,
+    pub(crate) priority: Priority,
 
     /// A task that must be done first (repeatable)
     #[arg(long = "depends-on", value_name = "ID")]
-    pub depends_on: Vec<String>,
+    pub(crate) depends_on: Vec<String>,
 
     /// Longest time the task may stay in progress, in seconds
     #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<u64>,
+    pub(crate) timeout: Option<u64>,
 
     /// Initial status (in_progress stamps started_at)
     #[arg(long, value_enum, default_value_t = TaskStatus::Pending)]
-    pub status: TaskStatus,
+    pub(crate) status: TaskStatus,
 }
 
 #[derive(Debug, Args)]
-pub struct SetAgentArgs {
+pub(crate) struct SetAgentArgs {
     /// The cell: its directory, or its id under the missions directory
     #[arg(value_name = "CELL")]
-    pub cell: String,
+    pub(crate) cell: String,
 
     /// The agent id
     #[arg(value_name = "AGENT")]
-    pub agent: String,
+    pub(crate) agent: String,
 
     /// New status
     #[arg(long, value_enum)]
-    pub status: Option<AgentStatus>,
+    pub(crate) status: Option<AgentStatus>,
 
     /// The task the agent now works on
     #[arg(long, value_name = "TASK", conflicts_with = "no_current_task")]
-    pub current_task: Option<String>,
+    pub(crate) current_task: Option<String>,
 
     /// The agent works on no task now
     #[arg(long)]
-    pub no_current_task: bool,
+    pub(crate) no_current_task: bool,
 
     /// Record a checkpoint now (checkpoint.last_checkpoint)
     #[arg(long)]
-    pub checkpoint: bool,
+    pub(crate) checkpoint: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct SetTaskArgs {
+pub(crate) struct SetTaskArgs {
     /// The cell: its directory, or its id under the missions directory
     #[arg(value_name = "CELL")]
-    pub cell: String,
+    pub(crate) cell: String,
 
     /// The task id
     #[arg(value_name = "TASK")]
-    pub task: String,
+    pub(crate) task: String,
 
     /// New status (in_progress stamps started_at; completed and failed stamp completed_at)
     #[arg(long, value_enum)]
-    pub status: Option<TaskStatus>,
+    pub(crate) status: Option<TaskStatus>,
 
     /// Assign the task to this agent
     #[arg(long, value_name = "AGENT")]
-    pub assign: Option<String>,
+    pub(crate) assign: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// One record a line
     Ndjson,
     /// One line a cell, its problems indented under it

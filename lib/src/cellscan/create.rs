@@ -29,7 +29,7 @@ fn cell_lock(dir: &Path) -> Result<Lock> {
 
 /// The cell named by `arg`: a cell directory, a directory name under the missions directory,
 /// or the `cell_id` of a cell there.
-pub fn resolve_cell(arg: &str, missions: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve_cell(arg: &str, missions: &Path) -> Result<PathBuf> {
     let p = Path::new(arg);
     if p.join("cell.json").is_file() {
         return Ok(p.to_path_buf());
@@ -77,22 +77,39 @@ fn print(mut cell: Cell, clock: &Clock, out: &mut dyn Write, pick: impl Fn(&Rec<
 }
 
 /// `cellscan init`.
-pub fn init(args: &InitArgs, missions: &Path, clock: &Clock, dry_run: bool, out: &mut dyn Write) -> Result<Status> {
+pub(crate) fn init(
+    args: &InitArgs,
+    missions: &Path,
+    clock: &Clock,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<Status> {
     if args.name.trim().is_empty() {
         return Err(Error::usage("--name: must not be empty"));
     }
-    let id = match &args.id {
-        Some(id) if is_safe_id(id) => id.clone(),
-        Some(id) => {
-            return Err(Error::usage(format!("--id: '{id}' is not a usable id (letters, digits, '-', '_', '.')")));
-        }
-        None => uuid::Uuid::new_v4().to_string(),
-    };
+    let id = new_cell_id(args)?;
     let target = missions.join(&id);
     if target.exists() {
         return Err(Error::usage(format!("{}: a cell with this id already exists", target.display())));
     }
-    let stamp = clock.stamp();
+    let cell = cell_doc(args, &id, &clock.stamp());
+    let policies = policies_doc(args)?;
+    let cell = place_new_cell(args, missions, &id, &target, (&cell, &policies), dry_run)?;
+    print(cell, clock, out, |r| matches!(r, Rec::Cell(_)))?;
+    Ok(Status::Ok)
+}
+
+/// The id of a new cell: `--id` when it is usable as a directory name, else a fresh UUID.
+fn new_cell_id(args: &InitArgs) -> Result<String> {
+    match &args.id {
+        Some(id) if is_safe_id(id) => Ok(id.clone()),
+        Some(id) => Err(Error::usage(format!("--id: '{id}' is not a usable id (letters, digits, '-', '_', '.')"))),
+        None => Ok(uuid::Uuid::new_v4().to_string()),
+    }
+}
+
+/// A new cell's `cell.json`.
+fn cell_doc(args: &InitArgs, id: &str, stamp: &str) -> Value {
     let created_by = args
         .created_by
         .clone()
@@ -123,7 +140,12 @@ pub fn init(args: &InitArgs, missions: &Path, clock: &Clock, dry_run: bool, out:
             "checkpoint_interval": args.checkpoint_interval,
         }),
     );
-    let cell = Value::Object(cell);
+    Value::Object(cell)
+}
+
+/// A new cell's `config/policies.json`: the revive policy of the command line and the
+/// defaults of the rest.
+fn policies_doc(args: &InitArgs) -> Result<Value> {
     let mut policies = Map::new();
     policies.insert("auto_revive".into(), args.auto_revive.as_str().into());
     if let Some(cmd) = &args.revive_command {
@@ -143,29 +165,37 @@ pub fn init(args: &InitArgs, missions: &Path, clock: &Clock, dry_run: bool, out:
     ] {
         policies.insert(k.into(), v);
     }
+    Ok(Value::Object(policies))
+}
+
+/// Build the cell in a hidden directory beside `target`, read it back, and rename it into
+/// place (a dry run removes it instead): a cell appears whole or not at all.
+fn place_new_cell(
+    args: &InitArgs,
+    missions: &Path,
+    id: &str,
+    target: &Path,
+    (cell, policies): (&Value, &Value),
+    dry_run: bool,
+) -> Result<Cell> {
     store::ensure_dir(missions)?;
     let tmp = missions.join(format!(".{id}.init-{}", std::process::id()));
-    let built = build_cell(&tmp, &cell, &Value::Object(policies), args);
+    let built = build_cell(&tmp, cell, policies, args);
     let result = built.and_then(|()| {
         let mut cell = load(&tmp)?;
         if dry_run {
             let _ = fs::remove_dir_all(&tmp);
         } else {
-            fs::rename(&tmp, &target).map_err(|e| Error::path("cannot create", &target, e))?;
+            fs::rename(&tmp, target).map_err(|e| Error::path("cannot create", target, e))?;
             store::sync_dir(missions).map_err(|e| Error::path("cannot sync", missions, e))?;
         }
-        cell.dir = target.clone();
+        cell.dir = target.to_path_buf();
         Ok(cell)
     });
-    let cell = match result {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-    };
-    print(cell, clock, out, |r| matches!(r, Rec::Cell(_)))?;
-    Ok(Status::Ok)
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    result
 }
 
 fn build_cell(dir: &Path, cell: &Value, policies: &Value, args: &InitArgs) -> Result<()> {
@@ -203,7 +233,7 @@ fn check_id(what: &str, id: &str) -> Result<()> {
 }
 
 /// `cellscan add-agent`.
-pub fn add_agent(
+pub(crate) fn add_agent(
     args: &AddAgentArgs,
     missions: &Path,
     clock: &Clock,
@@ -266,7 +296,7 @@ fn cycle_through(tasks: &[model::Task], id: &str) -> Option<Vec<String>> {
 }
 
 /// `cellscan add-task`.
-pub fn add_task(
+pub(crate) fn add_task(
     args: &AddTaskArgs,
     missions: &Path,
     clock: &Clock,
@@ -349,7 +379,7 @@ fn stamp_status(doc: &mut Map<String, Value>, before: Option<&str>, now: TaskSta
 }
 
 /// `cellscan set-agent`.
-pub fn set_agent(
+pub(crate) fn set_agent(
     args: &SetAgentArgs,
     missions: &Path,
     clock: &Clock,
@@ -396,7 +426,7 @@ pub fn set_agent(
 }
 
 /// `cellscan set-task`.
-pub fn set_task(
+pub(crate) fn set_task(
     args: &SetTaskArgs,
     missions: &Path,
     clock: &Clock,
@@ -469,7 +499,7 @@ fn rewrite(
 }
 
 /// Warn about a policy that cannot do what it says.
-pub fn init_warnings(args: &InitArgs) -> Option<String> {
+pub(crate) fn init_warnings(args: &InitArgs) -> Option<String> {
     (args.auto_revive == AutoRevive::Yes && args.revive_command.is_none()).then(|| {
         "--auto-revive yes without --revive-command: failed agents will be reported, not revived, until \
          config/policies.json has a revive_command"

@@ -21,24 +21,24 @@ const BODY_LIMIT: usize = 256 * 1024;
 
 /// An agent's state as the endpoint knows it (the fields cellscan uses).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AgentState {
+pub(crate) struct AgentState {
     /// healthy, degraded or unhealthy.
-    pub status: String,
+    pub(crate) status: String,
     #[serde(default)]
-    pub consecutive_failures: u64,
+    pub(crate) consecutive_failures: u64,
     /// The last heartbeat, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_heartbeat: Option<String>,
+    pub(crate) last_heartbeat: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_message: Option<String>,
+    pub(crate) error_message: Option<String>,
     /// Seconds since the epoch of the last heartbeat (for verifying a revival).
     #[serde(skip)]
-    pub last_heartbeat_unix: Option<f64>,
+    pub(crate) last_heartbeat_unix: Option<f64>,
 }
 
 /// What the endpoint said of one agent.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
+pub(crate) enum Answer {
     State(AgentState),
     /// 404: the endpoint never heard from this agent.
     Unknown,
@@ -70,7 +70,7 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     /// An endpoint at `url` (`http://host:port`, perhaps with a path prefix).
-    pub fn new(url: &str, token: Option<Secret>, timeout: Duration) -> Result<Heartbeat> {
+    pub(crate) fn new(url: &str, token: Option<Secret>, timeout: Duration) -> Result<Heartbeat> {
         let base = url.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() <= "https://".len() {
             return Err(Error::usage(format!("--heartbeat-url: '{url}' is not an http:// or https:// URL")));
@@ -80,13 +80,8 @@ impl Heartbeat {
         Ok(Heartbeat { base, client, timeout, token, down: Mutex::new(None) })
     }
 
-    /// The endpoint's base URL.
-    pub fn url(&self) -> &str {
-        &self.base
-    }
-
     /// Why the endpoint was given up on in this scan, if it was.
-    pub fn down(&self) -> Option<String> {
+    pub(crate) fn down(&self) -> Option<String> {
         self.down.lock().ok().and_then(|d| d.clone())
     }
 
@@ -97,14 +92,14 @@ impl Heartbeat {
     }
 
     /// Forget that the endpoint was down (before the next scan of a watch).
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         if let Ok(mut d) = self.down.lock() {
             *d = None;
         }
     }
 
     /// Ask for one agent's state. `id` must be a safe id (no characters to escape).
-    pub fn agent(&self, id: &str) -> Answer {
+    pub(crate) fn agent(&self, id: &str) -> Answer {
         if let Some(why) = self.down() {
             return Answer::Failed(why);
         }

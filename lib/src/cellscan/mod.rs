@@ -6,13 +6,15 @@
 //! asks tickmon serve for agent health, [`revive`] acts on failed agents with the restart
 //! engine, [`create`] writes cells, and [`watch`] repeats a scan writing only changes.
 
-pub mod cli;
-pub mod create;
-pub mod heartbeat;
+#![warn(missing_docs)]
+
+pub(crate) mod cli;
+pub(crate) mod create;
+pub(crate) mod heartbeat;
 pub mod model;
-pub mod revive;
+pub(crate) mod revive;
 pub mod scan;
-pub mod watch;
+pub(crate) mod watch;
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -39,12 +41,12 @@ use crate::util::is_safe_id;
 pub const TOOL: Tool = Tool { name: "cellscan", main, command };
 
 /// cellscan's clap definition (for completions and man pages).
-pub fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     Cli::command()
 }
 
 /// The `cellscan` tool.
-pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
+pub(crate) fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
     let (env, paths, clock) = (set.env, set.paths, set.clock);
     let missions = |dir: &Option<PathBuf>| missions_dir(dir.as_deref(), cli.missions.as_deref(), &paths, env);
@@ -69,7 +71,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
 
 /// The missions directory: the command's DIR, else `--missions`, else AGENT_OPS_MISSIONS,
 /// else HOME/missions.
-pub fn missions_dir(dir: Option<&Path>, flag: Option<&Path>, paths: &Paths, env: Env<'_>) -> PathBuf {
+pub(crate) fn missions_dir(dir: Option<&Path>, flag: Option<&Path>, paths: &Paths, env: Env<'_>) -> PathBuf {
     dir.or(flag)
         .map(Path::to_path_buf)
         .or_else(|| env("AGENT_OPS_MISSIONS").map(PathBuf::from))

@@ -19,7 +19,7 @@ use crate::record::Level;
 use crate::util::fields::{self, Json, Mismatch, want};
 
 /// An enum of the spec, written as a lower-case string.
-pub trait Choice: Sized + Copy + 'static {
+pub(crate) trait Choice: Sized + Copy + 'static {
     /// What it is, for messages (`role`).
     const WHAT: &'static str;
     /// Every value, as written.
@@ -29,11 +29,11 @@ pub trait Choice: Sized + Copy + 'static {
 }
 
 macro_rules! choice {
-    ($(#[$doc:meta])* $name:ident, $what:literal, { $($var:ident = $s:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $vis:vis $name:ident, $what:literal, { $($var:ident = $s:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
-        pub enum $name {
-            $(#[value(name = $s)] $var),+
+        $vis enum $name {
+            $(#[doc = concat!("Written `", $s, "`.")] #[value(name = $s)] $var),+
         }
 
         impl Choice for $name {
@@ -62,41 +62,41 @@ macro_rules! choice {
 
 choice!(
     /// A cell's status.
-    CellStatus, "status", { Active = "active", Paused = "paused", Completed = "completed", Failed = "failed" }
+    pub(crate) CellStatus, "status", { Active = "active", Paused = "paused", Completed = "completed", Failed = "failed" }
 );
 choice!(
     /// A cell's isolation level.
-    Isolation, "isolation level", { None = "none", Level1 = "level_1", Level2 = "level_2", Level3 = "level_3" }
+    pub Isolation, "isolation level", { None = "none", Level1 = "level_1", Level2 = "level_2", Level3 = "level_3" }
 );
 choice!(
     /// What to do about a failed agent.
-    AutoRevive, "auto_revive", { Yes = "yes", No = "no", Ask = "ask" }
+    pub(crate) AutoRevive, "auto_revive", { Yes = "yes", No = "no", Ask = "ask" }
 );
 choice!(
     /// Who may hand a task over without a person's approval.
-    HandoffApproval, "handoff_approval", { Auto = "auto", Manual = "manual" }
+    pub(crate) HandoffApproval, "handoff_approval", { Auto = "auto", Manual = "manual" }
 );
 choice!(
     /// An agent's role.
-    Role, "role", { Lead = "lead", Write = "write", Read = "read", Audit = "audit" }
+    pub(crate) Role, "role", { Lead = "lead", Write = "write", Read = "read", Audit = "audit" }
 );
 choice!(
     /// An agent's status.
-    AgentStatus, "status", { Idle = "idle", Active = "active", Paused = "paused", Failed = "failed" }
+    pub(crate) AgentStatus, "status", { Idle = "idle", Active = "active", Paused = "paused", Failed = "failed" }
 );
 choice!(
     /// A task's status.
-    TaskStatus, "status", {
+    pub(crate) TaskStatus, "status", {
         Pending = "pending", InProgress = "in_progress", Completed = "completed", Failed = "failed"
     }
 );
 choice!(
     /// A task's priority.
-    Priority, "priority", { High = "high", Medium = "medium", Low = "low" }
+    pub(crate) Priority, "priority", { High = "high", Medium = "medium", Low = "low" }
 );
 
 /// `a, b, c or d`.
-pub fn one_of(all: &[&str]) -> String {
+pub(crate) fn one_of(all: &[&str]) -> String {
     match all {
         [] => String::new(),
         [one] => one.to_string(),
@@ -105,39 +105,39 @@ pub fn one_of(all: &[&str]) -> String {
 }
 
 /// The checkpoint interval when the cell does not give one (the spec's value).
-pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 300;
+pub(crate) const DEFAULT_CHECKPOINT_INTERVAL: u64 = 300;
 /// The revive command's time limit when policies.json does not give one (the spec's value).
-pub const DEFAULT_REVIVE_TIMEOUT: u64 = 300;
+pub(crate) const DEFAULT_REVIVE_TIMEOUT: u64 = 300;
 /// Seconds between two revivals of one agent, by default.
-pub const DEFAULT_REVIVE_COOLDOWN: u64 = 300;
+pub(crate) const DEFAULT_REVIVE_COOLDOWN: u64 = 300;
 /// Revivals of one agent before giving up until a quiet hour passes, by default.
-pub const DEFAULT_MAX_RETRIES: u32 = 3;
+pub(crate) const DEFAULT_MAX_RETRIES: u32 = 3;
 
 /// One problem found in a cell, before it becomes a `finding` record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Issue {
-    pub level: Level,
-    pub problem: &'static str,
+    pub(crate) level: Level,
+    pub(crate) problem: &'static str,
     /// The file it is about, relative to the cell (`agents/agent_001.json`); none for the
     /// cell as a whole.
-    pub file: Option<String>,
-    pub path: PathBuf,
-    pub detail: String,
+    pub(crate) file: Option<String>,
+    pub(crate) path: PathBuf,
+    pub(crate) detail: String,
     /// Seconds of age behind the problem (stale checkpoint, overdue task), kept out of the
     /// detail so that the detail stays the same from one scan to the next.
-    pub age_s: Option<u64>,
+    pub(crate) age_s: Option<u64>,
 }
 
 /// The context of one file being read: where it is, its bytes, and where issues go.
 pub struct FileCtx<'a> {
-    pub path: &'a Path,
-    pub file: &'a str,
-    pub bytes: &'a [u8],
-    pub issues: &'a mut Vec<Issue>,
+    pub(crate) path: &'a Path,
+    pub(crate) file: &'a str,
+    pub(crate) bytes: &'a [u8],
+    pub(crate) issues: &'a mut Vec<Issue>,
 }
 
 /// 1-based line and column of byte `off` in `bytes`.
-pub fn line_col(bytes: &[u8], off: usize) -> (usize, usize) {
+pub(crate) fn line_col(bytes: &[u8], off: usize) -> (usize, usize) {
     let before = &bytes[..off.min(bytes.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
     let col = match before.iter().rposition(|&b| b == b'\n') {
@@ -148,12 +148,13 @@ pub fn line_col(bytes: &[u8], off: usize) -> (usize, usize) {
 }
 
 impl<'a> FileCtx<'a> {
+    /// A file's bytes to read, `file` as findings name it, its problems going to `issues`.
     pub fn new(path: &'a Path, file: &'a str, bytes: &'a [u8], issues: &'a mut Vec<Issue>) -> FileCtx<'a> {
         FileCtx { path, file, bytes, issues }
     }
 
     /// Record an issue about this file.
-    pub fn issue(&mut self, level: Level, problem: &'static str, detail: String) {
+    pub(crate) fn issue(&mut self, level: Level, problem: &'static str, detail: String) {
         self.issues.push(Issue {
             level,
             problem,
@@ -165,7 +166,7 @@ impl<'a> FileCtx<'a> {
     }
 
     /// `path:line:column` of a raw value of this file (just `path` if it is not one).
-    pub fn at(&self, raw: &RawValue) -> String {
+    pub(crate) fn at(&self, raw: &RawValue) -> String {
         let start = self.bytes.as_ptr() as usize;
         let p = raw.get().as_ptr() as usize;
         if p < start || p > start + self.bytes.len() {
@@ -176,13 +177,13 @@ impl<'a> FileCtx<'a> {
     }
 
     /// A value of a field that is wrong: `bad_value`, with its place.
-    pub fn bad(&mut self, raw: &RawValue, field: &str, why: impl std::fmt::Display) {
+    pub(crate) fn bad(&mut self, raw: &RawValue, field: &str, why: impl std::fmt::Display) {
         let detail = format!("{}: {field}: {why}", self.at(raw));
         self.issue(Level::Error, "bad_value", detail);
     }
 
     /// A required field that is absent or null.
-    pub fn missing(&mut self, field: &str) {
+    pub(crate) fn missing(&mut self, field: &str) {
         let detail = format!("{}: missing required field '{field}'", self.path.display());
         self.issue(Level::Error, "missing_field", detail);
     }
@@ -195,7 +196,7 @@ impl<'a> FileCtx<'a> {
     }
 
     /// A string field.
-    pub fn string(&mut self, field: &str, raw: Option<&RawValue>, required: bool) -> Option<String> {
+    pub(crate) fn string(&mut self, field: &str, raw: Option<&RawValue>, required: bool) -> Option<String> {
         let raw = self.require(field, raw, required)?;
         match fields::string(raw) {
             Ok(s) if s.trim().is_empty() && required => {
@@ -211,7 +212,7 @@ impl<'a> FileCtx<'a> {
     }
 
     /// An identifier: a string safe as a file name (letters, digits, `-`, `_`, `.`).
-    pub fn id(&mut self, field: &str, raw: Option<&RawValue>, required: bool) -> Option<String> {
+    pub(crate) fn id(&mut self, field: &str, raw: Option<&RawValue>, required: bool) -> Option<String> {
         let s = self.string(field, raw, required)?;
         if crate::util::is_safe_id(&s) {
             Some(s)
@@ -225,7 +226,7 @@ impl<'a> FileCtx<'a> {
 
     /// A field of an enum: the text as written (kept for the records even when unknown) and
     /// the value when it is one of the spec's.
-    pub fn choice<E: Choice>(&mut self, field: &str, raw: Option<&RawValue>, required: bool) -> Picked<E> {
+    pub(crate) fn choice<E: Choice>(&mut self, field: &str, raw: Option<&RawValue>, required: bool) -> Picked<E> {
         let Some(text) = self.string(field, raw, required) else { return Picked::default() };
         let value = E::parse(&text);
         if value.is_none() {
@@ -237,7 +238,7 @@ impl<'a> FileCtx<'a> {
     }
 
     /// A number of seconds (or a count): a non-negative number; fractions are rounded.
-    pub fn seconds(&mut self, field: &str, raw: Option<&RawValue>, required: bool) -> Option<u64> {
+    pub(crate) fn seconds(&mut self, field: &str, raw: Option<&RawValue>, required: bool) -> Option<u64> {
         let raw = self.require(field, raw, required)?;
         match fields::number(raw) {
             Ok(f) if f.is_finite() && f >= 0.0 => Some(f.round() as u64),
@@ -258,7 +259,7 @@ impl<'a> FileCtx<'a> {
     }
 
     /// A boolean.
-    pub fn boolean(&mut self, field: &str, raw: Option<&RawValue>) -> Option<bool> {
+    pub(crate) fn boolean(&mut self, field: &str, raw: Option<&RawValue>) -> Option<bool> {
         let raw = raw?;
         match fields::boolean(raw) {
             Ok(b) => Some(b),
@@ -270,7 +271,7 @@ impl<'a> FileCtx<'a> {
     }
 
     /// An ISO-8601 / RFC 3339 time.
-    pub fn time(&mut self, field: &str, raw: Option<&RawValue>, required: bool) -> Option<OffsetDateTime> {
+    pub(crate) fn time(&mut self, field: &str, raw: Option<&RawValue>, required: bool) -> Option<OffsetDateTime> {
         let s = self.string(field, raw, required)?;
         match clock::parse_ts(&s) {
             Some(t) => Some(t),
@@ -284,7 +285,7 @@ impl<'a> FileCtx<'a> {
     }
 
     /// A string field whose value is not kept: only its type is checked.
-    pub fn check_string(&mut self, field: &str, raw: Option<&RawValue>) {
+    pub(crate) fn check_string(&mut self, field: &str, raw: Option<&RawValue>) {
         if let Some(raw) = raw {
             if let Err(m) = fields::kind(raw, want::STRING) {
                 self.bad(raw, field, m);
@@ -293,7 +294,7 @@ impl<'a> FileCtx<'a> {
     }
 
     /// A list of strings whose values are not kept: only the types are checked.
-    pub fn check_strings(&mut self, field: &str, raw: Option<&RawValue>) {
+    pub(crate) fn check_strings(&mut self, field: &str, raw: Option<&RawValue>) {
         let Some(raw) = raw else { return };
         match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
             Ok(v) if v.iter().all(|x| fields::kind(*x, want::STRING).is_ok()) => {}
@@ -302,7 +303,7 @@ impl<'a> FileCtx<'a> {
     }
 
     /// A list of strings.
-    pub fn strings(&mut self, field: &str, raw: Option<&RawValue>) -> Vec<String> {
+    pub(crate) fn strings(&mut self, field: &str, raw: Option<&RawValue>) -> Vec<String> {
         let Some(raw) = raw else { return Vec::new() };
         match fields::string_list(raw) {
             Ok(v) => v,
@@ -314,7 +315,7 @@ impl<'a> FileCtx<'a> {
     }
 
     /// A nested object, parsed into `T` (whose raw values still point into this file).
-    pub fn object<'de, T: Deserialize<'de>>(&mut self, field: &str, raw: Option<&'de RawValue>) -> Option<T> {
+    pub(crate) fn object<'de, T: Deserialize<'de>>(&mut self, field: &str, raw: Option<&'de RawValue>) -> Option<T> {
         let raw = raw?;
         match serde_json::from_str::<T>(raw.get()) {
             Ok(t) => Some(t),
@@ -333,7 +334,7 @@ impl<'a> FileCtx<'a> {
 
     /// Parse the whole document. Syntax errors are `invalid_json` with the place; a document
     /// that is JSON but not an object (or repeats a field) is `bad_value`.
-    pub fn document<T: Deserialize<'a>>(&mut self) -> Option<T> {
+    pub(crate) fn document<T: Deserialize<'a>>(&mut self) -> Option<T> {
         // A derived struct would also take an array, field by field: only an object will do.
         let is_object = self.bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         if !is_object {
@@ -362,9 +363,9 @@ impl<'a> FileCtx<'a> {
 
 /// An enum field as read: the text as written, and the value when the text is valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Picked<E> {
-    pub text: Option<String>,
-    pub value: Option<E>,
+pub(crate) struct Picked<E> {
+    pub(crate) text: Option<String>,
+    pub(crate) value: Option<E>,
 }
 
 impl<E> Default for Picked<E> {
@@ -516,15 +517,16 @@ struct RawPermission<'a> {
 /// cell.json.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CellDoc {
+    /// `cell_id`, when it is a usable id.
     pub cell_id: Option<String>,
-    pub mission_name: Option<String>,
-    pub created_at: Option<OffsetDateTime>,
-    pub status: Picked<CellStatus>,
-    pub isolation: Picked<Isolation>,
-    pub max_agents: Option<u64>,
-    pub timeout: Option<u64>,
-    pub auto_revive: Option<AutoRevive>,
-    pub checkpoint_interval: Option<u64>,
+    pub(crate) mission_name: Option<String>,
+    pub(crate) created_at: Option<OffsetDateTime>,
+    pub(crate) status: Picked<CellStatus>,
+    pub(crate) isolation: Picked<Isolation>,
+    pub(crate) max_agents: Option<u64>,
+    pub(crate) timeout: Option<u64>,
+    pub(crate) auto_revive: Option<AutoRevive>,
+    pub(crate) checkpoint_interval: Option<u64>,
 }
 
 /// Read cell.json. Required: `cell_id`, `mission_name`, `status`, `isolation_level`.
@@ -553,16 +555,16 @@ pub fn read_cell(cx: &mut FileCtx<'_>) -> Option<CellDoc> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policies {
     /// True when the file exists.
-    pub present: bool,
-    pub auto_revive: Option<AutoRevive>,
-    pub revive_command: Option<CommandLine>,
-    pub revive_timeout: u64,
-    pub cooldown_seconds: u64,
-    pub max_retries: u32,
-    pub reset_after_seconds: u64,
-    pub verify_delay_seconds: f64,
-    pub checkpoint_required: bool,
-    pub substitute_agents: Vec<String>,
+    pub(crate) present: bool,
+    pub(crate) auto_revive: Option<AutoRevive>,
+    pub(crate) revive_command: Option<CommandLine>,
+    pub(crate) revive_timeout: u64,
+    pub(crate) cooldown_seconds: u64,
+    pub(crate) max_retries: u32,
+    pub(crate) reset_after_seconds: u64,
+    pub(crate) verify_delay_seconds: f64,
+    pub(crate) checkpoint_required: bool,
+    pub(crate) substitute_agents: Vec<String>,
 }
 
 impl Default for Policies {
@@ -637,9 +639,9 @@ pub fn read_isolation(cx: &mut FileCtx<'_>) -> Option<Isolation> {
 /// One agent's permissions (config/permissions.json), by the ids it names.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Permission {
-    pub agent: String,
-    pub tasks: Vec<String>,
-    pub agents: Vec<String>,
+    pub(crate) agent: String,
+    pub(crate) tasks: Vec<String>,
+    pub(crate) agents: Vec<String>,
 }
 
 /// Read config/permissions.json: `{agent: {read, write, execute: [task], handoff_to,
@@ -672,7 +674,7 @@ pub fn read_permissions(cx: &mut FileCtx<'_>) -> Vec<Permission> {
 
 /// Where an agent's last checkpoint time came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckpointSource {
+pub(crate) enum CheckpointSource {
     /// `checkpoint.last_checkpoint` in the agent file.
     File,
     /// The modification time of `checkpoints/<agent>/state.json`.
@@ -683,15 +685,16 @@ pub enum CheckpointSource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Agent {
     /// `agents/<name>.json`.
-    pub file: String,
-    pub path: PathBuf,
+    pub(crate) file: String,
+    pub(crate) path: PathBuf,
+    /// `agent_id`, a usable id (a file without one is no agent).
     pub id: String,
-    pub name: Option<String>,
-    pub role: Picked<Role>,
-    pub status: Picked<AgentStatus>,
-    pub gateway: Option<String>,
-    pub current_task: Option<String>,
-    pub last_checkpoint: Option<(OffsetDateTime, CheckpointSource)>,
+    pub(crate) name: Option<String>,
+    pub(crate) role: Picked<Role>,
+    pub(crate) status: Picked<AgentStatus>,
+    pub(crate) gateway: Option<String>,
+    pub(crate) current_task: Option<String>,
+    pub(crate) last_checkpoint: Option<(OffsetDateTime, CheckpointSource)>,
     /// The id the agent uses with the heartbeat endpoint (`heartbeat_id`, else `agent_id`).
     pub heartbeat_id: String,
 }
@@ -735,18 +738,19 @@ pub fn read_agent(cx: &mut FileCtx<'_>) -> Option<Agent> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     /// `tasks/<name>.json`.
-    pub file: String,
-    pub path: PathBuf,
+    pub(crate) file: String,
+    pub(crate) path: PathBuf,
+    /// `task_id`, a usable id (a file without one is no task).
     pub id: String,
-    pub title: Option<String>,
-    pub status: Picked<TaskStatus>,
-    pub priority: Picked<Priority>,
-    pub assigned_to: Option<String>,
-    pub dependencies: Vec<String>,
-    pub timeout: Option<u64>,
-    pub created_at: Option<OffsetDateTime>,
-    pub started_at: Option<OffsetDateTime>,
-    pub completed_at: Option<OffsetDateTime>,
+    pub(crate) title: Option<String>,
+    pub(crate) status: Picked<TaskStatus>,
+    pub(crate) priority: Picked<Priority>,
+    pub(crate) assigned_to: Option<String>,
+    pub(crate) dependencies: Vec<String>,
+    pub(crate) timeout: Option<u64>,
+    pub(crate) created_at: Option<OffsetDateTime>,
+    pub(crate) started_at: Option<OffsetDateTime>,
+    pub(crate) completed_at: Option<OffsetDateTime>,
 }
 
 /// Read a task file. Required: `task_id`, `title`, `status`, `priority`.
@@ -780,7 +784,7 @@ pub fn read_task(cx: &mut FileCtx<'_>) -> Option<Task> {
 }
 
 /// Parse a JSON document owned by the caller into an owned value (for files cellscan rewrites).
-pub fn parse_owned<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> crate::Result<T> {
+pub(crate) fn parse_owned<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> crate::Result<T> {
     crate::ndjson::parse_json_doc(bytes, path)
 }
 

@@ -34,7 +34,7 @@ use crate::util::{self, proc};
 /// The records revival writes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum Out {
+pub(crate) enum Out {
     Recovery(Recovery),
     Alert(Alert),
     Finding(Finding),
@@ -42,38 +42,38 @@ pub enum Out {
 
 /// A `revival` alert: a failed agent whose cell asks before reviving it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Alert {
-    pub kind: &'static str,
-    pub topic: &'static str,
-    pub level: Level,
-    pub title: String,
-    pub message: String,
-    pub subject: String,
-    pub status: &'static str,
-    pub sinks: Vec<Value>,
-    pub labels: Vec<String>,
-    pub cell: String,
-    pub agent: String,
-    pub timestamp: String,
+pub(crate) struct Alert {
+    pub(crate) kind: &'static str,
+    pub(crate) topic: &'static str,
+    pub(crate) level: Level,
+    pub(crate) title: String,
+    pub(crate) message: String,
+    pub(crate) subject: String,
+    pub(crate) status: &'static str,
+    pub(crate) sinks: Vec<Value>,
+    pub(crate) labels: Vec<String>,
+    pub(crate) cell: String,
+    pub(crate) agent: String,
+    pub(crate) timestamp: String,
 }
 
 /// What revival works with.
-pub struct ReviveCtx<'a> {
-    pub clock: &'a Clock,
-    pub dry_run: bool,
+pub(crate) struct ReviveCtx<'a> {
+    pub(crate) clock: &'a Clock,
+    pub(crate) dry_run: bool,
     /// `CELL/AGENT` approvals (the cell by id or by directory name).
-    pub approved: &'a HashSet<String>,
+    pub(crate) approved: &'a HashSet<String>,
     /// Approvals that matched a failed agent.
-    pub used: &'a Mutex<HashSet<String>>,
-    pub heartbeat: Option<&'a Heartbeat>,
-    pub diag: &'a Diag,
+    pub(crate) used: &'a Mutex<HashSet<String>>,
+    pub(crate) heartbeat: Option<&'a Heartbeat>,
+    pub(crate) diag: &'a Diag,
 }
 
 /// The records of one cell's revivals, and how many agents are still not revived.
 #[derive(Debug, Default)]
-pub struct Revived {
-    pub records: Vec<Out>,
-    pub unresolved: usize,
+pub(crate) struct Revived {
+    pub(crate) records: Vec<Out>,
+    pub(crate) unresolved: usize,
 }
 
 impl ReviveCtx<'_> {
@@ -95,7 +95,7 @@ fn reason(cell: &Cell, i: usize, h: &AgentHealth) -> String {
 }
 
 /// Revive the agents `targets` (indices into `cell.agents`, each with its health).
-pub fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &ReviveCtx<'_>) -> Revived {
+pub(crate) fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &ReviveCtx<'_>) -> Revived {
     let mut done = Revived::default();
     if targets.is_empty() {
         return done;
@@ -450,7 +450,7 @@ fn verify(cell: &Cell, i: usize, h: &AgentHealth, hb: Option<&Heartbeat>) -> (bo
 
 /// The restart engine's policy for a cell's revivals: `max_retries` attempts, `revive_timeout`,
 /// `revive_cooldown_seconds`, `reset_after_seconds` from config/policies.json.
-pub fn policy_of(cell: &Cell) -> Policy {
+pub(crate) fn policy_of(cell: &Cell) -> Policy {
     let p = &cell.policies;
     Policy {
         cooldown_seconds: p.cooldown_seconds,

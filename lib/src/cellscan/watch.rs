@@ -32,7 +32,7 @@ struct Seen {
 
 /// The state of a watch: what the previous scan wrote.
 #[derive(Default)]
-pub struct Watch {
+pub(crate) struct Watch {
     prev: HashMap<String, Seen>,
 }
 
@@ -90,7 +90,7 @@ fn identity(v: &Value, stable: &Value, hash: u64) -> (String, Value) {
 impl Watch {
     /// The records of a new scan that should be written: the new and changed ones in scan
     /// order, then those that went away (stamped `stamp`).
-    pub fn diff(&mut self, records: Vec<Value>, stamp: &str) -> Vec<Value> {
+    pub(crate) fn diff(&mut self, records: Vec<Value>, stamp: &str) -> Vec<Value> {
         let mut next: HashMap<String, Seen> = HashMap::with_capacity(records.len());
         let mut out = Vec::new();
         for v in records {
@@ -122,7 +122,7 @@ impl Watch {
 
 /// Run `scan` every `interval` until `stop` says so, writing what changed. A scan that fails
 /// after the first is reported on stderr (through `warn`) and tried again next time.
-pub fn run(
+pub(crate) fn run(
     out: &mut dyn Write,
     interval: Duration,
     stop: &Receiver<crate::util::stop::Event>,

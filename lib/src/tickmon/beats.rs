@@ -29,30 +29,30 @@ use crate::ndjson::depth;
 use crate::store;
 
 /// Failures in a row after which an agent is unhealthy.
-pub const UNHEALTHY_AFTER: u32 = 3;
+pub(crate) const UNHEALTHY_AFTER: u32 = 3;
 /// Metadata keys kept per agent; a heartbeat that would exceed it replaces the metadata.
-pub const MAX_METADATA_KEYS: usize = 256;
+pub(crate) const MAX_METADATA_KEYS: usize = 256;
 /// Metadata bytes (as JSON) kept per agent; a heartbeat that would exceed it replaces the
 /// metadata too. Without it, 256 heartbeats of one new 64 KiB key each would make one agent
 /// 16 MiB, and ten thousand agents a state no machine holds.
-pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// Longest error message kept.
-pub const MAX_ERROR_CHARS: usize = 2000;
+pub(crate) const MAX_ERROR_CHARS: usize = 2000;
 /// Deepest nesting of a heartbeat's metadata: the state file nests it three levels deeper,
 /// and must stay readable (JSON readers stop at 128).
-pub const MAX_METADATA_DEPTH: usize = 32;
+pub(crate) const MAX_METADATA_DEPTH: usize = 32;
 
 /// An agent's health as the endpoint sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "lowercase")]
-pub enum Health {
+pub(crate) enum Health {
     Healthy,
     Degraded,
     Unhealthy,
 }
 
 impl Health {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Health::Healthy => "healthy",
             Health::Degraded => "degraded",
@@ -61,7 +61,7 @@ impl Health {
     }
 
     /// The health after `n` consecutive failures.
-    pub fn after_failures(n: u32) -> Health {
+    pub(crate) fn after_failures(n: u32) -> Health {
         match n {
             0 => Health::Healthy,
             n if n >= UNHEALTHY_AFTER => Health::Unhealthy,
@@ -69,31 +69,32 @@ impl Health {
         }
     }
 
-    pub const ALL: [Health; 3] = [Health::Healthy, Health::Degraded, Health::Unhealthy];
+    pub(crate) const ALL: [Health; 3] = [Health::Healthy, Health::Degraded, Health::Unhealthy];
 }
 
 /// One agent's state: the Lazarus Pit heartbeat endpoint's fields, plus counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentState {
+    /// The agent's id, as in the endpoint's paths.
     pub agent_id: String,
-    pub status: Health,
+    pub(crate) status: Health,
     /// Seconds since the epoch of the last heartbeat (of registration, before the first).
-    pub last_heartbeat: f64,
+    pub(crate) last_heartbeat: f64,
     /// Seconds since the epoch of the last heartbeat or failure.
-    pub last_response: f64,
-    pub consecutive_failures: u32,
-    pub response_time: f64,
-    pub error_message: Option<String>,
-    pub metadata: Map<String, Value>,
+    pub(crate) last_response: f64,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) response_time: f64,
+    pub(crate) error_message: Option<String>,
+    pub(crate) metadata: Map<String, Value>,
     /// Heartbeats acknowledged, ever.
     #[serde(default)]
-    pub heartbeats: u64,
+    pub(crate) heartbeats: u64,
     /// Failures counted, ever (reported and silences).
     #[serde(default)]
-    pub failures: u64,
+    pub(crate) failures: u64,
     /// When the endpoint first heard of the agent.
     #[serde(default)]
-    pub first_seen: f64,
+    pub(crate) first_seen: f64,
 }
 
 impl AgentState {
@@ -120,7 +121,7 @@ impl AgentState {
 
     /// [`AgentState::api`] as a view that serializes without copying the metadata, and
     /// without it at all unless `with_metadata`.
-    pub fn api_view(&self, with_metadata: bool) -> ApiView<'_> {
+    pub(crate) fn api_view(&self, with_metadata: bool) -> ApiView<'_> {
         ApiView {
             agent_id: &self.agent_id,
             status: self.status.as_str(),
@@ -164,7 +165,7 @@ impl AgentState {
 
 /// An agent as the HTTP API shows it, borrowed.
 #[derive(Debug, Serialize)]
-pub struct ApiView<'a> {
+pub(crate) struct ApiView<'a> {
     agent_id: &'a str,
     status: &'static str,
     last_heartbeat: f64,
@@ -197,7 +198,7 @@ fn json_len(m: &Map<String, Value>) -> usize {
 }
 
 /// Seconds since the epoch as RFC 3339.
-pub fn ts(secs: f64) -> String {
+pub(crate) fn ts(secs: f64) -> String {
     from_unix_f64(secs).map(fmt_ts).unwrap_or_default()
 }
 
@@ -218,19 +219,27 @@ pub enum Op {
 /// One change of state, as journaled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// Its number in the journal: one more than the event before.
     pub seq: u64,
+    /// What it does.
     pub op: Op,
+    /// The agent it is about.
     pub agent: String,
+    /// When, in seconds since the epoch.
     pub at: f64,
+    /// A heartbeat's metadata, merged into the agent's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
+    /// A failure's text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The response time a heartbeat reported, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_time: Option<f64>,
 }
 
 impl Event {
+    /// An event with no number, metadata, error or response time yet.
     pub fn new(op: Op, agent: &str, at: f64) -> Event {
         Event { seq: 0, op, agent: agent.to_string(), at, metadata: None, error: None, response_time: None }
     }
@@ -240,46 +249,48 @@ impl Event {
 /// forgotten one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    pub agent: String,
-    pub from: Option<Health>,
-    pub to: Option<Health>,
+    pub(crate) agent: String,
+    pub(crate) from: Option<Health>,
+    pub(crate) to: Option<Health>,
 }
 
 /// The whole state: every agent, and the number of the last event applied.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     #[serde(default)]
-    pub version: u32,
+    pub(crate) version: u32,
+    /// The number of the last event applied.
     #[serde(default)]
     pub seq: u64,
     #[serde(default)]
-    pub saved_at: String,
+    pub(crate) saved_at: String,
+    /// Every agent, by id.
     #[serde(default)]
     pub agents: BTreeMap<String, AgentState>,
     /// The server's last period of pressure, if any (saved so that `tickmon heartbeats`
     /// can say it, and count silence as the server did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pressure: Option<PressureNote>,
+    pub(crate) pressure: Option<PressureNote>,
 }
 
 /// A period when the server itself was hard to reach: connections were evicted or refused
 /// (a client holding many idle connections, or the descriptor limit). Times are seconds since
 /// the epoch.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PressureNote {
-    pub since: f64,
+pub(crate) struct PressureNote {
+    pub(crate) since: f64,
     /// The last eviction or refusal seen.
-    pub last: f64,
-    pub evicted: u64,
-    pub refused: u64,
+    pub(crate) last: f64,
+    pub(crate) evicted: u64,
+    pub(crate) refused: u64,
     /// True once it ended.
     #[serde(default)]
-    pub over: bool,
+    pub(crate) over: bool,
 }
 
 impl PressureNote {
     /// What it was, for messages and findings.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let what =
             format!("{} connection(s) evicted and {} refused since {}", self.evicted, self.refused, ts(self.since));
         if self.over {
@@ -338,7 +349,7 @@ impl Snapshot {
     }
 
     /// Counts by health.
-    pub fn counts(&self) -> BTreeMap<Health, usize> {
+    pub(crate) fn counts(&self) -> BTreeMap<Health, usize> {
         let mut c: BTreeMap<Health, usize> = Health::ALL.iter().map(|h| (*h, 0)).collect();
         for a in self.agents.values() {
             *c.entry(a.status).or_default() += 1;
@@ -369,7 +380,7 @@ pub fn quiet_since(snap: &Snapshot) -> f64 {
 
 /// Periods of `timeout` the agent has been silent at `now`, as the server would count them
 /// (silence counts from the later of its last word and `quiet_since`).
-pub fn silent_periods(a: &AgentState, now: f64, timeout: f64, quiet_since: f64) -> u32 {
+pub(crate) fn silent_periods(a: &AgentState, now: f64, timeout: f64, quiet_since: f64) -> u32 {
     let silent = now - a.last_response.max(quiet_since);
     if timeout <= 0.0 || silent <= timeout {
         return 0;
@@ -378,7 +389,7 @@ pub fn silent_periods(a: &AgentState, now: f64, timeout: f64, quiet_since: f64) 
 }
 
 /// The agent's health at `now` once its silence is counted, without changing it.
-pub fn health_at(a: &AgentState, now: f64, timeout: f64, quiet_since: f64) -> Health {
+pub(crate) fn health_at(a: &AgentState, now: f64, timeout: f64, quiet_since: f64) -> Health {
     match silent_periods(a, now, timeout, quiet_since) {
         0 => a.status,
         n => Health::after_failures(a.consecutive_failures.saturating_add(n)),
@@ -386,7 +397,7 @@ pub fn health_at(a: &AgentState, now: f64, timeout: f64, quiet_since: f64) -> He
 }
 
 /// Count the agent's silence at `now` as failures, one per period of `timeout`.
-pub fn count_silence(a: &mut AgentState, now: f64, timeout: f64, quiet_since: f64) {
+pub(crate) fn count_silence(a: &mut AgentState, now: f64, timeout: f64, quiet_since: f64) {
     let periods = silent_periods(a, now, timeout, quiet_since);
     if periods > 0 {
         let heard = now - a.last_response;
@@ -399,7 +410,7 @@ pub fn count_silence(a: &mut AgentState, now: f64, timeout: f64, quiet_since: f6
 }
 
 /// The journal beside a state file: `STATE.journal`.
-pub fn journal_path(state: &Path) -> PathBuf {
+pub(crate) fn journal_path(state: &Path) -> PathBuf {
     let mut p = state.as_os_str().to_owned();
     p.push(".journal");
     PathBuf::from(p)
@@ -408,6 +419,7 @@ pub fn journal_path(state: &Path) -> PathBuf {
 /// The state as loaded, and what was odd about it.
 #[derive(Debug, Default)]
 pub struct Loaded {
+    /// The state: the snapshot file with the journal replayed over it.
     pub snapshot: Snapshot,
     /// Journal lines that could not be used (reported, skipped).
     pub warnings: Vec<String>,
@@ -416,7 +428,7 @@ pub struct Loaded {
 }
 
 /// Read the snapshot and replay the journal over it.
-pub fn load(state: &Path) -> Result<Loaded> {
+pub(crate) fn load(state: &Path) -> Result<Loaded> {
     let jpath = journal_path(state);
     let mut last = Loaded::default();
     // The state file is replaced (a new inode) by every compaction.
@@ -503,7 +515,7 @@ fn identity(path: &Path) -> Identity {
 }
 
 /// The journal, open for appending.
-pub struct Journal {
+pub(crate) struct Journal {
     file: Arc<File>,
     /// The journal file a syncing thread syncs: replaced when the journal is.
     slot: Arc<Mutex<Arc<File>>>,
@@ -514,7 +526,7 @@ pub struct Journal {
 
 impl Journal {
     /// Open (creating) the journal; its creation is made durable.
-    pub fn open(path: &Path) -> Result<Journal> {
+    pub(crate) fn open(path: &Path) -> Result<Journal> {
         let (file, len, ident) = Journal::open_file(path)?;
         let file = Arc::new(file);
         Ok(Journal { slot: Arc::new(Mutex::new(file.clone())), file, path: path.to_path_buf(), len, ident })
@@ -536,13 +548,13 @@ impl Journal {
 
     /// True while the file at the journal's path is the one this journal writes to: someone
     /// may have deleted or replaced it, and appends to a deleted file are lost at a crash.
-    pub fn is_current(&self) -> bool {
+    pub(crate) fn is_current(&self) -> bool {
         self.ident.is_some() && identity(&self.path) == self.ident
     }
 
     /// Start a fresh journal at the path (whatever is there now is not ours and is removed).
     /// The caller saves the state at once: the events of the old journal are only in memory.
-    pub fn reopen(&mut self) -> Result<()> {
+    pub(crate) fn reopen(&mut self) -> Result<()> {
         match std::fs::remove_file(&self.path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -560,7 +572,7 @@ impl Journal {
 
     /// Append one whole line in one write. On failure the journal is cut back to where it
     /// was, so a half-written line can never glue itself to the next one.
-    pub fn append(&mut self, line: &[u8]) -> io::Result<()> {
+    pub(crate) fn append(&mut self, line: &[u8]) -> io::Result<()> {
         let mut f: &File = &self.file;
         let written = f.write(line).and_then(|n| if n < line.len() { f.write_all(&line[n..]) } else { Ok(()) });
         match written {
@@ -576,49 +588,40 @@ impl Journal {
     }
 
     /// Empty the journal (after its events went into a durable snapshot).
-    pub fn truncate(&mut self) -> io::Result<()> {
+    pub(crate) fn truncate(&mut self) -> io::Result<()> {
         self.file.set_len(0)?;
         self.len = 0;
         Ok(())
     }
 
-    /// Make everything appended so far durable.
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
-    }
-
     /// The journal file for a syncing thread: it always holds the current journal.
-    pub fn handle(&self) -> Arc<Mutex<Arc<File>>> {
+    pub(crate) fn handle(&self) -> Arc<Mutex<Arc<File>>> {
         self.slot.clone()
     }
 
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
 
 /// The state a server works on: the snapshot in memory, its journal, where it is saved.
-pub struct Core {
-    pub snap: Snapshot,
-    pub journal: Journal,
-    pub state_path: PathBuf,
+pub(crate) struct Core {
+    pub(crate) snap: Snapshot,
+    pub(crate) journal: Journal,
+    pub(crate) state_path: PathBuf,
     /// Events since the last compaction.
-    pub dirty: u64,
+    pub(crate) dirty: u64,
     /// Device and inode of the state file as last written.
     state_ident: Option<(u64, u64)>,
 }
 
 impl Core {
     /// Load the state and open the journal, folding what was journaled into a fresh snapshot.
-    pub fn open(state_path: &Path, stamp: &str) -> Result<(Core, Loaded)> {
+    pub(crate) fn open(state_path: &Path, stamp: &str) -> Result<(Core, Loaded)> {
         let loaded = load(state_path)?;
         let journal = Journal::open(&journal_path(state_path))?;
         let mut core = Core {
@@ -636,7 +639,7 @@ impl Core {
     /// journal that was deleted or replaced is started afresh, with the state saved first,
     /// before the event is taken: an event is only acknowledged once it is in a file that
     /// will be read back.
-    pub fn record(&mut self, mut ev: Event) -> io::Result<(u64, Option<Change>)> {
+    pub(crate) fn record(&mut self, mut ev: Event) -> io::Result<(u64, Option<Change>)> {
         if !self.journal.is_current() {
             self.renew_journal(&fmt_ts(time::OffsetDateTime::now_utc()))
                 .map_err(|e| io::Error::other(e.to_string()))?;
@@ -656,7 +659,7 @@ impl Core {
     /// Check that the journal and the state file at their paths are still the ones this
     /// server writes (someone may have deleted or replaced them); if not, start a new
     /// journal and save the state now. What was done, for a message.
-    pub fn check_files(&mut self, stamp: &str) -> Result<Option<String>> {
+    pub(crate) fn check_files(&mut self, stamp: &str) -> Result<Option<String>> {
         if !self.journal.is_current() {
             self.renew_journal(stamp)?;
             return Ok(Some(format!(
@@ -675,7 +678,7 @@ impl Core {
     }
 
     /// Write the snapshot atomically and durably, then empty the journal.
-    pub fn compact(&mut self, stamp: &str) -> Result<()> {
+    pub(crate) fn compact(&mut self, stamp: &str) -> Result<()> {
         self.snap.version = 1;
         self.snap.saved_at = stamp.to_string();
         let mut bytes = serde_json::to_vec(&self.snap).map_err(|e| Error::other(format!("serializing state: {e}")))?;

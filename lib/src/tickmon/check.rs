@@ -20,24 +20,24 @@ use crate::record::{Finding, Kind, Level, kind_of};
 
 /// How to check.
 #[derive(Debug, Clone)]
-pub struct Opts {
-    pub month: Month,
-    pub grace: Duration,
-    pub rca: bool,
-    pub text: bool,
-    pub ticks_dir: PathBuf,
+pub(crate) struct Opts {
+    pub(crate) month: Month,
+    pub(crate) grace: Duration,
+    pub(crate) rca: bool,
+    pub(crate) text: bool,
+    pub(crate) ticks_dir: PathBuf,
 }
 
 /// Ticks that arrived on the input, by agent: the newest one wins.
 #[derive(Debug, Default)]
-pub struct StreamTicks {
+pub(crate) struct StreamTicks {
     ticks: HashMap<String, Tick>,
 }
 
 impl StreamTicks {
     /// Take `v` if it is a submitted tick of a registered agent for the checked month; give
     /// it back otherwise (to be passed through).
-    pub fn offer(&mut self, v: Value, registry: &Registry, month: Month) -> Option<Value> {
+    pub(crate) fn offer(&mut self, v: Value, registry: &Registry, month: Month) -> Option<Value> {
         if kind_of(&v) != Kind::Tick || v.get("month").and_then(Value::as_str) != Some(month.label().as_str()) {
             return Some(v);
         }
@@ -82,17 +82,17 @@ struct Outcome<'a> {
 
 /// Counts for the summary.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Summary {
-    pub total: usize,
-    pub healthy: usize,
-    pub degraded: usize,
-    pub failed: usize,
-    pub pending: usize,
-    pub problems: usize,
+pub(crate) struct Summary {
+    pub(crate) total: usize,
+    pub(crate) healthy: usize,
+    pub(crate) degraded: usize,
+    pub(crate) failed: usize,
+    pub(crate) pending: usize,
+    pub(crate) problems: usize,
 }
 
 /// Check every active agent and write the records (or the text summary).
-pub fn run(
+pub(crate) fn run(
     registry: &Registry,
     opts: &Opts,
     stream: StreamTicks,

@@ -30,16 +30,16 @@ use crate::cli::{Common, ToolArgs};
   curl -X POST localhost:8080/heartbeat/atlas -d '{\"metadata\":{\"load\":0.4}}'
   tickmon heartbeats | notify                        tell people about unhealthy agents"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub common: Common,
+    pub(crate) common: Common,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Check an agent's vitals and write its tick for the month (atomically; --git commits it)
     Submit(SubmitArgs),
     /// Report every active agent's tick for a month, with an RCA alert per failed agent
@@ -68,70 +68,70 @@ pub enum Command {
   tickmon submit --agent atlas --capability code=true --capability deploy=false --git --push
   tickmon submit --agent beacon --status offline --note 'host decommissioned for maintenance'
   tickmon submit --agent cinder --gateway 127.0.0.1:8642 --agent-home /srv/cinder --agent-config /srv/cinder/config.json")]
-pub struct SubmitArgs {
+pub(crate) struct SubmitArgs {
     /// The agent's id (letters, digits, `-`, `_`, `.`)
     #[arg(long, value_name = "ID")]
-    pub agent: String,
+    pub(crate) agent: String,
 
     /// The status to report, or `auto` to derive it from the vitals and capabilities
     #[arg(long, value_name = "STATUS", default_value = "auto")]
-    pub status: SubmitStatus,
+    pub(crate) status: SubmitStatus,
 
     /// Directory of the ticks [default: HOME/ticks]
     #[arg(long, value_name = "DIR")]
-    pub ticks_dir: Option<PathBuf>,
+    pub(crate) ticks_dir: Option<PathBuf>,
 
     /// Agent registry, for the agent's name, home, config and gateway [default: HOME/config/agent-registry.json]
     #[arg(long, value_name = "PATH")]
-    pub registry: Option<PathBuf>,
+    pub(crate) registry: Option<PathBuf>,
 
     /// The month the tick is for [default: the current month]
     #[arg(long, value_name = "YYYY-MM", value_parser = parse_month_arg)]
-    pub month: Option<String>,
+    pub(crate) month: Option<String>,
 
     /// State a vital instead of checking it, or add one (repeatable; V is true or false)
     #[arg(long = "vital", value_name = "K=V", value_parser = parse_flag_pair)]
-    pub vitals: Vec<(String, bool)>,
+    pub(crate) vitals: Vec<(String, bool)>,
 
     /// A capability and whether it works (repeatable)
     #[arg(long = "capability", value_name = "K=BOOL", value_parser = parse_flag_pair)]
-    pub capabilities: Vec<(String, bool)>,
+    pub(crate) capabilities: Vec<(String, bool)>,
 
     /// The gateway to check: a process pattern, `host:port`, or an http(s) URL [default: the registry's]
     #[arg(long, value_name = "SPEC")]
-    pub gateway: Option<String>,
+    pub(crate) gateway: Option<String>,
 
     /// The agent's home directory [default: the registry's `home_dir`]
     #[arg(long, value_name = "DIR")]
-    pub agent_home: Option<PathBuf>,
+    pub(crate) agent_home: Option<PathBuf>,
 
     /// The agent's config file [default: the registry's `config_path`]
     #[arg(long, value_name = "PATH")]
-    pub agent_config: Option<PathBuf>,
+    pub(crate) agent_config: Option<PathBuf>,
 
     /// A note stored with the tick
     #[arg(long, value_name = "TEXT")]
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
 
     /// Commit the tick in the git repository that holds the ticks directory
     #[arg(long)]
-    pub git: bool,
+    pub(crate) git: bool,
 
     /// After committing, push to the remote (rebasing onto ticks other hosts pushed)
     #[arg(long, requires = "git")]
-    pub push: bool,
+    pub(crate) push: bool,
 
     /// Time limit of each git command
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration_arg)]
-    pub git_timeout: Duration,
+    pub(crate) git_timeout: Duration,
 
     /// Time limit of each vital check
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration_arg)]
-    pub vital_timeout: Duration,
+    pub(crate) vital_timeout: Duration,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Ndjson)]
-    pub format: Format,
+    pub(crate) format: Format,
 }
 
 /// Report every active agent's tick for a month.
@@ -152,39 +152,39 @@ pub struct SubmitArgs {
   tickmon check | notify                    RCA issues through notify's Gitea sink
   tickmon check --no-rca --format text
   ssh edge-1 tickmon submit --agent edge --vital gateway_running=true | tickmon check -")]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Agent registry [default: HOME/config/agent-registry.json]
     #[arg(long, value_name = "PATH")]
-    pub registry: Option<PathBuf>,
+    pub(crate) registry: Option<PathBuf>,
 
     /// Directory of the ticks [default: HOME/ticks]
     #[arg(long, value_name = "DIR")]
-    pub ticks_dir: Option<PathBuf>,
+    pub(crate) ticks_dir: Option<PathBuf>,
 
     /// The month to check [default: the month whose grace window ended last]
     #[arg(long, value_name = "YYYY-MM", value_parser = parse_month_arg)]
-    pub month: Option<String>,
+    pub(crate) month: Option<String>,
 
     /// Hours after the month starts by which a tick is due
     #[arg(long, value_name = "HOURS", default_value_t = 72.0, value_parser = parse_hours)]
-    pub grace_hours: f64,
+    pub(crate) grace_hours: f64,
 
     /// Add an `alert` with an RCA issue (title, body, labels) for every missing, critical or
     /// offline agent (the default; the flag is kept for scripts that name it)
     #[arg(long, overrides_with = "no_rca")]
-    pub rca: bool,
+    pub(crate) rca: bool,
 
     /// Leave the RCA alerts out: only the `tick` records
     #[arg(long)]
-    pub no_rca: bool,
+    pub(crate) no_rca: bool,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Ndjson)]
-    pub format: Format,
+    pub(crate) format: Format,
 
     /// NDJSON files to pass through (`-` for stdin); `tick` records in them count as ticks
     #[arg(value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
 }
 
 /// Serve the heartbeat endpoint.
@@ -204,55 +204,55 @@ pub struct CheckArgs {
   tickmon serve
   tickmon serve --listen 0.0.0.0:8080 --token-file /etc/pitcrew/heartbeat.token
   tickmon serve --timeout 2m --fsync | notify --line-buffered")]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on; beyond loopback only with --token-file
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    pub listen: String,
+    pub(crate) listen: String,
 
     /// State file; the journal is STATE.journal [default: HOME/state/heartbeats.json]
     #[arg(long, value_name = "PATH")]
-    pub state: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
 
     /// Silence after which an agent counts a failure (seconds, or 90s, 5m, 1h)
     #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = parse_duration_arg)]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 
     /// Require `Authorization: Bearer <token>` with the token in this file
     #[arg(long, value_name = "PATH")]
-    pub token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
 
     /// Largest request body accepted, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = 65536, value_parser = clap::value_parser!(u64).range(64..=16 << 20))]
-    pub max_body: u64,
+    pub(crate) max_body: u64,
 
     /// Most agents tracked at once; heartbeats from further new agents are refused
     #[arg(long, value_name = "N", default_value_t = 10000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_agents: u64,
+    pub(crate) max_agents: u64,
 
     /// Interval agents are told to send heartbeats at (`next_heartbeat`), in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
-    pub heartbeat_interval: u64,
+    pub(crate) heartbeat_interval: u64,
 
     /// Also fsync the journal before acknowledging (survives power loss, not only a crash)
     #[arg(long)]
-    pub fsync: bool,
+    pub(crate) fsync: bool,
 
     /// Worker threads [default: the number of CPUs, at most 8]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
-    pub threads: Option<u64>,
+    pub(crate) threads: Option<u64>,
 
     /// Connections served at once (fitted to the descriptor limit); when full, the connection
     /// idle the longest is closed to make room
     #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub max_connections: u64,
+    pub(crate) max_connections: u64,
 
     /// Connections one peer address may hold at once [default: a quarter of --max-connections]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub max_connections_per_peer: Option<u64>,
+    pub(crate) max_connections_per_peer: Option<u64>,
 
     /// Time a client has to send its request head (also how long an idle connection is kept)
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_duration_arg)]
-    pub header_timeout: Duration,
+    pub(crate) header_timeout: Duration,
 }
 
 /// Print the heartbeat endpoint's saved state as `heartbeat` records.
@@ -277,15 +277,15 @@ pub struct ServeArgs {
   tickmon heartbeats --timeout 5m --format text
   tickmon heartbeats --agent atlas | jq .status
   tickmon heartbeats --follow --timeout 2m | notify --follow   resident: announce a dead agent in 2 minutes")]
-pub struct HeartbeatsArgs {
+pub(crate) struct HeartbeatsArgs {
     /// State file of `tickmon serve` [default: HOME/state/heartbeats.json]
     #[arg(long, value_name = "PATH")]
-    pub state: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
 
     /// Count silence longer than this as failures, as the server would [default with
     /// --follow: 300, serve's default]
     #[arg(long, value_name = "SECONDS", value_parser = parse_duration_arg)]
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
 
     /// Stay up and write a record whenever an agent's health or silence changes
     #[arg(long)]
@@ -293,15 +293,15 @@ pub struct HeartbeatsArgs {
 
     /// Only this agent (repeatable)
     #[arg(long, value_name = "ID")]
-    pub agent: Vec<String>,
+    pub(crate) agent: Vec<String>,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Ndjson)]
-    pub format: Format,
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// One record a line
     Ndjson,
     /// A summary for people
@@ -310,7 +310,7 @@ pub enum Format {
 
 /// The status `submit` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SubmitStatus {
+pub(crate) enum SubmitStatus {
     /// Derived from the vitals and capabilities
     Auto,
     Healthy,
@@ -342,7 +342,7 @@ fn parse_hours(s: &str) -> Result<f64, String> {
 }
 
 /// `K=V` where V is a boolean (true/false, yes/no, on/off, 1/0).
-pub fn parse_flag_pair(s: &str) -> Result<(String, bool), String> {
+pub(crate) fn parse_flag_pair(s: &str) -> Result<(String, bool), String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}' is not KEY=true|false"))?;
     let k = k.trim();
     if k.is_empty() || k.len() > 64 || !k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))

@@ -19,20 +19,20 @@ const PUSH_ATTEMPTS: u32 = 5;
 
 /// The repository seen from a directory inside it.
 #[derive(Debug)]
-pub struct Repo {
+pub(crate) struct Repo {
     /// Where git runs (`git -C`); paths given to it are relative to this directory.
-    pub cwd: PathBuf,
+    pub(crate) cwd: PathBuf,
     /// The working tree's top level.
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// The `.git` directory (for tickmon's lock).
-    pub git_dir: PathBuf,
+    pub(crate) git_dir: PathBuf,
     timeout: Duration,
     env: Vec<(String, String)>,
 }
 
 /// What a push did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pushed {
+pub(crate) enum Pushed {
     /// The repository has no remote.
     NoRemote,
     /// Pushed to this remote, after this many rebases onto others' pushes.
@@ -41,7 +41,7 @@ pub enum Pushed {
 
 impl Repo {
     /// The repository holding `dir`; an error when there is none.
-    pub fn discover(dir: &Path, timeout: Duration, host: &str) -> Result<Repo> {
+    pub(crate) fn discover(dir: &Path, timeout: Duration, host: &str) -> Result<Repo> {
         let mut repo = Repo {
             cwd: dir.to_path_buf(),
             root: PathBuf::new(),
@@ -90,7 +90,7 @@ impl Repo {
     }
 
     /// Stage and commit one file (`rel`, relative to `cwd`). `Ok(None)` when it did not change.
-    pub fn commit_file(&self, rel: &Path, message: &str) -> Result<Option<String>> {
+    pub(crate) fn commit_file(&self, rel: &Path, message: &str) -> Result<Option<String>> {
         let rel = rel.display().to_string();
         self.ok(&["add", "--", &rel])?;
         let diff = self.run(&["diff", "--cached", "--quiet", "--", &rel])?;
@@ -102,12 +102,12 @@ impl Repo {
     }
 
     /// The commit HEAD points at.
-    pub fn head(&self) -> Result<String> {
+    pub(crate) fn head(&self) -> Result<String> {
         Ok(self.ok(&["rev-parse", "HEAD"])?.trim().to_string())
     }
 
     /// Push the current branch, rebasing onto what others pushed when the push is rejected.
-    pub fn push(&self) -> Result<Pushed> {
+    pub(crate) fn push(&self) -> Result<Pushed> {
         let remotes: Vec<String> =
             self.ok(&["remote"])?.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
         if remotes.is_empty() {

@@ -7,17 +7,19 @@
 //! * [`serve`]: the HTTP endpoint; [`beats`] holds its state, journal and replay, which
 //!   `tickmon heartbeats` reads too; [`follow`] is `heartbeats --follow`.
 
+#![warn(missing_docs)]
+
 pub mod beats;
-pub mod check;
-pub mod cli;
-pub mod follow;
-pub mod git;
-pub mod rca;
+pub(crate) mod check;
+pub(crate) mod cli;
+pub(crate) mod follow;
+pub(crate) mod git;
+pub(crate) mod rca;
 pub mod registry;
 pub mod serve;
-pub mod submit;
+pub(crate) mod submit;
 pub mod tick;
-pub mod vitals;
+pub(crate) mod vitals;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -40,12 +42,12 @@ use tick::Month;
 pub const TOOL: Tool = Tool { name: "tickmon", main, command };
 
 /// tickmon's clap definition (for completions and man pages).
-pub fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     Cli::command()
 }
 
 /// The `tickmon` tool.
-pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
+pub(crate) fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
     let (env, paths, clock) = (set.env, set.paths, set.clock);
     let format = match &cli.command {

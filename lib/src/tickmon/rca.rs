@@ -15,11 +15,11 @@ use super::tick::{Month, Tick};
 use crate::clock::{fmt_ts, human_duration};
 
 /// Labels every RCA issue carries.
-pub const LABELS: [&str; 3] = ["agent-health", "rca-required", "auto-generated"];
+pub(crate) const LABELS: [&str; 3] = ["agent-health", "rca-required", "auto-generated"];
 
 /// What failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// No tick by the deadline.
     Missing,
     /// The tick says critical.
@@ -39,22 +39,22 @@ impl Failure {
 }
 
 /// Everything an RCA issue is made from.
-pub struct Input<'a> {
-    pub agent: &'a AgentEntry,
-    pub failure: Failure,
-    pub month: Month,
-    pub due: OffsetDateTime,
-    pub now: OffsetDateTime,
-    pub tick: Option<&'a Tick>,
-    pub tick_file: &'a Path,
+pub(crate) struct Input<'a> {
+    pub(crate) agent: &'a AgentEntry,
+    pub(crate) failure: Failure,
+    pub(crate) month: Month,
+    pub(crate) due: OffsetDateTime,
+    pub(crate) now: OffsetDateTime,
+    pub(crate) tick: Option<&'a Tick>,
+    pub(crate) tick_file: &'a Path,
     /// The latest earlier tick, for a missing one.
-    pub last_tick: Option<(Month, &'a Tick)>,
+    pub(crate) last_tick: Option<(Month, &'a Tick)>,
     /// The one-line summary of the `tick` record.
-    pub detail: &'a str,
+    pub(crate) detail: &'a str,
 }
 
 /// The issue title, as the Agent Tick Protocol's monitor wrote it (notify finds an open twin by it).
-pub fn title(agent: &str, failure: Failure, month: Month) -> String {
+pub(crate) fn title(agent: &str, failure: Failure, month: Month) -> String {
     match failure {
         Failure::Missing => format!("RCA-AGENT: {agent} failed to submit monthly tick ({})", month.label()),
         Failure::Critical => format!("RCA-AGENT: {agent} reported critical status ({})", month.label()),
@@ -63,7 +63,7 @@ pub fn title(agent: &str, failure: Failure, month: Month) -> String {
 }
 
 /// The `alert` record.
-pub fn alert(i: &Input<'_>) -> Value {
+pub(crate) fn alert(i: &Input<'_>) -> Value {
     let level = match i.failure {
         Failure::Missing => "error",
         Failure::Critical | Failure::Offline => "critical",
@@ -97,7 +97,7 @@ fn yes_no(v: &Value) -> &'static str {
 
 /// The Markdown body: [`BODY`] filled in by [`fill`]; the parts that depend on the failure
 /// and the tick are made by the functions below it, each a run of whole lines.
-pub fn body(i: &Input<'_>) -> String {
+pub(crate) fn body(i: &Input<'_>) -> String {
     let a = i.agent;
     let step = |d: time::Duration| fmt_ts(i.now.checked_add(d).unwrap_or(crate::clock::LATEST));
     let opt = |v: &Option<String>| v.as_deref().map(|v| format!(" `{v}`")).unwrap_or_default();

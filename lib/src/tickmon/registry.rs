@@ -19,43 +19,45 @@ use crate::util::is_safe_id;
 /// One agent of the registry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentEntry {
+    /// The agent's id, a usable file name.
     pub id: String,
-    pub name: String,
-    pub active: bool,
-    pub home_dir: Option<String>,
-    pub config_path: Option<String>,
-    pub gateway: Option<String>,
+    pub(crate) name: String,
+    pub(crate) active: bool,
+    pub(crate) home_dir: Option<String>,
+    pub(crate) config_path: Option<String>,
+    pub(crate) gateway: Option<String>,
     /// The entry as written.
-    pub raw: Map<String, Value>,
+    pub(crate) raw: Map<String, Value>,
 }
 
 /// The loaded registry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Registry {
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
+    /// The usable entries, in the file's order.
     pub agents: Vec<AgentEntry>,
     /// Entries that could not be used, as `file: agents[i] (id): why`.
-    pub problems: Vec<Problem>,
+    pub(crate) problems: Vec<Problem>,
 }
 
 /// An unusable registry entry.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// The entry's id when it has a readable one, else `agents[i]`.
-    pub subject: String,
-    pub message: String,
+    pub(crate) subject: String,
+    pub(crate) message: String,
 }
 
 impl Registry {
     /// Read the registry; a missing or unparsable file is an error.
-    pub fn load(path: &Path) -> Result<Registry> {
+    pub(crate) fn load(path: &Path) -> Result<Registry> {
         let bytes = crate::store::read::read(path, crate::store::kinds::REGISTRY)
             .map_err(|e| Error::path("cannot read agent registry", path, e))?;
         Registry::parse(&bytes, path)
     }
 
     /// Read the registry if it exists.
-    pub fn load_optional(path: &Path) -> Result<Option<Registry>> {
+    pub(crate) fn load_optional(path: &Path) -> Result<Option<Registry>> {
         match crate::store::read::read(path, crate::store::kinds::REGISTRY) {
             Ok(bytes) => Registry::parse(&bytes, path).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -100,12 +102,12 @@ impl Registry {
         Ok(Registry { path: path.to_path_buf(), agents, problems })
     }
 
-    pub fn find(&self, id: &str) -> Option<&AgentEntry> {
+    pub(crate) fn find(&self, id: &str) -> Option<&AgentEntry> {
         self.agents.iter().find(|a| a.id == id)
     }
 
     /// The agents to monitor, in registry order.
-    pub fn active(&self) -> impl Iterator<Item = &AgentEntry> {
+    pub(crate) fn active(&self) -> impl Iterator<Item = &AgentEntry> {
         self.agents.iter().filter(|a| a.active)
     }
 }
@@ -145,7 +147,7 @@ fn parse_entry(v: Value) -> std::result::Result<AgentEntry, EntryError> {
 }
 
 /// Expand a leading `~` or `~/` with the user's home directory.
-pub fn expand_home(p: &str, env: crate::config::Env<'_>) -> PathBuf {
+pub(crate) fn expand_home(p: &str, env: crate::config::Env<'_>) -> PathBuf {
     if p == "~" {
         if let Some(h) = env("HOME") {
             return PathBuf::from(h);

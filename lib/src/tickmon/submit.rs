@@ -26,31 +26,31 @@ use crate::util::is_safe_id;
 
 /// Everything a submission needs, resolved from flags and registry.
 #[derive(Debug, Clone)]
-pub struct Plan {
-    pub agent: String,
-    pub name: Option<String>,
-    pub month: Month,
-    pub status: SubmitStatus,
-    pub gateway: Option<String>,
-    pub home: Option<PathBuf>,
-    pub config: Option<PathBuf>,
-    pub stated: Vec<(String, bool)>,
-    pub capabilities: Vec<(String, bool)>,
-    pub note: Option<String>,
-    pub ticks_dir: PathBuf,
-    pub vital_timeout: Duration,
+pub(crate) struct Plan {
+    pub(crate) agent: String,
+    pub(crate) name: Option<String>,
+    pub(crate) month: Month,
+    pub(crate) status: SubmitStatus,
+    pub(crate) gateway: Option<String>,
+    pub(crate) home: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
+    pub(crate) stated: Vec<(String, bool)>,
+    pub(crate) capabilities: Vec<(String, bool)>,
+    pub(crate) note: Option<String>,
+    pub(crate) ticks_dir: PathBuf,
+    pub(crate) vital_timeout: Duration,
 }
 
 /// The vitals as checked (or stated), with a line about each.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Vitals {
-    pub values: Map<String, Value>,
-    pub details: Map<String, Value>,
+pub(crate) struct Vitals {
+    pub(crate) values: Map<String, Value>,
+    pub(crate) details: Map<String, Value>,
 }
 
 impl Plan {
     /// Resolve the flags against the registry entry of the agent.
-    pub fn resolve(
+    pub(crate) fn resolve(
         args: &SubmitArgs,
         registry: Option<&Registry>,
         ticks_dir: PathBuf,
@@ -102,7 +102,7 @@ impl Plan {
 
     /// Check the core vitals that were not stated (at the same time), then add the stated
     /// ones. An error names every core vital that can be neither checked nor was stated.
-    pub fn gather_vitals(&self) -> Result<Vitals> {
+    pub(crate) fn gather_vitals(&self) -> Result<Vitals> {
         let mut unknown = Vec::new();
         let needs = |key: &str, target: bool, how: &str, unknown: &mut Vec<String>| {
             if self.stated(key).is_none() && !target {
@@ -158,7 +158,7 @@ impl Plan {
     }
 
     /// The tick document and its status.
-    pub fn tick_document(&self, vitals: &Vitals, clock: &Clock, host: &str) -> (TickStatus, Map<String, Value>) {
+    pub(crate) fn tick_document(&self, vitals: &Vitals, clock: &Clock, host: &str) -> (TickStatus, Map<String, Value>) {
         let mut caps = Map::new();
         for (k, v) in &self.capabilities {
             caps.insert(k.clone(), Value::Bool(*v));
@@ -191,7 +191,7 @@ impl Plan {
 }
 
 /// This machine's name, for the tick and for commits.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     crate::store::read::read_text(std::path::Path::new("/proc/sys/kernel/hostname"), crate::store::kinds::PROC)
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -201,7 +201,7 @@ pub fn hostname() -> String {
 }
 
 /// Run `tickmon submit`.
-pub fn run(
+pub(crate) fn run(
     args: &SubmitArgs,
     registry: Option<&Registry>,
     ticks_dir: PathBuf,
@@ -222,7 +222,37 @@ pub fn run(
     let vitals = plan.gather_vitals()?;
     let (status, doc) = plan.tick_document(&vitals, clock, &host);
     let path = tick_path(&plan.ticks_dir, plan.month, &plan.agent);
+    let mut record = tick_record(&plan, &doc, &path);
+    let doc = Value::Object(doc);
 
+    let git_error = match &repo {
+        None => {
+            store::write_json(&path, &doc)?;
+            None
+        }
+        Some(repo) => {
+            // One submitter at a time per clone: git's own index lock would fail the second.
+            let mut lock = store::Lock::open(&repo.git_dir.join("tickmon.lock"))?;
+            let _held = lock.acquire()?;
+            store::write_json(&path, &doc)?;
+            commit_and_push(repo, &plan, status, args.push, &mut record, diag)?
+        }
+    };
+    record.insert("timestamp".into(), json!(clock.stamp()));
+
+    match args.format {
+        Format::Ndjson => ndjson::write(out, &Value::Object(record.clone()))?,
+        Format::Text => write_text(out, &plan, status, &vitals, &record)?,
+    }
+    if let Some(e) = git_error {
+        return Err(e);
+    }
+    Ok(Status::failures_if(status.is_failure()))
+}
+
+/// The `tick` record of a submission (before git and its timestamp): the tick's fields, when
+/// it is due and the file it went to.
+fn tick_record(plan: &Plan, doc: &Map<String, Value>, path: &Path) -> Map<String, Value> {
     let mut record = Map::new();
     record.insert("kind".into(), json!("tick"));
     for key in ["agent", "name", "month", "status", "vitals", "capabilities"] {
@@ -237,54 +267,48 @@ pub fn run(
             record.insert(key.into(), v.clone());
         }
     }
+    record
+}
 
-    let mut git_error = None;
-    match &repo {
-        None => store::write_json(&path, &Value::Object(doc.clone()))?,
-        Some(repo) => {
-            // One submitter at a time per clone: git's own index lock would fail the second.
-            let mut lock = store::Lock::open(&repo.git_dir.join("tickmon.lock"))?;
-            let _held = lock.acquire()?;
-            store::write_json(&path, &Value::Object(doc.clone()))?;
-            let rel = Path::new(&plan.month.label()).join(format!("{}.json", plan.agent));
-            let message = format!("tick: {} {} {}", plan.agent, plan.month.label(), status.as_str());
-            match repo.commit_file(&rel, &message) {
-                Ok(commit) => {
-                    record.insert("commit".into(), commit.map(Value::String).unwrap_or(Value::Null));
-                    if args.push {
-                        match repo.push() {
-                            Ok(Pushed::NoRemote) => {
-                                record.insert("pushed".into(), json!(false));
-                                diag.warn("--push: the ticks repository has no remote; committed only");
-                            }
-                            Ok(Pushed::To { remote, rebases }) => {
-                                if rebases > 0 {
-                                    record.insert("commit".into(), json!(repo.head()?));
-                                }
-                                record.insert("pushed".into(), json!(true));
-                                record.insert("remote".into(), json!(remote));
-                            }
-                            Err(e) => {
-                                record.insert("pushed".into(), json!(false));
-                                git_error = Some(e);
-                            }
-                        }
-                    }
-                }
-                Err(e) => git_error = Some(e),
+/// Commit the written tick (and push it when asked), noting the commit and the push on the
+/// record. A failed commit or push is given back, to fail the run once the record is out;
+/// other errors end it at once.
+fn commit_and_push(
+    repo: &Repo,
+    plan: &Plan,
+    status: TickStatus,
+    push: bool,
+    record: &mut Map<String, Value>,
+    diag: &Diag,
+) -> Result<Option<Error>> {
+    let rel = Path::new(&plan.month.label()).join(format!("{}.json", plan.agent));
+    let message = format!("tick: {} {} {}", plan.agent, plan.month.label(), status.as_str());
+    let commit = match repo.commit_file(&rel, &message) {
+        Ok(commit) => commit,
+        Err(e) => return Ok(Some(e)),
+    };
+    record.insert("commit".into(), commit.map(Value::String).unwrap_or(Value::Null));
+    if !push {
+        return Ok(None);
+    }
+    match repo.push() {
+        Ok(Pushed::NoRemote) => {
+            record.insert("pushed".into(), json!(false));
+            diag.warn("--push: the ticks repository has no remote; committed only");
+        }
+        Ok(Pushed::To { remote, rebases }) => {
+            if rebases > 0 {
+                record.insert("commit".into(), json!(repo.head()?));
             }
+            record.insert("pushed".into(), json!(true));
+            record.insert("remote".into(), json!(remote));
+        }
+        Err(e) => {
+            record.insert("pushed".into(), json!(false));
+            return Ok(Some(e));
         }
     }
-    record.insert("timestamp".into(), json!(clock.stamp()));
-
-    match args.format {
-        Format::Ndjson => ndjson::write(out, &Value::Object(record.clone()))?,
-        Format::Text => write_text(out, &plan, status, &vitals, &record)?,
-    }
-    if let Some(e) = git_error {
-        return Err(e);
-    }
-    Ok(Status::failures_if(status.is_failure()))
+    Ok(None)
 }
 
 fn write_text(

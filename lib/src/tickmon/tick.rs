@@ -16,11 +16,11 @@ use crate::clock;
 use crate::util::is_safe_id;
 
 /// The three vitals every tick has.
-pub const CORE_VITALS: [&str; 3] = ["gateway_running", "home_directory_accessible", "config_valid"];
+pub(crate) const CORE_VITALS: [&str; 3] = ["gateway_running", "home_directory_accessible", "config_valid"];
 
 /// The status an agent reports in its tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TickStatus {
+pub(crate) enum TickStatus {
     Healthy,
     Degraded,
     Critical,
@@ -28,7 +28,7 @@ pub enum TickStatus {
 }
 
 impl TickStatus {
-    pub fn parse(s: &str) -> Option<TickStatus> {
+    pub(crate) fn parse(s: &str) -> Option<TickStatus> {
         match s.trim().to_ascii_lowercase().as_str() {
             "healthy" => Some(TickStatus::Healthy),
             "degraded" => Some(TickStatus::Degraded),
@@ -38,7 +38,7 @@ impl TickStatus {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TickStatus::Healthy => "healthy",
             TickStatus::Degraded => "degraded",
@@ -48,7 +48,7 @@ impl TickStatus {
     }
 
     /// Critical and offline are failures that need an RCA; degraded is only watched.
-    pub fn is_failure(self) -> bool {
+    pub(crate) fn is_failure(self) -> bool {
         matches!(self, TickStatus::Critical | TickStatus::Offline)
     }
 }
@@ -77,7 +77,7 @@ impl Month {
     }
 
     /// Midnight UTC of the first day.
-    pub fn start(self) -> OffsetDateTime {
+    pub(crate) fn start(self) -> OffsetDateTime {
         self.first.midnight().assume_utc()
     }
 
@@ -86,6 +86,7 @@ impl Month {
         clock::add_or_latest(self.start(), grace)
     }
 
+    /// The month before.
     pub fn previous(self) -> Month {
         match self.first.previous_day() {
             Some(d) => Month { first: d.replace_day(1).unwrap_or(d) },
@@ -103,22 +104,23 @@ impl Month {
 }
 
 /// `ticks/YYYY-MM/<agent>.json`. The agent id must have been validated with `is_safe_id`.
-pub fn tick_path(ticks_dir: &Path, month: Month, agent: &str) -> PathBuf {
+pub(crate) fn tick_path(ticks_dir: &Path, month: Month, agent: &str) -> PathBuf {
     ticks_dir.join(month.label()).join(format!("{agent}.json"))
 }
 
 /// A tick as read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tick {
+    /// The agent it is from, a usable file name.
     pub agent: String,
-    pub month: String,
-    pub status: TickStatus,
-    pub vitals: Map<String, Value>,
-    pub capabilities: Map<String, Value>,
+    pub(crate) month: String,
+    pub(crate) status: TickStatus,
+    pub(crate) vitals: Map<String, Value>,
+    pub(crate) capabilities: Map<String, Value>,
     /// When it was submitted, as written.
-    pub timestamp: Option<String>,
+    pub(crate) timestamp: Option<String>,
     /// The whole document.
-    pub raw: Map<String, Value>,
+    pub(crate) raw: Map<String, Value>,
 }
 
 impl Tick {
@@ -139,7 +141,7 @@ impl Tick {
 }
 
 /// Read a tick file: `Ok(None)` when there is none, `Err(why)` when it cannot be used.
-pub fn read_tick(path: &Path, agent: &str) -> Result<Option<Tick>, String> {
+pub(crate) fn read_tick(path: &Path, agent: &str) -> Result<Option<Tick>, String> {
     let bytes = match crate::store::read::read(path, crate::store::kinds::TICK) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -189,7 +191,7 @@ pub fn parse_tick(value: Value, agent: Option<&str>) -> Result<Tick, String> {
 }
 
 /// The latest tick of `agent` before `month`, looking back at most `months` months.
-pub fn last_tick_before(ticks_dir: &Path, agent: &str, month: Month, months: u32) -> Option<(Month, Tick)> {
+pub(crate) fn last_tick_before(ticks_dir: &Path, agent: &str, month: Month, months: u32) -> Option<(Month, Tick)> {
     let mut m = month;
     for _ in 0..months {
         m = m.previous();

@@ -30,31 +30,31 @@ const USER_AGENT: &str = concat!("pitcrew-tickmon/", env!("CARGO_PKG_VERSION"));
 
 /// The outcome of one vital check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Vital {
-    pub ok: bool,
-    pub detail: String,
+pub(crate) struct Vital {
+    pub(crate) ok: bool,
+    pub(crate) detail: String,
 }
 
 impl Vital {
-    pub fn ok(detail: impl Into<String>) -> Vital {
+    pub(crate) fn ok(detail: impl Into<String>) -> Vital {
         Vital { ok: true, detail: detail.into() }
     }
 
-    pub fn failed(detail: impl Into<String>) -> Vital {
+    pub(crate) fn failed(detail: impl Into<String>) -> Vital {
         Vital { ok: false, detail: detail.into() }
     }
 }
 
 /// What a gateway spec names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gateway {
+pub(crate) enum Gateway {
     Process(String),
     Tcp(String, u16),
     Http(String),
 }
 
 impl Gateway {
-    pub fn parse(spec: &str) -> Gateway {
+    pub(crate) fn parse(spec: &str) -> Gateway {
         let s = spec.trim();
         if let Some(p) = s.strip_prefix("process:") {
             return Gateway::Process(p.to_string());
@@ -71,7 +71,7 @@ impl Gateway {
 
     /// The gateway as the check engine runs it: a process, a port, or a URL that answers
     /// below 400 (redirects followed).
-    pub fn job(&self, timeout: Duration) -> Job {
+    pub(crate) fn job(&self, timeout: Duration) -> Job {
         let spec = match self {
             Gateway::Process(p) => CheckSpec::Process { pattern: p.clone() },
             Gateway::Tcp(host, port) => CheckSpec::Port { host: host.clone(), port: *port },
@@ -133,7 +133,7 @@ fn bounded(timeout: Duration, what: &str, f: impl FnOnce() -> Vital + Send + 'st
 }
 
 /// Is the gateway running?
-pub fn check_gateway(spec: &str, timeout: Duration) -> Vital {
+pub(crate) fn check_gateway(spec: &str, timeout: Duration) -> Vital {
     match Gateway::parse(spec) {
         Gateway::Process(p) => check_process(&p, timeout),
         gw @ Gateway::Tcp(..) => check_tcp(&gw, timeout),
@@ -214,7 +214,7 @@ fn check_http(gw: &Gateway, timeout: Duration) -> Vital {
 }
 
 /// Is the home directory there, listable and writable?
-pub fn check_home(dir: &Path, timeout: Duration) -> Vital {
+pub(crate) fn check_home(dir: &Path, timeout: Duration) -> Vital {
     let dir = dir.to_path_buf();
     bounded(timeout, &format!("home {}", dir.display()), move || home_vital(&dir))
 }
@@ -245,7 +245,7 @@ fn home_vital(dir: &Path) -> Vital {
 }
 
 /// Is the config file there and valid?
-pub fn check_config(path: &Path, timeout: Duration) -> Vital {
+pub(crate) fn check_config(path: &Path, timeout: Duration) -> Vital {
     let path = path.to_path_buf();
     bounded(timeout, &format!("config {}", path.display()), move || config_vital(&path))
 }
@@ -277,7 +277,7 @@ fn config_vital(path: &Path) -> Vital {
 /// The status of a tick whose vitals and capabilities are these: every core vital false is
 /// offline; any core vital false is critical; any other vital or any capability false is
 /// degraded; else healthy.
-pub fn derive_status(vitals: &Map<String, Value>, capabilities: &Map<String, Value>) -> TickStatus {
+pub(crate) fn derive_status(vitals: &Map<String, Value>, capabilities: &Map<String, Value>) -> TickStatus {
     let is_false = |v: &Value| v.as_bool() == Some(false);
     let core_down = CORE_VITALS.iter().filter(|k| vitals.get(**k).is_some_and(is_false)).count();
     if core_down == CORE_VITALS.len() {

@@ -74,7 +74,7 @@ fn json_files(dir: &mut Dir) -> io::Result<Vec<String>> {
 
 /// Read a cell's files. `None` when the directory is not a cell at all (no cell.json and none
 /// of agents/, tasks/, config/).
-pub fn load_cell(dir: &Path) -> Option<Cell> {
+pub(crate) fn load_cell(dir: &Path) -> Option<Cell> {
     let mut cell = Cell::new(dir);
     let mut has_cell_json = false;
     let mut present = [false; SUBDIRS.len()];
@@ -138,13 +138,13 @@ fn unreadable(path: &Path, file: &str, e: &io::Error) -> Issue {
 
 /// Read a cell file through the bounded reader and hand its bytes to `f` (the reader reuses
 /// one buffer per scanning thread: no allocation once it has grown).
-pub fn with_file<R>(path: &Path, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
+pub(crate) fn with_file<R>(path: &Path, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
     read::with_read(Src::Path(path), kinds::CELL_FILE, f)
 }
 
 /// Read a file of a cell by its path relative to the cell (`agents/a1.json`): each directory
 /// on the way is opened relative to the one before, never through a link.
-pub fn read_cell_file(cell_dir: &Path, rel: &str) -> Result<Vec<u8>> {
+pub(crate) fn read_cell_file(cell_dir: &Path, rel: &str) -> Result<Vec<u8>> {
     let mut parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
     let path = cell_dir.join(rel);
     let Some(name) = parts.pop() else {
@@ -161,7 +161,7 @@ pub fn read_cell_file(cell_dir: &Path, rel: &str) -> Result<Vec<u8>> {
 /// Write a file of a cell atomically by its path relative to the cell, each directory on
 /// the way opened relative to the one before (created when missing): a link on the way or
 /// at the file is refused, never written through.
-pub fn write_cell_file(cell_dir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_cell_file(cell_dir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
     let mut parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
     let Some(name) = parts.pop() else {
         return Err(Error::path("cannot write", &cell_dir.join(rel), io::Error::from(io::ErrorKind::InvalidInput)));
@@ -175,7 +175,7 @@ pub fn write_cell_file(cell_dir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
 
 /// A cell directory and a sub-directory path in it (`checkpoints/a1`), created as needed
 /// relative to the cell, never through a link.
-pub fn ensure_cell_dir(cell_dir: &Path, rel: &str) -> Result<()> {
+pub(crate) fn ensure_cell_dir(cell_dir: &Path, rel: &str) -> Result<()> {
     let mut dir = crate::store::Dir::open(cell_dir)?;
     for p in rel.split('/').filter(|p| !p.is_empty()) {
         dir = dir.sub_create(p)?;

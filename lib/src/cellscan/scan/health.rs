@@ -16,14 +16,14 @@ const ASK_THREADS: usize = 8;
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentHealth {
     /// healthy, degraded, unhealthy or unknown.
-    pub health: &'static str,
+    pub(crate) health: &'static str,
     /// `heartbeat` or `file`.
-    pub source: &'static str,
-    pub state: Option<AgentState>,
-    pub checkpoint_age_s: Option<u64>,
+    pub(crate) source: &'static str,
+    pub(crate) state: Option<AgentState>,
+    pub(crate) checkpoint_age_s: Option<u64>,
     /// True when the revive command should be run for it: its file says failed, or the
     /// heartbeat endpoint says an idle or active agent is unhealthy.
-    pub needs_revival: bool,
+    pub(crate) needs_revival: bool,
 }
 
 /// Assess every agent: failed agents, stale checkpoints, and health from the files or from

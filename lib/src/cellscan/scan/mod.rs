@@ -8,21 +8,20 @@
 //! [`crate::util::par`], results in the order of the cell directories. A cell that cannot be
 //! read is a cell with findings; it never stops the others.
 
-pub mod files;
-pub mod health;
-pub mod records;
-pub mod refs;
+pub(crate) mod files;
+pub(crate) mod health;
+pub(crate) mod records;
+pub(crate) mod refs;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-pub use self::files::{ensure_cell_dir, load_cell, read_cell_file, with_file, write_cell_file};
+pub(crate) use self::files::{ensure_cell_dir, load_cell, read_cell_file, write_cell_file};
 pub use self::health::{AgentHealth, assess};
-pub use self::records::{
-    AgentRecord, CellRecord, DuplicateIds, PathText, Rec, Seen, TaskCounts, TaskRecord, Ts, finding, records, worst,
-};
+pub use self::records::{AgentRecord, CellRecord, Rec, TaskRecord, records, worst};
+pub(crate) use self::records::{DuplicateIds, Seen, finding};
 pub use self::refs::{check, cycles};
 use super::heartbeat::Heartbeat;
 use super::model::{self, Agent, AutoRevive, CellDoc, Isolation, Issue, Permission, Policies, Task};
@@ -30,22 +29,30 @@ use crate::error::{Error, Result};
 use crate::record::Level;
 
 /// The sub-directories of a cell, as the spec lays it out.
-pub const SUBDIRS: [&str; 6] = ["agents", "tasks", "checkpoints", "logs", "artifacts", "config"];
+pub(crate) const SUBDIRS: [&str; 6] = ["agents", "tasks", "checkpoints", "logs", "artifacts", "config"];
 
 /// One cell as read from its directory.
 #[derive(Debug, Clone)]
 pub struct Cell {
+    /// The cell's directory.
     pub dir: PathBuf,
     /// The directory's name.
-    pub dir_name: String,
+    pub(crate) dir_name: String,
     /// `cell_id` from cell.json, or the directory's name when it cannot be read.
     pub id: String,
+    /// cell.json, when it could be read.
     pub doc: Option<CellDoc>,
+    /// config/policies.json (the spec's defaults where it is missing).
     pub policies: Policies,
+    /// The level of config/isolation.json, when it could be read.
     pub isolation_file: Option<Isolation>,
+    /// config/permissions.json.
     pub permissions: Vec<Permission>,
+    /// The agent files that could be read, in file-name order.
     pub agents: Vec<Agent>,
+    /// The task files that could be read, in file-name order.
     pub tasks: Vec<Task>,
+    /// Everything wrong with the cell, found so far.
     pub issues: Vec<Issue>,
 }
 
@@ -69,20 +76,20 @@ impl Cell {
     }
 
     /// The revival policy: config/policies.json, else cell.json's `policies`, else `ask`.
-    pub fn auto_revive(&self) -> AutoRevive {
+    pub(crate) fn auto_revive(&self) -> AutoRevive {
         self.policies.auto_revive.or_else(|| self.doc.as_ref().and_then(|d| d.auto_revive)).unwrap_or(AutoRevive::Ask)
     }
 
     /// Seconds an active agent may go without a checkpoint.
-    pub fn checkpoint_interval(&self) -> u64 {
+    pub(crate) fn checkpoint_interval(&self) -> u64 {
         self.doc.as_ref().and_then(|d| d.checkpoint_interval).unwrap_or(model::DEFAULT_CHECKPOINT_INTERVAL)
     }
 
-    pub fn mission_name(&self) -> Option<&str> {
+    pub(crate) fn mission_name(&self) -> Option<&str> {
         self.doc.as_ref().and_then(|d| d.mission_name.as_deref())
     }
 
-    pub fn agent(&self, id: &str) -> Option<&Agent> {
+    pub(crate) fn agent(&self, id: &str) -> Option<&Agent> {
         self.agents.iter().find(|a| a.id == id)
     }
 
@@ -102,14 +109,17 @@ impl Cell {
 
 /// What a scan works with.
 pub struct ScanCtx<'a> {
+    /// The time the scan judges timeouts and silence by.
     pub now: OffsetDateTime,
+    /// `now` as the records' `timestamp`.
     pub stamp: String,
+    /// tickmon serve's endpoint to take agent health from; from the files when None.
     pub heartbeat: Option<&'a Heartbeat>,
 }
 
 /// The cell directories of `dir`, sorted by name: `dir` itself when it is a cell (it has a
 /// cell.json), else its sub-directories that do not start with a dot.
-pub fn list_cells(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn list_cells(dir: &Path) -> Result<Vec<PathBuf>> {
     if dir.join("cell.json").exists() {
         return Ok(vec![dir.to_path_buf()]);
     }
@@ -151,7 +161,7 @@ fn age(now: OffsetDateTime, then: OffsetDateTime) -> u64 {
 }
 
 /// Read, check and assess one cell; `None` when the directory is not a cell.
-pub fn scan_cell(dir: &Path, ctx: &ScanCtx<'_>) -> Option<(Cell, Vec<AgentHealth>)> {
+pub(crate) fn scan_cell(dir: &Path, ctx: &ScanCtx<'_>) -> Option<(Cell, Vec<AgentHealth>)> {
     let mut cell = load_cell(dir)?;
     check(&mut cell, ctx.now);
     let health = assess(&mut cell, ctx);
@@ -163,6 +173,7 @@ mod tests {
     use super::*;
     use crate::cellscan::model::Picked;
     use crate::cellscan::model::{FileCtx, TaskStatus};
+    use crate::cellscan::scan::records::{TaskCounts, Ts};
     use crate::clock;
 
     fn task(id: &str, deps: &[&str]) -> Task {

@@ -16,16 +16,16 @@ use crate::record::{Finding, Level};
 
 /// Tasks of a cell by status.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TaskCounts {
-    pub pending: usize,
-    pub in_progress: usize,
-    pub completed: usize,
-    pub failed: usize,
+pub(crate) struct TaskCounts {
+    pub(crate) pending: usize,
+    pub(crate) in_progress: usize,
+    pub(crate) completed: usize,
+    pub(crate) failed: usize,
 }
 
 /// A path written as text (lossily, should it not be UTF-8).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PathText<'a>(pub &'a Path);
+pub(crate) struct PathText<'a>(pub(crate) &'a Path);
 
 impl Serialize for PathText<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -36,76 +36,80 @@ impl Serialize for PathText<'_> {
 /// A `cell` record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CellRecord<'a> {
-    pub kind: &'static str,
-    pub cell: &'a str,
-    pub mission_name: Option<&'a str>,
-    pub status: Option<&'a str>,
-    pub isolation_level: Option<&'a str>,
-    pub auto_revive: &'static str,
-    pub path: PathText<'a>,
-    pub agents: usize,
-    pub tasks: TaskCounts,
+    pub(crate) kind: &'static str,
+    pub(crate) cell: &'a str,
+    pub(crate) mission_name: Option<&'a str>,
+    pub(crate) status: Option<&'a str>,
+    pub(crate) isolation_level: Option<&'a str>,
+    pub(crate) auto_revive: &'static str,
+    pub(crate) path: PathText<'a>,
+    pub(crate) agents: usize,
+    pub(crate) tasks: TaskCounts,
     /// Findings at warning or worse.
-    pub problems: usize,
-    pub timestamp: &'a str,
+    pub(crate) problems: usize,
+    pub(crate) timestamp: &'a str,
 }
 
 /// An `agent` record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentRecord<'a> {
-    pub kind: &'static str,
-    pub cell: &'a str,
-    pub agent: &'a str,
+    pub(crate) kind: &'static str,
+    pub(crate) cell: &'a str,
+    pub(crate) agent: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<&'a str>,
-    pub role: Option<&'a str>,
-    pub status: Option<&'a str>,
-    pub current_task: Option<&'a str>,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) role: Option<&'a str>,
+    pub(crate) status: Option<&'a str>,
+    pub(crate) current_task: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<&'a str>,
-    pub checkpoint_age_s: Option<u64>,
-    pub health: &'a str,
-    pub health_source: &'static str,
+    pub(crate) gateway: Option<&'a str>,
+    pub(crate) checkpoint_age_s: Option<u64>,
+    pub(crate) health: &'a str,
+    pub(crate) health_source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub heartbeat: Option<&'a AgentState>,
-    pub path: PathText<'a>,
-    pub timestamp: &'a str,
+    pub(crate) heartbeat: Option<&'a AgentState>,
+    pub(crate) path: PathText<'a>,
+    pub(crate) timestamp: &'a str,
 }
 
 /// A mission `task` record (board's tasks have `column`; these have `cell`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskRecord<'a> {
-    pub kind: &'static str,
-    pub cell: &'a str,
-    pub id: &'a str,
-    pub title: Option<&'a str>,
-    pub status: Option<&'a str>,
-    pub priority: Option<&'a str>,
-    pub assigned_to: Option<&'a str>,
-    pub dependencies: &'a [String],
-    pub timeout: Option<u64>,
+    pub(crate) kind: &'static str,
+    pub(crate) cell: &'a str,
+    pub(crate) id: &'a str,
+    pub(crate) title: Option<&'a str>,
+    pub(crate) status: Option<&'a str>,
+    pub(crate) priority: Option<&'a str>,
+    pub(crate) assigned_to: Option<&'a str>,
+    pub(crate) dependencies: &'a [String],
+    pub(crate) timeout: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<Ts>,
+    pub(crate) created_at: Option<Ts>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<Ts>,
+    pub(crate) started_at: Option<Ts>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub completed_at: Option<Ts>,
-    pub path: PathText<'a>,
-    pub timestamp: &'a str,
+    pub(crate) completed_at: Option<Ts>,
+    pub(crate) path: PathText<'a>,
+    pub(crate) timestamp: &'a str,
 }
 
 /// Any record a scan writes; they borrow from the scanned cell.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Rec<'a> {
+    /// A `cell` record: one per cell.
     Cell(CellRecord<'a>),
+    /// An `agent` record: one per agent.
     Agent(AgentRecord<'a>),
+    /// A `task` record: one per task.
     Task(TaskRecord<'a>),
+    /// A `finding`: something wrong with the cell.
     Finding(Finding),
 }
 
 /// An issue as a `finding` record.
-pub fn finding(cell_id: &str, issue: &Issue, stamp: &str) -> Finding {
+pub(crate) fn finding(cell_id: &str, issue: &Issue, stamp: &str) -> Finding {
     let subject = match &issue.file {
         Some(f) => format!("{cell_id}/{f}"),
         None => cell_id.to_string(),
@@ -122,7 +126,7 @@ pub fn finding(cell_id: &str, issue: &Issue, stamp: &str) -> Finding {
 /// A time written like every pitcrew timestamp (`2026-11-23T10:30:00.000Z`), without
 /// allocating.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Ts(pub OffsetDateTime);
+pub(crate) struct Ts(pub(crate) OffsetDateTime);
 
 impl Serialize for Ts {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -210,18 +214,18 @@ pub fn worst(cell: &Cell) -> Option<Level> {
 
 /// Findings for cells that share a `cell_id`: every cell after the first with that id.
 #[derive(Default)]
-pub struct DuplicateIds {
+pub(crate) struct DuplicateIds {
     first: HashMap<String, PathBuf>,
-    pub issues: Vec<(String, Issue)>,
+    pub(crate) issues: Vec<(String, Issue)>,
 }
 
 impl DuplicateIds {
-    pub fn see(&mut self, cell: &Cell) {
+    pub(crate) fn see(&mut self, cell: &Cell) {
         self.see_seen(&Seen::of(cell));
     }
 
     /// [`DuplicateIds::see`] from what a worker kept of the cell.
-    pub fn see_seen(&mut self, seen: &Seen) {
+    pub(crate) fn see_seen(&mut self, seen: &Seen) {
         if !seen.has_cell_id {
             return;
         }
@@ -248,16 +252,16 @@ impl DuplicateIds {
 /// What the writer needs of a scanned cell, so that the cell itself (hundreds of small
 /// allocations) is freed by the thread that read it rather than the one that writes.
 #[derive(Debug)]
-pub struct Seen {
-    pub id: String,
-    pub dir: PathBuf,
+pub(crate) struct Seen {
+    pub(crate) id: String,
+    pub(crate) dir: PathBuf,
     /// cell.json names the cell's id.
-    pub has_cell_id: bool,
-    pub worst: Option<Level>,
+    pub(crate) has_cell_id: bool,
+    pub(crate) worst: Option<Level>,
 }
 
 impl Seen {
-    pub fn of(cell: &Cell) -> Seen {
+    pub(crate) fn of(cell: &Cell) -> Seen {
         Seen {
             id: cell.id.clone(),
             dir: cell.dir.clone(),

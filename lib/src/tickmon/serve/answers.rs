@@ -17,14 +17,14 @@ use super::stream::{Chunks, RespBody};
 use crate::tickmon::beats::{AgentState, Health};
 
 /// Large answers (`/health`, `/metrics`) built at once; more wait for a slot.
-pub const RESPONSE_SLOTS: usize = 8;
+pub(crate) const RESPONSE_SLOTS: usize = 8;
 /// How long a request waits for a response slot before it is answered 503.
 const SLOT_WAIT: Duration = Duration::from_secs(10);
 /// A chunk of a streamed `/health` is cut after this many bytes.
 const HEALTH_CHUNK: usize = 256 * 1024;
 
 /// `?metadata=1` (or `true`, `yes`): `/health` with each agent's metadata.
-pub fn wants_metadata(query: Option<&str>) -> bool {
+pub(crate) fn wants_metadata(query: Option<&str>) -> bool {
     query.unwrap_or("").split('&').any(|kv| match kv.split_once('=') {
         Some((k, v)) => k == "metadata" && matches!(v, "1" | "true" | "yes"),
         None => kv == "metadata",

@@ -303,7 +303,7 @@ impl App {
 
 /// The `finding` a period of pressure is told with (a warning while it lasts, info when
 /// over); its subject is the server's state file, the same for `serve` and `heartbeats`.
-pub fn pressure_finding(n: &PressureNote, state: &std::path::Path, stamp: &str) -> Value {
+pub(crate) fn pressure_finding(n: &PressureNote, state: &std::path::Path, stamp: &str) -> Value {
     json!({
         "kind": "finding",
         "source": "tickmon",

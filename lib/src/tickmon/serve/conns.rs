@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 /// What one connection is doing, shared with its request handler.
 #[derive(Debug)]
-pub struct ConnState {
+pub(crate) struct ConnState {
     /// Requests being handled (or responses being streamed) on it.
     busy: AtomicU32,
     /// When it last became idle, in milliseconds since the table's start.
@@ -45,7 +45,7 @@ impl ConnState {
 
     /// Mark the connection busy until the guard is dropped (after the response was handed
     /// over, or after a streamed body ended).
-    pub fn busy(self: &Arc<Self>) -> Busy {
+    pub(crate) fn busy(self: &Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Ordering::SeqCst);
         Busy(self.clone())
     }
@@ -53,7 +53,7 @@ impl ConnState {
 
 /// A connection marked busy; idle again when dropped.
 #[derive(Debug)]
-pub struct Busy(Arc<ConnState>);
+pub(crate) struct Busy(Arc<ConnState>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
@@ -112,30 +112,30 @@ impl Table {
 
 /// Pressure seen by the server: evictions and refusals, when, and whether it was said.
 #[derive(Debug, Default)]
-pub struct Counts {
-    pub evicted: AtomicU64,
-    pub refused: AtomicU64,
-    pub accept_errors: AtomicU64,
+pub(crate) struct Counts {
+    pub(crate) evicted: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) accept_errors: AtomicU64,
 }
 
 /// The connection table.
-pub struct Conns {
+pub(crate) struct Conns {
     table: Mutex<Table>,
-    pub max: usize,
-    pub per_peer: usize,
+    pub(crate) max: usize,
+    pub(crate) per_peer: usize,
     epoch: Instant,
-    pub counts: Counts,
+    pub(crate) counts: Counts,
     /// Unix time (milliseconds) of the last eviction or refusal; 0 when none yet.
     last_pressure_ms: AtomicU64,
 }
 
 /// A connection let in; it leaves the table when dropped.
-pub struct Ticket {
+pub(crate) struct Ticket {
     conns: Arc<Conns>,
     id: u64,
-    pub state: Arc<ConnState>,
+    pub(crate) state: Arc<ConnState>,
     /// Fires when the connection is evicted.
-    pub closed: oneshot::Receiver<()>,
+    pub(crate) closed: oneshot::Receiver<()>,
 }
 
 impl Drop for Ticket {
@@ -149,7 +149,7 @@ fn unix_ms() -> u64 {
 }
 
 impl Conns {
-    pub fn new(max: usize, per_peer: usize) -> Conns {
+    pub(crate) fn new(max: usize, per_peer: usize) -> Conns {
         Conns {
             table: Mutex::new(Table::default()),
             max: max.max(1),
@@ -170,7 +170,7 @@ impl Conns {
 
     /// Let a connection from `peer` in, closing an idle one when a limit is reached; `None`
     /// when every connection that could give way is busy (the new one is then refused).
-    pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Ticket> {
+    pub(crate) fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Ticket> {
         let mut t = self.lock();
         if t.per_peer.get(&peer).copied().unwrap_or(0) >= self.per_peer {
             match t.victim(Some(peer)) {
@@ -211,7 +211,7 @@ impl Conns {
     }
 
     /// Out of descriptors: close the connection idle the longest, if any. True when one was.
-    pub fn shed(&self) -> bool {
+    pub(crate) fn shed(&self) -> bool {
         self.counts.accept_errors.fetch_add(1, Ordering::Relaxed);
         self.pressure();
         let mut t = self.lock();
@@ -226,19 +226,19 @@ impl Conns {
     }
 
     /// Connections open now.
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.lock().conns.len()
     }
 
     /// The peer holding the most connections, and how many.
-    pub fn top_peer(&self) -> Option<(IpAddr, usize)> {
+    pub(crate) fn top_peer(&self) -> Option<(IpAddr, usize)> {
         self.lock().per_peer.iter().max_by_key(|(_, n)| **n).map(|(p, n)| (*p, *n))
     }
 
     /// Unix time (seconds) of the last eviction or refusal, if any. An agent's silence is
     /// counted from the later of its last word and this moment: while the server itself
     /// could not be reached, silence says nothing about the agent.
-    pub fn quiet_since(&self) -> Option<f64> {
+    pub(crate) fn quiet_since(&self) -> Option<f64> {
         match self.last_pressure_ms.load(Ordering::SeqCst) {
             0 => None,
             ms => Some(ms as f64 / 1000.0),

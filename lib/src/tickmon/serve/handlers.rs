@@ -37,11 +37,6 @@ impl Refusal {
         self.0.as_u16()
     }
 
-    /// What the answer says.
-    pub fn message(&self) -> &str {
-        &self.1
-    }
-
     pub(super) fn response(self) -> Resp {
         error(self.0, &self.1)
     }
@@ -192,14 +187,21 @@ pub(super) async fn handle(
 /// What a request asks for, from its method and path alone (ids not yet validated).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
+    /// `GET /health`: every agent's health.
     Health,
+    /// `GET /metrics`: Prometheus metrics.
     Metrics,
+    /// `POST /heartbeat/ID`: a heartbeat.
     Heartbeat(&'a str),
+    /// `POST /heartbeat/ID/fail`: a failure reported.
     Failure(&'a str),
+    /// `GET /agent/ID`: one agent's state.
     Agent(&'a str),
+    /// `DELETE /agent/ID`: forget the agent.
     Forget(&'a str),
     /// A known path with a method it does not take: the methods it does.
     NotAllowed(&'static str),
+    /// Any other path.
     NotFound,
 }
 

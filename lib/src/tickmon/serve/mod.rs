@@ -39,20 +39,20 @@ use serde_json::Value;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 mod accept;
-pub mod answers;
+pub(crate) mod answers;
 mod app;
-pub mod conns;
+pub(crate) mod conns;
 mod handlers;
 mod metrics;
-pub mod stream;
+pub(crate) mod stream;
 mod sync;
 
 use super::beats::Core;
 use crate::entry::{Diag, Out};
 use crate::error::{Error, Result};
 use crate::ndjson;
-pub use answers::RESPONSE_SLOTS;
-pub use app::pressure_finding;
+pub(crate) use answers::RESPONSE_SLOTS;
+pub(crate) use app::pressure_finding;
 use app::{App, Counters, Episode, stamp_now, unix_now};
 use conns::Conns;
 pub use handlers::{Beat, Refusal, Route, parse_beat, parse_failure, route_of};
@@ -66,25 +66,25 @@ enum Msg {
 
 /// The server's settings, validated.
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub listen: SocketAddr,
-    pub state: PathBuf,
-    pub timeout: Duration,
-    pub token: Option<Vec<u8>>,
-    pub max_body: usize,
-    pub max_agents: usize,
-    pub heartbeat_interval: u64,
-    pub fsync: bool,
-    pub threads: usize,
+pub(crate) struct Settings {
+    pub(crate) listen: SocketAddr,
+    pub(crate) state: PathBuf,
+    pub(crate) timeout: Duration,
+    pub(crate) token: Option<Vec<u8>>,
+    pub(crate) max_body: usize,
+    pub(crate) max_agents: usize,
+    pub(crate) heartbeat_interval: u64,
+    pub(crate) fsync: bool,
+    pub(crate) threads: usize,
     /// Connections at once, in all and per peer address.
-    pub max_connections: usize,
-    pub max_connections_per_peer: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_peer: usize,
     /// Time a client has to send a request head (also the idle keep-alive limit).
-    pub header_timeout: Duration,
+    pub(crate) header_timeout: Duration,
 }
 
 /// Resolve `--listen`; refuse an address beyond loopback without a token.
-pub fn listen_addr(spec: &str, has_token: bool) -> Result<SocketAddr> {
+pub(crate) fn listen_addr(spec: &str, has_token: bool) -> Result<SocketAddr> {
     let addrs: Vec<SocketAddr> = spec
         .to_socket_addrs()
         .map_err(|e| Error::usage(format!("--listen: '{spec}' is not an address to listen on (HOST:PORT): {e}")))?
@@ -102,7 +102,7 @@ pub fn listen_addr(spec: &str, has_token: bool) -> Result<SocketAddr> {
 }
 
 /// Read the bearer token: the file's content, trimmed.
-pub fn read_token(path: &Path, diag: &Diag) -> Result<Vec<u8>> {
+pub(crate) fn read_token(path: &Path, diag: &Diag) -> Result<Vec<u8>> {
     let bytes = crate::store::read::read(path, crate::store::kinds::TOKEN)
         .map_err(|e| Error::path("cannot read token file", path, e))?;
     let token = String::from_utf8(bytes)
@@ -123,7 +123,7 @@ pub fn read_token(path: &Path, diag: &Diag) -> Result<Vec<u8>> {
 
 /// Run the server until SIGTERM or SIGINT. Status changes go to `out` as `heartbeat`
 /// records; messages to `diag`.
-pub fn run(settings: Settings, out: &mut Out, diag: &Diag) -> Result<()> {
+pub(crate) fn run(settings: Settings, out: &mut Out, diag: &Diag) -> Result<()> {
     // The lock is held on the state directory itself, which cannot be unlinked from under
     // the server as a lock file can: one server per state directory.
     let state_dir = match settings.state.parent() {

@@ -13,17 +13,17 @@ use tokio::sync::mpsc;
 use super::conns::Busy;
 
 /// Chunks in flight between the writing task and the connection.
-pub const CHANNEL: usize = 2;
+pub(crate) const CHANNEL: usize = 2;
 
 /// A body fed by a task; it keeps the connection marked busy until it ends.
-pub struct Chunks {
+pub(crate) struct Chunks {
     rx: mpsc::Receiver<Bytes>,
     _busy: Option<Busy>,
 }
 
 impl Chunks {
     /// A body and the sender a task writes it with.
-    pub fn new(busy: Option<Busy>) -> (mpsc::Sender<Bytes>, Chunks) {
+    pub(crate) fn new(busy: Option<Busy>) -> (mpsc::Sender<Bytes>, Chunks) {
         let (tx, rx) = mpsc::channel(CHANNEL);
         (tx, Chunks { rx, _busy: busy })
     }
@@ -39,9 +39,9 @@ impl Body for Chunks {
 }
 
 /// Every response body: whole, or in chunks.
-pub type RespBody = Either<Full<Bytes>, Chunks>;
+pub(crate) type RespBody = Either<Full<Bytes>, Chunks>;
 
 /// A whole body.
-pub fn full(b: impl Into<Bytes>) -> RespBody {
+pub(crate) fn full(b: impl Into<Bytes>) -> RespBody {
     Either::Left(Full::new(b.into()))
 }
