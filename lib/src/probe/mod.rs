@@ -6,6 +6,7 @@
 //! order, to stdout and to the day's metrics file.
 
 pub mod cli;
+pub mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -44,6 +45,19 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     ctx.out.escape_controls(cli.format != cli::Format::Ndjson);
     let mut stream: Vec<PathBuf> = cli.services.clone();
     stream.extend(cli.files.iter().cloned());
+    if cli.watch {
+        // Before any other thread exists, so that every thread has the signals blocked.
+        let (events, _keep) = crate::util::stop::events()?;
+        let metrics = (!cli.no_metrics).then(|| cli.metrics_dir.clone().unwrap_or_else(|| paths.metrics.clone()));
+        let opts = watch::Opts {
+            only: cli.only.clone(),
+            streams: stream,
+            metrics,
+            concurrency: cli.concurrency as usize,
+            text: cli.format == cli::Format::Text,
+        };
+        return watch::run(&mut ctx.out, &ctx.diag, &set, opts, events);
+    }
     let config_required = stream.is_empty();
     let config = set.load_config(config_required)?;
     let config_exists = paths.config.exists();
@@ -52,14 +66,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let stamp = clock.stamp();
     for p in &config.problems {
         ctx.diag.warn(p);
-        findings.push(Finding::new(
-            "probe",
-            &p.subject(),
-            Level::Error,
-            "invalid_service",
-            p.to_string(),
-            stamp.clone(),
-        ));
+        findings.push(invalid_service(&p.subject(), p.to_string(), stamp.clone()));
     }
     let mut services = config.services.clone();
     if !stream.is_empty() {
@@ -76,13 +83,13 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
                 Ok(s) => {
                     let msg = format!("{pos}: service '{}': name: another service already has this name", s.name);
                     ctx.diag.warn(&msg);
-                    findings.push(Finding::new("probe", &s.name, Level::Error, "invalid_service", msg, stamp.clone()));
+                    findings.push(invalid_service(&s.name, msg, stamp.clone()));
                 }
                 Err(why) => {
                     let subject = v.get("name").and_then(Value::as_str).unwrap_or("service").to_string();
                     let msg = format!("{pos}: {why}");
                     ctx.diag.warn(&msg);
-                    findings.push(Finding::new("probe", &subject, Level::Error, "invalid_service", msg, stamp.clone()));
+                    findings.push(invalid_service(&subject, msg, stamp.clone()));
                 }
             }
             Ok(())
@@ -147,6 +154,11 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     }
     let down = results.iter().any(|c| c.status == CheckStatus::Down);
     Ok(Status::failures_if(down || !findings.is_empty()))
+}
+
+/// The finding of a service entry or line that cannot be used.
+fn invalid_service(subject: &str, detail: String, stamp: String) -> Finding {
+    Finding::new("probe", subject, Level::Error, "invalid_service", detail, stamp)
 }
 
 /// The Agent Ops Kit always checked the root file system's free space; so does probe, unless the
