@@ -264,6 +264,17 @@ fn services_json_edits_and_sighup_take_effect_and_a_broken_edit_is_kept_out() {
     p.signal(Signal::SIGHUP);
     p.until(10.0, "d after SIGHUP", |s| count(&s[hup..], "d") > 0);
 
+    // A wrong field in one entry: a finding, and that service keeps its last good definition.
+    let mut bad = doc(vec![port("a", closed), port("d", b)]);
+    bad["services"][1]["port"] = json!("eighty");
+    write_config(&w, &bad);
+    p.until(10.0, "the finding", |s| s.iter().any(|(_, r)| r["kind"] == "finding"));
+    let f = p.seen.iter().map(|(_, r)| r).find(|r| r["kind"] == "finding").unwrap().clone();
+    assert_eq!((f["problem"].as_str(), f["subject"].as_str()), (Some("invalid_service"), Some("d")), "{f}");
+    let found = p.seen.len();
+    p.until(10.0, "d checked as before", |s| count(&s[found..], "d") >= 2);
+    assert!(checks_of(&p.seen[found..], "d").iter().all(|(_, r)| r["status"] == "up"));
+
     let (code, stderr, _) = p.terminate(5.0);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stderr.matches("the last good configuration stays in force").count(), 1, "{stderr}");
