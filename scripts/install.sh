@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install pitcrew: the seven binaries, their man pages and shell completions.
+# Install pitcrew: the seven binaries, their man pages and shell completions, and the
+# scripts pitcrew-orchestrator (one batch run) and pitcrew-watch (resident mode).
 #
 #   scripts/install.sh                 into ~/.local (bin, share/man/man1, completions)
 #   PREFIX=/usr/local scripts/install.sh
@@ -28,4 +29,5 @@ for t in "${tools[@]}"; do
     "target/$profile/$t" --generate complete-fish > "$dest/share/fish/vendor_completions.d/$t.fish"
 done
 install -m 0755 scripts/orchestrator.sh "$dest/bin/pitcrew-orchestrator"
-echo "installed ${tools[*]} and pitcrew-orchestrator into $dest"
+install -m 0755 scripts/watch.sh "$dest/bin/pitcrew-watch"
+echo "installed ${tools[*]}, pitcrew-orchestrator and pitcrew-watch into $dest"

@@ -6,6 +6,7 @@
 #                                                   (check_interval_seconds of services.json, when set),
 #                                                   logged and told once
 #   1. probe | recover | notify                     check every service, heal what can be healed, tell people
+#                                                   (skipped while pitcrew-watch runs for the home)
 #   2. board stalled | notify                       work stuck in progress
 #   3. tickmon check | notify                       agents that missed their monthly tick (when a registry exists)
 #   4. cellscan scan | cellscan revive | notify     mission cells with problems, failed agents revived as
@@ -324,8 +325,20 @@ fi
 
 # 1. check, heal, tell. probe exits 1 for a service it saw down; recover's status says
 # whether one is still down after the restarts, so probe's 1 counts only when probe also
-# reported a bad service entry (a finding).
-if limited phase_health; then
+# reported a bad service entry (a finding). When pitcrew-watch runs for this home (it holds
+# state/watch.lock), the checks are its, continuously: the phase is skipped.
+watch_running() {
+    local holder
+    if command -v flock >/dev/null 2>&1; then
+        [ -f "$state/watch.lock" ] && ! flock -n "$state/watch.lock" true
+    else
+        holder=$(cat "$state/watch.lock.d/pid" 2>/dev/null || true)
+        [ -n "$holder" ] && kill -0 "$holder" 2>/dev/null
+    fi
+}
+if watch_running; then
+    log "health (probe | recover | notify): skipped: pitcrew-watch runs it continuously for this home"
+elif limited phase_health; then
     mv -f "$logs/.last-probe.ndjson.tmp" "$logs/last-probe.ndjson"
     mv -f "$logs/.last-recover.ndjson.tmp" "$logs/last-recover.ndjson"
     probe_status=${st[0]}

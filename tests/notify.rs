@@ -845,3 +845,112 @@ fn a_home_that_cannot_be_written_still_delivers_and_exits_2() {
         assert_eq!(got.lock().unwrap().len(), 3);
     }
 }
+
+// ---------------------------------------------------------------- notify --follow
+
+/// What a webhook was sent: when, the body, and the status it answered.
+type Received = Arc<Mutex<Vec<(Instant, Value, u16)>>>;
+
+/// A webhook that records each request with when it came, answering `status()`.
+fn timed_hook(status: impl Fn() -> u16 + Send + Sync + 'static) -> (HttpServer, Received) {
+    let got: Received = Default::default();
+    let g2 = got.clone();
+    let hook = HttpServer::start(move |req| {
+        let code = status();
+        g2.lock().unwrap().push((Instant::now(), serde_json::from_str(&req.body).unwrap(), code));
+        Reply::new(code, "")
+    });
+    (hook, got)
+}
+
+fn follow(w: &Workdir, args: &[&str]) -> crate::recover::Follower {
+    crate::recover::Follower::start(w.tool("notify").arg("--follow").args(args))
+}
+
+fn live_check(name: &str, status: &str) -> String {
+    format!("{}\n", json!({"kind": "check", "name": name, "type": "url", "status": status, "detail": "refused"}))
+}
+
+/// A record notify passes through: once it is out, everything before it has been read.
+fn marker(f: &mut crate::recover::Follower, n: u32) {
+    f.send(&format!("{}\n", json!({"kind": "note", "n": n})));
+    assert_eq!(f.until(10.0, |v| v["kind"] == "note")[..].last().unwrap()["n"], n);
+}
+
+#[test]
+fn follow_groups_what_fails_within_group_wait_and_sends_changes_after_group_interval() {
+    let (hook, got) = timed_hook(|| 200);
+    let w = setup("notify-follow-group", json!({"webhook_url": hook.url("/")}));
+    let mut f = follow(&w, &["--group-wait", "3", "--group-interval", "4"]);
+    let t0 = Instant::now();
+    f.send(&live_check("api", "down"));
+    marker(&mut f, 1);
+    std::thread::sleep(Duration::from_secs(1));
+    f.send(&live_check("db", "down"));
+    let alerts = f.until(20.0, |v| v["kind"] == "alert" && v["subject"] == "check:db");
+    assert_eq!(alerts.iter().filter(|v| v["kind"] == "alert").count(), 2, "{alerts:?}");
+    {
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 1, "one message for both: {got:?}");
+        let waited = got[0].0 - t0;
+        assert!(waited >= Duration::from_millis(2900), "group_wait is waited: {waited:?}");
+        assert!(got[0].1["text"].as_str().unwrap().contains("2 services down: api, db"), "{:?}", got[0].1);
+    }
+    // A recovery right after the message waits for group_interval after it.
+    f.send(&live_check("api", "up"));
+    let rec = f.until(20.0, |v| v["kind"] == "alert");
+    assert_eq!(rec.last().unwrap()["status"], "resolved", "{rec:?}");
+    {
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 2, "{got:?}");
+        let gap = got[1].0 - got[0].0;
+        assert!(gap >= Duration::from_millis(3900), "group_interval is waited: {gap:?}");
+        assert_eq!(got[1].1["alerts"].as_array().unwrap().len(), 1, "only the change: {:?}", got[1].1);
+    }
+    f.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, err) = f.wait(10.0);
+    assert_eq!(code, Some(0), "{err}");
+    let state: Value = serde_json::from_str(&w.read("home/state/notify.json")).unwrap();
+    assert!(state["subjects"]["check:db"]["notified"].is_string(), "{state}");
+    assert!(state["subjects"].get("check:api").is_none_or(|a| a.get("level").is_none()), "{state}");
+}
+
+#[test]
+fn follow_delivers_from_the_outbox_once_when_the_sink_is_back() {
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let u2 = up.clone();
+    let (hook, got) = timed_hook(move || if u2.load(std::sync::atomic::Ordering::SeqCst) { 200 } else { 503 });
+    let w = setup("notify-follow-outbox", json!({"webhook_url": hook.url("/")}));
+    let mut f = follow(&w, &["--group-wait", "0.5"]);
+    f.send(&live_check("api", "down"));
+    let first = f.until(20.0, |v| v["kind"] == "alert");
+    assert_eq!(first.last().unwrap()["sinks"][0]["delivered"], false);
+    assert!(w.read("home/state/outbox.jsonl").contains("check:api"));
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Retried while running (after 10 s), without new input.
+    let retried = f.until(40.0, |v| v["kind"] == "alert");
+    assert_eq!(retried.last().unwrap()["sinks"][0]["delivered"], true, "{retried:?}");
+    assert!(f.next(3.0).is_none(), "delivered once, not again");
+    let got = got.lock().unwrap();
+    assert_eq!(got.iter().filter(|(_, _, code)| *code == 200).count(), 1, "{got:?}");
+    drop(got);
+    assert!(!w.read("home/state/outbox.jsonl").contains("check:api"), "the outbox is empty again");
+    let (code, err) = f.wait(10.0);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn follow_sigterm_sends_what_it_holds_and_saves() {
+    let (hook, got) = timed_hook(|| 200);
+    let w = setup("notify-follow-term", json!({"webhook_url": hook.url("/")}));
+    let mut f = follow(&w, &["--group-wait", "600"]);
+    f.send(&live_check("api", "down"));
+    marker(&mut f, 1);
+    assert!(got.lock().unwrap().is_empty(), "held for group_wait");
+    f.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, err) = f.wait(10.0);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(got.lock().unwrap().len(), 1, "sent on the way out");
+    let state: Value = serde_json::from_str(&w.read("home/state/notify.json")).unwrap();
+    assert_eq!(state["subjects"]["check:api"]["notified"], "error", "{state}");
+}

@@ -661,3 +661,200 @@ fn records_pass_through_as_they_are_read() {
     drop(stdin);
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+// ---------------------------------------------------------------- recover --follow
+
+/// The records a resident tool writes, read by a thread as they come.
+pub(crate) struct Follower {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<Value>,
+}
+
+impl Follower {
+    pub(crate) fn start(mut tool: crate::util::Tool) -> Follower {
+        tool.cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = tool.cmd.spawn().unwrap();
+        let stdin = child.stdin.take();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in out.lines().map_while(Result::ok) {
+                if tx.send(serde_json::from_str(&l).unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        Follower { child, stdin, lines }
+    }
+
+    pub(crate) fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next record, within `secs` (scaled).
+    pub(crate) fn next(&self, secs: f64) -> Option<Value> {
+        self.lines.recv_timeout(crate::util::limit(secs)).ok()
+    }
+
+    /// Records until one satisfies `f` (which is returned last), within `secs`.
+    pub(crate) fn until(&self, secs: f64, f: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let end = Instant::now() + crate::util::limit(secs);
+        let mut got = Vec::new();
+        while let Ok(v) = self.lines.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            let done = f(&v);
+            got.push(v);
+            if done {
+                return got;
+            }
+        }
+        panic!("nothing matched within {secs} s; got {got:?}");
+    }
+
+    pub(crate) fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// Wait for the exit (within `secs`); the status code and stderr.
+    pub(crate) fn wait(mut self, secs: f64) -> (Option<i32>, String) {
+        drop(self.stdin.take());
+        let pid = self.child.id();
+        assert!(wait_until(secs, || self.child.try_wait().unwrap().is_some()), "pid {pid} did not exit");
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut err).unwrap();
+        (self.child.wait().unwrap().code(), err)
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_recovery(v: &Value, name: &str) -> bool {
+    v["kind"] == "recovery" && v["name"] == name
+}
+
+#[test]
+fn follow_brings_a_killed_web_server_back_once_and_passes_records_at_once() {
+    let w = Workdir::new("recover-follow-web");
+    let port = closed_port();
+    let script = web_start_script(&w, port);
+    let server = KillOnDrop(w.path("web.pid"));
+    let cfg = config(
+        &w,
+        json!([{
+            "name": "web", "type": "url", "target": format!("http://127.0.0.1:{port}/"), "timeout_seconds": 5,
+            "restart_command": format!("sh {}", q(&script)), "restart_timeout_seconds": 30, "verify_delay_seconds": 0.2
+        }]),
+    );
+    assert!(std::process::Command::new("sh").arg(&script).status().unwrap().success());
+    server.kill();
+
+    let mut f = Follower::start(recover(&w, &cfg).args(["--follow", "--settle", "1"]));
+    let first = json!({"kind": "check", "name": "web", "type": "url", "status": "down", "detail": "refused", "n": 0});
+    let t0 = Instant::now();
+    f.send(&format!("{first}\n"));
+    // Passed on at once, before anything else is written and before the restart.
+    assert_eq!(f.next(10.0), Some(first));
+    let got = f.until(40.0, |v| is_recovery(v, "web"));
+    let took = t0.elapsed();
+    let rec = got.last().unwrap();
+    assert_eq!((rec["outcome"].as_str(), rec["verified"].as_bool()), (Some("recovered"), Some(true)), "{got:?}");
+    let fresh = &got[got.len() - 2];
+    assert_eq!((fresh["kind"].as_str(), fresh["status"].as_str()), (Some("check"), Some("up")));
+    assert!(took >= std::time::Duration::from_secs(1), "the settle window is waited: {took:?}");
+    eprintln!("down record to recovery record: {took:?}");
+
+    // The stale down records a watching probe keeps sending pass through; no second restart.
+    for n in 1..=5 {
+        let again =
+            json!({"kind": "check", "name": "web", "type": "url", "status": "down", "detail": "refused", "n": n});
+        f.send(&format!("{again}\n"));
+        assert_eq!(f.next(10.0), Some(again));
+    }
+    assert!(f.next(2.0).is_none(), "nothing more: no restart, no cooldown record");
+    f.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, err) = f.wait(10.0);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(lines(&w.path("restarts.log")).len(), 2, "started by hand, then once by recover");
+    let ledger: Value = serde_json::from_str(&w.read("home/state/recovery.json")).unwrap();
+    assert_eq!(ledger["web"]["attempts"], 1);
+}
+
+#[test]
+fn follow_restarts_parents_first_within_the_settle_window() {
+    let w = Workdir::new("recover-follow-deps");
+    let order = w.path("order");
+    let gw = w.path("gw.up");
+    let cfg = config(
+        &w,
+        json!([
+            {"name": "api", "type": "command", "command": format!("test -f {} || exit 2", q(&gw)),
+             "depends_on": ["gateway"], "verify_delay_seconds": 0,
+             "restart_command": format!("echo api >> {}", q(&order))},
+            {"name": "gateway", "type": "command", "command": format!("test -f {} || exit 2", q(&gw)),
+             "verify_delay_seconds": 0, "restart_command": format!("echo gateway >> {}; touch {}", q(&order), q(&gw))}
+        ]),
+    );
+    let mut f = Follower::start(recover(&w, &cfg).args(["--follow", "--settle", "1.5"]));
+    // The child's failure comes first; its parent's a little later, in the same window.
+    f.send(&down("api"));
+    assert_eq!(f.next(10.0).unwrap()["name"], "api");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    f.send(&down("gateway"));
+    let got = f.until(30.0, |v| v["kind"] == "check" && v["name"] == "api");
+    let names: Vec<String> =
+        got.iter().map(|r| format!("{}:{}", r["kind"].as_str().unwrap(), r["name"].as_str().unwrap())).collect();
+    assert_eq!(names, ["check:gateway", "check:gateway", "recovery:gateway", "check:api"], "{got:?}");
+    assert_eq!(got[3]["status"], "up", "the child came back with its parent: checked again, not restarted");
+    let (code, err) = f.wait(10.0);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(lines(&order), ["gateway"]);
+}
+
+#[test]
+fn follow_acts_on_what_is_pending_when_the_input_ends() {
+    let w = Workdir::new("recover-follow-eof");
+    let flag = w.path("up");
+    let cfg = config(
+        &w,
+        json!([{"name": "api", "type": "command", "command": format!("test -f {} || exit 2", q(&flag)),
+                "verify_delay_seconds": 0, "restart_command": format!("touch {}", q(&flag))}]),
+    );
+    let mut f = Follower::start(recover(&w, &cfg).args(["--follow", "--settle", "600"]));
+    f.send(&down("api"));
+    assert_eq!(f.next(10.0).unwrap()["status"], "down");
+    drop(f.stdin.take());
+    let got = f.until(20.0, |v| is_recovery(v, "api"));
+    assert_eq!(got.last().unwrap()["outcome"], "recovered");
+    let (code, err) = f.wait(10.0);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn follow_sigterm_during_a_slow_restart_finishes_it_writes_its_record_and_exits_0() {
+    let w = Workdir::new("recover-follow-term");
+    let (flag, began) = (w.path("up"), w.path("began"));
+    let cfg = config(
+        &w,
+        json!([{"name": "api", "type": "command", "command": format!("test -f {} || exit 2", q(&flag)),
+                "verify_delay_seconds": 0, "restart_timeout_seconds": 30,
+                "restart_command": format!("touch {}; sleep 2; touch {}", q(&began), q(&flag))}]),
+    );
+    let mut f = Follower::start(recover(&w, &cfg).args(["--follow", "--settle", "0.2"]));
+    f.send(&down("api"));
+    assert_eq!(f.next(10.0).unwrap()["status"], "down");
+    assert!(wait_until(20.0, || began.exists()), "the restart did not start");
+    f.signal(nix::sys::signal::Signal::SIGTERM);
+    let got = f.until(20.0, |v| is_recovery(v, "api"));
+    assert_eq!(got.last().unwrap()["outcome"], "recovered", "{got:?}");
+    let (code, err) = f.wait(10.0);
+    assert_eq!(code, Some(0), "{err}");
+    let ledger: Value = serde_json::from_str(&w.read("home/state/recovery.json")).unwrap();
+    assert!(ledger["api"]["last_success"].as_f64().is_some());
+}

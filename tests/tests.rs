@@ -11,6 +11,7 @@ mod cellscan;
 mod crash;
 mod fuzz_corpus;
 mod hostile;
+mod layout;
 mod notify;
 mod pipe;
 mod pipelines;

@@ -1288,3 +1288,154 @@ fn tickmon_serve_that_cannot_save_its_state_says_so_and_exits_2() {
     let s = Serve::start(&w, &["--state", &path_str(&state)]);
     assert!(s.stderr().contains("2 agent(s)"), "{}", s.stderr());
 }
+
+// ---------------------------------------------------------------------------------------
+// heartbeats --follow
+
+/// A running `tickmon heartbeats --follow`: its records as they arrive, with when.
+struct Follow {
+    child: Child,
+    lines: Arc<Mutex<Vec<(std::time::Instant, Value)>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Follow {
+    fn start(w: &Workdir, extra: &[&str]) -> Follow {
+        let mut child = w.tool("tickmon").args(["heartbeats", "--follow"]).args(extra).spawn();
+        drop(child.stdin.take());
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (out_pipe, buf) = (child.stdout.take().unwrap(), lines.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                buf.lock().unwrap().push((std::time::Instant::now(), v));
+            }
+        });
+        let (err_pipe, err_buf) = (child.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = BufReader::new(err_pipe).read_to_string(&mut s);
+            err_buf.lock().unwrap().push_str(&s);
+        });
+        Follow { child, lines, stderr }
+    }
+
+    /// The records of one agent so far, with when they arrived.
+    fn of(&self, agent: &str) -> Vec<(std::time::Instant, Value)> {
+        self.lines.lock().unwrap().iter().filter(|(_, v)| v["agent"] == agent).cloned().collect()
+    }
+
+    fn statuses(&self, agent: &str) -> Vec<String> {
+        self.of(agent).iter().map(|(_, v)| v["status"].as_str().unwrap_or("").to_string()).collect()
+    }
+
+    /// When the first record of the agent with this status arrived.
+    fn seen(&self, agent: &str, status: &str, secs: f64) -> Option<std::time::Instant> {
+        let mut at = None;
+        wait_until(secs, || {
+            at = self.of(agent).iter().find(|(_, v)| v["status"] == status).map(|(t, _)| *t);
+            at.is_some()
+        });
+        at
+    }
+
+    fn terminate(&mut self) -> Option<i32> {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .unwrap();
+        let deadline = std::time::Instant::now() + crate::util::limit(5.0);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            assert!(std::time::Instant::now() < deadline, "did not stop within 5 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Follow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn tickmon_heartbeats_follow_starts_with_every_agent_and_stops_cleanly() {
+    let w = Workdir::new("tickmon-follow-basics");
+    {
+        let mut s = Serve::start(&w, &[]);
+        assert_eq!(post(&s.url("/heartbeat/atlas"), "").0, 200);
+        assert_eq!(post(&s.url("/heartbeat/beacon"), "").0, 200);
+        s.kill9();
+    }
+    // The first output is every agent's state; then it waits (nothing changes), until SIGTERM.
+    let mut f = Follow::start(&w, &["--timeout", "1h"]);
+    assert!(wait_until(20.0, || f.lines.lock().unwrap().len() == 2), "{:?}", f.lines.lock().unwrap());
+    for agent in ["atlas", "beacon"] {
+        let (_, rec) = &f.of(agent)[0];
+        assert_eq!((rec["status"].as_str(), rec["silent"].as_bool()), (Some("healthy"), Some(false)), "{rec}");
+        assert_eq!(rec["previous_status"], Value::Null);
+    }
+    assert_eq!(f.terminate(), Some(0));
+    assert!(f.stderr.lock().unwrap().is_empty(), "{}", f.stderr.lock().unwrap());
+    // The reader going away ends it too, silently, with 0.
+    let first =
+        w.tool("tickmon").args(["heartbeats", "--follow", "--agent", "beacon"]).first_line_then_close(String::new());
+    assert!(first.contains("\"agent\":\"beacon\""), "{first}");
+    // The human view is for the batch.
+    w.tool("tickmon")
+        .args(["heartbeats", "--follow", "--format", "text"])
+        .run_within(30)
+        .code(2)
+        .stderr_has("--follow writes records");
+}
+
+#[test]
+#[ignore = "slow: waits out heartbeat timeouts; scripts/test.sh runs it"]
+fn tickmon_heartbeats_follow_announces_a_silent_agent_within_its_timeout() {
+    let w = Workdir::new("tickmon-follow");
+    let timeout = 2.0;
+    let mut s = Serve::start(&w, &["--timeout", "2"]);
+    assert_eq!(post(&s.url("/heartbeat/steady"), "").0, 200);
+    assert_eq!(post(&s.url("/heartbeat/quiet"), "").0, 200);
+    // `steady` keeps beating twice a second until told to stop.
+    let beating = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let beater = {
+        let (beating, url) = (beating.clone(), s.url("/heartbeat/steady"));
+        std::thread::spawn(move || {
+            while beating.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = post(&url, "");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
+    let mut f = Follow::start(&w, &["--timeout", "2"]);
+    assert!(f.seen("quiet", "healthy", 20.0).is_some(), "no first record: {}", f.stderr.lock().unwrap());
+    // `quiet` beats once more, then falls silent: announced once its silence passes the timeout.
+    assert_eq!(post(&s.url("/heartbeat/quiet"), "").0, 200);
+    let last_beat = std::time::Instant::now();
+    let degraded = f.seen("quiet", "degraded", 30.0).expect("the silent agent was never reported");
+    let after = degraded.duration_since(last_beat).as_secs_f64();
+    let slack = crate::util::limit(2.5).as_secs_f64();
+    assert!(after >= timeout - 0.2 && after <= timeout + slack, "reported {after:.2} s after its last heartbeat");
+    let rec = f.of("quiet").iter().find(|(_, v)| v["status"] == "degraded").unwrap().1.clone();
+    assert_eq!((rec["silent"].as_bool(), rec["previous_status"].as_str()), (Some(true), Some("healthy")), "{rec}");
+    assert!(rec["error"].as_str().unwrap_or("").starts_with("no heartbeat for "), "{rec}");
+    assert!(f.seen("quiet", "unhealthy", 30.0).is_some(), "never unhealthy: {:?}", f.statuses("quiet"));
+    // Back when it beats again.
+    assert_eq!(post(&s.url("/heartbeat/quiet"), "").0, 200);
+    assert!(wait_until(20.0, || f.statuses("quiet").len() == 4), "{:?}", f.statuses("quiet"));
+    assert_eq!(f.statuses("quiet"), ["healthy", "degraded", "unhealthy", "healthy"], "one record per change");
+    assert_eq!(f.of("quiet")[3].1["previous_status"], "unhealthy");
+    assert_eq!(f.statuses("steady"), ["healthy"], "a beating agent has nothing to say");
+    // With the server gone nothing writes the state: silence is still seen, by time alone.
+    beating.store(false, std::sync::atomic::Ordering::SeqCst);
+    beater.join().unwrap();
+    s.kill9();
+    let gone = std::time::Instant::now();
+    let degraded = f.seen("steady", "degraded", 30.0).expect("silence with no server was never reported");
+    assert!(degraded.duration_since(gone).as_secs_f64() <= timeout + slack);
+    assert_eq!(f.terminate(), Some(0));
+}

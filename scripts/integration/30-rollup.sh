@@ -36,6 +36,15 @@ grep -q '^pitcrew_uptime_coverage_ratio{service="service-000",window="30d"} 0\.9
     || fail "coverage in the textfile: $(grep coverage_ratio "$rollup_dir/textfile/pitcrew.prom" | head -3)"
 grep -q '^pitcrew_monitoring_gaps{window="30d"} 1$' "$rollup_dir/textfile/pitcrew.prom" || fail "the monitoring gap"
 
+section "rollup: promtool accepts a service name with a quote, a backslash and a line feed"
+printf '%s\n' '{"name": "q\"b\\n\nl", "status": "up", "latency_ms": 12, "timestamp": "2026-11-23T10:00:00Z"}' \
+    > "$rollup_dir/odd-name.jsonl"
+"$bin/rollup" --format prometheus "$rollup_dir/odd-name.jsonl" > "$rollup_dir/odd-name.prom" \
+    || fail "rollup --format prometheus with an odd name"
+promtool check metrics < "$rollup_dir/odd-name.prom" || fail "promtool check metrics (odd name)"
+grep -qF 'pitcrew_uptime_ratio{service="q\"b\\n\nl",window="2026-11-23..2026-11-23"} 1' "$rollup_dir/odd-name.prom" \
+    || fail "odd name escaped: $(grep uptime_ratio "$rollup_dir/odd-name.prom")"
+
 section "rollup: jq reads the uptime records"
 "$bin/rollup" --metrics-dir "$rollup_dir/metrics" --now "$rollup_now" --days 30 > "$rollup_dir/uptime.ndjson" \
     || fail "rollup ndjson"

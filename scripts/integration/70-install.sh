@@ -13,6 +13,9 @@ for t in "${tools[@]}"; do
     grep -q "complete -c $t" "$prefix/share/fish/vendor_completions.d/$t.fish" || fail "fish completion of $t"
 done
 [ -x "$prefix/bin/pitcrew-orchestrator" ] || fail "orchestrator not installed"
+[ -x "$prefix/bin/pitcrew-watch" ] || fail "pitcrew-watch not installed"
+watch_help=$("$prefix/bin/pitcrew-watch" --help)
+grep -q "probe --watch | recover --follow | notify --follow" <<< "$watch_help" || fail "pitcrew-watch --help"
 
 section "systemd-analyze verify accepts the example units"
 units="$work/units"
@@ -23,6 +26,9 @@ done
 MANPATH="$prefix/share/man:" systemd-analyze verify "$units"/* || fail "systemd-analyze verify"
 # An Environment= value is set as written: systemd expands no $VAR or ~ there.
 if grep -n '^Environment=.*[$~]' examples/systemd/*; then fail "an Environment= line counts on an expansion"; fi
+# The resident unit is restarted whatever ends it, and has room for descriptors.
+grep -qx 'Restart=always' examples/systemd/pitcrew-watch.service || fail "pitcrew-watch.service: Restart=always"
+grep -q '^LimitNOFILE=' examples/systemd/pitcrew-watch.service || fail "pitcrew-watch.service: LimitNOFILE"
 
 section "the launchd plist names only absolute paths, and install.sh for its prefix puts them in place"
 # launchd expands nothing: a $VAR or ~ in ProgramArguments or EnvironmentVariables reaches the
@@ -34,7 +40,11 @@ cat > "$work/check_plist.py" <<'PY'
 import os, plistlib, sys
 path, stage = sys.argv[1], sys.argv[2]
 p = plistlib.load(open(path, "rb"))
-assert p["StartInterval"] == 300, "StartInterval"
+if "KeepAlive" in p:
+    # Resident: kept alive, never started by the clock.
+    assert p["KeepAlive"] is True and "StartInterval" not in p, f"{path}: KeepAlive"
+else:
+    assert p["StartInterval"] == 300, "StartInterval"
 args, env = p["ProgramArguments"], p.get("EnvironmentVariables", {})
 logs = [p[k] for k in ("StandardOutPath", "StandardErrorPath", "WorkingDirectory") if k in p]
 for s in list(args) + list(env) + list(env.values()) + logs:
@@ -50,7 +60,9 @@ for t in os.environ["PITCREW_TOOLS"].split():
 for f in logs:
     assert os.path.isabs(f) and os.path.isdir(os.path.dirname(f)), f"{path}: {f}"
 PY
-PITCREW_TOOLS="${tools[*]}" python3 "$work/check_plist.py" examples/launchd/com.pitcrew.orchestrator.plist "$stage" || fail "launchd plist"
+for plist in examples/launchd/*.plist; do
+    PITCREW_TOOLS="${tools[*]}" python3 "$work/check_plist.py" "$plist" "$stage" || fail "launchd plist $plist"
+done
 # The check fails the plist a user would write with the path of the default install.
 sed 's#<string>/usr/local/bin/pitcrew-orchestrator#<string>~/.local/bin/pitcrew-orchestrator#' \
     examples/launchd/com.pitcrew.orchestrator.plist > "$work/tilde.plist"

@@ -102,40 +102,7 @@ fn jobs_of(jobs: Option<u32>) -> usize {
 fn scan_cmd(ctx: &mut Ctx, args: &ScanArgs, dir: &Path, clock: &Clock, env: Env<'_>) -> Result<Status> {
     let jobs = jobs_of(args.jobs);
     if let Some(interval) = args.watch {
-        // Before any other thread exists, so that every thread has the signals blocked.
-        let (stop, _keep) = crate::util::stop::events()?;
-        let hb = heartbeat_of(&args.heartbeat, env)?;
-        let Ctx { out, diag, .. } = ctx;
-        out.set_line_buffered(true);
-        let diag: &Diag = diag;
-        let scan_once = || -> Result<(Vec<Value>, String)> {
-            if let Some(h) = &hb {
-                h.reset();
-            }
-            let cells = scan::list_cells(dir)?;
-            let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref() };
-            let mut all = Vec::new();
-            let mut dups = DuplicateIds::default();
-            let work = |d: &PathBuf| {
-                scan::scan_cell(d, &sctx).map(|(c, h)| {
-                    let values: Result<Vec<Value>> = scan::records(&c, &h, &sctx.stamp).iter().map(to_value).collect();
-                    (c, values)
-                })
-            };
-            crate::util::par::for_each_ordered(&cells, jobs, work, |r| {
-                if let Some((c, values)) = r {
-                    dups.see(&c);
-                    all.extend(values?);
-                }
-                Ok(())
-            })?;
-            for (id, issue) in &dups.issues {
-                all.push(to_value(&scan::finding(id, issue, &sctx.stamp))?);
-            }
-            Ok((all, sctx.stamp))
-        };
-        watch::run(out, interval, &stop, scan_once, &|e| diag.error(e))?;
-        return Ok(Status::Ok);
+        return watch_cmd(ctx, args, interval, dir, clock, env, jobs);
     }
 
     let hb = heartbeat_of(&args.heartbeat, env)?;
@@ -190,6 +157,52 @@ fn scan_cmd(ctx: &mut Ctx, args: &ScanArgs, dir: &Path, clock: &Clock, env: Env<
         }
     }
     Ok(Status::failures_if(worst.is_some_and(Level::is_bad)))
+}
+
+/// `scan --watch`: scan every interval until a signal, writing what changed.
+fn watch_cmd(
+    ctx: &mut Ctx,
+    args: &ScanArgs,
+    interval: std::time::Duration,
+    dir: &Path,
+    clock: &Clock,
+    env: Env<'_>,
+    jobs: usize,
+) -> Result<Status> {
+    // Before any other thread exists, so that every thread has the signals blocked.
+    let (stop, _keep) = crate::util::stop::events()?;
+    let hb = heartbeat_of(&args.heartbeat, env)?;
+    let Ctx { out, diag, .. } = ctx;
+    out.set_line_buffered(true);
+    let diag: &Diag = diag;
+    let scan_once = || -> Result<(Vec<Value>, String)> {
+        if let Some(h) = &hb {
+            h.reset();
+        }
+        let cells = scan::list_cells(dir)?;
+        let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref() };
+        let mut all = Vec::new();
+        let mut dups = DuplicateIds::default();
+        let work = |d: &PathBuf| {
+            scan::scan_cell(d, &sctx).map(|(c, h)| {
+                let values: Result<Vec<Value>> = scan::records(&c, &h, &sctx.stamp).iter().map(to_value).collect();
+                (c, values)
+            })
+        };
+        crate::util::par::for_each_ordered(&cells, jobs, work, |r| {
+            if let Some((c, values)) = r {
+                dups.see(&c);
+                all.extend(values?);
+            }
+            Ok(())
+        })?;
+        for (id, issue) in &dups.issues {
+            all.push(to_value(&scan::finding(id, issue, &sctx.stamp))?);
+        }
+        Ok((all, sctx.stamp))
+    };
+    watch::run(out, interval, &stop, scan_once, &|e| diag.error(e))?;
+    Ok(Status::Ok)
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use crate::clock;
 use crate::config::CommandLine;
 use crate::record::Level;
+use crate::util::fields::{self, Json, Mismatch, want};
 
 /// An enum of the spec, written as a lower-case string.
 pub trait Choice: Sized + Copy + 'static {
@@ -135,18 +136,6 @@ pub struct FileCtx<'a> {
     pub issues: &'a mut Vec<Issue>,
 }
 
-/// What the JSON text of a value is.
-fn json_type(raw: &RawValue) -> &'static str {
-    match raw.get().as_bytes().first() {
-        Some(b'"') => "a string",
-        Some(b'{') => "an object",
-        Some(b'[') => "an array",
-        Some(b't' | b'f') => "a boolean",
-        Some(b'n') => "null",
-        _ => "a number",
-    }
-}
-
 /// 1-based line and column of byte `off` in `bytes`.
 pub fn line_col(bytes: &[u8], off: usize) -> (usize, usize) {
     let before = &bytes[..off.min(bytes.len())];
@@ -208,14 +197,14 @@ impl<'a> FileCtx<'a> {
     /// A string field.
     pub fn string(&mut self, field: &str, raw: Option<&RawValue>, required: bool) -> Option<String> {
         let raw = self.require(field, raw, required)?;
-        match serde_json::from_str::<String>(raw.get()) {
+        match fields::string(raw) {
             Ok(s) if s.trim().is_empty() && required => {
                 self.bad(raw, field, "must not be empty");
                 None
             }
             Ok(s) => Some(s),
-            Err(_) => {
-                self.bad(raw, field, format_args!("expected a string, found {}", json_type(raw)));
+            Err(m) => {
+                self.bad(raw, field, m);
                 None
             }
         }
@@ -250,19 +239,19 @@ impl<'a> FileCtx<'a> {
     /// A number of seconds (or a count): a non-negative number; fractions are rounded.
     pub fn seconds(&mut self, field: &str, raw: Option<&RawValue>, required: bool) -> Option<u64> {
         let raw = self.require(field, raw, required)?;
-        match serde_json::from_str::<f64>(raw.get()) {
+        match fields::number(raw) {
             Ok(f) if f.is_finite() && f >= 0.0 => Some(f.round() as u64),
             Ok(f) => {
                 self.bad(raw, field, format_args!("{f} is negative"));
                 None
             }
-            Err(_) if json_type(raw) == "a number" => {
+            Err(_) if raw.kind() == want::NUMBER => {
                 // 1e400: JSON, but past any double.
-                self.bad(raw, field, format_args!("{} is out of range", crate::util::truncate(raw.get(), 40)));
+                self.bad(raw, field, fields::out_of_range(raw.get()));
                 None
             }
-            Err(_) => {
-                self.bad(raw, field, format_args!("expected a number, found {}", json_type(raw)));
+            Err(m) => {
+                self.bad(raw, field, m);
                 None
             }
         }
@@ -271,10 +260,10 @@ impl<'a> FileCtx<'a> {
     /// A boolean.
     pub fn boolean(&mut self, field: &str, raw: Option<&RawValue>) -> Option<bool> {
         let raw = raw?;
-        match serde_json::from_str::<bool>(raw.get()) {
+        match fields::boolean(raw) {
             Ok(b) => Some(b),
-            Err(_) => {
-                self.bad(raw, field, format_args!("expected true or false, found {}", json_type(raw)));
+            Err(m) => {
+                self.bad(raw, field, m);
                 None
             }
         }
@@ -297,8 +286,8 @@ impl<'a> FileCtx<'a> {
     /// A string field whose value is not kept: only its type is checked.
     pub fn check_string(&mut self, field: &str, raw: Option<&RawValue>) {
         if let Some(raw) = raw {
-            if !raw.get().starts_with('"') {
-                self.bad(raw, field, format_args!("expected a string, found {}", json_type(raw)));
+            if let Err(m) = fields::kind(raw, want::STRING) {
+                self.bad(raw, field, m);
             }
         }
     }
@@ -307,18 +296,18 @@ impl<'a> FileCtx<'a> {
     pub fn check_strings(&mut self, field: &str, raw: Option<&RawValue>) {
         let Some(raw) = raw else { return };
         match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
-            Ok(v) if v.iter().all(|x| x.get().starts_with('"')) => {}
-            _ => self.bad(raw, field, "expected a list of strings"),
+            Ok(v) if v.iter().all(|x| fields::kind(*x, want::STRING).is_ok()) => {}
+            _ => self.bad(raw, field, Mismatch::of_kind(want::STRING_LIST, raw).brief()),
         }
     }
 
     /// A list of strings.
     pub fn strings(&mut self, field: &str, raw: Option<&RawValue>) -> Vec<String> {
         let Some(raw) = raw else { return Vec::new() };
-        match serde_json::from_str::<Vec<String>>(raw.get()) {
+        match fields::string_list(raw) {
             Ok(v) => v,
-            Err(_) => {
-                self.bad(raw, field, "expected a list of strings");
+            Err(m) => {
+                self.bad(raw, field, m.brief());
                 Vec::new()
             }
         }
@@ -329,14 +318,16 @@ impl<'a> FileCtx<'a> {
         let raw = raw?;
         match serde_json::from_str::<T>(raw.get()) {
             Ok(t) => Some(t),
-            Err(e) if raw.get().starts_with('{') => {
-                self.bad(raw, field, e);
-                None
-            }
-            Err(_) => {
-                self.bad(raw, field, format_args!("expected an object, found {}", json_type(raw)));
-                None
-            }
+            Err(e) => match fields::kind(raw, want::OBJECT) {
+                Ok(()) => {
+                    self.bad(raw, field, e);
+                    None
+                }
+                Err(m) => {
+                    self.bad(raw, field, m);
+                    None
+                }
+            },
         }
     }
 

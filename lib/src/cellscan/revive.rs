@@ -118,73 +118,34 @@ pub fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &ReviveCt
             }
             AutoRevive::Yes => {
                 let Some(cmd) = &cell.policies.revive_command else {
-                    let detail = format!(
-                        "{}: agent {} needs reviving but config/policies.json has no revive_command",
-                        cell.dir.join("config/policies.json").display(),
-                        agent.id
-                    );
-                    let issue = model::Issue {
-                        level: Level::Error,
-                        problem: "missing_field",
-                        file: Some("config/policies.json".into()),
-                        path: cell.dir.join("config/policies.json"),
-                        detail,
-                        age_s: None,
-                    };
-                    done.records.push(Out::Finding(super::scan::finding(&cell.id, &issue, &stamp)));
+                    done.records.push(Out::Finding(no_revive_command(cell, &agent.id, &stamp)));
                     done.unresolved += 1;
                     continue;
                 };
                 let rec = if ctx.dry_run {
-                    // Read the ledger as it is: no lock, nothing created.
-                    let entries: std::collections::BTreeMap<String, Entry> = match peek_ledger(cell) {
-                        Ok(e) => e,
-                        Err(e) => {
-                            done.records.push(Out::Finding(revive_error(cell, &ledger_path, &e.to_string(), &stamp)));
-                            done.unresolved += 1;
-                            continue;
-                        }
-                    };
-                    let mut entry = entries.get(&agent.id).cloned().unwrap_or_default();
-                    attempt(cell, *i, h, cmd, &mut entry, ctx, &mut |_| {})
+                    dry_attempt(cell, *i, h, cmd, ctx)
                 } else {
                     if lock.is_none() {
-                        let locked = cell_logs(cell).and_then(|logs| {
-                            let l = Ledger::lock_in(&logs, LEDGER)?;
-                            Ok((logs, l))
-                        });
-                        match locked {
-                            Ok(l) => lock = Some(l),
+                        match cell_logs(cell).and_then(|logs| Ok((Ledger::lock_in(&logs, LEDGER)?, logs))) {
+                            Ok((l, logs)) => lock = Some((logs, l)),
                             Err(e) => {
-                                done.records.push(Out::Finding(revive_error(
-                                    cell,
-                                    &ledger_path,
-                                    &e.to_string(),
-                                    &stamp,
-                                )));
+                                let why = e.to_string();
+                                done.records.push(Out::Finding(revive_error(cell, &ledger_path, &why, &stamp)));
                                 done.unresolved += targets.len();
                                 return done;
                             }
                         }
                     }
                     let Some((logs, l)) = lock.as_mut() else { continue };
-                    // Held from reading the agent's entry to writing it back after the command.
-                    let mut held = match logs.try_clone().and_then(|d| Ledger::open_in(d, LEDGER, l)) {
-                        Ok(h) => h,
-                        Err(e) => {
-                            done.records.push(Out::Finding(revive_error(cell, &ledger_path, &e.to_string(), &stamp)));
-                            done.unresolved += 1;
-                            continue;
-                        }
-                    };
-                    let mut entry = held.ledger.entry(&agent.id).clone();
-                    let diag = ctx.diag;
-                    attempt(cell, *i, h, cmd, &mut entry, ctx, &mut |e| {
-                        *held.ledger.entry(&agent.id) = e.clone();
-                        if let Err(err) = held.ledger.save() {
-                            diag.warn(format_args!("{}: {err}", cell.id));
-                        }
-                    })
+                    held_attempt(cell, *i, h, cmd, logs, l, ctx)
+                };
+                let rec = match rec {
+                    Ok(rec) => rec,
+                    Err(e) => {
+                        done.records.push(Out::Finding(revive_error(cell, &ledger_path, &e.to_string(), &stamp)));
+                        done.unresolved += 1;
+                        continue;
+                    }
                 };
                 if !(rec.outcome == Outcome::Recovered && rec.verified) {
                     done.unresolved += 1;
@@ -198,6 +159,59 @@ pub fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &ReviveCt
 
 /// The revival ledger's name in the cell's `logs/`.
 const LEDGER: &str = "revivals.json";
+
+/// The finding for an agent that needs reviving in a cell without a `revive_command`.
+fn no_revive_command(cell: &Cell, agent: &str, stamp: &str) -> Finding {
+    let detail = format!(
+        "{}: agent {agent} needs reviving but config/policies.json has no revive_command",
+        cell.dir.join("config/policies.json").display(),
+    );
+    let issue = model::Issue {
+        level: Level::Error,
+        problem: "missing_field",
+        file: Some("config/policies.json".into()),
+        path: cell.dir.join("config/policies.json"),
+        detail,
+        age_s: None,
+    };
+    super::scan::finding(&cell.id, &issue, stamp)
+}
+
+/// A dry run's attempt: the ledger read as it is, no lock, nothing created.
+fn dry_attempt(
+    cell: &Cell,
+    i: usize,
+    h: &AgentHealth,
+    cmd: &CommandLine,
+    ctx: &ReviveCtx<'_>,
+) -> crate::error::Result<Recovery> {
+    let entries = peek_ledger(cell)?;
+    let mut entry = entries.get(&cell.agents[i].id).cloned().unwrap_or_default();
+    Ok(attempt(cell, i, h, cmd, &mut entry, ctx, &mut |_| {}))
+}
+
+/// An attempt under the cell's ledger lock, the agent's entry held from reading it to writing
+/// it back after the command.
+fn held_attempt(
+    cell: &Cell,
+    i: usize,
+    h: &AgentHealth,
+    cmd: &CommandLine,
+    logs: &Dir,
+    lock: &mut store::Lock,
+    ctx: &ReviveCtx<'_>,
+) -> crate::error::Result<Recovery> {
+    let agent = &cell.agents[i];
+    let mut held = logs.try_clone().and_then(|d| Ledger::open_in(d, LEDGER, lock))?;
+    let mut entry = held.ledger.entry(&agent.id).clone();
+    let diag = ctx.diag;
+    Ok(attempt(cell, i, h, cmd, &mut entry, ctx, &mut |e| {
+        *held.ledger.entry(&agent.id) = e.clone();
+        if let Err(err) = held.ledger.save() {
+            diag.warn(format_args!("{}: {err}", cell.id));
+        }
+    }))
+}
 
 /// The cell's `logs/`, opened relative to the cell directory (created when missing). Agents
 /// write in their cell: `logs/` being a link to elsewhere is refused, never followed.

@@ -8,7 +8,7 @@
 use crate::record::{CheckStatus, Perf};
 
 /// Plugin exit codes to check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
-pub fn status_of_exit(code: Option<i32>, warning_is_down: bool) -> CheckStatus {
+pub(crate) fn status_of_exit(code: Option<i32>, warning_is_down: bool) -> CheckStatus {
     match code {
         Some(0) => CheckStatus::Up,
         Some(1) if !warning_is_down => CheckStatus::Degraded,
@@ -19,11 +19,15 @@ pub fn status_of_exit(code: Option<i32>, warning_is_down: bool) -> CheckStatus {
 /// The parts of a plugin's output.
 #[derive(Debug, Default, PartialEq)]
 pub struct PluginOutput {
+    /// The status line's text, before any `|`, trimmed.
     pub summary: String,
+    /// The lines after the status line that are not perfdata, trailing space trimmed.
     pub long_text: Vec<String>,
+    /// Every well-formed perfdata item, of the status line and of the long text.
     pub perf: Vec<Perf>,
 }
 
+/// Split a plugin's output into status line, long text and perfdata.
 pub fn parse_output(out: &str) -> PluginOutput {
     let mut lines = out.lines();
     let first = lines.next().unwrap_or("");
@@ -53,7 +57,7 @@ pub fn parse_output(out: &str) -> PluginOutput {
 }
 
 /// Parse perfdata items; malformed items are skipped.
-pub fn parse_perfdata(s: &str) -> Vec<Perf> {
+pub(crate) fn parse_perfdata(s: &str) -> Vec<Perf> {
     let mut out = Vec::new();
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;

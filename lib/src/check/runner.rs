@@ -21,7 +21,7 @@ use super::procs::ProcTable;
 use super::run;
 use super::spec::CheckSpec;
 use crate::clock::Clock;
-use crate::entry::Diag;
+use crate::diag::Diag;
 use crate::record::{Check, CheckStatus};
 
 /// Extra time a check gets beyond its timeout before the watchdog calls it hung.

@@ -15,16 +15,55 @@ use crate::util::proc::CommandLine;
 /// What to check and how.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckSpec {
+    /// An HTTP(S) request and what its answer must be.
     Url(Box<UrlSpec>),
-    Port { host: String, port: u16 },
-    Process { pattern: String },
-    Disk { path: PathBuf, warning_gb: f64 },
-    Tls { host: String, port: u16, server_name: String, warning_days: i64, critical_days: i64, tls_verify: bool },
-    Command { command: CommandLine, degraded_is_down: bool },
+    /// A TCP connect.
+    Port {
+        /// The host to connect to.
+        host: String,
+        /// The port to connect to.
+        port: u16,
+    },
+    /// A running process whose command line matches.
+    Process {
+        /// A regular expression a command line must match (as `pgrep -f`).
+        pattern: String,
+    },
+    /// Free space on a file system.
+    Disk {
+        /// A path on the file system.
+        path: PathBuf,
+        /// At or below this many free GB the check is down.
+        warning_gb: f64,
+    },
+    /// A TLS handshake and the days left on the certificate.
+    Tls {
+        /// The host to connect to.
+        host: String,
+        /// The port to connect to.
+        port: u16,
+        /// The name sent as SNI and verified against the certificate.
+        server_name: String,
+        /// Fewer days left than this is degraded.
+        warning_days: i64,
+        /// Fewer days left than this is down.
+        critical_days: i64,
+        /// Whether the chain is also verified against the trusted roots.
+        tls_verify: bool,
+    },
+    /// A command (a monitoring plugin): its exit code is the status.
+    Command {
+        /// The command and its arguments.
+        command: CommandLine,
+        /// Whether a warning (exit 1) counts as down rather than degraded.
+        degraded_is_down: bool,
+    },
+    /// The age of a file or of an agent's latest tick.
     Heartbeat(HeartbeatSpec),
 }
 
 impl CheckSpec {
+    /// The check type's name as services.json spells it (`url`, `port`, ...).
     pub fn type_name(&self) -> &'static str {
         match self {
             CheckSpec::Url(_) => "url",
@@ -37,6 +76,7 @@ impl CheckSpec {
         }
     }
 
+    /// What is checked, as records and metrics show it (URL credentials redacted).
     pub fn target(&self) -> String {
         match self {
             // Shown, never used to connect: credentials in the URL stay out of records and metrics.
@@ -57,26 +97,51 @@ impl CheckSpec {
 /// A url check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UrlSpec {
+    /// The URL requested.
     pub target: String,
+    /// The status codes that count as up.
     pub expected_status: Vec<u16>,
+    /// The HTTP method.
     pub method: String,
+    /// Request headers, in order.
     pub headers: Vec<(String, String)>,
+    /// The request body, if any.
     pub body: Option<String>,
+    /// Text the response body must contain.
     pub body_contains: Option<String>,
     /// A dotted path into a JSON response (`status`, `checks.db.0.ok`) and its expected value.
     pub json_field: Option<(String, Value)>,
+    /// Whether redirects are followed.
     pub follow_redirects: bool,
+    /// Whether the server's certificate is verified.
     pub tls_verify: bool,
+    /// The CA certificates (PEM) to verify the server with, read as curl reads them.
     pub ca_file: Option<PathBuf>,
+    /// Slower than this many milliseconds is degraded.
     pub degraded_latency_ms: Option<u64>,
+    /// Slower than this many milliseconds is down.
     pub max_latency_ms: Option<u64>,
 }
 
 /// A heartbeat check: the age of a file, or of an agent's latest tick.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HeartbeatSpec {
-    File { path: PathBuf, max_age_seconds: u64 },
-    Tick { agent: String, ticks_dir: PathBuf, max_age_seconds: u64 },
+    /// A file's modification time.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Older than this is down.
+        max_age_seconds: u64,
+    },
+    /// An agent's latest tick in the ticks directory.
+    Tick {
+        /// The agent's name.
+        agent: String,
+        /// Where the agents' tick files are.
+        ticks_dir: PathBuf,
+        /// Older than this is down.
+        max_age_seconds: u64,
+    },
 }
 
 /// Defaults that come from the top of the document.

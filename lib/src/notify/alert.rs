@@ -21,7 +21,7 @@ fn kind_alert() -> String {
 /// Firing or resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AlertStatus {
+pub(crate) enum AlertStatus {
     #[default]
     Firing,
     Resolved,
@@ -30,7 +30,7 @@ pub enum AlertStatus {
 /// Why an alert was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Suppressed {
+pub(crate) enum Suppressed {
     /// Its topic was sent within `rate_limit_seconds`.
     RateLimit,
     /// The same alert came twice in one run.
@@ -61,7 +61,7 @@ impl Suppressed {
 
 /// What one sink did with an alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SinkResult {
+pub(crate) struct SinkResult {
     pub sink: String,
     pub delivered: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,44 +78,44 @@ pub struct SinkResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     #[serde(default = "kind_alert")]
-    pub kind: String,
+    pub(crate) kind: String,
     #[serde(default)]
-    pub topic: String,
-    pub level: Level,
+    pub(crate) topic: String,
+    pub(crate) level: Level,
     #[serde(default)]
-    pub title: String,
+    pub(crate) title: String,
     #[serde(default)]
-    pub message: String,
+    pub(crate) message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
+    pub(crate) body: Option<String>,
     /// An object of label names to values (Alertmanager labels), or an array of names (Gitea
     /// issue labels).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<Value>,
+    pub(crate) labels: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
+    pub(crate) subject: Option<String>,
     #[serde(default)]
-    pub status: AlertStatus,
+    pub(crate) status: AlertStatus,
     #[serde(default)]
-    pub sinks: Vec<SinkResult>,
+    pub(crate) sinks: Vec<SinkResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suppressed: Option<Suppressed>,
+    pub(crate) suppressed: Option<Suppressed>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
+    pub(crate) state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub was: Option<Level>,
+    pub(crate) was: Option<Level>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub repeat: bool,
+    pub(crate) repeat: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suppressed_by: Option<String>,
+    pub(crate) suppressed_by: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub also: Vec<String>,
+    pub(crate) also: Vec<String>,
     #[serde(default)]
-    pub timestamp: String,
+    pub(crate) timestamp: String,
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub(crate) extra: Map<String, Value>,
 }
 
 impl Alert {
@@ -145,12 +145,12 @@ impl Alert {
     }
 
     /// True for a resolved alert (status resolved, or level recovery).
-    pub fn is_resolved(&self) -> bool {
+    pub(crate) fn is_resolved(&self) -> bool {
         self.status == AlertStatus::Resolved || self.level == Level::Recovery
     }
 
     /// A string label (object form), or "".
-    pub fn label(&self, key: &str) -> &str {
+    pub(crate) fn label(&self, key: &str) -> &str {
         match &self.labels {
             Some(Value::Object(m)) => m.get(key).and_then(Value::as_str).unwrap_or(""),
             _ => "",
@@ -158,7 +158,7 @@ impl Alert {
     }
 
     /// Label names of the array form (`["agent-health", ...]`), for issue trackers.
-    pub fn label_names(&self) -> Vec<String> {
+    pub(crate) fn label_names(&self) -> Vec<String> {
         match &self.labels {
             Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
             _ => Vec::new(),
@@ -166,7 +166,7 @@ impl Alert {
     }
 
     /// The object form of the labels, string values only.
-    pub fn label_map(&self) -> Vec<(String, String)> {
+    pub(crate) fn label_map(&self) -> Vec<(String, String)> {
         match &self.labels {
             Some(Value::Object(m)) => m
                 .iter()
@@ -182,7 +182,7 @@ impl Alert {
     }
 
     /// The name of what the alert is about: the `name` label, else the subject, else the title.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         let n = self.label("name");
         if !n.is_empty() {
             return n;
@@ -194,13 +194,13 @@ impl Alert {
     }
 
     /// The record kind the alert was raised from (`check`, `tick`, ...), or `alert`.
-    pub fn source_kind(&self) -> &str {
+    pub(crate) fn source_kind(&self) -> &str {
         let k = self.label("kind");
         if k.is_empty() { "alert" } else { k }
     }
 
     /// True when it was raised by notify's rules (as opposed to sent as it came).
-    pub fn from_rules(&self) -> bool {
+    pub(crate) fn raised_by_rules(&self) -> bool {
         self.state.is_some()
     }
 
@@ -222,7 +222,7 @@ mod tests {
         let a: Alert = serde_json::from_str(line).unwrap();
         assert_eq!(a.label_names(), vec!["agent-health", "rca-required"]);
         assert_eq!(a.name(), "tick:a:2026-11");
-        assert!(!a.from_rules());
+        assert!(!a.raised_by_rules());
         let back = serde_json::to_value(&a).unwrap();
         assert_eq!(back["tick_file"], "x");
         assert!(back.get("suppressed").is_none());

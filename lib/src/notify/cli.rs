@@ -19,8 +19,13 @@ use crate::record::Level;
 /// take waits in HOME/state/outbox.jsonl and is sent again at the start of the next run.
 /// Writes `alert` records; records of kinds it does not read pass through unchanged.
 ///
-/// Exit status: 0 done, 1 some alert is still undelivered, 2 usage or config error, 3 some
-/// input lines were malformed.
+/// With --follow it stays up and sends on Alertmanager's timing: a new group waits
+/// --group-wait, later changes --group-interval after the last message, reminders follow
+/// repeat_interval_seconds, and the outbox is retried with backoff; SIGTERM, SIGINT or SIGHUP
+/// send or queue what is held, save, and exit 0.
+///
+/// Exit status: 0 done (always, with --follow), 1 some alert is still undelivered, 2 usage or
+/// config error, 3 some input lines were malformed.
 #[derive(Debug, Parser)]
 #[command(
     name = "notify",
@@ -33,7 +38,9 @@ use crate::record::Level;
   notify send \"Disk low on db1\" --level warning --topic disk
   notify silence add --match name=api --for 2h --why deploy
   notify silence list
-  probe | notify --dry-run --format text        show what would be sent"
+  probe | notify --dry-run --format text        show what would be sent
+  probe --watch | recover --follow | notify --follow --group-wait 10
+                                                resident: send as things fail"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -50,6 +57,23 @@ pub struct Cli {
     /// Alert on a subject only after it has been bad in N consecutive runs (a flap guard)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub after: u32,
+
+    /// Stay up: read records as they arrive and send on Alertmanager's timing (a new group
+    /// after --group-wait, later changes after --group-interval, reminders every
+    /// repeat_interval_seconds, the outbox retried with backoff); ends on SIGTERM, SIGINT or
+    /// SIGHUP, at the end of the input, or when stdout is closed, sending or queueing what it holds
+    #[arg(long)]
+    pub follow: bool,
+
+    /// With --follow: how long a new group waits for what fails with it before it is sent
+    /// [default: alerting.group_wait_seconds, else 10]
+    #[arg(long, value_name = "SECONDS", requires = "follow", value_parser = parse_seconds)]
+    pub group_wait: Option<f64>,
+
+    /// With --follow: how long after a message later changes of an open group wait
+    /// [default: alerting.group_interval_seconds, else 300]
+    #[arg(long, value_name = "SECONDS", requires = "follow", value_parser = parse_seconds)]
+    pub group_interval: Option<f64>,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Ndjson, global = true)]
@@ -185,5 +209,12 @@ pub enum OutboxCmd {
 impl ToolArgs for Cli {
     fn common(&self) -> &Common {
         &self.common
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds from 0 to 86400")),
     }
 }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! notify: turn records into alerts, once, and get them to people through real channels.
 //!
 //! A run: read the records (passing through the kinds it does not read), take notify's lock,
@@ -8,13 +9,14 @@
 //! write, so overlapping runs never announce the same thing twice.
 
 pub mod alert;
-pub mod cli;
-pub mod lifecycle;
+pub(crate) mod cli;
+pub(crate) mod follow;
+pub(crate) mod lifecycle;
 pub mod outbox;
 pub mod render;
 pub mod rules;
 pub mod silence;
-pub mod sinks;
+pub(crate) mod sinks;
 pub mod state;
 
 use std::collections::HashSet;
@@ -51,7 +53,7 @@ pub fn command() -> clap::Command {
 
 /// Where notify keeps its files.
 #[derive(Debug, Clone)]
-pub struct Files {
+pub(crate) struct Files {
     pub state: PathBuf,
     pub rates: PathBuf,
     pub silences: PathBuf,
@@ -85,6 +87,15 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         _ => {}
     }
     let config = set.load_config(false)?;
+    if cli.follow && cli.cmd.is_some() {
+        return Err(Error::usage("--follow reads records; it does not go with a subcommand"));
+    }
+    let timing = follow::Timing::of(&config, cli.group_wait, cli.group_interval)?;
+    // Before any other thread starts (the signals are blocked in every thread after it).
+    let input = match cli.follow {
+        true => Some(crate::ndjson::follow::Follow::start(Source::from_args(&cli.files), set.read_opts)?),
+        false => None,
+    };
     let host = hostname(&config);
     let Ctx { out, diag, stdin_is_terminal, .. } = ctx;
     let diag: &Diag = diag;
@@ -99,6 +110,10 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let max_subjects = max_subjects(&config)?;
     let mut engine = Engine { sinks, policy, sink_repeat, dry_run: cli.dry_run, files, diag, clock, max_subjects };
 
+    if let Some(input) = input {
+        out.set_line_buffered(true);
+        return follow::run(&mut engine, &input, timing, cli.format, set.read_opts, out, diag);
+    }
     let mut input = Input::default();
     match &cli.cmd {
         Some(Cmd::Send(s)) => input.loose.push(send_alert(s, diag, &engine.clock.stamp())?),
@@ -226,7 +241,7 @@ fn read_record(v: Value, input: &mut Input, out: &mut dyn Write, text: bool) -> 
 
 /// What a run did.
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// Alerts sent again from the outbox.
     pub retried: Vec<Alert>,
     /// This run's alerts, held ones included.
@@ -239,7 +254,7 @@ pub struct Report {
 }
 
 /// The engine: sinks, policy and files.
-pub struct Engine<'a> {
+pub(crate) struct Engine<'a> {
     pub sinks: Vec<Box<dyn Sink + 'a>>,
     pub policy: Policy,
     /// `<sink>_repeat_interval_seconds` from the alerting settings.

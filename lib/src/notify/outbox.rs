@@ -20,15 +20,20 @@ use crate::store;
 /// One waiting alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Queued {
+    /// The alert, as it is to be sent.
     pub alert: Alert,
     /// The sinks it is still owed to.
     pub sinks: Vec<String>,
+    /// How many times sending it was tried.
     #[serde(default)]
     pub attempts: u32,
+    /// When it was first queued.
     #[serde(default)]
     pub queued_at: String,
+    /// Why the last try failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Fields this version does not know, kept.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -36,12 +41,14 @@ pub struct Queued {
 /// A line of the file: an entry, or text that is not one (kept verbatim).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Line {
+    /// An alert waiting.
     Entry(Box<Queued>),
+    /// A line that is no entry, as it was.
     Unreadable(String),
 }
 
 /// Read the outbox (none yet: empty). Unreadable lines are reported and kept.
-pub fn load(path: &Path, diag: &Diag) -> Result<Vec<Line>> {
+pub(crate) fn load(path: &Path, diag: &Diag) -> Result<Vec<Line>> {
     match store::read::read_optional(path, store::kinds::OUTBOX)? {
         Some(b) => Ok(parse(&b, &path.display().to_string(), diag)),
         None => Ok(Vec::new()),
@@ -73,7 +80,7 @@ pub fn parse(bytes: &[u8], name: &str, diag: &Diag) -> Vec<Line> {
 }
 
 /// Append entries, one write per line.
-pub fn append(path: &Path, entries: &[Queued]) -> Result<()> {
+pub(crate) fn append(path: &Path, entries: &[Queued]) -> Result<()> {
     for q in entries {
         store::append_line_as(path, &ndjson::to_line(q)?, store::Perm::Private)?;
     }
@@ -81,7 +88,7 @@ pub fn append(path: &Path, entries: &[Queued]) -> Result<()> {
 }
 
 /// Replace the outbox with `lines`, atomically (an empty outbox is an empty file).
-pub fn rewrite(path: &Path, lines: &[Line]) -> Result<()> {
+pub(crate) fn rewrite(path: &Path, lines: &[Line]) -> Result<()> {
     let mut bytes = Vec::new();
     for l in lines {
         match l {

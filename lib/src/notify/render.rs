@@ -18,14 +18,14 @@ use crate::clock;
 use crate::record::Level;
 
 /// Telegram's limit on a message's text.
-pub const TELEGRAM_LIMIT: usize = 4096;
+pub(crate) const TELEGRAM_LIMIT: usize = 4096;
 
 /// The Agent Ops Kit's title line.
-pub const HEAD: &str = "Agent Ops Alert";
+pub(crate) const HEAD: &str = "Agent Ops Alert";
 
 /// A run of text, bold or not.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Span {
+pub(crate) struct Span {
     pub text: String,
     pub bold: bool,
 }
@@ -33,7 +33,7 @@ pub struct Span {
 /// One line of a message, and how many subjects it names (for "and N more" when a message
 /// does not fit).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Line(pub Vec<Span>, pub usize);
+pub(crate) struct Line(pub Vec<Span>, pub usize);
 
 impl Line {
     fn plain(text: impl Into<String>) -> Line {
@@ -80,7 +80,7 @@ impl Line {
 /// A message: lines of spans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Doc {
-    pub lines: Vec<Line>,
+    pub(crate) lines: Vec<Line>,
 }
 
 /// Length as Telegram counts it: UTF-16 code units.
@@ -105,7 +105,7 @@ impl Doc {
     }
 
     /// As plain text.
-    pub fn plain(&self) -> String {
+    pub(crate) fn plain(&self) -> String {
         self.lines.iter().map(Line::plain_text).collect::<Vec<_>>().join("\n")
     }
 
@@ -183,7 +183,7 @@ fn split_line(line: &Line, limit: usize) -> Vec<Line> {
 /// Fit a message into at most `max_pieces` pieces of `limit`: split at line ends, and when it
 /// is longer than that, keep as many whole lines as fit and end with "… and N more", N being
 /// the subjects the left-out lines name. The whole text stays in the alert records.
-pub fn fit(doc: &Doc, limit: usize, max_pieces: usize) -> Vec<Doc> {
+pub(crate) fn fit(doc: &Doc, limit: usize, max_pieces: usize) -> Vec<Doc> {
     let pieces = doc.split(limit);
     if pieces.len() <= max_pieces.max(1) {
         return pieces;
@@ -208,7 +208,7 @@ pub fn fit(doc: &Doc, limit: usize, max_pieces: usize) -> Vec<Doc> {
 }
 
 /// The worst level of the firing alerts; `recovery` when all are resolved.
-pub fn head_level(alerts: &[&Alert]) -> Level {
+pub(crate) fn head_level(alerts: &[&Alert]) -> Level {
     alerts.iter().filter(|a| !a.is_resolved()).map(|a| a.level).max_by_key(|l| l.severity()).unwrap_or(Level::Recovery)
 }
 
@@ -223,7 +223,7 @@ fn clock_time(ts: &str) -> String {
 
 /// The Agent Ops Kit's message for `notify send`: `[LEVEL] *Agent Ops Alert*`, a blank line, the
 /// message.
-pub fn kit_message(level: Level, message: &str) -> Doc {
+pub(crate) fn kit_message(level: Level, message: &str) -> Doc {
     let mut d = Doc::default();
     d.line(Line::plain(format!("{} ", level.prefix())).push(HEAD, true));
     d.line(Line::default());
@@ -236,7 +236,8 @@ pub fn kit_message(level: Level, message: &str) -> Doc {
 pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
     let level = head_level(alerts);
     if let [only] = alerts {
-        if !only.from_rules() && (only.title.is_empty() || only.title == HEAD || only.message.starts_with(&only.title))
+        if !only.raised_by_rules()
+            && (only.title.is_empty() || only.title == HEAD || only.message.starts_with(&only.title))
         {
             let mut d = kit_message(only.level, &only.message);
             if delayed {
@@ -253,7 +254,7 @@ pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
 
     // Firing alerts raised by the rules, grouped by kind and state in order of appearance.
     let mut groups: Vec<((String, String), Vec<&Alert>)> = Vec::new();
-    for a in alerts.iter().copied().filter(|a| !a.is_resolved() && a.from_rules()) {
+    for a in alerts.iter().copied().filter(|a| !a.is_resolved() && a.raised_by_rules()) {
         let key = (a.source_kind().to_string(), a.state.clone().unwrap_or_default());
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push(a),
@@ -275,7 +276,7 @@ pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
         }
     }
     // Alerts that came as they are.
-    for a in alerts.iter().copied().filter(|a| !a.is_resolved() && !a.from_rules()) {
+    for a in alerts.iter().copied().filter(|a| !a.is_resolved() && !a.raised_by_rules()) {
         d.line(Line::default());
         d.line(Line::default().push(&a.title, true).push(raised(a), false).naming(1));
         d.text(&a.message);
@@ -328,7 +329,7 @@ fn recoveries(d: &mut Doc, alerts: &[&Alert], raised: &dyn Fn(&Alert) -> String)
         } else {
             d.line(Line::default().push(format!("Recovered: {}", names.join(", ")), true));
             for a in resolved {
-                let text = if a.from_rules() { a.message.clone() } else { format!("{}: {}", a.title, a.message) };
+                let text = if a.raised_by_rules() { a.message.clone() } else { format!("{}: {}", a.title, a.message) };
                 d.line(
                     Line::plain("• ")
                         .push(a.name(), true)
@@ -343,7 +344,7 @@ fn recoveries(d: &mut Doc, alerts: &[&Alert], raised: &dyn Fn(&Alert) -> String)
 
 /// Past this many subjects in one group a message is a storm: a headline with counts, then
 /// the subjects by root cause, each named once, instead of a line per subject.
-pub const STORM: usize = 10;
+pub(crate) const STORM: usize = 10;
 
 /// The width names are wrapped to in a storm.
 const WRAP: usize = 240;
@@ -422,7 +423,7 @@ fn wrap_names(names: &[&str]) -> Vec<(String, usize)> {
 }
 
 /// The Markdown body of an issue for one alert: the alert's own body when it has one.
-pub fn issue_body(a: &Alert, host: &str) -> String {
+pub(crate) fn issue_body(a: &Alert, host: &str) -> String {
     if let Some(b) = a.body.as_deref().filter(|b| !b.trim().is_empty()) {
         return b.to_string();
     }
@@ -447,7 +448,7 @@ pub fn issue_body(a: &Alert, host: &str) -> String {
 }
 
 /// A comment on an open issue for a later alert of the same incident.
-pub fn issue_comment(a: &Alert) -> String {
+pub(crate) fn issue_comment(a: &Alert) -> String {
     if a.is_resolved() {
         return format!("**Recovered** ({}): {}\n", a.timestamp, md(&a.message));
     }

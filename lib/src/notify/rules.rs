@@ -30,24 +30,24 @@ use crate::record::{self, Kind, Level, str_field};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     /// The stable key: `check:api`.
-    pub subject: String,
+    pub(crate) subject: String,
     /// The record kind it came from: `check`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// What people call it: `api`, `atlas (2026-11)`.
-    pub name: String,
+    pub(crate) name: String,
     /// The level when bad; `None` when good.
-    pub bad: Option<Level>,
+    pub(crate) bad: Option<Level>,
     /// The state in a word or three: `down`, `missing`, `could not be restarted`, `up`.
-    pub state: String,
+    pub(crate) state: String,
     /// The record's own explanation (a check's detail).
-    pub detail: String,
+    pub(crate) detail: String,
     /// The incident's title, the same whatever the level (an issue tracker's title).
-    pub title: String,
+    pub(crate) title: String,
     /// The name of the parent this subject is down because of (a check's `suppressed_by`).
-    pub parent: Option<String>,
+    pub(crate) parent: Option<String>,
     /// An event rather than a state (a monitoring gap): announced once, never repeated.
-    pub once: bool,
-    pub timestamp: String,
+    pub(crate) once: bool,
+    pub(crate) timestamp: String,
 }
 
 impl Observation {
@@ -85,7 +85,7 @@ impl Observation {
 }
 
 /// What one subject of a kind is called, singular and plural (`service`, `services`).
-pub fn noun(kind: &str) -> (&'static str, &'static str) {
+pub(crate) fn noun(kind: &str) -> (&'static str, &'static str) {
     match kind {
         "check" | "recovery" | "uptime" => ("service", "services"),
         "tick" => ("agent tick", "agent ticks"),
@@ -125,7 +125,7 @@ pub fn observe(v: &Value) -> Result<Vec<Observation>, String> {
 }
 
 /// True for the kinds the rules read (their records are consumed, not passed through).
-pub fn reads(kind: Kind) -> bool {
+pub(crate) fn reads(kind: Kind) -> bool {
     !matches!(kind, Kind::Alert | Kind::Unknown)
 }
 
@@ -281,7 +281,7 @@ const TICK_STATUSES: &[&str] = &["healthy", "degraded", "critical", "offline", "
 
 /// The title of a tick's incident: the Agent Tick Protocol's RCA title for the failures that
 /// need one (tickmon's RCA alerts carry the same title, so an issue tracker sees one issue).
-pub fn tick_title(agent: &str, month: &str, status: &str) -> String {
+pub(crate) fn tick_title(agent: &str, month: &str, status: &str) -> String {
     let m = if month.is_empty() { String::new() } else { format!(" ({month})") };
     match status {
         "missing" => format!("RCA-AGENT: {agent} failed to submit monthly tick{m}"),

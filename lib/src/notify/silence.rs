@@ -25,10 +25,10 @@ const KEEP_EXPIRED_S: i64 = 7 * 86_400;
 /// One `KEY=VALUE` or `KEY!=VALUE`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Matcher {
-    pub key: String,
-    pub value: String,
+    pub(crate) key: String,
+    pub(crate) value: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub negate: bool,
+    pub(crate) negate: bool,
 }
 
 impl Matcher {
@@ -94,16 +94,16 @@ fn glob_regex(glob: &str) -> Option<Regex> {
 /// One silence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Silence {
-    pub id: u64,
-    pub matchers: Vec<Matcher>,
-    pub starts_at: String,
-    pub ends_at: String,
+    pub(crate) id: u64,
+    pub(crate) matchers: Vec<Matcher>,
+    pub(crate) starts_at: String,
+    pub(crate) ends_at: String,
     #[serde(default)]
-    pub why: String,
+    pub(crate) why: String,
     #[serde(default)]
-    pub created_at: String,
+    pub(crate) created_at: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub created_by: String,
+    pub(crate) created_by: String,
 }
 
 impl Silence {
@@ -112,22 +112,22 @@ impl Silence {
     }
 
     /// In force at `now`.
-    pub fn active(&self, now: OffsetDateTime) -> bool {
+    pub(crate) fn active(&self, now: OffsetDateTime) -> bool {
         self.window().is_some_and(|(s, e)| s <= now && now < e)
     }
 
     /// Over at `now`.
-    pub fn expired(&self, now: OffsetDateTime) -> bool {
+    pub(crate) fn expired(&self, now: OffsetDateTime) -> bool {
         self.window().is_none_or(|(_, e)| e <= now)
     }
 
     /// In force and matching every matcher.
-    pub fn mutes(&self, a: &Alert, now: OffsetDateTime) -> bool {
+    pub(crate) fn mutes(&self, a: &Alert, now: OffsetDateTime) -> bool {
         self.active(now) && !self.matchers.is_empty() && self.matchers.iter().all(|m| m.matches(a))
     }
 
     /// The `silence` record of `silence list` and `silence add`.
-    pub fn record(&self, now: OffsetDateTime) -> serde_json::Value {
+    pub(crate) fn record(&self, now: OffsetDateTime) -> serde_json::Value {
         let state = if self.active(now) {
             "active"
         } else if self.expired(now) {
@@ -153,14 +153,14 @@ impl Silence {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Silences {
     #[serde(default)]
-    pub next_id: u64,
+    pub(crate) next_id: u64,
     #[serde(default)]
-    pub silences: Vec<Silence>,
+    pub(crate) silences: Vec<Silence>,
 }
 
 impl Silences {
     /// Read the file (none yet: no silences).
-    pub fn load(path: &Path) -> Result<Silences> {
+    pub(crate) fn load(path: &Path) -> Result<Silences> {
         Ok(store::read_json(path, store::kinds::NOTIFY_SMALL)?.unwrap_or_default())
     }
 
@@ -178,7 +178,7 @@ impl Silences {
 }
 
 /// Add a silence under the file's lock; returns it.
-pub fn add(path: &Path, mut s: Silence, now: OffsetDateTime) -> Result<Silence> {
+pub(crate) fn add(path: &Path, mut s: Silence, now: OffsetDateTime) -> Result<Silence> {
     store::update_json(path, store::kinds::NOTIFY_SMALL, store::Perm::Private, |file: &mut Silences| {
         file.prune(now);
         let max = file.silences.iter().map(|s| s.id).max().unwrap_or(0);
@@ -191,7 +191,7 @@ pub fn add(path: &Path, mut s: Silence, now: OffsetDateTime) -> Result<Silence> 
 
 /// End a silence now, under the file's lock; returns it, or an error when there is none by
 /// that id.
-pub fn expire(path: &Path, id: u64, now: OffsetDateTime) -> Result<Silence> {
+pub(crate) fn expire(path: &Path, id: u64, now: OffsetDateTime) -> Result<Silence> {
     store::update_json(path, store::kinds::NOTIFY_SMALL, store::Perm::Private, |file: &mut Silences| {
         let stamp = clock::fmt_ts(now);
         let found = file.silences.iter_mut().find(|s| s.id == id);

@@ -40,17 +40,17 @@ const FORGET_AFTER_S: i64 = 30 * 86_400;
 /// The longest string kept in the state (a subject's key, title, name, message, ...), in
 /// bytes: what the state holds is then proportional to the number of subjects, whatever the
 /// records carried. Alerts themselves are sent whole.
-pub const MAX_STORED_BYTES: usize = 4096;
+pub(crate) const MAX_STORED_BYTES: usize = 4096;
 
 /// Subjects kept by default (`alerting.max_subjects` in services.json changes it).
-pub const DEFAULT_MAX_SUBJECTS: usize = 10_000;
+pub(crate) const DEFAULT_MAX_SUBJECTS: usize = 10_000;
 
 /// Extra (unknown) fields kept per subject.
 const MAX_EXTRA_FIELDS: usize = 16;
 
 /// What bounding the state cut.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Cut {
+pub(crate) struct Cut {
     /// Strings cut to [`MAX_STORED_BYTES`] (or values left out for being larger).
     pub strings: usize,
     /// Subjects forgotten for being over the limit (the least recently seen, quiet ones first).
@@ -91,7 +91,7 @@ fn cap(s: &mut String) -> bool {
 
 /// A subject key as kept: at most [`MAX_STORED_BYTES`] bytes (two subjects that share their
 /// first 4 KiB are one subject).
-pub fn subject_key(key: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn subject_key(key: &str) -> std::borrow::Cow<'_, str> {
     if key.len() <= MAX_STORED_BYTES {
         return std::borrow::Cow::Borrowed(key);
     }
@@ -106,7 +106,7 @@ fn json_len(v: &Value) -> usize {
 
 /// One subject's memory.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Subject {
+pub(crate) struct Subject {
     /// The level while bad; absent when good.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<Level>,
@@ -162,16 +162,16 @@ pub struct Subject {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     #[serde(default)]
-    pub subjects: BTreeMap<String, Subject>,
+    pub(crate) subjects: BTreeMap<String, Subject>,
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub(crate) extra: Map<String, Value>,
 }
 
 impl State {
     /// Keep the state within its bounds: every stored string at most [`MAX_STORED_BYTES`],
     /// labels and extra fields left out when larger, at most `max_subjects` subjects (those
     /// with an outstanding announcement kept first, then the most recently seen).
-    pub fn bound(&mut self, max_subjects: usize) -> Cut {
+    pub(crate) fn bound(&mut self, max_subjects: usize) -> Cut {
         let mut cut = Cut::default();
         if self.subjects.keys().any(|k| k.len() > MAX_STORED_BYTES) {
             let all = std::mem::take(&mut self.subjects);
@@ -229,22 +229,22 @@ impl State {
         cut
     }
 
-    pub fn load(path: &Path) -> Result<State> {
+    pub(crate) fn load(path: &Path) -> Result<State> {
         Ok(store::read_json(path, store::kinds::NOTIFY_STATE)?.unwrap_or_default())
     }
 
-    pub fn save(&self, path: &Path) -> Result<()> {
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
         store::write_json_as(path, self, store::Perm::Private)
     }
 }
 
 /// The Agent Ops Kit's `alert-rate.json`: topic -> seconds since the epoch of the last send.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Rates(pub BTreeMap<String, f64>);
+pub struct Rates(pub(crate) BTreeMap<String, f64>);
 
 impl Rates {
     /// Read the file the Agent Ops Kit's lenient way: unreadable or not JSON is empty (and said).
-    pub fn load(path: &Path) -> (Rates, Option<String>) {
+    pub(crate) fn load(path: &Path) -> (Rates, Option<String>) {
         match store::read::read(path, store::kinds::NOTIFY_SMALL) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Rates::default(), None),
             Err(e) => (Rates::default(), Some(format!("{}: {e}", path.display()))),
@@ -257,7 +257,7 @@ impl Rates {
 
     /// Write it as the Agent Ops Kit did (pretty, entries older than an hour pruned; here: older than
     /// an hour or the rate limit, whichever is longer).
-    pub fn save(&self, path: &Path, now: f64, rate_limit_s: u64) -> Result<()> {
+    pub(crate) fn save(&self, path: &Path, now: f64, rate_limit_s: u64) -> Result<()> {
         let keep = (rate_limit_s as f64).max(3600.0);
         let pruned: Map<String, Value> =
             self.0.iter().filter(|(_, t)| now - **t < keep).map(|(k, t)| (k.clone(), json!(t))).collect();
@@ -265,11 +265,11 @@ impl Rates {
     }
 
     /// Was the topic sent within `limit_s` of `now`?
-    pub fn limited(&self, topic: &str, now: f64, limit_s: u64) -> bool {
+    pub(crate) fn limited(&self, topic: &str, now: f64, limit_s: u64) -> bool {
         !topic.is_empty() && limit_s > 0 && self.0.get(topic).is_some_and(|t| now - t < limit_s as f64)
     }
 
-    pub fn mark(&mut self, topic: &str, now: f64) {
+    pub(crate) fn mark(&mut self, topic: &str, now: f64) {
         if !topic.is_empty() {
             self.0.insert(topic.to_string(), now);
         }
@@ -279,8 +279,11 @@ impl Rates {
 /// The settings the decision depends on.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
+    /// Seconds before a subject still bad is alerted again.
     pub repeat_interval_s: u64,
+    /// Seconds between two alerts of one topic.
     pub rate_limit_s: u64,
+    /// Whether a subject that is good again is alerted as resolved.
     pub alert_on_recovery: bool,
     /// Alert only after this many consecutive bad runs.
     pub after: u32,
@@ -289,7 +292,7 @@ pub struct Policy {
 /// What the stream said about one subject in this run (the last record wins, but an alert
 /// record speaks for its subject over the rules).
 #[derive(Debug, Clone)]
-pub enum Said {
+pub(crate) enum Said {
     Rule(Observation),
     Alert(Box<Alert>),
 }
@@ -303,10 +306,12 @@ pub struct Input {
     /// The last bad observation of each subject in this run: when a later record of the run
     /// says the subject is good again (recover restarted it), the outage still happened.
     bad_before: HashMap<String, Observation>,
-    pub loose: Vec<Alert>,
+    pub(crate) loose: Vec<Alert>,
 }
 
 impl Input {
+    /// A rule's observation of a subject from the stream; an alert record for the same
+    /// subject in this run speaks over it.
     pub fn rule(&mut self, o: Observation) {
         let key = subject_key(&o.subject).into_owned();
         if let Some(Said::Alert(_)) = self.said.get(&key) {
@@ -334,7 +339,8 @@ impl Input {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    /// True when nothing was said.
+    pub(crate) fn is_empty(&self) -> bool {
         self.order.is_empty() && self.loose.is_empty()
     }
 }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! probe: check every service at once, in config order out.
 //!
 //! The check engine ([`crate::check`]) runs the checks, thousands at once, each under its own
@@ -5,8 +6,8 @@
 //! Results are then annotated with `suppressed_by` from `depends_on` and written in config
 //! order, to stdout and to the day's metrics file.
 
-pub mod cli;
-pub mod watch;
+pub(crate) mod cli;
+pub(crate) mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -21,14 +22,14 @@ use serde_json::Value;
 use crate::check::{self, CheckEnv};
 use crate::clock::{self, Clock};
 use crate::config::{CheckSpec, Config, Service};
-use crate::entry::{Ctx, Tool};
+use crate::entry::{Ctx, Diag, Tool};
 use crate::error::{Error, Result, Status};
 use crate::ndjson::{self, Source};
 use crate::record::{Check, CheckStatus, Finding, Level};
 use crate::store;
 
 /// What probe's HTTP requests say they are.
-pub const USER_AGENT: &str = concat!("pitcrew-probe/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("pitcrew-probe/", env!("CARGO_PKG_VERSION"));
 
 /// The `probe` tool, as its binary hands it to [`crate::entry::run`].
 pub const TOOL: Tool = Tool { name: "probe", main, command };
@@ -70,43 +71,13 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     }
     let mut services = config.services.clone();
     if !stream.is_empty() {
-        let sources = Source::from_args(&stream);
-        let home = Some(paths.home.clone());
-        let mut names: HashSet<String> = services.iter().map(|s| s.name.clone()).collect();
-        ndjson::for_each_value(&sources, set.read_opts, &ctx.diag, |v, pos| {
-            match config.parse_service_value(&v, home.clone()) {
-                Ok(mut s) if !names.contains(&s.name) => {
-                    s.line = pos.line as usize;
-                    names.insert(s.name.clone());
-                    services.push(s);
-                }
-                Ok(s) => {
-                    let msg = format!("{pos}: service '{}': name: another service already has this name", s.name);
-                    ctx.diag.warn(&msg);
-                    findings.push(invalid_service(&s.name, msg, stamp.clone()));
-                }
-                Err(why) => {
-                    let subject = v.get("name").and_then(Value::as_str).unwrap_or("service").to_string();
-                    let msg = format!("{pos}: {why}");
-                    ctx.diag.warn(&msg);
-                    findings.push(invalid_service(&subject, msg, stamp.clone()));
-                }
-            }
-            Ok(())
-        })?;
+        read_services(&stream, &config, &set, &stamp, &ctx.diag, &mut services, &mut findings)?;
     }
     if config_exists && wants_disk_check(&config) && !services.iter().any(|s| matches!(s.spec, CheckSpec::Disk { .. }))
     {
         services.push(disk_service(&config));
     }
-    if !cli.only.is_empty() {
-        for name in &cli.only {
-            if !services.iter().any(|s| &s.name == name) {
-                return Err(Error::usage(format!("--only: no service named '{name}'")));
-            }
-        }
-        services.retain(|s| cli.only.contains(&s.name));
-    }
+    keep_only(&mut services, &cli.only)?;
     for f in dependency_findings(&services, &stamp) {
         ctx.diag.warn(format_args!("{}: {}", f.subject, f.detail));
         findings.push(f);
@@ -124,21 +95,79 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         append_metrics(&dir, &clock, &results).err()
     };
 
-    let out = &mut ctx.out;
-    match cli.format {
+    write_results(&mut ctx.out, cli.format, &findings, &results)?;
+    if let Some(e) = metrics_err {
+        return Err(e);
+    }
+    let down = results.iter().any(|c| c.status == CheckStatus::Down);
+    Ok(Status::failures_if(down || !findings.is_empty()))
+}
+
+/// Add the services of the NDJSON `stream` (files, `-`) to `services`; a service that cannot
+/// be read, or whose name is taken, is a finding.
+fn read_services(
+    stream: &[PathBuf],
+    config: &Config,
+    set: &crate::cli::Setup,
+    stamp: &str,
+    diag: &Diag,
+    services: &mut Vec<Service>,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    let sources = Source::from_args(stream);
+    let home = Some(set.paths.home.clone());
+    let mut names: HashSet<String> = services.iter().map(|s| s.name.clone()).collect();
+    ndjson::for_each_value(&sources, set.read_opts, diag, |v, pos| {
+        match config.parse_service_value(&v, home.clone()) {
+            Ok(mut s) if !names.contains(&s.name) => {
+                s.line = pos.line as usize;
+                names.insert(s.name.clone());
+                services.push(s);
+            }
+            Ok(s) => {
+                let msg = format!("{pos}: service '{}': name: another service already has this name", s.name);
+                diag.warn(&msg);
+                findings.push(invalid_service(&s.name, msg, stamp.to_string()));
+            }
+            Err(why) => {
+                let subject = v.get("name").and_then(Value::as_str).unwrap_or("service").to_string();
+                let msg = format!("{pos}: {why}");
+                diag.warn(&msg);
+                findings.push(invalid_service(&subject, msg, stamp.to_string()));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// With `--only`: keep the services named, each of which must exist.
+fn keep_only(services: &mut Vec<Service>, only: &[String]) -> Result<()> {
+    if only.is_empty() {
+        return Ok(());
+    }
+    if let Some(name) = only.iter().find(|name| !services.iter().any(|s| &s.name == *name)) {
+        return Err(Error::usage(format!("--only: no service named '{name}'")));
+    }
+    services.retain(|s| only.contains(&s.name));
+    Ok(())
+}
+
+/// Write the findings, then the checks, as NDJSON or as the kit's text report.
+fn write_results(out: &mut dyn Write, format: cli::Format, findings: &[Finding], results: &[Check]) -> Result<()> {
+    match format {
         cli::Format::Ndjson => {
-            for f in &findings {
+            for f in findings {
                 ndjson::write(out, f)?;
             }
-            for c in &results {
+            for c in results {
                 ndjson::write(out, c)?;
             }
         }
         cli::Format::Text => {
-            for f in &findings {
+            for f in findings {
                 writeln!(out, "[INVALID] {}", f.detail)?;
             }
-            for c in &results {
+            for c in results {
                 writeln!(out, "{}", c.text_line())?;
             }
             let failed = results.iter().filter(|c| c.status == CheckStatus::Down).count();
@@ -149,11 +178,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             }
         }
     }
-    if let Some(e) = metrics_err {
-        return Err(e);
-    }
-    let down = results.iter().any(|c| c.status == CheckStatus::Down);
-    Ok(Status::failures_if(down || !findings.is_empty()))
+    Ok(())
 }
 
 /// The finding of a service entry or line that cannot be used.
@@ -180,7 +205,7 @@ fn disk_service(config: &Config) -> Service {
 }
 
 /// Unknown dependencies and dependency cycles, as findings.
-pub fn dependency_findings(services: &[Service], stamp: &str) -> Vec<Finding> {
+pub(crate) fn dependency_findings(services: &[Service], stamp: &str) -> Vec<Finding> {
     let names: HashSet<&str> = services.iter().map(|s| s.name.as_str()).collect();
     let mut out = Vec::new();
     for s in services {
@@ -305,7 +330,7 @@ fn components(edges: &[Vec<usize>]) -> Vec<usize> {
 /// Mark every down service whose dependency is down with the root cause: the topmost down
 /// service it depends on, following the first down parent of each. Roots found on the way
 /// are remembered, so a long chain costs its length once, not once per member.
-pub fn annotate_suppression(services: &[Service], results: &mut [Check]) {
+pub(crate) fn annotate_suppression(services: &[Service], results: &mut [Check]) {
     let index: HashMap<&str, usize> = services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
     let down: Vec<bool> = results.iter().map(|c| c.status == CheckStatus::Down).collect();
     let next: Vec<Option<usize>> = (0..services.len())
@@ -349,7 +374,7 @@ pub fn annotate_suppression(services: &[Service], results: &mut [Check]) {
 }
 
 /// Append the records to `DIR/YYYY-MM-DD.jsonl`, one `write` per line.
-pub fn append_metrics(dir: &Path, clock: &Clock, results: &[Check]) -> Result<()> {
+pub(crate) fn append_metrics(dir: &Path, clock: &Clock, results: &[Check]) -> Result<()> {
     if results.is_empty() {
         return Ok(());
     }

@@ -1,8 +1,9 @@
+#![warn(missing_docs)]
 //! recover: restart what failed, verify that it came back, and never make things worse.
 //!
-//! The engine ([`Recover`]) takes the input stream one record at a time ([`Recover::take`]):
+//! The engine (`Recover`) takes the input stream one record at a time (`Recover::take`):
 //! every record goes out again at once, unchanged, and the latest status of every checked
-//! service is remembered. When the input ends ([`Recover::finish`]) it walks the services of
+//! service is remembered. When the input ends (`Recover::finish`) it walks the services of
 //! services.json parents first (by `depends_on`) and, for each one whose latest check was
 //! down:
 //!
@@ -20,7 +21,8 @@
 //! runs never restart the same service twice: the second one waits, then sees the first
 //! one's attempt and reports `cooldown`. Restart commands come only from services.json.
 
-pub mod cli;
+pub(crate) mod cli;
+pub(crate) mod follow;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
@@ -44,16 +46,16 @@ use crate::restart::{self, Decision, Entry, Held, Ledger, Policy};
 use crate::store;
 use crate::util::{self, proc};
 
-pub use cli::Format;
+pub(crate) use cli::Format;
 
 /// The ledger's file name in the state directory (the Agent Ops Kit's).
-pub const LEDGER_FILE: &str = "recovery.json";
+pub(crate) const LEDGER_FILE: &str = "recovery.json";
 
 /// What recover's checks say they are, in their HTTP requests.
 const USER_AGENT: &str = concat!("pitcrew-recover/", env!("CARGO_PKG_VERSION"));
 
 /// The human log's file name in the logs directory (the Agent Ops Kit's).
-pub const LOG_FILE: &str = "recovery.log";
+pub(crate) const LOG_FILE: &str = "recovery.log";
 
 /// Directories a restart command finds on its PATH even under cron's minimal one (the Agent Ops Kit
 /// added them too): `systemctl`, `service` and friends live there.
@@ -79,6 +81,11 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         return reset(&cli.reset, &ledger, &mut log, &clock, cli.format, &mut ctx.out, &ctx.diag);
     }
     let config = set.load_config(false)?;
+    // Before any other thread starts (the signals are blocked in every thread after it).
+    let input = match cli.follow {
+        true => Some(crate::ndjson::follow::Follow::start(Source::from_args(&cli.files), set.read_opts)?),
+        false => None,
+    };
     let settings = Settings {
         dry_run: cli.dry_run,
         format: cli.format,
@@ -88,6 +95,11 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         path_env: Some(command_path(env("PATH").as_deref())),
     };
     let mut engine = Recover::new(&config, clock, settings);
+    if let Some(input) = input {
+        ctx.out.set_line_buffered(true);
+        let settle = Duration::from_secs_f64(cli.settle);
+        return follow::run(&mut engine, &input, settle, set.read_opts, &mut ctx.out, &ctx.diag);
+    }
     let sources = Source::from_args(&cli.files);
     let out = &mut ctx.out;
     ndjson::for_each_value(&sources, set.read_opts, &ctx.diag, |v, _| engine.take(v, &mut *out))?;
@@ -95,7 +107,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
 }
 
 /// PATH for restart commands: the caller's, then the system directories it lacks.
-pub fn command_path(current: Option<&str>) -> String {
+pub(crate) fn command_path(current: Option<&str>) -> String {
     let mut parts: Vec<&str> = current.unwrap_or("").split(':').filter(|p| !p.is_empty()).collect();
     for d in SYSTEM_PATH {
         if !parts.contains(d) {
@@ -106,7 +118,7 @@ pub fn command_path(current: Option<&str>) -> String {
 }
 
 /// How a run behaves, decided before it starts.
-pub struct Settings {
+pub(crate) struct Settings {
     /// Say what would be done; run nothing, write nothing.
     pub dry_run: bool,
     pub format: Format,
@@ -129,12 +141,16 @@ struct Seen {
 }
 
 /// The recover engine: feed it records with [`Recover::take`], then call [`Recover::finish`].
-pub struct Recover<'a> {
+pub(crate) struct Recover<'a> {
     config: &'a Config,
     clock: Clock,
     settings: Settings,
     seen: HashMap<String, Seen>,
     tally: BTreeMap<&'static str, usize>,
+    /// When set, only these services are acted on (see [`follow`]).
+    focus: Option<HashSet<String>>,
+    /// The recovery records written, by service (see [`follow`]).
+    acted: Vec<(String, Outcome)>,
 }
 
 /// The ledger as this run holds it: locked and saved, or (dry run) only read.
@@ -161,7 +177,15 @@ impl Book<'_> {
 
 impl<'a> Recover<'a> {
     pub fn new(config: &'a Config, clock: Clock, settings: Settings) -> Recover<'a> {
-        Recover { config, clock, settings, seen: HashMap::new(), tally: BTreeMap::new() }
+        Recover {
+            config,
+            clock,
+            settings,
+            seen: HashMap::new(),
+            tally: BTreeMap::new(),
+            focus: None,
+            acted: Vec::new(),
+        }
     }
 
     /// Take one input record: pass it on at once and remember what it says of its service.
@@ -190,29 +214,42 @@ impl<'a> Recover<'a> {
     /// The input has ended: restart what is down and can be restarted, parents first.
     /// `Failures` when any service seen is still down.
     pub fn finish(mut self, out: &mut dyn Write, diag: &Diag) -> Result<Status> {
-        let config = self.config;
-        let actionable = config.services.iter().any(|s| s.restart.is_some() && self.is_down(&s.name));
-        self.warn_unactionable(diag);
-        if actionable {
-            let path = self.settings.ledger.clone();
-            if self.settings.dry_run {
-                let entries = Ledger::peek(&path)?;
-                self.walk(&mut Book::ReadOnly(entries), out, diag)?;
-            } else {
-                let mut lock = Ledger::lock(&path)?;
-                if lock.try_acquire()?.is_none() {
-                    diag.progress("waiting for another recover run to finish");
-                }
-                let held = Ledger::open(&path, &mut lock)?;
-                diag.clear_progress();
-                self.walk(&mut Book::Locked(held), out, diag)?;
-            }
-        }
+        self.act(out, diag)?;
         let still_down = self.seen.values().filter(|s| s.down).count();
         if self.settings.format == Format::Text {
             self.summary(out, still_down)?;
         }
         Ok(Status::failures_if(still_down > 0))
+    }
+
+    /// Restart what is down and can be restarted, parents first (only the services in
+    /// `focus` when it is set: `--follow` acts on what failed in its settle window), with the
+    /// ledger locked for the whole walk.
+    fn act(&mut self, out: &mut dyn Write, diag: &Diag) -> Result<()> {
+        let config = self.config;
+        let actionable = config.services.iter().any(|s| s.restart.is_some() && self.wants_action(&s.name));
+        self.warn_unactionable(diag);
+        if !actionable {
+            return Ok(());
+        }
+        let path = self.settings.ledger.clone();
+        if self.settings.dry_run {
+            let entries = Ledger::peek(&path)?;
+            self.walk(&mut Book::ReadOnly(entries), out, diag)
+        } else {
+            let mut lock = Ledger::lock(&path)?;
+            if lock.try_acquire()?.is_none() {
+                diag.progress("waiting for another recover run to finish");
+            }
+            let held = Ledger::open(&path, &mut lock)?;
+            diag.clear_progress();
+            self.walk(&mut Book::Locked(held), out, diag)
+        }
+    }
+
+    /// Down, and (when a focus is set) in it.
+    fn wants_action(&self, name: &str) -> bool {
+        self.is_down(name) && self.focus.as_ref().is_none_or(|f| f.contains(name))
     }
 
     fn is_down(&self, name: &str) -> bool {
@@ -222,7 +259,7 @@ impl<'a> Recover<'a> {
     /// Say why down services that look restartable are not: no services.json, or an entry
     /// in it that could not be read.
     fn warn_unactionable(&self, diag: &Diag) {
-        let mut down: Vec<&str> = self.seen.iter().filter(|(_, s)| s.down).map(|(n, _)| n.as_str()).collect();
+        let mut down: Vec<&str> = self.seen.keys().filter(|n| self.wants_action(n)).map(String::as_str).collect();
         if down.is_empty() {
             return;
         }
@@ -256,7 +293,7 @@ impl<'a> Recover<'a> {
             if touched {
                 affected.insert(name);
             }
-            if !self.is_down(name) {
+            if !self.wants_action(name) {
                 continue;
             }
             // A parent was restarted: this one may have come back with it. A fresh check that
@@ -294,20 +331,7 @@ impl<'a> Recover<'a> {
                 continue;
             }
             let now = self.clock.unix();
-            let decision = match book {
-                Book::Locked(_) => {
-                    let entry = book.entries().entry(name.to_string()).or_default();
-                    let before = entry.clone();
-                    let decision = entry.decide(&policy, now);
-                    // The rules may have reset a count or pulled a future time back: keep that.
-                    if *entry != before && !matches!(decision, Decision::Run { .. }) {
-                        book.save()?;
-                    }
-                    decision
-                }
-                // A dry run decides on a copy.
-                Book::ReadOnly(_) => self.peek(book, name, &policy),
-            };
+            let decision = self.decide(book, name, &policy, now)?;
             match decision {
                 Decision::Run { attempt } if self.settings.dry_run => {
                     let mut rec = self.recovery(name, Outcome::Skipped, attempt, &policy);
@@ -322,39 +346,86 @@ impl<'a> Recover<'a> {
                 }
                 Decision::Cooldown { remaining_seconds } => {
                     let entry = book.entries().get(name).cloned().unwrap_or_default();
-                    let mut rec = self.recovery(name, Outcome::Cooldown, entry.attempts, &policy);
-                    let ago = (now - entry.last_attempt).max(0.0) as u64;
-                    rec.detail = format!(
-                        "{}last attempt {} ago; next attempt allowed in {} (restart_cooldown_seconds {})",
-                        self.dry_prefix(),
-                        clock::human_duration(ago),
-                        clock::human_duration(remaining_seconds),
-                        policy.cooldown_seconds
-                    );
-                    self.flap(&mut rec, &entry, &policy, now);
-                    self.log(diag, &format!("COOLDOWN: {name} — {remaining_seconds}s remaining"));
-                    self.emit_recovery(out, &rec)?;
+                    self.cooling_down(name, &entry, &policy, remaining_seconds, now, out, diag)?;
                 }
                 Decision::MaxAttempts { attempts } => {
                     let entry = book.entries().get(name).cloned().unwrap_or_default();
-                    let mut rec = self.recovery(name, Outcome::MaxAttempts, attempts, &policy);
-                    let reset_at = clock::from_unix_f64(entry.last_attempt + policy.reset_after_seconds as f64)
-                        .map(clock::fmt_ts)
-                        .unwrap_or_default();
-                    rec.detail = format!(
-                        "{}{attempts} of {} restart attempts used; manual intervention required \
-                         (the count resets at {reset_at}, {} after the last attempt, or with recover --reset)",
-                        self.dry_prefix(),
-                        policy.max_attempts,
-                        clock::human_duration(policy.reset_after_seconds)
-                    );
-                    self.flap(&mut rec, &entry, &policy, now);
-                    self.log(diag, &format!("MAX_ATTEMPTS: {name} — {attempts} attempts exhausted"));
-                    self.emit_recovery(out, &rec)?;
+                    self.out_of_attempts(name, &entry, &policy, attempts, now, out, diag)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// What the rules say about restarting `name` now. On a locked ledger the rules may have
+    /// reset a count or pulled a future time back, which is kept; a dry run decides on a copy.
+    fn decide(&self, book: &mut Book<'_>, name: &str, policy: &Policy, now: f64) -> Result<Decision> {
+        match book {
+            Book::Locked(_) => {
+                let entry = book.entries().entry(name.to_string()).or_default();
+                let before = entry.clone();
+                let decision = entry.decide(policy, now);
+                if *entry != before && !matches!(decision, Decision::Run { .. }) {
+                    book.save()?;
+                }
+                Ok(decision)
+            }
+            Book::ReadOnly(_) => Ok(self.peek(book, name, policy)),
+        }
+    }
+
+    /// Say that `name` waits out its cooldown.
+    #[allow(clippy::too_many_arguments)]
+    fn cooling_down(
+        &mut self,
+        name: &str,
+        entry: &Entry,
+        policy: &Policy,
+        remaining_seconds: u64,
+        now: f64,
+        out: &mut dyn Write,
+        diag: &Diag,
+    ) -> Result<()> {
+        let mut rec = self.recovery(name, Outcome::Cooldown, entry.attempts, policy);
+        let ago = (now - entry.last_attempt).max(0.0) as u64;
+        rec.detail = format!(
+            "{}last attempt {} ago; next attempt allowed in {} (restart_cooldown_seconds {})",
+            self.dry_prefix(),
+            clock::human_duration(ago),
+            clock::human_duration(remaining_seconds),
+            policy.cooldown_seconds
+        );
+        self.flap(&mut rec, entry, policy, now);
+        self.log(diag, &format!("COOLDOWN: {name} — {remaining_seconds}s remaining"));
+        self.emit_recovery(out, &rec)
+    }
+
+    /// Say that `name` has used all its attempts, and when the count resets.
+    #[allow(clippy::too_many_arguments)]
+    fn out_of_attempts(
+        &mut self,
+        name: &str,
+        entry: &Entry,
+        policy: &Policy,
+        attempts: u32,
+        now: f64,
+        out: &mut dyn Write,
+        diag: &Diag,
+    ) -> Result<()> {
+        let mut rec = self.recovery(name, Outcome::MaxAttempts, attempts, policy);
+        let reset_at = clock::from_unix_f64(entry.last_attempt + policy.reset_after_seconds as f64)
+            .map(clock::fmt_ts)
+            .unwrap_or_default();
+        rec.detail = format!(
+            "{}{attempts} of {} restart attempts used; manual intervention required \
+             (the count resets at {reset_at}, {} after the last attempt, or with recover --reset)",
+            self.dry_prefix(),
+            policy.max_attempts,
+            clock::human_duration(policy.reset_after_seconds)
+        );
+        self.flap(&mut rec, entry, policy, now);
+        self.log(diag, &format!("MAX_ATTEMPTS: {name} — {attempts} attempts exhausted"));
+        self.emit_recovery(out, &rec)
     }
 
     /// What the rules would say now, without touching the ledger.
@@ -434,25 +505,7 @@ impl<'a> Recover<'a> {
         book.entries().entry(name.to_string()).or_default().begin(policy, began);
         book.save()?;
 
-        let mut env = vec![
-            ("PITCREW_SERVICE".to_string(), name.to_string()),
-            ("PITCREW_ATTEMPT".to_string(), attempt.to_string()),
-            ("PITCREW_MAX_ATTEMPTS".to_string(), policy.max_attempts.to_string()),
-            ("PITCREW_DETAIL".to_string(), self.seen.get(name).map(|s| s.detail.clone()).unwrap_or_default()),
-        ];
-        if let Some(p) = &self.settings.path_env {
-            env.push(("PATH".to_string(), p.clone()));
-        }
-        let started = Instant::now();
-        let ran = restart::run(&restart.command, Duration::from_secs(restart.timeout_seconds), env, None);
-        if let Ok(o) = &ran {
-            if !o.timed_out && started.elapsed() >= o.duration + proc::OUTPUT_GRACE {
-                diag.warn(format_args!(
-                    "{name}: the restart command left a process holding its output open; redirect the \
-                     output of what it starts in the background (cmd >file 2>&1 &)"
-                ));
-            }
-        }
+        let ran = self.run_command(name, restart, policy, attempt, diag);
         let delay = Duration::try_from_secs_f64(restart.verify_delay_seconds).unwrap_or(Duration::ZERO);
         if !delay.is_zero() {
             std::thread::sleep(delay);
@@ -472,38 +525,7 @@ impl<'a> Recover<'a> {
 
         let mut rec = self.recovery(name, outcome, attempt, policy);
         rec.verified = up;
-        let check_says = format!("check {}: {}", fresh.status.as_str(), fresh.detail);
-        let counter = format!("attempt {attempt}/{}", policy.max_attempts);
-        let log_line = match &ran {
-            Ok(o) => {
-                rec.exit_code = o.exit_code;
-                rec.duration_ms = o.duration.as_millis().min(u128::from(u64::MAX)) as u64;
-                let ms = rec.duration_ms;
-                let said = command_output(o);
-                if o.timed_out {
-                    let limit = restart.timeout_seconds;
-                    rec.detail =
-                        format!("restart command timed out after {limit}s (process group killed); {check_says}");
-                    format!("RESTART TIMEOUT: {name} ({counter}, timed out after {limit}s)")
-                } else if !o.success() {
-                    rec.detail = match &said {
-                        Some(s) => format!("restart command failed: {}: {s}; {check_says}", o.describe()),
-                        None => format!("restart command failed: {}; {check_says}", o.describe()),
-                    };
-                    format!("RESTART FAIL: {name} ({counter}, {}, {ms}ms){}", o.describe(), prefixed(&said))
-                } else if !up {
-                    rec.detail = format!("restart command succeeded but the service is still down: {}", fresh.detail);
-                    format!("RESTART UNVERIFIED: {name} ({counter}, {ms}ms): still down: {}", fresh.detail)
-                } else {
-                    rec.detail = format!("restarted; {check_says}");
-                    format!("RESTART OK: {name} ({counter}, {ms}ms)")
-                }
-            }
-            Err(e) => {
-                rec.detail = format!("cannot run the restart command: {e}; {check_says}");
-                format!("RESTART ERROR: {name} ({counter}): {e}")
-            }
-        };
+        let log_line = describe_attempt(&mut rec, &ran, &fresh, restart, policy);
         let flapping = self.flap(&mut rec, &entry, policy, now);
         let log_line = match flapping {
             Some(n) => format!(
@@ -521,6 +543,38 @@ impl<'a> Recover<'a> {
             s.detail = fresh.detail;
         }
         Ok(())
+    }
+
+    /// Run the restart command of `name` with the attempt in its environment; warn when it
+    /// left a process holding its output open.
+    fn run_command(
+        &self,
+        name: &str,
+        restart: &Restart,
+        policy: &Policy,
+        attempt: u32,
+        diag: &Diag,
+    ) -> std::io::Result<proc::Outcome> {
+        let mut env = vec![
+            ("PITCREW_SERVICE".to_string(), name.to_string()),
+            ("PITCREW_ATTEMPT".to_string(), attempt.to_string()),
+            ("PITCREW_MAX_ATTEMPTS".to_string(), policy.max_attempts.to_string()),
+            ("PITCREW_DETAIL".to_string(), self.seen.get(name).map(|s| s.detail.clone()).unwrap_or_default()),
+        ];
+        if let Some(p) = &self.settings.path_env {
+            env.push(("PATH".to_string(), p.clone()));
+        }
+        let started = Instant::now();
+        let ran = restart::run(&restart.command, Duration::from_secs(restart.timeout_seconds), env, None);
+        if let Ok(o) = &ran {
+            if !o.timed_out && started.elapsed() >= o.duration + proc::OUTPUT_GRACE {
+                diag.warn(format_args!(
+                    "{name}: the restart command left a process holding its output open; redirect the \
+                     output of what it starts in the background (cmd >file 2>&1 &)"
+                ));
+            }
+        }
+        ran
     }
 
     /// Run the service's check again, with a fresh environment (a new process table) and
@@ -549,22 +603,7 @@ impl<'a> Recover<'a> {
     }
 
     fn recovery(&self, name: &str, outcome: Outcome, attempt: u32, policy: &Policy) -> Recovery {
-        Recovery {
-            kind: "recovery".into(),
-            name: name.to_string(),
-            outcome,
-            attempt,
-            max_attempts: policy.max_attempts,
-            exit_code: None,
-            duration_ms: 0,
-            verified: false,
-            detail: String::new(),
-            flapping: false,
-            restarts_in_window: None,
-            dry_run: self.settings.dry_run,
-            timestamp: self.clock.stamp(),
-            extra: serde_json::Map::new(),
-        }
+        Recovery::new(name, outcome, attempt, policy.max_attempts, self.settings.dry_run, self.clock.stamp())
     }
 
     /// Append the restart to the restart history (`state/restarts/DAY.jsonl`, beside the
@@ -599,6 +638,9 @@ impl<'a> Recover<'a> {
 
     fn emit_recovery(&mut self, out: &mut dyn Write, r: &Recovery) -> Result<()> {
         *self.tally.entry(r.outcome.as_str()).or_default() += 1;
+        if self.focus.is_some() {
+            self.acted.push((r.name.clone(), r.outcome));
+        }
         match self.settings.format {
             Format::Ndjson => ndjson::write(out, r),
             Format::Text => Ok(writeln!(out, "{}", recovery_text_line(r))?),
@@ -627,7 +669,7 @@ impl<'a> Recover<'a> {
 
 /// The services' indices, each after every service it depends on (config order otherwise;
 /// a dependency cycle is cut where it closes).
-pub fn restart_order(services: &[Service]) -> Vec<usize> {
+pub(crate) fn restart_order(services: &[Service]) -> Vec<usize> {
     let index: HashMap<&str, usize> = services.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
     let mut state = vec![0u8; services.len()]; // 0 unseen, 1 on the path, 2 placed
     let mut order = Vec::with_capacity(services.len());
@@ -683,7 +725,7 @@ fn check_text_line(v: &Value) -> String {
 }
 
 /// `[RECOVERED] api - restarted; check up: HTTP 200; attempt 1/3, 412ms`.
-pub fn recovery_text_line(r: &Recovery) -> String {
+pub(crate) fn recovery_text_line(r: &Recovery) -> String {
     let mut s = format!("[{}] {} - {}", r.outcome.as_str().to_uppercase(), r.name, r.detail);
     let mut facts = vec![format!("attempt {}/{}", r.attempt, r.max_attempts)];
     if r.duration_ms > 0 {
@@ -696,10 +738,52 @@ pub fn recovery_text_line(r: &Recovery) -> String {
     s
 }
 
+/// Fill in what the attempt of `rec` did (exit code, time, detail) and return its log line.
+fn describe_attempt(
+    rec: &mut Recovery,
+    ran: &std::io::Result<proc::Outcome>,
+    fresh: &Check,
+    restart: &Restart,
+    policy: &Policy,
+) -> String {
+    let (name, attempt, up) = (rec.name.clone(), rec.attempt, rec.verified);
+    let check_says = format!("check {}: {}", fresh.status.as_str(), fresh.detail);
+    let counter = format!("attempt {attempt}/{}", policy.max_attempts);
+    match ran {
+        Ok(o) => {
+            rec.exit_code = o.exit_code;
+            rec.duration_ms = o.duration.as_millis().min(u128::from(u64::MAX)) as u64;
+            let ms = rec.duration_ms;
+            let said = command_output(o);
+            if o.timed_out {
+                let limit = restart.timeout_seconds;
+                rec.detail = format!("restart command timed out after {limit}s (process group killed); {check_says}");
+                format!("RESTART TIMEOUT: {name} ({counter}, timed out after {limit}s)")
+            } else if !o.success() {
+                rec.detail = match &said {
+                    Some(s) => format!("restart command failed: {}: {s}; {check_says}", o.describe()),
+                    None => format!("restart command failed: {}; {check_says}", o.describe()),
+                };
+                format!("RESTART FAIL: {name} ({counter}, {}, {ms}ms){}", o.describe(), prefixed(&said))
+            } else if !up {
+                rec.detail = format!("restart command succeeded but the service is still down: {}", fresh.detail);
+                format!("RESTART UNVERIFIED: {name} ({counter}, {ms}ms): still down: {}", fresh.detail)
+            } else {
+                rec.detail = format!("restarted; {check_says}");
+                format!("RESTART OK: {name} ({counter}, {ms}ms)")
+            }
+        }
+        Err(e) => {
+            rec.detail = format!("cannot run the restart command: {e}; {check_says}");
+            format!("RESTART ERROR: {name} ({counter}): {e}")
+        }
+    }
+}
+
 /// The human log, `HOME/logs/recovery.log`: one `[YYYY-MM-DD HH:MM:SS] WHAT: ...` line per
 /// action, appended in one write. A log that cannot be written is reported once and then
 /// left alone: it never stops a recovery.
-pub struct RecoveryLog {
+pub(crate) struct RecoveryLog {
     path: Option<PathBuf>,
 }
 

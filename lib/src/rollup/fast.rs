@@ -8,10 +8,15 @@
 /// The raw JSON text of the fields rollup reads (as `RawValue::get` would give it).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Fields<'a> {
+    /// `kind`.
     pub kind: Option<&'a str>,
+    /// `name`.
     pub name: Option<&'a str>,
+    /// `status`.
     pub status: Option<&'a str>,
+    /// `latency_ms`.
     pub latency_ms: Option<&'a str>,
+    /// `timestamp`.
     pub timestamp: Option<&'a str>,
     /// True when none of these fields is a string with escapes (so their text between the
     /// quotes is the string itself).

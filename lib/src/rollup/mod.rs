@@ -1,32 +1,30 @@
+#![warn(missing_docs)]
 //! rollup: uptime, latency and SLA per service from the metrics history, in constant memory.
 //!
-//! The engine ([`run`]) streams the daily files of a window (or named files, or stdin) line
+//! The engine (`run`) streams the daily files of a window (or named files, or stdin) line
 //! by line through a [`scan::Scanner`], which keeps a fixed amount of state per service
-//! ([`stats::ServiceStats`]: the Agent Ops Kit's counters, a log-bucketed latency histogram, the most
-//! recent incidents, the spacings of its checks for [`coverage`]), then renders one `uptime`
-//! record per service ([`report`]) or the status page ([`html`]). Files are read on as many threads as there are cores (up to four), each
+//! (`stats::ServiceStats`: the Agent Ops Kit's counters, a log-bucketed latency histogram, the most
+//! recent incidents, the spacings of its checks for `coverage`), then renders one `uptime`
+//! record per service (`report`) or the status page (`html`). Files are read on as many threads as there are cores (up to four), each
 //! into its own scanner, and the scanners are merged in file order, which joins an outage
 //! that spans two files into one incident. With `--by day` over the metrics directory, each day is written and
 //! dropped as soon as its file is read. `prune` and `compact` keep the metrics and the
 //! histories in shape ([`crate::store::daily`]); `stale` says when the monitor itself went
-//! silent ([`stale`]); `incidents` joins the metrics with the histories ([`incidents`]).
+//! silent (`stale`); `incidents` joins the metrics with the histories (`incidents`).
 
-pub mod cli;
-pub mod coverage;
+pub(crate) mod cli;
+pub(crate) mod coverage;
 pub mod fast;
-pub mod html;
-pub mod incidents;
-pub mod report;
+pub(crate) mod html;
+pub(crate) mod incidents;
+pub(crate) mod report;
 pub mod scan;
-pub mod stale;
-pub mod stats;
+pub(crate) mod stale;
+pub(crate) mod stats;
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, mpsc};
 
 use clap::CommandFactory;
 use time::Date;
@@ -44,8 +42,8 @@ use crate::store::{self, daily};
 pub const READ_BLOCK: usize = 256 * 1024;
 
 /// The window when none is given: the kit's 7 days, or 90 for the status page's bars.
-pub const DEFAULT_DAYS: u32 = 7;
-pub const DEFAULT_HTML_DAYS: u32 = 90;
+pub(crate) const DEFAULT_DAYS: u32 = 7;
+pub(crate) const DEFAULT_HTML_DAYS: u32 = 90;
 
 /// The `rollup` tool, as its binary hands it to [`crate::entry::run`].
 pub const TOOL: Tool = Tool { name: "rollup", main, command };
@@ -58,127 +56,157 @@ pub fn command() -> clap::Command {
 /// The `rollup` tool.
 pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
-    let (paths, clock) = (&set.paths, set.clock);
-    let metrics_dir = cli.metrics_dir.clone().unwrap_or_else(|| paths.metrics.clone());
+    let metrics_dir = cli.metrics_dir.clone().unwrap_or_else(|| set.paths.metrics.clone());
     let format = cli.format.unwrap_or(Format::Ndjson);
     ctx.out.escape_controls(!matches!(format, Format::Ndjson | Format::Prometheus));
-    let maintenance_style = || match format {
-        Format::Ndjson => Ok(daily::Report::Ndjson),
-        Format::Text => Ok(daily::Report::Text),
-        other => Err(Error::usage(format!(
-            "--format {}: prune and compact write ndjson or text",
-            clap::ValueEnum::to_possible_value(&other).map(|v| v.get_name().to_string()).unwrap_or_default()
-        ))),
-    };
     if cli.command.is_some() {
-        let report_only = [
-            (cli.window.given(), "--days/--since/--until"),
-            (cli.sla.is_some(), "--sla"),
-            (cli.by.is_some(), "--by"),
-            (cli.output.is_some(), "--output"),
-            (!cli.files.is_empty(), "FILE arguments"),
-        ];
-        if let Some((_, what)) = report_only.iter().find(|(given, _)| *given) {
-            return Err(Error::usage(format!(
-                "{what}: not used by prune, compact and stale (incidents takes its window after its name: rollup incidents --days 7)"
-            )));
+        refuse_report_options(&cli)?;
+    }
+    let mut run = Subcommand { ctx, set: &set, metrics_dir: &metrics_dir, format };
+    match &cli.command {
+        Some(Command::Prune(a)) => run.prune(a),
+        Some(Command::Incidents(a)) => run.incidents(a, cli.common.strict),
+        Some(Command::Stale(a)) => run.stale(a),
+        Some(Command::Compact(a)) => run.compact(a),
+        None => run.report(&cli),
+    }
+}
+
+/// The report's options are refused by the subcommands, which would not use them.
+fn refuse_report_options(cli: &Cli) -> Result<()> {
+    let report_only = [
+        (cli.window.given(), "--days/--since/--until"),
+        (cli.sla.is_some(), "--sla"),
+        (cli.by.is_some(), "--by"),
+        (cli.output.is_some(), "--output"),
+        (!cli.files.is_empty(), "FILE arguments"),
+    ];
+    match report_only.iter().find(|(given, _)| *given) {
+        Some((_, what)) => Err(Error::usage(format!(
+            "{what}: not used by prune, compact and stale (incidents takes its window after its name: rollup incidents --days 7)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// One run of the tool, set up: what each subcommand (and the report) needs.
+struct Subcommand<'a> {
+    ctx: &'a mut Ctx,
+    set: &'a crate::cli::Setup,
+    metrics_dir: &'a Path,
+    format: Format,
+}
+
+impl Subcommand<'_> {
+    /// prune and compact report in ndjson or text.
+    fn maintenance_style(&self) -> Result<daily::Report> {
+        match self.format {
+            Format::Ndjson => Ok(daily::Report::Ndjson),
+            Format::Text => Ok(daily::Report::Text),
+            other => Err(Error::usage(format!(
+                "--format {}: prune and compact write ndjson or text",
+                clap::ValueEnum::to_possible_value(&other).map(|v| v.get_name().to_string()).unwrap_or_default()
+            ))),
         }
     }
-    match &cli.command {
-        Some(Command::Prune(a)) => {
-            let style = maintenance_style()?;
-            let days = match a.retention_days {
-                Some(n) => n,
-                None => {
-                    let cfg = set.load_config(false)?;
-                    u32::try_from(cfg.metrics_retention_days.max(1)).unwrap_or(u32::MAX)
-                }
-            };
-            let now = clock.now();
-            let mut status = Status::Ok;
-            for (dir, family) in kept_dirs(&metrics_dir, &paths.state) {
-                let st = daily::prune(&dir, family, days, now, a.dry_run, style, &mut ctx.out, &ctx.diag)?;
-                status = status.worst(st);
+
+    fn prune(&mut self, a: &cli::PruneArgs) -> Result<Status> {
+        let style = self.maintenance_style()?;
+        let days = match a.retention_days {
+            Some(n) => n,
+            None => {
+                let cfg = self.set.load_config(false)?;
+                u32::try_from(cfg.metrics_retention_days.max(1)).unwrap_or(u32::MAX)
             }
-            Ok(status)
+        };
+        let now = self.set.clock.now();
+        let mut status = Status::Ok;
+        for (dir, family) in kept_dirs(self.metrics_dir, &self.set.paths.state) {
+            let st = daily::prune(&dir, family, days, now, a.dry_run, style, &mut self.ctx.out, &self.ctx.diag)?;
+            status = status.worst(st);
         }
-        Some(Command::Incidents(a)) => {
-            if matches!(format, Format::Html | Format::Prometheus) {
-                return Err(Error::usage("--format: incidents are written as ndjson, text, csv or markdown"));
-            }
-            let today = clock.now().date();
-            let (from, to, days, rolling) = resolve_window(&a.window, today, DEFAULT_DAYS)?;
-            let plan = incidents::Plan {
-                metrics: metrics_dir.clone(),
-                state: a.state_dir.clone().unwrap_or_else(|| paths.state.clone()),
-                from,
-                to,
-                scope: Scope { window_days: days, rolling, from: Some(from), to: Some(to), day: None },
-                format,
-                strict: cli.common.strict,
-                max_line: ndjson::DEFAULT_MAX_LINE,
-            };
-            incidents::run(&plan, &mut ctx.out, &ctx.diag, &clock)
+        Ok(status)
+    }
+
+    fn compact(&mut self, a: &cli::CompactArgs) -> Result<Status> {
+        let style = self.maintenance_style()?;
+        let now = self.set.clock.now();
+        let mut status = Status::Ok;
+        for (dir, family) in kept_dirs(self.metrics_dir, &self.set.paths.state) {
+            let st =
+                daily::compact(&dir, family, now.date(), now, a.dry_run, style, &mut self.ctx.out, &self.ctx.diag)?;
+            status = status.worst(st);
         }
-        Some(Command::Stale(a)) => {
-            let text = maintenance_style()? == daily::Report::Text;
-            // Without --max-age: three times the schedule services.json gives; without one,
-            // a silence cannot be told from a schedule, and nothing is judged.
-            let max_age = match a.max_age {
-                Some(s) => Some(s),
-                None => match set.load_config(false).and_then(|c| c.interval_seconds("").map_err(Error::config)) {
-                    Ok(schedule) => schedule.map(|s| (s * 3.0).ceil().min(u64::MAX as f64) as u64),
-                    Err(e) => {
-                        ctx.diag.warn(format_args!("{e}; no schedule to judge the last check by"));
-                        None
-                    }
-                },
-            };
-            match max_age {
-                Some(max_age) => stale::stale(&metrics_dir, max_age, text, &mut ctx.out, &ctx.diag, &clock),
-                None => {
-                    if text {
-                        writeln!(
-                            ctx.out,
-                            "No schedule to judge by: set check_interval_seconds in services.json, or give --max-age."
-                        )?;
-                    }
-                    Ok(Status::Ok)
-                }
-            }
+        Ok(status)
+    }
+
+    fn incidents(&mut self, a: &cli::IncidentsArgs, strict: bool) -> Result<Status> {
+        if matches!(self.format, Format::Html | Format::Prometheus) {
+            return Err(Error::usage("--format: incidents are written as ndjson, text, csv or markdown"));
         }
-        Some(Command::Compact(a)) => {
-            let style = maintenance_style()?;
-            let now = clock.now();
-            let mut status = Status::Ok;
-            for (dir, family) in kept_dirs(&metrics_dir, &paths.state) {
-                let st = daily::compact(&dir, family, now.date(), now, a.dry_run, style, &mut ctx.out, &ctx.diag)?;
-                status = status.worst(st);
-            }
-            Ok(status)
-        }
-        None => {
-            let mut plan = Plan::from_cli(&cli, format, &metrics_dir, &clock)?;
-            plan.cadences = match set.load_config(false) {
-                Ok(cfg) => Cadences::of(&cfg, &ctx.diag),
+        let clock = self.set.clock;
+        let (from, to, days, rolling) = resolve_window(&a.window, clock.now().date(), DEFAULT_DAYS)?;
+        let plan = incidents::Plan {
+            metrics: self.metrics_dir.to_path_buf(),
+            state: a.state_dir.clone().unwrap_or_else(|| self.set.paths.state.clone()),
+            from,
+            to,
+            scope: Scope { window_days: days, rolling, from: Some(from), to: Some(to), day: None },
+            format: self.format,
+            strict,
+            max_line: ndjson::DEFAULT_MAX_LINE,
+        };
+        incidents::run(&plan, &mut self.ctx.out, &self.ctx.diag, &clock)
+    }
+
+    fn stale(&mut self, a: &cli::StaleArgs) -> Result<Status> {
+        let text = self.maintenance_style()? == daily::Report::Text;
+        // Without --max-age: three times the schedule services.json gives; without one,
+        // a silence cannot be told from a schedule, and nothing is judged.
+        let max_age = match a.max_age {
+            Some(s) => Some(s),
+            None => match self.set.load_config(false).and_then(|c| c.interval_seconds("").map_err(Error::config)) {
+                Ok(schedule) => schedule.map(|s| (s * 3.0).ceil().min(u64::MAX as f64) as u64),
                 Err(e) => {
-                    ctx.diag.warn(format_args!("{e}; cadences are taken from the checks"));
-                    Cadences::default()
+                    self.ctx.diag.warn(format_args!("{e}; no schedule to judge the last check by"));
+                    None
                 }
-            };
-            match &cli.output {
-                None => run(&plan, &mut ctx.out, &ctx.diag, &clock),
-                Some(path) => {
-                    let mut buf = Vec::new();
-                    let status = run(&plan, &mut buf, &ctx.diag, &clock)?;
-                    if !matches!(format, Format::Ndjson | Format::Prometheus) {
-                        buf = crate::util::text::Escaper::default().escape(&buf).into_owned();
-                    }
-                    store::atomic_write(path, &buf)?;
-                    Ok(status)
+            },
+        };
+        let out = &mut self.ctx.out;
+        match max_age {
+            Some(max_age) => stale::stale(self.metrics_dir, max_age, text, out, &self.ctx.diag, &self.set.clock),
+            None => {
+                if text {
+                    writeln!(
+                        out,
+                        "No schedule to judge by: set check_interval_seconds in services.json, or give --max-age."
+                    )?;
                 }
+                Ok(Status::Ok)
             }
         }
+    }
+
+    /// The report: to stdout, or written atomically to `--output`.
+    fn report(&mut self, cli: &Cli) -> Result<Status> {
+        let clock = self.set.clock;
+        let mut plan = Plan::from_cli(cli, self.format, self.metrics_dir, &clock)?;
+        plan.cadences = match self.set.load_config(false) {
+            Ok(cfg) => Cadences::of(&cfg, &self.ctx.diag),
+            Err(e) => {
+                self.ctx.diag.warn(format_args!("{e}; cadences are taken from the checks"));
+                Cadences::default()
+            }
+        };
+        let Some(path) = &cli.output else { return run(&plan, &mut self.ctx.out, &self.ctx.diag, &clock) };
+        let mut buf = Vec::new();
+        let status = run(&plan, &mut buf, &self.ctx.diag, &clock)?;
+        if !matches!(self.format, Format::Ndjson | Format::Prometheus) {
+            buf = crate::util::text::Escaper::default().escape(&buf).into_owned();
+        }
+        store::atomic_write(path, &buf)?;
+        Ok(status)
     }
 }
 
@@ -199,7 +227,7 @@ fn kept_dirs(metrics: &Path, state: &Path) -> Vec<(PathBuf, daily::Family)> {
 
 /// Where the lines come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inputs {
+pub(crate) enum Inputs {
     /// The daily files of a metrics directory within the window.
     Dir(PathBuf),
     /// Named files and stdin, in the order given (by date when all are daily files).
@@ -208,7 +236,7 @@ pub enum Inputs {
 
 /// A validated report run.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub inputs: Inputs,
     /// First and last day taken (inclusive): always for a directory, when asked for files.
     pub window: Option<(Date, Date)>,
@@ -227,7 +255,7 @@ pub struct Plan {
 /// The cadences services.json configures, in coverage grid units: per service, and for the
 /// others (the top-level `interval_seconds` or `check_interval_seconds`).
 #[derive(Debug, Clone, Default)]
-pub struct Cadences {
+pub(crate) struct Cadences {
     pub by_name: std::collections::HashMap<String, u64>,
     pub default: Option<u64>,
 }
@@ -235,7 +263,7 @@ pub struct Cadences {
 impl Cadences {
     /// Read them from the configuration; a value that is no interval is said once and the
     /// service's cadence is then taken from its checks.
-    pub fn of(cfg: &crate::config::Config, diag: &Diag) -> Cadences {
+    pub(crate) fn of(cfg: &crate::config::Config, diag: &Diag) -> Cadences {
         let mut c = Cadences::default();
         let read = |name: &str| match cfg.interval_seconds(name) {
             Ok(v) => v.and_then(coverage::cadence_of_seconds),
@@ -265,7 +293,11 @@ struct Judge<'a> {
 }
 
 /// The window of `w` (inclusive first and last day), with `--days` and whether it ends today.
-pub fn resolve_window(w: &WindowArgs, today: Date, default_days: u32) -> Result<(Date, Date, Option<u32>, bool)> {
+pub(crate) fn resolve_window(
+    w: &WindowArgs,
+    today: Date,
+    default_days: u32,
+) -> Result<(Date, Date, Option<u32>, bool)> {
     let to = w.until.unwrap_or(today);
     match w.since {
         Some(from) if from > to => {
@@ -283,7 +315,7 @@ pub fn resolve_window(w: &WindowArgs, today: Date, default_days: u32) -> Result<
 }
 
 impl Plan {
-    pub fn from_cli(cli: &Cli, format: Format, metrics_dir: &Path, clock: &Clock) -> Result<Plan> {
+    pub(crate) fn from_cli(cli: &Cli, format: Format, metrics_dir: &Path, clock: &Clock) -> Result<Plan> {
         let by_day = cli.by == Some(By::Day);
         if by_day && matches!(format, Format::Html | Format::Prometheus) {
             return Err(Error::usage("--by day: not available with --format html or prometheus"));
@@ -437,80 +469,81 @@ fn threads_for(jobs: &[Job]) -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4).min(jobs.len())
 }
 
-/// Read the inputs on `threads` threads, handing each one's part to `apply` in input order
-/// (so incidents join up across files and output keeps its order). A thread does not run
-/// more than a few inputs ahead of `apply`, which bounds memory; the first error in input
-/// order stops the run.
+/// Read the inputs on `threads` threads, each into its own scanner, handing each one's part
+/// to `apply` in input order (so incidents join up across files and output keeps its order).
+/// A thread does not start an input more than two per thread ahead of `apply`, which bounds
+/// memory; the first error in input order stops the run.
 fn scan_parallel(
     jobs: &[Job],
     opts: ScanOpts,
     threads: usize,
     apply: &mut dyn FnMut(usize, Part) -> Result<()>,
 ) -> Result<()> {
-    let ahead = threads * 2;
-    let next = AtomicUsize::new(0);
-    // (inputs applied so far, stop)
-    let gate = (Mutex::new((0usize, false)), Condvar::new());
-    let (tx, rx) = mpsc::channel::<(usize, Result<Part>)>();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let tx = tx.clone();
-            let (next, gate) = (&next, &gate);
-            scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(job) = jobs.get(i) else { return };
-                    {
-                        let mut g = gate.0.lock().unwrap_or_else(|e| e.into_inner());
-                        while !g.1 && i >= g.0 + ahead {
-                            g = gate.1.wait(g).unwrap_or_else(|e| e.into_inner());
-                        }
-                        if g.1 {
-                            return;
-                        }
-                    }
-                    let mut sc = Scanner::new(opts);
-                    let mut pass = Vec::new();
-                    let part = job.scan(&mut sc, &mut pass).map(|()| (sc, pass));
-                    if tx.send((i, part)).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(tx);
-        let mut pending: BTreeMap<usize, Result<Part>> = BTreeMap::new();
-        let mut applied = 0usize;
-        let mut result = Ok(());
-        'recv: for (i, part) in rx.iter() {
-            pending.insert(i, part);
-            while let Some(part) = pending.remove(&applied) {
-                if let Err(e) = part.and_then(|p| apply(applied, p)) {
-                    result = Err(e);
-                    break 'recv;
-                }
-                applied += 1;
-                let mut g = gate.0.lock().unwrap_or_else(|e| e.into_inner());
-                g.0 = applied;
-                gate.1.notify_all();
-            }
-        }
-        let mut g = gate.0.lock().unwrap_or_else(|e| e.into_inner());
-        g.1 = true;
-        gate.1.notify_all();
-        drop(g);
-        result
+    let read = |job: &Job| -> Result<Part> {
+        let mut sc = Scanner::new(opts);
+        let mut pass = Vec::new();
+        job.scan(&mut sc, &mut pass).map(|()| (sc, pass))
+    };
+    let mut k = 0;
+    crate::util::par::for_each_ordered_within(jobs, threads, threads * 2, read, |part| {
+        apply(k, part?)?;
+        k += 1;
+        Ok(())
     })
 }
 
 /// Run a report: read, aggregate, write. Returns `Failures` when a service is below the SLA.
-pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Result<Status> {
-    let html = plan.format == Format::Html;
+pub(crate) fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Result<Status> {
     let window_days = plan.window.map(|(f, t)| (day_number(f), day_number(t)));
+    let opts = scan_opts(plan, window_days);
+    let jobs = jobs_of(plan, window_days, diag)?;
+    let mut sc = Scanner::new(opts);
+    let mut emit = Emit {
+        plan,
+        writer: Writer::new(style_of(plan.format)),
+        stamp: clock.stamp(),
+        now_ms: clock.now().unix_timestamp() * 1000 + i64::from(clock.now().millisecond()),
+        breach: false,
+    };
+    // Over the metrics directory each day is complete once its file is read.
+    let stream_days = plan.by_day && !matches!(plan.inputs, Inputs::Sources(_));
+    let threads = threads_for(&jobs);
+    if threads == 1 {
+        for (k, job) in jobs.iter().enumerate() {
+            diag.progress(format_args!("reading {} ({}/{})", job.name(), k + 1, jobs.len()));
+            job.scan(&mut sc, out)?;
+            if let (true, Some(day)) = (stream_days, job.day()) {
+                emit.days(&mut sc, out, day)?;
+            }
+        }
+    } else {
+        scan_parallel(&jobs, opts, threads, &mut |k, (part, pass)| {
+            diag.progress(format_args!("read {} ({}/{})", jobs[k].name(), k + 1, jobs.len()));
+            out.write_all(&pass)?;
+            sc.absorb(part);
+            if let (true, Some(day)) = (stream_days, jobs[k].day()) {
+                emit.days(&mut sc, out, day)?;
+            }
+            Ok(())
+        })?;
+    }
+    diag.clear_progress();
+    if plan.by_day {
+        emit.days(&mut sc, out, i32::MAX)?;
+        emit.writer.finish(out, &plan.scope)?;
+    } else {
+        emit.window(&sc, out, window_days, diag)?;
+    }
+    sc.report_rejects(diag);
+    Ok(Status::failures_if(emit.breach))
+}
+
+/// How the scanners read for `plan` (`window_days`: its window as epoch days).
+fn scan_opts(plan: &Plan, window_days: Option<(i32, i32)>) -> ScanOpts {
     let sources_mode = matches!(plan.inputs, Inputs::Sources(_));
-    let opts = ScanOpts {
+    ScanOpts {
         by_day: plan.by_day,
-        day_cells_from: if html {
+        day_cells_from: if plan.format == Format::Html {
             Some(window_days.map(|(f, t)| html::bar_days(f, t).0).unwrap_or(i32::MIN))
         } else {
             None
@@ -521,8 +554,12 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
         log_incidents: false,
         strict: plan.strict,
         max_line: plan.max_line,
-    };
-    let jobs: Vec<Job> = match &plan.inputs {
+    }
+}
+
+/// The inputs of `plan` within its window, in the order they are read.
+fn jobs_of(plan: &Plan, window_days: Option<(i32, i32)>, diag: &Diag) -> Result<Vec<Job>> {
+    Ok(match &plan.inputs {
         Inputs::Dir(dir) => {
             let (from, to) = window_days.unwrap_or((i32::MIN, i32::MAX));
             if !dir.exists() {
@@ -546,49 +583,40 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
                 _ => true,
             })
             .collect(),
-    };
-    let mut sc = Scanner::new(opts);
-    let mut writer = Writer::new(style_of(plan.format));
-    let stamp = clock.stamp();
-    let mut breach = false;
-    // Over the metrics directory each day is complete once its file is read.
-    let stream_days = plan.by_day && !sources_mode;
-    let now_ms = clock.now().unix_timestamp() * 1000 + i64::from(clock.now().millisecond());
-    let mut emit_days = |sc: &mut Scanner, out: &mut dyn Write, through: i32| -> Result<()> {
+    })
+}
+
+/// Writes the records of a report, and remembers whether one breached the SLA.
+struct Emit<'a> {
+    plan: &'a Plan,
+    writer: Writer,
+    stamp: String,
+    now_ms: i64,
+    breach: bool,
+}
+
+impl Emit<'_> {
+    /// Write the days of `sc` up to `through` (epoch day), and drop them.
+    fn days(&mut self, sc: &mut Scanner, out: &mut dyn Write, through: i32) -> Result<()> {
         for (day, agg) in sc.take_days_through(through) {
             let scope = Scope::of_day(day);
-            let judge = Judge { plan, span: Some(day_span(day, day, now_ms, sc.host.first)) };
-            let recs = records(&agg, &scope, &judge, &stamp);
-            breach |= recs.iter().any(|r| r.breach);
-            writer.batch(out, &scope, &recs)?;
+            let judge = Judge { plan: self.plan, span: Some(day_span(day, day, self.now_ms, sc.host.first)) };
+            let recs = records(&agg, &scope, &judge, &self.stamp);
+            self.breach |= recs.iter().any(|r| r.breach);
+            self.writer.batch(out, &scope, &recs)?;
         }
         Ok(())
-    };
-    let threads = threads_for(&jobs);
-    if threads == 1 {
-        for (k, job) in jobs.iter().enumerate() {
-            diag.progress(format_args!("reading {} ({}/{})", job.name(), k + 1, jobs.len()));
-            job.scan(&mut sc, out)?;
-            if let (true, Some(day)) = (stream_days, job.day()) {
-                emit_days(&mut sc, out, day)?;
-            }
-        }
-    } else {
-        scan_parallel(&jobs, opts, threads, &mut |k, (part, pass)| {
-            diag.progress(format_args!("read {} ({}/{})", jobs[k].name(), k + 1, jobs.len()));
-            out.write_all(&pass)?;
-            sc.absorb(part);
-            if let (true, Some(day)) = (stream_days, jobs[k].day()) {
-                emit_days(&mut sc, out, day)?;
-            }
-            Ok(())
-        })?;
     }
-    diag.clear_progress();
-    if plan.by_day {
-        emit_days(&mut sc, out, i32::MAX)?;
-        writer.finish(out, &plan.scope)?;
-    } else {
+
+    /// Write the whole window: its records (or the status page), its monitoring gaps.
+    fn window(
+        &mut self,
+        sc: &Scanner,
+        out: &mut dyn Write,
+        window_days: Option<(i32, i32)>,
+        diag: &Diag,
+    ) -> Result<()> {
+        let plan = self.plan;
         let mut scope = plan.scope.clone();
         if let Some((f, t)) = sc.range {
             scope.from = day_date(f);
@@ -597,27 +625,25 @@ pub fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) -> Resu
         // The span the coverage is judged over: the window's days up to now, or without a
         // window the input's own first and last line; never before the input's first line.
         let span = match window_days {
-            Some((f, t)) => Some(day_span(f, t, now_ms, sc.host.first)),
+            Some((f, t)) => Some(day_span(f, t, self.now_ms, sc.host.first)),
             None => sc.host.first.zip(sc.host.last),
         };
         let judge = Judge { plan, span };
-        let recs = records(&sc.window, &scope, &judge, &stamp);
-        breach |= recs.iter().any(|r| r.breach);
-        let gaps = monitoring_gaps(&sc, plan, window_days.and(span), now_ms, diag);
-        if html {
+        let recs = records(&sc.window, &scope, &judge, &self.stamp);
+        self.breach |= recs.iter().any(|r| r.breach);
+        let gaps = monitoring_gaps(sc, plan, window_days.and(span), self.now_ms, diag);
+        if plan.format == Format::Html {
             let bar = match (scope.from, scope.to) {
                 (Some(f), Some(t)) => Some(html::bar_days(day_number(f), day_number(t))),
                 _ => None,
             };
-            html::render(out, &sc.window, &recs, &gaps, &scope, bar, &stamp)?;
+            html::render(out, &sc.window, &recs, &gaps, &scope, bar, &self.stamp)?;
         } else if !recs.is_empty() {
-            writer.batch(out, &scope, &recs)?;
+            self.writer.batch(out, &scope, &recs)?;
         }
-        writer.gaps(out, &scope, &gaps, &stamp)?;
-        writer.finish(out, &scope)?;
+        self.writer.gaps(out, &scope, &gaps, &self.stamp)?;
+        self.writer.finish(out, &scope)
     }
-    sc.report_rejects(diag);
-    Ok(Status::failures_if(breach))
 }
 
 /// The monitor's own silences in the window: stretches without a line of any service longer

@@ -12,6 +12,7 @@ use super::stats::{Incident, ServiceStats, py_repr, py_round};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::ndjson;
+use crate::util::prom::{Prom, Type};
 
 /// The span a set of records covers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -507,20 +508,17 @@ impl Writer {
                 }
             }
             Style::Prometheus => {
-                let window = prom_label(&scope.prom_window());
+                let window = scope.prom_window();
+                let labels = [("window", window.as_str())];
                 let silent: u64 = gaps.iter().map(MonitoringGap::duration_s).sum();
-                writeln!(
-                    out,
-                    "# HELP pitcrew_monitoring_gaps Stretches of the window in which no check of any service was written."
-                )?;
-                writeln!(out, "# TYPE pitcrew_monitoring_gaps gauge")?;
-                writeln!(out, "pitcrew_monitoring_gaps{{window=\"{window}\"}} {}", gaps.len())?;
-                writeln!(
-                    out,
-                    "# HELP pitcrew_monitoring_gap_seconds Time of the window in which no check of any service was written."
-                )?;
-                writeln!(out, "# TYPE pitcrew_monitoring_gap_seconds gauge")?;
-                writeln!(out, "pitcrew_monitoring_gap_seconds{{window=\"{window}\"}} {silent}")?;
+                let mut prom = Prom::default();
+                let gaps_help = "Stretches of the window in which no check of any service was written.";
+                prom.family("pitcrew_monitoring_gaps", Type::Gauge, gaps_help);
+                prom.sample("pitcrew_monitoring_gaps", &labels, gaps.len());
+                let silent_help = "Time of the window in which no check of any service was written.";
+                prom.family("pitcrew_monitoring_gap_seconds", Type::Gauge, silent_help);
+                prom.sample("pitcrew_monitoring_gap_seconds", &labels, silent);
+                write_prom(out, prom)?;
             }
             _ => {}
         }
@@ -653,20 +651,6 @@ fn markdown_batch(out: &mut dyn Write, scope: &Scope, records: &[Uptime], first:
     Ok(())
 }
 
-/// A label value in the Prometheus text format: backslash, double quote and newline escaped.
-pub fn prom_label(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => o.push_str("\\\\"),
-            '"' => o.push_str("\\\""),
-            '\n' => o.push_str("\\n"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
 /// A sample value in the Prometheus text format.
 fn prom_value(v: f64) -> String {
     if v.is_nan() {
@@ -682,26 +666,29 @@ fn prom_value(v: f64) -> String {
 /// label (empty for none), and its value, if any.
 type Sample = (&'static str, &'static str, Option<f64>);
 /// A metric family: name, type, help, and its samples for one record.
-type Family = (&'static str, &'static str, &'static str, fn(&Uptime) -> Vec<Sample>);
+type Family = (&'static str, Type, &'static str, fn(&Uptime) -> Vec<Sample>);
 
-fn prometheus(out: &mut dyn Write, scope: &Scope, records: &[Uptime]) -> Result<()> {
-    let window = prom_label(&scope.prom_window());
-    let families: [Family; 13] = [
-        ("pitcrew_uptime_ratio", "gauge", "Share of checks up or degraded in the window (0 to 1).", |r| {
+/// The metric families of the uptime records, in the order they are written.
+fn uptime_families() -> [Family; 13] {
+    [
+        ("pitcrew_uptime_ratio", Type::Gauge, "Share of checks up or degraded in the window (0 to 1).", |r| {
             vec![("", "", r.uptime_ratio)]
         }),
-        ("pitcrew_uptime_checks", "gauge", "Checks counted for uptime in the window (up, degraded and down).", |r| {
-            vec![("", "", Some(r.total_checks as f64))]
-        }),
-        ("pitcrew_uptime_failed_checks", "gauge", "Checks that were down in the window.", |r| {
+        (
+            "pitcrew_uptime_checks",
+            Type::Gauge,
+            "Checks counted for uptime in the window (up, degraded and down).",
+            |r| vec![("", "", Some(r.total_checks as f64))],
+        ),
+        ("pitcrew_uptime_failed_checks", Type::Gauge, "Checks that were down in the window.", |r| {
             vec![("", "", Some(r.failures as f64))]
         }),
-        ("pitcrew_uptime_degraded_checks", "gauge", "Checks that were degraded in the window.", |r| {
+        ("pitcrew_uptime_degraded_checks", Type::Gauge, "Checks that were degraded in the window.", |r| {
             vec![("", "", Some(r.degraded as f64))]
         }),
         (
             "pitcrew_uptime_latency_seconds",
-            "summary",
+            Type::Summary,
             "Check latency over the window: quantiles (within 1%), sum and count of every line.",
             |r| {
                 vec![
@@ -713,54 +700,69 @@ fn prometheus(out: &mut dyn Write, scope: &Scope, records: &[Uptime]) -> Result<
                 ]
             },
         ),
-        ("pitcrew_uptime_incidents", "gauge", "Runs of consecutive down checks in the window.", |r| {
+        ("pitcrew_uptime_incidents", Type::Gauge, "Runs of consecutive down checks in the window.", |r| {
             vec![("", "", Some(r.incidents as f64))]
         }),
-        ("pitcrew_uptime_longest_outage_seconds", "gauge", "The longest run of down checks in the window.", |r| {
+        ("pitcrew_uptime_longest_outage_seconds", Type::Gauge, "The longest run of down checks in the window.", |r| {
             vec![("", "", Some(r.longest_outage_s as f64))]
         }),
-        ("pitcrew_uptime_sla_breach", "gauge", "1 when uptime is below the SLA given with --sla, else 0.", |r| {
+        ("pitcrew_uptime_sla_breach", Type::Gauge, "1 when uptime is below the SLA given with --sla, else 0.", |r| {
             vec![("", "", r.sla_percent.map(|_| if r.breach { 1.0 } else { 0.0 }))]
         }),
-        ("pitcrew_uptime_coverage_ratio", "gauge", "Share of the window's time that checks covered (0 to 1).", |r| {
-            vec![("", "", r.figures.as_ref().and_then(Figures::coverage).map(|c| c / 100.0))]
-        }),
-        ("pitcrew_uptime_unknown_seconds", "gauge", "Time in the window that no check covered.", |r| {
+        (
+            "pitcrew_uptime_coverage_ratio",
+            Type::Gauge,
+            "Share of the window's time that checks covered (0 to 1).",
+            |r| vec![("", "", r.figures.as_ref().and_then(Figures::coverage).map(|c| c / 100.0))],
+        ),
+        ("pitcrew_uptime_unknown_seconds", Type::Gauge, "Time in the window that no check covered.", |r| {
             vec![("", "", r.figures.map(|f| f.split.unknown_ms as f64 / 1000.0))]
         }),
-        ("pitcrew_uptime_known_ratio", "gauge", "Share of the covered time the service was up (0 to 1).", |r| {
+        ("pitcrew_uptime_known_ratio", Type::Gauge, "Share of the covered time the service was up (0 to 1).", |r| {
             vec![("", "", r.figures.as_ref().and_then(Figures::uptime_known).map(|u| u / 100.0))]
         }),
-        ("pitcrew_uptime_longest_gap_seconds", "gauge", "The longest stretch of the window no check covered.", |r| {
-            vec![("", "", r.figures.map(|f| f.longest_gap.map_or(0.0, |(a, b)| (b - a) as f64 / 1000.0)))]
-        }),
+        (
+            "pitcrew_uptime_longest_gap_seconds",
+            Type::Gauge,
+            "The longest stretch of the window no check covered.",
+            |r| vec![("", "", r.figures.map(|f| f.longest_gap.map_or(0.0, |(a, b)| (b - a) as f64 / 1000.0)))],
+        ),
         (
             "pitcrew_uptime_cadence_seconds",
-            "gauge",
+            Type::Gauge,
             "The cadence unknown time is judged by (configured or the median spacing).",
             |r| vec![("", "", r.cadence_s)],
         ),
-    ];
-    for (metric, kind, help, samples) in families {
-        let mut rows = String::new();
-        for r in records {
-            let name = prom_label(&r.name);
-            for (suffix, q, v) in samples(r) {
-                let Some(v) = v else { continue };
-                let quantile = if q.is_empty() { String::new() } else { format!(",quantile=\"{q}\"") };
-                rows.push_str(&format!(
-                    "{metric}{suffix}{{service=\"{name}\",window=\"{window}\"{quantile}}} {}\n",
-                    prom_value(v)
-                ));
-            }
-        }
+    ]
+}
+
+fn prometheus(out: &mut dyn Write, scope: &Scope, records: &[Uptime]) -> Result<()> {
+    let window = scope.prom_window();
+    let mut prom = Prom::default();
+    for (metric, kind, help, samples) in uptime_families() {
+        let rows: Vec<(&Uptime, &str, &str, f64)> = records
+            .iter()
+            .flat_map(|r| samples(r).into_iter().filter_map(move |(suffix, q, v)| Some((r, suffix, q, v?))))
+            .collect();
         if rows.is_empty() {
             continue;
         }
-        writeln!(out, "# HELP {metric} {help}")?;
-        writeln!(out, "# TYPE {metric} {kind}")?;
-        out.write_all(rows.as_bytes())?;
+        prom.family(metric, kind, help);
+        for (r, suffix, q, v) in rows {
+            let mut labels = vec![("service", r.name.as_str()), ("window", window.as_str())];
+            if !q.is_empty() {
+                labels.push(("quantile", q));
+            }
+            prom.sample(&format!("{metric}{suffix}"), &labels, prom_value(v));
+        }
     }
+    write_prom(out, prom)
+}
+
+/// Write a finished metrics text; a name the format does not allow is the program's mistake.
+fn write_prom(out: &mut dyn Write, prom: Prom) -> Result<()> {
+    let text = prom.finish().map_err(|why| Error::other(format!("writing Prometheus metrics: {why}")))?;
+    out.write_all(text.as_bytes())?;
     Ok(())
 }
 
@@ -813,8 +815,24 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(prom_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(md_escape("a|b_<c>"), "a\\|b\\_\\<c\\>");
+    }
+
+    #[test]
+    fn prometheus_label_values_are_escaped() {
+        let mut out = Vec::new();
+        let recs = vec![Uptime::build("a\"b\\c\nd", &stats(3, 1, 2000), &scope(), Some(99.0), "t")];
+        let mut w = Writer::new(Style::Prometheus);
+        w.batch(&mut out, &scope(), &recs).unwrap();
+        w.gaps(&mut out, &scope(), &[], "t").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let service = "service=\"a\\\"b\\\\c\\nd\",window=\"7d\"";
+        assert!(text.contains(&format!("pitcrew_uptime_ratio{{{service}}} 0.75\n")), "{text}");
+        assert!(text.contains(&format!("pitcrew_uptime_latency_seconds{{{service},quantile=\"0.5\"}} 2")), "{text}");
+        assert!(text.contains("# TYPE pitcrew_uptime_latency_seconds summary\n"), "{text}");
+        assert!(text.ends_with("pitcrew_monitoring_gap_seconds{window=\"7d\"} 0\n"), "{text}");
+        // Every line is a comment or one sample: no raw line feed splits a sample.
+        assert!(text.lines().all(|l| l.starts_with('#') || l.starts_with("pitcrew_")), "{text}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Reading metrics lines fast and in constant memory.
 //!
-//! A line is never turned into a generic JSON value: it is deserialized into [`RawLine`],
+//! A line is never turned into a generic JSON value: it is deserialized into `RawLine`,
 //! which borrows the five fields rollup needs (`kind`, `name`, `status`, `latency_ms`,
 //! `timestamp`) from the reused line buffer as raw JSON text and skips the rest. Timestamps
 //! are parsed only when an incident or a day needs them, by a fast path for the forms probe
@@ -120,15 +120,15 @@ fn number(s: &str) -> Option<Latency> {
 
 /// The largest latency a line may have: a billion milliseconds, eleven and a half days. More
 /// is not a measurement, and a few such numbers would overflow a window's sum.
-pub const MAX_LATENCY_MS: f64 = 1e9;
+pub(crate) const MAX_LATENCY_MS: f64 = 1e9;
 
 /// The epoch day (days since 1970-01-01) of a date.
-pub fn day_number(d: Date) -> i32 {
+pub(crate) fn day_number(d: Date) -> i32 {
     clock::epoch_day(d)
 }
 
 /// The date of an epoch day.
-pub fn day_date(n: i32) -> Option<Date> {
+pub(crate) fn day_date(n: i32) -> Option<Date> {
     clock::epoch_date(n)
 }
 
@@ -138,7 +138,7 @@ pub fn ts_millis(s: &str) -> Option<i64> {
 }
 
 /// The UTC day of a timestamp.
-pub fn ts_day(s: &str) -> Option<i32> {
+pub(crate) fn ts_day(s: &str) -> Option<i32> {
     ts_millis(s).map(|ms| ms.div_euclid(86_400_000) as i32)
 }
 
@@ -146,7 +146,7 @@ pub fn ts_day(s: &str) -> Option<i32> {
 /// from the operator's own metrics, so resistance to crafted collisions is not needed, and
 /// the lookup is on every line.
 #[derive(Default, Clone, Copy)]
-pub struct NameHasher(u64);
+pub(crate) struct NameHasher(u64);
 
 impl Hasher for NameHasher {
     #[inline]
@@ -173,11 +173,11 @@ impl Hasher for NameHasher {
 #[derive(Debug, Default)]
 pub struct Agg {
     index: HashMap<Box<str>, usize, BuildHasherDefault<NameHasher>>,
-    pub services: Vec<(Box<str>, ServiceStats)>,
+    pub(crate) services: Vec<(Box<str>, ServiceStats)>,
 }
 
 impl Agg {
-    pub fn get(&mut self, name: &str) -> &mut ServiceStats {
+    pub(crate) fn get(&mut self, name: &str) -> &mut ServiceStats {
         let i = match self.index.get(name) {
             Some(&i) => i,
             None => {
@@ -191,7 +191,7 @@ impl Agg {
     }
 
     /// Continue with the services of lines that came right after.
-    pub fn merge(&mut self, later: Agg) {
+    pub(crate) fn merge(&mut self, later: Agg) {
         for (name, stats) in later.services {
             self.get(&name).merge(stats);
         }
@@ -202,10 +202,6 @@ impl Agg {
         let mut v: Vec<(&str, &ServiceStats)> = self.services.iter().map(|(n, s)| (&**n, s)).collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.services.is_empty()
     }
 }
 
@@ -225,42 +221,51 @@ pub struct ScanOpts {
     pub track_range: bool,
     /// Keep every incident of every service (`rollup incidents`; one stream, never merged).
     pub log_incidents: bool,
+    /// Stop at the first malformed line (an error) instead of counting it.
     pub strict: bool,
+    /// The longest line read, in bytes; longer ones are malformed.
     pub max_line: usize,
 }
 
 /// The malformed lines: how many, and the first one's place and reason.
 #[derive(Debug, Default)]
 pub struct Rejects {
+    /// How many lines were malformed.
     pub count: u64,
-    pub first: Option<String>,
+    pub(crate) first: Option<String>,
 }
 
 /// The state of a scan: the window's services, or one set per day.
 #[derive(Debug, Default)]
 pub struct Scanner {
-    pub opts: ScanOpts,
+    pub(crate) opts: ScanOpts,
+    /// The services of the whole window (when not by day).
     pub window: Agg,
-    pub days: BTreeMap<i32, Agg>,
+    pub(crate) days: BTreeMap<i32, Agg>,
+    /// The malformed lines.
     pub rejects: Rejects,
     /// Files refused by the bounded reader (a FIFO, a device, a link in the metrics
     /// directory): each is said and counted, the others are read.
-    pub refused: Vec<String>,
+    pub(crate) refused: Vec<String>,
     /// First and last day seen, when tracked.
-    pub range: Option<(i32, i32)>,
+    pub(crate) range: Option<(i32, i32)>,
+    /// The check records taken.
     pub lines: u64,
     /// When any check was written: the monitor's own silences.
-    pub host: Host,
+    pub(crate) host: Host,
 }
 
 /// Where a reader's lines come from: its name for messages and, for a daily file, its day.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
+    /// The name messages give the input (its path, or `stdin`).
     pub name: &'a str,
+    /// The epoch day of a daily file, when the input is one.
     pub day: Option<i32>,
 }
 
 impl Scanner {
+    /// A scanner that has read nothing yet.
     pub fn new(opts: ScanOpts) -> Scanner {
         Scanner { opts, ..Scanner::default() }
     }
@@ -343,16 +348,28 @@ impl Scanner {
             Err(why) => return Ok(Err(why)),
         };
         let ts: Option<Cow<'_, str>> = raw.timestamp.and_then(text);
+        let day = match self.place(origin, ts.as_deref()) {
+            Ok(Some(day)) => day,
+            Ok(None) => return Ok(Ok(())),
+            Err(why) => return Ok(Err(why)),
+        };
+        Ok(self.count(&name, status, latency, ts.as_deref(), day))
+    }
+
+    /// The epoch day of a line, when anything needs it, with the window filter and the range
+    /// applied: `Ok(None)` when the line falls outside the window.
+    #[inline]
+    fn place(&mut self, origin: Origin<'_>, ts: Option<&str>) -> std::result::Result<Option<Option<i32>>, String> {
         let needs_day = self.opts.by_day
             || self.opts.filter.is_some()
             || self.opts.track_range
             || self.opts.day_cells_from.is_some();
-        let day = if needs_day { origin.day.or_else(|| ts.as_deref().and_then(ts_day)) } else { origin.day };
+        let day = if needs_day { origin.day.or_else(|| ts.and_then(ts_day)) } else { origin.day };
         if let Some((from, to)) = self.opts.filter {
             match day {
                 Some(d) if d >= from && d <= to => {}
-                Some(_) => return Ok(Ok(())),
-                None => return Ok(Err("no valid timestamp to place the line in the window".into())),
+                Some(_) => return Ok(None),
+                None => return Err("no valid timestamp to place the line in the window".into()),
             }
         }
         if self.opts.track_range {
@@ -363,19 +380,32 @@ impl Scanner {
                 });
             }
         }
+        Ok(Some(day))
+    }
+
+    /// Count a check of `name` in the aggregate of its day (or of the window).
+    #[inline]
+    fn count(
+        &mut self,
+        name: &str,
+        status: Seen,
+        latency: Latency,
+        ts: Option<&str>,
+        day: Option<i32>,
+    ) -> std::result::Result<(), String> {
         let agg = if self.opts.by_day {
             match day {
                 Some(d) => self.days.entry(d).or_default(),
-                None => return Ok(Err("no valid timestamp to place the line in a day".into())),
+                None => return Err("no valid timestamp to place the line in a day".into()),
             }
         } else {
             &mut self.window
         };
-        let ms = ts.as_deref().and_then(ts_millis);
+        let ms = ts.and_then(ts_millis);
         if let Some(ms) = ms {
             self.host.observe(ms);
         }
-        let stats = agg.get(&name);
+        let stats = agg.get(name);
         stats.cells_from = self.opts.day_cells_from;
         if self.opts.log_incidents && stats.incidents.all.is_none() {
             stats.incidents.all = Some(Vec::new());
@@ -387,15 +417,15 @@ impl Scanner {
             }
         }
         stats.last_ts.clear();
-        if let Some(t) = &ts {
+        if let Some(t) = ts {
             stats.last_ts.push_str(t);
         }
         self.lines += 1;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Continue with what another scanner read of the lines that came right after.
-    pub fn absorb(&mut self, later: Scanner) {
+    pub(crate) fn absorb(&mut self, later: Scanner) {
         self.window.merge(later.window);
         for (day, agg) in later.days {
             self.days.entry(day).or_default().merge(agg);
@@ -417,7 +447,7 @@ impl Scanner {
 
     /// Take the days up to and including `day` (`--by day` over the daily files, which come
     /// in day order: a finished day leaves memory).
-    pub fn take_days_through(&mut self, day: i32) -> Vec<(i32, Agg)> {
+    pub(crate) fn take_days_through(&mut self, day: i32) -> Vec<(i32, Agg)> {
         let later = match day.checked_add(1) {
             Some(next) => self.days.split_off(&next),
             None => BTreeMap::new(),
@@ -426,7 +456,7 @@ impl Scanner {
     }
 
     /// Report the malformed lines once, on stderr, and count them for the exit status.
-    pub fn report_rejects(&self, diag: &Diag) {
+    pub(crate) fn report_rejects(&self, diag: &Diag) {
         for r in &self.refused {
             diag.count_rejected(1);
             diag.warn(r);
@@ -471,16 +501,16 @@ fn is_corrupt(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof)
 }
 
-pub use crate::store::daily::daily_name;
+pub(crate) use crate::store::daily::daily_name;
 
 /// The day of a file named by date, from its path.
-pub fn daily_path(p: &Path) -> Option<(Date, bool)> {
+pub(crate) fn daily_path(p: &Path) -> Option<(Date, bool)> {
     daily_name(p.file_name()?.to_str()?)
 }
 
 /// One daily file of a metrics directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DayFile {
+pub(crate) struct DayFile {
     pub date: Date,
     pub path: PathBuf,
     /// The day's other file: the `.jsonl.gz` when `path` is the `.jsonl`.
@@ -490,7 +520,7 @@ pub struct DayFile {
 /// The daily files of `dir` in day order, one per day: the `.jsonl` when a day has both (a
 /// compaction that stopped half-way leaves both, and the `.jsonl` is then the whole day).
 /// A directory that does not exist has none.
-pub fn list_days(dir: &Path) -> Result<Vec<DayFile>> {
+pub(crate) fn list_days(dir: &Path) -> Result<Vec<DayFile>> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -520,7 +550,7 @@ pub fn list_days(dir: &Path) -> Result<Vec<DayFile>> {
 
 /// A reader of a file or stdin that decompresses gzip when the data starts with its magic
 /// bytes (whatever the name says).
-pub fn decoded<R: Read + Send + 'static>(inner: R) -> io::Result<Box<dyn Read + Send>> {
+pub(crate) fn decoded<R: Read + Send + 'static>(inner: R) -> io::Result<Box<dyn Read + Send>> {
     let mut br = BufReader::with_capacity(64 * 1024, inner);
     let magic = br.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     if magic { Ok(Box::new(MultiGzDecoder::new(br))) } else { Ok(Box::new(br)) }
@@ -529,12 +559,12 @@ pub fn decoded<R: Read + Send + 'static>(inner: R) -> io::Result<Box<dyn Read + 
 /// Open a file for [`Scanner::scan`] through the bounded reader: a regular file only (a FIFO
 /// or a link to `/dev/zero` is refused, never read), a link followed only when `follow`
 /// (files the user named; not those found in the metrics directory).
-pub fn open_file(path: &Path, follow: bool) -> io::Result<Box<dyn Read + Send>> {
+pub(crate) fn open_file(path: &Path, follow: bool) -> io::Result<Box<dyn Read + Send>> {
     decoded(crate::store::read::open_stream(path, follow)?)
 }
 
 /// True for an error of the bounded reader refusing a file (what it is, not a failed read).
-pub fn is_refusal(e: &io::Error) -> bool {
+pub(crate) fn is_refusal(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::InvalidData
 }
 

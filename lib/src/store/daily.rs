@@ -21,9 +21,9 @@ use serde::Serialize;
 use time::{Date, OffsetDateTime};
 
 use crate::clock;
-use crate::entry::Diag;
+use crate::diag::Diag;
 use crate::error::{Error, Result, Status};
-use crate::ndjson;
+use crate::json;
 use crate::store;
 
 /// `YYYY-MM-DD.jsonl` or `YYYY-MM-DD.jsonl.gz`: the day, and whether it is compressed.
@@ -47,7 +47,7 @@ pub fn day_path(dir: &Path, day: Date) -> PathBuf {
 /// in a single `write`, as probe appends to the metrics: concurrent writers never
 /// interleave inside a line.
 pub fn append<T: Serialize + ?Sized>(dir: &Path, day: Date, record: &T) -> Result<()> {
-    let line = ndjson::to_line(record)?;
+    let line = json::to_line(record)?;
     store::append_line(&day_path(dir, day), &line)
 }
 
@@ -196,7 +196,7 @@ fn maintaining(dir: &Path, dry_run: bool, work: impl FnOnce() -> Result<Status>)
 
 fn emit(out: &mut dyn Write, style: Report, r: &FileRecord) -> Result<()> {
     match style {
-        Report::Ndjson => ndjson::write(out, r),
+        Report::Ndjson => json::write(out, r),
         Report::Text => Ok(writeln!(out, "{}", r.text_line())?),
     }
 }
@@ -506,7 +506,7 @@ fn copy_tracking_last(r: &mut dyn Read, w: &mut dyn Write, last: &mut [u8; 1]) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::Diag;
+    use crate::diag::Diag;
 
     fn tmpdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("pitcrew-rollup-{name}-{}", std::process::id()));

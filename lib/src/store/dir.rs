@@ -278,7 +278,7 @@ impl Dir {
     /// Read a JSON file; `Ok(None)` when it does not exist.
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str, kind: Kind) -> Result<Option<T>> {
         match self.read(name, kind)? {
-            Some(bytes) => crate::ndjson::parse_json_doc(&bytes, &self.join(name)).map(Some),
+            Some(bytes) => crate::json::parse_json_doc(&bytes, &self.join(name)).map(Some),
             None => Ok(None),
         }
     }

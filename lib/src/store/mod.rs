@@ -75,7 +75,7 @@ pub fn write_json_as<T: Serialize + ?Sized>(path: &Path, value: &T, perm: Perm) 
 /// Read a JSON file of `kind` through the bounded reader; `Ok(None)` when it does not exist.
 pub fn read_json<T: DeserializeOwned>(path: &Path, kind: Kind) -> Result<Option<T>> {
     match read::read_optional(path, kind)? {
-        Some(bytes) => crate::ndjson::parse_json_doc(&bytes, path).map(Some),
+        Some(bytes) => crate::json::parse_json_doc(&bytes, path).map(Some),
         None => Ok(None),
     }
 }

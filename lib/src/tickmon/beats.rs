@@ -355,20 +355,47 @@ pub fn with_timeouts(snap: &Snapshot, now: f64, timeout: f64) -> Snapshot {
     if timeout <= 0.0 {
         return out;
     }
-    let quiet_since = snap.pressure.as_ref().map(|p| p.last).unwrap_or(0.0);
+    let quiet_since = quiet_since(snap);
     for a in out.agents.values_mut() {
-        let silent = now - a.last_response.max(quiet_since);
-        let heard = now - a.last_response;
-        if silent > timeout {
-            let periods = (silent / timeout).floor().min(f64::from(u32::MAX)) as u32;
-            a.consecutive_failures = a.consecutive_failures.saturating_add(periods);
-            a.failures += u64::from(periods);
-            a.last_response += f64::from(periods) * timeout;
-            a.error_message = Some(format!("no heartbeat for {} seconds", heard.round() as u64));
-            a.status = Health::after_failures(a.consecutive_failures);
-        }
+        count_silence(a, now, timeout, quiet_since);
     }
     out
+}
+
+/// When silence starts to count: the end of the server's last period of pressure (0 without).
+pub fn quiet_since(snap: &Snapshot) -> f64 {
+    snap.pressure.as_ref().map(|p| p.last).unwrap_or(0.0)
+}
+
+/// Periods of `timeout` the agent has been silent at `now`, as the server would count them
+/// (silence counts from the later of its last word and `quiet_since`).
+pub fn silent_periods(a: &AgentState, now: f64, timeout: f64, quiet_since: f64) -> u32 {
+    let silent = now - a.last_response.max(quiet_since);
+    if timeout <= 0.0 || silent <= timeout {
+        return 0;
+    }
+    (silent / timeout).floor().min(f64::from(u32::MAX)) as u32
+}
+
+/// The agent's health at `now` once its silence is counted, without changing it.
+pub fn health_at(a: &AgentState, now: f64, timeout: f64, quiet_since: f64) -> Health {
+    match silent_periods(a, now, timeout, quiet_since) {
+        0 => a.status,
+        n => Health::after_failures(a.consecutive_failures.saturating_add(n)),
+    }
+}
+
+/// Count the agent's silence at `now` as failures, one per period of `timeout`.
+pub fn count_silence(a: &mut AgentState, now: f64, timeout: f64, quiet_since: f64) {
+    let periods = silent_periods(a, now, timeout, quiet_since);
+    if periods > 0 {
+        let heard = now - a.last_response;
+        a.consecutive_failures = a.consecutive_failures.saturating_add(periods);
+        a.failures += u64::from(periods);
+        a.last_response += f64::from(periods) * timeout;
+        a.error_message = Some(format!("no heartbeat for {} seconds", heard.round() as u64));
+        a.status = Health::after_failures(a.consecutive_failures);
+    }
 }
 
 /// The journal beside a state file: `STATE.journal`.

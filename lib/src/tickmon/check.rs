@@ -106,58 +106,15 @@ pub fn run(
     let mut findings: Vec<Finding> = Vec::new();
     for p in &registry.problems {
         diag.warn(&p.message);
-        findings.push(Finding::new(
-            "tickmon",
-            &p.subject,
-            Level::Error,
-            "invalid_agent",
-            p.message.clone(),
-            stamp.clone(),
-        ));
+        let why = p.message.clone();
+        findings.push(Finding::new("tickmon", &p.subject, Level::Error, "invalid_agent", why, stamp.clone()));
     }
     let mut stream = stream;
-    let mut outcomes = Vec::new();
-    for agent in registry.active() {
-        let file = tick_path(&opts.ticks_dir, opts.month, &agent.id);
-        let mut unusable = None;
-        let from_file = match read_tick(&file, &agent.id) {
-            Ok(t) => t,
-            Err(why) => {
-                diag.warn(&why);
-                findings.push(Finding::new(
-                    "tickmon",
-                    &agent.id,
-                    Level::Error,
-                    "invalid_tick",
-                    why.clone(),
-                    stamp.clone(),
-                ));
-                unusable = Some(why);
-                None
-            }
-        };
-        let tick = match (from_file, stream.ticks.remove(&agent.id)) {
-            (Some(f), Some(s)) => Some(if s.submitted() > f.submitted() { s } else { f }),
-            (f, s) => f.or(s),
-        };
-        outcomes.push(match (tick, unusable) {
-            // A tick is there but says nothing the protocol knows: the agent did submit, so
-            // it is neither missing nor a reason for an RCA; the finding says what to fix.
-            (None, Some(why)) => Outcome { agent, status: "invalid", tick: None, detail: why, failure: None },
-            (tick, _) => judge(agent, tick, now, due),
-        });
-    }
-
-    let mut summary = Summary { problems: findings.len(), ..Summary::default() };
-    for o in &outcomes {
-        summary.total += 1;
-        match o.status {
-            "healthy" => summary.healthy += 1,
-            "degraded" => summary.degraded += 1,
-            "pending" => summary.pending += 1,
-            _ => summary.failed += 1,
-        }
-    }
+    let outcomes: Vec<Outcome<'_>> = registry
+        .active()
+        .map(|agent| outcome(agent, opts, &mut stream, now, due, &stamp, diag, &mut findings))
+        .collect();
+    let summary = Summary::of(&findings, &outcomes);
 
     let mut alerts = Vec::new();
     if opts.text {
@@ -173,22 +130,7 @@ pub fn run(
             ndjson::write(out, &tick_record(o, opts.month, due, &file, &stamp))?;
         }
         if let (true, Some(failure)) = (opts.rca, o.failure) {
-            let last = if failure == Failure::Missing {
-                last_tick_before(&opts.ticks_dir, &o.agent.id, opts.month, 12)
-            } else {
-                None
-            };
-            let alert = rca::alert(&rca::Input {
-                agent: o.agent,
-                failure,
-                month: opts.month,
-                due,
-                now,
-                tick: o.tick.as_ref(),
-                tick_file: &file,
-                last_tick: last.as_ref().map(|(m, t)| (*m, t)),
-                detail: &o.detail,
-            });
+            let alert = rca_alert(o, failure, opts, due, now, &file);
             if opts.text {
                 alerts.push(alert);
             } else {
@@ -203,6 +145,83 @@ pub fn run(
         }
     }
     Ok((Status::failures_if(summary.failed > 0 || summary.problems > 0), summary))
+}
+
+/// One agent's outcome: its tick from the file or the stream (the newer), judged; a tick file
+/// that cannot be read is also a finding.
+#[allow(clippy::too_many_arguments)]
+fn outcome<'a>(
+    agent: &'a AgentEntry,
+    opts: &Opts,
+    stream: &mut StreamTicks,
+    now: OffsetDateTime,
+    due: OffsetDateTime,
+    stamp: &str,
+    diag: &Diag,
+    findings: &mut Vec<Finding>,
+) -> Outcome<'a> {
+    let file = tick_path(&opts.ticks_dir, opts.month, &agent.id);
+    let mut unusable = None;
+    let from_file = match read_tick(&file, &agent.id) {
+        Ok(t) => t,
+        Err(why) => {
+            diag.warn(&why);
+            findings.push(Finding::new("tickmon", &agent.id, Level::Error, "invalid_tick", why.clone(), stamp.into()));
+            unusable = Some(why);
+            None
+        }
+    };
+    let tick = match (from_file, stream.ticks.remove(&agent.id)) {
+        (Some(f), Some(s)) => Some(if s.submitted() > f.submitted() { s } else { f }),
+        (f, s) => f.or(s),
+    };
+    match (tick, unusable) {
+        // A tick is there but says nothing the protocol knows: the agent did submit, so
+        // it is neither missing nor a reason for an RCA; the finding says what to fix.
+        (None, Some(why)) => Outcome { agent, status: "invalid", tick: None, detail: why, failure: None },
+        (tick, _) => judge(agent, tick, now, due),
+    }
+}
+
+/// The RCA alert for an agent that failed.
+fn rca_alert(
+    o: &Outcome<'_>,
+    failure: Failure,
+    opts: &Opts,
+    due: OffsetDateTime,
+    now: OffsetDateTime,
+    file: &std::path::Path,
+) -> Value {
+    let last =
+        if failure == Failure::Missing { last_tick_before(&opts.ticks_dir, &o.agent.id, opts.month, 12) } else { None };
+    rca::alert(&rca::Input {
+        agent: o.agent,
+        failure,
+        month: opts.month,
+        due,
+        now,
+        tick: o.tick.as_ref(),
+        tick_file: file,
+        last_tick: last.as_ref().map(|(m, t)| (*m, t)),
+        detail: &o.detail,
+    })
+}
+
+impl Summary {
+    /// The counts of a run's outcomes and findings.
+    fn of(findings: &[Finding], outcomes: &[Outcome<'_>]) -> Summary {
+        let mut summary = Summary { problems: findings.len(), ..Summary::default() };
+        for o in outcomes {
+            summary.total += 1;
+            match o.status {
+                "healthy" => summary.healthy += 1,
+                "degraded" => summary.degraded += 1,
+                "pending" => summary.pending += 1,
+                _ => summary.failed += 1,
+            }
+        }
+        summary
+    }
 }
 
 fn judge(agent: &AgentEntry, tick: Option<Tick>, now: OffsetDateTime, due: OffsetDateTime) -> Outcome<'_> {

@@ -261,20 +261,35 @@ pub struct ServeArgs {
 /// runs. With --timeout, agents silent for longer are shown as the server would count them
 /// (one failure per period), without changing anything.
 ///
-/// Exit status: 0 no agent is unhealthy, 1 some agent is unhealthy, 2 the state cannot be read.
+/// With --follow it stays up: first every agent's current state, then one record whenever an
+/// agent's health changes (healthy, degraded, unhealthy) or its silence passes the timeout
+/// (`silent`) or ends. The state is read again when it changes (looked at every second) and
+/// silence is measured by the real clock, so an agent that stops sending heartbeats is
+/// reported once its timeout passes, even when the server itself is down. Each record is
+/// written and flushed at once. SIGTERM, SIGINT or the reader of stdout going away end it
+/// (exit 0); SIGHUP reads the state again.
+///
+/// Exit status: 0 no agent is unhealthy (always, with --follow, when stopped), 1 some agent is
+/// unhealthy, 2 the state cannot be read.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   tickmon heartbeats
   tickmon heartbeats --timeout 5m --format text
-  tickmon heartbeats --agent atlas | jq .status")]
+  tickmon heartbeats --agent atlas | jq .status
+  tickmon heartbeats --follow --timeout 2m | notify --follow   resident: announce a dead agent in 2 minutes")]
 pub struct HeartbeatsArgs {
     /// State file of `tickmon serve` [default: HOME/state/heartbeats.json]
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
 
-    /// Count silence longer than this as failures, as the server would
+    /// Count silence longer than this as failures, as the server would [default with
+    /// --follow: 300, serve's default]
     #[arg(long, value_name = "SECONDS", value_parser = parse_duration_arg)]
     pub timeout: Option<Duration>,
+
+    /// Stay up and write a record whenever an agent's health or silence changes
+    #[arg(long)]
+    pub follow: bool,
 
     /// Only this agent (repeatable)
     #[arg(long, value_name = "ID")]

@@ -5,11 +5,12 @@
 //!   committing and pushing it ([`git`]).
 //! * [`check`]: one `tick` record per active agent of the [`registry`], and [`rca`] alerts.
 //! * [`serve`]: the HTTP endpoint; [`beats`] holds its state, journal and replay, which
-//!   `tickmon heartbeats` reads too.
+//!   `tickmon heartbeats` reads too; [`follow`] is `heartbeats --follow`.
 
 pub mod beats;
 pub mod check;
 pub mod cli;
+pub mod follow;
 pub mod git;
 pub mod rca;
 pub mod registry;
@@ -69,6 +70,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             serve::run(settings, &mut ctx.out, &ctx.diag)?;
             Ok(Status::Ok)
         }
+        Command::Heartbeats(a) if a.follow => run_follow(a, &paths, &clock, ctx),
         Command::Heartbeats(a) => run_heartbeats(a, &paths, &clock, &ctx.diag, &mut ctx.out),
     }
 }
@@ -151,6 +153,34 @@ fn serve_settings(a: &ServeArgs, paths: &Paths, diag: &Diag) -> Result<serve::Se
     })
 }
 
+/// Serve's default silence timeout, the default of `heartbeats --follow`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn run_follow(a: &HeartbeatsArgs, paths: &Paths, clock: &Clock, ctx: &mut Ctx) -> Result<Status> {
+    if a.format != Format::Ndjson {
+        return Err(Error::usage("--follow writes records: use it with --format ndjson"));
+    }
+    check_agent_ids(&a.agent)?;
+    // Before any other thread exists, so that every thread has the signals blocked.
+    let (stop, _keep) = crate::util::stop::events()?;
+    ctx.out.set_line_buffered(true);
+    let opts = follow::Opts {
+        state: state_path(a.state.as_deref(), paths),
+        timeout: a.timeout.unwrap_or(DEFAULT_TIMEOUT).as_secs_f64(),
+        agents: a.agent.clone(),
+    };
+    follow::run(&opts, &stop, clock, &ctx.diag, &mut ctx.out)
+}
+
+fn check_agent_ids(ids: &[String]) -> Result<()> {
+    for id in ids {
+        if !crate::util::is_safe_id(id) {
+            return Err(Error::usage(format!("--agent: '{id}' is not a valid agent id")));
+        }
+    }
+    Ok(())
+}
+
 fn run_heartbeats(
     a: &HeartbeatsArgs,
     paths: &Paths,
@@ -158,11 +188,7 @@ fn run_heartbeats(
     diag: &Diag,
     out: &mut dyn Write,
 ) -> Result<Status> {
-    for id in &a.agent {
-        if !crate::util::is_safe_id(id) {
-            return Err(Error::usage(format!("--agent: '{id}' is not a valid agent id")));
-        }
-    }
+    check_agent_ids(&a.agent)?;
     let state = state_path(a.state.as_deref(), paths);
     let loaded = beats::load(&state)?;
     for w in &loaded.warnings {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::util::fields::Fields;
+use crate::util::fields::{Fields, Mismatch, want};
 use crate::util::is_safe_id;
 
 /// One agent of the registry.
@@ -120,7 +120,7 @@ fn parse_entry(v: Value) -> std::result::Result<AgentEntry, EntryError> {
     match map.get("id") {
         None => f.fail("id", "missing (required)"),
         // null is no string here, not an absent field.
-        Some(Value::Null) => f.fail("id", "expected a string"),
+        Some(Value::Null) => f.fail("id", &Mismatch::of_kind(want::STRING, &Value::Null).brief()),
         Some(_) => {}
     }
     let Some(id) = f.string("id") else {

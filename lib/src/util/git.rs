@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::CommandLine;
+use super::proc::CommandLine;
 use crate::util::proc;
 
 /// The `owner/name` of the `origin` remote of the checkout holding `dir`, if there is one.

@@ -1,15 +1,16 @@
 //! One ordered parallel map: run a function over a slice on a bounded number of threads and
 //! get the results back in the order of the slice, whatever the threads' timing.
 //!
-//! [`for_each_ordered`] hands each result to a sink as soon as it and all before it are done
-//! (memory stays bounded by a window of results, not by the input); [`map_ordered`] collects
-//! them. A worker that panics stops the run with an error naming the item; it never takes the
+//! [`for_each_ordered`] hands each result to a sink as soon as it and all before it are done;
+//! a worker does not start an item more than a window of items ahead of the sink, so memory
+//! stays bounded by that window, not by the input ([`for_each_ordered_within`] sets the
+//! window). [`map_ordered`] collects them. A worker that panics stops the run with an error naming the item; it never takes the
 //! caller down with it.
 
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, mpsc};
 use std::thread;
 
 use crate::error::{Error, Result};
@@ -41,6 +42,48 @@ pub fn for_each_ordered<T, R>(
     items: &[T],
     threads: usize,
     f: impl Fn(&T) -> R + Sync,
+    sink: impl FnMut(R) -> Result<()>,
+) -> Result<()>
+where
+    T: Sync,
+    R: Send,
+{
+    for_each_ordered_within(items, threads, threads.max(1) * AHEAD_PER_THREAD, f, sink)
+}
+
+/// How far the workers are: the items the sink has taken, and whether to stop.
+struct Gate {
+    state: Mutex<(usize, bool)>,
+    moved: Condvar,
+}
+
+impl Gate {
+    /// Wait until item `i` is fewer than `ahead` items past the sink; false when stopped.
+    fn wait_for(&self, i: usize, ahead: usize) -> bool {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while !g.1 && i >= g.0 + ahead {
+            g = self.moved.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        !g.1
+    }
+
+    fn set(&self, taken: Option<usize>, stop: bool) {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = taken {
+            g.0 = n;
+        }
+        g.1 |= stop;
+        self.moved.notify_all();
+    }
+}
+
+/// [`for_each_ordered`], a worker starting item `i` only once fewer than `ahead` items wait
+/// for the sink before it (at least one).
+pub fn for_each_ordered_within<T, R>(
+    items: &[T],
+    threads: usize,
+    ahead: usize,
+    f: impl Fn(&T) -> R + Sync,
     mut sink: impl FnMut(R) -> Result<()>,
 ) -> Result<()>
 where
@@ -57,17 +100,18 @@ where
         }
         return Ok(());
     }
+    let ahead = ahead.max(1);
     let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let (tx, rx) = mpsc::sync_channel::<(usize, Result<R>)>(threads * AHEAD_PER_THREAD);
+    let gate = Gate { state: Mutex::new((0, false)), moved: Condvar::new() };
+    let (tx, rx) = mpsc::sync_channel::<(usize, Result<R>)>(ahead);
     thread::scope(|s| {
         for _ in 0..threads {
             let tx = tx.clone();
-            let (next, stop, f) = (&next, &stop, &f);
+            let (next, gate, f) = (&next, &gate, &f);
             s.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
+                loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= items.len() {
+                    if i >= items.len() || !gate.wait_for(i, ahead) {
                         break;
                     }
                     if tx.send((i, run_one(f, items, i))).is_err() {
@@ -84,9 +128,10 @@ where
             while let Some(r) = pending.remove(&want) {
                 want += 1;
                 if let Err(e) = r.and_then(&mut sink) {
-                    stop.store(true, Ordering::Relaxed);
+                    gate.set(None, true);
                     return Err(e);
                 }
+                gate.set(Some(want), false);
             }
         }
         Ok(())
@@ -141,6 +186,34 @@ mod tests {
         );
         assert!(res.is_err());
         assert!(done.load(Ordering::Relaxed) < 10_000);
+    }
+
+    #[test]
+    fn no_worker_runs_further_ahead_of_the_sink_than_the_window() {
+        let items: Vec<usize> = (0..300).collect();
+        let started = AtomicUsize::new(0);
+        let mut taken = 0;
+        for_each_ordered_within(
+            &items,
+            4,
+            5,
+            |&i| {
+                started.fetch_max(i, Ordering::SeqCst);
+                if i == 0 {
+                    thread::sleep(std::time::Duration::from_millis(50));
+                }
+                i
+            },
+            |r| {
+                // Item r is taken now: no item at or past r + 5 may have started.
+                assert!(started.load(Ordering::SeqCst) < r + 5, "ran ahead at {r}");
+                assert_eq!(r, taken);
+                taken += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(taken, 300);
     }
 
     #[test]

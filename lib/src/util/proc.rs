@@ -108,7 +108,7 @@ fn build(spec: &Spec<'_>) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // pitcrew's own secrets are not the command's business.
-    for k in crate::config::SECRET_ENV {
+    for k in super::redact::SECRET_ENV {
         cmd.env_remove(k);
     }
     for (k, v) in &spec.env {

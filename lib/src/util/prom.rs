@@ -15,6 +15,8 @@ pub enum Type {
     Gauge,
     /// A value that only goes up.
     Counter,
+    /// Quantiles (a `quantile` label), with `_sum` and `_count` samples.
+    Summary,
 }
 
 impl Type {
@@ -22,6 +24,7 @@ impl Type {
         match self {
             Type::Gauge => "gauge",
             Type::Counter => "counter",
+            Type::Summary => "summary",
         }
     }
 }

@@ -5,21 +5,34 @@
 //! missing or mistyped field becomes a [`ServiceProblem`] naming `file:line`, the service and
 //! the field, and the others are loaded. A file that is not JSON at all is an error naming
 //! `file:line:column`.
+//!
+//! The jobs live in their own files: [`paths`] (where files live), [`secrets`] (tokens),
+//! [`services`] (one service entry), [`alerting`] (the sinks' settings); this file holds the
+//! document, its loading and the environment helpers.
+
+#![warn(missing_docs)]
+
+mod alerting;
+mod paths;
+mod secrets;
+mod services;
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::check::Job;
-use crate::check::spec::{self, Defaults};
+pub use self::alerting::Alerting;
+pub use self::paths::Paths;
+pub use self::secrets::{SECRET_ENV, Secret};
+use self::services::parse_service;
+pub use self::services::{Restart, Service, ServiceProblem};
+use crate::check::spec::Defaults;
 pub use crate::check::spec::{CheckSpec, HeartbeatSpec, UrlSpec};
 use crate::error::{Error, Result};
-use crate::util::fields::{Fields, found, json_type, number_value, uint_value};
+use crate::util::fields::{Mismatch, number_value, uint_value};
 pub use crate::util::proc::CommandLine;
 
 /// An environment lookup (the process environment in binaries, a map in tests). Empty values
@@ -31,210 +44,27 @@ pub fn process_env(key: &str) -> Option<String> {
     std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
-/// The environment variables that hold pitcrew's secrets: read by pitcrew, removed from the
-/// environment of every command it runs (restart and revive commands, monitoring plugins,
-/// the exec sink, git).
-pub const SECRET_ENV: &[&str] = &["TELEGRAM_BOT_TOKEN", "GITEA_TOKEN", "AGENT_OPS_HEARTBEAT_TOKEN"];
-
-/// Where pitcrew's files live: the Agent Ops Kit's `~/.agent-ops` layout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Paths {
-    pub home: PathBuf,
-    pub config: PathBuf,
-    pub state: PathBuf,
-    pub metrics: PathBuf,
-    pub logs: PathBuf,
-    /// True when the config path was named explicitly (flag or env), so its absence is an
-    /// error rather than "no config yet".
-    pub config_explicit: bool,
-}
-
-impl Paths {
-    /// `--home` > `AGENT_OPS_HOME` > `$HOME/.agent-ops`; `--config` > `AGENT_OPS_CONFIG` >
-    /// `HOME/config/services.json`; `AGENT_OPS_METRICS_DIR`, `AGENT_OPS_LOG_DIR` override
-    /// `HOME/metrics` and `HOME/logs`; state is always `HOME/state`.
-    pub fn resolve(home: Option<&Path>, config: Option<&Path>, env: Env<'_>) -> Paths {
-        let home = match home {
-            Some(h) => h.to_path_buf(),
-            None => match env("AGENT_OPS_HOME") {
-                Some(h) => PathBuf::from(h),
-                None => PathBuf::from(env("HOME").unwrap_or_else(|| ".".into())).join(".agent-ops"),
-            },
-        };
-        let (config, config_explicit) = match config {
-            Some(c) => (c.to_path_buf(), true),
-            None => match env("AGENT_OPS_CONFIG") {
-                Some(c) => (PathBuf::from(c), true),
-                None => (home.join("config").join("services.json"), false),
-            },
-        };
-        let metrics = env("AGENT_OPS_METRICS_DIR").map(PathBuf::from).unwrap_or_else(|| home.join("metrics"));
-        let logs = env("AGENT_OPS_LOG_DIR").map(PathBuf::from).unwrap_or_else(|| home.join("logs"));
-        Paths { state: home.join("state"), home, config, metrics, logs, config_explicit }
-    }
-}
-
-/// A secret (token): never shown by `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Replace every occurrence of the secret in `text` with `***`.
-    pub fn redact(&self, text: &str) -> String {
-        if self.0.len() < 4 { text.to_string() } else { text.replace(&self.0, "***") }
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
 /// The loaded configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file it came from (for messages).
     pub path: PathBuf,
+    /// The services that could be read, in file order.
     pub services: Vec<Service>,
     /// Services that could not be read; the others are in `services`.
     pub problems: Vec<ServiceProblem>,
+    /// The alerting settings, environment applied.
     pub alerting: Alerting,
+    /// The Agent Ops Kit's check schedule, when set.
     pub check_interval_seconds: Option<u64>,
+    /// Free disk below which a warning is due (default 5).
     pub disk_warning_gb: f64,
+    /// Hours after which a task counts as stalled (default 24).
     pub stalled_task_hours: f64,
+    /// Days of daily metrics files to keep (default 90).
     pub metrics_retention_days: u64,
     /// The whole document, for tool-specific keys.
     pub raw: Map<String, Value>,
-}
-
-/// A service entry that could not be used.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceProblem {
-    pub file: String,
-    pub line: usize,
-    pub index: usize,
-    pub name: Option<String>,
-    pub message: String,
-}
-
-impl ServiceProblem {
-    /// What it is about: the service name, or `services[i]`.
-    pub fn subject(&self) -> String {
-        self.name.clone().unwrap_or_else(|| format!("services[{}]", self.index))
-    }
-}
-
-impl fmt::Display for ServiceProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match &self.name {
-            Some(n) => format!("service '{n}'"),
-            None => format!("services[{}]", self.index),
-        };
-        if self.line > 0 {
-            write!(f, "{}:{}: {}: {}", self.file, self.line, what, self.message)
-        } else {
-            write!(f, "{}: {}: {}", self.file, what, self.message)
-        }
-    }
-}
-
-/// One service to check (and perhaps restart).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Service {
-    pub name: String,
-    /// Line of services.json where the entry starts (0 when it came from a stream).
-    pub line: usize,
-    pub spec: CheckSpec,
-    /// The check's own time limit.
-    pub timeout: Duration,
-    pub depends_on: Vec<String>,
-    pub restart: Option<Restart>,
-    /// The entry as written, for tool-specific keys.
-    pub raw: Map<String, Value>,
-}
-
-impl Service {
-    /// The check type's name as it appears in `check` records.
-    pub fn type_name(&self) -> &'static str {
-        self.spec.type_name()
-    }
-
-    /// The target as shown in `check` records.
-    pub fn target(&self) -> String {
-        self.spec.target()
-    }
-
-    /// The service's check, as the engine runs it.
-    pub fn job(&self) -> Job {
-        Job::new(self.name.clone(), self.spec.clone(), self.timeout)
-    }
-}
-
-/// Restart settings of a service with a `restart_command`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Restart {
-    pub command: String,
-    pub cooldown_seconds: u64,
-    pub max_attempts: u32,
-    pub timeout_seconds: u64,
-    pub verify_delay_seconds: f64,
-    pub flap_restarts: u32,
-    pub flap_window_seconds: u64,
-    pub reset_after_seconds: u64,
-}
-
-/// Alerting settings: the Agent Ops Kit's keys plus pitcrew's sinks, after the environment
-/// overrides.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Alerting {
-    pub telegram_bot_token: Secret,
-    pub telegram_chat_id: Option<String>,
-    pub telegram_api_url: String,
-    pub rate_limit_seconds: u64,
-    pub alert_on_recovery: bool,
-    pub repeat_interval_seconds: u64,
-    pub gitea_url: Option<String>,
-    pub gitea_repo: Option<String>,
-    pub gitea_token: Secret,
-    pub gitea_labels: Vec<String>,
-    pub gitea_close_on_recovery: bool,
-    pub webhook_url: Option<String>,
-    pub alertmanager_url: Option<String>,
-    pub exec: Option<CommandLine>,
-    /// The `alerting` object as written, for keys a sink adds.
-    pub raw: Map<String, Value>,
-}
-
-impl Alerting {
-    /// Every secret, for scrubbing text that may have picked one up (error messages).
-    pub fn secrets(&self) -> Vec<&Secret> {
-        [&self.telegram_bot_token, &self.gitea_token].into_iter().filter(|s| !s.is_empty()).collect()
-    }
-
-    /// Scrub every secret from `text`.
-    pub fn redact(&self, text: &str) -> String {
-        self.secrets().iter().fold(text.to_string(), |t, s| s.redact(&t))
-    }
 }
 
 #[derive(Deserialize)]
@@ -306,10 +136,8 @@ impl Config {
                 }
             }
             Some(other) => {
-                return Err(Error::config(format!(
-                    "{file}: services: expected an array of service objects, found {}",
-                    json_type(other)
-                )));
+                let m = Mismatch::of_kind("an array of service objects", other);
+                return Err(Error::config(format!("{file}: services: {m}")));
             }
         }
         Ok(Config::from_doc(path, map, services, problems, env))
@@ -363,10 +191,10 @@ impl Config {
             Some(n) if n > 0.0 && n.is_finite() => Ok(Some(n)),
             _ if v.is_null() => Ok(None),
             _ => Err(format!(
-                "{}: {}interval_seconds: expected a number of seconds above 0, found {}",
+                "{}: {}interval_seconds: {}",
                 self.path.display(),
                 if own { format!("services[{name}].") } else { String::new() },
-                found(v)
+                Mismatch::of_value("a number of seconds above 0", v)
             )),
         }
     }
@@ -408,105 +236,10 @@ fn check_numbers(map: &Map<String, Value>, file: &str) -> Result<()> {
         let ok = if whole { uint_value(v).is_some() } else { number_value(v).is_some_and(|f| f >= 0.0) };
         if !ok {
             let want = if whole { "a whole number of at least 0" } else { "a number of at least 0" };
-            return Err(Error::config(format!("{file}: {parent}{key}: expected {want}, found {}", found(v))));
+            return Err(Error::config(format!("{file}: {parent}{key}: {}", Mismatch::of_value(want, v))));
         }
     }
     Ok(())
-}
-
-/// One service entry: its name, its check (read by [`crate::check::spec`]), dependencies and
-/// restart settings. The first problem found is the error, naming its field.
-fn parse_service(v: &Value, defaults: &Defaults) -> std::result::Result<Service, String> {
-    let Value::Object(obj) = v else {
-        return Err("expected a JSON object".into());
-    };
-    let mut f = Fields::new(obj);
-    let name = f.required_string("name");
-    let type_name = f.string("type").unwrap_or_else(|| "url".into());
-    let timeout_s = f.number("timeout_seconds").unwrap_or(spec::default_timeout(&type_name));
-    let spec = spec::parse(&mut f, &type_name, defaults);
-    let depends_on = f.strings("depends_on");
-    let restart = match f.string("restart_command") {
-        Some(cmd) if !cmd.trim().is_empty() => Some(Restart {
-            command: cmd,
-            cooldown_seconds: f.uint("restart_cooldown_seconds", u64::MAX).unwrap_or(300),
-            max_attempts: f.uint("max_restart_attempts", u32::MAX as u64).unwrap_or(3) as u32,
-            timeout_seconds: f.uint("restart_timeout_seconds", u64::MAX).unwrap_or(30),
-            verify_delay_seconds: f.number("verify_delay_seconds").unwrap_or(2.0),
-            flap_restarts: f.uint("flap_restarts", u32::MAX as u64).unwrap_or(3) as u32,
-            flap_window_seconds: f.uint("flap_window_seconds", u64::MAX).unwrap_or(3600),
-            reset_after_seconds: f.uint("restart_reset_seconds", u64::MAX).unwrap_or(3600),
-        }),
-        _ => None,
-    };
-    if let Some(e) = f.error {
-        return Err(e);
-    }
-    if !(timeout_s > 0.0 && timeout_s < 1e7) {
-        return Err("timeout_seconds: expected a positive number of seconds".into());
-    }
-    Ok(Service {
-        name,
-        line: 0,
-        spec,
-        timeout: Duration::from_secs_f64(timeout_s),
-        depends_on,
-        restart,
-        raw: obj.clone(),
-    })
-}
-
-impl Alerting {
-    /// The `alerting` object with the environment overrides applied.
-    pub fn from_map(raw: Map<String, Value>, env: Env<'_>) -> Alerting {
-        let s = |k: &str| raw.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(String::from);
-        let chat_id = raw.get("telegram_chat_id").and_then(|v| match v {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
-        let labels = match raw.get("gitea_labels") {
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
-            Some(Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
-            _ => Vec::new(),
-        };
-        let exec = match raw.get("exec") {
-            Some(Value::String(c)) if !c.trim().is_empty() => Some(CommandLine::Shell(c.clone())),
-            Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_string) => {
-                Some(CommandLine::Argv(a.iter().filter_map(Value::as_str).map(String::from).collect()))
-            }
-            _ => None,
-        };
-        let placeholder = |v: Option<String>| v.filter(|t| !t.starts_with("YOUR_"));
-        Alerting {
-            telegram_bot_token: Secret::new(
-                env("TELEGRAM_BOT_TOKEN").or_else(|| placeholder(s("telegram_bot_token"))).unwrap_or_default(),
-            ),
-            telegram_chat_id: env("TELEGRAM_CHAT_ID").or_else(|| placeholder(chat_id)),
-            telegram_api_url: env("TELEGRAM_API_URL")
-                .or_else(|| s("telegram_api_url"))
-                .unwrap_or_else(|| "https://api.telegram.org".into())
-                .trim_end_matches('/')
-                .to_string(),
-            rate_limit_seconds: raw.get("rate_limit_seconds").and_then(uint_value).unwrap_or(300),
-            alert_on_recovery: raw.get("alert_on_recovery").and_then(Value::as_bool).unwrap_or(true),
-            repeat_interval_seconds: raw.get("repeat_interval_seconds").and_then(uint_value).unwrap_or(3600),
-            gitea_url: env("GITEA_URL")
-                .or_else(|| env("CLAW_CODE_GITEA_URL"))
-                .or_else(|| s("gitea_url"))
-                .map(|u| u.trim_end_matches('/').to_string()),
-            gitea_repo: env("GITEA_REPO").or_else(|| s("gitea_repo")),
-            gitea_token: Secret::new(env("GITEA_TOKEN").or_else(|| placeholder(s("gitea_token"))).unwrap_or_default()),
-            gitea_labels: labels,
-            gitea_close_on_recovery: raw.get("gitea_close_on_recovery").and_then(Value::as_bool).unwrap_or(false),
-            webhook_url: env("WEBHOOK_URL").or_else(|| s("webhook_url")),
-            alertmanager_url: env("ALERTMANAGER_URL")
-                .or_else(|| s("alertmanager_url"))
-                .map(|u| u.trim_end_matches('/').to_string()),
-            exec,
-            raw,
-        }
-    }
 }
 
 /// A map-backed environment for tests.
@@ -517,6 +250,8 @@ pub fn env_from(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const KIT_SERVICES: &str = r#"{
@@ -650,16 +385,6 @@ mod tests {
         assert_eq!(c.alerting.gitea_url.as_deref(), Some("http://g"));
         assert_eq!(format!("{:?}", c.alerting.gitea_token), "Secret(***)");
         assert_eq!(c.alerting.redact("url http://x/bot123:abc/send tok"), "url http://x/bot***/send tok");
-    }
-
-    #[test]
-    fn paths_follow_the_kit() {
-        let env = env_from(&[("HOME", "/home/u"), ("AGENT_OPS_METRICS_DIR", "/m")]);
-        let p = Paths::resolve(None, None, &env);
-        assert_eq!(p.config, PathBuf::from("/home/u/.agent-ops/config/services.json"));
-        assert_eq!(p.metrics, PathBuf::from("/m"));
-        assert_eq!(p.state, PathBuf::from("/home/u/.agent-ops/state"));
-        assert!(!p.config_explicit);
     }
 
     #[test]
