@@ -16,6 +16,7 @@ mod notify;
 mod pipe;
 mod pipelines;
 mod probe;
+mod probe_watch;
 mod recover;
 mod rollup;
 mod scenarios;

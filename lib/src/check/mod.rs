@@ -13,7 +13,8 @@
 //! * `http`: the one HTTP client set-up (hyper, rustls on ring, redirects, timeouts that say
 //!   what timed out); `net`: the one connect-with-deadline; `tls`: the tls check's
 //!   handshake; `cafile`: `ca_file` read as curl reads it.
-//! * `procs`: the process table, read once per run; [`plugin`]: monitoring-plugins output.
+//! * `procs`: the process table, read once per run (at most once a second in a resident one);
+//!   [`plugin`]: monitoring-plugins output.
 
 pub(crate) mod cafile;
 pub(crate) mod http;

@@ -1,11 +1,13 @@
-//! The process table, read once per run and shared by every process check.
+//! The process table, read once per run and shared by every process check (a resident run
+//! reads it again when its snapshot is older than a set age).
 //!
 //! A process matches like `pgrep -f`: the pattern (a regular expression; services.json's
 //! reader refuses one that does not compile) is searched in the full command line, arguments joined by spaces, or
 //! in the process name when the command line is empty (kernel threads). The probe's own
 //! process never matches.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use regex::Regex;
 
@@ -21,19 +23,34 @@ pub struct Proc {
 /// A lazily read snapshot of the process table.
 #[derive(Default)]
 pub struct ProcTable {
-    snapshot: OnceLock<Result<Vec<Proc>, String>>,
+    /// How old a snapshot may be before it is read again; `None`: never read again.
+    max_age: Option<Duration>,
+    snapshot: Mutex<Option<(Instant, Snapshot)>>,
 }
 
+type Snapshot = Arc<Result<Vec<Proc>, String>>;
+
 impl ProcTable {
+    /// A table read once, on first use.
     pub fn new() -> ProcTable {
         ProcTable::default()
     }
 
-    /// The processes (read on first use).
-    pub fn procs(&self) -> Result<&[Proc], String> {
-        match self.snapshot.get_or_init(read_procs) {
-            Ok(v) => Ok(v),
-            Err(e) => Err(e.clone()),
+    /// A table read on first use and again whenever its snapshot is older than `max_age`.
+    pub fn refreshed(max_age: Duration) -> ProcTable {
+        ProcTable { max_age: Some(max_age), snapshot: Mutex::new(None) }
+    }
+
+    /// The processes (read on first use, or when the snapshot is too old).
+    pub fn procs(&self) -> Snapshot {
+        let mut held = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*held {
+            Some((at, snap)) if self.max_age.is_none_or(|max| at.elapsed() <= max) => snap.clone(),
+            _ => {
+                let snap = Arc::new(read_procs());
+                *held = Some((Instant::now(), snap.clone()));
+                snap
+            }
         }
     }
 
@@ -41,7 +58,9 @@ impl ProcTable {
     pub fn matching(&self, pattern: &str) -> Result<Vec<u32>, String> {
         let re = Regex::new(pattern).map_err(|e| format!("process_name is not a valid regular expression: {e}"))?;
         let me = std::process::id();
-        Ok(self.procs()?.iter().filter(|p| p.pid != me && re.is_match(&p.cmdline)).map(|p| p.pid).collect())
+        let snap = self.procs();
+        let procs = snap.as_ref().as_ref().map_err(Clone::clone)?;
+        Ok(procs.iter().filter(|p| p.pid != me && re.is_match(&p.cmdline)).map(|p| p.pid).collect())
     }
 }
 
@@ -107,6 +126,27 @@ mod tests {
         let t = ProcTable::new();
         let me = std::process::id();
         assert!(!t.matching(".").unwrap().contains(&me));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_refreshed_table_sees_a_process_started_after_its_first_read() {
+        let once = ProcTable::new();
+        let fresh = ProcTable::refreshed(std::time::Duration::from_millis(50));
+        assert!(once.matching("sleep 7\\.375").unwrap().is_empty());
+        assert!(fresh.matching("sleep 7\\.375").unwrap().is_empty());
+        let mut child = std::process::Command::new("sleep").arg("7.375").spawn().unwrap();
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            std::thread::sleep(std::time::Duration::from_millis(60));
+            found = fresh.matching("sleep 7\\.375").unwrap();
+            if !found.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(found, vec![child.id()]);
+        assert!(once.matching("sleep 7\\.375").unwrap().is_empty(), "a run's snapshot stays as read");
         child.kill().unwrap();
         child.wait().unwrap();
     }

@@ -72,6 +72,12 @@ impl CheckEnv {
         CheckEnv { clock, http: Client::new(user_agent), procs: ProcTable::new() }
     }
 
+    /// An environment for a resident run: the process table is read again when its
+    /// snapshot is more than a second old.
+    pub fn resident(clock: Clock, user_agent: &str) -> CheckEnv {
+        CheckEnv { clock, http: Client::new(user_agent), procs: ProcTable::refreshed(Duration::from_secs(1)) }
+    }
+
     /// The process table (read on first use by a process check).
     pub fn procs(&self) -> &ProcTable {
         &self.procs
@@ -129,7 +135,7 @@ pub fn run_all(jobs: Vec<Job>, env: &Arc<CheckEnv>, concurrency: usize, diag: &D
             return jobs.iter().map(|j| not_run(j, env)).collect();
         }
     };
-    let results = rt.block_on(drive(Arc::new(jobs), env.clone(), limits, diag));
+    let results = rt.block_on(drive(jobs.into_iter().map(Arc::new).collect(), env.clone(), limits, diag));
     // A blocking check past its watchdog may still be running: it is not waited for.
     rt.shutdown_background();
     results
@@ -142,7 +148,9 @@ pub fn run_one(job: Job, env: &Arc<CheckEnv>) -> Check {
     run_all(vec![job], env, 1, &diag).pop().unwrap_or(fallback)
 }
 
-fn runtime(jobs: usize, limits: Limits) -> std::io::Result<tokio::runtime::Runtime> {
+/// The runtime for `jobs` checks within `limits`: one thread for a single check, else a
+/// worker per core (at most 8). `probe --watch` runs on it too.
+pub(crate) fn runtime(jobs: usize, limits: Limits) -> std::io::Result<tokio::runtime::Runtime> {
     let mut b = if jobs == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -156,7 +164,7 @@ fn runtime(jobs: usize, limits: Limits) -> std::io::Result<tokio::runtime::Runti
 }
 
 /// Feed the jobs to the runtime in order, a slot each, and gather the records.
-async fn drive(jobs: Arc<Vec<Job>>, env: Arc<CheckEnv>, limits: Limits, diag: &Diag) -> Vec<Check> {
+async fn drive(jobs: Arc<[Arc<Job>]>, env: Arc<CheckEnv>, limits: Limits, diag: &Diag) -> Vec<Check> {
     let n = jobs.len();
     let slots = Arc::new(Semaphore::new(limits.in_flight));
     let pool = Arc::new(Semaphore::new(limits.blocking));
@@ -168,7 +176,7 @@ async fn drive(jobs: Arc<Vec<Job>>, env: Arc<CheckEnv>, limits: Limits, diag: &D
                 let Ok(slot) = slots.clone().acquire_owned().await else { break };
                 let (jobs, env, pool, tx) = (jobs.clone(), env.clone(), pool.clone(), tx.clone());
                 tokio::spawn(async move {
-                    let c = run_job(&jobs, i, &env, &pool).await;
+                    let c = run_job(jobs[i].clone(), &env, &pool).await;
                     drop(slot);
                     let _ = tx.send((i, c));
                 });
@@ -189,16 +197,17 @@ async fn drive(jobs: Arc<Vec<Job>>, env: Arc<CheckEnv>, limits: Limits, diag: &D
     results.into_iter().zip(jobs.iter()).map(|(r, j)| r.unwrap_or_else(|| not_run(j, &env))).collect()
 }
 
-/// One job under its watchdog: on the runtime, or on the blocking pool once a place is free.
-async fn run_job(jobs: &Arc<Vec<Job>>, i: usize, env: &Arc<CheckEnv>, pool: &Semaphore) -> Check {
-    let job = &jobs[i];
+/// One job under its watchdog: on the runtime, or on the blocking pool (`pool`: a place per
+/// blocking check that may run at once) once a place is free.
+pub(crate) async fn run_job(job: Arc<Job>, env: &Arc<CheckEnv>, pool: &Semaphore) -> Check {
+    let job = &job;
     if !job.is_blocking() {
         // Boxed: a task holds only what its kind of check needs, and moving it is cheap.
         return watchdog(job, env, Box::pin(run::network(job, env))).await;
     }
     let _place = pool.acquire().await.ok();
-    let (all, shared) = (jobs.clone(), env.clone());
-    let task = tokio::task::spawn_blocking(move || run::blocking(&all[i], &shared));
+    let (own, shared) = (job.clone(), env.clone());
+    let task = tokio::task::spawn_blocking(move || run::blocking(&own, &shared));
     watchdog(job, env, async {
         task.await.unwrap_or_else(|e| {
             let mut c = job.record(CheckStatus::Down, format!("check failed: {e}"));
@@ -281,7 +290,7 @@ mod tests {
         let env = env();
         let limits = Limits { in_flight: 6, blocking: 2 };
         let rt = runtime(jobs.len(), limits).unwrap();
-        let out = rt.block_on(drive(Arc::new(jobs), env.clone(), limits, &quiet()));
+        let out = rt.block_on(drive(jobs.into_iter().map(Arc::new).collect(), env.clone(), limits, &quiet()));
         let took = started.elapsed();
         assert!(out.iter().all(|c| c.status == CheckStatus::Up), "{out:?}");
         let most: u32 = std::fs::read_to_string(format!("{}.max", log.display()))

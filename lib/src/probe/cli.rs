@@ -24,6 +24,7 @@ use crate::cli::{Common, ToolArgs};
   probe --config examples/services.json --format text
   probe --only api --only db --no-metrics
   probe | recover | notify               check, heal, tell people
+  probe --watch --only api               check api every interval_seconds until SIGTERM
   echo '{\"name\":\"web\",\"type\":\"port\",\"port\":80}' | probe --services - --no-metrics"
 )]
 pub struct Cli {
@@ -50,6 +51,14 @@ pub struct Cli {
     /// Read extra services as NDJSON lines from FILE (`-` for stdin)
     #[arg(long, value_name = "FILE|-")]
     pub services: Vec<PathBuf>,
+
+    /// Stay up: check each service every interval_seconds (its own, else services.json's
+    /// top-level interval_seconds or check_interval_seconds, else 60; at least 1), write each
+    /// record as it completes (with late_ms, and skipped when a check outlasted its
+    /// interval), and read services.json again when it changes or on SIGHUP. SIGTERM or
+    /// SIGINT ends it, exit 0
+    #[arg(long)]
+    pub watch: bool,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Ndjson)]

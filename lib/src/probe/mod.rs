@@ -7,6 +7,7 @@
 //! order, to stdout and to the day's metrics file.
 
 pub(crate) mod cli;
+pub(crate) mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -45,6 +46,19 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     ctx.out.escape_controls(cli.format != cli::Format::Ndjson);
     let mut stream: Vec<PathBuf> = cli.services.clone();
     stream.extend(cli.files.iter().cloned());
+    if cli.watch {
+        // Before any other thread exists, so that every thread has the signals blocked.
+        let (events, _keep) = crate::util::stop::events()?;
+        let metrics = (!cli.no_metrics).then(|| cli.metrics_dir.clone().unwrap_or_else(|| paths.metrics.clone()));
+        let opts = watch::Opts {
+            only: cli.only.clone(),
+            streams: stream,
+            metrics,
+            concurrency: cli.concurrency as usize,
+            text: cli.format == cli::Format::Text,
+        };
+        return watch::run(&mut ctx.out, &ctx.diag, &set, opts, events);
+    }
     let config_required = stream.is_empty();
     let config = set.load_config(config_required)?;
     let config_exists = paths.config.exists();
@@ -53,14 +67,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let stamp = clock.stamp();
     for p in &config.problems {
         ctx.diag.warn(p);
-        findings.push(Finding::new(
-            "probe",
-            &p.subject(),
-            Level::Error,
-            "invalid_service",
-            p.to_string(),
-            stamp.clone(),
-        ));
+        findings.push(invalid_service(&p.subject(), p.to_string(), stamp.clone()));
     }
     let mut services = config.services.clone();
     if !stream.is_empty() {
@@ -120,13 +127,13 @@ fn read_services(
             Ok(s) => {
                 let msg = format!("{pos}: service '{}': name: another service already has this name", s.name);
                 diag.warn(&msg);
-                findings.push(Finding::new("probe", &s.name, Level::Error, "invalid_service", msg, stamp.to_string()));
+                findings.push(invalid_service(&s.name, msg, stamp.to_string()));
             }
             Err(why) => {
                 let subject = v.get("name").and_then(Value::as_str).unwrap_or("service").to_string();
                 let msg = format!("{pos}: {why}");
                 diag.warn(&msg);
-                findings.push(Finding::new("probe", &subject, Level::Error, "invalid_service", msg, stamp.to_string()));
+                findings.push(invalid_service(&subject, msg, stamp.to_string()));
             }
         }
         Ok(())
@@ -172,6 +179,11 @@ fn write_results(out: &mut dyn Write, format: cli::Format, findings: &[Finding],
         }
     }
     Ok(())
+}
+
+/// The finding of a service entry or line that cannot be used.
+fn invalid_service(subject: &str, detail: String, stamp: String) -> Finding {
+    Finding::new("probe", subject, Level::Error, "invalid_service", detail, stamp)
 }
 
 /// The Agent Ops Kit always checked the root file system's free space; so does probe, unless the
