@@ -721,3 +721,79 @@ fn incidents_have_a_lifecycle_and_the_monitors_silence_is_told_once() {
         "{weekly:?}"
     );
 }
+
+/// The resident pipeline as shipped (`pitcrew-watch`), in real time: a web server is killed,
+/// seen down within its interval, restarted, verified and announced with its recovery within
+/// seconds; a service added to services.json while it runs is checked and announced without a
+/// restart; SIGTERM ends every stage with exit 0.
+#[test]
+#[ignore = "slow: the resident pipeline in real time"]
+fn the_resident_pipeline_restarts_and_tells_within_seconds_and_takes_edits() {
+    let hook = Hook::start();
+    let h = Host::new("sc-watch");
+    let web = Svc::new(&h.w, "web");
+    web.start();
+    let config = |extra: Value| {
+        let mut services = vec![json!({"name": "web", "type": "port", "port": web.port, "timeout_seconds": 2,
+            "restart_command": web.restart_command(), "restart_cooldown_seconds": 5, "verify_delay_seconds": 0.5})];
+        if !extra.is_null() {
+            services.push(extra);
+        }
+        json!({"disk_check": false, "interval_seconds": 1,
+               "alerting": {"webhook_url": hook.url(), "rate_limit_seconds": 0, "group_wait_seconds": 1,
+                            "group_interval_seconds": 2},
+               "services": services})
+    };
+    h.services(config(Value::Null));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/watch.sh");
+    let mut cmd = h.command("bash", &[script, "--no-heartbeats"], "");
+    cmd.env_remove("PITCREW_NOW")
+        .env("PITCREW_BIN", crate::util::bin_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut watch = cmd.spawn().unwrap();
+    let metrics = || {
+        std::fs::read_dir(h.w.path("home/metrics"))
+            .map(|d| d.filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok()).collect::<String>())
+            .unwrap_or_default()
+    };
+    assert!(crate::util::wait_until(30.0, || metrics().contains("\"web\"")), "no check of web in the metrics");
+
+    let killed = std::time::Instant::now();
+    web.kill();
+    let told =
+        |subject: &str, status: &str| hook.alerts().iter().any(|a| a["subject"] == subject && a["status"] == status);
+    assert!(
+        crate::util::wait_until(40.0, || told("check:web", "resolved")),
+        "no recovery of web at the webhook: {:?}\n{}",
+        hook.alerts(),
+        std::fs::read_to_string(h.w.path("home/logs/watch.stderr")).unwrap_or_default()
+    );
+    let took = killed.elapsed();
+    assert!(web.answers(), "web was restarted");
+    assert!(told("check:web", "firing"), "the outage was told too: {:?}", hook.alerts());
+    // interval 1 s + timeout 2 s + restart + verify 0.5 s + group_wait 1 s, with room for a
+    // loaded machine.
+    assert!(took < crate::util::limit(15.0), "from the kill to the recovery at the webhook: {took:?}");
+    let restarts: String = std::fs::read_dir(h.w.path("home/state/restarts"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(restarts.lines().count(), 1, "one restart: {restarts}");
+
+    // A service added while it runs is checked and announced, without a restart of the watch.
+    h.services(config(json!({"name": "api", "type": "port", "port": closed_port(), "timeout_seconds": 1})));
+    assert!(
+        crate::util::wait_until(30.0, || told("check:api", "firing")),
+        "api was never announced: {:?}",
+        hook.alerts()
+    );
+    assert!(watch.try_wait().unwrap().is_none(), "the watch still runs");
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(watch.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let ended = crate::util::wait_until(40.0, || watch.try_wait().unwrap().is_some());
+    assert!(ended, "pitcrew-watch did not end after SIGTERM");
+    assert_eq!(watch.wait().unwrap().code(), Some(0));
+    let log = std::fs::read_to_string(h.w.path("home/logs/watch.log")).unwrap_or_default();
+    eprintln!("kill to recovery at the webhook: {took:?}\n{log}");
+}
