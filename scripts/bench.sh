@@ -24,7 +24,7 @@ for f in scripts/bench/*.sh; do
 done
 
 sections=("$@")
-[ ${#sections[@]} -gt 0 ] || sections=(probe watch rollup board tickmon cellscan)
+[ ${#sections[@]} -gt 0 ] || sections=(probe watch timeline rollup board tickmon cellscan)
 for s in "${sections[@]}"; do
     if declare -F "bench_$s" >/dev/null; then
         "bench_$s"

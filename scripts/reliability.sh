@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The reliability evidence of docs/reliability.md, reproduced: fuzzing, crash loops, hostile
-# input and load. Long (tens of minutes in all); CI runs only the fast regression tests and
-# the fuzz corpus replay.
+# input, load and the resident pipeline's soak. Long (about two hours in all); CI runs only the
+# fast regression tests and the fuzz corpus replay.
 #
 #   scripts/reliability.sh              every section, in order
 #   scripts/reliability.sh fuzz crash   only these sections
 #
 # Each section is scripts/reliability/NAME.sh defining reliability_NAME; it prints markdown
 # tables of what was tried and what held, and exits non-zero when something did not hold.
-# Settings: FUZZ_SECONDS (per target, default 180), CRASH_ROUNDS (default 50); CRASH_PARTS and
+# Settings: FUZZ_SECONDS (per target, default 180), CRASH_ROUNDS (default 50), SOAK_SECONDS (the
+# resident pipeline's soak, default 3600) and SOAK_SERVICES (10); CRASH_PARTS and
 # HOSTILE_PARTS pick parts of those two sections (see their files).
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
