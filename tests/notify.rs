@@ -954,3 +954,26 @@ fn follow_sigterm_sends_what_it_holds_and_saves() {
     let state: Value = serde_json::from_str(&w.read("home/state/notify.json")).unwrap();
     assert_eq!(state["subjects"]["check:api"]["notified"], "error", "{state}");
 }
+
+#[test]
+fn follow_reminds_on_the_repeat_cadence_without_new_input() {
+    let (hook, got) = timed_hook(|| 200);
+    let w = setup("notify-follow-repeat", json!({"webhook_url": hook.url("/"), "repeat_interval_seconds": 2, "rate_limit_seconds": 0}));
+    let mut f = follow(&w, &["--group-wait", "0.5"]);
+    f.send(&live_check("api", "down"));
+    let first = f.until(20.0, |v| v["kind"] == "alert");
+    assert_eq!(first.last().unwrap()["repeat"], Value::Null, "{first:?}");
+    // Nothing more comes in; the state knows api is still bad, so the timer reminds.
+    let again = f.until(20.0, |v| v["kind"] == "alert");
+    assert_eq!(again.last().unwrap()["repeat"], true, "{again:?}");
+    {
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 2, "{got:?}\n{again:?}");
+        let gap = got[1].0 - got[0].0;
+        assert!(gap >= Duration::from_millis(1900), "the repeat interval is waited: {gap:?}");
+        assert!(got[1].1["text"].as_str().unwrap().contains("still"), "{:?}", got[1].1);
+    }
+    f.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, err) = f.wait(10.0);
+    assert_eq!(code, Some(0), "{err}");
+}

@@ -130,3 +130,29 @@ pub fn reject(opts: ReadOpts, diag: &crate::diag::Diag, source: &str, line: u64,
     diag.reject(source, line, why);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_due_time_that_has_come_wins_over_waiting_input() {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(BACKLOG);
+        let (keep, _events) = mpsc::channel::<Event>();
+        let follow = Follow { rx, _events: keep };
+        for line in 1..=3 {
+            tx.send(Msg::Record { value: serde_json::json!({"kind": "check"}), source: "-".into(), line }).unwrap();
+        }
+        // Input waits, but the timer is due: the timer goes first.
+        let past = Instant::now() - Duration::from_millis(1);
+        assert!(follow.next(Some(past)).is_none(), "a steady stream must not starve the timers");
+        // Not due yet: the input.
+        let later = Instant::now() + Duration::from_secs(60);
+        assert!(matches!(follow.next(Some(later)), Some(Msg::Record { line: 1, .. })));
+        assert!(matches!(follow.next(None), Some(Msg::Record { line: 2, .. })));
+        drop(tx);
+        assert!(matches!(follow.next(Some(later)), Some(Msg::Record { line: 3, .. })));
+        assert!(matches!(follow.next(Some(later)), Some(Msg::End)), "the reader gone is the end");
+    }
+}

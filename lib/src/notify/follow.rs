@@ -45,8 +45,8 @@ pub const DEFAULT_GROUP_INTERVAL_S: f64 = 300.0;
 pub const RETRY_FIRST: Duration = Duration::from_secs(10);
 pub const RETRY_MAX: Duration = Duration::from_secs(300);
 
-/// The soonest a reminder that is overdue (held back by a silence or the rate limit) is
-/// asked for again.
+/// The soonest the next reminder is asked for: a repeat interval shorter than this, or a
+/// reminder held back by a silence or the rate limit, waits this long (no busy loop).
 const REMINDER_FLOOR_MS: i128 = 10_000;
 
 /// How long to wait before a run.
