@@ -6,6 +6,19 @@
 # service at the webhook (no lost alert), and each stage's memory after the first minute grows
 # by less than 5 MiB. Sourced by scripts/reliability.sh.
 
+# "SECONDS STAGE RSS_KIB FDS" for each stage of the pipeline of HOME (told apart from other
+# pitcrew processes by the AGENT_OPS_HOME in their environment).
+soak_sample() {
+    local home=$1 t=$2 stage p
+    for stage in probe recover notify; do
+        for p in $(pgrep -x "$stage" || true); do
+            if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qxF "AGENT_OPS_HOME=$home"; then
+                echo "$t $stage $(awk '/VmRSS/ {print $2}' "/proc/$p/status") $(find "/proc/$p/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
+            fi
+        done
+    done
+}
+
 reliability_soak() {
     local seconds="${SOAK_SECONDS:-3600}" n="${SOAK_SERVICES:-10}"
     local dir="$work/soak" home="$work/soak/home"
@@ -83,12 +96,7 @@ EOF
             kills=$((kills + 1))
         fi
         if [ "$SECONDS" -ge "$next_sample" ]; then
-            local stage
-            for stage in probe recover notify; do
-                local p
-                p=$(pgrep -n -f "$bin/$stage " || true)
-                [ -n "$p" ] && echo "$((SECONDS - start)) $stage $(awk '/VmRSS/ {print $2}' "/proc/$p/status") $(find "/proc/$p/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)" >>"$dir/rss"
-            done
+            soak_sample "$home" "$((SECONDS - start))" >>"$dir/rss"
             next_sample=$((SECONDS + 60))
         fi
         sleep $((2 + RANDOM % 7))
