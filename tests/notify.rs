@@ -958,7 +958,10 @@ fn follow_sigterm_sends_what_it_holds_and_saves() {
 #[test]
 fn follow_reminds_on_the_repeat_cadence_without_new_input() {
     let (hook, got) = timed_hook(|| 200);
-    let w = setup("notify-follow-repeat", json!({"webhook_url": hook.url("/"), "repeat_interval_seconds": 2, "rate_limit_seconds": 0}));
+    let w = setup(
+        "notify-follow-repeat",
+        json!({"webhook_url": hook.url("/"), "repeat_interval_seconds": 2, "rate_limit_seconds": 0}),
+    );
     let mut f = follow(&w, &["--group-wait", "0.5"]);
     f.send(&live_check("api", "down"));
     let first = f.until(20.0, |v| v["kind"] == "alert");
