@@ -9,10 +9,14 @@
 #                                                   (skipped while pitcrew-watch runs for the home)
 #   2. board stalled | notify                       work stuck in progress
 #   3. tickmon check | notify                       agents that missed their monthly tick (when a registry exists)
-#   4. cellscan scan | cellscan revive | notify     mission cells with problems, failed agents revived as
-#                                                   each cell's policy says (when a missions dir exists)
-#   5. rollup prune                                 metrics past retention
-#   6. log rotation                                 logs over 50 MiB are rotated and gzipped
+#   4. tickmon heartbeats | notify                  unhealthy and silent agents of the heartbeat endpoint (when
+#                                                   its state, HOME/state/heartbeats.json, is in the home)
+#   5. cellscan scan | cellscan revive | notify     mission cells with problems, failed agents revived as
+#                                                   each cell's policy says (when a missions dir exists); with
+#                                                   PITCREW_HEARTBEAT_URL both ask the heartbeat endpoint, so
+#                                                   agents it calls unhealthy are announced and revived
+#   6. rollup prune                                 metrics past retention
+#   7. log rotation                                 logs over 50 MiB are rotated and gzipped
 #
 # Runs under a lock so two runs never overlap (a second one exits at once, status 0; when runs
 # keep being skipped, PITCREW_SKIP_ALERT_AFTER in a row (3), a critical alert goes out through
@@ -30,7 +34,10 @@
 # AGENT_OPS_METRICS_DIR (read by the tools themselves), AGENT_OPS_MISSIONS (or PITCREW_MISSIONS;
 # default $AGENT_OPS_HOME/missions), PITCREW_BIN (a directory holding the binaries; default:
 # found on PATH), PITCREW_PHASE_TIMEOUT (seconds a phase may take, 240; 0: no limit),
-# PITCREW_SKIP_ALERT_AFTER (skipped runs in a row that raise the alert, 3; 0: never). The
+# PITCREW_SKIP_ALERT_AFTER (skipped runs in a row that raise the alert, 3; 0: never),
+# PITCREW_HEARTBEAT_URL (tickmon serve's address, for the cells phase; AGENT_OPS_HEARTBEAT_TOKEN
+# is its token), PITCREW_HEARTBEAT_TIMEOUT (seconds of silence that count as an agent's failure,
+# as tickmon serve --timeout counts them, 300; 0: silence is not counted here). The
 # paths are used as given: a value holding a $ or beginning with ~ is a variable nothing
 # expanded (cron and launchd set their variables as written), and the run stops with exit 2
 # before it creates anything.
@@ -53,6 +60,8 @@ logs="${AGENT_OPS_LOG_DIR:-$home/logs}"
 state="$home/state"
 missions="${PITCREW_MISSIONS:-${AGENT_OPS_MISSIONS:-$home/missions}}"
 registry="$home/config/agent-registry.json"
+heartbeat_state="$state/heartbeats.json"
+heartbeat_url="${PITCREW_HEARTBEAT_URL:-}"
 rotate_bytes=$((50 * 1024 * 1024))
 if [ -n "${PITCREW_BIN:-}" ]; then
     PATH="$PITCREW_BIN:$PATH"
@@ -66,7 +75,9 @@ log() { printf '[%s] %s\n' "$(stamp)" "$*" >> "$log_file"; }
 
 phase_timeout="${PITCREW_PHASE_TIMEOUT:-240}"
 skip_alert_after="${PITCREW_SKIP_ALERT_AFTER:-3}"
-for setting in "PITCREW_PHASE_TIMEOUT=$phase_timeout" "PITCREW_SKIP_ALERT_AFTER=$skip_alert_after"; do
+heartbeat_timeout="${PITCREW_HEARTBEAT_TIMEOUT:-300}"
+for setting in "PITCREW_PHASE_TIMEOUT=$phase_timeout" "PITCREW_SKIP_ALERT_AFTER=$skip_alert_after" \
+    "PITCREW_HEARTBEAT_TIMEOUT=$heartbeat_timeout"; do
     case "${setting#*=}" in
         '' | *[!0-9]*)
             log "ERROR: ${setting%%=*} must be a whole number, not '${setting#*=}'"
@@ -75,6 +86,23 @@ for setting in "PITCREW_PHASE_TIMEOUT=$phase_timeout" "PITCREW_SKIP_ALERT_AFTER=
             ;;
     esac
 done
+case "$heartbeat_url" in
+    '' | http://?* | https://?*) ;;
+    *)
+        log "ERROR: PITCREW_HEARTBEAT_URL must be an http:// or https:// URL, not '$heartbeat_url'"
+        echo "pitcrew-orchestrator: PITCREW_HEARTBEAT_URL must be an http:// or https:// URL, not '$heartbeat_url'" >&2
+        exit 2
+        ;;
+esac
+# The heartbeat endpoint's arguments: silence counted as the server counts it; its URL for cellscan.
+heartbeat_args=()
+if [ "$heartbeat_timeout" -gt 0 ]; then
+    heartbeat_args=(--timeout "$heartbeat_timeout")
+fi
+cells_args=()
+if [ -n "$heartbeat_url" ]; then
+    cells_args=(--heartbeat-url "$heartbeat_url")
+fi
 # `timeout` (coreutils) kills a phase's process group at the limit; without it (macOS without
 # coreutils) phases run unbounded, and the log says so.
 timeout_bin=""
@@ -258,8 +286,14 @@ phase_ticks() {
     run tickmon check --registry "$registry" 2>>"$phase_err" | run notify 2>>"$phase_err" | keep ticks
     echo "${PIPESTATUS[*]}"
 }
+phase_agents() {
+    run tickmon heartbeats --state "$heartbeat_state" "${heartbeat_args[@]}" 2>>"$phase_err" \
+        | run notify 2>>"$phase_err" | keep agents
+    echo "${PIPESTATUS[*]}"
+}
 phase_cells() {
-    run cellscan scan "$missions" 2>>"$phase_err" | run cellscan revive --from - "$missions" 2>>"$phase_err" \
+    run cellscan scan "${cells_args[@]}" "$missions" 2>>"$phase_err" \
+        | run cellscan revive "${cells_args[@]}" --from - "$missions" 2>>"$phase_err" \
         | run notify 2>>"$phase_err" | keep cells
     echo "${PIPESTATUS[*]}"
 }
@@ -275,7 +309,8 @@ phase_retention() {
 phase_status="$logs/.phase.status"
 limited() {
     local script code=0
-    script="$(declare -p logs phase_err registry missions); $(declare -f run keep "$1"); $1"
+    script="$(declare -p logs phase_err registry missions heartbeat_state heartbeat_args cells_args)"
+    script="$script; $(declare -f run keep "$1"); $1"
     : > "$phase_status"
     if [ -n "$timeout_cmd" ]; then
         "$timeout_cmd" -k 10 "$phase_timeout" bash -c "$script" > "$phase_status" < /dev/null 9>&- || code=$?
@@ -367,7 +402,20 @@ if [ -f "$registry" ]; then
     fi
 fi
 
-# 4. mission cells
+# 4. agent health from the heartbeat endpoint (tickmon serve): its state is read as
+# `tickmon heartbeats` reads it (the journal too, without a lock), so this works while the
+# server runs and after it died. notify announces unhealthy and degraded agents once (subject
+# heartbeat:<agent>) and their recovery.
+if [ -f "$heartbeat_state" ] || [ -f "$heartbeat_state.journal" ]; then
+    if limited phase_agents; then
+        report agents "agents (tickmon heartbeats | notify)" "${st[@]:0:2}"
+    else
+        report_timeout agents "agents (tickmon heartbeats | notify)"
+    fi
+fi
+
+# 5. mission cells (with PITCREW_HEARTBEAT_URL, health from the endpoint too: cellscan revive
+# revives the agents it calls unhealthy, as each cell's policy says)
 if [ -d "$missions" ]; then
     if limited phase_cells; then
         report cells "cells (cellscan scan | cellscan revive | notify)" "${st[@]:0:3}"
@@ -376,14 +424,14 @@ if [ -d "$missions" ]; then
     fi
 fi
 
-# 5. metrics retention (services.json's metrics_retention_days, 90 by default)
+# 6. metrics retention (services.json's metrics_retention_days, 90 by default)
 if limited phase_retention; then
     report retention "metrics retention (rollup prune)" "${st[0]}"
 else
     report_timeout retention "metrics retention (rollup prune)"
 fi
 
-# 6. log rotation
+# 7. log rotation
 for f in "$logs"/*.log "$logs"/*.err; do
     [ -f "$f" ] || continue
     size=$(wc -c < "$f")

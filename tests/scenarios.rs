@@ -797,3 +797,91 @@ fn the_resident_pipeline_restarts_and_tells_within_seconds_and_takes_edits() {
     let log = std::fs::read_to_string(h.w.path("home/logs/watch.log")).unwrap_or_default();
     eprintln!("kill to recovery at the webhook: {took:?}\n{log}");
 }
+
+/// The real clock, `minutes` from now, as the orchestrator's tools take it: the heartbeat
+/// endpoint's times are real ones.
+fn real_now(minutes: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes);
+    t.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+/// The heartbeat endpoint in the scheduled loop: a real `tickmon serve` on loopback, an agent
+/// failing three heartbeats; the next orchestrator run announces it at the webhook, the run
+/// after does not repeat it, and an agent that falls silent is announced too.
+#[test]
+fn an_agent_failing_its_heartbeats_is_announced_once_by_the_orchestrator() {
+    use crate::tickmon::{Serve, post};
+    let hook = Hook::start();
+    let h = Host::new("sc-heartbeats");
+    h.services(json!({"disk_check": false, "alerting": {"webhook_url": hook.url()}, "services": []}));
+    let serve = Serve::start(&h.w, &[]);
+    for agent in ["atlas", "beacon"] {
+        assert_eq!(post(&serve.url(&format!("/heartbeat/{agent}")), "{}").0, 200);
+    }
+    h.orchestrate(&real_now(0)).code(0);
+    assert!(h.log().contains("agents (tickmon heartbeats | notify): ok"), "{}", h.log());
+    assert!(hook.alerts().is_empty(), "{:?}", hook.alerts());
+
+    for _ in 0..3 {
+        assert_eq!(post(&serve.url("/heartbeat/atlas/fail"), r#"{"error": "upstream API returned 503"}"#).0, 200);
+    }
+    let r = h.orchestrate(&real_now(0));
+    r.code(1);
+    let firing =
+        |subject: &str| hook.alerts().iter().filter(|a| a["subject"] == subject && a["status"] == "firing").count();
+    assert_eq!(firing("heartbeat:atlas"), 1, "{:?}\n{}", hook.alerts(), h.log());
+    assert_eq!(firing("heartbeat:beacon"), 0);
+    assert!(h.log().contains("agents (tickmon heartbeats | notify): found problems"), "{}", h.log());
+    assert!(h.w.read("home/logs/last-agents.ndjson").contains("heartbeat:atlas"));
+    // The next run does not repeat it (notify remembers the subject).
+    h.orchestrate(&real_now(1)).code(1);
+    assert_eq!(firing("heartbeat:atlas"), 1, "{:?}", hook.alerts());
+
+    // A silent agent: beacon sent nothing for three periods of 300 s, as the server counts them.
+    h.orchestrate(&real_now(16)).code(1);
+    assert_eq!(firing("heartbeat:beacon"), 1, "{:?}", hook.alerts());
+    assert_eq!(firing("heartbeat:atlas"), 1, "{:?}", hook.alerts());
+}
+
+/// With PITCREW_HEARTBEAT_URL the cells phase asks the endpoint: an agent of a cell that
+/// failed three heartbeats is handed to revival (the cell's policy is `ask`: an approval
+/// request at the webhook); without it the files alone say the agent is fine.
+#[test]
+fn the_orchestrator_hands_an_agent_the_endpoint_calls_unhealthy_to_revival() {
+    use crate::tickmon::{Serve, post};
+    const CELL: &str = "7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d";
+    let hook = Hook::start();
+    let mut h = Host::new("sc-heartbeat-revive");
+    h.services(json!({"disk_check": false, "alerting": {"webhook_url": hook.url()}, "services": []}));
+    std::fs::create_dir_all(h.w.path("home/missions")).unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/missions/7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d");
+    let copied = Command::new("cp").args(["-R", example]).arg(h.w.path("home/missions")).status().unwrap();
+    assert!(copied.success());
+    let serve = Serve::start(&h.w, &[]);
+    assert_eq!(post(&serve.url("/heartbeat/agent_002"), "{}").0, 200);
+    for _ in 0..3 {
+        assert_eq!(post(&serve.url("/heartbeat/agent_002/fail"), r#"{"error": "no response"}"#).0, 200);
+    }
+    let revival = |hook: &Hook| {
+        hook.alerts()
+            .iter()
+            .filter(|a| a["subject"] == format!("agent:{CELL}/agent_002") && a["status"] == "firing")
+            .count()
+    };
+    // Silence is not counted (0): only what the endpoint says decides.
+    h.env("PITCREW_HEARTBEAT_TIMEOUT", "0");
+    h.orchestrate(&real_now(0));
+    assert_eq!(revival(&hook), 0, "without the URL the agent file decides: {:?}", hook.alerts());
+
+    h.env("PITCREW_HEARTBEAT_URL", serve.url(""));
+    h.orchestrate(&real_now(0)).code(1);
+    assert_eq!(revival(&hook), 1, "{:?}\n{}", hook.alerts(), h.log());
+    let cells = h.w.read("home/logs/last-cells.ndjson");
+    assert!(cells.contains("agent_unhealthy"), "{cells}");
+    h.orchestrate(&real_now(1)).code(1);
+    assert_eq!(revival(&hook), 1, "asked once: {:?}", hook.alerts());
+
+    // A URL that is not one stops the run before anything runs.
+    h.env("PITCREW_HEARTBEAT_URL", "127.0.0.1:8080");
+    h.orchestrate(&real_now(2)).code(2).stderr_has("PITCREW_HEARTBEAT_URL must be an http:// or https:// URL");
+}

@@ -139,7 +139,10 @@ fn tickmon_submit_never_claims_what_nobody_checked() {
     registry(&w, json!([{"id": "beacon", "name": "Beacon"}]));
     let r = w.tool("tickmon").args(["submit", "--agent", "beacon"]).run();
     r.code(2);
-    r.stderr_has("cannot check the vitals of 'beacon'").stderr_has("gateway_running").stderr_has("config_valid");
+    r.stderr_has("cannot check the vitals of 'beacon'")
+        .stderr_has("home_directory_accessible")
+        .stderr_has("config_valid");
+    assert!(!r.stderr.contains("gateway_running"), "a gateway is not required: {}", r.stderr);
     assert!(!w.path("home/ticks").exists());
     // Stated vitals are recorded as stated; extra vitals and capabilities count.
     let r = w
@@ -171,6 +174,50 @@ fn tickmon_submit_never_claims_what_nobody_checked() {
     r.code(1);
     assert_eq!(r.named("tick", "beacon")["month"], "2026-10");
     assert!(w.path("home/ticks/2026-10/beacon.json").exists());
+}
+
+/// The Agent Tick Protocol's own registry names no gateway: a tick is still taken, of the
+/// vitals that can be checked, with the gateway marked as not configured.
+#[test]
+fn tickmon_submit_the_tick_protocol_registry_without_gateway() {
+    let w = Workdir::new("tickmon-submit-no-gateway");
+    let home = w.path("agents/allegro");
+    std::fs::create_dir_all(&home).unwrap();
+    let config = w.write("agents/allegro/config.json", r#"{"model": "m1"}"#);
+    // The seed's exact shape: id, name, active, home_dir, config_path; no gateway.
+    registry(
+        &w,
+        json!([{"id": "allegro", "name": "Allegro", "active": true,
+                "home_dir": path_str(&home), "config_path": path_str(&config)}]),
+    );
+    let r = w
+        .tool("tickmon")
+        .args(["submit", "--agent", "allegro", "--capability", "code=true", "--now", "2026-11-01T09:00:00Z"])
+        .run();
+    r.code(0);
+    let rec = r.named("tick", "allegro");
+    assert_eq!(rec["status"], "healthy", "{rec}");
+    assert_eq!(
+        rec["vitals"],
+        json!({"gateway_running": null, "home_directory_accessible": true, "config_valid": true})
+    );
+    assert_eq!(rec["vitals_detail"]["gateway_running"], "no gateway configured: not checked");
+    let file: Value = serde_json::from_str(&w.read("home/ticks/2026-11/allegro.json")).unwrap();
+    assert_eq!(file["vitals"]["gateway_running"], Value::Null);
+    assert_eq!(file["status"], "healthy");
+    // The monitor reads it as any other tick.
+    w.tool("tickmon").args(["check", "--month", "2026-11", "--now", NOW]).run().code(0);
+
+    // The vitals it can take still decide: a broken config is critical, exit 1 ...
+    std::fs::write(&config, "{\"model\": ").unwrap();
+    let r = w.tool("tickmon").args(["submit", "--agent", "allegro", "--format", "text"]).run();
+    r.code(1);
+    r.stdout_has(": CRITICAL -> ").stdout_has("gateway_running              -    no gateway configured");
+    // ... and both down is offline.
+    std::fs::remove_dir_all(&home).unwrap();
+    let r = w.tool("tickmon").args(["submit", "--agent", "allegro"]).run();
+    r.code(1);
+    assert_eq!(r.named("tick", "allegro")["status"], "offline");
 }
 
 #[test]
@@ -502,7 +549,7 @@ fn tickmon_stdout_closed_early_is_silent_success() {
 // serve
 
 /// A running `tickmon serve` on 127.0.0.1, port 0.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     addr: String,
     stdout: Arc<Mutex<Vec<String>>>,
@@ -510,7 +557,7 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(w: &Workdir, extra: &[&str]) -> Serve {
+    pub(crate) fn start(w: &Workdir, extra: &[&str]) -> Serve {
         Serve::try_start(w, extra).unwrap_or_else(|e| panic!("serve did not start: {e}"))
     }
 
@@ -553,7 +600,7 @@ impl Serve {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
@@ -611,7 +658,7 @@ fn call(method: &str, url: &str, body: Option<(&str, &str)>, auth: Option<&str>)
     (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-fn post(url: &str, body: &str) -> (u16, Value) {
+pub(crate) fn post(url: &str, body: &str) -> (u16, Value) {
     call("POST", url, Some(("application/json", body)), None)
 }
 

@@ -1,9 +1,12 @@
 //! `tickmon submit`: check an agent's vitals, write its tick for the month atomically, and
 //! optionally commit (and push) it.
 //!
-//! What to check comes from the flags first and the agent's registry entry second. A core
-//! vital that can be neither checked (nothing names the gateway, the home or the config) nor
-//! was stated with `--vital` stops the submission: a tick never claims what nobody checked.
+//! What to check comes from the flags first and the agent's registry entry second. The home
+//! or the config vital that can be neither checked (nothing names it) nor was stated with
+//! `--vital` stops the submission: a tick never claims what nobody checked. An agent without
+//! a gateway (the Agent Tick Protocol's own registry has no `gateway` key) still ticks: its
+//! `gateway_running` is `null`, "no gateway configured", and counts neither for nor against
+//! its status.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,6 +26,9 @@ use crate::error::{Error, Result, Status};
 use crate::ndjson;
 use crate::store;
 use crate::util::is_safe_id;
+
+/// The detail of `gateway_running` when nothing names a gateway.
+const NO_GATEWAY: &str = "no gateway configured: not checked";
 
 /// Everything a submission needs, resolved from flags and registry.
 #[derive(Debug, Clone)]
@@ -101,7 +107,8 @@ impl Plan {
     }
 
     /// Check the core vitals that were not stated (at the same time), then add the stated
-    /// ones. An error names every core vital that can be neither checked nor was stated.
+    /// ones. An error names the home and config vitals that can be neither checked nor were
+    /// stated; a gateway nothing names is recorded as not configured (`null`).
     pub(crate) fn gather_vitals(&self) -> Result<Vitals> {
         let mut unknown = Vec::new();
         let needs = |key: &str, target: bool, how: &str, unknown: &mut Vec<String>| {
@@ -109,7 +116,6 @@ impl Plan {
                 unknown.push(format!("{key} (give {how} or state it with --vital {key}=true|false)"));
             }
         };
-        needs(CORE_VITALS[0], self.gateway.is_some(), "--gateway or the registry's \"gateway\"", &mut unknown);
         needs(CORE_VITALS[1], self.home.is_some(), "--agent-home or the registry's \"home_dir\"", &mut unknown);
         needs(CORE_VITALS[2], self.config.is_some(), "--agent-config or the registry's \"config_path\"", &mut unknown);
         if !unknown.is_empty() {
@@ -143,7 +149,12 @@ impl Plan {
             let v = match (self.stated(key), checked) {
                 (Some(b), _) => Vital { ok: b, detail: "stated with --vital".into() },
                 (None, Some(v)) => v,
-                (None, None) => Vital::failed("not checked"),
+                // Only the gateway gets here (the others were required above).
+                (None, None) => {
+                    out.values.insert(key.to_string(), Value::Null);
+                    out.details.insert(key.to_string(), Value::String(NO_GATEWAY.into()));
+                    continue;
+                }
             };
             out.values.insert(key.to_string(), Value::Bool(v.ok));
             out.details.insert(key.to_string(), Value::String(v.detail));
@@ -322,7 +333,11 @@ fn write_text(
     writeln!(out, "{} {}: {} -> {file}", plan.agent, plan.month.label(), status.as_str().to_uppercase())?;
     for (k, ok) in &v.values {
         let detail = v.details.get(k).and_then(Value::as_str).unwrap_or("");
-        let yes = if ok.as_bool() == Some(true) { "yes" } else { "NO" };
+        let yes = match ok.as_bool() {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "-",
+        };
         writeln!(out, "{}", format!("  {k:<28} {yes:<3}  {detail}").trim_end())?;
     }
     for (k, ok) in &plan.capabilities {

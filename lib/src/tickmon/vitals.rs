@@ -274,13 +274,15 @@ fn config_vital(path: &Path) -> Vital {
     }
 }
 
-/// The status of a tick whose vitals and capabilities are these: every core vital false is
-/// offline; any core vital false is critical; any other vital or any capability false is
-/// degraded; else healthy.
+/// The status of a tick whose vitals and capabilities are these: every core vital that was
+/// checked false is offline; any core vital false is critical; any other vital or any
+/// capability false is degraded; else healthy. A core vital that is not a boolean (a gateway
+/// nobody configured is `null`) was not checked and counts neither way.
 pub(crate) fn derive_status(vitals: &Map<String, Value>, capabilities: &Map<String, Value>) -> TickStatus {
     let is_false = |v: &Value| v.as_bool() == Some(false);
+    let checked = CORE_VITALS.iter().filter(|k| vitals.get(**k).is_some_and(Value::is_boolean)).count();
     let core_down = CORE_VITALS.iter().filter(|k| vitals.get(**k).is_some_and(is_false)).count();
-    if core_down == CORE_VITALS.len() {
+    if core_down > 0 && core_down == checked {
         TickStatus::Offline
     } else if core_down > 0 {
         TickStatus::Critical
@@ -382,6 +384,14 @@ mod tests {
         assert_eq!(derive_status(&v(false, false, false), &none), TickStatus::Offline);
         let caps = json!({"code": true, "deploy": false}).as_object().unwrap().clone();
         assert_eq!(derive_status(&v(true, true, true), &caps), TickStatus::Degraded);
+        // A gateway nobody configured is not checked: the other two decide.
+        let mut no_gw = v(true, true, true);
+        no_gw.insert("gateway_running".into(), Value::Null);
+        assert_eq!(derive_status(&no_gw, &none), TickStatus::Healthy);
+        no_gw.insert("config_valid".into(), json!(false));
+        assert_eq!(derive_status(&no_gw, &none), TickStatus::Critical);
+        no_gw.insert("home_directory_accessible".into(), json!(false));
+        assert_eq!(derive_status(&no_gw, &none), TickStatus::Offline);
         let mut extra = v(true, true, true);
         extra.insert("disk_ok".into(), json!(false));
         assert_eq!(derive_status(&extra, &none), TickStatus::Degraded);
