@@ -49,6 +49,11 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     pub(crate) dry_run: bool,
 
+    /// Read the Lazarus Pit daemon's config from PATH [default: $HOME/.lazarus/config.json
+    /// when it exists]; the command line and environment win over it
+    #[arg(long, value_name = "PATH", global = true)]
+    pub(crate) lazarus_config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -104,8 +109,10 @@ pub(crate) struct ScanArgs {
     #[command(flatten)]
     pub(crate) heartbeat: HeartbeatArgs,
 
-    /// Scan again every SECONDS (or 30s, 5m), printing only records that changed
-    #[arg(long, value_name = "SECONDS", value_parser = parse_interval)]
+    /// Scan again every SECONDS (or 30s, 5m), printing only records that changed; `--watch`
+    /// alone: the Lazarus config's poll_interval, else 30 s
+    #[arg(long, value_name = "SECONDS", value_parser = parse_watch, num_args = 0..=1,
+          default_missing_value = "0")]
     pub(crate) watch: Option<std::time::Duration>,
 
     /// Scan N cells at a time [default: the number of CPUs]
@@ -164,8 +171,14 @@ pub(crate) struct InitArgs {
     pub(crate) dir: Option<PathBuf>,
 
     /// The mission's name
-    #[arg(long)]
+    #[arg(long, default_value = "", required_unless_present = "example_config")]
     pub(crate) name: String,
+
+    /// Create no cell: write an example of the Lazarus Pit daemon's config.json (to PATH of
+    /// --lazarus-config, else $HOME/.lazarus/config.json; never over an existing file) and
+    /// say on stderr what each key does in cellscan
+    #[arg(long, conflicts_with_all = ["name", "id"])]
+    pub(crate) example_config: bool,
 
     /// The cell id (and directory name) [default: a new uuid v4]
     #[arg(long, value_name = "ID")]
@@ -323,6 +336,14 @@ pub(crate) enum Format {
     Ndjson,
     /// One line a cell, its problems indented under it
     Text,
+}
+
+/// `--watch`'s interval; `0` (what `--watch` alone gives) stands for "the default interval".
+fn parse_watch(s: &str) -> Result<std::time::Duration, String> {
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    parse_interval(s)
 }
 
 /// `30`, `2.5`, `30s`, `5m`, `1h30m`.
