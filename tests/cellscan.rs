@@ -1174,3 +1174,24 @@ fn cellscan_init_example_config_writes_the_daemons_file() {
     let m = missions(&w, &[VALID]);
     w.tool("cellscan").args(["scan", &s(&m), "--now", NOW, "--lazarus-config", &s(&other)]).run().code(0);
 }
+
+#[test]
+fn cellscan_auto_revive_yes_without_a_command_says_what_to_add_once() {
+    let w = Workdir::new("cellscan-yes-no-command");
+    // The seed's policies.json: auto_revive yes, no revive_command.
+    let (m, cell) = failed_cell(
+        &w,
+        json!({"auto_revive": "yes", "revive_timeout": 300, "substitute_agents": ["agent_003"],
+               "handoff_allowed": true, "handoff_approval": "auto", "checkpoint_required": true, "max_retries": 3}),
+    );
+    let r = w.tool("cellscan").args(["scan", &s(&m), "--now", NOW]).run();
+    r.code(1);
+    let policies = s(&cell.join("config/policies.json"));
+    let about: Vec<Value> =
+        r.kind("finding").into_iter().filter(|f| f["detail"].as_str().unwrap().contains("revive_command")).collect();
+    assert_eq!(about.len(), 1, "{r:?}");
+    let detail = about[0]["detail"].as_str().unwrap();
+    assert_eq!(about[0]["level"], "warning");
+    assert!(detail.starts_with(&policies), "{detail}");
+    assert!(detail.contains("add \"revive_command\""), "{detail}");
+}
