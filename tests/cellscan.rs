@@ -1195,3 +1195,24 @@ fn cellscan_auto_revive_yes_without_a_command_says_what_to_add_once() {
     assert!(detail.starts_with(&policies), "{detail}");
     assert!(detail.contains("add \"revive_command\""), "{detail}");
 }
+
+#[test]
+fn cellscan_bare_watch_takes_the_lazarus_poll_interval() {
+    let w = Workdir::new("cellscan-lazarus-watch");
+    let m = missions(&w, &[VALID]);
+    let mut lz = lazarus_config(&m);
+    lz["poll_interval"] = json!(0.2);
+    write_json(&w.path(".lazarus/config.json"), &lz);
+    let mut child = w.tool("cellscan").args(["scan", "--watch", "--now", NOW]).spawn();
+    let rx = lines_of(&mut child);
+    assert_eq!(next_records(&rx, 8)[0]["kind"], "cell");
+    edit(&m.join(VALID).join("agents/agent_002.json"), |a| {
+        a.insert("status".into(), "failed".into());
+    });
+    // Rescanned within seconds, not the 30 s of a bare --watch without the config.
+    let line = rx.recv_timeout(Duration::from_secs(10)).expect("a rescan within 10 s");
+    assert!(line.contains(VALID), "{line}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}

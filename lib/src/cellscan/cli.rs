@@ -16,7 +16,8 @@ use crate::cli::{Common, ToolArgs};
 /// and `set-task` create and change cells with validated, atomically written files.
 ///
 /// The missions directory is DIR when a command takes one, else --missions, else
-/// AGENT_OPS_MISSIONS, else HOME/missions.
+/// AGENT_OPS_MISSIONS, else missions_path of the Lazarus Pit daemon's config.json
+/// ($HOME/.lazarus/config.json or --lazarus-config), else HOME/missions.
 ///
 /// Exit status: 0 no problems, 1 findings at warning or worse (scan) or agents left unrevived
 /// (revive), 2 usage, config or I/O error, 3 some input lines were malformed (revive --from).
@@ -29,6 +30,8 @@ use crate::cli::{Common, ToolArgs};
   cellscan scan --format text                      the cells under HOME/missions, for people
   cellscan scan --heartbeat-url http://127.0.0.1:8080 | notify
   cellscan scan --watch 30                         rescan every 30 s, print only what changed
+  cellscan scan --lazarus-config ~/.lazarus/config.json --watch   the daemon's settings
+  cellscan init --example-config                   the daemon's example config.json
   cellscan revive --dry-run                        what revival would do
   cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify
   cellscan revive --approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d/agent_003
