@@ -1216,3 +1216,30 @@ fn cellscan_bare_watch_takes_the_lazarus_poll_interval() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn cellscan_status_counts_cells_agents_by_health_and_pending_revivals() {
+    let w = Workdir::new("cellscan-status");
+    let m = missions(&w, &[VALID, FAILED]);
+    let r = w.tool("cellscan").args(["status", &s(&m), "--now", NOW]).run();
+    r.code(0);
+    let recs = r.records();
+    assert_eq!(recs.len(), 1, "{r:?}");
+    let st = &recs[0];
+    assert_eq!((st["kind"].as_str(), st["cells"].as_u64(), st["agents"].as_u64()), (Some("status"), Some(2), Some(5)));
+    assert_eq!(st["health"], json!({"healthy": 4, "degraded": 0, "unhealthy": 1, "unknown": 0}));
+    // The failed agent's cell says ask: its revival waits for approval.
+    assert_eq!(st["pending_revivals"], 1);
+    assert_eq!(st["pending"], json!({"to_revive": 0, "awaiting_approval": 1, "not_revived": 0}));
+    // With yes it is one the next revive runs; the Lazarus config is named.
+    edit(&m.join(FAILED).join("config/policies.json"), |p| {
+        p.insert("auto_revive".into(), "yes".into());
+    });
+    write_json(&w.path(".lazarus/config.json"), &json!({"missions_path": s(&m)}));
+    let r = w.tool("cellscan").args(["status", "--now", NOW, "--format", "text"]).run();
+    r.code(0);
+    r.stdout_has("cells: 2\n")
+        .stdout_has("agents: 5 (4 healthy, 0 degraded, 1 unhealthy, 0 unknown)\n")
+        .stdout_has("pending revivals: 1 (1 to revive, 0 awaiting approval, 0 not revived by policy)\n")
+        .stdout_has(&format!("config: {}\n", s(&w.path(".lazarus/config.json"))));
+}

@@ -12,7 +12,8 @@ use crate::cli::{Common, ToolArgs};
 /// A missions directory holds one directory per cell (the mission-cell spec: cell.json,
 /// agents/, tasks/, checkpoints/, logs/, artifacts/, config/{isolation,policies,permissions}.json).
 /// `scan` writes `cell`, `agent` and `task` records and a `finding` per problem; `revive` acts
-/// on failed agents as each cell's policy says; `init`, `add-agent`, `add-task`, `set-agent`
+/// on failed agents as each cell's policy says; `status` counts agents by health and pending
+/// revivals; `init`, `add-agent`, `add-task`, `set-agent`
 /// and `set-task` create and change cells with validated, atomically written files.
 ///
 /// The missions directory is DIR when a command takes one, else --missions, else
@@ -33,6 +34,7 @@ use crate::cli::{Common, ToolArgs};
   cellscan scan --lazarus-config ~/.lazarus/config.json --watch   the daemon's settings
   cellscan init --example-config                   the daemon's example config.json
   cellscan revive --dry-run                        what revival would do
+  cellscan status --format text                    cells, agents by health, pending revivals
   cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify
   cellscan revive --approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d/agent_003
   cellscan init --name 'Release notes' --auto-revive yes --revive-command bin/revive-agent
@@ -76,6 +78,11 @@ pub(crate) enum Command {
   cellscan revive --approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d/agent_003
   cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify")]
     Revive(ReviveArgs),
+    /// Count cells, agents by health and pending revivals (what the Lazarus Pit's --status showed)
+    #[command(after_help = "Examples:
+  cellscan status --format text
+  cellscan status /var/missions --heartbeat-url http://127.0.0.1:8080")]
+    Status(StatusArgs),
     /// Create a cell: a new uuid, cell.json, config files and the sub-directories
     #[command(after_help = "Examples:
   cellscan init --name 'Release notes'
@@ -124,6 +131,20 @@ pub(crate) struct ScanArgs {
 
     /// Output format (--watch always writes NDJSON)
     #[arg(long, value_enum, default_value_t = Format::Ndjson, conflicts_with = "watch")]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The missions directory, or one cell directory
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) heartbeat: HeartbeatArgs,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Ndjson)]
     pub(crate) format: Format,
 }
 

@@ -15,6 +15,7 @@ pub(crate) mod lazarus;
 pub mod model;
 pub(crate) mod revive;
 pub mod scan;
+pub(crate) mod status;
 pub(crate) mod watch;
 
 use std::collections::HashSet;
@@ -66,6 +67,14 @@ pub(crate) fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         Command::Scan(a) => {
             ctx.out.escape_controls(a.format == Format::Text && a.watch.is_none());
             scan_cmd(ctx, a, &missions(&a.dir), &clock, env, &lz)
+        }
+        Command::Status(a) => {
+            let hb = heartbeat_of(&a.heartbeat, env)?;
+            let sctx =
+                ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref(), defaults: lz.defaults };
+            let st = status::status(&missions(&a.dir), &sctx, &lz)?;
+            status::write(&mut ctx.out, &st, a.format == Format::Text)?;
+            Ok(Status::Ok)
         }
         Command::Revive(a) => revive_cmd(ctx, &cli, a, &missions(&a.dir), &clock, env, lz.defaults),
         Command::Init(a) => {
