@@ -1046,3 +1046,200 @@ fn cellscan_stdout_closed_early_is_silent_success() {
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The Lazarus Pit daemon's config.json, as its `--create-config` wrote it.
+fn lazarus_config(missions: &Path) -> Value {
+    json!({
+        "poll_interval": 30,
+        "timeout": 300,
+        "max_retries": 3,
+        "auto_revive": true,
+        "gateways": ["gateway_1", "gateway_2"],
+        "missions_path": s(missions),
+        "log_level": "INFO"
+    })
+}
+
+#[test]
+fn cellscan_reads_the_lazarus_config_from_home_and_flags_win() {
+    let w = Workdir::new("cellscan-lazarus-home");
+    let m = missions(&w, &[VALID]);
+    write_json(&w.path(".lazarus/config.json"), &lazarus_config(&m));
+    // missions_path is the missions directory; the ignored keys are said once, with why.
+    let r = w.tool("cellscan").args(["scan", "--now", NOW]).run();
+    r.code(0);
+    assert_eq!(r.kind("cell").len(), 1, "{r:?}");
+    assert_eq!(r.stderr.matches("ignoring").count(), 1, "{}", r.stderr);
+    r.stderr_has("gateways (gateways are not checked yet)").stderr_has("log_level (pitcrew has no log levels");
+    // --missions and AGENT_OPS_MISSIONS win over missions_path.
+    let empty = w.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let r = w.tool("cellscan").args(["scan", "--now", NOW, "--missions", &s(&empty)]).run();
+    r.code(0);
+    assert!(r.kind("cell").is_empty(), "{r:?}");
+    let r = w.tool("cellscan").args(["scan", "--now", NOW]).env("AGENT_OPS_MISSIONS", &empty).run();
+    r.code(0);
+    assert!(r.kind("cell").is_empty(), "{r:?}");
+}
+
+#[test]
+fn cellscan_lazarus_auto_revive_and_max_retries_fill_what_a_cell_leaves_out() {
+    let w = Workdir::new("cellscan-lazarus-revive");
+    // The cell says auto_revive ask in cell.json; policies.json says nothing of it.
+    let (m, cell) = failed_cell(&w, json!({"revive_command": "exit 3"}));
+    edit(&cell.join("cell.json"), |c| {
+        c.get_mut("policies").unwrap().as_object_mut().unwrap().remove("auto_revive");
+    });
+    let conf = w.path("lazarus.json");
+    let mut lz = lazarus_config(&m);
+    lz["max_retries"] = json!(7);
+    write_json(&conf, &lz);
+    let r = w.tool("cellscan").args(["revive", "--now", NOW, "--lazarus-config", &s(&conf)]).run();
+    r.code(1);
+    let rec = &r.kind("recovery")[0];
+    assert_eq!((rec["outcome"].as_str(), rec["max_attempts"].as_u64()), (Some("failed"), Some(7)), "{rec}");
+    // The cell's own max_retries wins; auto_revive false is `no`: nothing is run.
+    write_json(&cell.join("config/policies.json"), &json!({"revive_command": "exit 3", "max_retries": 2}));
+    std::fs::remove_dir_all(cell.join("logs")).unwrap();
+    let r = w.tool("cellscan").args(["revive", "--now", NOW, "--lazarus-config", &s(&conf)]).run();
+    assert_eq!(r.kind("recovery")[0]["max_attempts"], 2, "{r:?}");
+    lz["auto_revive"] = json!(false);
+    write_json(&conf, &lz);
+    std::fs::remove_dir_all(cell.join("logs")).unwrap();
+    let r = w.tool("cellscan").args(["revive", "--now", NOW, "--lazarus-config", &s(&conf)]).run();
+    r.code(0);
+    assert!(r.stdout.is_empty(), "{r:?}");
+}
+
+#[test]
+fn cellscan_lazarus_timeout_is_the_default_checkpoint_interval() {
+    let w = Workdir::new("cellscan-lazarus-timeout");
+    let m = missions(&w, &[VALID]);
+    let cell = m.join(VALID);
+    edit(&cell.join("cell.json"), |c| {
+        c.get_mut("policies").unwrap().as_object_mut().unwrap().remove("checkpoint_interval");
+    });
+    let conf = w.path("lazarus.json");
+    let mut lz = lazarus_config(&m);
+    let clean = w.tool("cellscan").args(["scan", "--now", NOW, "--lazarus-config", &s(&conf)]);
+    write_json(&conf, &lz);
+    clean.run().code(0);
+    // Every checkpoint of the example is older than one second.
+    lz["timeout"] = json!(1);
+    write_json(&conf, &lz);
+    let r = w.tool("cellscan").args(["scan", "--now", NOW, "--lazarus-config", &s(&conf)]).run();
+    r.code(1);
+    assert!(r.kind("finding").iter().any(|f| f["problem"] == "stale_checkpoint"), "{r:?}");
+}
+
+#[test]
+fn cellscan_malformed_lazarus_config_names_path_line_and_column() {
+    let w = Workdir::new("cellscan-lazarus-bad");
+    let conf = w.write(".lazarus/config.json", "{\n  \"poll_interval\": 30,\n  \"timeout\": 300,\n}\n");
+    let r = w.tool("cellscan").args(["scan", "--now", NOW]).run();
+    r.code(2);
+    r.stderr_has(&format!("{}:4:1", s(&conf)));
+    w.write(".lazarus/config.json", "{\"auto_revive\": \"yes\"}");
+    let r = w.tool("cellscan").args(["scan", "--now", NOW]).run();
+    r.code(2);
+    r.stderr_has(&format!("{}:1:", s(&conf))).stderr_has("expected a boolean");
+    // A file named on the command line must exist.
+    let r = w.tool("cellscan").args(["scan", "--lazarus-config", "nowhere.json"]).run();
+    r.code(2);
+    r.stderr_has("nowhere.json");
+}
+
+#[test]
+fn cellscan_init_example_config_writes_the_daemons_file() {
+    let w = Workdir::new("cellscan-lazarus-example");
+    let r = w.tool("cellscan").args(["init", "--example-config"]).run();
+    r.code(0);
+    assert!(r.stdout.is_empty());
+    let path = w.path(".lazarus/config.json");
+    let v = read_json(&path);
+    assert_eq!(v["poll_interval"], 30);
+    assert_eq!(v["gateways"], json!(["gateway_1", "gateway_2"]));
+    for key in ["poll_interval", "timeout", "max_retries", "auto_revive", "gateways", "missions_path", "log_level"] {
+        assert!(v.get(key).is_some(), "{key}");
+        assert!(r.stderr.contains(&format!("\ncellscan: {key} ")), "{key}: {}", r.stderr);
+    }
+    // Never over an existing file; the file it writes is one cellscan reads.
+    let again = w.tool("cellscan").args(["init", "--example-config"]).run();
+    again.code(2);
+    again.stderr_has("exists");
+    assert_eq!(read_json(&path), v);
+    let other = w.path("elsewhere/lazarus.json");
+    w.tool("cellscan").args(["init", "--example-config", "--lazarus-config", &s(&other)]).run().code(0);
+    assert_eq!(read_json(&other), v);
+    let m = missions(&w, &[VALID]);
+    w.tool("cellscan").args(["scan", &s(&m), "--now", NOW, "--lazarus-config", &s(&other)]).run().code(0);
+}
+
+#[test]
+fn cellscan_auto_revive_yes_without_a_command_says_what_to_add_once() {
+    let w = Workdir::new("cellscan-yes-no-command");
+    // The seed's policies.json: auto_revive yes, no revive_command.
+    let (m, cell) = failed_cell(
+        &w,
+        json!({"auto_revive": "yes", "revive_timeout": 300, "substitute_agents": ["agent_003"],
+               "handoff_allowed": true, "handoff_approval": "auto", "checkpoint_required": true, "max_retries": 3}),
+    );
+    let r = w.tool("cellscan").args(["scan", &s(&m), "--now", NOW]).run();
+    r.code(1);
+    let policies = s(&cell.join("config/policies.json"));
+    let about: Vec<Value> =
+        r.kind("finding").into_iter().filter(|f| f["detail"].as_str().unwrap().contains("revive_command")).collect();
+    assert_eq!(about.len(), 1, "{r:?}");
+    let detail = about[0]["detail"].as_str().unwrap();
+    assert_eq!(about[0]["level"], "warning");
+    assert!(detail.starts_with(&policies), "{detail}");
+    assert!(detail.contains("add \"revive_command\""), "{detail}");
+}
+
+#[test]
+fn cellscan_bare_watch_takes_the_lazarus_poll_interval() {
+    let w = Workdir::new("cellscan-lazarus-watch");
+    let m = missions(&w, &[VALID]);
+    let mut lz = lazarus_config(&m);
+    lz["poll_interval"] = json!(0.2);
+    write_json(&w.path(".lazarus/config.json"), &lz);
+    let mut child = w.tool("cellscan").args(["scan", "--watch", "--now", NOW]).spawn();
+    let rx = lines_of(&mut child);
+    assert_eq!(next_records(&rx, 8)[0]["kind"], "cell");
+    edit(&m.join(VALID).join("agents/agent_002.json"), |a| {
+        a.insert("status".into(), "failed".into());
+    });
+    // Rescanned within seconds, not the 30 s of a bare --watch without the config.
+    let line = rx.recv_timeout(Duration::from_secs(10)).expect("a rescan within 10 s");
+    assert!(line.contains(VALID), "{line}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn cellscan_status_counts_cells_agents_by_health_and_pending_revivals() {
+    let w = Workdir::new("cellscan-status");
+    let m = missions(&w, &[VALID, FAILED]);
+    let r = w.tool("cellscan").args(["status", &s(&m), "--now", NOW]).run();
+    r.code(0);
+    let recs = r.records();
+    assert_eq!(recs.len(), 1, "{r:?}");
+    let st = &recs[0];
+    assert_eq!((st["kind"].as_str(), st["cells"].as_u64(), st["agents"].as_u64()), (Some("status"), Some(2), Some(5)));
+    assert_eq!(st["health"], json!({"healthy": 4, "degraded": 0, "unhealthy": 1, "unknown": 0}));
+    // The failed agent's cell says ask: its revival waits for approval.
+    assert_eq!(st["pending_revivals"], 1);
+    assert_eq!(st["pending"], json!({"to_revive": 0, "awaiting_approval": 1, "not_revived": 0}));
+    // With yes it is one the next revive runs; the Lazarus config is named.
+    edit(&m.join(FAILED).join("config/policies.json"), |p| {
+        p.insert("auto_revive".into(), "yes".into());
+    });
+    write_json(&w.path(".lazarus/config.json"), &json!({"missions_path": s(&m)}));
+    let r = w.tool("cellscan").args(["status", "--now", NOW, "--format", "text"]).run();
+    r.code(0);
+    r.stdout_has("cells: 2\n")
+        .stdout_has("agents: 5 (4 healthy, 0 degraded, 1 unhealthy, 0 unknown)\n")
+        .stdout_has("pending revivals: 1 (1 to revive, 0 awaiting approval, 0 not revived by policy)\n")
+        .stdout_has(&format!("config: {}\n", s(&w.path(".lazarus/config.json"))));
+}

@@ -12,11 +12,13 @@ use crate::cli::{Common, ToolArgs};
 /// A missions directory holds one directory per cell (the mission-cell spec: cell.json,
 /// agents/, tasks/, checkpoints/, logs/, artifacts/, config/{isolation,policies,permissions}.json).
 /// `scan` writes `cell`, `agent` and `task` records and a `finding` per problem; `revive` acts
-/// on failed agents as each cell's policy says; `init`, `add-agent`, `add-task`, `set-agent`
+/// on failed agents as each cell's policy says; `status` counts agents by health and pending
+/// revivals; `init`, `add-agent`, `add-task`, `set-agent`
 /// and `set-task` create and change cells with validated, atomically written files.
 ///
 /// The missions directory is DIR when a command takes one, else --missions, else
-/// AGENT_OPS_MISSIONS, else HOME/missions.
+/// AGENT_OPS_MISSIONS, else missions_path of the Lazarus Pit daemon's config.json
+/// ($HOME/.lazarus/config.json or --lazarus-config), else HOME/missions.
 ///
 /// Exit status: 0 no problems, 1 findings at warning or worse (scan) or agents left unrevived
 /// (revive), 2 usage, config or I/O error, 3 some input lines were malformed (revive --from).
@@ -29,7 +31,10 @@ use crate::cli::{Common, ToolArgs};
   cellscan scan --format text                      the cells under HOME/missions, for people
   cellscan scan --heartbeat-url http://127.0.0.1:8080 | notify
   cellscan scan --watch 30                         rescan every 30 s, print only what changed
+  cellscan scan --lazarus-config ~/.lazarus/config.json --watch   the daemon's settings
+  cellscan init --example-config                   the daemon's example config.json
   cellscan revive --dry-run                        what revival would do
+  cellscan status --format text                    cells, agents by health, pending revivals
   cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify
   cellscan revive --approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d/agent_003
   cellscan init --name 'Release notes' --auto-revive yes --revive-command bin/revive-agent
@@ -48,6 +53,11 @@ pub(crate) struct Cli {
     /// Say what would be done; run no command, write no file
     #[arg(long, global = true)]
     pub(crate) dry_run: bool,
+
+    /// Read the Lazarus Pit daemon's config from PATH [default: $HOME/.lazarus/config.json
+    /// when it exists]; the command line and environment win over it
+    #[arg(long, value_name = "PATH", global = true)]
+    pub(crate) lazarus_config: Option<PathBuf>,
 
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -68,6 +78,11 @@ pub(crate) enum Command {
   cellscan revive --approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d/agent_003
   cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify")]
     Revive(ReviveArgs),
+    /// Count cells, agents by health and pending revivals (what the Lazarus Pit's --status showed)
+    #[command(after_help = "Examples:
+  cellscan status --format text
+  cellscan status /var/missions --heartbeat-url http://127.0.0.1:8080")]
+    Status(StatusArgs),
     /// Create a cell: a new uuid, cell.json, config files and the sub-directories
     #[command(after_help = "Examples:
   cellscan init --name 'Release notes'
@@ -104,8 +119,10 @@ pub(crate) struct ScanArgs {
     #[command(flatten)]
     pub(crate) heartbeat: HeartbeatArgs,
 
-    /// Scan again every SECONDS (or 30s, 5m), printing only records that changed
-    #[arg(long, value_name = "SECONDS", value_parser = parse_interval)]
+    /// Scan again every SECONDS (or 30s, 5m), printing only records that changed; `--watch`
+    /// alone: the Lazarus config's poll_interval, else 30 s
+    #[arg(long, value_name = "SECONDS", value_parser = parse_watch, num_args = 0..=1,
+          default_missing_value = "0")]
     pub(crate) watch: Option<std::time::Duration>,
 
     /// Scan N cells at a time [default: the number of CPUs]
@@ -114,6 +131,20 @@ pub(crate) struct ScanArgs {
 
     /// Output format (--watch always writes NDJSON)
     #[arg(long, value_enum, default_value_t = Format::Ndjson, conflicts_with = "watch")]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The missions directory, or one cell directory
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) heartbeat: HeartbeatArgs,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Ndjson)]
     pub(crate) format: Format,
 }
 
@@ -164,8 +195,14 @@ pub(crate) struct InitArgs {
     pub(crate) dir: Option<PathBuf>,
 
     /// The mission's name
-    #[arg(long)]
+    #[arg(long, default_value = "", required_unless_present = "example_config")]
     pub(crate) name: String,
+
+    /// Create no cell: write an example of the Lazarus Pit daemon's config.json (to PATH of
+    /// --lazarus-config, else $HOME/.lazarus/config.json; never over an existing file) and
+    /// say on stderr what each key does in cellscan
+    #[arg(long, conflicts_with_all = ["name", "id"])]
+    pub(crate) example_config: bool,
 
     /// The cell id (and directory name) [default: a new uuid v4]
     #[arg(long, value_name = "ID")]
@@ -323,6 +360,14 @@ pub(crate) enum Format {
     Ndjson,
     /// One line a cell, its problems indented under it
     Text,
+}
+
+/// `--watch`'s interval; `0` (what `--watch` alone gives) stands for "the default interval".
+fn parse_watch(s: &str) -> Result<std::time::Duration, String> {
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    parse_interval(s)
 }
 
 /// `30`, `2.5`, `30s`, `5m`, `1h30m`.

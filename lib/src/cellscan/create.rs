@@ -67,7 +67,7 @@ fn load(dir: &Path) -> Result<Cell> {
 /// Print the scan records (no heartbeat) of a cell that `pick` picks: what was made or
 /// changed.
 fn print(mut cell: Cell, clock: &Clock, out: &mut dyn Write, pick: impl Fn(&Rec<'_>) -> bool) -> Result<()> {
-    let ctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: None };
+    let ctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: None, defaults: Default::default() };
     scan::check(&mut cell, ctx.now);
     let health = scan::assess(&mut cell, &ctx);
     for r in scan::records(&cell, &health, &ctx.stamp).iter().filter(|r| pick(r)) {

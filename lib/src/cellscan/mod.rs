@@ -11,9 +11,11 @@
 pub(crate) mod cli;
 pub(crate) mod create;
 pub(crate) mod heartbeat;
+pub(crate) mod lazarus;
 pub mod model;
 pub(crate) mod revive;
 pub mod scan;
+pub(crate) mod status;
 pub(crate) mod watch;
 
 use std::collections::HashSet;
@@ -49,13 +51,32 @@ pub(crate) fn command() -> clap::Command {
 pub(crate) fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
     let (env, paths, clock) = (set.env, set.paths, set.clock);
-    let missions = |dir: &Option<PathBuf>| missions_dir(dir.as_deref(), cli.missions.as_deref(), &paths, env);
+    if let Command::Init(a) = &cli.command {
+        if a.example_config {
+            return example_config(ctx, cli.lazarus_config.as_deref(), env, cli.dry_run);
+        }
+    }
+    let lz = lazarus::load(cli.lazarus_config.as_deref(), env)?.unwrap_or_default();
+    if let Some(note) = lz.ignored_note() {
+        ctx.diag.warn(note);
+    }
+    let from_lazarus = lz.missions.as_deref();
+    let missions =
+        |dir: &Option<PathBuf>| missions_dir(dir.as_deref(), cli.missions.as_deref(), &paths, env, from_lazarus);
     match &cli.command {
         Command::Scan(a) => {
             ctx.out.escape_controls(a.format == Format::Text && a.watch.is_none());
-            scan_cmd(ctx, a, &missions(&a.dir), &clock, env)
+            scan_cmd(ctx, a, &missions(&a.dir), &clock, env, &lz)
         }
-        Command::Revive(a) => revive_cmd(ctx, &cli, a, &missions(&a.dir), &clock, env),
+        Command::Status(a) => {
+            let hb = heartbeat_of(&a.heartbeat, env)?;
+            let sctx =
+                ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref(), defaults: lz.defaults };
+            let st = status::status(&missions(&a.dir), &sctx, &lz)?;
+            status::write(&mut ctx.out, &st, a.format == Format::Text)?;
+            Ok(Status::Ok)
+        }
+        Command::Revive(a) => revive_cmd(ctx, &cli, a, &missions(&a.dir), &clock, env, lz.defaults),
         Command::Init(a) => {
             if let Some(w) = create::init_warnings(a) {
                 ctx.diag.warn(w);
@@ -70,12 +91,45 @@ pub(crate) fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
 }
 
 /// The missions directory: the command's DIR, else `--missions`, else AGENT_OPS_MISSIONS,
-/// else HOME/missions.
-pub(crate) fn missions_dir(dir: Option<&Path>, flag: Option<&Path>, paths: &Paths, env: Env<'_>) -> PathBuf {
+/// else the Lazarus config's `missions_path`, else HOME/missions.
+pub(crate) fn missions_dir(
+    dir: Option<&Path>,
+    flag: Option<&Path>,
+    paths: &Paths,
+    env: Env<'_>,
+    lazarus: Option<&Path>,
+) -> PathBuf {
     dir.or(flag)
         .map(Path::to_path_buf)
         .or_else(|| env("AGENT_OPS_MISSIONS").map(PathBuf::from))
+        .or_else(|| lazarus.map(Path::to_path_buf))
         .unwrap_or_else(|| paths.home.join("missions"))
+}
+
+/// `cellscan init --example-config`: write the Lazarus Pit daemon's example config.json, as
+/// the daemon's `--create-config` did, and say on stderr what each key does here.
+fn example_config(ctx: &mut Ctx, flag: Option<&Path>, env: Env<'_>, dry_run: bool) -> Result<Status> {
+    let Some((path, _)) = lazarus::locate(flag, env) else {
+        return Err(Error::usage("--example-config: HOME is not set; name the file with --lazarus-config PATH"));
+    };
+    if path.exists() {
+        return Err(Error::usage(format!("--example-config: {} exists; not overwriting it", path.display())));
+    }
+    if !dry_run {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::path("cannot create", dir, e))?;
+        }
+        crate::store::atomic_write(&path, lazarus::EXAMPLE.as_bytes())?;
+    }
+    ctx.diag.warn(format_args!(
+        "{} the Lazarus Pit daemon's example config {} (JSON has no comments; what each key does here:)",
+        if dry_run { "would write" } else { "wrote" },
+        path.display(),
+    ));
+    for line in lazarus::EXAMPLE_NOTES.lines() {
+        ctx.diag.warn(line);
+    }
+    Ok(Status::Ok)
 }
 
 /// The heartbeat endpoint of the command line, if any.
@@ -101,15 +155,25 @@ fn jobs_of(jobs: Option<u32>) -> usize {
 }
 
 /// `cellscan scan`.
-fn scan_cmd(ctx: &mut Ctx, args: &ScanArgs, dir: &Path, clock: &Clock, env: Env<'_>) -> Result<Status> {
+fn scan_cmd(
+    ctx: &mut Ctx,
+    args: &ScanArgs,
+    dir: &Path,
+    clock: &Clock,
+    env: Env<'_>,
+    lz: &lazarus::Lazarus,
+) -> Result<Status> {
     let jobs = jobs_of(args.jobs);
+    let defaults = lz.defaults;
     if let Some(interval) = args.watch {
-        return watch_cmd(ctx, args, interval, dir, clock, env, jobs);
+        let interval =
+            if interval.is_zero() { lz.poll_interval.unwrap_or(std::time::Duration::from_secs(30)) } else { interval };
+        return watch_cmd(ctx, args, interval, dir, clock, env, defaults);
     }
 
     let hb = heartbeat_of(&args.heartbeat, env)?;
     let cells = scan::list_cells(dir)?;
-    let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref() };
+    let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref(), defaults };
     let format = args.format;
     let Ctx { out, diag, .. } = ctx;
     let mut worst: Option<Level> = None;
@@ -169,8 +233,9 @@ fn watch_cmd(
     dir: &Path,
     clock: &Clock,
     env: Env<'_>,
-    jobs: usize,
+    defaults: lazarus::Defaults,
 ) -> Result<Status> {
+    let jobs = jobs_of(args.jobs);
     // Before any other thread exists, so that every thread has the signals blocked.
     let (stop, _keep) = crate::util::stop::events()?;
     let hb = heartbeat_of(&args.heartbeat, env)?;
@@ -182,7 +247,7 @@ fn watch_cmd(
             h.reset();
         }
         let cells = scan::list_cells(dir)?;
-        let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref() };
+        let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref(), defaults };
         let mut all = Vec::new();
         let mut dups = DuplicateIds::default();
         let work = |d: &PathBuf| {
@@ -269,7 +334,15 @@ fn render_text(recs: &[Rec]) -> Vec<u8> {
 }
 
 /// `cellscan revive`.
-fn revive_cmd(ctx: &mut Ctx, cli: &Cli, args: &ReviveArgs, dir: &Path, clock: &Clock, env: Env<'_>) -> Result<Status> {
+fn revive_cmd(
+    ctx: &mut Ctx,
+    cli: &Cli,
+    args: &ReviveArgs,
+    dir: &Path,
+    clock: &Clock,
+    env: Env<'_>,
+    defaults: lazarus::Defaults,
+) -> Result<Status> {
     let mut approved = HashSet::new();
     for a in &args.approve {
         match a.split_once('/') {
@@ -289,7 +362,7 @@ fn revive_cmd(ctx: &mut Ctx, cli: &Cli, args: &ReviveArgs, dir: &Path, clock: &C
     let mut unresolved = 0usize;
     if args.from.is_empty() {
         let cells = scan::list_cells(dir)?;
-        let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref() };
+        let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref(), defaults };
         let work = |d: &PathBuf| {
             let (cell, health) = scan::scan_cell(d, &sctx)?;
             let targets: Vec<(usize, AgentHealth)> =
@@ -310,7 +383,7 @@ fn revive_cmd(ctx: &mut Ctx, cli: &Cli, args: &ReviveArgs, dir: &Path, clock: &C
         ndjson::for_each_value(&sources, cli.common.read_opts(), diag, |v, _pos| {
             ndjson::write(out, &v)?;
             if record::kind_of(&v) == Kind::Agent {
-                let r = revive_from_record(&v, dir, clock, &rctx);
+                let r = revive_from_record(&v, dir, clock, &rctx, defaults);
                 for rec in &r.records {
                     ndjson::write(out, rec)?;
                 }
@@ -334,7 +407,13 @@ fn revive_cmd(ctx: &mut Ctx, cli: &Cli, args: &ReviveArgs, dir: &Path, clock: &C
 /// heartbeat endpoint is configured, from the endpoint asked now; the record's `status`,
 /// `health` and `heartbeat` fields decide nothing. The command still comes only from the
 /// cell's own config/policies.json.
-fn revive_from_record(v: &Value, missions: &Path, clock: &Clock, rctx: &ReviveCtx<'_>) -> revive::Revived {
+fn revive_from_record(
+    v: &Value,
+    missions: &Path,
+    clock: &Clock,
+    rctx: &ReviveCtx<'_>,
+    defaults: lazarus::Defaults,
+) -> revive::Revived {
     let mut done = revive::Revived::default();
     let status = record::str_field(v, "status");
     let health = record::str_field(v, "health");
@@ -376,7 +455,8 @@ fn revive_from_record(v: &Value, missions: &Path, clock: &Clock, rctx: &ReviveCt
         done.unresolved += 1;
         return done;
     };
-    let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: rctx.heartbeat };
+    let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: rctx.heartbeat, defaults };
+    cell.defaults = defaults;
     scan::check(&mut cell, sctx.now);
     let mut health = scan::assess(&mut cell, &sctx);
     let h = health.swap_remove(i);

@@ -561,6 +561,8 @@ pub struct Policies {
     pub(crate) revive_timeout: u64,
     pub(crate) cooldown_seconds: u64,
     pub(crate) max_retries: u32,
+    /// True when the file sets `max_retries`.
+    pub(crate) max_retries_set: bool,
     pub(crate) reset_after_seconds: u64,
     pub(crate) verify_delay_seconds: f64,
     pub(crate) checkpoint_required: bool,
@@ -576,6 +578,7 @@ impl Default for Policies {
             revive_timeout: DEFAULT_REVIVE_TIMEOUT,
             cooldown_seconds: DEFAULT_REVIVE_COOLDOWN,
             max_retries: DEFAULT_MAX_RETRIES,
+            max_retries_set: false,
             reset_after_seconds: 3600,
             verify_delay_seconds: 0.0,
             checkpoint_required: true,
@@ -614,6 +617,7 @@ pub fn read_policies(cx: &mut FileCtx<'_>) -> Policies {
     }
     if let Some(n) = cx.seconds("max_retries", raw.max_retries, false) {
         p.max_retries = u32::try_from(n).unwrap_or(u32::MAX);
+        p.max_retries_set = true;
     }
     if let Some(n) = cx.seconds("reset_after_seconds", raw.reset_after_seconds, false) {
         p.reset_after_seconds = n;

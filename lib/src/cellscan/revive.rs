@@ -454,7 +454,7 @@ pub(crate) fn policy_of(cell: &Cell) -> Policy {
     let p = &cell.policies;
     Policy {
         cooldown_seconds: p.cooldown_seconds,
-        max_attempts: p.max_retries,
+        max_attempts: cell.max_retries(),
         timeout_seconds: p.revive_timeout,
         reset_after_seconds: p.reset_after_seconds,
         ..Policy::default()

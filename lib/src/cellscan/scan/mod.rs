@@ -24,6 +24,7 @@ pub use self::records::{AgentRecord, CellRecord, Rec, TaskRecord, records, worst
 pub(crate) use self::records::{DuplicateIds, Seen, finding};
 pub use self::refs::{check, cycles};
 use super::heartbeat::Heartbeat;
+pub use super::lazarus::Defaults;
 use super::model::{self, Agent, AutoRevive, CellDoc, Isolation, Issue, Permission, Policies, Task};
 use crate::error::{Error, Result};
 use crate::record::Level;
@@ -54,6 +55,8 @@ pub struct Cell {
     pub tasks: Vec<Task>,
     /// Everything wrong with the cell, found so far.
     pub issues: Vec<Issue>,
+    /// What the Lazarus config sets for what the cell's own files leave out.
+    pub(crate) defaults: Defaults,
 }
 
 impl Cell {
@@ -72,17 +75,37 @@ impl Cell {
             agents: Vec::new(),
             tasks: Vec::new(),
             issues: Vec::new(),
+            defaults: Defaults::default(),
         }
     }
 
-    /// The revival policy: config/policies.json, else cell.json's `policies`, else `ask`.
+    /// The revival policy: config/policies.json, else cell.json's `policies`, else the
+    /// Lazarus config's `auto_revive`, else `ask`.
     pub(crate) fn auto_revive(&self) -> AutoRevive {
-        self.policies.auto_revive.or_else(|| self.doc.as_ref().and_then(|d| d.auto_revive)).unwrap_or(AutoRevive::Ask)
+        self.policies
+            .auto_revive
+            .or_else(|| self.doc.as_ref().and_then(|d| d.auto_revive))
+            .or(self.defaults.auto_revive)
+            .unwrap_or(AutoRevive::Ask)
     }
 
-    /// Seconds an active agent may go without a checkpoint.
+    /// Seconds an active agent may go without a checkpoint: cell.json's, else the Lazarus
+    /// config's `timeout`, else 300.
     pub(crate) fn checkpoint_interval(&self) -> u64 {
-        self.doc.as_ref().and_then(|d| d.checkpoint_interval).unwrap_or(model::DEFAULT_CHECKPOINT_INTERVAL)
+        self.doc
+            .as_ref()
+            .and_then(|d| d.checkpoint_interval)
+            .or(self.defaults.checkpoint_interval)
+            .unwrap_or(model::DEFAULT_CHECKPOINT_INTERVAL)
+    }
+
+    /// Revival attempts: config/policies.json's `max_retries`, else the Lazarus config's,
+    /// else 3.
+    pub(crate) fn max_retries(&self) -> u32 {
+        match (self.policies.max_retries_set, self.defaults.max_retries) {
+            (false, Some(n)) => n,
+            _ => self.policies.max_retries,
+        }
     }
 
     pub(crate) fn mission_name(&self) -> Option<&str> {
@@ -115,6 +138,8 @@ pub struct ScanCtx<'a> {
     pub stamp: String,
     /// tickmon serve's endpoint to take agent health from; from the files when None.
     pub heartbeat: Option<&'a Heartbeat>,
+    /// What the Lazarus config sets for what a cell's files leave out.
+    pub defaults: Defaults,
 }
 
 /// The cell directories of `dir`, sorted by name: `dir` itself when it is a cell (it has a
@@ -163,6 +188,7 @@ fn age(now: OffsetDateTime, then: OffsetDateTime) -> u64 {
 /// Read, check and assess one cell; `None` when the directory is not a cell.
 pub(crate) fn scan_cell(dir: &Path, ctx: &ScanCtx<'_>) -> Option<(Cell, Vec<AgentHealth>)> {
     let mut cell = load_cell(dir)?;
+    cell.defaults = ctx.defaults;
     check(&mut cell, ctx.now);
     let health = assess(&mut cell, ctx);
     Some((cell, health))
@@ -227,7 +253,7 @@ mod tests {
             ],
         );
         check(&mut cell, now);
-        let ctx = ScanCtx { now, stamp: "s".into(), heartbeat: None };
+        let ctx = ScanCtx { now, stamp: "s".into(), heartbeat: None, defaults: Defaults::default() };
         let health = assess(&mut cell, &ctx);
         let got: Vec<(&str, Option<&str>, Option<u64>)> =
             cell.issues.iter().map(|i| (i.problem, i.file.as_deref(), i.age_s)).collect();

@@ -36,7 +36,17 @@ fn check_refs(cell: &Cell, now: OffsetDateTime) -> Vec<Found> {
         check_doc(cell, doc, now, &mut found);
     }
     if cell.auto_revive() == AutoRevive::Yes && cell.policies.revive_command.is_none() {
-        let detail = "auto_revive is yes but there is no revive_command".to_string();
+        let from = if cell.policies.auto_revive.is_some() || cell.doc.as_ref().is_some_and(|d| d.auto_revive.is_some())
+        {
+            "auto_revive is yes"
+        } else {
+            "auto_revive is yes (from the Lazarus config)"
+        };
+        let detail = format!(
+            "{from} but there is no revive_command, so failed agents are reported and never revived: add \
+             \"revive_command\": \"CMD\" (a shell command, or a list of arguments; it gets CELL_ID, \
+             CELL_PATH, AGENT_ID, CHECKPOINT_PATH and MISSION_NAME) to this file"
+        );
         add(&mut found, Level::Warning, "missing_field", "config/policies.json", detail);
     }
     check_references(cell, &ids, &mut found);
