@@ -119,7 +119,20 @@ fn example_config(ctx: &mut Ctx, flag: Option<&Path>, env: Env<'_>, dry_run: boo
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::path("cannot create", dir, e))?;
         }
-        crate::store::atomic_write(&path, lazarus::EXAMPLE.as_bytes())?;
+        // Written whole beside it, then linked into place: a file that appears meanwhile is
+        // never overwritten (the link fails), and the file is never seen half written.
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let staged = path.with_file_name(format!(".{name}.example-{}", std::process::id()));
+        crate::store::atomic_write(&staged, lazarus::EXAMPLE.as_bytes())?;
+        let linked = std::fs::hard_link(&staged, &path);
+        let _ = std::fs::remove_file(&staged);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::usage(format!("--example-config: {} exists; not overwriting it", path.display())));
+            }
+            Err(e) => return Err(Error::path("cannot write", &path, e)),
+        }
     }
     ctx.diag.warn(format_args!(
         "{} the Lazarus Pit daemon's example config {} (JSON has no comments; what each key does here:)",
