@@ -17,24 +17,7 @@ bench_timeline() {
     heading "resident pipeline: from a service's death to the recovery at the sink ($rounds rounds)"
     mkdir -p "$home/config" "$dir/www"
     echo ok >"$dir/www/index.html"
-    cat >"$dir/hook.py" <<'EOF'
-import http.server, json, sys, threading, time
-log = sys.argv[1]
-lock = threading.Lock()
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        now = time.time()
-        with lock, open(log, "a") as f:
-            for a in json.loads(body).get("alerts", []):
-                f.write(json.dumps({"at": now, "subject": a.get("subject"), "status": a.get("status")}) + "\n")
-        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
-    def log_message(self, *a): pass
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-EOF
-    python3 "$dir/hook.py" "$dir/hook.ndjson" >"$dir/hook.port" &
+    python3 scripts/reliability/hook.py "$dir/hook.ndjson" >"$dir/hook.port" &
     pids+=("$!")
 
     for _ in $(seq 50); do [ -s "$dir/hook.port" ] && break; sleep 0.1; done
@@ -96,7 +79,7 @@ for f in glob.glob(f"{home}/state/restarts/*.jsonl"):
         if r.get("name") == "web":
             restarts.append((ts(r["started"]), ts(r["timestamp"]), r.get("outcome")))
 told = [json.loads(l) for l in open(f"{d}/hook.ndjson")]
-resolved = sorted(a["at"] for a in told if a["subject"] == "check:web" and a["status"] == "resolved")
+resolved = sorted(a["received_at"] for a in told if a["subject"] == "check:web" and a["status"] == "resolved")
 rows = {"seen": [], "began": [], "verified": [], "told": []}
 for k in kills:
     seen = min((t for t, s in checks if t >= k and s == "down"), default=None)

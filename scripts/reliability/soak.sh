@@ -27,23 +27,7 @@ reliability_soak() {
     echo ok >"$dir/www/index.html"
 
     # The webhook: every alert it receives, one JSON line each.
-    cat >"$dir/hook.py" <<'EOF'
-import http.server, json, sys, threading
-log = sys.argv[1]
-lock = threading.Lock()
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        with lock, open(log, "a") as f:
-            for a in json.loads(body).get("alerts", []):
-                f.write(json.dumps(a) + "\n")
-        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
-    def log_message(self, *a): pass
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-EOF
-    python3 "$dir/hook.py" "$dir/alerts.ndjson" >"$dir/hook.port" &
+    python3 scripts/reliability/hook.py "$dir/alerts.ndjson" >"$dir/hook.port" &
     pids+=("$!")
     local i
     for i in $(seq 50); do [ -s "$dir/hook.port" ] && break; sleep 0.1; done
