@@ -2,6 +2,9 @@
 //! Bot API, a remote Gitea; see `notify/telegram.rs` and `notify/gitea.rs`), a real HTTP
 //! receiver for the webhook, and real commands for the exec sink.
 
+pub mod apprise;
+pub mod chat;
+pub mod email;
 pub mod gitea;
 pub mod telegram;
 

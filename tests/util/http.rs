@@ -204,9 +204,20 @@ pub struct Certs {
     pub key_der: Vec<u8>,
 }
 
+/// A leaf certificate and its key as PEM, for servers that read files (aiosmtpd).
+pub struct LeafPem {
+    pub cert: String,
+    pub key: String,
+}
+
 impl Certs {
     /// A leaf valid from yesterday until `days` from now (negative: already expired).
     pub fn new(days: i64) -> Certs {
+        Certs::for_names(&["localhost", "127.0.0.1"], days).0
+    }
+
+    /// A leaf for these names (DNS names or IP addresses), valid for `days`; with its PEM.
+    pub fn for_names(names: &[&str], days: i64) -> (Certs, LeafPem) {
         let now = time::OffsetDateTime::now_utc();
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -218,12 +229,16 @@ impl Certs {
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = rcgen::Issuer::new(ca_params, ca_key);
         let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, names[0]);
         params.not_before = now - time::Duration::days(if days < 0 { 400 } else { 1 });
         params.not_after = now + time::Duration::days(days) + time::Duration::hours(1);
         let leaf = params.signed_by(&key, &issuer).unwrap();
-        Certs { ca_pem: ca_cert.pem(), leaf_der: leaf.der().to_vec(), key_der: key.serialize_der() }
+        (
+            Certs { ca_pem: ca_cert.pem(), leaf_der: leaf.der().to_vec(), key_der: key.serialize_der() },
+            LeafPem { cert: leaf.pem(), key: key.serialize_pem() },
+        )
     }
 }
 
@@ -235,6 +250,18 @@ pub struct TlsFront {
 
 impl TlsFront {
     pub fn start(certs: &Certs, backend: SocketAddr) -> TlsFront {
+        TlsFront::serve(certs, backend, false)
+    }
+
+    /// An HTTPS proxy that answers `CONNECT host:443` itself and terminates the TLS inside
+    /// with `certs` (made for the hosts a client asks for), relaying to `backend`: how a
+    /// client whose service host is fixed in its code (Apprise's `slack://`, `discord://`)
+    /// is pointed at a loopback fake, with `HTTPS_PROXY` and the test CA, and no DNS lookup.
+    pub fn connect_proxy(certs: &Certs, backend: SocketAddr) -> TlsFront {
+        TlsFront::serve(certs, backend, true)
+    }
+
+    fn serve(certs: &Certs, backend: SocketAddr, connect: bool) -> TlsFront {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -256,7 +283,11 @@ impl TlsFront {
                 match l.accept() {
                     Ok((s, _)) => {
                         let config = config.clone();
-                        thread::spawn(move || relay(s, config, backend));
+                        thread::spawn(move || {
+                            if !connect || answer_connect(&s) {
+                                relay(s, config, backend);
+                            }
+                        });
                     }
                     Err(_) => thread::sleep(Duration::from_millis(10)),
                 }
@@ -274,6 +305,21 @@ impl Drop for TlsFront {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// Read a proxy's `CONNECT` request (up to its blank line) and say yes to it.
+fn answer_connect(mut s: &TcpStream) -> bool {
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) if head.len() < 8192 => head.push(byte[0]),
+            _ => return false,
+        }
+    }
+    head.starts_with(b"CONNECT ") && s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").is_ok()
 }
 
 /// Relay one connection: finish the TLS handshake first (a client that refuses the

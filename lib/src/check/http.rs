@@ -81,6 +81,9 @@ pub struct Response {
     pub location: Option<String>,
     /// The body (lossy UTF-8) when it was asked for, or why it could not be read.
     pub body: Result<String, String>,
+    /// The rate-limit headers (`Retry-After`, `X-RateLimit-*`), names in lower case: what a
+    /// caller needs to know when it may ask again.
+    pub rate_limit: Vec<(String, String)>,
 }
 
 type TlsKey = (bool, Option<PathBuf>);
@@ -333,6 +336,12 @@ where
     };
     let status = resp.status().as_u16();
     let location = resp.headers().get("location").and_then(|l| l.to_str().ok()).map(String::from);
+    let rate_limit = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| k.as_str() == "retry-after" || k.as_str().starts_with("x-ratelimit-"))
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
     let next = if follow { redirect(status, hop.method, location.as_deref(), hop.uri) } else { None };
     let body = match (req.body_limit, &next) {
         (Some(limit), None) => {
@@ -370,7 +379,7 @@ where
         }
         _ => Ok(String::new()),
     };
-    Ok((Response { status, location, body }, next))
+    Ok((Response { status, location, body, rate_limit }, next))
 }
 
 /// A hyper error in [`Failure`]'s words.

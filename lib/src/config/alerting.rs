@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{CommandLine, Env, Secret};
+use super::{Channels, CommandLine, Env, Secret};
 use crate::util::fields::uint_value;
 
 /// Alerting settings: the Agent Ops Kit's keys plus pitcrew's sinks, after the environment
@@ -38,6 +38,8 @@ pub struct Alerting {
     pub alertmanager_url: Option<String>,
     /// A command every alert is handed to on stdin.
     pub exec: Option<CommandLine>,
+    /// Slack, Discord, ntfy, email and Apprise.
+    pub channels: Channels,
     /// The `alerting` object as written, for keys a sink adds.
     pub raw: Map<String, Value>,
 }
@@ -45,12 +47,17 @@ pub struct Alerting {
 impl Alerting {
     /// Every secret, for scrubbing text that may have picked one up (error messages).
     pub fn secrets(&self) -> Vec<&Secret> {
-        [&self.telegram_bot_token, &self.gitea_token].into_iter().filter(|s| !s.is_empty()).collect()
+        [&self.telegram_bot_token, &self.gitea_token]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .chain(self.channels.secrets())
+            .collect()
     }
 
     /// Scrub every secret from `text`.
     pub fn redact(&self, text: &str) -> String {
-        self.secrets().iter().fold(text.to_string(), |t, s| s.redact(&t))
+        let t = self.secrets().iter().fold(text.to_string(), |t, s| s.redact(&t));
+        self.channels.redact(&t)
     }
 }
 
@@ -102,6 +109,7 @@ impl Alerting {
                 .or_else(|| s("alertmanager_url"))
                 .map(|u| u.trim_end_matches('/').to_string()),
             exec,
+            channels: Channels::from_map(&raw, env),
             raw,
         }
     }

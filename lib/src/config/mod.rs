@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod alerting;
+mod channels;
 mod paths;
 mod secrets;
 mod services;
@@ -25,6 +26,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 pub use self::alerting::Alerting;
+pub use self::channels::{Channels, url_pieces};
 pub use self::paths::Paths;
 pub use self::secrets::{SECRET_ENV, Secret};
 use self::services::parse_service;

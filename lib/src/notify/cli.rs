@@ -8,14 +8,17 @@ use crate::cli::{Common, ToolArgs};
 use crate::record::Level;
 
 /// Tell the right people once: turn records into alerts and send them through Telegram,
-/// Gitea issues, Alertmanager, a JSON webhook or a command.
+/// Slack, Discord, ntfy, email (SMTP), Gitea issues, Alertmanager, a JSON webhook, a command,
+/// or the 90+ services Apprise reaches.
 ///
 /// Reads any records (check, recovery, uptime, tick, heartbeat, agent, cell, task, finding,
 /// alert) and keeps per-subject state in HOME/state/notify.json: a subject alerts when it
 /// turns bad, when it stays bad past repeat_interval_seconds, and when it turns good again
 /// (alert_on_recovery). The alerts of one run go out as one message per sink. Sinks are
 /// configured in services.json's "alerting" object (or TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID,
-/// GITEA_URL, GITEA_REPO, GITEA_TOKEN, ALERTMANAGER_URL, WEBHOOK_URL). What a sink did not
+/// GITEA_URL, GITEA_REPO, GITEA_TOKEN, ALERTMANAGER_URL, WEBHOOK_URL, SLACK_WEBHOOK_URL,
+/// DISCORD_WEBHOOK_URL, NTFY_URL, NTFY_TOKEN, SMTP_URL, SMTP_USERNAME, SMTP_PASSWORD,
+/// EMAIL_FROM, EMAIL_TO, APPRISE_URLS, APPRISE_CONFIG_PATH). What a sink did not
 /// take waits in HOME/state/outbox.jsonl and is sent again at the start of the next run.
 /// Writes `alert` records; records of kinds it does not read pass through unchanged.
 ///
@@ -50,8 +53,9 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub dry_run: bool,
 
-    /// Send only through this sink (repeatable): telegram, gitea, alertmanager, webhook, exec
-    #[arg(long, value_name = "NAME", global = true, value_parser = ["telegram", "gitea", "alertmanager", "webhook", "exec"])]
+    /// Send only through this sink (repeatable): telegram, gitea, alertmanager, webhook, exec,
+    /// slack, discord, ntfy, email, apprise
+    #[arg(long, value_name = "NAME", global = true, value_parser = super::sinks::NAMES.to_vec())]
     pub sink: Vec<String>,
 
     /// Alert on a subject only after it has been bad in N consecutive runs (a flap guard)

@@ -710,6 +710,41 @@ fn build_sinks<'d>(
         Some(_) => {}
         None => missing.push(("exec", "exec".into())),
     }
+    let bad = |e: String| Error::config(format!("{}: alerting: {e}", config.path.display()));
+    let ch = &a.channels;
+    match ch.slack_webhook_url.is_empty() {
+        false if wanted("slack") => out.push(Box::new(sinks::slack::Slack::new(http.clone(), a))),
+        false => {}
+        true => missing.push(("slack", "slack_webhook_url (SLACK_WEBHOOK_URL)".into())),
+    }
+    match ch.discord_webhook_url.is_empty() {
+        false if wanted("discord") => out.push(Box::new(sinks::discord::Discord::new(http.clone(), a))),
+        false => {}
+        true => missing.push(("discord", "discord_webhook_url (DISCORD_WEBHOOK_URL)".into())),
+    }
+    match (ch.ntfy_url.is_empty(), ch.ntfy_token.is_empty()) {
+        (false, _) if wanted("ntfy") => out.push(Box::new(sinks::ntfy::Ntfy::new(http.clone(), a))),
+        (false, _) => {}
+        (true, true) => missing.push(("ntfy", "ntfy_url (NTFY_URL)".into())),
+        (true, false) => partial.push(("ntfy", "ntfy_url (NTFY_URL), the topic URL".into())),
+    }
+    match &ch.smtp_url {
+        Some(url) if wanted("email") => {
+            out.push(Box::new(sinks::email::Email::new(a, url, timeout).map_err(|e| bad(format!("email: {e}")))?));
+        }
+        Some(_) => {}
+        None if ch.email_to.is_empty() && ch.email_from.is_none() => {
+            missing.push(("email", "smtp_url, email_from and email_to".into()));
+        }
+        None => partial.push(("email", "smtp_url (SMTP_URL)".into())),
+    }
+    match ch.apprise_urls.is_empty() && ch.apprise_config.is_none() {
+        false if wanted("apprise") => {
+            out.push(Box::new(sinks::apprise::Apprise::new(a).map_err(|e| bad(format!("apprise: {e}")))?));
+        }
+        false => {}
+        true => missing.push(("apprise", "apprise_urls (APPRISE_URLS) or apprise_config".into())),
+    }
     for (name, need) in &missing {
         if only.iter().any(|o| o == name) {
             return Err(Error::usage(format!(

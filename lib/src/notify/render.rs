@@ -55,15 +55,16 @@ impl Line {
     }
 
     fn html(&self) -> String {
+        self.render(Style::TELEGRAM)
+    }
+
+    fn render(&self, style: Style) -> String {
         let mut s = String::new();
         for sp in &self.0 {
-            if sp.bold {
-                s.push_str("<b>");
-            }
-            s.push_str(&html_escape::encode_text(&sp.text));
-            if sp.bold {
-                s.push_str("</b>");
-            }
+            let (open, close) = style.markup.bold(sp.bold);
+            s.push_str(open);
+            s.push_str(&style.markup.escape(&sp.text));
+            s.push_str(close);
         }
         s
     }
@@ -109,15 +110,26 @@ impl Doc {
         self.lines.iter().map(Line::plain_text).collect::<Vec<_>>().join("\n")
     }
 
+    /// Written in `style`'s markup.
+    pub(crate) fn render(&self, style: Style) -> String {
+        self.lines.iter().map(|l| l.render(style)).collect::<Vec<_>>().join("\n")
+    }
+
     /// Split into documents whose HTML is at most `limit` UTF-16 units each, at line ends
     /// where possible; blank lines at the edges of a piece are dropped.
     pub fn split(&self, limit: usize) -> Vec<Doc> {
+        self.split_as(Style::TELEGRAM, limit)
+    }
+
+    /// Split into documents whose text in `style` measures at most `limit` each, at line
+    /// ends where possible; blank lines at the edges of a piece are dropped.
+    pub(crate) fn split_as(&self, style: Style, limit: usize) -> Vec<Doc> {
         let mut out = Vec::new();
         let mut cur = Doc::default();
         let mut len = 0usize;
         for line in &self.lines {
-            for piece in split_line(line, limit) {
-                let l = utf16_len(&piece.html());
+            for piece in split_line(line, style, limit) {
+                let l = style.measure(&piece.render(style));
                 if !cur.lines.is_empty() && len + 1 + l > limit {
                     out.push(std::mem::take(&mut cur));
                     len = 0;
@@ -140,19 +152,90 @@ impl Doc {
     }
 }
 
-/// Cut a line whose HTML is over `limit` into lines that fit, between characters.
-fn split_line(line: &Line, limit: usize) -> Vec<Line> {
-    if utf16_len(&line.html()) <= limit {
+/// The markup a service reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Markup {
+    /// Telegram's HTML: `<b>`, and `&`, `<`, `>` escaped.
+    Html,
+    /// Text as it is (ntfy, email, Apprise).
+    Plain,
+    /// Slack's mrkdwn: `*bold*`, and `&`, `<`, `>` escaped as Slack asks.
+    Slack,
+    /// Discord's Markdown: `**bold**`, and its markup characters escaped with `\`.
+    Discord,
+}
+
+impl Markup {
+    fn bold(self, bold: bool) -> (&'static str, &'static str) {
+        match (self, bold) {
+            (_, false) | (Markup::Plain, true) => ("", ""),
+            (Markup::Html, true) => ("<b>", "</b>"),
+            (Markup::Slack, true) => ("*", "*"),
+            (Markup::Discord, true) => ("**", "**"),
+        }
+    }
+
+    fn escape(self, text: &str) -> String {
+        match self {
+            Markup::Html => html_escape::encode_text(text).into_owned(),
+            Markup::Plain => text.to_string(),
+            Markup::Slack => text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"),
+            Markup::Discord => {
+                let mut s = String::with_capacity(text.len());
+                for c in text.chars() {
+                    if matches!(c, '\\' | '*' | '_' | '~' | '`' | '|') {
+                        s.push('\\');
+                    }
+                    s.push(c);
+                }
+                s
+            }
+        }
+    }
+}
+
+/// How a service counts a message's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unit {
+    /// UTF-16 code units (Telegram; never fewer than characters, so safe where characters
+    /// are counted: Slack, Discord).
+    Utf16,
+    /// UTF-8 bytes (ntfy).
+    Bytes,
+}
+
+/// A service's markup and unit of length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Style {
+    pub markup: Markup,
+    pub unit: Unit,
+}
+
+impl Style {
+    pub(crate) const TELEGRAM: Style = Style { markup: Markup::Html, unit: Unit::Utf16 };
+
+    fn measure(self, s: &str) -> usize {
+        match self.unit {
+            Unit::Utf16 => utf16_len(s),
+            Unit::Bytes => s.len(),
+        }
+    }
+}
+
+/// Cut a line whose rendering is over `limit` into lines that fit, between characters.
+fn split_line(line: &Line, style: Style, limit: usize) -> Vec<Line> {
+    if style.measure(&line.render(style)) <= limit {
         return vec![line.clone()];
     }
     let mut out = Vec::new();
     let mut cur = Line::default();
     let mut len = 0usize;
     for sp in &line.0 {
-        let tags = if sp.bold { 7 } else { 0 };
+        let (open, close) = style.markup.bold(sp.bold);
+        let tags = style.measure(open) + style.measure(close);
         let mut text = String::new();
         for c in sp.text.chars() {
-            let w = utf16_len(&html_escape::encode_text(c.encode_utf8(&mut [0u8; 4])));
+            let w = style.measure(&style.markup.escape(c.encode_utf8(&mut [0u8; 4])));
             let open = if text.is_empty() { tags } else { 0 };
             if len + open + w > limit && (len > 0 || !text.is_empty()) {
                 if !text.is_empty() {
@@ -184,7 +267,12 @@ fn split_line(line: &Line, limit: usize) -> Vec<Line> {
 /// is longer than that, keep as many whole lines as fit and end with "… and N more", N being
 /// the subjects the left-out lines name. The whole text stays in the alert records.
 pub(crate) fn fit(doc: &Doc, limit: usize, max_pieces: usize) -> Vec<Doc> {
-    let pieces = doc.split(limit);
+    fit_as(doc, Style::TELEGRAM, limit, max_pieces)
+}
+
+/// [`fit`] for a service with its own markup and unit of length.
+pub(crate) fn fit_as(doc: &Doc, style: Style, limit: usize, max_pieces: usize) -> Vec<Doc> {
+    let pieces = doc.split_as(style, limit);
     if pieces.len() <= max_pieces.max(1) {
         return pieces;
     }
@@ -193,16 +281,18 @@ pub(crate) fn fit(doc: &Doc, limit: usize, max_pieces: usize) -> Vec<Doc> {
         let mut d = Doc { lines: doc.lines[..keep].to_vec() };
         let more = if left > 0 { format!("… and {left} more") } else { "… and more".to_string() };
         d.line(Line::default());
+        let n = max_pieces.max(1);
+        let what = if n == 1 { "one message".to_string() } else { format!("{n} messages") };
         d.line(Line::plain(format!(
-            "{more} (not sent, to keep within {max_pieces} messages; the full list is in notify's alert records)"
+            "{more} (not sent, to keep within {what}; the full list is in notify's alert records)"
         )));
-        d.split(limit)
+        d.split_as(style, limit)
     };
     // The most whole lines that fit with the note after them.
     let (mut lo, mut hi) = (0usize, doc.lines.len());
     while lo < hi {
         let mid = (lo + hi).div_ceil(2);
-        if with(mid).len() <= max_pieces { lo = mid } else { hi = mid - 1 }
+        if with(mid).len() <= max_pieces.max(1) { lo = mid } else { hi = mid - 1 }
     }
     with(lo)
 }

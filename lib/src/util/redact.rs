@@ -8,7 +8,17 @@ use std::borrow::Cow;
 /// The environment variables that hold pitcrew's secrets: read by pitcrew, removed from the
 /// environment of every command it runs (restart and revive commands, monitoring plugins,
 /// the exec sink, git).
-pub const SECRET_ENV: &[&str] = &["TELEGRAM_BOT_TOKEN", "GITEA_TOKEN", "AGENT_OPS_HEARTBEAT_TOKEN"];
+pub const SECRET_ENV: &[&str] = &[
+    "TELEGRAM_BOT_TOKEN",
+    "GITEA_TOKEN",
+    "AGENT_OPS_HEARTBEAT_TOKEN",
+    "SLACK_WEBHOOK_URL",
+    "DISCORD_WEBHOOK_URL",
+    "NTFY_URL",
+    "NTFY_TOKEN",
+    "SMTP_PASSWORD",
+    "APPRISE_URLS",
+];
 
 /// Query parameter names (compared in lower case, `-` read as `_`) whose values are secrets.
 const SECRET_NAMES: &[&str] = &[

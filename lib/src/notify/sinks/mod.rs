@@ -1,13 +1,20 @@
-//! Where alerts go: Telegram, Gitea issues, Alertmanager, a JSON webhook, a command.
+//! Where alerts go: Telegram, Gitea issues, Alertmanager, a JSON webhook, a command, Slack,
+//! Discord, ntfy, email over SMTP, and the services Apprise reaches.
 //!
 //! A sink takes a batch (the alerts of one run it accepts, or those waiting for it in the
-//! outbox) and says, per alert, delivered or why not. Grouped sinks (Telegram, webhook, exec)
-//! send one message for the batch, so every alert shares its fate; Gitea works alert by
+//! outbox) and says, per alert, delivered or why not. Grouped sinks (Telegram, Slack, Discord,
+//! ntfy, email, Apprise, webhook, exec) send one message for the batch (split in pieces where
+//! the service has a limit), so every alert shares its fate; Gitea works alert by
 //! alert; Alertmanager takes the batch in one request. Every error text passes through the
 //! alerting settings' redaction, so a token in a URL never reaches a message.
 
 pub mod alertmanager;
+pub mod apprise;
+pub mod discord;
+pub mod email;
 pub mod gitea;
+pub mod ntfy;
+pub mod slack;
 pub mod telegram;
 
 use std::sync::Arc;
@@ -53,7 +60,8 @@ pub trait Sink {
 }
 
 /// Every sink's name, in the order they are tried.
-pub const NAMES: &[&str] = &["telegram", "gitea", "alertmanager", "webhook", "exec"];
+pub const NAMES: &[&str] =
+    &["telegram", "gitea", "alertmanager", "webhook", "exec", "slack", "discord", "ntfy", "email", "apprise"];
 
 /// An HTTP reply, whatever its status.
 #[derive(Debug, Clone)]
@@ -62,6 +70,8 @@ pub struct Reply {
     pub body: String,
     /// The `Location` of a redirect.
     pub location: Option<String>,
+    /// The rate-limit headers (`retry-after`, `x-ratelimit-*`), names in lower case.
+    pub rate_limit: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -69,6 +79,11 @@ impl Reply {
     /// number, Alertmanager's 200) check that too.
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// A rate-limit header's value (`retry-after`, `x-ratelimit-remaining`, ...).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.rate_limit.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON (Null when it is not).
@@ -138,25 +153,77 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Reply, String> {
+        let bytes = match body {
+            Some(v) => Some(serde_json::to_vec(v).map_err(|e| format!("serializing the request: {e}"))?),
+            None => None,
+        };
+        self.send(method, url, headers, bytes.as_deref().map(|b| ("application/json", b)))
+    }
+
+    /// [`Http::request`] with a body of any type: `(content type, bytes)`.
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Result<Reply, String> {
         let client = self.client.as_ref().ok_or("cannot start the HTTP client")?;
         let mut all: Vec<(String, String)> = vec![("Accept".into(), "application/json".into())];
         all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let bytes = match body {
-            Some(v) => {
-                all.push(("Content-Type".into(), "application/json".into()));
-                Some(serde_json::to_vec(v).map_err(|e| format!("serializing the request: {e}"))?)
-            }
-            None => None,
-        };
+        if let Some((ctype, _)) = body {
+            all.push(("Content-Type".into(), ctype.into()));
+        }
         let mut req = Request::get(url, self.timeout);
         req.method = method;
         req.headers = &all;
-        req.body = bytes.as_deref();
+        req.body = body.map(|(_, b)| b);
         req.follow_redirects = false;
         req.body_limit = Some(BODY_LIMIT);
         let resp = client.fetch(&req).map_err(|e| self.redact(&e))?;
-        Ok(Reply { status: resp.status, body: resp.body.unwrap_or_default(), location: resp.location })
+        Ok(Reply {
+            status: resp.status,
+            body: resp.body.unwrap_or_default(),
+            location: resp.location,
+            rate_limit: resp.rate_limit,
+        })
     }
+}
+
+/// `<sink>_max_wait_seconds` from the alerting settings (default 60): the longest a rate
+/// limit's wait is waited out before the message goes to the outbox instead.
+pub fn max_wait(alerting: &Alerting, sink: &str) -> Duration {
+    let wait = alerting.raw.get(&format!("{sink}_max_wait_seconds")).and_then(Value::as_f64).filter(|w| *w >= 0.0);
+    wait.and_then(|w| Duration::try_from_secs_f64(w).ok()).unwrap_or(Duration::from_secs(60))
+}
+
+/// Seconds as a service says them (`1.5`, `64.57`, `1e300`), as a duration ("as long as
+/// possible" when too large, zero when negative or not a number).
+pub fn seconds(s: f64) -> Duration {
+    if s.is_nan() || s <= 0.0 { Duration::ZERO } else { Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX) }
+}
+
+/// Split a message for a service: its markup, its limit, at most `max` pieces.
+pub(crate) fn pieces(batch: &[&Alert], delayed: bool, style: render::Style, limit: usize, max: usize) -> Vec<String> {
+    render::fit_as(&render::compose(batch, delayed), style, limit, max).iter().map(|d| d.render(style)).collect()
+}
+
+/// The title of a batch: the one alert's title, else `[LEVEL] Agent Ops Alert`.
+pub(crate) fn title(batch: &[&Alert]) -> String {
+    match batch {
+        [one] if !one.title.is_empty() => one.title.clone(),
+        _ => format!("{} {}", render::head_level(batch).prefix(), render::HEAD),
+    }
+}
+
+/// Send the pieces of a message one by one; the first failure stops it, naming the piece.
+pub(crate) fn send_pieces(pieces: &[String], mut send: impl FnMut(&str) -> Result<(), String>) -> Result<(), String> {
+    for (i, p) in pieces.iter().enumerate() {
+        if let Err(e) = send(p) {
+            return Err(if i == 0 { e } else { format!("part {} of {} of the message: {e}", i + 1, pieces.len()) });
+        }
+    }
+    Ok(())
 }
 
 /// A level from the alerting settings (`<sink>_min_level`), or the default.
@@ -249,10 +316,7 @@ impl Sink for Exec {
         let mut spec = proc::Spec::new(&self.command, self.timeout);
         spec.stdin = Some(text.into_bytes());
         let level = render::head_level(batch);
-        let title = match batch {
-            [one] if !one.title.is_empty() => one.title.clone(),
-            _ => format!("{} {}", level.prefix(), render::HEAD),
-        };
+        let title = title(batch);
         spec.env = vec![
             ("NOTIFY_LEVEL".into(), level.as_str().into()),
             ("NOTIFY_TITLE".into(), title),
