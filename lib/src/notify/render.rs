@@ -646,4 +646,30 @@ mod tests {
         }
         assert_eq!(back, text);
     }
+
+    #[test]
+    fn each_markup_escapes_its_own_and_splits_in_its_own_unit() {
+        let mut d = Doc::default();
+        d.line(Line::plain("a <b> & *c* _d_ `e` |f| ~g~ \\h ").push("bold", true));
+        let slack = Style { markup: Markup::Slack, unit: Unit::Utf16 };
+        let discord = Style { markup: Markup::Discord, unit: Unit::Utf16 };
+        let plain = Style { markup: Markup::Plain, unit: Unit::Bytes };
+        assert_eq!(d.render(slack), "a &lt;b&gt; &amp; *c* _d_ `e` |f| ~g~ \\h *bold*");
+        assert_eq!(d.render(discord), "a <b> & \\*c\\* \\_d\\_ \\`e\\` \\|f\\| \\~g\\~ \\\\h **bold**");
+        assert_eq!(d.render(plain), "a <b> & *c* _d_ `e` |f| ~g~ \\h bold");
+        // Bytes: three a character here, so 100 bytes hold 33 of them; bold marks count.
+        let mut d = Doc::default();
+        d.line(Line::default().push("警".repeat(100), true));
+        for (style, limit) in [(plain, 100), (discord, 100)] {
+            let parts = d.split_as(style, limit);
+            let back: String = parts.iter().map(Doc::plain).collect();
+            assert_eq!(back, "警".repeat(100));
+            for p in &parts {
+                let r = p.render(style);
+                let n = if style.unit == Unit::Bytes { r.len() } else { utf16_len(&r) };
+                assert!(n <= limit, "{n}: {r}");
+            }
+        }
+        assert_eq!(d.split_as(plain, 100).len(), 4);
+    }
 }
