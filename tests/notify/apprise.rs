@@ -121,6 +121,14 @@ fn apprise_mailto_with_starttls_and_auth_reaches_a_real_smtp_server() {
         assert!(!text.contains("wr0ng-Pa55word-9") && !text.contains(PASSWORD));
     }
     assert!(w.read("home/state/outbox.jsonl").contains("\"sinks\":[\"apprise\"]"));
+    // Plain mailto:// to a server without TLS or AUTH (a relay on the machine).
+    let relay = Smtpd::start(&w0, "relay", None, false);
+    let url = format!("mailto://127.0.0.1:{}?from=pitcrew@example.com&to=ops@example.com", relay.port);
+    let w = setup("notify-apprise-mailto", json!({"apprise_urls": [url]}));
+    notify(&w, T0).stdin(check("api", "down", "connection refused")).run().code(0);
+    let (eml, meta) = relay.message(1);
+    assert_eq!((meta["tls"].as_bool(), &meta["to"]), (Some(false), &json!(["ops@example.com"])));
+    assert!(eml.contains("api: connection refused"), "{eml}");
 }
 
 #[test]
