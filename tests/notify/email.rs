@@ -184,4 +184,19 @@ fn email_settings_are_checked_and_named() {
         json!({"smtp_url": "smtp://127.0.0.1:25", "email_from": "not an address", "email_to": "ops@example.com"}),
     );
     notify(&w, T0).stdin(check("api", "down", "x")).run().code(2).stderr_has("email_from: 'not an address'");
+    // A setting of the wrong type is said, not ignored (a secret's value is not shown).
+    let w = setup("notify-channels-types", json!({"apprise_urls": 5, "slack_webhook_url": ["x"]}));
+    let r = notify(&w, T0).stdin(check("api", "down", "x")).run();
+    r.code(2);
+    r.stderr_has("alerting.apprise_urls: 5 is not a list of strings, or one string");
+    let w = setup("notify-channels-types2", json!({"smtp_password": 1234567, "ntfy_max_wait_seconds": "soon"}));
+    let r = notify(&w, T0).stdin(check("api", "down", "x")).run();
+    r.code(2);
+    assert!(
+        r.stderr.contains("alerting.smtp_password: a value is not a string")
+            || r.stderr.contains("alerting.ntfy_max_wait_seconds: \"soon\""),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("1234567"));
 }

@@ -81,6 +81,58 @@ impl Channels {
         }
     }
 
+    /// The channels' keys of the `alerting` object that hold the wrong type of value, each
+    /// said with its key: a setting that would be ignored must not silence a channel unsaid.
+    pub fn problems(raw: &Map<String, Value>) -> Vec<String> {
+        const TEXT: &[&str] = &[
+            "slack_webhook_url",
+            "discord_webhook_url",
+            "discord_username",
+            "ntfy_url",
+            "ntfy_token",
+            "smtp_url",
+            "smtp_username",
+            "smtp_password",
+            "smtp_ca_file",
+            "email_from",
+            "apprise_config",
+            "apprise_tag",
+            "apprise_command",
+        ];
+        const LISTS: &[&str] = &["email_to", "apprise_urls"];
+        const NUMBERS: &[&str] =
+            &["slack_max_wait_seconds", "discord_max_wait_seconds", "ntfy_max_wait_seconds", "apprise_timeout_seconds"];
+        let mut out = Vec::new();
+        for (k, v) in raw {
+            let k = k.as_str();
+            let ok = if TEXT.contains(&k) {
+                v.is_string()
+            } else if LISTS.contains(&k) {
+                v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+            } else if NUMBERS.contains(&k) {
+                v.as_f64().is_some_and(|n| n >= 0.0)
+            } else {
+                true
+            };
+            if !ok {
+                let want = if TEXT.contains(&k) {
+                    "a string"
+                } else if LISTS.contains(&k) {
+                    "a list of strings, or one string"
+                } else {
+                    "a number of seconds, 0 or more"
+                };
+                let shown = if k.contains("password") || k.contains("token") || k.ends_with("_url") {
+                    "a value".to_string()
+                } else {
+                    crate::util::truncate(&v.to_string(), 60)
+                };
+                out.push(format!("alerting.{k}: {shown} is not {want}"));
+            }
+        }
+        out
+    }
+
     /// Every secret of the channels.
     pub fn secrets(&self) -> Vec<&Secret> {
         [&self.slack_webhook_url, &self.discord_webhook_url, &self.ntfy_url, &self.ntfy_token, &self.smtp_password]

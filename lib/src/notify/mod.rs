@@ -711,6 +711,9 @@ fn build_sinks<'d>(
         None => missing.push(("exec", "exec".into())),
     }
     let bad = |e: String| Error::config(format!("{}: alerting: {e}", config.path.display()));
+    if let Some(p) = crate::config::Channels::problems(&a.raw).into_iter().next() {
+        return Err(Error::config(format!("{}: {p}", config.path.display())));
+    }
     let ch = &a.channels;
     match ch.slack_webhook_url.is_empty() {
         false if wanted("slack") => out.push(Box::new(sinks::slack::Slack::new(http.clone(), a))),
