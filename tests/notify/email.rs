@@ -192,11 +192,6 @@ fn email_settings_are_checked_and_named() {
     let w = setup("notify-channels-types2", json!({"smtp_password": 1234567, "ntfy_max_wait_seconds": "soon"}));
     let r = notify(&w, T0).stdin(check("api", "down", "x")).run();
     r.code(2);
-    assert!(
-        r.stderr.contains("alerting.smtp_password: a value is not a string")
-            || r.stderr.contains("alerting.ntfy_max_wait_seconds: \"soon\""),
-        "{}",
-        r.stderr
-    );
+    r.stderr_has("alerting.smtp_password: a value is not a string");
     assert!(!r.stderr.contains("1234567"));
 }
