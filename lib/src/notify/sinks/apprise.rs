@@ -130,7 +130,8 @@ impl Apprise {
 
     fn send(&self, batch: &[&Alert], delayed: bool) -> Result<(), String> {
         let level = render::head_level(batch);
-        let command = CommandLine::Argv(self.argv(&title(batch), &Self::body(batch, delayed), level));
+        let title = crate::util::truncate(&title(batch), 250);
+        let command = CommandLine::Argv(self.argv(&title, &Self::body(batch, delayed), level));
         let mut spec = proc::Spec::new(&command, self.timeout);
         let mut urls: String = self.urls.iter().map(|u| format!("{}\n", u.expose())).collect();
         spec.stdin = Some(std::mem::take(&mut urls).into_bytes());
