@@ -5,6 +5,9 @@ section "tickmon serve answers curl, its /metrics passes promtool, kill -9 loses
 command -v promtool >/dev/null || scripts/install-peers.sh
 hb_state="$work/tickmon/heartbeats.json"
 mkdir -p "$work/tickmon"
+# The log exists before the server's shell opens it: the loop below reads it at once, and a
+# missing file would end the script (set -e) before the server had said a word.
+: >"$work/tickmon/err.log"
 "$bin/tickmon" serve --listen 127.0.0.1:0 --state "$hb_state" >"$work/tickmon/out.ndjson" 2>"$work/tickmon/err.log" &
 hb_pid=$!
 pids+=("$hb_pid")
