@@ -94,7 +94,8 @@ pub(crate) fn overall(records: &[Uptime]) -> (&'static str, &'static str, String
 
 const STYLE: &str = r#"
 :root { --bg: #f6f7f9; --card: #ffffff; --fg: #1c2024; --muted: #60646c; --line: #e3e5e8;
-  --ok: #2e9e5b; --warn: #e0a030; --bad: #dc3e42; --none: #d5d8dd; --accent: #3b6fd8; --unknown: #8e7cc3; }
+  --ok: #2e9e5b; --warn: #e0a030; --bad: #dc3e42; --none: #d5d8dd; --accent: #3b6fd8; --unknown: #8e7cc3;
+  --note: #c2418a; }
 @media (prefers-color-scheme: dark) {
   :root { --bg: #111315; --card: #1a1d21; --fg: #eceef0; --muted: #9ba1a8; --line: #2b2f35; --none: #3a3f46;
     --unknown: #7564a8; }
@@ -132,7 +133,7 @@ h2 { font-size: 17px; margin: 30px 0 10px; }
 .bar span.bad { background: var(--bad); } .bar span.unknown { background: var(--unknown); }
 .cov { color: var(--unknown); font-weight: 600; }
 .bar span:hover { opacity: .7; }
-.bar span.noted { box-shadow: inset 0 5px 0 var(--accent); }
+.bar span.noted { box-shadow: inset 0 5px 0 var(--note); }
 .notes td.text { white-space: pre-line; overflow-wrap: anywhere; }
 .axis { display: flex; justify-content: space-between; font-size: 11.5px; color: var(--muted); }
 .spark { display: block; width: 100%; height: 22px; margin-top: 6px; }
@@ -309,7 +310,7 @@ pub(crate) fn render(out: &mut dyn Write, page: &Page<'_>) -> Result<()> {
          <span style=\"background:var(--bad)\"></span>below 95%\
          <span style=\"background:var(--unknown)\"></span>unknown (no check covered it)\
          <span style=\"background:var(--none)\"></span>no data\
-         <span style=\"background:var(--accent)\"></span>a note</div>\
+         <span style=\"background:var(--note)\"></span>a note (above the day)</div>\
          <p>Latency line: the daily mean. Generated {} by rollup.</p></footer>\n</main>\n</body>\n</html>\n",
         text(stamp)
     );
