@@ -54,6 +54,7 @@ fn notes_are_added_listed_and_removed() {
     note(&w, &["add", "api", &"x".repeat(1001)]).code(2).stderr_has("1001 characters; the most is 1000");
     note(&w, &["add", "api", "x", "--at", "yesterday"]).code(2).stderr_has("'yesterday' is neither");
     assert_eq!(note(&w, &["add", "api", "again"]).kind("note")[0]["id"], 3, "ids are never reused");
+    note(&w, &["list", "--format", "csv"]).code(2).stderr_has("note write ndjson or text");
 }
 
 #[test]

@@ -111,7 +111,7 @@ impl Subcommand<'_> {
             Format::Ndjson => Ok(daily::Report::Ndjson),
             Format::Text => Ok(daily::Report::Text),
             other => Err(Error::usage(format!(
-                "--format {}: prune and compact write ndjson or text",
+                "--format {}: prune, compact, stale and note write ndjson or text",
                 clap::ValueEnum::to_possible_value(&other).map(|v| v.get_name().to_string()).unwrap_or_default()
             ))),
         }
