@@ -19,6 +19,7 @@ mod probe;
 mod probe_watch;
 mod recover;
 mod rollup;
+mod rollup_status;
 mod scenarios;
 mod store;
 mod tickmon;

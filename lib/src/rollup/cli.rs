@@ -17,7 +17,8 @@ use crate::cli::{Common, ToolArgs};
 /// checks) and the longest outage, and coverage: time no check covered (a gap longer than
 /// twice the service's cadence) is unknown, never uptime. Other formats: the kit's text
 /// report, CSV, Markdown, Prometheus (for node_exporter's textfile collector) and a
-/// self-contained HTML status page. `rollup incidents` tells each incident's life from the
+/// self-contained HTML status page (with its JSON twin, status.json), and SVG badges.
+/// `rollup note` keeps the incident notes the page shows. `rollup incidents` tells each incident's life from the
 /// metrics and the alert and restart histories.
 ///
 /// Exit status: 0 done, 1 a service is below --sla (or prune/compact could not handle a
@@ -33,7 +34,10 @@ use crate::cli::{Common, ToolArgs};
   rollup --days 30 --sla 99.9 --unknown-as down   time nobody watched counts against the SLA
   rollup --since 2026-11-01 --until 2026-11-30 --by day --format csv
   rollup --format prometheus --output /var/lib/node_exporter/textfile/pitcrew.prom
-  rollup --format html --output /var/www/status/index.html
+  rollup --format html --output /var/www/status/index.html   (and status.json beside it)
+  rollup --days 30 --format badge --only api --output uptime-api.svg
+  rollup --format badge-status --only api --output status-api.svg
+  rollup note add api 'Database failover, writes paused 4 minutes' --at 2026-11-20T10:30:00Z
   rollup --days 7 | notify                 uptime digest to the configured sinks
   zcat old/*.jsonl.gz | rollup - --format markdown
   rollup prune --retention-days 90         delete daily files past retention
@@ -69,9 +73,18 @@ pub struct Cli {
     #[arg(long, value_enum, global = true)]
     pub format: Option<Format>,
 
-    /// Write the output to PATH, replacing it atomically, instead of to stdout
+    /// Write the output to PATH, replacing it atomically, instead of to stdout (with --format
+    /// html, status.json is written beside it)
     #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+
+    /// The service a badge is about (--format badge and badge-status)
+    #[arg(long, value_name = "NAME")]
+    pub only: Option<String>,
+
+    /// The badge's left-hand text [default: "uptime" for badge, the service's name for badge-status]
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -132,8 +145,26 @@ pub enum Format {
     Markdown,
     /// Prometheus text format, for node_exporter's textfile collector
     Prometheus,
-    /// A self-contained status page: a bar of daily uptime per service, latency, incidents
+    /// A self-contained status page: a bar of daily uptime per service, latency, incidents, notes
     Html,
+    /// The status page's JSON twin (status.json): services, state, 90 days, incidents, notes
+    StatusJson,
+    /// An SVG uptime badge of one service (--only NAME), shields.io's flat style
+    Badge,
+    /// An SVG up/down badge of one service (--only NAME) from its latest check
+    BadgeStatus,
+}
+
+impl Format {
+    /// The formats whose text is JSON (escaped by JSON itself) or Prometheus's.
+    pub fn is_json_or_prometheus(self) -> bool {
+        matches!(self, Format::Ndjson | Format::Prometheus | Format::StatusJson)
+    }
+
+    /// The status page and its twin: 90 days by default, a bar of days per service.
+    pub fn has_bars(self) -> bool {
+        matches!(self, Format::Html | Format::StatusJson)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +191,42 @@ pub enum Command {
   rollup incidents --days 30 --format text
   rollup incidents --since 2026-11-01 --until 2026-11-30 --format csv")]
     Incidents(IncidentsArgs),
+    /// Incident notes for the status page: add, list, remove
+    #[command(after_help = "Examples:
+  rollup note add api 'Database failover, writes paused 4 minutes' --at 2026-11-20T10:30:00Z
+  rollup note list --format text
+  rollup note rm 3")]
+    Note(NoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NoteArgs {
+    #[command(subcommand)]
+    pub command: NoteCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NoteCmd {
+    /// Add a note about a service (shown on the status page by day and service)
+    Add {
+        /// The service the note is about
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// What happened, in up to 1000 characters
+        #[arg(value_name = "TEXT")]
+        text: String,
+        /// When it applies: an RFC 3339 time or a date (YYYY-MM-DD, its midnight UTC) [default: now]
+        #[arg(long, value_name = "TIME", value_parser = super::notes::parse_at)]
+        at: Option<time::OffsetDateTime>,
+    },
+    /// List the notes, oldest first
+    List,
+    /// Remove a note by its id
+    Rm {
+        /// The note's id (see `rollup note list`)
+        #[arg(value_name = "ID")]
+        id: u64,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,9 @@
 //! The status page: one self-contained HTML file (inline CSS, no script, no external asset)
 //! with the overall state, one row per service (current status, uptime over the window,
 //! p50/p95 latency, a bar of one cell per day coloured by that day's uptime, and a line of
-//! the daily mean latency), and the recent incidents. Every name is escaped.
+//! the daily mean latency), the recent incidents, and the incident notes (`rollup note`),
+//! marked on their service's bar on their day and listed by day. Every name is escaped.
+//! [`super::status`] writes the same page as JSON.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -9,6 +11,7 @@ use std::io::Write;
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 
 use super::coverage::{self, Split};
+use super::notes::Note;
 use super::report::{IncidentOut, MonitoringGap, Scope, Uptime};
 use super::scan::{Agg, day_date};
 use super::stats::{DayCell, py_repr, py_round};
@@ -19,10 +22,80 @@ use crate::error::Result;
 pub const BAR_DAYS: i32 = 90;
 /// Incidents listed at the foot of the page.
 const INCIDENTS_SHOWN: usize = 20;
+/// Notes listed on the page (every note stays marked on its bar).
+const NOTES_SHOWN: usize = 50;
+
+/// What a page (or its JSON twin) is drawn from.
+pub(crate) struct Page<'a> {
+    pub agg: &'a Agg,
+    pub records: &'a [Uptime],
+    pub gaps: &'a [MonitoringGap],
+    pub scope: &'a Scope,
+    /// The epoch days of the bars (inclusive).
+    pub bar: Option<(i32, i32)>,
+    pub stamp: &'a str,
+    /// The notes of the window, oldest first.
+    pub notes: &'a [Note],
+}
+
+/// One day of one service's bar.
+pub(crate) struct DayView<'a> {
+    pub day: i32,
+    pub date: String,
+    pub cell: Option<&'a DayCell>,
+    pub split: Split,
+}
+
+impl DayView<'_> {
+    /// The day's class: `ok`, `warn`, `bad` by its uptime, `unknown` when no check covered
+    /// any of it, `none` without data.
+    pub fn state(&self) -> &'static str {
+        match self.cell.and_then(DayCell::uptime) {
+            _ if self.split.unknown_ms > 0 && self.split.known_ms == 0 => "unknown",
+            Some(p) => level(p),
+            None => "none",
+        }
+    }
+}
+
+/// The days `from..=to` of service `r`'s bar.
+pub(crate) fn day_views<'a>(agg: &'a Agg, r: &Uptime, (from, to): (i32, i32)) -> Vec<DayView<'a>> {
+    let stats = agg.services.iter().find(|(n, _)| **n == *r.name).map(|(_, s)| s);
+    (from..=to)
+        .map(|day| {
+            let cell = stats.and_then(|s| s.days.binary_search_by_key(&day, |(k, _)| *k).ok().map(|i| &s.days[i].1));
+            DayView {
+                day,
+                date: day_date(day).map(clock::fmt_date).unwrap_or_default(),
+                cell,
+                split: day_split(r, cell, day).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// The overall state of the services: a class (`ok`, `warn`, `bad`, `none`), a machine
+/// name and the headline.
+pub(crate) fn overall(records: &[Uptime]) -> (&'static str, &'static str, String) {
+    let down = records.iter().filter(|r| r.last_status == Some("down")).count();
+    let degraded = records.iter().filter(|r| r.last_status == Some("degraded")).count();
+    if records.is_empty() {
+        ("none", "no_data", "No data in this window".to_string())
+    } else if down == records.len() {
+        ("bad", "major_outage", "Major outage".to_string())
+    } else if down > 0 {
+        ("bad", "partial_outage", format!("Partial outage: {down} of {} services down", records.len()))
+    } else if degraded > 0 {
+        ("warn", "degraded", format!("Degraded: {degraded} of {} services degraded", records.len()))
+    } else {
+        ("ok", "operational", "All systems operational".to_string())
+    }
+}
 
 const STYLE: &str = r#"
 :root { --bg: #f6f7f9; --card: #ffffff; --fg: #1c2024; --muted: #60646c; --line: #e3e5e8;
-  --ok: #2e9e5b; --warn: #e0a030; --bad: #dc3e42; --none: #d5d8dd; --accent: #3b6fd8; --unknown: #8e7cc3; }
+  --ok: #2e9e5b; --warn: #e0a030; --bad: #dc3e42; --none: #d5d8dd; --accent: #3b6fd8; --unknown: #8e7cc3;
+  --note: #c2418a; }
 @media (prefers-color-scheme: dark) {
   :root { --bg: #111315; --card: #1a1d21; --fg: #eceef0; --muted: #9ba1a8; --line: #2b2f35; --none: #3a3f46;
     --unknown: #7564a8; }
@@ -60,6 +133,8 @@ h2 { font-size: 17px; margin: 30px 0 10px; }
 .bar span.bad { background: var(--bad); } .bar span.unknown { background: var(--unknown); }
 .cov { color: var(--unknown); font-weight: 600; }
 .bar span:hover { opacity: .7; }
+.bar span.noted { box-shadow: inset 0 5px 0 var(--note); }
+.notes td.text { white-space: pre-line; overflow-wrap: anywhere; }
 .axis { display: flex; justify-content: space-between; font-size: 11.5px; color: var(--muted); }
 .spark { display: block; width: 100%; height: 22px; margin-top: 6px; }
 .spark path { fill: none; stroke: var(--accent); stroke-width: 1.5; vector-effect: non-scaling-stroke; }
@@ -77,7 +152,7 @@ footer { margin-top: 26px; font-size: 12px; color: var(--muted); }
 "#;
 
 /// The class of an uptime figure: the Agent Ops Kit's OK (>= 99.5), WARN (>= 95), CRITICAL.
-fn level(pct: f64) -> &'static str {
+pub(crate) fn level(pct: f64) -> &'static str {
     if pct >= 99.5 {
         "ok"
     } else if pct >= 95.0 {
@@ -110,7 +185,7 @@ fn fmt_when(ts: &str) -> String {
 }
 
 /// What the status dot says of the last check.
-fn current(status: Option<&str>) -> (&'static str, &'static str) {
+pub(crate) fn current(status: Option<&str>) -> (&'static str, &'static str) {
     match status {
         Some("up") | Some("recovered") => ("up", "operational"),
         Some("degraded") => ("degraded", "degraded"),
@@ -189,30 +264,11 @@ fn day_split(r: &Uptime, cell: Option<&DayCell>, day: i32) -> Option<Split> {
     Some(split)
 }
 
-/// Write the page for the services of `agg`, with bars over epoch days `bar` (inclusive).
-pub fn render(
-    out: &mut dyn Write,
-    agg: &Agg,
-    records: &[Uptime],
-    gaps: &[MonitoringGap],
-    scope: &Scope,
-    bar: Option<(i32, i32)>,
-    stamp: &str,
-) -> Result<()> {
+/// Write the page.
+pub(crate) fn render(out: &mut dyn Write, page: &Page<'_>) -> Result<()> {
+    let Page { records, gaps, scope, stamp, .. } = *page;
     let mut h = String::with_capacity(64 * 1024);
-    let down = records.iter().filter(|r| r.last_status == Some("down")).count();
-    let degraded = records.iter().filter(|r| r.last_status == Some("degraded")).count();
-    let (class, headline) = if records.is_empty() {
-        ("none", "No data in this window".to_string())
-    } else if down == records.len() {
-        ("bad", "Major outage".to_string())
-    } else if down > 0 {
-        ("bad", format!("Partial outage: {down} of {} services down", records.len()))
-    } else if degraded > 0 {
-        ("warn", format!("Degraded: {degraded} of {} services degraded", records.len()))
-    } else {
-        ("ok", "All systems operational".to_string())
-    };
+    let (class, _, headline) = overall(records);
     let breaches = records.iter().filter(|r| r.breach).count();
     let silent =
         gaps.iter().find(|g| g.ongoing).map(|g| format!("no checks for {}", clock::human_duration(g.duration_s())));
@@ -239,12 +295,13 @@ pub fn render(
     } else {
         h.push_str("<section class=\"services\">\n");
         for r in records {
-            service_row(&mut h, agg, r, bar);
+            service_row(&mut h, page, r);
         }
         h.push_str("</section>\n");
     }
     monitoring_gaps(&mut h, gaps);
     incidents(&mut h, records);
+    notes(&mut h, page.notes);
     let _ = write!(
         h,
         "<footer><div class=\"legend\">Each cell is one day (UTC):\
@@ -252,7 +309,8 @@ pub fn render(
          <span style=\"background:var(--warn)\"></span>95% and up\
          <span style=\"background:var(--bad)\"></span>below 95%\
          <span style=\"background:var(--unknown)\"></span>unknown (no check covered it)\
-         <span style=\"background:var(--none)\"></span>no data</div>\
+         <span style=\"background:var(--none)\"></span>no data\
+         <span style=\"background:var(--note)\"></span>a note (above the day)</div>\
          <p>Latency line: the daily mean. Generated {} by rollup.</p></footer>\n</main>\n</body>\n</html>\n",
         text(stamp)
     );
@@ -260,7 +318,7 @@ pub fn render(
     Ok(())
 }
 
-fn service_row(h: &mut String, agg: &Agg, r: &Uptime, bar: Option<(i32, i32)>) {
+fn service_row(h: &mut String, page: &Page<'_>, r: &Uptime) {
     let (dot, state) = current(r.last_status);
     let last = r.last_check.as_deref().map(|t| format!(", last check {}", fmt_when(t))).unwrap_or_default();
     let pct_class = if r.total_checks == 0 { "" } else { level(r.uptime_percent) };
@@ -286,21 +344,17 @@ fn service_row(h: &mut String, agg: &Agg, r: &Uptime, bar: Option<(i32, i32)>) {
             _ => String::new(),
         },
     );
-    let Some((from, to)) = bar else {
+    let Some((from, to)) = page.bar else {
         h.push_str("</div>\n");
         return;
     };
-    let stats = agg.services.iter().find(|(n, _)| **n == *r.name).map(|(_, s)| s);
-    let cells: Vec<Option<&DayCell>> = (from..=to)
-        .map(|d| stats.and_then(|s| s.days.binary_search_by_key(&d, |(k, _)| *k).ok().map(|i| &s.days[i].1)))
-        .collect();
+    let views = day_views(page.agg, r, (from, to));
+    let cells: Vec<Option<&DayCell>> = views.iter().map(|v| v.cell).collect();
     let _ =
         write!(h, "<div class=\"bar\" role=\"img\" aria-label=\"{}\">", attr(&format!("daily uptime of {}", r.name)));
-    for (k, c) in cells.iter().enumerate() {
-        let day = from + k as i32;
-        let date = day_date(day).map(clock::fmt_date).unwrap_or_default();
-        let split = day_split(r, *c, day).unwrap_or_default();
-        let mut title = cell_title(&date, *c);
+    for v in &views {
+        let (c, date, split) = (&v.cell, &v.date, v.split);
+        let mut title = cell_title(date, *c);
         let (class, style) = match c.and_then(|c| c.uptime()) {
             _ if split.unknown_ms > 0 && split.known_ms == 0 => {
                 title = format!("{date}: unknown, no check covered it");
@@ -321,6 +375,13 @@ fn service_row(h: &mut String, agg: &Agg, r: &Uptime, bar: Option<(i32, i32)>) {
             Some(p) => (level(p), String::new()),
             None => ("", String::new()),
         };
+        let mut class = class.to_string();
+        for n in page.notes.iter().filter(|n| n.name == r.name && n.day() == Some(v.day)) {
+            if !class.ends_with("noted") {
+                class.push_str(if class.is_empty() { "noted" } else { " noted" });
+            }
+            let _ = write!(title, "\nNote ({}): {}", fmt_when(&n.at), n.text);
+        }
         let _ = write!(h, "<span class=\"{class}\"{style} title=\"{}\"></span>", attr(&title));
     }
     let _ = write!(
@@ -388,6 +449,27 @@ fn incidents(h: &mut String, records: &[Uptime]) {
     h.push_str("</tbody>\n</table>\n");
 }
 
+/// The notes of the window, newest first: when, which service, what.
+fn notes(h: &mut String, notes: &[Note]) {
+    if notes.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h2>Notes</h2>\n<table class=\"notes\">\n<thead><tr><th>When</th><th>Service</th><th>Note</th></tr></thead>\n<tbody>\n",
+    );
+    for n in notes.iter().rev().take(NOTES_SHOWN) {
+        let _ = writeln!(
+            h,
+            "<tr id=\"note-{}\"><td class=\"num\">{}</td><td>{}</td><td class=\"text\">{}</td></tr>",
+            n.id,
+            text(&fmt_when(&n.at)),
+            text(&n.name),
+            text(&n.text),
+        );
+    }
+    h.push_str("</tbody>\n</table>\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,10 +492,33 @@ mod tests {
             .iter()
             .map(|(n, s)| Uptime::build(n, s, &scope, None, "2026-11-23T12:00:00.000Z"))
             .collect();
+        let notes = [Note {
+            id: 7,
+            name: "<script>alert(1)</script>".into(),
+            at: "2026-11-22T10:30:00.000Z".into(),
+            text: "Rolled back </td><script>x</script>\nsecond line".into(),
+            created_at: String::new(),
+        }];
         let mut out = Vec::new();
-        render(&mut out, &sc.window, &records, &[], &scope, Some(bar_days(to - 1, to)), "2026-11-23T12:00:00.000Z")
-            .unwrap();
+        let page = Page {
+            agg: &sc.window,
+            records: &records,
+            gaps: &[],
+            scope: &scope,
+            bar: Some(bar_days(to - 1, to)),
+            stamp: "2026-11-23T12:00:00.000Z",
+            notes: &notes,
+        };
+        render(&mut out, &page).unwrap();
         let page = String::from_utf8(out).unwrap();
+        assert_eq!(page.matches("<span class=\"ok noted\" title=\"2026-11-22: 100% uptime").count(), 1, "{page}");
+        assert!(page.contains(
+            "Note (2026-11-22 10:30 UTC): Rolled back &lt;/td&gt;&lt;script&gt;x&lt;/script&gt;\nsecond line"
+        ));
+        assert!(page.contains("<tr id=\"note-7\"><td class=\"num\">2026-11-22 10:30 UTC</td>"));
+        assert!(
+            page.contains("<td class=\"text\">Rolled back &lt;/td&gt;&lt;script&gt;x&lt;/script&gt;\nsecond line</td>")
+        );
         assert!(!page.contains("<script>"), "names are escaped");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("a \"quoted\" &amp; &lt;b&gt;") || page.contains("a &quot;quoted&quot; &amp; &lt;b&gt;"));
@@ -421,7 +526,7 @@ mod tests {
             assert!(!page.contains(external), "no external asset: {external}");
         }
         assert!(page.contains("Partial outage: 1 of 2 services down"));
-        assert_eq!(page.matches("<span class=\"ok\" title=").count(), 2, "two good days");
+        assert_eq!(page.matches("<span class=\"ok").count(), 2, "two good days");
         assert_eq!(page.matches("<span class=\"bad\" title=").count(), 1, "one bad day");
         assert!(page.contains("ongoing"));
     }

@@ -5,22 +5,26 @@
 //! by line through a [`scan::Scanner`], which keeps a fixed amount of state per service
 //! (`stats::ServiceStats`: the Agent Ops Kit's counters, a log-bucketed latency histogram, the most
 //! recent incidents, the spacings of its checks for `coverage`), then renders one `uptime`
-//! record per service (`report`) or the status page (`html`). Files are read on as many threads as there are cores (up to four), each
+//! record per service (`report`), the status page (`html`) and its JSON twin (`status`), or
+//! a badge (`badge`); `notes` keeps the incident notes the page shows. Files are read on as many threads as there are cores (up to four), each
 //! into its own scanner, and the scanners are merged in file order, which joins an outage
 //! that spans two files into one incident. With `--by day` over the metrics directory, each day is written and
 //! dropped as soon as its file is read. `prune` and `compact` keep the metrics and the
 //! histories in shape ([`crate::store::daily`]); `stale` says when the monitor itself went
 //! silent (`stale`); `incidents` joins the metrics with the histories (`incidents`).
 
+pub(crate) mod badge;
 pub(crate) mod cli;
 pub(crate) mod coverage;
 pub mod fast;
 pub(crate) mod html;
 pub(crate) mod incidents;
+pub(crate) mod notes;
 pub(crate) mod report;
 pub mod scan;
 pub(crate) mod stale;
 pub(crate) mod stats;
+pub(crate) mod status;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -29,7 +33,7 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 use time::Date;
 
-use self::cli::{By, Cli, Command, Format, UnknownAsArg, WindowArgs};
+use self::cli::{By, Cli, Command, Format, NoteCmd, UnknownAsArg, WindowArgs};
 use self::report::{MonitoringGap, Scope, Style, UnknownAs, Uptime, Writer};
 use self::scan::{Agg, Origin, ScanOpts, Scanner, day_date, day_number};
 use crate::clock::{self, Clock};
@@ -58,7 +62,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
     let metrics_dir = cli.metrics_dir.clone().unwrap_or_else(|| set.paths.metrics.clone());
     let format = cli.format.unwrap_or(Format::Ndjson);
-    ctx.out.escape_controls(!matches!(format, Format::Ndjson | Format::Prometheus));
+    ctx.out.escape_controls(!format.is_json_or_prometheus());
     if cli.command.is_some() {
         refuse_report_options(&cli)?;
     }
@@ -68,6 +72,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         Some(Command::Incidents(a)) => run.incidents(a, cli.common.strict),
         Some(Command::Stale(a)) => run.stale(a),
         Some(Command::Compact(a)) => run.compact(a),
+        Some(Command::Note(a)) => run.note(&a.command),
         None => run.report(&cli),
     }
 }
@@ -80,6 +85,8 @@ fn refuse_report_options(cli: &Cli) -> Result<()> {
         (cli.by.is_some(), "--by"),
         (cli.output.is_some(), "--output"),
         (!cli.files.is_empty(), "FILE arguments"),
+        (cli.only.is_some(), "--only"),
+        (cli.label.is_some(), "--label"),
     ];
     match report_only.iter().find(|(given, _)| *given) {
         Some((_, what)) => Err(Error::usage(format!(
@@ -104,7 +111,7 @@ impl Subcommand<'_> {
             Format::Ndjson => Ok(daily::Report::Ndjson),
             Format::Text => Ok(daily::Report::Text),
             other => Err(Error::usage(format!(
-                "--format {}: prune and compact write ndjson or text",
+                "--format {}: prune, compact, stale and note write ndjson or text",
                 clap::ValueEnum::to_possible_value(&other).map(|v| v.get_name().to_string()).unwrap_or_default()
             ))),
         }
@@ -141,7 +148,7 @@ impl Subcommand<'_> {
     }
 
     fn incidents(&mut self, a: &cli::IncidentsArgs, strict: bool) -> Result<Status> {
-        if matches!(self.format, Format::Html | Format::Prometheus) {
+        if !matches!(self.format, Format::Ndjson | Format::Text | Format::Csv | Format::Markdown) {
             return Err(Error::usage("--format: incidents are written as ndjson, text, csv or markdown"));
         }
         let clock = self.set.clock;
@@ -188,10 +195,44 @@ impl Subcommand<'_> {
         }
     }
 
+    /// `note add`, `note list`, `note rm`: one `note` record each (a line of text with
+    /// `--format text`).
+    fn note(&mut self, cmd: &NoteCmd) -> Result<Status> {
+        let text = self.maintenance_style()? == daily::Report::Text;
+        let path = notes::path(&self.set.paths.state);
+        let now = self.set.clock.now();
+        let shown = match cmd {
+            NoteCmd::Add { name, text, at } => vec![notes::add(&path, name, text, at.unwrap_or(now), now)?],
+            NoteCmd::List => notes::load(&path)?,
+            NoteCmd::Rm { id } => vec![notes::remove(&path, *id)?],
+        };
+        let out = &mut self.ctx.out;
+        for n in &shown {
+            if text {
+                writeln!(out, "#{} {} {}: {}", n.id, n.at, n.name, n.text.replace('\n', "\n    "))?;
+            } else {
+                ndjson::write(out, &n.record(now))?;
+            }
+        }
+        if text && shown.is_empty() {
+            writeln!(out, "No notes.")?;
+        }
+        Ok(Status::Ok)
+    }
+
     /// The report: to stdout, or written atomically to `--output`.
     fn report(&mut self, cli: &Cli) -> Result<Status> {
         let clock = self.set.clock;
         let mut plan = Plan::from_cli(cli, self.format, self.metrics_dir, &clock)?;
+        if matches!(self.format, Format::Html | Format::StatusJson) {
+            plan.notes = match notes::load(&notes::path(&self.set.paths.state)) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.ctx.diag.warn(format_args!("{e}; the page is drawn without notes"));
+                    Vec::new()
+                }
+            };
+        }
         plan.cadences = match self.set.load_config(false) {
             Ok(cfg) => Cadences::of(&cfg, &self.ctx.diag),
             Err(e) => {
@@ -202,7 +243,7 @@ impl Subcommand<'_> {
         let Some(path) = &cli.output else { return run(&plan, &mut self.ctx.out, &self.ctx.diag, &clock) };
         let mut buf = Vec::new();
         let status = run(&plan, &mut buf, &self.ctx.diag, &clock)?;
-        if !matches!(self.format, Format::Ndjson | Format::Prometheus) {
+        if !self.format.is_json_or_prometheus() {
             buf = crate::util::text::Escaper::default().escape(&buf).into_owned();
         }
         store::atomic_write(path, &buf)?;
@@ -250,6 +291,13 @@ pub(crate) struct Plan {
     pub cadences: Cadences,
     pub strict: bool,
     pub max_line: usize,
+    /// The service of a badge, and its label.
+    pub only: Option<String>,
+    pub label: Option<String>,
+    /// The incident notes the page shows (all of them; the page keeps those of its window).
+    pub notes: Vec<notes::Note>,
+    /// Where the page's JSON twin goes (`--format html --output`).
+    pub twin: Option<PathBuf>,
 }
 
 /// The cadences services.json configures, in coverage grid units: per service, and for the
@@ -317,13 +365,37 @@ pub(crate) fn resolve_window(
 impl Plan {
     pub(crate) fn from_cli(cli: &Cli, format: Format, metrics_dir: &Path, clock: &Clock) -> Result<Plan> {
         let by_day = cli.by == Some(By::Day);
-        if by_day && matches!(format, Format::Html | Format::Prometheus) {
-            return Err(Error::usage("--by day: not available with --format html or prometheus"));
+        let badge = matches!(format, Format::Badge | Format::BadgeStatus);
+        if by_day && !matches!(format, Format::Ndjson | Format::Text | Format::Csv | Format::Markdown) {
+            return Err(Error::usage(
+                "--by day: not available with --format html, status-json, prometheus, badge or badge-status",
+            ));
         }
+        match (badge, &cli.only, &cli.label) {
+            (true, None, _) => return Err(Error::usage("--format badge and badge-status need --only NAME")),
+            (false, Some(_), _) => return Err(Error::usage("--only: used with --format badge or badge-status")),
+            (false, _, Some(_)) => return Err(Error::usage("--label: used with --format badge or badge-status")),
+            _ => {}
+        }
+        let twin = match (&cli.output, format) {
+            (Some(out), Format::Html) => {
+                let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                let twin = dir.join(status::FILE);
+                if out.file_name() == twin.file_name() {
+                    return Err(Error::usage(format!(
+                        "--output {}: the page's JSON twin is written to {}; give the page another name",
+                        out.display(),
+                        status::FILE
+                    )));
+                }
+                Some(twin)
+            }
+            _ => None,
+        };
         if !cli.files.is_empty() && cli.metrics_dir.is_some() {
             return Err(Error::usage("--metrics-dir: not used when files are named; give one or the other"));
         }
-        let default_days = if format == Format::Html { DEFAULT_HTML_DAYS } else { DEFAULT_DAYS };
+        let default_days = if format.has_bars() { DEFAULT_HTML_DAYS } else { DEFAULT_DAYS };
         let today = clock.now().date();
         let (inputs, window) = if cli.files.is_empty() {
             (Inputs::Dir(metrics_dir.to_path_buf()), Some(resolve_window(&cli.window, today, default_days)?))
@@ -355,6 +427,10 @@ impl Plan {
             cadences: Cadences::default(),
             strict: cli.common.strict,
             max_line: ndjson::DEFAULT_MAX_LINE,
+            only: cli.only.clone(),
+            label: cli.label.clone(),
+            notes: Vec::new(),
+            twin,
         })
     }
 }
@@ -373,7 +449,7 @@ fn sort_by_day(sources: &mut [Source]) {
 
 fn style_of(format: Format) -> Style {
     match format {
-        Format::Ndjson | Format::Html => Style::Ndjson,
+        Format::Ndjson | Format::Html | Format::StatusJson | Format::Badge | Format::BadgeStatus => Style::Ndjson,
         Format::Text => Style::Text,
         Format::Csv => Style::Csv,
         Format::Markdown => Style::Markdown,
@@ -543,7 +619,7 @@ fn scan_opts(plan: &Plan, window_days: Option<(i32, i32)>) -> ScanOpts {
     let sources_mode = matches!(plan.inputs, Inputs::Sources(_));
     ScanOpts {
         by_day: plan.by_day,
-        day_cells_from: if plan.format == Format::Html {
+        day_cells_from: if plan.format.has_bars() {
             Some(window_days.map(|(f, t)| html::bar_days(f, t).0).unwrap_or(i32::MIN))
         } else {
             None
@@ -632,12 +708,49 @@ impl Emit<'_> {
         let recs = records(&sc.window, &scope, &judge, &self.stamp);
         self.breach |= recs.iter().any(|r| r.breach);
         let gaps = monitoring_gaps(sc, plan, window_days.and(span), self.now_ms, diag);
-        if plan.format == Format::Html {
+        if plan.format.has_bars() {
             let bar = match (scope.from, scope.to) {
                 (Some(f), Some(t)) => Some(html::bar_days(day_number(f), day_number(t))),
                 _ => None,
             };
-            html::render(out, &sc.window, &recs, &gaps, &scope, bar, &self.stamp)?;
+            // The notes of the window (all of them without one).
+            let (from, to) = (scope.from.map(day_number), scope.to.map(day_number));
+            let notes: Vec<notes::Note> = plan
+                .notes
+                .iter()
+                .filter(|n| n.day().is_some_and(|d| from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)))
+                .cloned()
+                .collect();
+            let page = html::Page {
+                agg: &sc.window,
+                records: &recs,
+                gaps: &gaps,
+                scope: &scope,
+                bar,
+                stamp: &self.stamp,
+                notes: &notes,
+            };
+            if plan.format == Format::StatusJson {
+                return status::render(out, &page);
+            }
+            if let Some(twin) = &plan.twin {
+                let mut buf = Vec::new();
+                status::render(&mut buf, &page)?;
+                store::atomic_write(twin, &buf)?;
+            }
+            html::render(out, &page)?;
+        } else if let (Format::Badge | Format::BadgeStatus, Some(name)) = (plan.format, &plan.only) {
+            let r = recs.iter().find(|r| r.name == *name);
+            if r.is_none() {
+                diag.warn(format_args!("no check of {name:?} in the window"));
+            }
+            let svg = match plan.format {
+                Format::Badge => badge::uptime(r, plan.label.as_deref()),
+                _ => badge::status(name, r, plan.label.as_deref()),
+            };
+            out.write_all(svg.as_bytes())?;
+            out.write_all(b"\n")?;
+            return Ok(());
         } else if !recs.is_empty() {
             self.writer.batch(out, &scope, &recs)?;
         }
