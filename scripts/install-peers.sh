@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the real programs the integration tests run against, from Debian's packages:
 # jq, shellcheck, monitoring-plugins, Prometheus' promtool, Alertmanager, headless Chromium,
-# systemd-analyze, git, Debian's cron (the example crontab runs under it), and hyperfine and wrk
-# for the benchmarks. Idempotent; needs root or sudo.
+# systemd-analyze, git, Debian's cron (the example crontab runs under it), tzdata (the time zones
+# of maintenance windows), and hyperfine and wrk for the benchmarks. Idempotent; needs root or sudo.
 set -euo pipefail
 
 packages=(
@@ -12,6 +12,7 @@ packages=(
     chromium
     systemd
     cron
+    tzdata
     hyperfine time wrk
 )
 

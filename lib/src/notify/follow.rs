@@ -12,6 +12,7 @@
 //!   `group_interval` after the last message (at once when that is past);
 //! - reminders follow `repeat_interval_seconds` with no input needed: when a subject's
 //!   reminder is due, its last bad record is run again;
+//! - the next level of the escalation policy is run when it is due, with no input needed;
 //! - what a sink did not take is retried from the outbox after 10 s, doubling to 5 min while
 //!   it keeps failing (and at start when the outbox holds something).
 //!
@@ -260,6 +261,18 @@ impl Follower<'_, '_> {
                 Some(Instant::now() + Duration::from_millis(u64::try_from(left).ok()?))
             })
             .min();
+        // The next escalation level due (alerting.escalate) is a run of its own.
+        let escalation_due = state
+            .subjects
+            .values()
+            .filter(|e| e.level.is_some() && e.notified.is_some() && !e.once && !e.acked(now))
+            .filter_map(|e| self.engine.escalation.next_due(e))
+            .filter_map(|(_, at)| {
+                let left = (at - now).whole_milliseconds().max(REMINDER_FLOOR_MS);
+                Some(Instant::now() + Duration::from_millis(u64::try_from(left).ok()?))
+            })
+            .min();
+        self.repeat_due = [self.repeat_due, escalation_due].into_iter().flatten().min();
     }
 
     /// The subjects that get reminders (bad, announced, not acknowledged, seen in this run
@@ -274,7 +287,7 @@ impl Follower<'_, '_> {
                     && e.level.is_some()
                     && e.notified.is_some()
                     && !e.once
-                    && e.acked_by.is_none()
+                    && !e.acked(self.engine.clock.now())
                     && self.bad.contains_key(*k)
             })
             .filter_map(|(k, e)| Some((k, clock::parse_ts(e.last_sent.as_deref()?)?)))
