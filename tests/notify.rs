@@ -3,6 +3,7 @@
 //! receiver for the webhook, and real commands for the exec sink.
 
 pub mod gitea;
+mod maintenance;
 pub mod telegram;
 
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,192 @@
+//! Maintenance calendars, acknowledgements with a time limit, and escalation levels: the real
+//! notify walked through simulated time (`--now`), one process per run (each run a restart).
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use super::telegram::FakeTelegram;
+use super::{check, notify, setup, tg_alerting};
+use crate::util::Workdir;
+use crate::util::http::{HttpServer, Reply};
+
+/// A webhook that keeps the bodies it was sent.
+fn hook() -> (HttpServer, Arc<Mutex<Vec<Value>>>) {
+    let got: Arc<Mutex<Vec<Value>>> = Default::default();
+    let g2 = got.clone();
+    let server = HttpServer::start(move |req| {
+        g2.lock().unwrap().push(serde_json::from_str(&req.body).unwrap_or(Value::Null));
+        Reply::new(204, "")
+    });
+    (server, got)
+}
+
+/// The subjects and flags of the alerts a webhook body carried.
+fn subjects(body: &Value) -> Vec<String> {
+    body["alerts"].as_array().unwrap().iter().map(|a| a["subject"].as_str().unwrap_or("-").to_string()).collect()
+}
+
+fn silenced(r: &crate::util::Run) -> Vec<Option<String>> {
+    r.kind("alert").iter().map(|a| a["suppressed"].as_str().map(String::from)).collect()
+}
+
+#[test]
+fn a_weekly_window_in_berlin_holds_alerts_through_both_dst_weekends() {
+    let (server, got) = hook();
+    let w = setup("notify-cal-dst", json!({"webhook_url": server.url("/"), "rate_limit_seconds": 0}));
+    let add = notify(&w, "2026-03-25T12:00:00Z")
+        .args(["silence", "add", "--match", "name=db*", "--every", "sun 02:00-04:00", "--tz", "Europe/Berlin"])
+        .args(["--why", "backup"])
+        .run();
+    add.code(0);
+    let s = &add.kind("silence")[0];
+    // Spring forward: 02:00 does not exist that night and moves to 03:00 CEST; 60 minutes.
+    assert_eq!(
+        (s["state"].as_str(), s["next_starts_at"].as_str(), s["next_ends_at"].as_str()),
+        (Some("scheduled"), Some("2026-03-29T03:00:00+02:00"), Some("2026-03-29T04:00:00+02:00"))
+    );
+    let run = |now: &str, name: &str| notify(&w, now).stdin(check(name, "down", "refused")).run();
+    // 00:59Z is 01:59 CET, before the window: alerted.
+    assert_eq!(silenced(&run("2026-03-29T00:59:00Z", "db-a")), [None]);
+    // 01:00Z is 03:00 CEST: the window; 01:59Z still in it.
+    assert_eq!(silenced(&run("2026-03-29T01:00:00Z", "db-b")), [Some("silenced".into())]);
+    assert_eq!(silenced(&run("2026-03-29T01:59:00Z", "db-b")), [Some("silenced".into())]);
+    // 02:00Z is 04:00 CEST: over, and db-b, still down, is alerted now.
+    assert_eq!(silenced(&run("2026-03-29T02:00:00Z", "db-b")), [None]);
+    let list = notify(&w, "2026-10-21T12:00:00Z").args(["silence", "list"]).run();
+    let s = &list.kind("silence")[0];
+    // Fall back: 02:00 is taken at its first occurrence (CEST), 04:00 is CET; 180 minutes.
+    assert_eq!(
+        (s["next_starts_at"].as_str(), s["next_ends_at"].as_str(), s["in_force"].as_bool()),
+        (Some("2026-10-25T02:00:00+02:00"), Some("2026-10-25T04:00:00+01:00"), Some(false))
+    );
+    assert_eq!(silenced(&run("2026-10-25T00:00:00Z", "db-c")), [Some("silenced".into())]);
+    let during = notify(&w, "2026-10-25T01:30:00Z").args(["silence", "list", "--format", "text"]).run();
+    during.stdout_has("active").stdout_has("every 'sun 02:00-04:00' Europe/Berlin");
+    assert_eq!(silenced(&run("2026-10-25T02:59:00Z", "db-c")), [Some("silenced".into())]);
+    assert_eq!(silenced(&run("2026-10-25T03:00:00Z", "db-c")), [None]);
+    let sent: Vec<Vec<String>> = got.lock().unwrap().iter().map(subjects).collect();
+    assert_eq!(sent, [vec!["check:db-a".to_string()], vec!["check:db-b".into()], vec!["check:db-c".into()]]);
+}
+
+#[test]
+fn cron_windows_and_bad_calendars() {
+    let w = setup("notify-cal-cron", json!({}));
+    let r = notify(&w, "2026-03-25T12:00:00Z")
+        .args(["silence", "add", "--match", "name=x", "--cron", "30 2 * * sun", "--duration", "1h"])
+        .args(["--tz", "Europe/Berlin", "--no-recover"])
+        .run();
+    r.code(0);
+    let s = &r.kind("silence")[0];
+    // 02:30 does not exist on 29 March: moved forward by the gap.
+    assert_eq!(s["next_starts_at"], "2026-03-29T03:30:00+02:00");
+    assert_eq!(s["maintenance"], json!({"recover": false}));
+    let bad = |args: &[&str], err: &str| {
+        let r = notify(&w, "2026-03-25T12:00:00Z").args(["silence", "add", "--match", "name=x"]).args(args).run();
+        r.code(2);
+        r.stderr_has(err);
+    };
+    bad(&["--every", "sun 02:00-04:00", "--tz", "Europe/Berln"], "unknown time zone 'Europe/Berln'");
+    bad(&["--every", "funday 02:00-04:00"], "'funday' is not a weekday");
+    bad(&["--cron", "61 * * * *", "--duration", "1h"], "minute '61' is not a number from 0 to 59");
+    bad(&["--cron", "0 * * * *"], "--duration");
+    bad(&["--for", "1h", "--tz", "UTC"], "--tz goes with --every or --cron");
+    // Old files (one-off silences only) are read as they are; the calendar sits beside them.
+    let file: Value = serde_json::from_str(&w.read("home/state/silences.json")).unwrap();
+    assert_eq!(file["silences"][0]["cron"], "30 2 * * sun");
+}
+
+#[test]
+fn an_acknowledgement_for_a_while_runs_out_and_is_announced() {
+    let (server, got) = hook();
+    let w = setup("notify-ack-for", json!({"webhook_url": server.url("/"), "rate_limit_seconds": 0}));
+    notify(&w, "2026-11-23T10:00:00Z").stdin(check("db", "down", "refused")).run().code(0);
+    let ack = notify(&w, "2026-11-23T10:05:00Z").args(["ack", "check:db", "--for", "2h", "--by", "alice"]).run();
+    ack.code(0);
+    let e = &ack.kind("alert_event")[0];
+    assert_eq!((e["by"].as_str(), e["until"].as_str()), (Some("alice"), Some("2026-11-23T12:05:00.000Z")));
+    {
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 2, "the alert, then the acknowledgement: {got:?}");
+        assert!(got[1]["text"].as_str().unwrap().contains("acknowledged by alice until 2026-11-23T12:05:00.000Z"));
+    }
+    let state = notify(&w, "2026-11-23T10:06:00Z").args(["state"]).run();
+    let s = &state.kind("notify_state")[0];
+    assert_eq!((s["acked_by"].as_str(), s["acknowledged"].as_bool()), (Some("alice"), Some(true)));
+    // No reminder while acknowledged (the repeat interval is an hour) ...
+    let r = notify(&w, "2026-11-23T11:10:00Z").stdin(check("db", "down", "refused")).run();
+    assert!(r.kind("alert").is_empty(), "{r:?}");
+    // ... and one once the two hours ran out.
+    let r = notify(&w, "2026-11-23T12:06:00Z").stdin(check("db", "down", "refused")).run();
+    assert_eq!(r.kind("alert")[0]["repeat"], true);
+    assert_eq!(got.lock().unwrap().len(), 3);
+    let again = notify(&w, "2026-11-23T12:07:00Z").args(["ack", "nothing-like-it", "--by", "alice"]).run();
+    again.code(1);
+}
+
+#[test]
+fn escalation_levels_go_out_in_order_once_each_across_restarts() {
+    let (server, got) = hook();
+    let tg = FakeTelegram::start();
+    let w = Workdir::new("notify-escalate");
+    let pages = w.path("pages.txt");
+    let mut alerting = tg_alerting(&tg);
+    alerting["webhook_url"] = json!(server.url("/"));
+    alerting["exec"] = json!(["sh", "-c", format!("cat >> '{}'; echo ---- >> '{}'", pages.display(), pages.display())]);
+    alerting["rate_limit_seconds"] = json!(0);
+    alerting["escalate"] = json!([{"after": "15m", "to": ["exec"]}, {"after": "1h", "to": "telegram"}]);
+    w.write("home/config/services.json", crate::util::json(&json!({"services": [], "alerting": alerting})));
+    let at = |m: u32| format!("2026-11-23T{:02}:{:02}:00Z", 10 + m / 60, m % 60);
+    let run = |m: u32, input: String| {
+        let r = notify(&w, &at(m)).stdin(input).run();
+        r.code(0);
+        r
+    };
+    let both = || format!("{}{}", check("db", "down", "refused"), check("api", "down", "refused"));
+    run(0, both());
+    notify(&w, &at(5)).args(["ack", "api", "--by", "bob"]).run().code(0);
+    assert_eq!(tg.sent().len(), 0, "telegram is kept for the second level");
+    let pages_now = || std::fs::read_to_string(&pages).unwrap_or_default();
+    // exec is kept for the first level: the acknowledgement's announcement went to the
+    // webhook only.
+    assert_eq!(pages_now(), "");
+    assert!(got.lock().unwrap().last().unwrap()["text"].as_str().unwrap().contains("acknowledged by bob"));
+    run(10, both());
+    assert_eq!(pages_now(), "", "not yet: 15 minutes");
+    let r = run(16, both());
+    let alerts = r.kind("alert");
+    let paged: Vec<&Value> = alerts.iter().filter(|a| a["escalation"] == 1).collect();
+    assert_eq!(paged.len(), 1, "{r:?}");
+    assert_eq!(paged[0]["subject"], "check:db", "api was acknowledged");
+    assert!(pages_now().contains("not acknowledged after 16m"), "{}", pages_now());
+    assert_eq!(pages_now().matches("----").count(), 1);
+    run(20, both());
+    run(40, both());
+    assert_eq!(pages_now().matches("----").count(), 1, "once per level");
+    assert_eq!(tg.sent().len(), 0);
+    let r = run(61, both());
+    assert_eq!(tg.sent().len(), 1, "the second level");
+    assert!(tg.sent()[0].text.contains("not acknowledged after 1h 1m"), "{}", tg.sent()[0].text);
+    assert!(r.kind("alert").iter().any(|a| a["escalation"] == 2));
+    let state = notify(&w, &at(62)).arg("state").run();
+    let db = state.kind("notify_state").into_iter().find(|s| s["subject"] == "check:db").unwrap();
+    assert_eq!((db["escalation"].as_u64(), db.get("next_escalation")), (Some(2), None));
+    run(70, both());
+    assert_eq!(tg.sent().len(), 1, "once per level, across restarts");
+    // Recovered: the levels it reached hear of it too.
+    run(80, format!("{}{}", check("db", "up", "ok"), check("api", "down", "refused")));
+    assert_eq!(tg.sent().len(), 2);
+    assert!(
+        tg.sent()[1].text.contains("RECOVERED") || tg.sent()[1].text.contains("Recovered"),
+        "{}",
+        tg.sent()[1].text
+    );
+    let history = std::fs::read_to_string(w.path("home/state/alerts/2026-11-23.jsonl")).unwrap();
+    let events: Vec<String> = history
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["subject"] == "check:db")
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(events.iter().filter(|e| *e == "paged").count(), 2, "{events:?}");
+}
