@@ -190,3 +190,60 @@ fn escalation_levels_go_out_in_order_once_each_across_restarts() {
         .collect();
     assert_eq!(events.iter().filter(|e| *e == "paged").count(), 2, "{events:?}");
 }
+
+#[test]
+fn recover_stands_still_in_a_maintenance_window_and_says_why() {
+    let w = setup("recover-maintenance", json!({}));
+    let log = w.path("restarts.txt");
+    let svc = |name: &str, extra: Value| {
+        let mut s = json!({"name": name, "type": "port", "port": crate::util::closed_port(),
+            "verify_delay_seconds": 0, "restart_command": format!("echo {name} >> '{}'", log.display())});
+        if let (Some(s), Some(e)) = (s.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        s
+    };
+    let services =
+        json!([svc("db", json!({})), svc("web", json!({"maintenance": {"recover": false}})), svc("api", json!({}))]);
+    w.write("home/config/services.json", crate::util::json(&json!({"services": services, "disk_check": false})));
+    let add =
+        |now: &str, args: &[&str]| notify(&w, now).args(["silence", "add"]).args(args).run().code(0).stdout.clone();
+    add(
+        "2026-12-01T00:00:00Z",
+        &[
+            "--match",
+            "name=db",
+            "--every",
+            "sun 02:00-04:00",
+            "--tz",
+            "Europe/Berlin",
+            "--no-recover",
+            "--why",
+            "backup",
+        ],
+    );
+    // A plain silence: recover stands still for it only where the service says so (web).
+    add("2026-12-06T01:00:00Z", &["--match", "name=api", "--for", "1h"]);
+    add("2026-12-06T01:00:00Z", &["--match", "name=web", "--for", "1h"]);
+    let down = |n: &str| {
+        format!("{}\n", json!({"kind": "check", "name": n, "type": "port", "status": "down", "detail": "refused"}))
+    };
+    let input = format!("{}{}{}", down("db"), down("web"), down("api"));
+    // 01:30Z is 02:30 in Berlin: in the window.
+    let r = w.tool("recover").args(["--now", "2026-12-06T01:30:00Z"]).stdin(&input).run();
+    let db = r.named("recovery", "db");
+    assert_eq!(db["outcome"], "skipped");
+    assert_eq!(
+        db["detail"],
+        "in a maintenance window (silence 1 (backup)) until 2026-12-06T03:00:00.000Z; not restarted"
+    );
+    assert_eq!(r.named("recovery", "web")["outcome"], "skipped");
+    assert_ne!(r.named("recovery", "api")["outcome"], "skipped", "api's silence does not stop recover");
+    assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), "api\n");
+    // After the windows: restarted as usual.
+    let r = w.tool("recover").args(["--now", "2026-12-06T03:00:00Z"]).stdin(&input).run();
+    assert_ne!(r.named("recovery", "db")["outcome"], "skipped", "{r:?}");
+    assert_ne!(r.named("recovery", "web")["outcome"], "skipped", "{r:?}");
+    let restarted = std::fs::read_to_string(&log).unwrap();
+    assert!(restarted.contains("db") && restarted.contains("web"), "{restarted}");
+}
