@@ -247,3 +247,55 @@ fn recover_stands_still_in_a_maintenance_window_and_says_why() {
     let restarted = std::fs::read_to_string(&log).unwrap();
     assert!(restarted.contains("db") && restarted.contains("web"), "{restarted}");
 }
+
+#[test]
+fn rollup_leaves_maintenance_windows_out_beside_the_raw_uptime() {
+    let w = setup("rollup-maintenance", json!({}));
+    notify(&w, "2026-12-01T00:00:00Z")
+        .args(["silence", "add", "--match", "name=db", "--every", "sun 02:00-04:00", "--tz", "UTC"])
+        .run()
+        .code(0);
+    // Sunday 6 December, a check every 30 minutes from 00:00 to 05:30: db down from 02:00 to
+    // 03:30, in its window; api down at 01:00, outside any.
+    let mut lines = String::new();
+    for i in 0..12u32 {
+        let ts = format!("2026-12-06T{:02}:{:02}:00Z", i / 2, (i % 2) * 30);
+        let db = if (4..8).contains(&i) { "down" } else { "up" };
+        let api = if i == 2 { "down" } else { "up" };
+        for (name, status) in [("db", db), ("api", api)] {
+            lines.push_str(&format!(
+                "{}\n",
+                json!({"kind": "check", "name": name, "status": status, "latency_ms": 5, "timestamp": ts})
+            ));
+        }
+    }
+    w.write("checks.jsonl", &lines);
+    let file = w.path("checks.jsonl");
+    let r = w.tool("rollup").args(["--now", "2026-12-07T00:00:00Z", "--exclude-maintenance"]).arg(&file).run();
+    r.code(0);
+    let db = r.named("uptime", "db");
+    assert_eq!(
+        (
+            db["uptime_percent"].as_f64(),
+            db["uptime_outside_maintenance_percent"].as_f64(),
+            db["maintenance_checks"].as_u64()
+        ),
+        (Some(66.67), Some(100.0), Some(4))
+    );
+    let api = r.named("uptime", "api");
+    assert_eq!(
+        (api["uptime_outside_maintenance_percent"].as_f64(), api["maintenance_checks"].as_u64()),
+        (Some(91.67), Some(0))
+    );
+    let text = w
+        .tool("rollup")
+        .args(["--now", "2026-12-07T00:00:00Z", "--exclude-maintenance", "--format", "text"])
+        .arg(&file)
+        .run();
+    text.stdout_has(
+        "db: 66.67% uptime (4 failures in 12 checks, avg 5.0ms), 100.0% outside maintenance (4 checks in windows)",
+    );
+    // Without the flag the record is the kit's, unchanged.
+    let plain = w.tool("rollup").args(["--now", "2026-12-07T00:00:00Z"]).arg(&file).run();
+    assert!(plain.named("uptime", "db").get("maintenance_checks").is_none());
+}
