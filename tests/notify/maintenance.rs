@@ -299,3 +299,39 @@ fn rollup_leaves_maintenance_windows_out_beside_the_raw_uptime() {
     let plain = w.tool("rollup").args(["--now", "2026-12-07T00:00:00Z"]).arg(&file).run();
     assert!(plain.named("uptime", "db").get("maintenance_checks").is_none());
 }
+
+#[test]
+fn a_silence_about_to_end_or_in_force_for_a_week_is_reminded_once() {
+    let (server, got) = hook();
+    let w = setup("notify-silence-remind", json!({"webhook_url": server.url("/")}));
+    let add = |args: &[&str]| {
+        notify(&w, "2026-11-23T10:00:00Z").args(["silence", "add"]).args(args).run().code(0).stdout.clone()
+    };
+    add(&["--match", "name=api", "--for", "2h", "--why", "deploy"]);
+    add(&["--match", "name=old", "--for", "10d"]);
+    let texts = || -> Vec<String> {
+        got.lock().unwrap().iter().map(|b| b["text"].as_str().unwrap_or("").to_string()).collect()
+    };
+    let tick = |now: &str| notify(&w, now).stdin("").run().code(0).stdout.clone();
+    tick("2026-11-23T11:40:00Z");
+    assert!(texts().is_empty(), "20 minutes left: not yet");
+    let out = tick("2026-11-23T11:46:00Z");
+    assert!(out.contains("\"reminder\":\"ending\""), "{out}");
+    assert_eq!(texts().len(), 1);
+    assert!(
+        texts()[0].contains("silence 1 [name=api] (deploy) ends at 2026-11-23T12:00:00.000Z (in 14m)"),
+        "{:?}",
+        texts()
+    );
+    tick("2026-11-23T11:50:00Z");
+    assert_eq!(texts().len(), 1, "once");
+    tick("2026-11-30T10:00:00Z");
+    assert_eq!(texts().len(), 2);
+    assert!(
+        texts()[1].contains("silence 2 [name=old] has held alerts since 2026-11-23T10:00:00.000Z"),
+        "{:?}",
+        texts()
+    );
+    tick("2026-11-30T11:00:00Z");
+    assert_eq!(texts().len(), 2, "once");
+}

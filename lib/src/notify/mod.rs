@@ -336,6 +336,12 @@ impl Engine<'_> {
         }
         let mut alerts = decision.alerts;
         alerts.extend(self.escalation.due(&mut state, &silences, now));
+        if saving || self.dry_run {
+            match silence::reminders(&self.files.silences, &silences, now, self.dry_run) {
+                Ok(r) => alerts.extend(r),
+                Err(e) => self.diag.warn(format_args!("{e}; the reminders about silences wait for the next run")),
+            }
+        }
         self.deliver(&mut alerts, &state, now);
         remember_sinks(&mut state, &alerts, &stamp, false);
 

@@ -246,6 +246,85 @@ impl Silences {
     }
 }
 
+/// A silence about to end is reminded of this long before its end (once)...
+pub(crate) const REMIND_BEFORE_END_S: i64 = 15 * 60;
+/// ... when it lasts at least this long.
+const REMIND_MIN_LENGTH_S: i64 = 3600;
+/// A silence in force this long is reminded of (once): it may have been forgotten.
+pub(crate) const REMIND_LONG_S: i64 = 7 * 86_400;
+
+/// Which reminder a one-off silence is due at `now`, if any: `ending` (it ends within 15
+/// minutes, and lasts an hour or more) or `long` (in force for 7 days).
+fn reminder_due(s: &Silence, now: OffsetDateTime) -> Option<&'static str> {
+    if s.recur.recurs() || !s.active(now) {
+        return None;
+    }
+    let (start, end) = s.window()?;
+    let (left, length, age) =
+        ((end - now).whole_seconds(), (end - start).whole_seconds(), (now - start).whole_seconds());
+    if age >= REMIND_LONG_S && !s.reminded.iter().any(|r| r == "long") {
+        return Some("long");
+    }
+    if left <= REMIND_BEFORE_END_S && length >= REMIND_MIN_LENGTH_S && !s.reminded.iter().any(|r| r == "ending") {
+        return Some("ending");
+    }
+    None
+}
+
+/// The reminders due at `now` about silences (each once), as `info` alerts; unless
+/// `dry_run`, marked as sent in the file (under its lock).
+pub(crate) fn reminders(path: &Path, file: &Silences, now: OffsetDateTime, dry_run: bool) -> Result<Vec<Alert>> {
+    if !file.silences.iter().any(|s| reminder_due(s, now).is_some()) {
+        return Ok(Vec::new());
+    }
+    let stamp = clock::fmt_ts(now);
+    let make = |s: &Silence, what: &str| -> Alert {
+        let ms: Vec<String> = s.matchers.iter().map(ToString::to_string).collect();
+        let why = if s.why.is_empty() { String::new() } else { format!(" ({})", s.why) };
+        let left = s.window().map(|(_, e)| clock::human_duration((e - now).whole_seconds().max(0) as u64));
+        let (title, message) = match what {
+            "ending" => (
+                format!("Silence {} ends soon", s.id),
+                format!(
+                    "silence {} [{}]{why} ends at {} (in {}): what it holds will alert again",
+                    s.id,
+                    ms.join(" "),
+                    s.ends_at,
+                    left.unwrap_or_default()
+                ),
+            ),
+            _ => (
+                format!("Silence {} in force for 7 days", s.id),
+                format!(
+                    "silence {} [{}]{why} has held alerts since {} and runs until {}: is it still wanted? (notify silence expire {})",
+                    s.id,
+                    ms.join(" "),
+                    s.starts_at,
+                    s.ends_at,
+                    s.id
+                ),
+            ),
+        };
+        let mut a =
+            Alert::new(&format!("silence:{}:{what}", s.id), crate::record::Level::Info, &title, &message, &stamp);
+        a.extra.insert("silence".into(), serde_json::json!({"id": s.id, "reminder": what}));
+        a
+    };
+    if dry_run {
+        return Ok(file.silences.iter().filter_map(|s| reminder_due(s, now).map(|w| make(s, w))).collect());
+    }
+    store::update_json(path, store::kinds::NOTIFY_SMALL, store::Perm::Private, |f: &mut Silences| {
+        let mut out = Vec::new();
+        for s in &mut f.silences {
+            if let Some(what) = reminder_due(s, now) {
+                out.push(make(s, what));
+                s.reminded.push(what.to_string());
+            }
+        }
+        Ok(out)
+    })
+}
+
 /// Add a silence under the file's lock; returns it.
 pub(crate) fn add(path: &Path, mut s: Silence, now: OffsetDateTime) -> Result<Silence> {
     store::update_json(path, store::kinds::NOTIFY_SMALL, store::Perm::Private, |file: &mut Silences| {
