@@ -37,7 +37,10 @@ use crate::record::Level;
   rollup --days 7 --format text | notify send - --topic weekly-digest
   notify send \"Disk low on db1\" --level warning --topic disk
   notify silence add --match name=api --for 2h --why deploy
+  notify silence add --match name=db --every 'sun 02:00-04:00' --tz Europe/Berlin
   notify silence list
+  notify ack check:db --for 4h --by alice       no reminders or escalation for 4 hours
+  notify state                                  incidents, acknowledgements, escalation
   probe | notify --dry-run --format text        show what would be sent
   probe --watch | recover --follow | notify --follow --group-wait 10
                                                 resident: send as things fail"
