@@ -335,3 +335,84 @@ fn a_silence_about_to_end_or_in_force_for_a_week_is_reminded_once() {
     tick("2026-11-30T11:00:00Z");
     assert_eq!(texts().len(), 2, "once");
 }
+
+#[test]
+fn a_telegram_button_or_reply_acknowledges_and_the_other_sinks_are_told() {
+    let (server, got) = hook();
+    let tg = FakeTelegram::start();
+    let w = Workdir::new("notify-tg-ack");
+    let mut alerting = tg_alerting(&tg);
+    alerting["telegram_acks"] = json!(true);
+    alerting["webhook_url"] = json!(server.url("/"));
+    alerting["rate_limit_seconds"] = json!(0);
+    w.write("home/config/services.json", crate::util::json(&json!({"services": [], "alerting": alerting})));
+    let both = format!("{}{}", check("db", "down", "refused"), check("api", "down", "refused"));
+    notify(&w, "2026-11-23T10:00:00Z").stdin(&both).run().code(0);
+    let first = tg.sent()[0].clone();
+    let markup = first.reply_markup.clone().expect("the alert carries buttons");
+    let rows = markup["inline_keyboard"].as_array().unwrap().clone();
+    let labels: Vec<&str> = rows.iter().map(|r| r[0]["text"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["Acknowledge db", "Acknowledge api"]);
+    let chat = json!({"id": super::telegram::CHAT, "title": "ops", "type": "supergroup"});
+    let bot = json!({"id": 123456789, "is_bot": true, "first_name": "pitcrew", "username": "pitcrew_test_bot"});
+    let message = json!({"message_id": first.message_id, "from": bot, "chat": chat, "date": 1_795_000_000,
+        "text": first.text, "reply_markup": markup});
+    // Alice presses db's button; someone in another chat presses one too; Bob replies /ack.
+    tg.push_update(json!({"callback_query": {"id": "4242", "chat_instance": "-77",
+        "from": {"id": 77, "is_bot": false, "first_name": "Alice", "username": "alice"},
+        "message": message, "data": rows[0][0]["callback_data"]}}));
+    let mut elsewhere = message.clone();
+    elsewhere["chat"]["id"] = json!(-100999);
+    tg.push_update(json!({"callback_query": {"id": "4343", "chat_instance": "-78",
+        "from": {"id": 78, "is_bot": false, "first_name": "Mallory"}, "message": elsewhere, "data": rows[1][0]["callback_data"]}}));
+    let last = tg.push_update(json!({"message": {"message_id": 90, "date": 1_795_000_100, "chat": chat,
+        "from": {"id": 79, "is_bot": false, "first_name": "Bob"}, "text": "/ack", "reply_to_message": message}}));
+    let r = notify(&w, "2026-11-23T10:05:00Z").stdin(&both).run();
+    r.code(0);
+    assert_eq!(tg.answers(), [("4242".to_string(), "Acknowledged: db".to_string())]);
+    let texts: Vec<String> = got.lock().unwrap().iter().map(|b| b["text"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[1].contains("acknowledged by @alice") && texts[1].contains("acknowledged by Bob"), "{texts:?}");
+    assert_eq!(tg.sent().len(), 1, "Telegram, where it came from, is not told again");
+    // An hour later: no reminders for either.
+    let r = notify(&w, "2026-11-23T11:05:00Z").stdin(&both).run();
+    assert!(r.kind("alert").is_empty(), "{r:?}");
+    assert_eq!(tg.polls().last().unwrap(), &Some(last + 1), "updates are confirmed");
+    let state = notify(&w, "2026-11-23T11:06:00Z").arg("state").run();
+    let by: Vec<(String, String)> = state
+        .kind("notify_state")
+        .iter()
+        .map(|s| (s["subject"].as_str().unwrap().to_string(), s["acked_by"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert_eq!(by, [("check:api".to_string(), "Bob".to_string()), ("check:db".into(), "@alice".into())]);
+    let history = std::fs::read_to_string(w.path("home/state/alerts/2026-11-23.jsonl")).unwrap();
+    assert_eq!(history.matches("\"via\":\"telegram\"").count(), 2);
+}
+
+#[test]
+fn a_gitea_comment_ack_on_the_incident_issue_acknowledges_it() {
+    let (server, got) = hook();
+    let g = super::gitea::FakeGitea::start(&[]);
+    let mut alerting = super::gitea_alerting(&g, false);
+    alerting["gitea_acks"] = json!(true);
+    alerting["webhook_url"] = json!(server.url("/"));
+    alerting["rate_limit_seconds"] = json!(0);
+    let w = setup("notify-gitea-ack", alerting);
+    let db = check("db", "down", "refused");
+    notify(&w, "2026-11-23T10:00:00Z").stdin(&db).run().code(0);
+    assert_eq!(g.issues().len(), 1);
+    g.comment_as(1, "dave", "looking at the graphs");
+    g.comment_as(1, "carol", "/ack restoring from backup");
+    let r = notify(&w, "2026-11-23T10:05:00Z").stdin(&db).run();
+    r.code(0);
+    let texts: Vec<String> = got.lock().unwrap().iter().map(|b| b["text"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[1].contains("db is failing: acknowledged by carol"), "{texts:?}");
+    // An hour later: no reminder; the comment is not read as a new acknowledgement again.
+    let r = notify(&w, "2026-11-23T11:05:00Z").stdin(&db).run();
+    assert!(r.kind("alert").is_empty(), "{r:?}");
+    assert_eq!(got.lock().unwrap().len(), 2);
+    let history = std::fs::read_to_string(w.path("home/state/alerts/2026-11-23.jsonl")).unwrap();
+    assert_eq!(history.matches("\"via\":\"gitea\"").count(), 1, "{history}");
+    assert!(history.contains("\"by\":\"carol\""));
+}

@@ -112,8 +112,21 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let max_subjects = max_subjects(&config)?;
     let escalation = escalate::Escalation::from_config(&config.alerting.raw, &config.path.display().to_string())
         .map_err(Error::config)?;
-    let mut engine =
-        Engine { sinks, policy, sink_repeat, dry_run: cli.dry_run, files, diag, clock, max_subjects, escalation };
+    let polls_acks = ["telegram_acks", "gitea_acks"]
+        .iter()
+        .any(|k| config.alerting.raw.get(*k).and_then(Value::as_bool).unwrap_or(false));
+    let mut engine = Engine {
+        sinks,
+        policy,
+        sink_repeat,
+        dry_run: cli.dry_run,
+        files,
+        diag,
+        clock,
+        max_subjects,
+        escalation,
+        polls_acks,
+    };
     match &cli.cmd {
         Some(Cmd::Ack(a)) => return engine.ack_cmd(&cli, a, out),
         Some(Cmd::State) => return engine.state_cmd(&cli, out),
@@ -277,6 +290,8 @@ pub(crate) struct Engine<'a> {
     pub max_subjects: usize,
     /// `alerting.escalate`.
     pub escalation: escalate::Escalation,
+    /// Some sink reads acknowledgements (`telegram_acks`, `gitea_acks`).
+    pub polls_acks: bool,
 }
 
 impl Engine<'_> {
@@ -330,11 +345,20 @@ impl Engine<'_> {
             remember_sinks(&mut state, &report.retried, &stamp, true);
         }
 
+        // Acknowledgements given through the sinks since the last run, before deciding
+        // (an incident acknowledged now gets no reminder now).
+        let (ack_events, ack_notes) = if saving { self.take_acks(&mut state, now) } else { Default::default() };
+        if !ack_events.is_empty() {
+            if let Err(e) = crate::history::append(&self.files.history, now, &ack_events) {
+                self.diag.warn(format_args!("{e}; the alert history misses this run's acknowledgements"));
+            }
+        }
         let decision = state::evaluate(&mut state, &mut rates, input, &silences, self.policy, now);
         if let Some(w) = state.bound(self.max_subjects).message(&self.files.state, self.max_subjects) {
             self.diag.warn(w);
         }
         let mut alerts = decision.alerts;
+        alerts.extend(ack_notes);
         alerts.extend(self.escalation.due(&mut state, &silences, now));
         if saving || self.dry_run {
             match silence::reminders(&self.files.silences, &silences, now, self.dry_run) {
