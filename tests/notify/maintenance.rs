@@ -416,3 +416,44 @@ fn a_gitea_comment_ack_on_the_incident_issue_acknowledges_it() {
     assert_eq!(history.matches("\"via\":\"gitea\"").count(), 1, "{history}");
     assert!(history.contains("\"by\":\"carol\""));
 }
+
+#[test]
+#[ignore = "slow: waits for the resident poll and the escalation timer (about 12 s)"]
+fn follow_reads_telegram_buttons_and_escalates_on_its_own() {
+    let (server, got) = hook();
+    let tg = FakeTelegram::start();
+    let w = Workdir::new("notify-follow-escalate");
+    let pages = w.path("pages.txt");
+    let mut alerting = tg_alerting(&tg);
+    alerting["telegram_acks"] = json!(true);
+    alerting["webhook_url"] = json!(server.url("/"));
+    alerting["exec"] = json!(["sh", "-c", format!("cat >> '{}'; echo ---- >> '{}'", pages.display(), pages.display())]);
+    alerting["rate_limit_seconds"] = json!(0);
+    alerting["escalate"] = json!([{"after": "2s", "to": "exec"}]);
+    w.write("home/config/services.json", crate::util::json(&json!({"services": [], "alerting": alerting})));
+    let mut f = crate::recover::Follower::start(w.tool("notify").args(["--follow", "--group-wait", "0.5"]));
+    let live = |n: &str| {
+        format!("{}\n", json!({"kind": "check", "name": n, "type": "url", "status": "down", "detail": "refused"}))
+    };
+    f.send(&format!("{}{}", live("db"), live("api")));
+    f.until(20.0, |v| v["kind"] == "alert" && v["subject"] == "check:api");
+    let first = tg.sent()[0].clone();
+    let markup = first.reply_markup.clone().unwrap();
+    let api = markup["inline_keyboard"][1][0]["callback_data"].clone();
+    let chat = json!({"id": super::telegram::CHAT, "type": "supergroup"});
+    tg.push_update(json!({"callback_query": {"id": "77", "chat_instance": "-1",
+        "from": {"id": 5, "is_bot": false, "first_name": "Eve", "username": "eve"},
+        "message": {"message_id": first.message_id, "chat": chat, "date": 1_795_000_000, "text": first.text}, "data": api}}));
+    // The resident notify reads the button on its own, and pages db (not api) on its own.
+    let paged = f.until(40.0, |v| v["kind"] == "alert" && v["escalation"] == 1);
+    assert_eq!(paged.last().unwrap()["subject"], "check:db");
+    assert_eq!(tg.answers(), [("77".to_string(), "Acknowledged: api".to_string())]);
+    assert!(crate::util::wait_until(10.0, || std::fs::read_to_string(&pages).is_ok_and(|p| p.contains("----"))));
+    f.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, err) = f.wait(10.0);
+    assert_eq!(code, Some(0), "{err}");
+    let p = std::fs::read_to_string(&pages).unwrap();
+    assert_eq!(p.matches("----").count(), 1, "{p}");
+    assert!(p.contains("db") && !p.contains("api"), "{p}");
+    assert!(got.lock().unwrap().iter().any(|b| b["text"].as_str().unwrap_or("").contains("acknowledged by @eve")));
+}
