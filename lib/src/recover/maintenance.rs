@@ -9,7 +9,7 @@ use std::io::Write;
 use time::OffsetDateTime;
 
 use super::{Book, Outcome, Recover};
-use crate::calendar::maintenance;
+use crate::calendar::maintenance::{self, Window};
 use crate::clock;
 use crate::config::Service;
 use crate::entry::Diag;
@@ -22,19 +22,27 @@ fn service_says_still(svc: &Service) -> bool {
 }
 
 impl Recover<'_> {
-    /// The window recover stands still in for this service now: why, and until when.
-    pub(super) fn maintenance(&self, svc: &Service, diag: &Diag) -> Option<(String, OffsetDateTime)> {
-        let dir = self.settings.silences_dir.as_ref()?;
-        let (windows, warnings) = match maintenance::load(dir) {
-            Ok(w) => w,
+    /// The maintenance windows (read once per walk; a file that cannot be read is said and
+    /// stops no restart).
+    pub(super) fn windows(&self, diag: &Diag) -> Vec<Window> {
+        let Some(dir) = self.settings.silences_dir.as_ref() else { return Vec::new() };
+        match maintenance::load(dir) {
+            Ok((windows, warnings)) => {
+                for w in warnings {
+                    diag.warn(w);
+                }
+                windows
+            }
             Err(e) => {
                 diag.warn(format_args!("{e}; maintenance windows are not known"));
-                return None;
+                Vec::new()
             }
-        };
-        for w in warnings {
-            diag.warn(w);
         }
+    }
+
+    /// The window recover stands still in for this service now, of `windows`: why, and until
+    /// when.
+    pub(super) fn standing_still(&self, windows: &[Window], svc: &Service) -> Option<(String, OffsetDateTime)> {
         let now = self.clock.now();
         let own = service_says_still(svc);
         windows.iter().filter(|w| w.covers(&svc.name)).find_map(|w| {
@@ -42,6 +50,11 @@ impl Recover<'_> {
             let (_, end) = w.in_force(now).filter(|_| still)?;
             Some((format!("in a maintenance window ({}) until {}", w.label(), clock::fmt_ts(end)), end))
         })
+    }
+
+    /// The window recover stands still in for this service now (the file read afresh).
+    pub(super) fn maintenance(&self, svc: &Service, diag: &Diag) -> Option<(String, OffsetDateTime)> {
+        self.standing_still(&self.windows(diag), svc)
     }
 
     /// Report a service left alone in a maintenance window.

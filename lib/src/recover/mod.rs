@@ -290,6 +290,8 @@ impl<'a> Recover<'a> {
         let config = self.config;
         let mut restarted: HashSet<&str> = HashSet::new();
         let mut affected: HashSet<&str> = HashSet::new();
+        // The maintenance windows, read when the first service that could be restarted is met.
+        let mut windows = None;
         for i in restart_order(&config.services) {
             let svc = &config.services[i];
             let name = svc.name.as_str();
@@ -324,7 +326,8 @@ impl<'a> Recover<'a> {
                 continue;
             };
             let policy = Policy::of(restart);
-            if let Some((why, _)) = self.maintenance(svc, diag) {
+            let windows = windows.get_or_insert_with(|| self.windows(diag));
+            if let Some((why, _)) = self.standing_still(windows, svc) {
                 if let Some(c) = recheck.take() {
                     self.emit_check(out, &c)?;
                 }
