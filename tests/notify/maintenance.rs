@@ -457,3 +457,43 @@ fn follow_reads_telegram_buttons_and_escalates_on_its_own() {
     assert!(p.contains("db") && !p.contains("api"), "{p}");
     assert!(got.lock().unwrap().iter().any(|b| b["text"].as_str().unwrap_or("").contains("acknowledged by @eve")));
 }
+
+#[test]
+fn a_bad_escalation_policy_or_calendar_is_named_and_loses_nothing() {
+    let w = setup("notify-bad-escalate", json!({"escalate": [{"after": "15m", "to": ["pager"]}]}));
+    let r = notify(&w, "2026-11-23T10:00:00Z").stdin(check("db", "down", "x")).run();
+    r.code(2);
+    r.stderr_has("alerting.escalate[0].to: 'pager' is not a sink");
+    // A calendar whose zone is gone: said, holds nothing, and the one-off silence beside it works.
+    let w = setup("notify-bad-calendar", json!({}));
+    w.write(
+        "home/state/silences.json",
+        crate::util::json(&json!({"next_id": 2, "silences": [
+            {"id": 1, "matchers": [{"key": "name", "value": "db"}], "starts_at": "2026-11-01T00:00:00Z", "ends_at": "",
+             "every": "daily 00:00-24:00", "tz": "Mars/Olympus_Mons"},
+            {"id": 2, "matchers": [{"key": "name", "value": "api"}], "starts_at": "2026-11-01T00:00:00Z",
+             "ends_at": "2026-12-01T00:00:00Z"}]})),
+    );
+    let list = notify(&w, "2026-11-23T10:00:00Z").args(["silence", "list"]).run();
+    let bad = list.kind("silence").into_iter().find(|s| s["id"] == 1).unwrap();
+    assert_eq!(bad["state"], "invalid");
+    assert!(bad["error"].as_str().unwrap().contains("unknown time zone 'Mars/Olympus_Mons'"), "{bad}");
+    let r = notify(&w, "2026-11-23T10:00:00Z")
+        .stdin(format!("{}{}", check("db", "down", "x"), check("api", "down", "x")))
+        .run();
+    r.code(0);
+    r.stderr_has("silence 1: unknown time zone 'Mars/Olympus_Mons'");
+    let held: Vec<(String, Option<String>)> = r
+        .kind("alert")
+        .iter()
+        .filter(|a| a["subject"].is_string())
+        .map(|a| (a["subject"].as_str().unwrap().to_string(), a["suppressed"].as_str().map(String::from)))
+        .collect();
+    assert_eq!(held, [("check:db".to_string(), None), ("check:api".into(), Some("silenced".into()))]);
+    let db = json!({"name": "db", "type": "port", "port": crate::util::closed_port(), "verify_delay_seconds": 0,
+        "restart_command": "true"});
+    w.write("home/config/services.json", crate::util::json(&json!({"services": [db], "disk_check": false})));
+    let rec = w.tool("recover").args(["--now", "2026-11-23T10:00:00Z"]).stdin(check("db", "down", "x")).run();
+    rec.stderr_has("silence 1: unknown time zone 'Mars/Olympus_Mons'").stderr_has("; left out");
+    assert_ne!(rec.named("recovery", "db")["outcome"], "skipped", "a broken calendar stops no restart");
+}

@@ -397,6 +397,15 @@ impl Engine<'_> {
                 Silences::default()
             }
         };
+        for s in &silences.silences {
+            if let Some(e) = &s.invalid {
+                self.diag.warn(format_args!(
+                    "{}: silence {}: {e}; it holds nothing",
+                    self.files.silences.display(),
+                    s.id
+                ));
+            }
+        }
         (rates, silences)
     }
 
