@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the real programs the integration tests run against, from Debian's packages:
 # jq, shellcheck, monitoring-plugins, Prometheus' promtool, Alertmanager, headless Chromium,
-# systemd-analyze, git, Debian's cron (the example crontab runs under it), hyperfine and wrk
-# for the benchmarks, and aiosmtpd (the tests' SMTP server); then Apprise from PyPI in a venv
-# of its own, linked as /usr/local/bin/apprise. Idempotent; needs root or sudo.
+# systemd-analyze, git, Debian's cron (the example crontab runs under it), tzdata (the time zones
+# of maintenance windows), hyperfine and wrk for the benchmarks, and aiosmtpd (the tests' SMTP
+# server); then Apprise from PyPI in a venv of its own, linked as /usr/local/bin/apprise.
+# Idempotent; needs root or sudo.
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,7 @@ packages=(
     chromium
     systemd
     cron
+    tzdata
     hyperfine time wrk
     python3-venv python3-aiosmtpd
 )

@@ -13,7 +13,7 @@ const BOXES: [(&str, &[&str]); 5] = [
     ("base", &["error", "json", "util", "diag", "clock"]),
     ("files", &["store"]),
     ("formats", &["ndjson", "record"]),
-    ("services", &["check", "config", "restart", "history"]),
+    ("services", &["check", "config", "restart", "history", "calendar"]),
     ("set-up", &["entry", "cli", "docs"]),
 ];
 

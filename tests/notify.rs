@@ -6,6 +6,7 @@ pub mod apprise;
 pub mod chat;
 pub mod email;
 pub mod gitea;
+mod maintenance;
 pub mod telegram;
 
 use std::sync::{Arc, Mutex};

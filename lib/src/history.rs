@@ -62,6 +62,9 @@ pub enum Event {
     Resolved,
     /// A sink took an alert from the outbox, later than it was raised.
     Delivered,
+    /// Sent to the next level of the escalation policy (`alerting.escalate`): nobody had
+    /// acknowledged it.
+    Paged,
 }
 
 impl Event {
@@ -74,6 +77,7 @@ impl Event {
             Event::Silenced => "silenced",
             Event::Resolved => "resolved",
             Event::Delivered => "delivered",
+            Event::Paged => "paged",
         }
     }
 }

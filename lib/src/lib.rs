@@ -11,6 +11,7 @@
 //! [`history`] (the alert and restart histories), [`check`] (the check engine probe, recover,
 //! tickmon and cellscan share).
 
+pub mod calendar;
 pub mod check;
 pub mod cli;
 pub mod clock;

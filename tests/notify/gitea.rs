@@ -2,7 +2,8 @@
 //! `GET/POST /api/v1/repos/{owner}/{repo}/labels` (paged, at most 50 a page), `GET
 //! .../issues?state=&type=&q=&limit=`, `POST .../issues` (`labels` is a list of ids: names are
 //! a 422 `{"message":"[]: json: cannot unmarshal string ...","url":...}` as Gitea's binding
-//! answers), `POST .../issues/{n}/comments`, `PATCH .../issues/{n}`. A wrong token is a 401
+//! answers), `POST .../issues/{n}/comments`, `GET .../issues/{n}/comments` (Gitea's comment
+//! objects, with their author's `user.login`), `PATCH .../issues/{n}`. A wrong token is a 401
 //! `{"message":"user does not exist ...","url":...}`, none on a write a 401 "token is
 //! required", an unknown repository a 404.
 
@@ -23,6 +24,8 @@ pub struct Issue {
     pub state: String,
     pub labels: Vec<u64>,
     pub comments: Vec<String>,
+    /// Each comment's author (`ops-bot` for what notify wrote).
+    pub authors: Vec<String>,
 }
 
 #[derive(Default)]
@@ -62,6 +65,14 @@ impl FakeGitea {
 
     pub fn url(&self) -> String {
         self.server.url("")
+    }
+
+    /// A person comments on issue `number` (in Gitea's web interface).
+    pub fn comment_as(&self, number: u64, login: &str, body: &str) {
+        let mut s = self.state.lock().unwrap();
+        let i = s.issues.iter_mut().find(|i| i.number == number).unwrap();
+        i.comments.push(body.to_string());
+        i.authors.push(login.to_string());
     }
 
     pub fn issues(&self) -> Vec<Issue> {
@@ -109,6 +120,15 @@ fn query(url: &str) -> Vec<(String, String)> {
             (dec(k), dec(v))
         })
         .collect()
+}
+
+/// A comment as Gitea gives it; ids are unique in the repository.
+fn comment_json(number: u64, k: usize, login: &str, body: &str, server: &str) -> Value {
+    let id = number * 1000 + k as u64 + 1;
+    json!({"id": id, "html_url": format!("{server}/{REPO}/issues/{number}#issuecomment-{id}"), "pull_request_url": "",
+           "issue_url": format!("{server}/{REPO}/issues/{number}"), "user": {"id": 1, "login": login},
+           "original_author": "", "original_author_id": 0, "body": body, "assets": [],
+           "created_at": "2026-11-23T10:00:00Z", "updated_at": "2026-11-23T10:00:00Z"})
 }
 
 fn handle(st: &Mutex<GiteaState>, req: &Seen) -> Reply {
@@ -205,6 +225,7 @@ fn handle(st: &Mutex<GiteaState>, req: &Seen) -> Reply {
                 state: "open".into(),
                 labels: ids,
                 comments: Vec::new(),
+                authors: Vec::new(),
             };
             let v = issue_json(&issue, &s, &server);
             s.issues.push(issue);
@@ -218,14 +239,22 @@ fn handle(st: &Mutex<GiteaState>, req: &Seen) -> Reply {
                 return err(&server, 404, "The target couldn't be found.");
             };
             i.comments.push(text.to_string());
-            let id = i.comments.len();
-            Reply::json(
-                201,
-                &json!({"id": id, "html_url": format!("{server}/{REPO}/issues/{n}#issuecomment-{id}"), "pull_request_url": "",
-                        "issue_url": format!("{server}/{REPO}/issues/{n}"), "user": {"id": 1, "login": "ops-bot"},
-                        "original_author": "", "original_author_id": 0, "body": text, "assets": [],
-                        "created_at": "2026-11-23T10:00:00Z", "updated_at": "2026-11-23T10:00:00Z"}),
-            )
+            i.authors.push("ops-bot".into());
+            let (number, k) = (i.number, i.comments.len() - 1);
+            Reply::json(201, &comment_json(number, k, "ops-bot", text, &server))
+        }
+        ("GET", ["issues", n, "comments"]) => {
+            let Some(i) = s.issues.iter().find(|i| n.parse() == Ok(i.number)) else {
+                return err(&server, 404, "The target couldn't be found.");
+            };
+            let list: Vec<Value> = i
+                .comments
+                .iter()
+                .zip(&i.authors)
+                .enumerate()
+                .map(|(k, (body, who))| comment_json(i.number, k, who, body, &server))
+                .collect();
+            Reply::json(200, &Value::Array(list))
         }
         ("PATCH", ["issues", n]) => {
             let Some(idx) = s.issues.iter().position(|i| n.parse() == Ok(i.number)) else {

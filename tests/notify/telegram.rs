@@ -3,7 +3,11 @@
 //! `parameters.retry_after` on 429 and `parameters.migrate_to_chat_id` for a migrated group.
 //! It parses HTML the way the Bot API's HTML mode does (its tags, `&lt;`/`&gt;`/`&amp;`/`&quot;`
 //! and numeric entities; any other `<` is "can't parse entities"), and counts the text's
-//! length after parsing in UTF-16 code units against the 4096 limit.
+//! length after parsing in UTF-16 code units against the 4096 limit. It keeps an inline
+//! keyboard (`reply_markup`) with the message, and answers `getUpdates` (the updates queued
+//! with [`FakeTelegram::push_update`], each with its `update_id`; an `offset` confirms and drops
+//! those before it, as the Bot API does) and `answerCallbackQuery` (`true` for a query it
+//! delivered and not yet answered, else "query is too old ... or query ID is invalid").
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -24,6 +28,9 @@ pub struct Sent {
     pub text: String,
     pub parse_mode: Option<String>,
     pub bold: Vec<String>,
+    /// The inline keyboard sent with it.
+    pub reply_markup: Option<Value>,
+    pub message_id: i64,
 }
 
 /// A scripted answer for the next request.
@@ -44,6 +51,14 @@ pub struct TgState {
     pub migrated: Option<(i64, i64)>,
     /// While set, every request is a 502 from the front (Telegram down).
     pub down: bool,
+    /// Updates not confirmed yet, and the next update_id.
+    pub updates: Vec<Value>,
+    pub next_update: i64,
+    /// Callback queries delivered and not answered; the answers given `(id, text)`.
+    pub open_queries: Vec<String>,
+    pub answers: Vec<(String, String)>,
+    /// The `getUpdates` calls, with their `offset`.
+    pub polls: Vec<Option<i64>>,
 }
 
 pub struct FakeTelegram {
@@ -80,6 +95,24 @@ impl FakeTelegram {
         self.state.lock().unwrap().down = down;
     }
 
+    /// Queue an update (`{"callback_query": ...}` or `{"message": ...}`); returns its id.
+    pub fn push_update(&self, mut u: Value) -> i64 {
+        let mut s = self.state.lock().unwrap();
+        s.next_update += 1;
+        let id = 700_000 + s.next_update;
+        u["update_id"] = json!(id);
+        s.updates.push(u);
+        id
+    }
+
+    pub fn answers(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().answers.clone()
+    }
+
+    pub fn polls(&self) -> Vec<Option<i64>> {
+        self.state.lock().unwrap().polls.clone()
+    }
+
     pub fn script(&self, n: Next) {
         self.state.lock().unwrap().script.push_back(n);
     }
@@ -98,13 +131,48 @@ fn handle(st: &Mutex<TgState>, req: &Seen) -> Reply {
     if token != TOKEN {
         return error(401, "Unauthorized", None);
     }
+    let body: Value = match serde_json::from_str(&req.body) {
+        Ok(v) => v,
+        Err(_) if method.eq_ignore_ascii_case("getUpdates") => json!({}),
+        Err(_) => return error(400, "Bad Request: message text is empty", None),
+    };
+    if method.eq_ignore_ascii_case("getUpdates") {
+        let offset = body["offset"].as_i64();
+        s.polls.push(offset);
+        if let Some(o) = offset {
+            s.updates.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= o);
+        }
+        let allowed: Option<Vec<String>> =
+            body["allowed_updates"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect());
+        let result: Vec<Value> = s
+            .updates
+            .iter()
+            .filter(|u| allowed.as_ref().is_none_or(|a| a.iter().any(|k| u.get(k.as_str()).is_some())))
+            .cloned()
+            .collect();
+        for u in &result {
+            if let Some(id) = u["callback_query"]["id"].as_str() {
+                s.open_queries.push(id.to_string());
+            }
+        }
+        return Reply::json(200, &json!({"ok": true, "result": result}));
+    }
+    if method.eq_ignore_ascii_case("answerCallbackQuery") {
+        let id = body["callback_query_id"].as_str().unwrap_or("").to_string();
+        if !s.open_queries.contains(&id) {
+            return error(
+                400,
+                "Bad Request: query is too old and response timeout expired or query ID is invalid",
+                None,
+            );
+        }
+        s.open_queries.retain(|q| *q != id);
+        s.answers.push((id, body["text"].as_str().unwrap_or("").to_string()));
+        return Reply::json(200, &json!({"ok": true, "result": true}));
+    }
     if !method.eq_ignore_ascii_case("sendMessage") {
         return error(404, "Not Found", None);
     }
-    let body: Value = match serde_json::from_str(&req.body) {
-        Ok(v) => v,
-        Err(_) => return error(400, "Bad Request: message text is empty", None),
-    };
     let chat = match &body["chat_id"] {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.parse::<i64>().ok(),
@@ -157,18 +225,36 @@ fn handle(st: &Mutex<TgState>, req: &Seen) -> Reply {
     if text.encode_utf16().count() > 4096 {
         return error(400, "Bad Request: message is too long", None);
     }
-    s.sent.push(Sent { raw, text: text.clone(), parse_mode, bold });
-    let id = s.sent.len();
-    Reply::json(
-        200,
-        &json!({"ok": true, "result": {
-            "message_id": id,
-            "from": {"id": 123456789, "is_bot": true, "first_name": "pitcrew", "username": "pitcrew_test_bot"},
-            "chat": {"id": chat, "title": "ops", "type": "supergroup"},
-            "date": 1_795_000_000,
-            "text": text,
-        }}),
-    )
+    let reply_markup = body.get("reply_markup").cloned();
+    if let Some(m) = &reply_markup {
+        let rows = m["inline_keyboard"].as_array();
+        let ok = rows.is_some_and(|r| {
+            r.iter().all(|row| {
+                row.as_array().is_some_and(|b| {
+                    b.iter().all(|b| {
+                        b["text"].as_str().is_some_and(|t| !t.is_empty())
+                            && b["callback_data"].as_str().is_some_and(|d| (1..=64).contains(&d.len()))
+                    })
+                })
+            })
+        });
+        if !ok {
+            return error(400, "Bad Request: BUTTON_DATA_INVALID", None);
+        }
+    }
+    let id = s.sent.len() as i64 + 1;
+    s.sent.push(Sent { raw, text: text.clone(), parse_mode, bold, reply_markup: reply_markup.clone(), message_id: id });
+    let mut result = json!({
+        "message_id": id,
+        "from": {"id": 123456789, "is_bot": true, "first_name": "pitcrew", "username": "pitcrew_test_bot"},
+        "chat": {"id": chat, "title": "ops", "type": "supergroup"},
+        "date": 1_795_000_000,
+        "text": text,
+    });
+    if let Some(m) = reply_markup {
+        result["reply_markup"] = m;
+    }
+    Reply::json(200, &json!({"ok": true, "result": result}))
 }
 
 const TAGS: &[&str] = &[

@@ -40,7 +40,10 @@ use crate::record::Level;
   rollup --days 7 --format text | notify send - --topic weekly-digest
   notify send \"Disk low on db1\" --level warning --topic disk
   notify silence add --match name=api --for 2h --why deploy
+  notify silence add --match name=db --every 'sun 02:00-04:00' --tz Europe/Berlin
   notify silence list
+  notify ack check:db --for 4h --by alice       no reminders or escalation for 4 hours
+  notify state                                  incidents, acknowledgements, escalation
   probe | notify --dry-run --format text        show what would be sent
   probe --watch | recover --follow | notify --follow --group-wait 10
                                                 resident: send as things fail"
@@ -116,19 +119,34 @@ pub enum Cmd {
     #[command(subcommand)]
     Outbox(OutboxCmd),
 
-    /// Acknowledge alerts still firing: a person is on it, so no reminders until it is back or
-    /// worse (the acknowledgement is kept in the alert history for `rollup incidents`)
+    /// Acknowledge alerts still firing: a person is on it, so no reminders and no escalation
+    /// until it is back, worse, or the --for time ran out; the other sinks are told (the
+    /// acknowledgement is kept in the alert history for `rollup incidents`)
     #[command(after_help = "Examples:
-  notify ack --match name=db --by alice
-  notify ack --match 'subject=check:db-*' --why \"restoring from backup\"")]
+  notify ack check:db --for 4h --by alice
+  notify ack db --why \"restoring from backup\"
+  notify ack --match 'subject=check:db-*' --match team=data")]
     Ack(AckArgs),
+
+    /// Show what notify remembers: per incident its level, since when, the acknowledgement (by,
+    /// until) and the escalation level; per silence its next window
+    State,
 }
 
 #[derive(Debug, Args)]
 pub struct AckArgs {
+    /// A subject (`check:db`) or a name (`db`); * and ? globs (repeatable)
+    #[arg(value_name = "SUBJECT")]
+    pub subjects: Vec<String>,
+
     /// KEY=VALUE or KEY!=VALUE (repeatable; all must hold), as for silences
-    #[arg(long = "match", value_name = "KEY=VALUE", required = true)]
+    #[arg(long = "match", value_name = "KEY=VALUE", required_unless_present = "subjects")]
     pub matchers: Vec<String>,
+
+    /// For how long (90s, 15m, 4h, 1d): reminders and escalation resume after it
+    /// [default: until it is back or worse]
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: Option<String>,
 
     /// Who is on it [default: $USER]
     #[arg(long, value_name = "WHO")]
@@ -164,31 +182,63 @@ fn parse_level(s: &str) -> Result<Level, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum SilenceCmd {
-    /// Add a silence: alerts matching every --match are held until it ends
+    /// Add a silence: alerts matching every --match are held until it ends. One-off (--for),
+    /// or a recurring maintenance window (--every, or --cron with --duration, in --tz)
     #[command(after_help = "Examples:
   notify silence add --match name=api --for 2h --why deploy
   notify silence add --match 'subject=check:db-*' --match level!=critical --for 30m
-  notify silence add --match kind=tick --starts 2026-12-01T22:00:00Z --for 4h --why migration")]
+  notify silence add --match kind=tick --starts 2026-12-01T22:00:00Z --for 4h --why migration
+  notify silence add --match name=db --every 'sun 02:00-04:00' --tz Europe/Berlin --no-recover
+  notify silence add --match name=backup --cron '30 1 * * mon-fri' --duration 1h --tz UTC
+
+A window is measured in wall-clock time: on the nights the clocks change it is an hour shorter
+or longer. A start that does not exist (02:30 when the clocks go forward) moves forward by the
+gap (03:30); one that occurs twice (when they go back) is taken at its first occurrence.")]
     Add {
         /// KEY=VALUE or KEY!=VALUE (repeatable; all must hold). Keys: name, subject, topic,
         /// level, kind, title, status, label, or any label; VALUE may use * and ? globs
         #[arg(long = "match", value_name = "KEY=VALUE", required = true)]
         matchers: Vec<String>,
 
-        /// How long: 90s, 15m, 2h, 1d, 1h30m
-        #[arg(long = "for", value_name = "DURATION")]
-        duration: String,
+        /// How long, for a one-off silence: 90s, 15m, 2h, 1d, 1h30m
+        #[arg(long = "for", value_name = "DURATION", required_unless_present_any = ["every", "cron"], conflicts_with_all = ["every", "cron"])]
+        duration: Option<String>,
 
-        /// When it starts (RFC 3339) [default: now]
+        /// A weekly window: DAYS HH:MM-HH:MM, like 'sun 02:00-04:00', 'mon-fri 22:00-06:00'
+        /// (an end at or before the start is on the next day), 'sat,sun 00:00-24:00'
+        #[arg(long, value_name = "'DAYS HH:MM-HH:MM'", conflicts_with = "cron")]
+        every: Option<String>,
+
+        /// A cron expression (minute hour day month weekday); each start opens a window of
+        /// --duration
+        #[arg(long, value_name = "EXPR", requires = "window_length")]
+        cron: Option<String>,
+
+        /// With --cron: how long each window lasts (90s, 15m, 2h, 1d)
+        #[arg(long = "duration", id = "window_length", value_name = "DURATION", requires = "cron")]
+        window_length: Option<String>,
+
+        /// The time zone of --every and --cron (an IANA name, like Europe/Berlin) [default: UTC]
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+
+        /// When it starts (RFC 3339) [default: now]; for a recurring window, the calendar
+        /// applies from then on
         #[arg(long, value_name = "RFC3339")]
         starts: Option<String>,
+
+        /// Recover does not restart what it matches while it is in force
+        /// (maintenance: {recover: false})
+        #[arg(long)]
+        no_recover: bool,
 
         /// Why (shown by silence list)
         #[arg(long, value_name = "TEXT", default_value = "")]
         why: String,
     },
 
-    /// List silences in force or still to come (--all: expired ones too)
+    /// List silences in force or still to come, with the next window of each (--all: expired
+    /// ones too)
     List {
         /// Include expired silences
         #[arg(long)]

@@ -12,6 +12,9 @@
 //!   `group_interval` after the last message (at once when that is past);
 //! - reminders follow `repeat_interval_seconds` with no input needed: when a subject's
 //!   reminder is due, its last bad record is run again;
+//! - the next level of the escalation policy is run when it is due, with no input needed;
+//! - acknowledgements given in the sinks (`telegram_acks`, `gitea_acks`) are read by every
+//!   run, and every 10 s while nothing else runs;
 //! - what a sink did not take is retried from the outbox after 10 s, doubling to 5 min while
 //!   it keeps failing (and at start when the outbox holds something).
 //!
@@ -48,6 +51,10 @@ pub const RETRY_MAX: Duration = Duration::from_secs(300);
 /// The soonest the next reminder is asked for: a repeat interval shorter than this, or a
 /// reminder held back by a silence or the rate limit, waits this long (no busy loop).
 const REMINDER_FLOOR_MS: i128 = 10_000;
+
+/// How often acknowledgements given in the sinks are read while nothing else runs
+/// (`telegram_acks`, `gitea_acks`).
+pub const ACK_POLL: Duration = Duration::from_secs(10);
 
 /// How long to wait before a run.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +109,8 @@ struct Follower<'e, 'a> {
     retry_wait: Duration,
     /// When a message last went out.
     last_message: Option<Instant>,
+    /// When the sinks are next asked for acknowledgements.
+    poll_due: Option<Instant>,
 }
 
 /// Run until the input ends or a signal says stop. `Ok` on a clean end.
@@ -128,10 +137,14 @@ pub fn run(
         retry_due: (waiting > 0).then(Instant::now),
         retry_wait: RETRY_FIRST,
         last_message: None,
+        poll_due: None,
     };
+    if f.engine.polls_acks && !f.engine.dry_run {
+        f.poll_due = Some(Instant::now() + ACK_POLL);
+    }
     f.learn_state();
     loop {
-        let due = [f.news_due, f.repeat_due, f.retry_due].into_iter().flatten().min();
+        let due = [f.news_due, f.repeat_due, f.retry_due, f.poll_due].into_iter().flatten().min();
         let Some(msg) = input.next(due) else {
             f.flush(out)?;
             continue;
@@ -217,6 +230,9 @@ impl Follower<'_, '_> {
         }
         self.news_due = None;
         let report = self.engine.run(input)?;
+        if self.poll_due.is_some() {
+            self.poll_due = Some(Instant::now() + ACK_POLL);
+        }
         let sent = report.alerts.iter().chain(&report.retried).any(|a| a.suppressed.is_none() && !a.sinks.is_empty());
         if sent {
             self.last_message = Some(Instant::now());
@@ -260,6 +276,18 @@ impl Follower<'_, '_> {
                 Some(Instant::now() + Duration::from_millis(u64::try_from(left).ok()?))
             })
             .min();
+        // The next escalation level due (alerting.escalate) is a run of its own.
+        let escalation_due = state
+            .subjects
+            .values()
+            .filter(|e| e.level.is_some() && e.notified.is_some() && !e.once && !e.acked(now))
+            .filter_map(|e| self.engine.escalation.next_due(e))
+            .filter_map(|(_, at)| {
+                let left = (at - now).whole_milliseconds().max(REMINDER_FLOOR_MS);
+                Some(Instant::now() + Duration::from_millis(u64::try_from(left).ok()?))
+            })
+            .min();
+        self.repeat_due = [self.repeat_due, escalation_due].into_iter().flatten().min();
     }
 
     /// The subjects that get reminders (bad, announced, not acknowledged, seen in this run
@@ -274,7 +302,7 @@ impl Follower<'_, '_> {
                     && e.level.is_some()
                     && e.notified.is_some()
                     && !e.once
-                    && e.acked_by.is_none()
+                    && !e.acked(self.engine.clock.now())
                     && self.bad.contains_key(*k)
             })
             .filter_map(|(k, e)| Some((k, clock::parse_ts(e.last_sent.as_deref()?)?)))

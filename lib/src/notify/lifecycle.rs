@@ -1,6 +1,7 @@
 //! The alert history notify keeps: every alert of a run becomes an event of its incident's
 //! life in `state/alerts/DAY.jsonl` ([`crate::history`]): `fired`, `repeated`, `resolved` for
-//! what was raised, `escalated` for an incident announced again at a worse level,
+//! what was raised, `escalated` for an incident announced again at a worse level, `paged` for one sent to
+//! the next level of the escalation policy,
 //! `acknowledged` for what a person took on (`notify ack`), `silenced` for what a silence held, and `delivered` for what a sink took
 //! from the outbox later; each with the sinks that took it (or not) and when. Alerts held
 //! back for another reason (rate limit, `--after`, a parent down, a duplicate) told nobody
@@ -22,11 +23,16 @@ pub fn events(retried: &[Alert], alerts: &[Alert], stamp: &str) -> Vec<AlertEven
         }
     }
     for a in alerts {
+        // An acknowledgement's announcement: its `acknowledged` event is written where it is taken.
+        if a.extra.contains_key("acknowledged") {
+            continue;
+        }
         let kind = match a.suppressed {
             Some(Suppressed::Silenced) => Event::Silenced,
             Some(_) => continue,
             None if a.is_resolved() => Event::Resolved,
             None if a.repeat => Event::Repeated,
+            None if a.extra.contains_key("escalate_to") => Event::Paged,
             // Worse than the level already announced in the incident.
             None if a.was.is_some() => Event::Escalated,
             None => Event::Fired,

@@ -8,13 +8,16 @@
 //! The lock (`state/notify.json.lock`) is held from the first read of the state to the last
 //! write, so overlapping runs never announce the same thing twice.
 
+pub(crate) mod ack;
 pub mod alert;
 pub(crate) mod cli;
+pub(crate) mod escalate;
 pub(crate) mod follow;
 pub(crate) mod lifecycle;
 pub mod outbox;
 pub mod render;
 pub mod rules;
+pub(crate) mod show;
 pub mod silence;
 pub(crate) mod sinks;
 pub mod state;
@@ -83,7 +86,6 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     match &cli.cmd {
         Some(Cmd::Silence(s)) => return silence_cmd(ctx, &cli, s, &files, &clock),
         Some(Cmd::Outbox(o)) => return outbox_cmd(ctx, &cli, o, &files, &clock),
-        Some(Cmd::Ack(a)) => return ack_cmd(ctx, &cli, a, &files, &clock),
         _ => {}
     }
     let config = set.load_config(false)?;
@@ -108,7 +110,28 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     };
     let sink_repeat = sink_repeat_intervals(&config);
     let max_subjects = max_subjects(&config)?;
-    let mut engine = Engine { sinks, policy, sink_repeat, dry_run: cli.dry_run, files, diag, clock, max_subjects };
+    let escalation = escalate::Escalation::from_config(&config.alerting.raw, &config.path.display().to_string())
+        .map_err(Error::config)?;
+    let polls_acks = ["telegram_acks", "gitea_acks"]
+        .iter()
+        .any(|k| config.alerting.raw.get(*k).and_then(Value::as_bool).unwrap_or(false));
+    let mut engine = Engine {
+        sinks,
+        policy,
+        sink_repeat,
+        dry_run: cli.dry_run,
+        files,
+        diag,
+        clock,
+        max_subjects,
+        escalation,
+        polls_acks,
+    };
+    match &cli.cmd {
+        Some(Cmd::Ack(a)) => return engine.ack_cmd(&cli, a, out),
+        Some(Cmd::State) => return engine.state_cmd(&cli, out),
+        _ => {}
+    }
 
     if let Some(input) = input {
         out.set_line_buffered(true);
@@ -265,6 +288,10 @@ pub(crate) struct Engine<'a> {
     pub clock: Clock,
     /// Subjects kept in the state at most.
     pub max_subjects: usize,
+    /// `alerting.escalate`.
+    pub escalation: escalate::Escalation,
+    /// Some sink reads acknowledgements (`telegram_acks`, `gitea_acks`).
+    pub polls_acks: bool,
 }
 
 impl Engine<'_> {
@@ -318,11 +345,27 @@ impl Engine<'_> {
             remember_sinks(&mut state, &report.retried, &stamp, true);
         }
 
+        // Acknowledgements given through the sinks since the last run, before deciding
+        // (an incident acknowledged now gets no reminder now).
+        let (ack_events, ack_notes) = if saving { self.take_acks(&mut state, now) } else { Default::default() };
+        if !ack_events.is_empty() {
+            if let Err(e) = crate::history::append(&self.files.history, now, &ack_events) {
+                self.diag.warn(format_args!("{e}; the alert history misses this run's acknowledgements"));
+            }
+        }
         let decision = state::evaluate(&mut state, &mut rates, input, &silences, self.policy, now);
         if let Some(w) = state.bound(self.max_subjects).message(&self.files.state, self.max_subjects) {
             self.diag.warn(w);
         }
         let mut alerts = decision.alerts;
+        alerts.extend(ack_notes);
+        alerts.extend(self.escalation.due(&mut state, &silences, now));
+        if saving || self.dry_run {
+            match silence::reminders(&self.files.silences, &silences, now, self.dry_run) {
+                Ok(r) => alerts.extend(r),
+                Err(e) => self.diag.warn(format_args!("{e}; the reminders about silences wait for the next run")),
+            }
+        }
         self.deliver(&mut alerts, &state, now);
         remember_sinks(&mut state, &alerts, &stamp, false);
 
@@ -354,6 +397,15 @@ impl Engine<'_> {
                 Silences::default()
             }
         };
+        for s in &silences.silences {
+            if let Some(e) = &s.invalid {
+                self.diag.warn(format_args!(
+                    "{}: silence {}: {e}; it holds nothing",
+                    self.files.silences.display(),
+                    s.id
+                ));
+            }
+        }
         (rates, silences)
     }
 
@@ -366,7 +418,8 @@ impl Engine<'_> {
         let this_run: HashSet<String> = alerts.iter().filter_map(|a| a.subject.clone()).collect();
         let firing = state::still_firing(state, &this_run);
         for s in &mut self.sinks {
-            if let Some(Err(e)) = s.refresh(&firing) {
+            let mine: Vec<Alert> = firing.iter().filter(|a| self.escalation.routes(a, s.name())).cloned().collect();
+            if let Some(Err(e)) = s.refresh(&mine) {
                 self.diag.warn(format_args!("{}: posting the alerts still firing: {e}", s.name()));
             }
         }
@@ -450,7 +503,11 @@ impl Engine<'_> {
         let mut wanted = vec![false; alerts.len()];
         for (sink, every) in self.sinks.iter_mut().zip(intervals) {
             let idx: Vec<usize> = (0..alerts.len())
-                .filter(|&i| alerts[i].suppressed.is_none() && sink.accepts(&alerts[i]))
+                .filter(|&i| {
+                    alerts[i].suppressed.is_none()
+                        && sink.accepts(&alerts[i])
+                        && self.escalation.routes(&alerts[i], sink.name())
+                })
                 .filter(|&i| {
                     wanted[i] = true;
                     due(&alerts[i], sink.name(), every)
@@ -873,13 +930,24 @@ fn silence_cmd(ctx: &mut Ctx, cli: &Cli, cmd: &SilenceCmd, files: &Files, clock:
                 let r = s.record(now);
                 let why = if s.why.is_empty() { String::new() } else { format!(" ({})", s.why) };
                 let ms: Vec<String> = s.matchers.iter().map(ToString::to_string).collect();
+                let when = match (&s.recur.every, &s.recur.cron) {
+                    (Some(e), _) => format!("every '{e}' {}", s.recur.tz.as_deref().unwrap_or("UTC")),
+                    (_, Some(c)) => format!(
+                        "cron '{c}' for {} {}",
+                        s.recur.duration.as_deref().unwrap_or("?"),
+                        s.recur.tz.as_deref().unwrap_or("UTC")
+                    ),
+                    _ => format!("{} .. {}", s.starts_at, s.ends_at),
+                };
+                let next = match (r["next_starts_at"].as_str(), r["next_ends_at"].as_str()) {
+                    (Some(a), Some(b)) => format!(" next {a} .. {b}"),
+                    _ => String::new(),
+                };
                 writeln!(
                     out,
-                    "{:>4}  {:<8} {} .. {}  {}{why}",
+                    "{:>4}  {:<9} {when}{next}  {}{why}",
                     s.id,
                     r["state"].as_str().unwrap_or(""),
-                    s.starts_at,
-                    s.ends_at,
                     ms.join(" ")
                 )?;
                 Ok(())
@@ -887,32 +955,59 @@ fn silence_cmd(ctx: &mut Ctx, cli: &Cli, cmd: &SilenceCmd, files: &Files, clock:
         }
     };
     match cmd {
-        SilenceCmd::Add { matchers, duration, starts, why } => {
+        SilenceCmd::Add { matchers, duration, every, cron, window_length, tz, starts, no_recover, why } => {
             let matchers: Vec<Matcher> = matchers
                 .iter()
                 .map(|m| Matcher::parse(m))
                 .collect::<std::result::Result<_, _>>()
                 .map_err(|e| Error::usage(format!("--match {e}")))?;
-            let d = clock::parse_duration(duration).filter(|d| !d.is_zero()).ok_or_else(|| {
-                Error::usage(format!("--for: '{duration}' is not a duration (90s, 15m, 2h, 1d, 1h30m)"))
-            })?;
             let start = match starts {
                 Some(s) => clock::parse_ts(s)
                     .ok_or_else(|| Error::usage(format!("--starts: '{s}' is not an RFC 3339 time")))?,
                 None => now,
             };
-            let end = clock::add_or_latest(start, d);
-            if end <= now {
-                return Err(Error::usage("silence add: it would end before now"));
-            }
+            let recur = silence::Recurrence {
+                every: every.clone(),
+                cron: cron.clone(),
+                duration: window_length.clone(),
+                tz: tz.clone(),
+            };
+            let ends_at = match duration {
+                Some(duration) => {
+                    if tz.is_some() {
+                        return Err(Error::usage("--tz goes with --every or --cron"));
+                    }
+                    let d = clock::parse_duration(duration).filter(|d| !d.is_zero()).ok_or_else(|| {
+                        Error::usage(format!("--for: '{duration}' is not a duration (90s, 15m, 2h, 1d, 1h30m)"))
+                    })?;
+                    let end = clock::add_or_latest(start, d);
+                    if end <= now {
+                        return Err(Error::usage("silence add: it would end before now"));
+                    }
+                    clock::fmt_ts(end)
+                }
+                None => {
+                    let what = if every.is_some() { "--every" } else { "--cron" };
+                    let schedule = recur.schedule().map_err(|e| Error::usage(format!("{what}: {e}")))?;
+                    if schedule.as_ref().and_then(|s| s.window_at_or_after(start)).is_none() {
+                        return Err(Error::usage(format!("{what}: the window never comes")));
+                    }
+                    String::new()
+                }
+            };
             let s = Silence {
                 id: 0,
                 matchers,
                 starts_at: clock::fmt_ts(start),
-                ends_at: clock::fmt_ts(end),
+                ends_at,
                 why: why.clone(),
                 created_at: clock::fmt_ts(now),
                 created_by: std::env::var("USER").unwrap_or_default(),
+                recur,
+                maintenance: no_recover.then_some(silence::Maintenance { recover: false }),
+                reminded: Vec::new(),
+                schedule: None,
+                invalid: None,
             };
             let s = silence::add(&files.silences, s, now)?;
             show(out, &s)?;
@@ -931,71 +1026,99 @@ fn silence_cmd(ctx: &mut Ctx, cli: &Cli, cmd: &SilenceCmd, files: &Files, clock:
     Ok(Status::Ok)
 }
 
-/// `notify ack`: mark the matching incidents still firing as taken on by a person (no
-/// reminders until they are back or worse) and write each acknowledgement to the alert history.
-/// Exit 1 when nothing matched.
-fn ack_cmd(ctx: &mut Ctx, cli: &Cli, args: &AckArgs, files: &Files, clock: &Clock) -> Result<Status> {
-    let matchers: Vec<Matcher> = args
-        .matchers
-        .iter()
-        .map(|m| Matcher::parse(m))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::usage(format!("--match {e}")))?;
-    let by = args
-        .by
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .map(|b| b.trim().to_string())
-        .filter(|b| !b.is_empty())
-        .ok_or_else(|| Error::usage("ack: say who is on it with --by (USER is not set)"))?;
-    let now = clock.now();
-    let stamp = clock::fmt_ts(now);
-    let mut lock = Lock::for_file(&files.state)?;
-    let _held = lock.acquire()?;
-    let mut state = State::load(&files.state)?;
-    let mut events = Vec::new();
-    for a in state::still_firing(&state, &HashSet::new()) {
-        let Some(key) = a.subject.as_deref() else { continue };
-        if !matchers.iter().all(|m| m.matches(&a)) {
-            continue;
+impl Engine<'_> {
+    /// `notify ack`: mark the matching incidents still firing as taken on by a person (no
+    /// reminders and no escalation until they are back, worse, or `--for` ran out), write
+    /// each acknowledgement to the alert history and announce it through the sinks. Exit 1
+    /// when nothing matched.
+    fn ack_cmd(&mut self, cli: &Cli, args: &AckArgs, out: &mut dyn Write) -> Result<Status> {
+        let matchers: Vec<Matcher> = args
+            .matchers
+            .iter()
+            .map(|m| Matcher::parse(m))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::usage(format!("--match {e}")))?;
+        let subjects: Vec<regex::Regex> = args
+            .subjects
+            .iter()
+            .map(|s| {
+                crate::calendar::maintenance::glob_regex(s)
+                    .ok_or_else(|| Error::usage(format!("ack: '{s}' is not a subject")))
+            })
+            .collect::<Result<_>>()?;
+        let by = args
+            .by
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| Error::usage("ack: say who is on it with --by (USER is not set)"))?;
+        let now = self.clock.now();
+        let until = match &args.duration {
+            None => None,
+            Some(d) => {
+                let d = clock::parse_duration(d)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| Error::usage(format!("--for: '{d}' is not a duration (90s, 15m, 4h, 1d, 1h30m)")))?;
+                Some(clock::add_or_latest(now, d))
+            }
+        };
+        let wanted = |a: &Alert| {
+            let key = a.subject.as_deref().unwrap_or("");
+            matchers.iter().all(|m| m.matches(a))
+                && (subjects.is_empty() || subjects.iter().any(|re| re.is_match(key) || re.is_match(a.name())))
+        };
+        let ack = ack::Ack { by: by.clone(), why: args.why.clone(), until, origin: None };
+        let mut lock = Lock::for_file(&self.files.state)?;
+        let _held = lock.acquire()?;
+        let mut state = State::load(&self.files.state)?;
+        let done = ack::acknowledge(&mut state, &wanted, &ack, now);
+        for (key, who) in &done.already {
+            self.diag.warn(format!("{key}: already acknowledged by {who}"));
         }
-        let Some(entry) = state.subjects.get_mut(key) else { continue };
-        if entry.acked_by.is_some() {
-            ctx.diag.warn(format!(
-                "{key}: already acknowledged by {} at {}",
-                entry.acked_by.as_deref().unwrap_or(""),
-                entry.acked_at.as_deref().unwrap_or("")
-            ));
-            continue;
+        let mut notes = done.announcements;
+        if !done.events.is_empty() && !self.dry_run {
+            state.save(&self.files.state)?;
+            crate::history::append(&self.files.history, now, &done.events)?;
+            self.announce(&mut notes, &state, now)?;
         }
-        entry.acked_by = Some(by.clone());
-        entry.acked_at = Some(stamp.clone());
-        let mut e = crate::history::AlertEvent::new(crate::history::Event::Acknowledged, key, a.name(), &stamp);
-        e.topic.clone_from(&a.topic);
-        e.level = Some(a.level);
-        e.title.clone_from(&a.title);
-        e.since.clone_from(&a.since);
-        e.by = Some(by.clone());
-        if !args.why.is_empty() {
-            e.extra.insert("why".into(), json!(args.why));
+        for e in &done.events {
+            match cli.format {
+                Format::Ndjson => ndjson::write(out, e)?,
+                Format::Text => {
+                    let until = e.extra.get("until").and_then(Value::as_str).map(|u| format!(" until {u}"));
+                    writeln!(
+                        out,
+                        "{} {} ({}): acknowledged by {by}{}",
+                        e.timestamp,
+                        e.subject,
+                        e.name,
+                        until.unwrap_or_default()
+                    )?
+                }
+            }
         }
-        events.push(e);
-    }
-    if !events.is_empty() && !cli.dry_run {
-        state.save(&files.state)?;
-        crate::history::append(&files.history, now, &events)?;
-    }
-    for e in &events {
-        match cli.format {
-            Format::Ndjson => ndjson::write(&mut ctx.out, e)?,
-            Format::Text => writeln!(ctx.out, "{} {} ({}): acknowledged by {by}", e.timestamp, e.subject, e.name)?,
+        if done.events.is_empty() {
+            self.diag.warn("ack: no alert still firing matches");
+            return Ok(Status::Failures);
         }
+        Ok(Status::Ok)
     }
-    if events.is_empty() {
-        ctx.diag.warn("ack: no alert still firing matches");
-        return Ok(Status::Failures);
+
+    /// Send acknowledgements' announcements now, through the sinks they are for; what a sink
+    /// does not take waits in the outbox. Called with the state's lock held.
+    fn announce(&mut self, notes: &mut [Alert], state: &State, now: time::OffsetDateTime) -> Result<()> {
+        if notes.is_empty() {
+            return Ok(());
+        }
+        let stamp = clock::fmt_ts(now);
+        self.deliver(notes, state, now);
+        let waiting = outbox::load(&self.files.outbox, self.diag).unwrap_or_default();
+        let queued = to_queue(notes, &waiting, &stamp);
+        outbox::append(&self.files.outbox, &queued)?;
+        self.warn_undelivered(notes);
+        Ok(())
     }
-    Ok(Status::Ok)
 }
 
 fn outbox_cmd(ctx: &mut Ctx, cli: &Cli, cmd: &OutboxCmd, files: &Files, clock: &Clock) -> Result<Status> {

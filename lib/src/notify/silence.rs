@@ -10,11 +10,13 @@
 
 use std::path::Path;
 
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::alert::Alert;
+use crate::calendar::Schedule;
+pub use crate::calendar::maintenance::{Maintenance, Recurrence};
+use crate::calendar::maintenance::{glob_regex, window_at_or_after};
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::store;
@@ -76,23 +78,8 @@ impl std::fmt::Display for Matcher {
     }
 }
 
-/// A whole-string regular expression for a `*`/`?` glob.
-fn glob_regex(glob: &str) -> Option<Regex> {
-    let mut re = String::with_capacity(glob.len() + 8);
-    re.push('^');
-    for c in glob.chars() {
-        match c {
-            '*' => re.push_str(".*"),
-            '?' => re.push('.'),
-            c => re.push_str(&regex::escape(c.encode_utf8(&mut [0u8; 4]))),
-        }
-    }
-    re.push('$');
-    Regex::new(&re).ok()
-}
-
 /// One silence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Silence {
     pub(crate) id: u64,
     pub(crate) matchers: Vec<Matcher>,
@@ -104,20 +91,55 @@ pub struct Silence {
     pub(crate) created_at: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub(crate) created_by: String,
+    /// A recurring window (`every`, or `cron` with `duration`, in `tz`); `ends_at` is then
+    /// empty until the calendar is ended.
+    #[serde(flatten)]
+    pub(crate) recur: Recurrence,
+    /// `{"recover": false}`: recover stands still for what it matches while it is in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) maintenance: Option<Maintenance>,
+    /// The reminders already sent about it (`ending`, `long`), each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) reminded: Vec<String>,
+    /// The schedule of a recurring window, read once ([`Silence::compile`]).
+    #[serde(skip)]
+    pub(crate) schedule: Option<Schedule>,
+    /// Why a recurring window's schedule cannot be read (it then never applies).
+    #[serde(skip)]
+    pub(crate) invalid: Option<String>,
 }
 
 impl Silence {
+    /// Read the schedule of a recurring window (once, after loading).
+    pub(crate) fn compile(&mut self) {
+        match self.recur.schedule() {
+            Ok(s) => (self.schedule, self.invalid) = (s, None),
+            Err(e) => (self.schedule, self.invalid) = (None, Some(e)),
+        }
+    }
+
     fn window(&self) -> Option<(OffsetDateTime, OffsetDateTime)> {
         Some((clock::parse_ts(&self.starts_at)?, clock::parse_ts(&self.ends_at)?))
     }
 
+    /// The window in force at `now`, else the next one (none: it is over, or unreadable).
+    pub(crate) fn next_window(&self, now: OffsetDateTime) -> Option<(OffsetDateTime, OffsetDateTime)> {
+        if self.recur.recurs() && self.schedule.is_none() {
+            return None;
+        }
+        window_at_or_after(&self.starts_at, &self.ends_at, self.schedule.as_ref(), now)
+    }
+
     /// In force at `now`.
     pub(crate) fn active(&self, now: OffsetDateTime) -> bool {
-        self.window().is_some_and(|(s, e)| s <= now && now < e)
+        self.next_window(now).is_some_and(|(s, e)| s <= now && now < e)
     }
 
     /// Over at `now`.
     pub(crate) fn expired(&self, now: OffsetDateTime) -> bool {
+        if self.recur.recurs() {
+            return !self.ends_at.is_empty() && clock::parse_ts(&self.ends_at).is_none_or(|e| e <= now);
+        }
         self.window().is_none_or(|(_, e)| e <= now)
     }
 
@@ -128,14 +150,20 @@ impl Silence {
 
     /// The `silence` record of `silence list` and `silence add`.
     pub(crate) fn record(&self, now: OffsetDateTime) -> serde_json::Value {
-        let state = if self.active(now) {
+        let next = self.next_window(now);
+        let in_force = next.is_some_and(|(s, e)| s <= now && now < e);
+        let state = if self.invalid.is_some() {
+            "invalid"
+        } else if in_force {
             "active"
         } else if self.expired(now) {
             "expired"
+        } else if self.recur.recurs() {
+            "scheduled"
         } else {
             "pending"
         };
-        serde_json::json!({
+        let mut r = serde_json::json!({
             "kind": "silence",
             "id": self.id,
             "matchers": self.matchers.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -144,8 +172,42 @@ impl Silence {
             "why": self.why,
             "state": state,
             "created_at": self.created_at,
-            "timestamp": clock::fmt_ts(now),
-        })
+        });
+        let m = r.as_object_mut();
+        if let Some(m) = m {
+            for (k, v) in [
+                ("every", &self.recur.every),
+                ("cron", &self.recur.cron),
+                ("duration", &self.recur.duration),
+                ("tz", &self.recur.tz),
+            ] {
+                if let Some(v) = v {
+                    m.insert(k.into(), serde_json::json!(v));
+                }
+            }
+            if self.recur.recurs() || !in_force {
+                if let Some((s, e)) = next {
+                    let zone = self.schedule.as_ref().map(Schedule::zone);
+                    let local = |t: OffsetDateTime| match zone {
+                        Some(z) => {
+                            z.local(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+                        }
+                        None => clock::fmt_ts(t),
+                    };
+                    m.insert("next_starts_at".into(), serde_json::json!(local(s)));
+                    m.insert("next_ends_at".into(), serde_json::json!(local(e)));
+                }
+            }
+            m.insert("in_force".into(), serde_json::json!(in_force));
+            if let Some(mt) = &self.maintenance {
+                m.insert("maintenance".into(), serde_json::json!({"recover": mt.recover}));
+            }
+            if let Some(e) = &self.invalid {
+                m.insert("error".into(), serde_json::json!(e));
+            }
+            m.insert("timestamp".into(), serde_json::json!(clock::fmt_ts(now)));
+        }
+        r
     }
 }
 
@@ -161,7 +223,9 @@ pub struct Silences {
 impl Silences {
     /// Read the file (none yet: no silences).
     pub(crate) fn load(path: &Path) -> Result<Silences> {
-        Ok(store::read_json(path, store::kinds::NOTIFY_SMALL)?.unwrap_or_default())
+        let mut file: Silences = store::read_json(path, store::kinds::NOTIFY_SMALL)?.unwrap_or_default();
+        file.silences.iter_mut().for_each(Silence::compile);
+        Ok(file)
     }
 
     /// The first silence that mutes the alert.
@@ -170,11 +234,95 @@ impl Silences {
     }
 
     fn prune(&mut self, now: OffsetDateTime) {
-        self.silences.retain(|s| match s.window() {
-            Some((_, end)) => (now - end).whole_seconds() < KEEP_EXPIRED_S,
-            None => false,
+        self.silences.retain(|s| {
+            if s.recur.recurs() && s.ends_at.is_empty() {
+                return true;
+            }
+            match clock::parse_ts(&s.ends_at) {
+                Some(end) => (now - end).whole_seconds() < KEEP_EXPIRED_S,
+                None => false,
+            }
         });
     }
+}
+
+/// A silence about to end is reminded of this long before its end (once)...
+pub(crate) const REMIND_BEFORE_END_S: i64 = 15 * 60;
+/// ... when it lasts at least this long.
+const REMIND_MIN_LENGTH_S: i64 = 3600;
+/// A silence in force this long is reminded of (once): it may have been forgotten.
+pub(crate) const REMIND_LONG_S: i64 = 7 * 86_400;
+
+/// Which reminder a one-off silence is due at `now`, if any: `ending` (it ends within 15
+/// minutes, and lasts an hour or more) or `long` (in force for 7 days).
+fn reminder_due(s: &Silence, now: OffsetDateTime) -> Option<&'static str> {
+    if s.recur.recurs() || !s.active(now) {
+        return None;
+    }
+    let (start, end) = s.window()?;
+    let (left, length, age) =
+        ((end - now).whole_seconds(), (end - start).whole_seconds(), (now - start).whole_seconds());
+    if age >= REMIND_LONG_S && !s.reminded.iter().any(|r| r == "long") {
+        return Some("long");
+    }
+    if left <= REMIND_BEFORE_END_S && length >= REMIND_MIN_LENGTH_S && !s.reminded.iter().any(|r| r == "ending") {
+        return Some("ending");
+    }
+    None
+}
+
+/// The reminders due at `now` about silences (each once), as `info` alerts; unless
+/// `dry_run`, marked as sent in the file (under its lock).
+pub(crate) fn reminders(path: &Path, file: &Silences, now: OffsetDateTime, dry_run: bool) -> Result<Vec<Alert>> {
+    if !file.silences.iter().any(|s| reminder_due(s, now).is_some()) {
+        return Ok(Vec::new());
+    }
+    let stamp = clock::fmt_ts(now);
+    let make = |s: &Silence, what: &str| -> Alert {
+        let ms: Vec<String> = s.matchers.iter().map(ToString::to_string).collect();
+        let why = if s.why.is_empty() { String::new() } else { format!(" ({})", s.why) };
+        let left = s.window().map(|(_, e)| clock::human_duration((e - now).whole_seconds().max(0) as u64));
+        let (title, message) = match what {
+            "ending" => (
+                format!("Silence {} ends soon", s.id),
+                format!(
+                    "silence {} [{}]{why} ends at {} (in {}): what it holds will alert again",
+                    s.id,
+                    ms.join(" "),
+                    s.ends_at,
+                    left.unwrap_or_default()
+                ),
+            ),
+            _ => (
+                format!("Silence {} in force for 7 days", s.id),
+                format!(
+                    "silence {} [{}]{why} has held alerts since {} and runs until {}: is it still wanted? (notify silence expire {})",
+                    s.id,
+                    ms.join(" "),
+                    s.starts_at,
+                    s.ends_at,
+                    s.id
+                ),
+            ),
+        };
+        let mut a =
+            Alert::new(&format!("silence:{}:{what}", s.id), crate::record::Level::Info, &title, &message, &stamp);
+        a.extra.insert("silence".into(), serde_json::json!({"id": s.id, "reminder": what}));
+        a
+    };
+    if dry_run {
+        return Ok(file.silences.iter().filter_map(|s| reminder_due(s, now).map(|w| make(s, w))).collect());
+    }
+    store::update_json(path, store::kinds::NOTIFY_SMALL, store::Perm::Private, |f: &mut Silences| {
+        let mut out = Vec::new();
+        for s in &mut f.silences {
+            if let Some(what) = reminder_due(s, now) {
+                out.push(make(s, what));
+                s.reminded.push(what.to_string());
+            }
+        }
+        Ok(out)
+    })
 }
 
 /// Add a silence under the file's lock; returns it.
@@ -185,6 +333,7 @@ pub(crate) fn add(path: &Path, mut s: Silence, now: OffsetDateTime) -> Result<Si
         s.id = file.next_id.max(max) + 1;
         file.next_id = s.id;
         file.silences.push(s.clone());
+        s.compile();
         Ok(s)
     })
 }
@@ -206,7 +355,8 @@ pub(crate) fn expire(path: &Path, id: u64, now: OffsetDateTime) -> Result<Silenc
                 s.starts_at = stamp;
             }
         }
-        let out = s.clone();
+        let mut out = s.clone();
+        out.compile();
         file.prune(now);
         Ok(out)
     })
@@ -260,6 +410,11 @@ mod tests {
             why: "deploy".into(),
             created_at: clock::fmt_ts(now),
             created_by: String::new(),
+            recur: Recurrence::default(),
+            maintenance: None,
+            reminded: Vec::new(),
+            schedule: None,
+            invalid: None,
         };
         let s1 = add(&path, mk("2026-11-23T09:00:00Z", "2026-11-23T11:00:00Z"), now).unwrap();
         let s2 = add(&path, mk("2026-11-23T12:00:00Z", "2026-11-23T13:00:00Z"), now).unwrap();

@@ -154,8 +154,43 @@ pub(crate) struct Subject {
     pub acked_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acked_at: Option<String>,
+    /// When an acknowledgement given `--for` a while runs out (absent: until the incident
+    /// changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_until: Option<String>,
+    /// The escalation level reached (`alerting.escalate`; 0: none), and when.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub escalation: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_at: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Subject {
+    /// Acknowledged at `now`: by someone, and not past the time it was given for.
+    pub(crate) fn acked(&self, now: OffsetDateTime) -> bool {
+        self.acked_by.is_some() && self.acked_until.as_deref().and_then(ts).is_none_or(|u| now < u)
+    }
+
+    /// Forget the acknowledgement.
+    pub(crate) fn unack(&mut self) {
+        self.acked_by = None;
+        self.acked_at = None;
+        self.acked_until = None;
+    }
+
+    /// Mark an alert of this incident with its escalation level (sinks reserved for a level
+    /// take the incident's later alerts once it reached it).
+    pub(crate) fn mark(&self, a: &mut Alert) {
+        if self.escalation > 0 {
+            a.extra.insert("escalation".into(), json!(self.escalation));
+        }
+    }
 }
 
 /// `state/notify.json`.
@@ -442,8 +477,9 @@ impl Pass<'_> {
         if entry.level.is_none() {
             entry.since.clone_from(&self.stamp);
             entry.bad_runs = 0;
-            entry.acked_by = None;
-            entry.acked_at = None;
+            entry.unack();
+            entry.escalation = 0;
+            entry.escalated_at = None;
         }
         entry.bad_runs = entry.bad_runs.saturating_add(1);
         entry.level = Some(level);
@@ -459,7 +495,7 @@ impl Pass<'_> {
         let repeat = entry.notified.is_some_and(|n| level.severity() <= n.severity());
         // An acknowledged incident gets no reminders; getting worse is news again.
         let due = !repeat
-            || entry.acked_by.is_none()
+            || !entry.acked(self.now)
                 && entry
                     .last_sent
                     .as_deref()
@@ -479,12 +515,12 @@ impl Pass<'_> {
         };
         a.repeat = repeat;
         a.was = entry.notified.filter(|n| *n != level);
+        entry.mark(&mut a);
         a.suppressed = self.hold(&a, parent, entry.bad_runs);
         if a.suppressed.is_none() {
             if !repeat {
                 // Worse than what was acknowledged: the acknowledgement ends.
-                entry.acked_by = None;
-                entry.acked_at = None;
+                entry.unack();
             }
             entry.notified = Some(entry.notified.filter(|n| n.severity() > level.severity()).unwrap_or(level));
             entry.last_sent = Some(self.stamp.clone());
@@ -526,11 +562,11 @@ impl Pass<'_> {
                 a
             }
         };
+        entry.mark(&mut a);
         let silenced = self.silences.muting(&a, self.now).is_some();
         if silenced {
             a.suppressed = Some(Suppressed::Silenced);
-            entry.acked_by = None;
-            entry.acked_at = None;
+            entry.unack();
         }
         self.alerts.push(a);
         !silenced
@@ -711,6 +747,7 @@ pub fn still_firing(state: &State, skip: &HashSet<String>) -> Vec<Alert> {
             if e.kind != "alert" {
                 a.state = Some(e.state.clone());
             }
+            e.mark(&mut a);
             Some(a)
         })
         .collect()
@@ -920,6 +957,7 @@ mod tests {
             why: String::new(),
             created_at: String::new(),
             created_by: String::new(),
+            ..Default::default()
         });
         let a = run_with(&mut st, &mut r, &[check("api", "down")], policy(), "2026-11-23T10:00:00Z", &s);
         assert_eq!(a[0].suppressed, Some(Suppressed::Silenced));

@@ -141,6 +141,10 @@ fn act(
         let until = behind.as_ref().and_then(|b| quiet.get(b)).map(|q| q.until);
         if let (Some(until), Some(behind)) = (until, behind) {
             quiet.insert(name, Quiet { until, behind: Some(behind) });
+        } else if let Some((_, end)) = engine.maintenance(svc, diag) {
+            // In a maintenance window: quiet until it ends.
+            let left = (end - engine.clock.now()).whole_seconds().max(1) as u64;
+            quiet.insert(name, Quiet { until: Instant::now() + Duration::from_secs(left), behind: None });
         }
     }
     Ok(())

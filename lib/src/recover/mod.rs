@@ -23,6 +23,7 @@
 
 pub(crate) mod cli;
 pub(crate) mod follow;
+mod maintenance;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
@@ -93,6 +94,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         log,
         config_missing: !paths.config.exists(),
         path_env: Some(command_path(env("PATH").as_deref())),
+        silences_dir: Some(paths.state.clone()),
     };
     let mut engine = Recover::new(&config, clock, settings);
     if let Some(input) = input {
@@ -130,6 +132,9 @@ pub(crate) struct Settings {
     pub config_missing: bool,
     /// PATH given to restart commands (none: inherited as it is).
     pub path_env: Option<String>,
+    /// Where notify's silences file is, for the maintenance windows recover stands still in
+    /// (none: no windows).
+    pub silences_dir: Option<PathBuf>,
 }
 
 /// What the stream said of one service most recently.
@@ -285,6 +290,8 @@ impl<'a> Recover<'a> {
         let config = self.config;
         let mut restarted: HashSet<&str> = HashSet::new();
         let mut affected: HashSet<&str> = HashSet::new();
+        // The maintenance windows, read when the first service that could be restarted is met.
+        let mut windows = None;
         for i in restart_order(&config.services) {
             let svc = &config.services[i];
             let name = svc.name.as_str();
@@ -319,6 +326,14 @@ impl<'a> Recover<'a> {
                 continue;
             };
             let policy = Policy::of(restart);
+            let windows = windows.get_or_insert_with(|| self.windows(diag));
+            if let Some((why, _)) = self.standing_still(windows, svc) {
+                if let Some(c) = recheck.take() {
+                    self.emit_check(out, &c)?;
+                }
+                self.stand_still(svc, &policy, &why, book, out, diag)?;
+                continue;
+            }
             let blockers = self.blockers(svc);
             let will_run = blockers.is_empty()
                 && !self.settings.dry_run
@@ -863,6 +878,7 @@ mod tests {
             log: RecoveryLog::new(Some(dir.join("logs").join(LOG_FILE))),
             config_missing: false,
             path_env: None,
+            silences_dir: Some(dir.join("state")),
         }
     }
 

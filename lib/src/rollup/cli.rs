@@ -65,6 +65,12 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "HOW")]
     pub unknown_as: Option<UnknownAsArg>,
 
+    /// Report beside each uptime the uptime outside the service's maintenance windows (the
+    /// silences of `notify silence add` covering it: uptime_outside_maintenance_percent,
+    /// maintenance_checks)
+    #[arg(long)]
+    pub exclude_maintenance: bool,
+
     /// One record per service per day instead of one per service
     #[arg(long, value_enum, value_name = "day")]
     pub by: Option<By>,

@@ -20,6 +20,7 @@ pub mod fast;
 pub(crate) mod html;
 pub(crate) mod incidents;
 pub(crate) mod notes;
+pub(crate) mod maintenance;
 pub(crate) mod report;
 pub mod scan;
 pub(crate) mod stale;
@@ -233,6 +234,14 @@ impl Subcommand<'_> {
                 }
             };
         }
+        if cli.exclude_maintenance {
+            let (from, to) = match plan.window {
+                Some((f, t)) => (f.midnight().assume_utc(), t.next_day().unwrap_or(t).midnight().assume_utc()),
+                None => (clock.now() - time::Duration::days(400), clock.now() + time::Duration::days(1)),
+            };
+            let m = maintenance::Maint::load(&self.set.paths.state, from, to, &self.ctx.diag)?;
+            plan.maintenance = Some(std::sync::Arc::new(m));
+        }
         plan.cadences = match self.set.load_config(false) {
             Ok(cfg) => Cadences::of(&cfg, &self.ctx.diag),
             Err(e) => {
@@ -298,6 +307,8 @@ pub(crate) struct Plan {
     pub notes: Vec<notes::Note>,
     /// Where the page's JSON twin goes (`--format html --output`).
     pub twin: Option<PathBuf>,
+    /// With `--exclude-maintenance`: the maintenance windows.
+    pub maintenance: Option<std::sync::Arc<maintenance::Maint>>,
 }
 
 /// The cadences services.json configures, in coverage grid units: per service, and for the
@@ -431,6 +442,7 @@ impl Plan {
             label: cli.label.clone(),
             notes: Vec::new(),
             twin,
+            maintenance: None,
         })
     }
 }
@@ -463,12 +475,9 @@ fn records(agg: &Agg, scope: &Scope, judge: &Judge<'_>, stamp: &str) -> Vec<Upti
     agg.sorted()
         .into_iter()
         .map(|(name, s)| {
-            Uptime::build(name, s, scope, plan.sla, stamp).with_coverage(
-                s,
-                judge.span,
-                plan.cadences.get(name),
-                plan.unknown_as,
-            )
+            Uptime::build(name, s, scope, plan.sla, stamp)
+                .with_coverage(s, judge.span, plan.cadences.get(name), plan.unknown_as)
+                .with_maintenance(s, plan.maintenance.is_some())
         })
         .collect()
 }
@@ -552,11 +561,13 @@ fn threads_for(jobs: &[Job]) -> usize {
 fn scan_parallel(
     jobs: &[Job],
     opts: ScanOpts,
+    maint: Option<&std::sync::Arc<maintenance::Maint>>,
     threads: usize,
     apply: &mut dyn FnMut(usize, Part) -> Result<()>,
 ) -> Result<()> {
     let read = |job: &Job| -> Result<Part> {
         let mut sc = Scanner::new(opts);
+        sc.maintenance = maintenance::Lookup::new(maint.cloned());
         let mut pass = Vec::new();
         job.scan(&mut sc, &mut pass).map(|()| (sc, pass))
     };
@@ -574,6 +585,7 @@ pub(crate) fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) 
     let opts = scan_opts(plan, window_days);
     let jobs = jobs_of(plan, window_days, diag)?;
     let mut sc = Scanner::new(opts);
+    sc.maintenance = maintenance::Lookup::new(plan.maintenance.clone());
     let mut emit = Emit {
         plan,
         writer: Writer::new(style_of(plan.format)),
@@ -593,7 +605,7 @@ pub(crate) fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) 
             }
         }
     } else {
-        scan_parallel(&jobs, opts, threads, &mut |k, (part, pass)| {
+        scan_parallel(&jobs, opts, plan.maintenance.as_ref(), threads, &mut |k, (part, pass)| {
             diag.progress(format_args!("read {} ({}/{})", jobs[k].name(), k + 1, jobs.len()));
             out.write_all(&pass)?;
             sc.absorb(part);

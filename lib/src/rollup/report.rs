@@ -241,6 +241,12 @@ pub struct Uptime {
     /// `breach` or `ok`, only with an SLA: without one, rollup judges nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<&'static str>,
+    /// With `--exclude-maintenance`: the uptime of the checks outside maintenance windows,
+    /// and how many checks fell inside one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime_outside_maintenance_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance_checks: Option<u64>,
     pub timestamp: String,
     /// Whether uptime is below the SLA, before rounding.
     #[serde(skip)]
@@ -300,6 +306,8 @@ impl Uptime {
             sla_uptime_percent: None,
             low_coverage: None,
             status: sla.map(|_| if breach { "breach" } else { "ok" }),
+            uptime_outside_maintenance_percent: None,
+            maintenance_checks: None,
             timestamp: stamp.to_string(),
             breach,
             latency_sum_ms: s.latency.total(),
@@ -309,6 +317,15 @@ impl Uptime {
             span: None,
             first_last: None,
         }
+    }
+
+    /// With `--exclude-maintenance`: the uptime outside maintenance windows beside the raw one.
+    pub fn with_maintenance(mut self, s: &ServiceStats, on: bool) -> Uptime {
+        if on {
+            self.uptime_outside_maintenance_percent = s.uptime_outside_maintenance().map(|u| py_round(u, 2));
+            self.maintenance_checks = Some(s.maintenance.0 + s.maintenance.1);
+        }
+        self
     }
 
     /// Add the coverage figures of `s` over `span` (with the cadence `configured`, in grid
@@ -382,6 +399,12 @@ impl Uptime {
             self.total_checks,
             self.kit_number(self.avg_latency_ms),
         );
+        if let Some(n) = self.maintenance_checks {
+            match self.uptime_outside_maintenance_percent {
+                Some(u) => line.push_str(&format!(", {}% outside maintenance ({n} checks in windows)", py_repr(u))),
+                None => line.push_str(&format!(", all {n} checks in maintenance windows")),
+            }
+        }
         if let Some(sla) = self.sla_percent {
             let verdict = if self.breach { "BREACH" } else { "met" };
             line.push_str(&format!(" SLA {}%: {verdict}", py_repr(sla).trim_end_matches(".0")));

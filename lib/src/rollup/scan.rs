@@ -253,6 +253,8 @@ pub struct Scanner {
     pub lines: u64,
     /// When any check was written: the monitor's own silences.
     pub(crate) host: Host,
+    /// With `--exclude-maintenance`: the services' maintenance windows.
+    pub(crate) maintenance: super::maintenance::Lookup,
 }
 
 /// Where a reader's lines come from: its name for messages and, for a daily file, its day.
@@ -411,6 +413,11 @@ impl Scanner {
             stats.incidents.all = Some(Vec::new());
         }
         stats.add(status, latency, &mut || ms);
+        if let Some(ms) = ms.filter(|_| self.maintenance.maint.is_some()) {
+            if self.maintenance.covers(name, ms) {
+                stats.in_maintenance(status);
+            }
+        }
         if let (Some(from), Some(d)) = (self.opts.day_cells_from, day) {
             if d >= from {
                 stats.add_day(d, status, latency);

@@ -527,6 +527,9 @@ pub struct ServiceStats {
     pub coverage: Coverage,
     /// Keep day cells from this day on (the status page): spacings are cut into them.
     pub cells_from: Option<i32>,
+    /// Up (and degraded) and down checks that fell in a maintenance window
+    /// (`--exclude-maintenance`).
+    pub maintenance: (u64, u64),
 }
 
 impl ServiceStats {
@@ -563,6 +566,23 @@ impl ServiceStats {
         self.last_status = Some(status);
     }
 
+    /// Count a check that fell in a maintenance window (it was counted by [`Self::add`] too).
+    pub fn in_maintenance(&mut self, status: Seen) {
+        match status {
+            Seen::Up | Seen::Degraded => self.maintenance.0 += 1,
+            Seen::Down => self.maintenance.1 += 1,
+            Seen::Recovered | Seen::Other => {}
+        }
+    }
+
+    /// The uptime outside maintenance windows, before rounding (`None` when every check
+    /// fell in one).
+    pub fn uptime_outside_maintenance(&self) -> Option<f64> {
+        let up = (self.up + self.degraded).saturating_sub(self.maintenance.0);
+        let total = self.total().saturating_sub(self.maintenance.0 + self.maintenance.1);
+        (total > 0).then(|| up as f64 / total as f64 * 100.0)
+    }
+
     /// Count the part of a spacing that falls in each day cell kept (the status page).
     fn cut_into_days(&mut self, (start, len, down): (i64, u64, bool)) {
         let Some(from) = self.cells_from else { return };
@@ -597,6 +617,8 @@ impl ServiceStats {
         self.degraded += later.degraded;
         self.down += later.down;
         self.other += later.other;
+        self.maintenance.0 += later.maintenance.0;
+        self.maintenance.1 += later.maintenance.1;
         self.latency.merge(&later.latency);
         self.hist.merge(&later.hist);
         self.incidents.merge(later.incidents);

@@ -10,6 +10,11 @@
 //! "closed"}`) with `gitea_close_on_recovery`. An agent's tick opens an issue only when the
 //! Agent Tick Protocol asks for an RCA (missing, critical, offline), never for `degraded`.
 //!
+//! With `gitea_acks: true`, each run reads the comments of the open issue of every incident
+//! still firing (`GET /repos/{owner}/{repo}/issues/{n}/comments`): a comment whose first word
+//! is `/ack` acknowledges the incident, by the comment's author. The last comment read per
+//! issue is kept in the state, so each comment counts once.
+//!
 //! A request counts as done only on the answer Gitea's API gives for it: 201 with the new
 //! issue's `number` or comment's `id`. A redirect is not followed (it would turn the POST into
 //! a GET that answers 200): it is an error, and the alert stays in the outbox.
@@ -19,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
-use super::{Http, Reply, Sink, min_level};
+use super::{Http, Incoming, Pick, Reply, Sink, min_level};
 use crate::config::{Alerting, Secret};
 use crate::entry::Diag;
 use crate::notify::alert::Alert;
@@ -48,6 +53,8 @@ pub struct Gitea<'d> {
     /// Gitea that does not answer costs one timeout per run, not one per alert.
     unreachable: Option<String>,
     diag: &'d Diag,
+    /// `gitea_acks`: read `/ack` comments on the incidents' issues.
+    acks: bool,
 }
 
 impl<'d> Gitea<'d> {
@@ -79,6 +86,7 @@ impl<'d> Gitea<'d> {
             reported: HashSet::new(),
             unreachable: None,
             diag,
+            acks: alerting.raw.get("gitea_acks").and_then(Value::as_bool).unwrap_or(false),
         })
     }
 
@@ -258,6 +266,43 @@ impl Sink for Gitea<'_> {
                 None => self.one(a),
             })
             .collect()
+    }
+
+    fn poll_acks(&mut self, cursor: &mut Value, firing: &[Alert]) -> Result<Vec<Incoming>, String> {
+        if !self.acks {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        if !cursor.get("seen").is_some_and(Value::is_object) {
+            cursor["seen"] = json!({});
+        }
+        let mine: Vec<&Alert> = firing.iter().filter(|a| self.accepts(a)).collect();
+        for a in mine {
+            let Some(subject) = a.subject.clone() else { continue };
+            let Some(n) = self.find_open(&Self::title(a))? else { continue };
+            let seen = cursor["seen"].get(n.to_string()).and_then(Value::as_u64).unwrap_or(0);
+            let url = self.url(&format!("/issues/{n}/comments"));
+            let list = self.call("GET", &url, None)?.json();
+            let Some(list) = list.as_array() else {
+                return Err(format!("GET {}: not a list of comments", path_of(&url)));
+            };
+            let mut last = seen;
+            for c in list {
+                let id = c.get("id").and_then(Value::as_u64).unwrap_or(0);
+                if id <= seen {
+                    continue;
+                }
+                last = last.max(id);
+                let body = c.get("body").and_then(Value::as_str).unwrap_or("");
+                let first = body.split_whitespace().next().unwrap_or("");
+                if first.eq_ignore_ascii_case("/ack") {
+                    let by = c.get("user").and_then(|u| u.get("login")).and_then(Value::as_str).unwrap_or("gitea");
+                    out.push(Incoming { picks: vec![Pick::Subject(subject.clone())], by: by.to_string(), reply: None });
+                }
+            }
+            cursor["seen"][n.to_string()] = json!(last);
+        }
+        Ok(out)
     }
 
     fn preview(&self, batch: &[&Alert]) -> Vec<Value> {

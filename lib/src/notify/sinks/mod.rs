@@ -57,6 +57,37 @@ pub trait Sink {
         let level = if a.is_resolved() { a.was.unwrap_or(Level::Info) } else { a.level };
         level.severity() >= self.min_level().severity()
     }
+
+    /// The acknowledgements people gave through the sink (a Telegram button or reply, a
+    /// Gitea comment `/ack`) for the incidents `firing`, since `cursor` (the sink's own
+    /// bookmark, kept in the state), which is moved past them. Sinks that take none: empty.
+    fn poll_acks(&mut self, _cursor: &mut Value, _firing: &[Alert]) -> Result<Vec<Incoming>, String> {
+        Ok(Vec::new())
+    }
+
+    /// Tell the person what came of their acknowledgement, where the sink can (Telegram
+    /// answers the button).
+    fn answer(&mut self, _incoming: &Incoming, _text: &str) {}
+}
+
+/// An acknowledgement given through a sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// What it acknowledges.
+    pub picks: Vec<Pick>,
+    /// Who (`@alice`, a Gitea login).
+    pub by: String,
+    /// The sink's handle to answer it by (a Telegram callback query's id).
+    pub reply: Option<String>,
+}
+
+/// One incident an [`Incoming`] names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pick {
+    /// The short token of a subject (a Telegram button's `ack:<token>`).
+    Token(String),
+    /// The subject itself.
+    Subject(String),
 }
 
 /// Every sink's name, in the order they are tried.
