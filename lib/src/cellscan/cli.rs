@@ -78,6 +78,11 @@ pub(crate) enum Command {
   cellscan revive --approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d/agent_003
   cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify")]
     Revive(ReviveArgs),
+    /// Approve what a cell's policy asks a person for: a handoff of an agent's tasks
+    #[command(after_help = "Examples:
+  cellscan approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d --handoff agent_002
+  cellscan approve /var/missions/7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d --handoff agent_002 --dry-run")]
+    Approve(ApproveArgs),
     /// Count cells, agents by health and pending revivals (what the Lazarus Pit's --status showed)
     #[command(after_help = "Examples:
   cellscan status --format text
@@ -132,6 +137,21 @@ pub(crate) struct ScanArgs {
     /// Output format (--watch always writes NDJSON)
     #[arg(long, value_enum, default_value_t = Format::Ndjson, conflicts_with = "watch")]
     pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApproveArgs {
+    /// The cell: its directory, its directory name or its cell_id under the missions directory
+    #[arg(value_name = "CELL")]
+    pub(crate) cell: String,
+
+    /// Hand the pending and in-progress tasks of AGENT (which cannot be revived) to the first
+    /// healthy substitute the cell's policies and permissions allow
+    #[arg(long, value_name = "AGENT", required = true)]
+    pub(crate) handoff: String,
+
+    #[command(flatten)]
+    pub(crate) heartbeat: HeartbeatArgs,
 }
 
 #[derive(Debug, Args)]
