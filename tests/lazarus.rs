@@ -545,3 +545,71 @@ fn lazarus_the_whole_pit_revives_announces_and_hands_off() {
     let st = st.records().remove(0);
     assert_eq!(st["pending_handoffs"], 0, "{st}");
 }
+
+/// The orchestrator, as cron runs it, with this workdir as HOME.
+fn orchestrate(w: &Workdir, env: &[(&str, &str)]) -> Run {
+    let mut c = std::process::Command::new("bash");
+    c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/orchestrator.sh"));
+    for k in crate::util::SCRUBBED {
+        c.env_remove(k);
+    }
+    c.env("HOME", &w.root).env("AGENT_OPS_HOME", w.path("home")).env("PITCREW_BIN", crate::util::bin_dir());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.current_dir(&w.root).stdin(std::process::Stdio::null()).output().unwrap();
+    Run {
+        display: "orchestrator.sh".into(),
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn lazarus_the_orchestrator_takes_the_missions_of_the_daemons_config() {
+    let w = Workdir::new("lz-orchestrator");
+    let hook = Hook::start();
+    w.write(
+        "home/config/services.json",
+        pretty(&json!({"disk_check": false, "services": [], "alerting": {"webhook_url": hook.url()}})),
+    );
+    // Two missions directories, neither HOME/missions: the daemon's config names one.
+    let mut cells = Vec::new();
+    for dir in ["pit-a", "pit-b"] {
+        let c = w.tool("cellscan").args(["init", dir, "--name", dir]).run().code(0).kind("cell").remove(0);
+        let cell = w.path(&format!("{dir}/{}", c["cell"].as_str().unwrap()));
+        w.tool("cellscan")
+            .args(["add-agent", &s(&cell), "--id", "scout", "--role", "lead", "--status", "failed"])
+            .run();
+        cells.push(cell);
+    }
+    let lazarus =
+        |missions: &str| json!({"poll_interval": 30, "missions_path": s(&w.path(missions)), "log_level": "INFO"});
+    write_json(&w.path(".lazarus/config.json"), &lazarus("pit-a"));
+    // What reached the webhook about each pit's failed agent.
+    let told = |pit: &str| {
+        let needle = format!("/{pit}/");
+        text_posts(&hook).iter().filter(|t| t.contains(&needle) && t.contains("scout")).count()
+    };
+    let r = orchestrate(&w, &[]);
+    r.code(1);
+    let log = w.read("home/logs/orchestrator.log");
+    assert!(log.contains("cells (cellscan scan | cellscan revive | notify): found problems"), "{log}");
+    assert_eq!((told("pit-a"), told("pit-b")), (1, 0), "{:#?}", text_posts(&hook));
+    assert!(text_posts(&hook)[0].contains("Revival pending approval: scout in pit-a"), "{:#?}", text_posts(&hook));
+    // PITCREW_LAZARUS_CONFIG names another file; AGENT_OPS_MISSIONS still wins over both.
+    let other = w.path("etc/lazarus.json");
+    write_json(&other, &lazarus("pit-b"));
+    orchestrate(&w, &[("PITCREW_LAZARUS_CONFIG", &s(&other))]).code(1);
+    assert_eq!((told("pit-a"), told("pit-b")), (1, 1), "{:#?}", text_posts(&hook));
+    assert!(w.read("home/logs/last-cells.ndjson").contains("Revival pending approval: scout in pit-b"));
+    std::fs::create_dir_all(w.path("empty")).unwrap();
+    let env = [("PITCREW_LAZARUS_CONFIG", s(&other)), ("AGENT_OPS_MISSIONS", s(&w.path("empty")))];
+    orchestrate(&w, &env.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).code(0);
+    assert_eq!((told("pit-a"), told("pit-b")), (1, 1));
+    // missions-dir says which it is.
+    let r = w.tool("cellscan").args(["missions-dir"]).run();
+    r.code(0);
+    assert_eq!(r.stdout, format!("{}\n", s(&w.path("pit-a"))));
+}

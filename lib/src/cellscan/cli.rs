@@ -78,6 +78,14 @@ pub(crate) enum Command {
   cellscan revive --approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d/agent_003
   cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify")]
     Revive(ReviveArgs),
+    /// Print the missions directory the other commands use (for scripts: the orchestrator)
+    #[command(after_help = "The first of: --missions, AGENT_OPS_MISSIONS, the Lazarus config's missions_path,
+HOME/missions.
+
+Examples:
+  cellscan missions-dir
+  cellscan --lazarus-config /etc/lazarus/config.json missions-dir")]
+    MissionsDir,
     /// Approve what a cell's policy asks a person for: a handoff of an agent's tasks
     #[command(after_help = "Examples:
   cellscan approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d --handoff agent_002

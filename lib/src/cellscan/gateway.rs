@@ -118,6 +118,16 @@ impl Gateways {
         })
     }
 
+    /// No gateway configured.
+    pub(crate) fn none(clock: Clock) -> Gateways {
+        Gateways {
+            specs: BTreeMap::new(),
+            declared: Vec::new(),
+            checked: Mutex::new(BTreeMap::new()),
+            env: Arc::new(CheckEnv::new(clock, USER_AGENT)),
+        }
+    }
+
     /// The spec of a gateway: configured, or the name itself when it is an address.
     pub(crate) fn spec(&self, name: &str) -> Option<GatewaySpec> {
         if let Some(s) = self.specs.get(name) {

@@ -63,7 +63,10 @@ pub(crate) fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     if let Some(note) = lz.ignored_note() {
         ctx.diag.warn(note);
     }
-    let gws = gateways_of(&paths, &lz, clock)?;
+    // The gateways, for the commands that check agents (the others never read services.json).
+    let checks_agents =
+        matches!(cli.command, Command::Scan(_) | Command::Status(_) | Command::Revive(_) | Command::Approve(_));
+    let gws = if checks_agents { gateways_of(&paths, &lz, clock)? } else { gateway::Gateways::none(clock) };
     if let Some(note) = gws.unaddressed_note() {
         ctx.diag.warn(note);
     }
@@ -90,6 +93,10 @@ pub(crate) fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             Ok(Status::Ok)
         }
         Command::Revive(a) => revive_cmd(ctx, &cli, a, &missions(&a.dir), &clock, env, lz.defaults, gws),
+        Command::MissionsDir => {
+            writeln!(ctx.out, "{}", missions(&None).display())?;
+            Ok(Status::Ok)
+        }
         Command::Approve(a) => {
             let hb = heartbeat_of(&a.heartbeat, env)?;
             handoff::approve(ctx, a, &missions(&None), &clock, cli.dry_run, hb.as_ref(), lz.defaults, gws)
