@@ -118,7 +118,7 @@ pub(crate) fn revive_cell(cell: &Cell, targets: &[usize], health: &[AgentHealth]
         }
         let policy = if approval.is_some() { AutoRevive::Yes } else { cell.auto_revive() };
         match policy {
-            AutoRevive::No => cannot.push(i),
+            AutoRevive::No => cannot.push((i, false)),
             AutoRevive::Ask => {
                 done.records.push(Out::Alert(ask(cell, i, h, &stamp)));
                 done.unresolved += 1;
@@ -162,7 +162,7 @@ pub(crate) fn revive_cell(cell: &Cell, targets: &[usize], health: &[AgentHealth]
                 let exhausted = rec.outcome == Outcome::MaxAttempts
                     || (rec.outcome == Outcome::Cooldown && rec.attempt >= rec.max_attempts);
                 if exhausted || refused {
-                    cannot.push(i);
+                    cannot.push((i, true));
                 }
                 if !(rec.outcome == Outcome::Recovered && rec.verified) {
                     done.unresolved += 1;
@@ -172,8 +172,13 @@ pub(crate) fn revive_cell(cell: &Cell, targets: &[usize], health: &[AgentHealth]
         }
     }
     drop(lock);
-    for i in cannot {
+    for (i, counted) in cannot {
         let r = super::handoff::after_revival(cell, i, health, ctx);
+        // Its tasks have a new owner: the agent no longer counts as left unrevived.
+        let handed = r.records.iter().any(|o| matches!(o, Out::Handoff(h) if h.outcome == "handed_off"));
+        if handed && counted {
+            done.unresolved = done.unresolved.saturating_sub(1);
+        }
         done.records.extend(r.records);
         done.unresolved += r.unresolved;
     }
