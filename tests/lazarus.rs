@@ -184,6 +184,14 @@ fn lazarus_gateways_are_checked_once_a_run_and_a_dead_one_is_announced_once() {
     services(&w, json!({"gw_web": "not an address"}), None);
     let r = scan().run();
     r.code(2).stderr_has("services.json: gateways.gw_web: 'not an address' is neither an http(s):// URL nor host:port");
+    // The Lazarus config's gateways, as an object, give addresses too.
+    services(&w, json!({}), None);
+    write_json(&w.path(".lazarus/config.json"), &json!({"gateways": {"gw_web": web.server.url("/health")}}));
+    let r = scan().run();
+    r.code(1);
+    let names: Vec<Value> = r.kind("check").iter().map(|c| c["name"].clone()).collect();
+    assert_eq!(names, [json!("gateway:gw_web")], "{r:?}");
+    assert_eq!(r.named("agent", "a1")["gateway_status"], "down");
 }
 
 /// tickmon serve's idea of an agent: a heartbeat, then `fails` failures.
