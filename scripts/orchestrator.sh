@@ -12,9 +12,11 @@
 #   4. tickmon heartbeats | notify                  unhealthy and silent agents of the heartbeat endpoint (when
 #                                                   its state, HOME/state/heartbeats.json, is in the home)
 #   5. cellscan scan | cellscan revive | notify     mission cells with problems, failed agents revived as
-#                                                   each cell's policy says (when a missions dir exists); with
+#                                                   each cell's policy says and the tasks of those that cannot
+#                                                   be handed off (when a missions dir exists); with
 #                                                   PITCREW_HEARTBEAT_URL both ask the heartbeat endpoint, so
-#                                                   agents it calls unhealthy are announced and revived
+#                                                   agents it calls unhealthy are announced and revived; the
+#                                                   gateways of services.json are checked once a run
 #   6. rollup prune                                 metrics past retention
 #   7. log rotation                                 logs over 50 MiB are rotated and gzipped
 #
@@ -32,7 +34,9 @@
 #
 # Environment: AGENT_OPS_HOME (default ~/.agent-ops), AGENT_OPS_CONFIG, AGENT_OPS_LOG_DIR and
 # AGENT_OPS_METRICS_DIR (read by the tools themselves), AGENT_OPS_MISSIONS (or PITCREW_MISSIONS;
-# default $AGENT_OPS_HOME/missions), PITCREW_BIN (a directory holding the binaries; default:
+# default: the Lazarus Pit daemon's missions_path when its config is there, else
+# $AGENT_OPS_HOME/missions), PITCREW_LAZARUS_CONFIG (the daemon's config.json, when it is not
+# $HOME/.lazarus/config.json; handed to cellscan as --lazarus-config), PITCREW_BIN (a directory holding the binaries; default:
 # found on PATH), PITCREW_PHASE_TIMEOUT (seconds a phase may take, 240; 0: no limit),
 # PITCREW_SKIP_ALERT_AFTER (skipped runs in a row that raise the alert, 3; 0: never),
 # PITCREW_HEARTBEAT_URL (tickmon serve's address, for the cells phase; AGENT_OPS_HEARTBEAT_TOKEN
@@ -44,7 +48,7 @@
 set -euo pipefail
 
 for var in AGENT_OPS_HOME AGENT_OPS_CONFIG AGENT_OPS_LOG_DIR AGENT_OPS_METRICS_DIR AGENT_OPS_MISSIONS \
-    PITCREW_MISSIONS PITCREW_BIN; do
+    PITCREW_MISSIONS PITCREW_BIN PITCREW_LAZARUS_CONFIG; do
     case "${!var:-}" in
         *'$'* | '~'*)
             echo "pitcrew-orchestrator: $var is '${!var}': nothing expanded its \$ or ~ (cron and launchd" \
@@ -103,6 +107,12 @@ cells_args=()
 if [ -n "$heartbeat_url" ]; then
     cells_args=(--heartbeat-url "$heartbeat_url")
 fi
+# The Lazarus Pit daemon's config: cellscan reads $HOME/.lazarus/config.json by itself, or the
+# file named here.
+lazarus_args=()
+if [ -n "${PITCREW_LAZARUS_CONFIG:-}" ]; then
+    lazarus_args=(--lazarus-config "$PITCREW_LAZARUS_CONFIG")
+fi
 # `timeout` (coreutils) kills a phase's process group at the limit; without it (macOS without
 # coreutils) phases run unbounded, and the log says so.
 timeout_bin=""
@@ -123,6 +133,15 @@ for tool in probe recover notify rollup board tickmon cellscan; do
         exit 2
     fi
 done
+
+# Without PITCREW_MISSIONS or AGENT_OPS_MISSIONS, the missions directory is the one cellscan
+# takes: the Lazarus config's missions_path, else HOME/missions. A config cellscan cannot read
+# is left to the cells phase to report.
+if [ -z "${PITCREW_MISSIONS:-}${AGENT_OPS_MISSIONS:-}" ]; then
+    if from_cellscan="$(cellscan "${lazarus_args[@]}" missions-dir 2>/dev/null)" && [ -n "$from_cellscan" ]; then
+        missions="$from_cellscan"
+    fi
+fi
 
 # Runs skipped in a row because the lock was held: "COUNT SINCE" in state/orchestrator.skipped
 # (SINCE: when the first of them was skipped), rewritten atomically under its own short lock.
@@ -292,8 +311,8 @@ phase_agents() {
     echo "${PIPESTATUS[*]}"
 }
 phase_cells() {
-    run cellscan scan "${cells_args[@]}" "$missions" 2>>"$phase_err" \
-        | run cellscan revive "${cells_args[@]}" --from - "$missions" 2>>"$phase_err" \
+    run cellscan "${lazarus_args[@]}" scan "${cells_args[@]}" "$missions" 2>>"$phase_err" \
+        | run cellscan "${lazarus_args[@]}" revive "${cells_args[@]}" --from - "$missions" 2>>"$phase_err" \
         | run notify 2>>"$phase_err" | keep cells
     echo "${PIPESTATUS[*]}"
 }
@@ -309,7 +328,7 @@ phase_retention() {
 phase_status="$logs/.phase.status"
 limited() {
     local script code=0
-    script="$(declare -p logs phase_err registry missions heartbeat_state heartbeat_args cells_args)"
+    script="$(declare -p logs phase_err registry missions heartbeat_state heartbeat_args cells_args lazarus_args)"
     script="$script; $(declare -f run keep "$1"); $1"
     : > "$phase_status"
     if [ -n "$timeout_cmd" ]; then

@@ -371,7 +371,13 @@ impl FakeHeartbeat {
                     None => err(404, "unknown agent"),
                 },
                 ("POST", ["heartbeat", id]) => {
-                    agents.insert(id.to_string(), state(id, "healthy", 0, None));
+                    // As tickmon serve does: the heartbeat is stamped when it arrives (here
+                    // always later than the one before, whatever the machine's clock says).
+                    let before = agents.get(*id).and_then(|s| s["last_heartbeat"].as_f64()).unwrap_or(0.0);
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+                    let mut st = state(id, "healthy", 0, None);
+                    st["last_heartbeat"] = json!(now.max(before + 1.0));
+                    agents.insert(id.to_string(), st);
                     Reply::json(
                         200,
                         &json!({"status": "ok", "agent_id": id, "timestamp": 1795429800.5, "next_heartbeat": 30}),
@@ -629,7 +635,8 @@ fn cellscan_revive_ask_alerts_and_approve_runs() {
 #[test]
 fn cellscan_revive_no_does_nothing_and_dry_run_runs_nothing() {
     let w = Workdir::new("cellscan-revive-no");
-    let (m, cell) = failed_cell(&w, json!({"auto_revive": "no", "revive_command": "touch revived.mark"}));
+    let (m, cell) =
+        failed_cell(&w, json!({"auto_revive": "no", "revive_command": "touch revived.mark", "handoff_allowed": false}));
     let r = w.tool("cellscan").args(["revive", &s(&m), "--now", NOW]).run();
     r.code(0);
     assert!(r.stdout.is_empty());
@@ -1070,7 +1077,8 @@ fn cellscan_reads_the_lazarus_config_from_home_and_flags_win() {
     r.code(0);
     assert_eq!(r.kind("cell").len(), 1, "{r:?}");
     assert_eq!(r.stderr.matches("ignoring").count(), 1, "{}", r.stderr);
-    r.stderr_has("gateways (gateways are not checked yet)").stderr_has("log_level (pitcrew has no log levels");
+    r.stderr_has("log_level (pitcrew has no log levels");
+    r.stderr_has("gateways gateway_1, gateway_2: named without an address, not checked");
     // --missions and AGENT_OPS_MISSIONS win over missions_path.
     let empty = w.path("empty");
     std::fs::create_dir_all(&empty).unwrap();
@@ -1098,8 +1106,12 @@ fn cellscan_lazarus_auto_revive_and_max_retries_fill_what_a_cell_leaves_out() {
     r.code(1);
     let rec = &r.kind("recovery")[0];
     assert_eq!((rec["outcome"].as_str(), rec["max_attempts"].as_u64()), (Some("failed"), Some(7)), "{rec}");
-    // The cell's own max_retries wins; auto_revive false is `no`: nothing is run.
-    write_json(&cell.join("config/policies.json"), &json!({"revive_command": "exit 3", "max_retries": 2}));
+    // The cell's own max_retries wins; auto_revive false is `no`: nothing is run (and no
+    // handoff, which this cell's policies.json does not allow).
+    write_json(
+        &cell.join("config/policies.json"),
+        &json!({"revive_command": "exit 3", "max_retries": 2, "handoff_allowed": false}),
+    );
     std::fs::remove_dir_all(cell.join("logs")).unwrap();
     let r = w.tool("cellscan").args(["revive", "--now", NOW, "--lazarus-config", &s(&conf)]).run();
     assert_eq!(r.kind("recovery")[0]["max_attempts"], 2, "{r:?}");
@@ -1241,5 +1253,29 @@ fn cellscan_status_counts_cells_agents_by_health_and_pending_revivals() {
     r.stdout_has("cells: 2\n")
         .stdout_has("agents: 5 (4 healthy, 0 degraded, 1 unhealthy, 0 unknown)\n")
         .stdout_has("pending revivals: 1 (1 to revive, 0 awaiting approval, 0 not revived by policy)\n")
+        .stdout_has("pending handoffs: 0 (0 to hand off, 0 awaiting approval)\n")
         .stdout_has(&format!("config: {}\n", s(&w.path(".lazarus/config.json"))));
+    assert_eq!(r.stdout.lines().count(), 6, "{r:?}");
+    // Never revived (no): its pending task waits for a handoff, approved by hand by default.
+    edit(&m.join(FAILED).join("config/policies.json"), |p| {
+        p.insert("auto_revive".into(), "no".into());
+    });
+    let st = w.tool("cellscan").args(["status", "--now", NOW]).run().records().remove(0);
+    assert_eq!(st["pending_handoffs"], 1, "{st}");
+    assert_eq!(st["handoffs"], json!({"to_hand_off": 0, "awaiting_approval": 1}));
+    // Revivals exhausted in the ledger count too; auto handoffs are the next revive's.
+    edit(&m.join(FAILED).join("config/policies.json"), |p| {
+        p.insert("auto_revive".into(), "yes".into());
+        p.insert("max_retries".into(), 1.into());
+        p.insert("handoff_approval".into(), "auto".into());
+    });
+    let st = w.tool("cellscan").args(["status", "--now", NOW]).run().records().remove(0);
+    assert_eq!(st["pending_handoffs"], 0, "one attempt left: {st}");
+    let at = 1795429800.0 - 60.0;
+    write_json(
+        &m.join(FAILED).join("logs/revivals.json"),
+        &json!({"agent_002": {"attempts": 1, "last_attempt": at, "restarts": [at]}}),
+    );
+    let st = w.tool("cellscan").args(["status", "--now", NOW]).run().records().remove(0);
+    assert_eq!(st["handoffs"], json!({"to_hand_off": 1, "awaiting_approval": 0}), "{st}");
 }

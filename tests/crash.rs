@@ -280,6 +280,8 @@ fn crash_cellscan_revive_killed_while_reviving_keeps_every_attempt_in_its_ledger
             "revive_command": format!("echo x >> '{}'; sleep 0.2", path_str(&started)),
             "revive_cooldown_seconds": 0,
             "max_retries": 1_000_000,
+            // The agent has no checkpoint: none is needed to revive it here.
+            "checkpoint_required": false,
         })),
     );
     w.write(

@@ -612,7 +612,8 @@ fn failed_cell(w: &Workdir, dir: &str, command: &str) {
     );
     w.write(
         &format!("{dir}/config/policies.json"),
-        pretty(&json!({"auto_revive": "yes", "revive_command": command, "revive_timeout": 5})),
+        // No checkpoint, and none required: the command runs.
+        pretty(&json!({"auto_revive": "yes", "revive_command": command, "revive_timeout": 5, "checkpoint_required": false})),
     );
 }
 

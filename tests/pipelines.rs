@@ -31,7 +31,7 @@ fn s(p: &Path) -> String {
 // The harness: a pipeline of real processes
 
 /// What one run of a pipeline did: each stage's exit status and stderr, the last one's stdout.
-struct Piped {
+pub(crate) struct Piped {
     display: String,
     codes: Vec<i32>,
     stderr: Vec<String>,
@@ -51,13 +51,13 @@ impl std::fmt::Debug for Piped {
 impl Piped {
     /// Assert every stage's exit status.
     #[track_caller]
-    fn codes(&self, want: &[i32]) -> &Piped {
+    pub(crate) fn codes(&self, want: &[i32]) -> &Piped {
         assert_eq!(self.codes, want, "unexpected exit statuses{self:?}");
         self
     }
 
     /// The last stage as a `Run` (stderr: every stage's), for the harness' record helpers.
-    fn run(&self) -> Run {
+    pub(crate) fn run(&self) -> Run {
         Run {
             display: self.display.clone(),
             code: self.codes.last().copied().unwrap_or(-1),
@@ -66,7 +66,7 @@ impl Piped {
         }
     }
 
-    fn kind(&self, kind: &str) -> Vec<Value> {
+    pub(crate) fn kind(&self, kind: &str) -> Vec<Value> {
         self.run().kind(kind)
     }
 
@@ -124,18 +124,18 @@ fn pipe_in(stages: Vec<Tool>, input: Option<&str>) -> Piped {
     Piped { display, codes, stderr, stdout }
 }
 
-fn pipe(stages: Vec<Tool>) -> Piped {
+pub(crate) fn pipe(stages: Vec<Tool>) -> Piped {
     pipe_in(stages, None)
 }
 
 /// A webhook receiver: every body posted to it, parsed.
-struct Hook {
+pub(crate) struct Hook {
     server: HttpServer,
     posts: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Hook {
-    fn start() -> Hook {
+    pub(crate) fn start() -> Hook {
         let posts = Arc::new(Mutex::new(Vec::new()));
         let p = posts.clone();
         let server = HttpServer::start(move |req| {
@@ -148,11 +148,11 @@ impl Hook {
         Hook { server, posts }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.server.url("/hook")
     }
 
-    fn posts(&self) -> Vec<Value> {
+    pub(crate) fn posts(&self) -> Vec<Value> {
         self.posts.lock().unwrap().clone()
     }
 }
@@ -249,7 +249,7 @@ fn levels(alerts: &[Value]) -> Vec<(&str, &str, Option<&str>)> {
 }
 
 /// The sinks an alert was delivered to.
-fn delivered(a: &Value) -> Vec<&str> {
+pub(crate) fn delivered(a: &Value) -> Vec<&str> {
     let mut v: Vec<&str> = a["sinks"]
         .as_array()
         .into_iter()
@@ -833,13 +833,13 @@ fn pipeline_tickmon_rca_becomes_one_gitea_issue_then_comments() {
 // 6. tickmon serve + cellscan
 
 /// A running `tickmon serve` on 127.0.0.1, port 0.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
     addr: String,
 }
 
 impl Serve {
-    fn start(w: &Workdir) -> Serve {
+    pub(crate) fn start(w: &Workdir) -> Serve {
         Serve::start_with(w, &[])
     }
 
@@ -868,12 +868,12 @@ impl Serve {
         Serve { child, addr }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// POST with ureq; the status and the answer.
-    fn post(&self, path: &str, body: &str) -> (u16, Value) {
+    pub(crate) fn post(&self, path: &str, body: &str) -> (u16, Value) {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(crate::util::limit(20.0)))
@@ -889,7 +889,7 @@ impl Serve {
     }
 
     /// GET with curl, the other client agents use.
-    fn curl(&self, path: &str) -> Value {
+    pub(crate) fn curl(&self, path: &str) -> Value {
         let out = Command::new("curl").args(["-sS", &self.url(path)]).output().unwrap();
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{path}: {e}: {out:?}"))
     }

@@ -12,6 +12,7 @@ mod crash;
 mod fuzz_corpus;
 mod hostile;
 mod layout;
+mod lazarus;
 mod notify;
 mod pipe;
 mod pipelines;

@@ -526,7 +526,7 @@ fn check_cell(mut cell: Cell) {
     for cyc in scan::cycles(&cell.tasks) {
         assert!(cyc.len() >= 2 && cyc.first() == cyc.last(), "a cycle is closed: {cyc:?}");
     }
-    let ctx = ScanCtx { now, stamp: clock::fmt_ts(now), heartbeat: None, defaults: Default::default() };
+    let ctx = ScanCtx { now, stamp: clock::fmt_ts(now), heartbeat: None, defaults: Default::default(), gateways: None };
     let health = scan::assess(&mut cell, &ctx);
     assert_eq!(health.len(), cell.agents.len());
     for a in &cell.agents {

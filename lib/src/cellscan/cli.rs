@@ -11,17 +11,21 @@ use crate::cli::{Common, ToolArgs};
 ///
 /// A missions directory holds one directory per cell (the mission-cell spec: cell.json,
 /// agents/, tasks/, checkpoints/, logs/, artifacts/, config/{isolation,policies,permissions}.json).
-/// `scan` writes `cell`, `agent` and `task` records and a `finding` per problem; `revive` acts
-/// on failed agents as each cell's policy says; `status` counts agents by health and pending
-/// revivals; `init`, `add-agent`, `add-task`, `set-agent`
-/// and `set-task` create and change cells with validated, atomically written files.
+/// `scan` writes `cell`, `agent` and `task` records, a `check` per gateway (services.json's
+/// `gateways`: a URL, host:port or command, checked once a run) and a `finding` per problem;
+/// `revive` acts on failed agents as each cell's policy says (restart, restore from the
+/// checkpoint, re-register with the gateway, verify) and hands the tasks of those that cannot
+/// be revived to a substitute; `approve` does a handoff a person approved; `status` counts
+/// agents by health, pending revivals and handoffs; `init`, `add-agent`, `add-task`,
+/// `set-agent` and `set-task` create and change cells with validated, atomically written files.
 ///
 /// The missions directory is DIR when a command takes one, else --missions, else
 /// AGENT_OPS_MISSIONS, else missions_path of the Lazarus Pit daemon's config.json
 /// ($HOME/.lazarus/config.json or --lazarus-config), else HOME/missions.
 ///
-/// Exit status: 0 no problems, 1 findings at warning or worse (scan) or agents left unrevived
-/// (revive), 2 usage, config or I/O error, 3 some input lines were malformed (revive --from).
+/// Exit status: 0 no problems, 1 findings at warning or worse or a gateway down (scan), agents
+/// left unrevived (revive), no substitute (approve), 2 usage, config or I/O error, 3 some input
+/// lines were malformed (revive --from).
 #[derive(Debug, Parser)]
 #[command(
     name = "cellscan",
@@ -37,6 +41,7 @@ use crate::cli::{Common, ToolArgs};
   cellscan status --format text                    cells, agents by health, pending revivals
   cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify
   cellscan revive --approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d/agent_003
+  cellscan approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d --handoff agent_002
   cellscan init --name 'Release notes' --auto-revive yes --revive-command bin/revive-agent
   cellscan add-agent 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d --id agent_001 --role lead
   cellscan add-task CELL --id task_002 --title 'Review' --assign agent_001 --depends-on task_001
@@ -72,13 +77,27 @@ pub(crate) enum Command {
   cellscan scan --heartbeat-url http://127.0.0.1:8080 --format text
   cellscan scan --watch 30 | notify")]
     Scan(ScanArgs),
-    /// Revive failed agents as each cell's policy says (yes: run its revive command; ask: alert)
+    /// Revive failed agents as each cell's policy says (yes: restore, restart, re-register,
+    /// verify; ask: alert), then hand off the tasks of those that cannot be revived
     #[command(after_help = "Examples:
   cellscan revive /var/missions --dry-run
   cellscan revive --approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d/agent_003
   cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify")]
     Revive(ReviveArgs),
-    /// Count cells, agents by health and pending revivals (what the Lazarus Pit's --status showed)
+    /// Print the missions directory the other commands use (for scripts: the orchestrator)
+    #[command(after_help = "The first of: --missions, AGENT_OPS_MISSIONS, the Lazarus config's missions_path,
+HOME/missions.
+
+Examples:
+  cellscan missions-dir
+  cellscan --lazarus-config /etc/lazarus/config.json missions-dir")]
+    MissionsDir,
+    /// Approve what a cell's policy asks a person for: a handoff of an agent's tasks
+    #[command(after_help = "Examples:
+  cellscan approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d --handoff agent_002
+  cellscan approve /var/missions/7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d --handoff agent_002 --dry-run")]
+    Approve(ApproveArgs),
+    /// Count cells, agents by health, pending revivals and handoffs (the Lazarus Pit's --status)
     #[command(after_help = "Examples:
   cellscan status --format text
   cellscan status /var/missions --heartbeat-url http://127.0.0.1:8080")]
@@ -132,6 +151,21 @@ pub(crate) struct ScanArgs {
     /// Output format (--watch always writes NDJSON)
     #[arg(long, value_enum, default_value_t = Format::Ndjson, conflicts_with = "watch")]
     pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApproveArgs {
+    /// The cell: its directory, its directory name or its cell_id under the missions directory
+    #[arg(value_name = "CELL")]
+    pub(crate) cell: String,
+
+    /// Hand the pending and in-progress tasks of AGENT (which cannot be revived) to the first
+    /// healthy substitute the cell's policies and permissions allow
+    #[arg(long, value_name = "AGENT", required = true)]
+    pub(crate) handoff: String,
+
+    #[command(flatten)]
+    pub(crate) heartbeat: HeartbeatArgs,
 }
 
 #[derive(Debug, Args)]

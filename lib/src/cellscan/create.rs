@@ -23,7 +23,7 @@ use crate::store::{self, Lock};
 use crate::util::is_safe_id;
 
 /// The lock every change of a cell takes.
-fn cell_lock(dir: &Path) -> Result<Lock> {
+pub(crate) fn cell_lock(dir: &Path) -> Result<Lock> {
     Lock::open(&dir.join(".cell.lock"))
 }
 
@@ -67,7 +67,13 @@ fn load(dir: &Path) -> Result<Cell> {
 /// Print the scan records (no heartbeat) of a cell that `pick` picks: what was made or
 /// changed.
 fn print(mut cell: Cell, clock: &Clock, out: &mut dyn Write, pick: impl Fn(&Rec<'_>) -> bool) -> Result<()> {
-    let ctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: None, defaults: Default::default() };
+    let ctx = ScanCtx {
+        now: clock.now(),
+        stamp: clock.stamp(),
+        heartbeat: None,
+        defaults: Default::default(),
+        gateways: None,
+    };
     scan::check(&mut cell, ctx.now);
     let health = scan::assess(&mut cell, &ctx);
     for r in scan::records(&cell, &health, &ctx.stamp).iter().filter(|r| pick(r)) {
@@ -213,7 +219,7 @@ fn build_cell(dir: &Path, cell: &Value, policies: &Value, args: &InitArgs) -> Re
 }
 
 /// Read an object file the tool is going to rewrite, keeping every field and its order.
-fn read_object(path: &Path) -> Result<Map<String, Value>> {
+pub(crate) fn read_object(path: &Path) -> Result<Map<String, Value>> {
     let bytes = crate::store::read::read(path, crate::store::kinds::CELL_FILE)
         .map_err(|e| Error::path("cannot read", path, e))?;
     match model::parse_owned::<Value>(&bytes, path)? {
@@ -284,7 +290,7 @@ pub(crate) fn add_agent(
     Ok(Status::Ok)
 }
 
-fn pretty(v: &Value) -> Result<Vec<u8>> {
+pub(crate) fn pretty(v: &Value) -> Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(v).map_err(|e| Error::other(format!("serializing: {e}")))?;
     bytes.push(b'\n');
     Ok(bytes)

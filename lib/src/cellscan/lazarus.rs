@@ -8,7 +8,7 @@
 //! | `timeout`       | a cell's checkpoint interval when its cell.json sets none            |
 //! | `max_retries`   | a cell's `max_retries` when its config/policies.json sets none       |
 //! | `auto_revive`   | a cell's `auto_revive` (true: yes, false: no) when its files set none |
-//! | `gateways`      | ignored: gateways are not checked yet                                |
+//! | `gateways`      | the gateways agents name: a list of names, or an object of name: address |
 //! | `log_level`     | ignored: pitcrew has no log levels (stderr carries warnings and errors) |
 
 use std::path::{Path, PathBuf};
@@ -40,6 +40,8 @@ pub(crate) struct Lazarus {
     pub(crate) missions: Option<PathBuf>,
     pub(crate) poll_interval: Option<Duration>,
     pub(crate) defaults: Defaults,
+    /// `gateways`: the daemon's list of names, or an object of name: address.
+    pub(crate) gateways: Option<Value>,
     /// The keys present that cellscan does not use, each with why.
     pub(crate) ignored: Vec<(String, &'static str)>,
 }
@@ -51,7 +53,7 @@ struct Raw {
     timeout: Option<f64>,
     max_retries: Option<u32>,
     auto_revive: Option<bool>,
-    gateways: Option<Vec<Value>>,
+    gateways: Option<Value>,
     missions_path: Option<String>,
     log_level: Option<String>,
     #[serde(flatten)]
@@ -99,9 +101,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Lazarus> {
     lz.defaults.max_retries = raw.max_retries;
     lz.defaults.auto_revive = raw.auto_revive.map(|b| if b { AutoRevive::Yes } else { AutoRevive::No });
     lz.missions = raw.missions_path.filter(|m| !m.is_empty()).map(PathBuf::from);
-    if raw.gateways.is_some() {
-        lz.ignored.push(("gateways".into(), "gateways are not checked yet"));
-    }
+    lz.gateways = raw.gateways;
     if raw.log_level.is_some() {
         lz.ignored.push(("log_level".into(), "pitcrew has no log levels: stderr carries warnings and errors"));
     }
@@ -140,7 +140,9 @@ poll_interval  seconds between scans of `cellscan scan --watch` given without SE
 timeout        seconds an active agent may go without a checkpoint, where cell.json sets none
 max_retries    revival attempts, where a cell's config/policies.json sets none
 auto_revive    true: revive failed agents (policy yes), false: never (no), where a cell sets none
-gateways       ignored: gateways are not checked yet
+gateways       the gateways agents name (their files' `gateway`); give each an address
+               (\"gateway_1\": \"http://127.0.0.1:8001/health\", or host:port) in services.json's
+               gateways, or make this an object of name: address, and each is checked once a scan
 missions_path  the missions directory, under DIR, --missions and AGENT_OPS_MISSIONS
 log_level      ignored: pitcrew has no log levels";
 
@@ -158,7 +160,8 @@ mod tests {
             Defaults { auto_revive: Some(AutoRevive::Yes), checkpoint_interval: Some(300), max_retries: Some(3) }
         );
         let ignored: Vec<&str> = lz.ignored.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(ignored, ["gateways", "log_level"]);
+        assert_eq!(ignored, ["log_level"]);
+        assert_eq!(lz.gateways, Some(serde_json::json!(["gateway_1", "gateway_2"])));
     }
 
     #[test]

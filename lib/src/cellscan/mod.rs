@@ -8,8 +8,11 @@
 
 #![warn(missing_docs)]
 
+pub(crate) mod checkpoint;
 pub(crate) mod cli;
 pub(crate) mod create;
+pub(crate) mod gateway;
+pub(crate) mod handoff;
 pub(crate) mod heartbeat;
 pub(crate) mod lazarus;
 pub mod model;
@@ -30,7 +33,7 @@ use serde_json::Value;
 use self::cli::{Cli, Command, Format, HeartbeatArgs, ReviveArgs, ScanArgs};
 use self::heartbeat::Heartbeat;
 use self::revive::ReviveCtx;
-use self::scan::{AgentHealth, DuplicateIds, Rec, ScanCtx};
+use self::scan::{DuplicateIds, Rec, ScanCtx};
 use crate::clock::Clock;
 use crate::config::{Env, Paths, Secret};
 use crate::entry::{Ctx, Diag, Tool};
@@ -60,23 +63,44 @@ pub(crate) fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     if let Some(note) = lz.ignored_note() {
         ctx.diag.warn(note);
     }
+    // The gateways, for the commands that check agents (the others never read services.json).
+    let checks_agents =
+        matches!(cli.command, Command::Scan(_) | Command::Status(_) | Command::Revive(_) | Command::Approve(_));
+    let gws = if checks_agents { gateways_of(&paths, &lz, clock)? } else { gateway::Gateways::none(clock) };
+    if let Some(note) = gws.unaddressed_note() {
+        ctx.diag.warn(note);
+    }
+    let gws = &gws;
     let from_lazarus = lz.missions.as_deref();
     let missions =
         |dir: &Option<PathBuf>| missions_dir(dir.as_deref(), cli.missions.as_deref(), &paths, env, from_lazarus);
     match &cli.command {
         Command::Scan(a) => {
             ctx.out.escape_controls(a.format == Format::Text && a.watch.is_none());
-            scan_cmd(ctx, a, &missions(&a.dir), &clock, env, &lz)
+            scan_cmd(ctx, a, &missions(&a.dir), &clock, env, &lz, gws)
         }
         Command::Status(a) => {
             let hb = heartbeat_of(&a.heartbeat, env)?;
-            let sctx =
-                ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref(), defaults: lz.defaults };
+            let sctx = ScanCtx {
+                now: clock.now(),
+                stamp: clock.stamp(),
+                heartbeat: hb.as_ref(),
+                defaults: lz.defaults,
+                gateways: Some(gws),
+            };
             let st = status::status(&missions(&a.dir), &sctx, &lz)?;
             status::write(&mut ctx.out, &st, a.format == Format::Text)?;
             Ok(Status::Ok)
         }
-        Command::Revive(a) => revive_cmd(ctx, &cli, a, &missions(&a.dir), &clock, env, lz.defaults),
+        Command::Revive(a) => revive_cmd(ctx, &cli, a, &missions(&a.dir), &clock, env, lz.defaults, gws),
+        Command::MissionsDir => {
+            writeln!(ctx.out, "{}", missions(&None).display())?;
+            Ok(Status::Ok)
+        }
+        Command::Approve(a) => {
+            let hb = heartbeat_of(&a.heartbeat, env)?;
+            handoff::approve(ctx, a, &missions(&None), &clock, cli.dry_run, hb.as_ref(), lz.defaults, gws)
+        }
         Command::Init(a) => {
             if let Some(w) = create::init_warnings(a) {
                 ctx.diag.warn(w);
@@ -88,6 +112,18 @@ pub(crate) fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         Command::SetAgent(a) => create::set_agent(a, &missions(&None), &clock, cli.dry_run, &mut ctx.out),
         Command::SetTask(a) => create::set_task(a, &missions(&None), &clock, cli.dry_run, &mut ctx.out),
     }
+}
+
+/// The gateways of services.json's `gateways` and of the Lazarus config's.
+fn gateways_of(paths: &Paths, lz: &lazarus::Lazarus, clock: Clock) -> Result<gateway::Gateways> {
+    let doc: Option<Value> = match crate::store::read::read(&paths.config, crate::store::kinds::CONFIG) {
+        Ok(bytes) => Some(crate::ndjson::parse_json_doc(&bytes, &paths.config)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !paths.config_explicit => None,
+        Err(e) => return Err(Error::path("cannot read config", &paths.config, e)),
+    };
+    let from_config = doc.as_ref().and_then(|d| d.get("gateways")).map(|g| (paths.config.as_path(), g));
+    let from_lazarus = lz.gateways.as_ref().map(|g| (lz.path.as_path(), g));
+    gateway::Gateways::new(from_config, from_lazarus, clock)
 }
 
 /// The missions directory: the command's DIR, else `--missions`, else AGENT_OPS_MISSIONS,
@@ -175,18 +211,20 @@ fn scan_cmd(
     clock: &Clock,
     env: Env<'_>,
     lz: &lazarus::Lazarus,
+    gws: &gateway::Gateways,
 ) -> Result<Status> {
     let jobs = jobs_of(args.jobs);
     let defaults = lz.defaults;
     if let Some(interval) = args.watch {
         let interval =
             if interval.is_zero() { lz.poll_interval.unwrap_or(std::time::Duration::from_secs(30)) } else { interval };
-        return watch_cmd(ctx, args, interval, dir, clock, env, defaults);
+        return watch_cmd(ctx, args, interval, dir, clock, env, defaults, gws);
     }
 
     let hb = heartbeat_of(&args.heartbeat, env)?;
     let cells = scan::list_cells(dir)?;
-    let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref(), defaults };
+    let sctx =
+        ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref(), defaults, gateways: Some(gws) };
     let format = args.format;
     let Ctx { out, diag, .. } = ctx;
     let mut worst: Option<Level> = None;
@@ -228,6 +266,15 @@ fn scan_cmd(
             Format::Text => writeln!(out, "[{}] {}: {}", tag(Some(f.level)), f.problem, f.detail)?,
         }
     }
+    for c in gws.checks() {
+        if gateway::is_down(&c) {
+            worst = worst.max(Some(Level::Error));
+        }
+        match format {
+            Format::Ndjson => ndjson::write(out, &c)?,
+            Format::Text => writeln!(out, "{}", c.text_line())?,
+        }
+    }
     if format == Format::Text {
         if troubled == 0 {
             writeln!(out, "\n{scanned} cell(s), no problems.")?;
@@ -239,6 +286,7 @@ fn scan_cmd(
 }
 
 /// `scan --watch`: scan every interval until a signal, writing what changed.
+#[allow(clippy::too_many_arguments)]
 fn watch_cmd(
     ctx: &mut Ctx,
     args: &ScanArgs,
@@ -247,6 +295,7 @@ fn watch_cmd(
     clock: &Clock,
     env: Env<'_>,
     defaults: lazarus::Defaults,
+    gws: &gateway::Gateways,
 ) -> Result<Status> {
     let jobs = jobs_of(args.jobs);
     // Before any other thread exists, so that every thread has the signals blocked.
@@ -259,8 +308,10 @@ fn watch_cmd(
         if let Some(h) = &hb {
             h.reset();
         }
+        gws.reset();
         let cells = scan::list_cells(dir)?;
-        let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref(), defaults };
+        let sctx =
+            ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref(), defaults, gateways: Some(gws) };
         let mut all = Vec::new();
         let mut dups = DuplicateIds::default();
         let work = |d: &PathBuf| {
@@ -278,6 +329,9 @@ fn watch_cmd(
         })?;
         for (id, issue) in &dups.issues {
             all.push(to_value(&scan::finding(id, issue, &sctx.stamp))?);
+        }
+        for c in gws.checks() {
+            all.push(to_value(&c)?);
         }
         Ok((all, sctx.stamp))
     };
@@ -347,6 +401,7 @@ fn render_text(recs: &[Rec]) -> Vec<u8> {
 }
 
 /// `cellscan revive`.
+#[allow(clippy::too_many_arguments)]
 fn revive_cmd(
     ctx: &mut Ctx,
     cli: &Cli,
@@ -355,6 +410,7 @@ fn revive_cmd(
     clock: &Clock,
     env: Env<'_>,
     defaults: lazarus::Defaults,
+    gws: &gateway::Gateways,
 ) -> Result<Status> {
     let mut approved = HashSet::new();
     for a in &args.approve {
@@ -370,17 +426,25 @@ fn revive_cmd(
     let jobs = jobs_of(args.jobs);
     let Ctx { out, diag, .. } = ctx;
     let diag: &Diag = diag;
-    let rctx =
-        ReviveCtx { clock, dry_run: cli.dry_run, approved: &approved, used: &used, heartbeat: hb.as_ref(), diag };
+    let rctx = ReviveCtx {
+        clock,
+        dry_run: cli.dry_run,
+        approved: &approved,
+        used: &used,
+        heartbeat: hb.as_ref(),
+        gateways: Some(gws),
+        diag,
+    };
     let mut unresolved = 0usize;
     if args.from.is_empty() {
         let cells = scan::list_cells(dir)?;
-        let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref(), defaults };
+        let sctx =
+            ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: hb.as_ref(), defaults, gateways: Some(gws) };
         let work = |d: &PathBuf| {
             let (cell, health) = scan::scan_cell(d, &sctx)?;
-            let targets: Vec<(usize, AgentHealth)> =
-                health.into_iter().enumerate().filter(|(_, h)| h.needs_revival).collect();
-            Some(revive::revive_cell(&cell, &targets, &rctx))
+            let targets: Vec<usize> =
+                health.iter().enumerate().filter(|(_, h)| h.needs_revival).map(|(i, _)| i).collect();
+            Some(revive::revive_cell(&cell, &targets, &health, &rctx))
         };
         crate::util::par::for_each_ordered(&cells, jobs, work, |r| {
             if let Some(r) = r {
@@ -444,6 +508,7 @@ fn revive_from_record(
             path: missions.to_path_buf(),
             detail,
             age_s: None,
+            suppressed_by: None,
         };
         let mut f = scan::finding(cell_id, &issue, &stamp);
         f.subject = format!("{cell_id}/{agent_id}");
@@ -468,15 +533,20 @@ fn revive_from_record(
         done.unresolved += 1;
         return done;
     };
-    let sctx = ScanCtx { now: clock.now(), stamp: clock.stamp(), heartbeat: rctx.heartbeat, defaults };
+    let sctx = ScanCtx {
+        now: clock.now(),
+        stamp: clock.stamp(),
+        heartbeat: rctx.heartbeat,
+        defaults,
+        gateways: rctx.gateways,
+    };
     cell.defaults = defaults;
     scan::check(&mut cell, sctx.now);
-    let mut health = scan::assess(&mut cell, &sctx);
-    let h = health.swap_remove(i);
-    if !h.needs_revival {
+    let health = scan::assess(&mut cell, &sctx);
+    if !health.get(i).is_some_and(|h| h.needs_revival) {
         return done;
     }
-    revive::revive_cell(&cell, &[(i, h)], rctx)
+    revive::revive_cell(&cell, &[i], &health, rctx)
 }
 
 /// The cell an agent record belongs to: the cell directory of its `path`, else the cell

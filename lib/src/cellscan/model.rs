@@ -110,6 +110,8 @@ pub(crate) const DEFAULT_CHECKPOINT_INTERVAL: u64 = 300;
 pub(crate) const DEFAULT_REVIVE_TIMEOUT: u64 = 300;
 /// Seconds between two revivals of one agent, by default.
 pub(crate) const DEFAULT_REVIVE_COOLDOWN: u64 = 300;
+/// Seconds the verify step of a revival waits for a fresh heartbeat, by default.
+pub(crate) const DEFAULT_VERIFY_TIMEOUT: u64 = 30;
 /// Revivals of one agent before giving up until a quiet hour passes, by default.
 pub(crate) const DEFAULT_MAX_RETRIES: u32 = 3;
 
@@ -126,6 +128,9 @@ pub struct Issue {
     /// Seconds of age behind the problem (stale checkpoint, overdue task), kept out of the
     /// detail so that the detail stays the same from one scan to the next.
     pub(crate) age_s: Option<u64>,
+    /// The check this problem follows from (`gateway:<name>`), so that notify announces
+    /// that one and mentions this under it.
+    pub(crate) suppressed_by: Option<String>,
 }
 
 /// The context of one file being read: where it is, its bytes, and where issues go.
@@ -162,6 +167,7 @@ impl<'a> FileCtx<'a> {
             path: self.path.to_path_buf(),
             detail,
             age_s: None,
+            suppressed_by: None,
         });
     }
 
@@ -435,6 +441,8 @@ struct RawPolicies<'a> {
     handoff_approval: Raw<'a>,
     #[serde(borrow, default)]
     checkpoint_required: Raw<'a>,
+    #[serde(borrow, default)]
+    verify_timeout_seconds: Raw<'a>,
 }
 
 #[derive(Deserialize)]
@@ -527,6 +535,7 @@ pub struct CellDoc {
     pub(crate) timeout: Option<u64>,
     pub(crate) auto_revive: Option<AutoRevive>,
     pub(crate) checkpoint_interval: Option<u64>,
+    pub(crate) handoff_allowed: Option<bool>,
 }
 
 /// Read cell.json. Required: `cell_id`, `mission_name`, `status`, `isolation_level`.
@@ -545,7 +554,7 @@ pub fn read_cell(cx: &mut FileCtx<'_>) -> Option<CellDoc> {
     };
     if let Some(p) = cx.object::<RawCellPolicies<'_>>("policies", raw.policies) {
         doc.auto_revive = cx.choice::<AutoRevive>("policies.auto_revive", p.auto_revive, false).value;
-        cx.boolean("policies.handoff_allowed", p.handoff_allowed);
+        doc.handoff_allowed = cx.boolean("policies.handoff_allowed", p.handoff_allowed);
         doc.checkpoint_interval = cx.seconds("policies.checkpoint_interval", p.checkpoint_interval, false);
     }
     Some(doc)
@@ -567,6 +576,12 @@ pub struct Policies {
     pub(crate) verify_delay_seconds: f64,
     pub(crate) checkpoint_required: bool,
     pub(crate) substitute_agents: Vec<String>,
+    /// Seconds the verify step waits for a fresh heartbeat.
+    pub(crate) verify_timeout_seconds: u64,
+    /// `handoff_allowed`, when the file says.
+    pub(crate) handoff_allowed: Option<bool>,
+    /// `handoff_approval`, when the file says.
+    pub(crate) handoff_approval: Option<HandoffApproval>,
 }
 
 impl Default for Policies {
@@ -583,6 +598,9 @@ impl Default for Policies {
             verify_delay_seconds: 0.0,
             checkpoint_required: true,
             substitute_agents: Vec::new(),
+            verify_timeout_seconds: DEFAULT_VERIFY_TIMEOUT,
+            handoff_allowed: None,
+            handoff_approval: None,
         }
     }
 }
@@ -626,8 +644,11 @@ pub fn read_policies(cx: &mut FileCtx<'_>) -> Policies {
         p.verify_delay_seconds = n as f64;
     }
     p.substitute_agents = cx.strings("substitute_agents", raw.substitute_agents);
-    cx.boolean("handoff_allowed", raw.handoff_allowed);
-    cx.choice::<HandoffApproval>("handoff_approval", raw.handoff_approval, false);
+    p.handoff_allowed = cx.boolean("handoff_allowed", raw.handoff_allowed);
+    p.handoff_approval = cx.choice::<HandoffApproval>("handoff_approval", raw.handoff_approval, false).value;
+    if let Some(n) = cx.seconds("verify_timeout_seconds", raw.verify_timeout_seconds, false) {
+        p.verify_timeout_seconds = n;
+    }
     if let Some(b) = cx.boolean("checkpoint_required", raw.checkpoint_required) {
         p.checkpoint_required = b;
     }
@@ -646,6 +667,10 @@ pub struct Permission {
     pub(crate) agent: String,
     pub(crate) tasks: Vec<String>,
     pub(crate) agents: Vec<String>,
+    /// `handoff_to`, when given.
+    pub(crate) handoff_to: Option<Vec<String>>,
+    /// `handoff_from`, when given.
+    pub(crate) handoff_from: Option<Vec<String>>,
 }
 
 /// Read config/permissions.json: `{agent: {read, write, execute: [task], handoff_to,
@@ -666,7 +691,14 @@ pub fn read_permissions(cx: &mut FileCtx<'_>) -> Vec<Permission> {
         for (name, list, of_agents) in lists {
             let Some(raw) = list else { continue };
             match serde_json::from_str::<Vec<String>>(raw.get()) {
-                Ok(v) if of_agents => perm.agents.extend(v),
+                Ok(v) if of_agents => {
+                    if name == "handoff_to" {
+                        perm.handoff_to = Some(v.clone());
+                    } else {
+                        perm.handoff_from = Some(v.clone());
+                    }
+                    perm.agents.extend(v)
+                }
                 Ok(v) => perm.tasks.extend(v),
                 Err(_) => cx.bad(raw, &format!("{agent}.{name}"), "expected a list of strings"),
             }

@@ -15,11 +15,13 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 
+use super::checkpoint::{self, Checkpoint};
+use super::gateway::{self, Gateways};
 use super::heartbeat::{Answer, Heartbeat};
 use super::model::{self, Agent, AgentStatus, AutoRevive, FileCtx};
 use super::scan::{AgentHealth, Cell};
@@ -38,6 +40,7 @@ pub(crate) enum Out {
     Recovery(Recovery),
     Alert(Alert),
     Finding(Finding),
+    Handoff(super::handoff::Handoff),
 }
 
 /// A `revival` alert: a failed agent whose cell asks before reviving it.
@@ -66,6 +69,7 @@ pub(crate) struct ReviveCtx<'a> {
     /// Approvals that matched a failed agent.
     pub(crate) used: &'a Mutex<HashSet<String>>,
     pub(crate) heartbeat: Option<&'a Heartbeat>,
+    pub(crate) gateways: Option<&'a Gateways>,
     pub(crate) diag: &'a Diag,
 }
 
@@ -94,8 +98,9 @@ fn reason(cell: &Cell, i: usize, h: &AgentHealth) -> String {
     }
 }
 
-/// Revive the agents `targets` (indices into `cell.agents`, each with its health).
-pub(crate) fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &ReviveCtx<'_>) -> Revived {
+/// Revive the agents `targets` (indices into `cell.agents`; `health` is every agent's), then
+/// hand off the tasks of those that cannot be revived, as the cell's policies allow.
+pub(crate) fn revive_cell(cell: &Cell, targets: &[usize], health: &[AgentHealth], ctx: &ReviveCtx<'_>) -> Revived {
     let mut done = Revived::default();
     if targets.is_empty() {
         return done;
@@ -103,17 +108,19 @@ pub(crate) fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &R
     let stamp = ctx.clock.stamp();
     let ledger_path = cell.dir.join("logs").join(LEDGER);
     let mut lock: Option<(Dir, store::Lock)> = None;
-    for (i, h) in targets {
-        let agent = &cell.agents[*i];
+    let mut cannot = Vec::new();
+    for &i in targets {
+        let Some(h) = health.get(i) else { continue };
+        let agent = &cell.agents[i];
         let approval = ctx.approval(cell, &agent.id);
         if let (Some(k), Ok(mut used)) = (&approval, ctx.used.lock()) {
             used.insert(k.clone());
         }
         let policy = if approval.is_some() { AutoRevive::Yes } else { cell.auto_revive() };
         match policy {
-            AutoRevive::No => {}
+            AutoRevive::No => cannot.push((i, false)),
             AutoRevive::Ask => {
-                done.records.push(Out::Alert(ask(cell, *i, h, &stamp)));
+                done.records.push(Out::Alert(ask(cell, i, h, &stamp)));
                 done.unresolved += 1;
             }
             AutoRevive::Yes => {
@@ -123,7 +130,7 @@ pub(crate) fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &R
                     continue;
                 };
                 let rec = if ctx.dry_run {
-                    dry_attempt(cell, *i, h, cmd, ctx)
+                    dry_attempt(cell, i, h, cmd, ctx)
                 } else {
                     if lock.is_none() {
                         match cell_logs(cell).and_then(|logs| Ok((Ledger::lock_in(&logs, LEDGER)?, logs))) {
@@ -137,7 +144,7 @@ pub(crate) fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &R
                         }
                     }
                     let Some((logs, l)) = lock.as_mut() else { continue };
-                    held_attempt(cell, *i, h, cmd, logs, l, ctx)
+                    held_attempt(cell, i, h, cmd, logs, l, ctx)
                 };
                 let rec = match rec {
                     Ok(rec) => rec,
@@ -147,6 +154,16 @@ pub(crate) fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &R
                         continue;
                     }
                 };
+                let refused = refused(&rec);
+                if refused {
+                    done.records.push(Out::Finding(no_checkpoint(cell, &agent.id, &stamp)));
+                }
+                // Exhausted: no attempt left (also while the last one's cooldown runs).
+                let exhausted = rec.outcome == Outcome::MaxAttempts
+                    || (rec.outcome == Outcome::Cooldown && rec.attempt >= rec.max_attempts);
+                if exhausted || refused {
+                    cannot.push((i, true));
+                }
                 if !(rec.outcome == Outcome::Recovered && rec.verified) {
                     done.unresolved += 1;
                 }
@@ -154,7 +171,43 @@ pub(crate) fn revive_cell(cell: &Cell, targets: &[(usize, AgentHealth)], ctx: &R
             }
         }
     }
+    drop(lock);
+    for (i, counted) in cannot {
+        let r = super::handoff::after_revival(cell, i, health, ctx);
+        // Its tasks have a new owner: the agent no longer counts as left unrevived.
+        let handed = r.records.iter().any(|o| matches!(o, Out::Handoff(h) if h.outcome == "handed_off"));
+        if handed && counted {
+            done.unresolved = done.unresolved.saturating_sub(1);
+        }
+        done.records.extend(r.records);
+        done.unresolved += r.unresolved;
+    }
     done
+}
+
+/// Whether revival refused to start (a checkpoint is required and there is none).
+fn refused(rec: &Recovery) -> bool {
+    rec.extra.get("steps").and_then(Value::as_array).is_some_and(|s| s.iter().any(|st| st["outcome"] == "refused"))
+}
+
+/// The finding for an agent that cannot be revived because it has no checkpoint.
+fn no_checkpoint(cell: &Cell, agent: &str, stamp: &str) -> Finding {
+    let path = cell.dir.join("config/policies.json");
+    let detail = format!(
+        "{}: agent {agent} needs reviving, checkpoint_required is true, and it has no checkpoint \
+         (no checkpoints/{agent}/state.json, no checkpoint in its agent file): not revived",
+        path.display()
+    );
+    let issue = model::Issue {
+        level: Level::Error,
+        problem: "no_checkpoint",
+        file: Some(format!("agents/{agent}.json")),
+        path,
+        detail,
+        age_s: None,
+        suppressed_by: None,
+    };
+    super::scan::finding(&cell.id, &issue, stamp)
 }
 
 /// The revival ledger's name in the cell's `logs/`.
@@ -173,6 +226,7 @@ fn no_revive_command(cell: &Cell, agent: &str, stamp: &str) -> Finding {
         path: cell.dir.join("config/policies.json"),
         detail,
         age_s: None,
+        suppressed_by: None,
     };
     super::scan::finding(&cell.id, &issue, stamp)
 }
@@ -220,7 +274,7 @@ fn cell_logs(cell: &Cell) -> crate::error::Result<Dir> {
 }
 
 /// The ledger as it is, without a lock and without creating anything (dry runs).
-fn peek_ledger(cell: &Cell) -> crate::error::Result<std::collections::BTreeMap<String, Entry>> {
+pub(crate) fn peek_ledger(cell: &Cell) -> crate::error::Result<std::collections::BTreeMap<String, Entry>> {
     let dir = Dir::open(&cell.dir)?;
     if dir.identity("logs").is_none() {
         return Ok(Default::default());
@@ -236,6 +290,7 @@ fn revive_error(cell: &Cell, path: &Path, why: &str, stamp: &str) -> Finding {
         path: path.to_path_buf(),
         detail: format!("cannot use the revival ledger: {why}"),
         age_s: None,
+        suppressed_by: None,
     };
     super::scan::finding(&cell.id, &issue, stamp)
 }
@@ -279,7 +334,30 @@ fn abs(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// One attempt (or the reason there is none) for one agent, under the held ledger.
+/// One step of a revival, as the `recovery` record lists it.
+fn step(name: &str, outcome: &str, detail: impl Into<String>, ms: u64) -> Value {
+    serde_json::json!({"step": name, "outcome": outcome, "detail": detail.into(), "ms": ms})
+}
+
+fn ms_since(t: Instant) -> u64 {
+    t.elapsed().as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+/// How a checkpoint is described in steps and details.
+fn describe_checkpoint(cell: &Cell, cp: &Checkpoint) -> String {
+    let rel = cp.dir.strip_prefix(&cell.dir).unwrap_or(&cp.dir).display().to_string();
+    let at = cp.at.map(clock::fmt_ts).unwrap_or_default();
+    match &cp.state {
+        Some(_) => format!("{rel}/ (state.json of {at})"),
+        None => format!("{rel}/ (the agent file's checkpoint of {at}; no state.json)"),
+    }
+}
+
+/// One attempt (or the reason there is none) for one agent, under the held ledger: the
+/// restore step finds the checkpoint (and refuses when one is required and there is none),
+/// the restart step runs the revive command with the checkpoint to restore from, the
+/// re-register step posts to the gateway's `register_url`, and the verify step waits for
+/// proof that the agent is back. Each step's outcome goes into the record's `steps`.
 fn attempt(
     cell: &Cell,
     i: usize,
@@ -318,13 +396,27 @@ fn attempt(
         }
         Decision::Run { attempt } => rec.attempt = attempt,
     }
+    let cp = checkpoint::latest(cell, a);
+    if cp.is_none() && cell.policies.checkpoint_required {
+        let no = format!("checkpoint_required is true and agent {} has no checkpoint", a.id);
+        if ctx.dry_run {
+            rec.outcome = Outcome::Skipped;
+            rec.detail = format!("dry run: {why}; would refuse: {no}");
+        } else {
+            rec.attempt = entry.attempts;
+            rec.detail = format!("{why}; refused: {no}");
+            rec.extra.insert("steps".into(), Value::Array(vec![step("restore", "refused", no, 0)]));
+        }
+        return rec;
+    }
     if ctx.dry_run {
         // Nothing ran: the outcome recover gives a dry run too, never a claimed effect.
         rec.outcome = Outcome::Skipped;
-        rec.detail = format!("dry run: {why}; would run {}", cmd.display());
+        let from = cp.as_ref().map(|c| format!(" restoring from {}", describe_checkpoint(cell, c))).unwrap_or_default();
+        rec.detail = format!("dry run: {why}; would run {}{from}", cmd.display());
         return rec;
     }
-    let spec_env = command_env(cell, a, rec.attempt, &why);
+    let spec_env = command_env(cell, a, rec.attempt, &why, cp.as_ref());
     let dir = abs(&cell.dir);
     let mut spec = proc::Spec::new(cmd, Duration::from_secs(policy.timeout_seconds));
     spec.env = spec_env;
@@ -335,6 +427,8 @@ fn attempt(
     // and holds the cooldown and the retry limit instead of reviving again at once.
     entry.begin(&policy, now);
     persist(entry);
+    // By the tool's clock: real time, or `--now` (then a heartbeat at or after it is fresh).
+    let started_unix = now;
     let ran = proc::run(&spec);
     if matches!(&ran, Ok(o) if o.success()) {
         entry.succeeded(now);
@@ -345,17 +439,40 @@ fn attempt(
         rec.restarts_in_window = Some(n);
     }
     persist(entry);
+    let mut steps = Vec::new();
     match ran {
-        Err(e) => rec.detail = format!("{why}; cannot start {}: {e}", cmd.display()),
-        Ok(o) => ran_to_end(cell, i, h, ctx, &o, &why, &mut rec),
+        Err(e) => {
+            rec.detail = format!("{why}; cannot start {}: {e}", cmd.display());
+            steps.push(step("restart", "failed", format!("cannot start {}: {e}", cmd.display()), 0));
+        }
+        Ok(o) => {
+            let ms = o.duration.as_millis().min(u128::from(u64::MAX)) as u64;
+            steps.push(step("restart", if o.success() { "ok" } else { "failed" }, o.describe(), ms));
+            if o.success() {
+                steps.push(match &cp {
+                    Some(c) => step("restore", "ok", format!("RESTORE_FROM={}", describe_checkpoint(cell, c)), 0),
+                    None => step("restore", "skipped", "no checkpoint (checkpoint_required is false)", 0),
+                });
+            }
+            ran_to_end(cell, i, h, ctx, &o, &why, started_unix, &mut rec, &mut steps);
+        }
     }
+    rec.extra.insert("steps".into(), Value::Array(steps));
     log_attempt(cell, &a.id, &rec, &stamp, ctx);
     rec
 }
 
 /// The environment the revive command runs with.
-fn command_env(cell: &Cell, a: &Agent, attempt: u32, why: &str) -> Vec<(String, String)> {
+fn command_env(cell: &Cell, a: &Agent, attempt: u32, why: &str, cp: Option<&Checkpoint>) -> Vec<(String, String)> {
     let dir = abs(&cell.dir);
+    let (from, state, at) = match cp {
+        Some(c) => (
+            format!("{}/", abs(&c.dir).display()),
+            c.state.as_deref().map(|p| abs(p).display().to_string()).unwrap_or_default(),
+            c.at.map(clock::fmt_ts).unwrap_or_default(),
+        ),
+        None => Default::default(),
+    };
     vec![
         ("CELL_ID".to_string(), cell.id.clone()),
         ("CELL_PATH".to_string(), dir.display().to_string()),
@@ -363,14 +480,20 @@ fn command_env(cell: &Cell, a: &Agent, attempt: u32, why: &str) -> Vec<(String, 
         ("AGENT_FILE".to_string(), abs(&a.path).display().to_string()),
         ("AGENT_ROLE".to_string(), a.role.text.clone().unwrap_or_default()),
         ("CHECKPOINT_PATH".to_string(), format!("{}/", dir.join("checkpoints").join(&a.id).display())),
+        ("RESTORE_FROM".to_string(), from),
+        ("RESTORE_STATE".to_string(), state),
+        ("RESTORE_CHECKPOINT_AT".to_string(), at),
+        ("GATEWAY".to_string(), a.gateway.clone().unwrap_or_default()),
+        ("HEARTBEAT_ID".to_string(), a.heartbeat_id.clone()),
         ("MISSION_NAME".to_string(), cell.mission_name().unwrap_or_default().to_string()),
         ("REVIVE_ATTEMPT".to_string(), attempt.to_string()),
         ("REVIVE_REASON".to_string(), why.to_string()),
     ]
 }
 
-/// The record of a command that ran to its end: recovered and perhaps verified, or failed
-/// with the first line it said.
+/// The record of a command that ran to its end: recovered, re-registered and verified (or
+/// not), or failed with the first line it said.
+#[allow(clippy::too_many_arguments)]
 fn ran_to_end(
     cell: &Cell,
     i: usize,
@@ -378,23 +501,61 @@ fn ran_to_end(
     ctx: &ReviveCtx<'_>,
     o: &proc::Outcome,
     why: &str,
+    started_unix: f64,
     rec: &mut Recovery,
+    steps: &mut Vec<Value>,
 ) {
     rec.exit_code = o.exit_code;
     rec.duration_ms = o.duration.as_millis().min(u128::from(u64::MAX)) as u64;
-    if o.success() {
-        rec.outcome = Outcome::Recovered;
-        if cell.policies.verify_delay_seconds > 0.0 {
-            std::thread::sleep(Duration::from_secs_f64(cell.policies.verify_delay_seconds));
-        }
-        let (verified, how) = verify(cell, i, h, ctx.heartbeat);
-        rec.verified = verified;
-        rec.detail = format!("{why}; {} in {}; {how}", o.describe(), took(o.duration));
-    } else {
+    if !o.success() {
         let said = util::first_line(if o.stderr.trim().is_empty() { &o.stdout } else { &o.stderr });
         rec.detail = format!("{why}; {}", o.describe());
         if !said.is_empty() {
             rec.detail.push_str(&format!(": {}", util::truncate(said, 200)));
+        }
+        return;
+    }
+    rec.outcome = Outcome::Recovered;
+    let registered = reregister(cell, i, ctx, steps);
+    if cell.policies.verify_delay_seconds > 0.0 {
+        std::thread::sleep(Duration::from_secs_f64(cell.policies.verify_delay_seconds));
+    }
+    let t = Instant::now();
+    let (verified, how) = verify(cell, i, h, ctx, started_unix);
+    steps.push(step("verify", if verified { "ok" } else { "failed" }, how.clone(), ms_since(t)));
+    rec.verified = verified && registered;
+    rec.detail = format!("{why}; {} in {}; {how}", o.describe(), took(o.duration));
+    if !registered {
+        rec.detail.push_str("; not registered with its gateway");
+    }
+}
+
+/// The re-register step: POST the agent to its gateway's `register_url`. False when it was
+/// tried and failed.
+fn reregister(cell: &Cell, i: usize, ctx: &ReviveCtx<'_>, steps: &mut Vec<Value>) -> bool {
+    let a = &cell.agents[i];
+    let Some(gw) = a.gateway.as_deref() else {
+        steps.push(step("register", "skipped", "the agent names no gateway", 0));
+        return true;
+    };
+    let Some(url) = ctx.gateways.and_then(|g| g.spec(gw)).and_then(|s| s.register_url.map(|u| (u, s.timeout))) else {
+        steps.push(step("register", "skipped", format!("gateway {gw} has no register_url"), 0));
+        return true;
+    };
+    let (url, timeout) = url;
+    let body = serde_json::json!({
+        "agent_id": a.id, "cell_id": cell.id, "heartbeat_id": a.heartbeat_id, "role": a.role.text,
+        "gateway": gw, "mission_name": cell.mission_name(), "timestamp": ctx.clock.stamp(),
+    });
+    let t = Instant::now();
+    match gateway::register(&url, &body, timeout) {
+        Ok(said) => {
+            steps.push(step("register", "ok", format!("gateway {gw}: {said}"), ms_since(t)));
+            true
+        }
+        Err(why) => {
+            steps.push(step("register", "failed", format!("gateway {gw}: {why}"), ms_since(t)));
+            false
         }
     }
 }
@@ -417,9 +578,12 @@ fn log_attempt(cell: &Cell, agent: &str, rec: &Recovery, stamp: &str, ctx: &Revi
     }
 }
 
-/// Is the agent back? Its file no longer says failed; and when the heartbeat endpoint called
-/// it unhealthy, the endpoint no longer does.
-fn verify(cell: &Cell, i: usize, h: &AgentHealth, hb: Option<&Heartbeat>) -> (bool, String) {
+/// Is the agent back? Its file no longer says failed; and then, when the heartbeat endpoint
+/// knows the agent (or called it unhealthy), a fresh heartbeat: one after the revival
+/// started (or newer than the one seen before), from an agent the endpoint does not call
+/// unhealthy, waited for up to `verify_timeout_seconds`; else, when its gateway has an
+/// address, the gateway answering now.
+fn verify(cell: &Cell, i: usize, h: &AgentHealth, ctx: &ReviveCtx<'_>, started_unix: f64) -> (bool, String) {
     let a = &cell.agents[i];
     let status = match super::scan::read_cell_file(&cell.dir, &a.file) {
         Ok(bytes) => {
@@ -435,17 +599,68 @@ fn verify(cell: &Cell, i: usize, h: &AgentHealth, hb: Option<&Heartbeat>) -> (bo
         return (false, "the agent file still says failed".to_string());
     }
     let heartbeat_triggered = a.status.value != Some(AgentStatus::Failed) && h.source == "heartbeat";
-    if let (true, Some(hb)) = (heartbeat_triggered, hb) {
-        return match hb.agent(&a.heartbeat_id) {
-            Answer::State(s) if s.status != "unhealthy" => {
-                (true, format!("agent status now '{status}', heartbeat {}", s.status))
-            }
-            Answer::State(s) => (false, format!("agent status now '{status}', but heartbeat still {}", s.status)),
-            Answer::Unknown => (false, "the heartbeat endpoint no longer knows the agent".to_string()),
-            Answer::Failed(why) => (false, format!("cannot ask the heartbeat endpoint: {why}")),
-        };
+    if let (true, Some(hb)) = (heartbeat_triggered || h.state.is_some(), ctx.heartbeat) {
+        let before = h.state.as_ref().and_then(|s| s.last_heartbeat_unix);
+        return fresh_heartbeat(hb, &a.heartbeat_id, before, started_unix, cell.policies.verify_timeout_seconds)
+            .map_or_else(
+                |why| (false, format!("agent status now '{status}', but {why}")),
+                |said| (true, format!("agent status now '{status}', {said}")),
+            );
+    }
+    if let (Some(gw), Some(gws)) = (a.gateway.as_deref(), ctx.gateways) {
+        if let Some(spec) = gws.spec(gw) {
+            let c = gws.check_now(gw, &spec);
+            return if gateway::is_down(&c) {
+                (false, format!("agent status now '{status}', but gateway {gw} is down: {}", c.detail))
+            } else {
+                (true, format!("agent status now '{status}', gateway {gw} {}", c.status.as_str()))
+            };
+        }
     }
     (true, format!("agent status now '{status}'"))
+}
+
+/// Poll the endpoint until it has a fresh heartbeat of the agent, or `timeout_s` pass.
+fn fresh_heartbeat(
+    hb: &Heartbeat,
+    id: &str,
+    before: Option<f64>,
+    started_unix: f64,
+    timeout_s: u64,
+) -> std::result::Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(timeout_s);
+    let mut last_said;
+    loop {
+        match hb.agent(id) {
+            Answer::State(s) => {
+                let at = s.last_heartbeat_unix.unwrap_or(0.0);
+                let fresh = at >= started_unix || before.is_some_and(|b| at > b);
+                if fresh && s.status != "unhealthy" {
+                    return Ok(format!("heartbeat {}", s.status));
+                }
+                last_said = if fresh {
+                    format!("heartbeat still {}", s.status)
+                } else {
+                    format!(
+                        "no fresh heartbeat within {} (the last at {})",
+                        clock::human_duration(timeout_s),
+                        s.last_heartbeat.unwrap_or_else(|| "?".into())
+                    )
+                };
+            }
+            Answer::Unknown => {
+                last_said = format!(
+                    "no heartbeat within {} (the endpoint never heard from it)",
+                    clock::human_duration(timeout_s)
+                )
+            }
+            Answer::Failed(why) => return Err(format!("cannot ask the heartbeat endpoint: {why}")),
+        }
+        if Instant::now() >= deadline {
+            return Err(last_said);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The restart engine's policy for a cell's revivals: `max_retries` attempts, `revive_timeout`,

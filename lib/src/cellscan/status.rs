@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::handoff;
 use super::lazarus::Lazarus;
-use super::model::AutoRevive;
-use super::scan::{self, ScanCtx};
+use super::model::{AutoRevive, HandoffApproval};
+use super::revive;
+use super::scan::{self, Cell, ScanCtx};
 use crate::error::Result;
 use crate::ndjson;
 
@@ -32,6 +34,16 @@ pub(crate) struct Pending {
     pub(crate) not_revived: u64,
 }
 
+/// Handoffs waiting: agents that cannot be revived, whose cell allows handoff, with tasks
+/// to hand, by what happens next.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub(crate) struct Handoffs {
+    /// `handoff_approval: auto`: the next `cellscan revive` hands the tasks off.
+    pub(crate) to_hand_off: u64,
+    /// `handoff_approval: manual`: waiting for `cellscan approve CELL --handoff AGENT`.
+    pub(crate) awaiting_approval: u64,
+}
+
 /// The `status` record.
 #[derive(Debug, Serialize)]
 pub(crate) struct Status {
@@ -45,6 +57,8 @@ pub(crate) struct Status {
     health: ByHealth,
     pending_revivals: u64,
     pending: Pending,
+    pending_handoffs: u64,
+    handoffs: Handoffs,
     timestamp: String,
 }
 
@@ -60,12 +74,14 @@ pub(crate) fn status(dir: &Path, sctx: &ScanCtx<'_>, lz: &Lazarus) -> Result<Sta
         health: ByHealth::default(),
         pending_revivals: 0,
         pending: Pending::default(),
+        pending_handoffs: 0,
+        handoffs: Handoffs::default(),
         timestamp: sctx.stamp.clone(),
     };
     for d in scan::list_cells(dir)? {
         let Some((cell, health)) = scan::scan_cell(&d, sctx) else { continue };
         st.cells += 1;
-        for h in &health {
+        for (i, h) in health.iter().enumerate() {
             st.agents += 1;
             match h.health {
                 "healthy" => st.health.healthy += 1,
@@ -80,10 +96,37 @@ pub(crate) fn status(dir: &Path, sctx: &ScanCtx<'_>, lz: &Lazarus) -> Result<Sta
                     AutoRevive::Ask => st.pending.awaiting_approval += 1,
                     AutoRevive::No => st.pending.not_revived += 1,
                 }
+                if handoff_pending(&cell, i, crate::clock::unix_f64(sctx.now)) {
+                    st.pending_handoffs += 1;
+                    match handoff::approval(&cell) {
+                        HandoffApproval::Auto => st.handoffs.to_hand_off += 1,
+                        HandoffApproval::Manual => st.handoffs.awaiting_approval += 1,
+                    }
+                }
             }
         }
     }
     Ok(st)
+}
+
+/// Whether agent `i` (which needs reviving) waits for a handoff: its cell allows handoff, it
+/// has tasks to hand, and it cannot be revived (policy `no`, or its revivals are exhausted
+/// in the cell's ledger).
+fn handoff_pending(cell: &Cell, i: usize, now: f64) -> bool {
+    let a = &cell.agents[i];
+    if !handoff::allowed(cell) || handoff::tasks_of(cell, &a.id).is_empty() {
+        return false;
+    }
+    match cell.auto_revive() {
+        AutoRevive::No => true,
+        AutoRevive::Ask => false,
+        AutoRevive::Yes => {
+            let policy = revive::policy_of(cell);
+            let ledger = revive::peek_ledger(cell).unwrap_or_default();
+            let entry = ledger.get(&a.id).cloned().unwrap_or_default();
+            entry.attempts_at(&policy, now) >= policy.max_attempts
+        }
+    }
 }
 
 /// Write the record, or the lines for people.
@@ -106,6 +149,11 @@ pub(crate) fn write(out: &mut impl Write, st: &Status, text: bool) -> Result<()>
         out,
         "pending revivals: {} ({} to revive, {} awaiting approval, {} not revived by policy)",
         st.pending_revivals, p.to_revive, p.awaiting_approval, p.not_revived
+    )?;
+    writeln!(
+        out,
+        "pending handoffs: {} ({} to hand off, {} awaiting approval)",
+        st.pending_handoffs, st.handoffs.to_hand_off, st.handoffs.awaiting_approval
     )?;
     Ok(())
 }

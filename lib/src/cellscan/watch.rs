@@ -2,9 +2,11 @@
 //!
 //! The first scan writes every record. Each later one writes the records that are new or
 //! differ from the previous scan's, ignoring what changes on its own with the clock
-//! (`timestamp`, `checkpoint_age_s`, `age_s`, the heartbeat's `last_heartbeat`), and then one
-//! record for each thing that went away: a `cell`, `agent` or `task` with `"removed": true`,
-//! and a finding that no longer holds again, with `"resolved": true` and level `info`.
+//! (`timestamp`, `checkpoint_age_s`, `age_s`, `latency_ms`, the heartbeat's `last_heartbeat`),
+//! and then one record for each thing that went away: a `cell`, `agent`, `task` or gateway
+//! `check` with `"removed": true`, and a finding that no longer holds again, with
+//! `"resolved": true` and level `info`. A gateway's check is the same thing from one scan to
+//! the next, by its name: down after up is a change, written once.
 //!
 //! The loop ends cleanly on SIGINT, SIGTERM or SIGHUP, and when the reader of stdout goes
 //! away, even while nothing changes.
@@ -22,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::ndjson;
 
 /// Fields that change with the clock alone.
-const VOLATILE: [&str; 3] = ["timestamp", "checkpoint_age_s", "age_s"];
+const VOLATILE: [&str; 4] = ["timestamp", "checkpoint_age_s", "age_s", "latency_ms"];
 
 struct Seen {
     hash: u64,
@@ -76,6 +78,14 @@ fn identity(v: &Value, stable: &Value, hash: u64) -> (String, Value) {
         "cell" => (format!("cell\0{}", s(v, "path")), pick(&["kind", "cell", "mission_name", "path"])),
         "agent" => (format!("agent\0{}", s(v, "path")), pick(&["kind", "cell", "agent", "path"])),
         "task" => (format!("task\0{}", s(v, "path")), pick(&["kind", "cell", "id", "title", "path"])),
+        // A gateway's check, by its name: up after down is the same gateway, changed.
+        "check" => {
+            let mut gone = stable.clone();
+            if let Value::Object(m) = &mut gone {
+                m.insert("removed".into(), true.into());
+            }
+            (format!("check\0{}", s(v, "name")), gone)
+        }
         _ => {
             let mut gone = stable.clone();
             if let Value::Object(m) = &mut gone {
@@ -176,6 +186,19 @@ mod tests {
                 json!({"kind":"agent","cell":"c","agent":"a1","path":"m/c/agents/a1.json","removed":true,"timestamp":"t4"}),
                 json!({"kind":"finding","source":"cellscan","subject":"c/agents/a1.json","level":"info","problem":"agent_failed","detail":"agent a1 (lead) is failed","resolved":true,"timestamp":"t4"}),
             ]
+        );
+    }
+
+    #[test]
+    fn a_gateway_going_down_is_one_changed_check() {
+        let mut w = Watch::default();
+        let check = |status: &str, ms: u64, t: &str| json!({"kind":"check","name":"gateway:g","status":status,"latency_ms":ms,"timestamp":t});
+        assert_eq!(w.diff(vec![check("up", 3, "t1")], "t1").len(), 1);
+        assert!(w.diff(vec![check("up", 9, "t2")], "t2").is_empty(), "only the latency moved");
+        assert_eq!(w.diff(vec![check("down", 1, "t3")], "t3"), vec![check("down", 1, "t3")]);
+        assert_eq!(
+            w.diff(vec![], "t4"),
+            vec![json!({"kind":"check","name":"gateway:g","status":"down","removed":true,"timestamp":"t4"})]
         );
     }
 

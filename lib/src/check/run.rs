@@ -167,8 +167,7 @@ async fn url_check(u: &UrlSpec, timeout: Duration, env: &CheckEnv, c: &mut Check
     let code = resp.status;
     c.http_status = Some(code);
     if !u.expected_status.contains(&code) {
-        let want: Vec<String> = u.expected_status.iter().map(u16::to_string).collect();
-        c.detail = format!("HTTP {code} (expected {})", want.join(" or "));
+        c.detail = format!("HTTP {code} (expected {})", expected_text(&u.expected_status));
         return;
     }
     if u.body_contains.is_some() || u.json_field.is_some() {
@@ -229,6 +228,25 @@ fn apply_latency_limits(job: &Job, c: &mut Check) {
             c.detail = format!("{}, slow: {}ms (degraded over {slow}ms)", c.detail, c.latency_ms);
         }
     }
+}
+
+/// The status codes wanted, runs of three or more written as ranges: `200-299`, `200 or 204`.
+fn expected_text(codes: &[u16]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < codes.len() {
+        let mut j = i;
+        while j + 1 < codes.len() && codes[j + 1] == codes[j].wrapping_add(1) {
+            j += 1;
+        }
+        if j - i >= 2 {
+            parts.push(format!("{}-{}", codes[i], codes[j]));
+        } else {
+            parts.extend(codes[i..=j].iter().map(u16::to_string));
+        }
+        i = j + 1;
+    }
+    parts.join(" or ")
 }
 
 /// Follow a dotted path (`a.b.0.c`) into a JSON document.
@@ -344,6 +362,14 @@ fn judge_age(at: OffsetDateTime, now: OffsetDateTime, max: u64, c: &mut Check) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expected_codes_are_written_as_ranges() {
+        let all: Vec<u16> = (200..300).collect();
+        assert_eq!(expected_text(&all), "200-299");
+        assert_eq!(expected_text(&[200, 204]), "200 or 204");
+        assert_eq!(expected_text(&[200, 201, 202, 301, 302]), "200-202 or 301 or 302");
+    }
 
     #[test]
     fn json_paths() {

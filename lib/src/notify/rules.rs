@@ -417,7 +417,11 @@ fn finding(v: &Value) -> Result<Option<Observation>, String> {
     let title = [source, subject, problem].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(": ");
     let o = Observation::new("finding", format!("finding:{source}:{subject}:{problem}"), name, title)
         .detail(optional(v, "finding", "detail")?);
-    Ok(Some(o.bad(level, "found")))
+    let mut o = o.bad(level, "found");
+    // A problem that follows from a check (cellscan's agent behind a gateway that is down):
+    // mentioned under that check's alert, as a check's dependants are.
+    o.parent = nonempty(optional(v, "finding", "suppressed_by")?).map(String::from);
+    Ok(Some(o))
 }
 
 /// A gap in the monitoring itself (rollup's report, rollup stale): one subject per gap, keyed
@@ -451,6 +455,15 @@ mod tests {
         let mut o = observe(&v).unwrap();
         assert_eq!(o.len(), 1, "{v}: {o:?}");
         o.remove(0)
+    }
+
+    #[test]
+    fn a_finding_that_follows_from_a_check_names_it_as_its_parent() {
+        let o = one(json!({"kind":"finding","source":"cellscan","subject":"c1/agents/a1.json","level":"error",
+                           "problem":"gateway_down","detail":"d","suppressed_by":"gateway:gw1"}));
+        assert_eq!((o.bad, o.parent.as_deref()), (Some(Level::Error), Some("gateway:gw1")));
+        let o = one(json!({"kind":"finding","source":"cellscan","subject":"c1","level":"error","problem":"p"}));
+        assert_eq!(o.parent, None);
     }
 
     #[test]

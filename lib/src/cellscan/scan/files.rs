@@ -133,6 +133,7 @@ fn unreadable(path: &Path, file: &str, e: &io::Error) -> Issue {
         path: path.to_path_buf(),
         detail: format!("{}: {e}", path.display()),
         age_s: None,
+        suppressed_by: None,
     }
 }
 

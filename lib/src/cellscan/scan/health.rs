@@ -4,6 +4,7 @@
 use time::OffsetDateTime;
 
 use super::{Cell, ScanCtx, age, mtime};
+use crate::cellscan::gateway::{self, Gateways, Known};
 use crate::cellscan::heartbeat::{AgentState, Answer, Heartbeat};
 use crate::cellscan::model::{Agent, AgentStatus, CheckpointSource, Issue};
 use crate::clock;
@@ -24,6 +25,8 @@ pub struct AgentHealth {
     /// True when the revive command should be run for it: its file says failed, or the
     /// heartbeat endpoint says an idle or active agent is unhealthy.
     pub(crate) needs_revival: bool,
+    /// Its gateway's status (`up`, `degraded`, `down`) when the gateway was checked.
+    pub(crate) gateway_status: Option<&'static str>,
 }
 
 /// Assess every agent: failed agents, stale checkpoints, and health from the files or from
@@ -54,6 +57,9 @@ pub fn assess(cell: &mut Cell, ctx: &ScanCtx<'_>) -> Vec<AgentHealth> {
                 endpoint_failure.get_or_insert(why);
             }
             _ => {}
+        }
+        if let (Some(gws), Some(name)) = (ctx.gateways, a.gateway.as_deref()) {
+            from_gateway(a, name, gws, &mut h, &mut issues);
         }
         out.push(h);
     }
@@ -117,6 +123,7 @@ fn from_file(a: &Agent, rules: &Rules, now: OffsetDateTime, issues: &mut Vec<Iss
         state: None,
         checkpoint_age_s,
         needs_revival: status == Some(AgentStatus::Failed),
+        gateway_status: None,
     }
 }
 
@@ -147,9 +154,38 @@ fn from_endpoint(a: &Agent, s: AgentState, h: &mut AgentHealth, issues: &mut Vec
     h.state = Some(s);
 }
 
+/// An agent whose gateway is down is unhealthy, with a finding naming the gateway that
+/// follows from the gateway's own check (`suppressed_by`); reviving the agent would not help,
+/// so it does not need reviving for that. A gateway nobody configured is not checked.
+fn from_gateway(a: &Agent, name: &str, gws: &Gateways, h: &mut AgentHealth, issues: &mut Vec<Issue>) {
+    match gws.status(name) {
+        Known::Checked(c) => {
+            h.gateway_status = Some(c.status.as_str());
+            if gateway::is_down(&c) && matches!(a.status.value, Some(AgentStatus::Active | AgentStatus::Idle)) {
+                let detail = format!(
+                    "agent {}'s gateway {name} ({}) is down: {}",
+                    a.id,
+                    c.target.as_deref().unwrap_or(""),
+                    c.detail
+                );
+                let mut issue = agent_issue(a, Level::Error, "gateway_down", detail, None);
+                issue.suppressed_by = Some(c.name.clone());
+                issues.push(issue);
+                h.health = "unhealthy";
+            }
+        }
+        Known::Unknown => {
+            let detail = format!("agent {}'s gateway '{name}' is not among the configured gateways", a.id);
+            issues.push(agent_issue(a, Level::Warning, "unknown_gateway", detail, None));
+        }
+        // Named without an address (said once on stderr), or no gateway configured at all.
+        Known::NoAddress | Known::NotConfigured => {}
+    }
+}
+
 fn agent_issue(a: &Agent, level: Level, problem: &'static str, detail: String, age_s: Option<u64>) -> Issue {
     let detail = format!("{}: {detail}", a.path.display());
-    Issue { level, problem, file: Some(a.file.clone()), path: a.path.clone(), detail, age_s }
+    Issue { level, problem, file: Some(a.file.clone()), path: a.path.clone(), detail, age_s, suppressed_by: None }
 }
 
 /// Ask the endpoint about every agent, a few at a time; should asking fail unexpectedly, the

@@ -23,6 +23,7 @@ pub use self::health::{AgentHealth, assess};
 pub use self::records::{AgentRecord, CellRecord, Rec, TaskRecord, records, worst};
 pub(crate) use self::records::{DuplicateIds, Seen, finding};
 pub use self::refs::{check, cycles};
+use super::gateway::Gateways;
 use super::heartbeat::Heartbeat;
 pub use super::lazarus::Defaults;
 use super::model::{self, Agent, AutoRevive, CellDoc, Isolation, Issue, Permission, Policies, Task};
@@ -126,7 +127,15 @@ impl Cell {
             }
             None => (self.dir.clone(), detail),
         };
-        self.issues.push(Issue { level, problem, file: file.map(String::from), path, detail, age_s: None });
+        self.issues.push(Issue {
+            level,
+            problem,
+            file: file.map(String::from),
+            path,
+            detail,
+            age_s: None,
+            suppressed_by: None,
+        });
     }
 }
 
@@ -140,6 +149,8 @@ pub struct ScanCtx<'a> {
     pub heartbeat: Option<&'a Heartbeat>,
     /// What the Lazarus config sets for what a cell's files leave out.
     pub defaults: Defaults,
+    /// The gateways agents name, checked once per run; none: not checked.
+    pub gateways: Option<&'a Gateways>,
 }
 
 /// The cell directories of `dir`, sorted by name: `dir` itself when it is a cell (it has a
@@ -253,7 +264,7 @@ mod tests {
             ],
         );
         check(&mut cell, now);
-        let ctx = ScanCtx { now, stamp: "s".into(), heartbeat: None, defaults: Defaults::default() };
+        let ctx = ScanCtx { now, stamp: "s".into(), heartbeat: None, defaults: Defaults::default(), gateways: None };
         let health = assess(&mut cell, &ctx);
         let got: Vec<(&str, Option<&str>, Option<u64>)> =
             cell.issues.iter().map(|i| (i.problem, i.file.as_deref(), i.age_s)).collect();

@@ -67,6 +67,8 @@ pub struct AgentRecord<'a> {
     pub(crate) health: &'a str,
     pub(crate) health_source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) gateway_status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) heartbeat: Option<&'a AgentState>,
     pub(crate) path: PathText<'a>,
     pub(crate) timestamp: &'a str,
@@ -119,6 +121,9 @@ pub(crate) fn finding(cell_id: &str, issue: &Issue, stamp: &str) -> Finding {
     f.extra.insert("path".into(), issue.path.display().to_string().into());
     if let Some(a) = issue.age_s {
         f.extra.insert("age_s".into(), a.into());
+    }
+    if let Some(p) = &issue.suppressed_by {
+        f.extra.insert("suppressed_by".into(), p.clone().into());
     }
     f
 }
@@ -178,6 +183,7 @@ pub fn records<'a>(cell: &'a Cell, health: &'a [AgentHealth], stamp: &'a str) ->
             checkpoint_age_s: h.checkpoint_age_s,
             health: h.health,
             health_source: h.source,
+            gateway_status: h.gateway_status,
             heartbeat: h.state.as_ref(),
             path: PathText(&a.path),
             timestamp: stamp,
@@ -239,6 +245,7 @@ impl DuplicateIds {
                     path: seen.dir.join("cell.json"),
                     detail,
                     age_s: None,
+                    suppressed_by: None,
                 };
                 self.issues.push((seen.id.clone(), issue));
             }
