@@ -17,6 +17,7 @@
 #                                                   PITCREW_HEARTBEAT_URL both ask the heartbeat endpoint, so
 #                                                   agents it calls unhealthy are announced and revived; the
 #                                                   gateways of services.json are checked once a run
+#                                                   (skipped while pitcrew-watch runs its cells pipeline)
 #   6. rollup prune                                 metrics past retention
 #   7. log rotation                                 logs over 50 MiB are rotated and gzipped
 #
@@ -434,9 +435,12 @@ if [ -f "$heartbeat_state" ] || [ -f "$heartbeat_state.journal" ]; then
 fi
 
 # 5. mission cells (with PITCREW_HEARTBEAT_URL, health from the endpoint too: cellscan revive
-# revives the agents it calls unhealthy, as each cell's policy says)
+# revives the agents it calls unhealthy, as each cell's policy says). When pitcrew-watch runs
+# its cells pipeline (cellscan revive --watch) for this home, the cells are its: skipped.
 if [ -d "$missions" ]; then
-    if limited phase_cells; then
+    if watch_running && grep -qx cells "$state/watch.pipelines" 2>/dev/null; then
+        log "cells (cellscan scan | cellscan revive | notify): skipped: pitcrew-watch runs it continuously for this home"
+    elif limited phase_cells; then
         report cells "cells (cellscan scan | cellscan revive | notify)" "${st[@]:0:3}"
     else
         report_timeout cells "cells (cellscan scan | cellscan revive | notify)"

@@ -3,10 +3,16 @@
 #
 #   health:      probe --watch | recover --follow | notify --follow
 #   heartbeats:  tickmon heartbeats --follow | notify --follow
+#   cells:       cellscan revive --watch | notify --follow
 #
 # The heartbeats pipeline runs when the heartbeat endpoint's state (HOME/state/heartbeats.json)
 # exists when pitcrew-watch starts, or when --heartbeats or PITCREW_WATCH_HEARTBEATS=1 says so
-# (--no-heartbeats or PITCREW_WATCH_HEARTBEATS=0: never).
+# (--no-heartbeats or PITCREW_WATCH_HEARTBEATS=0: never). The cells pipeline scans the mission
+# cells and revives failed and unhealthy agents as each cell's policy says; it runs when the
+# missions directory exists when pitcrew-watch starts (PITCREW_MISSIONS or AGENT_OPS_MISSIONS,
+# else the Lazarus config's missions_path, else HOME/missions), or with --cells or
+# PITCREW_WATCH_CELLS=1 (--no-cells or PITCREW_WATCH_CELLS=0: never). With
+# PITCREW_HEARTBEAT_URL it takes agent health from the heartbeat endpoint (tickmon serve) too.
 #
 # Supervision: when any stage of a pipeline ends, the whole pipeline is stopped (its first
 # stage gets SIGTERM and the others finish on the end of their input; what is left after
@@ -19,25 +25,32 @@
 # Stopping: SIGTERM, SIGINT or SIGHUP stops both pipelines the same way and exits 0 once every
 # stage has ended. One pitcrew-watch per home: a second one exits 1 at once, saying so. While
 # it runs, pitcrew-orchestrator skips its own probe | recover | notify phase for the home (it
-# looks at the same lock); its other phases run as before.
+# looks at the same lock), and its cells phase when the cells pipeline runs (listed in
+# state/watch.pipelines); its other phases run as before.
 #
 # Environment: AGENT_OPS_HOME (default ~/.agent-ops), AGENT_OPS_LOG_DIR, PITCREW_BIN (a
 # directory holding the binaries; default: found on PATH), PITCREW_WATCH_HEARTBEATS (1, 0 or
-# auto), PITCREW_HEARTBEAT_TIMEOUT (seconds of silence before an agent counts a failure; the
-# --timeout of `tickmon serve`, 300), PITCREW_WATCH_STOP_TIMEOUT (seconds a stopping stage is
-# given, 30). Needs bash 4.3 or later (macOS: Homebrew's bash).
+# auto), PITCREW_WATCH_CELLS (1, 0 or auto), PITCREW_MISSIONS / AGENT_OPS_MISSIONS,
+# PITCREW_LAZARUS_CONFIG (the Lazarus Pit daemon's config.json, for cellscan's
+# --lazarus-config), PITCREW_HEARTBEAT_URL (tickmon serve's address, for cellscan;
+# AGENT_OPS_HEARTBEAT_TOKEN is its token), PITCREW_HEARTBEAT_TIMEOUT (seconds of silence before
+# an agent counts a failure; the --timeout of `tickmon serve`, 300), PITCREW_WATCH_STOP_TIMEOUT
+# (seconds a stopping stage is given, 30). Needs bash 4.3 or later (macOS: Homebrew's bash).
 set -euo pipefail
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
-    echo "Usage: pitcrew-watch [--heartbeats | --no-heartbeats]"
+    echo "Usage: pitcrew-watch [--heartbeats | --no-heartbeats] [--cells | --no-cells]"
 }
 
 heartbeats="${PITCREW_WATCH_HEARTBEATS:-auto}"
+cells="${PITCREW_WATCH_CELLS:-auto}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --heartbeats) heartbeats=1 ;;
         --no-heartbeats) heartbeats=0 ;;
+        --cells) cells=1 ;;
+        --no-cells) cells=0 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "pitcrew-watch: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -48,7 +61,7 @@ if [ "${BASH_VERSINFO[0]}" -lt 4 ] || { [ "${BASH_VERSINFO[0]}" -eq 4 ] && [ "${
     echo "pitcrew-watch: needs bash 4.3 or later, not $BASH_VERSION" >&2
     exit 2
 fi
-for var in AGENT_OPS_HOME AGENT_OPS_LOG_DIR PITCREW_BIN; do
+for var in AGENT_OPS_HOME AGENT_OPS_LOG_DIR PITCREW_BIN PITCREW_MISSIONS AGENT_OPS_MISSIONS PITCREW_LAZARUS_CONFIG; do
     case "${!var:-}" in
         *'$'* | '~'*)
             echo "pitcrew-watch: $var is '${!var}': nothing expanded its \$ or ~; give an absolute path" >&2
@@ -69,6 +82,30 @@ done
 case "$heartbeats" in
     0 | 1 | auto) ;;
     *) echo "pitcrew-watch: PITCREW_WATCH_HEARTBEATS must be 1, 0 or auto, not '$heartbeats'" >&2; exit 2 ;;
+esac
+case "$cells" in
+    0 | 1 | auto) ;;
+    *) echo "pitcrew-watch: PITCREW_WATCH_CELLS must be 1, 0 or auto, not '$cells'" >&2; exit 2 ;;
+esac
+heartbeat_url="${PITCREW_HEARTBEAT_URL:-}"
+case "$heartbeat_url" in
+    *[[:space:]\|]*)
+        echo "pitcrew-watch: PITCREW_HEARTBEAT_URL must be an http:// or https:// URL, not '$heartbeat_url'" >&2
+        exit 2
+        ;;
+    '' | http://?* | https://?*) ;;
+    *)
+        echo "pitcrew-watch: PITCREW_HEARTBEAT_URL must be an http:// or https:// URL, not '$heartbeat_url'" >&2
+        exit 2
+        ;;
+esac
+# A stage's command line is split on spaces: the Lazarus config's path goes on it, so it must
+# have none (the missions directory goes through the environment and may have any).
+case "${PITCREW_LAZARUS_CONFIG:-}" in
+    *[[:space:]\|]*)
+        echo "pitcrew-watch: PITCREW_LAZARUS_CONFIG '$PITCREW_LAZARUS_CONFIG' has a space or a |; give a path without" >&2
+        exit 2
+        ;;
 esac
 
 home="${AGENT_OPS_HOME:-$HOME/.agent-ops}"
@@ -91,6 +128,23 @@ if [ "$heartbeats" = auto ]; then
     if [ -f "$state/heartbeats.json" ]; then heartbeats=1; else heartbeats=0; fi
 fi
 [ "$heartbeats" = 0 ] || needed+=(tickmon)
+# The missions directory, as the orchestrator finds it: the environment, else the one cellscan
+# takes (the Lazarus config's missions_path, else HOME/missions). cellscan gets it through
+# AGENT_OPS_MISSIONS.
+lazarus_args=""
+if [ -n "${PITCREW_LAZARUS_CONFIG:-}" ]; then
+    lazarus_args=" --lazarus-config $PITCREW_LAZARUS_CONFIG"
+fi
+missions="${PITCREW_MISSIONS:-${AGENT_OPS_MISSIONS:-}}"
+if [ -z "$missions" ] && [ "$cells" != 0 ] && command -v cellscan >/dev/null 2>&1; then
+    # shellcheck disable=SC2086  # no spaces (checked above)
+    missions="$(cellscan $lazarus_args missions-dir 2>/dev/null)" || missions=""
+fi
+missions="${missions:-$home/missions}"
+if [ "$cells" = auto ]; then
+    if [ -d "$missions" ]; then cells=1; else cells=0; fi
+fi
+[ "$cells" = 0 ] || needed+=(cellscan)
 for tool in "${needed[@]}"; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         log "ERROR: $tool not found on PATH (set PITCREW_BIN)"
@@ -136,6 +190,15 @@ if [ "$heartbeats" = 1 ]; then
     names+=(heartbeats)
     stages[heartbeats]="tickmon heartbeats --follow --timeout $hb_timeout|notify --follow"
 fi
+if [ "$cells" = 1 ]; then
+    names+=(cells)
+    export AGENT_OPS_MISSIONS="$missions"
+    stages[cells]="cellscan$lazarus_args revive --watch${heartbeat_url:+ --heartbeat-url $heartbeat_url}|notify --follow"
+fi
+# Which pipelines run, for pitcrew-orchestrator (it skips its cells phase when this one has
+# the cells pipeline), written whole.
+printf '%s\n' "${names[@]}" > "$state/.watch.pipelines.$$"
+mv -f "$state/.watch.pipelines.$$" "$state/watch.pipelines"
 declare -A running=() started=() backoff=() due=()
 for n in "${names[@]}"; do
     running[$n]=""
@@ -226,6 +289,7 @@ trap 'on_signal INT' INT
 trap 'on_signal HUP' HUP
 
 log "=== pitcrew-watch starting (home $home, pid $$) ==="
+if [ "$cells" = 1 ]; then log "cells: missions directory $missions"; fi
 # The hourly look at the sizes of the files the pipelines write.
 tick=""
 next_size_check=$((SECONDS + 3600))

@@ -621,3 +621,138 @@ fn lazarus_the_orchestrator_takes_the_missions_of_the_daemons_config() {
     r.code(0);
     assert_eq!(r.stdout, format!("{}\n", s(&w.path("pit-a"))));
 }
+
+/// A resident tool's stdout, line by line as records, read on a thread.
+fn records_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<Value> {
+    use std::io::BufRead;
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The first record read so far that matches `want`, else read records until one does
+/// (within `secs`, scaled); every record read is kept in `seen`.
+fn until(
+    rx: &std::sync::mpsc::Receiver<Value>,
+    seen: &mut Vec<Value>,
+    secs: f64,
+    want: impl Fn(&Value) -> bool,
+) -> Value {
+    if let Some(v) = seen.iter().find(|v| want(v)) {
+        return v.clone();
+    }
+    let deadline = std::time::Instant::now() + crate::util::limit(secs);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let v = rx.recv_timeout(left).unwrap_or_else(|e| panic!("{e}: none came; seen: {seen:#?}"));
+        seen.push(v.clone());
+        if want(&v) {
+            return v;
+        }
+    }
+}
+
+fn attempt_of(v: &Value, agent: &str, outcome: &str) -> bool {
+    v["kind"] == "recovery" && v["agent"] == agent && v["outcome"] == outcome
+}
+
+#[test]
+fn lazarus_revive_watch_revives_in_later_passes_keeps_the_cooldown_and_stops_on_sigterm() {
+    let w = Workdir::new("lz-revive-watch");
+    let hb = Serve::start(&w);
+    // The command "restarts" the agent: its file says active again and it heartbeats. flaky
+    // never starts.
+    let cmd = format!(
+        "if [ \"$AGENT_ID\" = flaky ]; then echo 'flaky will not start' >&2; exit 1; fi; \
+         sed -i 's/\"status\": *\"failed\"/\"status\": \"active\"/' \"$AGENT_FILE\" && \
+         curl -fsS -X POST {}/heartbeat/$HEARTBEAT_ID -o /dev/null",
+        hb.url("")
+    );
+    let policies = json!({"auto_revive": "yes", "revive_command": cmd, "revive_cooldown_seconds": 3,
+                          "max_retries": 2, "verify_timeout_seconds": 20});
+    let cell = make_cell(&w, "Resident", &[("scout", "g"), ("quill", "g"), ("flaky", "g")], &[], policies);
+    for a in ["scout", "quill", "flaky"] {
+        beat(&hb, a, 0);
+    }
+    w.tool("cellscan").args(["set-agent", &s(&cell), "scout", "--status", "failed"]).run().code(0);
+    w.tool("cellscan").args(["set-agent", &s(&cell), "flaky", "--status", "failed"]).run().code(0);
+    let mut child = w
+        .tool("cellscan")
+        .args(["revive", &s(&w.path("missions")), "--watch", "1", "--heartbeat-url", &hb.url("")])
+        .spawn();
+    let rx = records_of(&mut child);
+    let mut seen = Vec::new();
+
+    // The first pass: the scan's records, then scout revived and verified by a fresh heartbeat.
+    let scout = until(&rx, &mut seen, 60.0, |v| attempt_of(v, "scout", "recovered"));
+    assert_eq!(scout["verified"], true, "{scout}");
+    assert_eq!(steps(&scout).last().unwrap(), &("verify".to_string(), "ok".to_string()), "{scout}");
+    assert_eq!(read_json(&cell.join("agents/scout.json"))["status"], "active");
+    let first_flaky = until(&rx, &mut seen, 60.0, |v| attempt_of(v, "flaky", "failed"));
+    assert_eq!(first_flaky["attempt"], 1, "{first_flaky}");
+    assert!(first_flaky["detail"].as_str().unwrap().contains("flaky will not start"), "{first_flaky}");
+
+    // A second agent fails later: a later pass revives it, the process still the same.
+    w.tool("cellscan").args(["set-agent", &s(&cell), "quill", "--status", "failed"]).run().code(0);
+    let quill = until(&rx, &mut seen, 60.0, |v| attempt_of(v, "quill", "recovered"));
+    assert_eq!(quill["verified"], true, "{quill}");
+    assert_eq!(read_json(&cell.join("agents/quill.json"))["status"], "active");
+
+    // flaky is retried on its policy's schedule: a second attempt no sooner than the cooldown
+    // (3 s, the passes 1 s apart), then retries exhausted, said once.
+    let second = until(&rx, &mut seen, 60.0, |v| attempt_of(v, "flaky", "failed") && v["attempt"] == 2);
+    let at = |v: &Value| {
+        let t = time::OffsetDateTime::parse(
+            v["timestamp"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        t.unix_timestamp()
+    };
+    assert!(at(&second) - at(&first_flaky) >= 3, "retried within the cooldown: {first_flaky} then {second}");
+    until(&rx, &mut seen, 60.0, |v| attempt_of(v, "flaky", "max_attempts"));
+    // Two more passes: nothing new about flaky.
+    let quiet_from = seen.len();
+    let passes = std::time::Instant::now();
+    while passes.elapsed() < std::time::Duration::from_millis(2500) {
+        if let Ok(v) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            seen.push(v);
+        }
+    }
+    let later: Vec<&Value> = seen[quiet_from..].iter().filter(|v| v["agent"] == "flaky").collect();
+    assert!(later.is_empty(), "standing states are said once: {later:#?}");
+    let flaky_attempts = seen.iter().filter(|v| attempt_of(v, "flaky", "failed")).count();
+    assert_eq!(flaky_attempts, 2, "{seen:#?}");
+    let cooldowns = seen.iter().filter(|v| attempt_of(v, "flaky", "cooldown")).count();
+    assert!((1..=2).contains(&cooldowns), "a cooldown is said when it begins: {seen:#?}");
+    // Each finding once, though every pass sees it.
+    let failed_findings = seen
+        .iter()
+        .filter(|v| {
+            v["problem"] == "agent_failed" && v["subject"].as_str().unwrap_or("").ends_with("agents/flaky.json")
+        })
+        .count();
+    assert_eq!(failed_findings, 1, "{seen:#?}");
+    // scout's finding resolved once it was revived.
+    assert!(
+        seen.iter().any(|v| v["problem"] == "agent_failed"
+            && v["resolved"] == true
+            && v["subject"].as_str().unwrap_or("").ends_with("agents/scout.json")),
+        "{seen:#?}"
+    );
+
+    // SIGTERM: exit 0, at once.
+    let t = std::time::Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(t.elapsed() < crate::util::limit(5.0), "took {:?} to stop", t.elapsed());
+}

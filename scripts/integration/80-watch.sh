@@ -130,3 +130,47 @@ st=0
 wait "$watch_pid" || st=$?
 [ "$st" -eq 0 ] || fail "pitcrew-watch exited $st on SIGTERM after restarts: $(cat "$wh/watch.err")"
 [ ! -s "$wh/watch.err" ] || fail "pitcrew-watch said: $(cat "$wh/watch.err")"
+
+section "pitcrew-watch runs the cells pipeline when the missions directory exists; the orchestrator leaves the cells to it"
+cells_dir="$wh/missions dir"
+mkdir -p "$cells_dir"
+# Its records carry the missions directory it was given (through AGENT_OPS_MISSIONS).
+stand_in cellscan "revive --watch --heartbeat-url http://127.0.0.1:9" 'trap "exit 0" TERM
+while :; do printf "{\"kind\":\"cell\",\"cell\":\"c\",\"path\":\"%s\"}\n" "$AGENT_OPS_MISSIONS"; sleep 0.2 & wait $!; done'
+rm -f "$wh/home/logs/watch.log"
+PITCREW_MISSIONS="$cells_dir" PITCREW_HEARTBEAT_URL=http://127.0.0.1:9 AGENT_OPS_HOME="$wh/home" \
+    PITCREW_BIN="$standins" scripts/watch.sh --no-heartbeats 2> "$wh/watch.err" &
+watch_pid=$!
+pids+=("$watch_pid")
+eventually 30 lines cells 3 || fail "no records through the cells pipeline: $(cat "$wh/home/logs/watch.log" "$wh/watch.err" "$wh/home/logs/watch.stderr")"
+grep -q "cells: started (cellscan revive --watch --heartbeat-url http://127.0.0.1:9 | notify --follow" "$wh/home/logs/watch.log" \
+    || fail "$(cat "$wh/home/logs/watch.log")"
+grep -qF "\"path\":\"$cells_dir\"" "$wh/home/logs/watch-cells.ndjson" || fail "cellscan was not given the missions directory: $(head -n 1 "$wh/home/logs/watch-cells.ndjson")"
+grep -qx cells "$wh/home/state/watch.pipelines" || fail "watch.pipelines: $(cat "$wh/home/state/watch.pipelines")"
+# The orchestrator (the real one) skips its cells phase, and says so.
+PITCREW_MISSIONS="$cells_dir" AGENT_OPS_HOME="$wh/home" PITCREW_BIN="$bin" scripts/orchestrator.sh > /dev/null 2>&1 || true
+grep -q "cells (cellscan scan | cellscan revive | notify): skipped: pitcrew-watch" "$wh/home/logs/orchestrator.log" \
+    || fail "the orchestrator ran the cells phase beside the watch's: $(cat "$wh/home/logs/orchestrator.log")"
+cells_stage=$(last_pid cellscan)
+kill -TERM "$watch_pid"
+st=0
+wait "$watch_pid" || st=$?
+[ "$st" -eq 0 ] || fail "pitcrew-watch exited $st on SIGTERM: $(cat "$wh/watch.err")"
+ended "$cells_stage" || fail "the cellscan stage outlived the watch"
+# No watch: the orchestrator runs the cells phase itself.
+PITCREW_MISSIONS="$cells_dir" AGENT_OPS_HOME="$wh/home" PITCREW_BIN="$bin" scripts/orchestrator.sh > /dev/null 2>&1 || true
+[ "$(grep -c "cells (cellscan scan | cellscan revive | notify): skipped" "$wh/home/logs/orchestrator.log")" -eq 1 ] \
+    || fail "the cells phase was skipped without a watch: $(cat "$wh/home/logs/orchestrator.log")"
+# --no-cells leaves it out though the directory exists; a watch without the cells pipeline
+# leaves the orchestrator its cells phase.
+PITCREW_MISSIONS="$cells_dir" AGENT_OPS_HOME="$wh/home" PITCREW_BIN="$standins" scripts/watch.sh --no-cells --no-heartbeats 2> "$wh/watch.err" &
+watch_pid=$!
+pids+=("$watch_pid")
+eventually 30 started health 2 || fail "$(cat "$wh/home/logs/watch.log")"
+! grep -qx cells "$wh/home/state/watch.pipelines" || fail "--no-cells still lists cells: $(cat "$wh/home/state/watch.pipelines")"
+PITCREW_MISSIONS="$cells_dir" AGENT_OPS_HOME="$wh/home" PITCREW_BIN="$bin" scripts/orchestrator.sh > /dev/null 2>&1 || true
+[ "$(grep -c "cells (cellscan scan | cellscan revive | notify): skipped" "$wh/home/logs/orchestrator.log")" -eq 1 ] \
+    || fail "the cells phase was skipped beside a watch without cells: $(cat "$wh/home/logs/orchestrator.log")"
+kill -TERM "$watch_pid"
+wait "$watch_pid" || fail "pitcrew-watch --no-cells did not exit 0"
+[ "$(grep -c "cells: started" "$wh/home/logs/watch.log")" -eq 1 ] || fail "--no-cells ran the cells pipeline"

@@ -15,7 +15,7 @@ use crate::cli::{Common, ToolArgs};
 /// `gateways`: a URL, host:port or command, checked once a run) and a `finding` per problem;
 /// `revive` acts on failed agents as each cell's policy says (restart, restore from the
 /// checkpoint, re-register with the gateway, verify) and hands the tasks of those that cannot
-/// be revived to a substitute; `approve` does a handoff a person approved; `status` counts
+/// be revived to a substitute, once or (`--watch`) every interval; `approve` does a handoff a person approved; `status` counts
 /// agents by health, pending revivals and handoffs; `init`, `add-agent`, `add-task`,
 /// `set-agent` and `set-task` create and change cells with validated, atomically written files.
 ///
@@ -38,6 +38,7 @@ use crate::cli::{Common, ToolArgs};
   cellscan scan --lazarus-config ~/.lazarus/config.json --watch   the daemon's settings
   cellscan init --example-config                   the daemon's example config.json
   cellscan revive --dry-run                        what revival would do
+  cellscan revive --watch | notify --follow        resident: revive every poll_interval
   cellscan status --format text                    cells, agents by health, pending revivals
   cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify
   cellscan revive --approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d/agent_003
@@ -82,7 +83,8 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:
   cellscan revive /var/missions --dry-run
   cellscan revive --approve 7d3c0a52-1e4b-4f7a-9c2d-5b8e6f1a2c3d/agent_003
-  cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify")]
+  cellscan scan --heartbeat-url URL | cellscan revive --from - --heartbeat-url URL | notify
+  cellscan revive --watch 30 --heartbeat-url URL | notify --follow    resident")]
     Revive(ReviveArgs),
     /// Print the missions directory the other commands use (for scripts: the orchestrator)
     #[command(after_help = "The first of: --missions, AGENT_OPS_MISSIONS, the Lazarus config's missions_path,
@@ -204,6 +206,14 @@ pub(crate) struct ReviveArgs {
     /// Work on N cells at a time [default: the number of CPUs]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub(crate) jobs: Option<u32>,
+
+    /// Stay resident: a revive pass every SECONDS (or 30s, 5m; `--watch` alone: the Lazarus
+    /// config's poll_interval, else 30 s), writing the scan's records only when new or changed
+    /// (as scan --watch), every attempt and handoff as it happens, and a cooldown, an ask or
+    /// a refusal when it begins. Retries keep each cell's cooldown and max_retries
+    #[arg(long, value_name = "SECONDS", value_parser = parse_watch, num_args = 0..=1,
+          default_missing_value = "0", conflicts_with_all = ["from", "approve"])]
+    pub(crate) watch: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Args)]

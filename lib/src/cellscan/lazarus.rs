@@ -4,7 +4,7 @@
 //! | key             | cellscan setting                                                     |
 //! |-----------------|----------------------------------------------------------------------|
 //! | `missions_path` | the missions directory (under DIR, `--missions`, AGENT_OPS_MISSIONS) |
-//! | `poll_interval` | the interval of `scan --watch` given without SECONDS                 |
+//! | `poll_interval` | the interval of `scan --watch` and `revive --watch` without SECONDS |
 //! | `timeout`       | a cell's checkpoint interval when its cell.json sets none            |
 //! | `max_retries`   | a cell's `max_retries` when its config/policies.json sets none       |
 //! | `auto_revive`   | a cell's `auto_revive` (true: yes, false: no) when its files set none |
@@ -136,7 +136,7 @@ pub(crate) const EXAMPLE: &str = r#"{
 
 /// What each key of [`EXAMPLE`] does in cellscan (JSON has no comments: this goes to stderr).
 pub(crate) const EXAMPLE_NOTES: &str = "\
-poll_interval  seconds between scans of `cellscan scan --watch` given without SECONDS
+poll_interval  seconds between passes of `cellscan scan --watch` and `revive --watch` given without SECONDS
 timeout        seconds an active agent may go without a checkpoint, where cell.json sets none
 max_retries    revival attempts, where a cell's config/policies.json sets none
 auto_revive    true: revive failed agents (policy yes), false: never (no), where a cell sets none

@@ -4,7 +4,8 @@
 //! The pieces: [`model`] reads and validates each file of a cell, [`scan`] reads whole cells
 //! (in parallel, results in directory order), checks them and makes records, [`heartbeat`]
 //! asks tickmon serve for agent health, [`revive`] acts on failed agents with the restart
-//! engine, [`create`] writes cells, and [`watch`] repeats a scan writing only changes.
+//! engine, [`create`] writes cells, [`watch`] repeats a scan writing only changes, and
+//! [`revive_watch`] repeats revive passes (`revive --watch`).
 
 #![warn(missing_docs)]
 
@@ -17,6 +18,7 @@ pub(crate) mod heartbeat;
 pub(crate) mod lazarus;
 pub mod model;
 pub(crate) mod revive;
+pub(crate) mod revive_watch;
 pub mod scan;
 pub(crate) mod status;
 pub(crate) mod watch;
@@ -92,7 +94,17 @@ pub(crate) fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             status::write(&mut ctx.out, &st, a.format == Format::Text)?;
             Ok(Status::Ok)
         }
-        Command::Revive(a) => revive_cmd(ctx, &cli, a, &missions(&a.dir), &clock, env, lz.defaults, gws),
+        Command::Revive(a) => match a.watch {
+            Some(interval) => {
+                let interval = if interval.is_zero() {
+                    lz.poll_interval.unwrap_or(std::time::Duration::from_secs(30))
+                } else {
+                    interval
+                };
+                revive_watch_cmd(ctx, &cli, a, interval, &missions(&a.dir), &clock, env, lz.defaults, gws)
+            }
+            None => revive_cmd(ctx, &cli, a, &missions(&a.dir), &clock, env, lz.defaults, gws),
+        },
         Command::MissionsDir => {
             writeln!(ctx.out, "{}", missions(&None).display())?;
             Ok(Status::Ok)
@@ -476,6 +488,39 @@ fn revive_cmd(
         diag.warn(format_args!("--approve {a}: no agent there needs reviving"));
     }
     Ok(Status::failures_if(unresolved > 0))
+}
+
+/// `revive --watch`: a revive pass every interval until a signal or the reader goes away.
+#[allow(clippy::too_many_arguments)]
+fn revive_watch_cmd(
+    ctx: &mut Ctx,
+    cli: &Cli,
+    args: &ReviveArgs,
+    interval: std::time::Duration,
+    dir: &Path,
+    clock: &Clock,
+    env: Env<'_>,
+    defaults: lazarus::Defaults,
+    gws: &gateway::Gateways,
+) -> Result<Status> {
+    // Before any other thread exists, so that every thread has the signals blocked.
+    let (stop, _keep) = crate::util::stop::events()?;
+    let hb = heartbeat_of(&args.heartbeat, env)?;
+    let Ctx { out, diag, .. } = ctx;
+    out.set_line_buffered(true);
+    let diag: &Diag = diag;
+    let lp = revive_watch::Loop {
+        dir,
+        clock,
+        dry_run: cli.dry_run,
+        heartbeat: hb.as_ref(),
+        gateways: gws,
+        defaults,
+        jobs: args.jobs,
+        diag,
+    };
+    revive_watch::run(out, interval, &stop, &lp, &|e| diag.error(e))?;
+    Ok(Status::Ok)
 }
 
 /// Revive the agent an `agent` record of a scan names. The record only nominates: the cell
