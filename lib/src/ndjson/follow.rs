@@ -39,6 +39,9 @@ pub struct Follow {
     rx: Receiver<Msg>,
     /// Keeps the signal channel connected for as long as the loop runs.
     _events: Sender<Event>,
+    /// The last record handed out: when the loop asks again it has handled it, and a
+    /// message it came in from a JetStream consumer is acknowledged.
+    handled: std::sync::Mutex<Option<(String, u64)>>,
 }
 
 impl Follow {
@@ -55,13 +58,30 @@ impl Follow {
                 }
             }
         })?;
+        let sources = sources.into_iter().map(Source::following).collect();
         spawn("pitcrew-input", move || read(sources, opts, &tx))?;
-        Ok(Follow { rx, _events: keep })
+        Ok(Follow { rx, _events: keep, handled: std::sync::Mutex::new(None) })
     }
 
     /// The next message, waiting at most until `due` (forever without one). `None` when
     /// `due` has come (at once when it is past, even with input waiting).
     pub fn next(&self, due: Option<Instant>) -> Option<Msg> {
+        let handled = self.handled.lock().ok().and_then(|mut h| h.take());
+        if let Some((source, line)) = handled {
+            if let Err(e) = crate::fleet::consume::commit_through(&source, line) {
+                return Some(Msg::Failed(e));
+            }
+        }
+        let msg = self.wait(due);
+        if let Some(Msg::Record { source, line, .. } | Msg::Bad { source, line, .. }) = &msg {
+            if let Ok(mut h) = self.handled.lock() {
+                *h = Some((source.clone(), *line));
+            }
+        }
+        msg
+    }
+
+    fn wait(&self, due: Option<Instant>) -> Option<Msg> {
         match due {
             None => self.rx.recv().ok().or(Some(Msg::End)),
             // A due time that has come goes first, however much input is waiting: a steady

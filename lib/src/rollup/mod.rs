@@ -364,7 +364,7 @@ impl Plan {
 fn sort_by_day(sources: &mut [Source]) {
     let day = |s: &Source| match s {
         Source::File(p) => scan::daily_path(p).map(|(d, _)| d),
-        Source::Stdin => None,
+        Source::Stdin | Source::Nats { .. } => None,
     };
     if sources.iter().all(|s| day(s).is_some()) {
         sources.sort_by_key(|s| day(s));
@@ -410,6 +410,8 @@ fn day_span(from: i32, to: i32, now_ms: i64, first: Option<i64>) -> (i64, i64) {
 #[derive(Debug, Clone)]
 enum Job {
     Stdin,
+    /// A JetStream subject (`nats://…?durable=NAME`).
+    Nats(Source),
     File(PathBuf),
     Day(scan::DayFile),
 }
@@ -418,7 +420,7 @@ impl Job {
     /// The epoch day of the lines, for a daily file.
     fn day(&self) -> Option<i32> {
         match self {
-            Job::Stdin => None,
+            Job::Stdin | Job::Nats(_) => None,
             Job::File(p) => scan::daily_path(p).map(|(d, _)| day_number(d)),
             Job::Day(f) => Some(day_number(f.date)),
         }
@@ -427,6 +429,7 @@ impl Job {
     fn name(&self) -> String {
         match self {
             Job::Stdin => "stdin".into(),
+            Job::Nats(s) => s.name(),
             Job::File(p) => p.display().to_string(),
             Job::Day(f) => f.path.display().to_string(),
         }
@@ -436,6 +439,7 @@ impl Job {
     fn scan(&self, sc: &mut Scanner, out: &mut dyn Write) -> Result<()> {
         let (reader, name) = match self {
             Job::Stdin => (scan::decoded(io::stdin()).map_err(|e| Error::io("reading stdin", e))?, "stdin".to_string()),
+            Job::Nats(s) => (Box::new(s.open()?) as Box<dyn io::Read + Send>, s.name()),
             Job::File(p) => match scan::open_file(p, true) {
                 Ok(r) => (r, self.name()),
                 Err(e) if scan::is_refusal(&e) => {
@@ -463,7 +467,7 @@ type Part = (Scanner, Vec<u8>);
 
 /// How many inputs are read at once.
 fn threads_for(jobs: &[Job]) -> usize {
-    if jobs.len() < 2 || jobs.iter().any(|j| matches!(j, Job::Stdin)) {
+    if jobs.len() < 2 || jobs.iter().any(|j| matches!(j, Job::Stdin | Job::Nats(_))) {
         return 1;
     }
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4).min(jobs.len())
@@ -575,6 +579,7 @@ fn jobs_of(plan: &Plan, window_days: Option<(i32, i32)>, diag: &Diag) -> Result<
             .iter()
             .map(|s| match s {
                 Source::Stdin => Job::Stdin,
+                Source::Nats { .. } => Job::Nats(s.clone()),
                 Source::File(p) => Job::File(p.clone()),
             })
             // Daily files outside the window are not even opened.
