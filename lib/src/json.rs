@@ -73,6 +73,14 @@ pub fn write<W: Write + ?Sized, T: Serialize + ?Sized>(w: &mut W, value: &T) -> 
     Ok(())
 }
 
+/// Write a record read from the input as one NDJSON line, as it is: records passed through
+/// keep their fields, and a record without `host` stays the local host's.
+pub fn pass<W: Write + ?Sized>(w: &mut W, value: &Value) -> Result<()> {
+    serde_json::to_writer(&mut *w, value).map_err(|e| Error::from(io::Error::from(e)))?;
+    w.write_all(b"\n")?;
+    Ok(())
+}
+
 /// A record as one NDJSON line with this host's `host` added when it has none: the lines
 /// appended to the metrics and the histories.
 pub fn to_record_line<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {

@@ -42,6 +42,9 @@ pub struct Follow {
     /// The last record handed out: when the loop asks again it has handled it, and a
     /// message it came in from a JetStream consumer is acknowledged.
     handled: std::sync::Mutex<Option<(String, u64)>>,
+    /// The loop acknowledges itself, with [`Follow::commit`], once it has saved what the
+    /// records caused (notify holds records for a group wait before it runs them).
+    on_commit: std::sync::atomic::AtomicBool,
 }
 
 impl Follow {
@@ -60,15 +63,19 @@ impl Follow {
         })?;
         let sources = sources.into_iter().map(Source::following).collect();
         spawn("pitcrew-input", move || read(sources, opts, &tx))?;
-        Ok(Follow { rx, _events: keep, handled: std::sync::Mutex::new(None) })
+        Ok(Follow {
+            rx,
+            _events: keep,
+            handled: std::sync::Mutex::new(None),
+            on_commit: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// The next message, waiting at most until `due` (forever without one). `None` when
     /// `due` has come (at once when it is past, even with input waiting).
     pub fn next(&self, due: Option<Instant>) -> Option<Msg> {
-        let handled = self.handled.lock().ok().and_then(|mut h| h.take());
-        if let Some((source, line)) = handled {
-            if let Err(e) = crate::fleet::consume::commit_through(&source, line) {
+        if !self.on_commit.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Err(e) = self.commit() {
                 return Some(Msg::Failed(e));
             }
         }
@@ -79,6 +86,22 @@ impl Follow {
             }
         }
         msg
+    }
+
+    /// Acknowledge, to a JetStream source, every record handed out so far: the loop has
+    /// committed what they caused. Without [`Follow::ack_on_commit`] it is done each time
+    /// the loop asks for the next message.
+    pub fn commit(&self) -> Result<()> {
+        let handled = self.handled.lock().ok().and_then(|h| h.clone());
+        match handled {
+            Some((source, line)) => crate::fleet::consume::commit_through(&source, line),
+            None => Ok(()),
+        }
+    }
+
+    /// The loop calls [`Follow::commit`] itself.
+    pub fn ack_on_commit(&self) {
+        self.on_commit.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn wait(&self, due: Option<Instant>) -> Option<Msg> {
