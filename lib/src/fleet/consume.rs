@@ -84,6 +84,7 @@ pub struct Reader {
     name: String,
     follow: bool,
     consumer: consumer::PullConsumer,
+    stream: jetstream::stream::Stream,
     buf: Vec<u8>,
     pos: usize,
     line: u64,
@@ -97,7 +98,7 @@ impl Reader {
             return Err(conn::failed("reading needs ?durable=NAME:", url, "no consumer name"));
         };
         let u = url.clone();
-        let consumer = conn::runtime()?.block_on(async move {
+        let (consumer, stream) = conn::runtime()?.block_on(async move {
             let client = conn::connect(&u, &format!("pitcrew-{durable}")).await?;
             let js = conn::context(client.clone());
             let stream = conn::stream(&js, &u).await?;
@@ -109,20 +110,27 @@ impl Reader {
                 max_ack_pending: 20_000,
                 ..Default::default()
             };
-            let c = stream
-                .get_or_create_consumer(&durable, cfg)
-                .await
-                .map_err(|e| conn::failed("cannot open the consumer of", &u, e))?;
+            // Right after a node (re)starts the request can time out: try for a few seconds.
+            let mut tries = 0;
+            let c = loop {
+                match stream.get_or_create_consumer(&durable, cfg.clone()).await {
+                    Ok(c) => break c,
+                    Err(e) if tries >= 5 => return Err(conn::failed("cannot open the consumer of", &u, e)),
+                    Err(_) => tries += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            };
             if let Ok(mut h) = HELD.lock() {
                 h.1.push(client);
             }
-            Ok::<_, crate::error::Error>(c)
+            Ok::<_, crate::error::Error>((c, stream))
         })?;
         Ok(Reader {
             url: url.clone(),
             name: url.to_string(),
             follow,
             consumer,
+            stream,
             buf: Vec::new(),
             pos: 0,
             line: 0,
@@ -132,9 +140,11 @@ impl Reader {
 
     /// Fetch the next messages into the buffer; false at the end (batch: nothing pending).
     fn fetch(&mut self) -> io::Result<bool> {
-        let (consumer, follow, url) = (self.consumer.clone(), self.follow, self.url.clone());
+        let (consumer, stream, follow, url) =
+            (self.consumer.clone(), self.stream.clone(), self.follow, self.url.clone());
         let rt = conn::runtime().map_err(io::Error::other)?;
         let got = rt.block_on(async move {
+            let mut waits = 0;
             loop {
                 let batch = if follow {
                     consumer.batch().max_messages(BATCH).expires(Duration::from_secs(1)).messages().await
@@ -153,9 +163,29 @@ impl Reader {
                         Err(e) => return Err(conn::failed("cannot read", &url, e)),
                     }
                 }
-                if !msgs.is_empty() || !follow {
+                if !msgs.is_empty() || follow {
+                    if !msgs.is_empty() {
+                        return Ok(msgs);
+                    }
+                    continue;
+                }
+                // Batch: an empty answer ends the input only once the consumer has been
+                // handed the stream's last message, as the stream's leader knows it. The
+                // consumer's leader can sit on a replica that is still catching up after a
+                // restart: it answers empty, and counts nothing pending, while messages wait.
+                let (mut c, mut s) = (consumer.clone(), stream.clone());
+                let info = c.info().await.map_err(|e| conn::failed("cannot read", &url, e))?;
+                let delivered = info.delivered.stream_sequence;
+                let last = s.info().await.map_err(|e| conn::failed("cannot read", &url, e))?.state.last_sequence;
+                if delivered >= last {
                     return Ok(msgs);
                 }
+                waits += 1;
+                if waits > 150 {
+                    let why = format!("the consumer stays behind the stream (message {delivered} of {last})");
+                    return Err(conn::failed("cannot read all of", &url, why));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
         let msgs = got.map_err(io::Error::other)?;

@@ -183,7 +183,12 @@ mod tests {
     fn a_due_time_that_has_come_wins_over_waiting_input() {
         let (tx, rx) = mpsc::sync_channel::<Msg>(BACKLOG);
         let (keep, _events) = mpsc::channel::<Event>();
-        let follow = Follow { rx, _events: keep };
+        let follow = Follow {
+            rx,
+            _events: keep,
+            handled: std::sync::Mutex::new(None),
+            on_commit: std::sync::atomic::AtomicBool::new(false),
+        };
         for line in 1..=3 {
             tx.send(Msg::Record { value: serde_json::json!({"kind": "check"}), source: "-".into(), line }).unwrap();
         }

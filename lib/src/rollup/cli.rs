@@ -160,6 +160,24 @@ pub enum Command {
   rollup incidents --days 30 --format text
   rollup incidents --since 2026-11-01 --until 2026-11-30 --format csv")]
     Incidents(IncidentsArgs),
+    /// A hub's fleet history: append the check records of every host (from a JetStream
+    /// subject or NDJSON) to METRICS/<host>/YYYY-MM-DD.jsonl; other records pass through
+    #[command(after_help = "Examples:
+  rollup ingest 'nats://hub:4222/pitcrew.checks?durable=history'     what is pending, then stop
+  rollup ingest --follow 'nats://hub:4222/pitcrew.checks?durable=history'
+  rollup --host web1 --days 7          then: web1's uptime, as web1 computes it")]
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Keep reading as records arrive (a resident hub)
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Where the records come from: nats://host:port/SUBJECT?durable=NAME, files, `-` for stdin
+    #[arg(value_name = "SOURCE")]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ pub(crate) mod coverage;
 pub mod fast;
 pub(crate) mod html;
 pub(crate) mod incidents;
+pub(crate) mod ingest;
 pub(crate) mod report;
 pub mod scan;
 pub(crate) mod stale;
@@ -57,6 +58,12 @@ pub fn command() -> clap::Command {
 pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
     let metrics_dir = cli.metrics_dir.clone().unwrap_or_else(|| set.paths.metrics.clone());
+    if let Some(Command::Ingest(a)) = &cli.command {
+        let (clock, opts) = (set.clock, set.read_opts);
+        return ingest::run(&a.files, a.follow, &metrics_dir, &clock, opts, &ctx.diag, &mut ctx.out);
+    }
+    // A hub keeps each host's metrics in METRICS/<host>/ (rollup ingest): --host reads them.
+    let metrics_dir = ingest::report_dir(&metrics_dir, cli.common.host.as_deref())?;
     let format = cli.format.unwrap_or(Format::Ndjson);
     ctx.out.escape_controls(!matches!(format, Format::Ndjson | Format::Prometheus));
     if cli.command.is_some() {
@@ -68,6 +75,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         Some(Command::Incidents(a)) => run.incidents(a, cli.common.strict),
         Some(Command::Stale(a)) => run.stale(a),
         Some(Command::Compact(a)) => run.compact(a),
+        Some(Command::Ingest(_)) => Ok(Status::Ok),
         None => run.report(&cli),
     }
 }

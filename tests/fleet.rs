@@ -1,0 +1,323 @@
+//! The fleet on NATS JetStream (docs/fleet.md), against real nats-server processes on
+//! loopback: hosts publishing with --publish, a hub reading with durable consumers, quorum,
+//! the fleet history, a server that is down, and a 3-node cluster losing a node.
+//!
+//! The server is `nats-server` on PATH (or PITCREW_NATS_SERVER); scripts/install-peers.sh
+//! installs it. Without it these tests say so loudly and do nothing (and fail under CI, where PITCREW_CI is set).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::util::{Workdir, limit, wait_until};
+
+#[allow(clippy::print_stderr)]
+fn server_bin() -> Option<PathBuf> {
+    let bin =
+        std::env::var_os("PITCREW_NATS_SERVER").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("nats-server"));
+    let ok = Command::new(&bin).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(std::env::var_os("PITCREW_CI").is_none(), "nats-server is missing, and CI installs it");
+        eprintln!("\n*** SKIPPED: nats-server not found (install it with scripts/install-peers.sh) ***\n");
+    }
+    ok.then_some(bin)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One nats-server process, killed when dropped.
+struct Node {
+    child: Option<Child>,
+    http: u16,
+    args: Vec<String>,
+    bin: PathBuf,
+}
+
+impl Node {
+    fn start(bin: &Path, dir: &Workdir, name: &str, port: u16, cluster: Option<(u16, &[u16])>) -> Node {
+        let http = free_port();
+        let mut args = vec![
+            "-a".to_string(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-m".into(),
+            http.to_string(),
+            "-js".into(),
+            "-sd".into(),
+            dir.path(&format!("nats-{name}")).display().to_string(),
+            "-n".into(),
+            name.into(),
+        ];
+        if let Some((route, all)) = cluster {
+            let routes: Vec<String> = all.iter().map(|p| format!("nats-route://127.0.0.1:{p}")).collect();
+            args.extend([
+                "--cluster_name".into(),
+                "pitcrew".into(),
+                "--cluster".into(),
+                format!("nats://127.0.0.1:{route}"),
+                "--routes".into(),
+                routes.join(","),
+            ]);
+        }
+        let mut n = Node { child: None, http, args, bin: bin.to_path_buf() };
+        n.spawn();
+        n
+    }
+
+    fn spawn(&mut self) {
+        let child =
+            Command::new(&self.bin).args(&self.args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        self.child = Some(child);
+    }
+
+    /// Ready: /healthz says ok (JetStream has a meta leader).
+    fn healthy(&self) -> bool {
+        ureq::get(&format!("http://127.0.0.1:{}/healthz", self.http)).call().is_ok()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn services(port: u16) -> String {
+    format!(r#"{{"services":[{{"name":"web","type":"tcp","target":"127.0.0.1","port":{port}}}]}}"#)
+}
+
+/// A "host": its own home and services.json.
+fn host(w: &Workdir, name: &str, port: u16) -> PathBuf {
+    w.write(&format!("{name}/config/services.json"), services(port));
+    w.path(name)
+}
+
+fn probe(w: &Workdir, home: &PathBuf, name: &str, publish: &str, now: &str) -> crate::util::Run {
+    w.tool("probe").env("AGENT_OPS_HOME", home).args(["--host", name, "--publish", publish, "--now", now]).run()
+}
+
+fn records(s: &str) -> Vec<Value> {
+    s.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn hosts_publish_a_hub_reads_with_quorum_and_keeps_each_hosts_history() {
+    let Some(bin) = server_bin() else { return };
+    let w = Workdir::new("fleet-single");
+    let port = free_port();
+    let url = format!("nats://127.0.0.1:{port}/pitcrew.checks");
+    // h3 publishes first, while no server is up: its records wait in its outbox.
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (open, closed) = (up.local_addr().unwrap().port(), crate::util::closed_port());
+    let h1 = host(&w, "h1", closed);
+    let h2 = host(&w, "h2", open);
+    let h3 = host(&w, "h3", closed);
+    let r = probe(&w, &h3, "h3", &url, "2026-12-06T07:00:00Z");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("outbox"), "{r:?}");
+    assert_eq!(records(&r.stdout)[0]["host"], "h3", "local output keeps working");
+    let outbox = h3.join("state/publish");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 2, "outbox and its lock");
+
+    let node = Node::start(&bin, &w, "n1", port, None);
+    assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not become ready");
+    for (home, name) in [(&h1, "h1"), (&h2, "h2"), (&h3, "h3")] {
+        let r = probe(
+            &w,
+            home,
+            name,
+            &format!("nats://alice:s3cret@127.0.0.1:{port}/pitcrew.checks"),
+            "2026-12-06T07:01:00Z",
+        );
+        assert!(!r.stderr.contains("s3cret"), "{r:?}");
+        assert!(r.stderr.is_empty() || !r.stderr.contains("outbox"), "published: {r:?}");
+    }
+    let left: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert!(left.is_empty(), "the outbox was sent and removed");
+
+    // The hub: quorum 2 of the places that check web. h1 and h3 see it down, h2 up.
+    let hub = w.path("hub");
+    let notify = |extra: &[&str]| {
+        w.tool("notify")
+            .env("AGENT_OPS_HOME", &hub)
+            .args(["--host", "hub", "--now", "2026-12-06T07:02:00Z"])
+            .args(extra)
+            .arg(format!("{url}?durable=notify"))
+            .run_within(limit(60.0).as_secs())
+    };
+    let r = notify(&["--quorum", "2"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let alerts: Vec<Value> = records(&r.stdout).into_iter().filter(|a| a["kind"] == "alert").collect();
+    let web: Vec<&Value> = alerts.iter().filter(|a| a["subject"] == "check:web").collect();
+    assert_eq!(web.len(), 1, "one alert for the service: {alerts:?}");
+    let msg = web[0]["message"].as_str().unwrap();
+    assert!(msg.contains("down from 2 of 3 places (h1, h3; quorum 2)"), "{msg}");
+    // Everything was acknowledged: a second run reads nothing.
+    let again = notify(&["--quorum", "2"]);
+    assert!(records(&again.stdout).iter().all(|a| a["kind"] != "alert"), "{again:?}");
+
+    // Without a quorum each host's subject is its own.
+    let r = w
+        .tool("notify")
+        .env("AGENT_OPS_HOME", w.path("hub2"))
+        .args(["--host", "hub", "--now", "2026-12-06T07:02:00Z", &format!("{url}?durable=notify2")])
+        .run_within(limit(60.0).as_secs());
+    let subjects: Vec<String> = records(&r.stdout)
+        .iter()
+        .filter(|a| a["kind"] == "alert")
+        .map(|a| a["subject"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        subjects.contains(&"check:web@h1".to_string()) && subjects.contains(&"check:web@h3".to_string()),
+        "{subjects:?}"
+    );
+    assert!(!subjects.iter().any(|s| s == "check:web@h2" || s == "check:web"), "{subjects:?}");
+
+    // The fleet history: each host's metrics on the hub give the numbers the host computes.
+    let r = w
+        .tool("rollup")
+        .env("AGENT_OPS_HOME", &hub)
+        .args(["--host", "hub", "ingest", &format!("{url}?durable=history")])
+        .run_within(limit(60.0).as_secs());
+    assert_eq!(r.code, 0, "{r:?}");
+    for (home, name) in [(&h1, "h1"), (&h2, "h2"), (&h3, "h3")] {
+        let day = "2026-12-06.jsonl";
+        assert_eq!(
+            std::fs::read_to_string(hub.join("metrics").join(name).join(day)).unwrap(),
+            std::fs::read_to_string(home.join("metrics").join(day)).unwrap(),
+            "{name}'s lines, as {name} wrote them"
+        );
+        let on_hub =
+            w.tool("rollup").env("AGENT_OPS_HOME", &hub).args(["--host", name, "--now", "2026-12-06T08:00:00Z"]).run();
+        let on_host =
+            w.tool("rollup").env("AGENT_OPS_HOME", home).args(["--host", name, "--now", "2026-12-06T08:00:00Z"]).run();
+        assert_eq!(on_hub.stdout, on_host.stdout, "{name}");
+        assert!(on_hub.stdout.contains(&format!("\"host\":\"{name}\"")), "{on_hub:?}");
+    }
+
+    // A server that is down: an error naming it, without the password, exit 2.
+    let r = w
+        .tool("notify")
+        .env("AGENT_OPS_HOME", &hub)
+        .arg(format!("nats://alice:s3cret@127.0.0.1:{closed}/pitcrew.checks?durable=notify"))
+        .run_within(limit(30.0).as_secs());
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains(&format!("nats://127.0.0.1:{closed}/pitcrew.checks")), "{r:?}");
+    assert!(!r.stderr.contains("s3cret") && !r.stdout.contains("s3cret"), "{r:?}");
+    drop(up);
+}
+
+#[test]
+#[ignore = "slow: a 3-node JetStream cluster, a node killed while hosts publish"]
+fn a_three_node_cluster_loses_a_node_and_nothing_acknowledged_is_lost_and_quorum_holds() {
+    let Some(bin) = server_bin() else { return };
+    let w = Workdir::new("fleet-cluster");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut nodes: Vec<Node> =
+        (0..3).map(|i| Node::start(&bin, &w, &format!("n{i}"), ports[i], Some((routes[i], &routes)))).collect();
+    assert!(
+        wait_until(limit(60.0).as_secs_f64(), || nodes.iter().all(Node::healthy)),
+        "the cluster did not become ready"
+    );
+    let servers = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+    let publish = format!("nats://{servers}/pitcrew.checks?replicas=3");
+    // web answers for h1 and h2; h3 is cut off from it (it sees web down): no quorum of 2.
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = up.local_addr().unwrap().port();
+    let closed = crate::util::closed_port();
+    let homes = [host(&w, "h1", open), host(&w, "h2", open), host(&w, "h3", closed)];
+    let rounds = 8;
+    let mut written = 0;
+    for round in 0..rounds {
+        if round == 3 {
+            nodes[1].kill();
+        }
+        if round == 6 {
+            nodes[1].spawn();
+        }
+        for (i, home) in homes.iter().enumerate() {
+            let now = format!("2026-12-06T07:{:02}:00Z", 10 + round);
+            let r = probe(&w, home, &format!("h{}", i + 1), &publish, &now);
+            written += records(&r.stdout).len();
+        }
+    }
+    // Whatever waited in an outbox during the election goes out with the next run.
+    for (i, home) in homes.iter().enumerate() {
+        let r = w
+            .tool("probe")
+            .env("AGENT_OPS_HOME", home)
+            .args(["--host", &format!("h{}", i + 1), "--publish", &publish, "--now", "2026-12-06T07:30:00Z"])
+            .run();
+        written += records(&r.stdout).len();
+        let pending = std::fs::read_dir(home.join("state/publish"))
+            .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "jsonl")).count())
+            .unwrap_or(0);
+        assert_eq!(pending, 0, "h{}'s outbox was sent", i + 1);
+    }
+    let hub = w.path("hub");
+    let r = w
+        .tool("rollup")
+        .env("AGENT_OPS_HOME", &hub)
+        .args(["--host", "hub", "ingest", &format!("nats://{servers}/pitcrew.checks?durable=history")])
+        .run_within(limit(120.0).as_secs());
+    assert_eq!(r.code, 0, "{r:?}");
+    let stored: usize = ["h1", "h2", "h3"]
+        .iter()
+        .map(|h| {
+            std::fs::read_to_string(hub.join("metrics").join(h).join("2026-12-06.jsonl"))
+                .unwrap_or_default()
+                .lines()
+                .count()
+        })
+        .sum();
+    let count = |hub: &PathBuf| -> usize {
+        ["h1", "h2", "h3"]
+            .iter()
+            .map(|h| {
+                std::fs::read_to_string(hub.join("metrics").join(h).join("2026-12-06.jsonl"))
+                    .unwrap_or_default()
+                    .lines()
+                    .count()
+            })
+            .sum()
+    };
+    if stored != written {
+        // Tell a reader that stopped early from a stream that lost records.
+        let again = w.path("hub-again");
+        let r = w
+            .tool("rollup")
+            .env("AGENT_OPS_HOME", &again)
+            .args(["--host", "hub", "ingest", &format!("nats://{servers}/pitcrew.checks?durable=again")])
+            .run_within(limit(120.0).as_secs());
+        panic!("{stored} of {written} records read; a second consumer reads {} {r:?}", count(&again));
+    }
+
+    let r = w
+        .tool("notify")
+        .env("AGENT_OPS_HOME", &hub)
+        .args(["--host", "hub", "--quorum", "2", "--now", "2026-12-06T07:31:00Z"])
+        .arg(format!("nats://{servers}/pitcrew.checks?durable=notify"))
+        .run_within(limit(120.0).as_secs());
+    assert_eq!(r.code, 0, "{r:?}");
+    let web: Vec<Value> =
+        records(&r.stdout).into_iter().filter(|a| a["kind"] == "alert" && a["subject"] == "check:web").collect();
+    assert!(web.is_empty(), "h3 alone sees web down: no alarm {web:?}");
+    drop(up);
+}
