@@ -2,8 +2,8 @@
 //! loopback: hosts publishing with --publish, a hub reading with durable consumers, quorum,
 //! the fleet history, a server that is down, and a 3-node cluster losing a node.
 //!
-//! The server is `nats-server` on PATH (or PITCREW_NATS_SERVER); scripts/install-peers.sh
-//! installs it. Without it these tests say so loudly and do nothing (and fail under CI, where PITCREW_CI is set).
+//! The server is PITCREW_NATS_SERVER, else /usr/local/bin/nats-server (where
+//! scripts/install-peers.sh installs it), else `nats-server` on PATH. Without it these tests say so loudly and do nothing (and fail under CI, where PITCREW_CI is set).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -15,8 +15,11 @@ use crate::util::{Workdir, limit, wait_until};
 
 #[allow(clippy::print_stderr)]
 fn server_bin() -> Option<PathBuf> {
-    let bin =
-        std::env::var_os("PITCREW_NATS_SERVER").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("nats-server"));
+    // scripts/install-peers.sh puts a current server in /usr/local/bin (Debian's is older).
+    let installed = Path::new("/usr/local/bin/nats-server");
+    let bin = std::env::var_os("PITCREW_NATS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| if installed.exists() { installed.to_path_buf() } else { PathBuf::from("nats-server") });
     let ok = Command::new(&bin).arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok {
         assert!(std::env::var_os("PITCREW_CI").is_none(), "nats-server is missing, and CI installs it");
