@@ -83,6 +83,19 @@ impl Node {
         ureq::get(&format!("http://127.0.0.1:{}/healthz", self.http)).call().is_ok()
     }
 
+    /// The monitoring endpoint's view of a durable consumer (`/jsz`).
+    fn consumer(&self, name: &str) -> Option<Value> {
+        let url = format!("http://127.0.0.1:{}/jsz?consumers=true", self.http);
+        let body = ureq::get(&url).call().ok()?.body_mut().read_to_string().ok()?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let accounts = v["account_details"].as_array()?;
+        accounts
+            .iter()
+            .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
+            .flat_map(|s| s["consumer_detail"].as_array().cloned().unwrap_or_default())
+            .find(|c| c["name"] == name)
+    }
+
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -213,6 +226,51 @@ fn hosts_publish_a_hub_reads_with_quorum_and_keeps_each_hosts_history() {
         assert_eq!(on_hub.stdout, on_host.stdout, "{name}");
         assert!(on_hub.stdout.contains(&format!("\"host\":\"{name}\"")), "{on_hub:?}");
     }
+
+    // --follow: a resident reader hands each record on as it arrives, and acknowledges it
+    // once handled, so a reader started again with the same name does not see it again.
+    let follow = |hub: &PathBuf| {
+        let mut child = w
+            .tool("recover")
+            .env("AGENT_OPS_HOME", hub)
+            .args(["--follow", "--line-buffered", &format!("nats://127.0.0.1:{port}/pitcrew.live?durable=live")])
+            .spawn();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                if tx.send(line.unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, rx)
+    };
+    let live = format!("nats://127.0.0.1:{port}/pitcrew.live");
+    let (mut reader, lines) = follow(&hub);
+    let r = probe(&w, &h2, "h2", &live, "2026-12-06T07:05:00Z");
+    let sent = records(&r.stdout);
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        let line = lines.recv_timeout(limit(30.0)).expect("a record within the limit");
+        got.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    assert_eq!(got, sent, "passed on as published");
+    // The reader asks for the next record once it has handled the last: then it is acked.
+    let acked = wait_until(limit(20.0).as_secs_f64(), || {
+        node.consumer("live").is_some_and(|c| {
+            c["num_ack_pending"] == 0 && c["ack_floor"]["stream_seq"].as_u64() == Some(sent.len() as u64)
+        })
+    });
+    assert!(acked, "the records handled were acknowledged: {:?}", node.consumer("live"));
+    let _ = reader.kill();
+    let _ = reader.wait();
+    let (mut again, lines) = follow(&hub);
+    let r = probe(&w, &h2, "h2", &live, "2026-12-06T07:06:00Z");
+    let next: Value = serde_json::from_str(&lines.recv_timeout(limit(30.0)).unwrap()).unwrap();
+    assert_eq!(next, records(&r.stdout)[0], "the first record read again is the new one: the old were acknowledged");
+    let _ = again.kill();
+    let _ = again.wait();
 
     // A server that is down: an error naming it, without the password, exit 2.
     let r = w

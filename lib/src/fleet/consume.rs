@@ -85,6 +85,8 @@ pub struct Reader {
     follow: bool,
     consumer: consumer::PullConsumer,
     stream: jetstream::stream::Stream,
+    /// `--follow`: the consumer's message stream, kept open between reads.
+    live: Option<consumer::pull::Stream>,
     buf: Vec<u8>,
     pos: usize,
     line: u64,
@@ -131,6 +133,7 @@ impl Reader {
             follow,
             consumer,
             stream,
+            live: None,
             buf: Vec::new(),
             pos: 0,
             line: 0,
@@ -138,38 +141,76 @@ impl Reader {
         })
     }
 
+    /// `--follow`: wait for the next message, then take those already there (up to a
+    /// batch), so each is handed on as soon as it arrives.
+    fn follow_fetch(&mut self) -> Result<Vec<jetstream::Message>> {
+        let rt = conn::runtime()?;
+        let url = self.url.clone();
+        if self.live.is_none() {
+            let c = self.consumer.clone();
+            let live = rt.block_on(async move {
+                c.stream()
+                    .max_messages_per_batch(BATCH)
+                    .heartbeat(Duration::from_secs(2))
+                    .expires(Duration::from_secs(10))
+                    .messages()
+                    .await
+            });
+            self.live = Some(live.map_err(|e| conn::failed("cannot read", &url, e))?);
+        }
+        let Some(live) = self.live.as_mut() else { return Ok(Vec::new()) };
+        rt.block_on(async move {
+            let mut msgs = Vec::new();
+            let mut errors = 0;
+            loop {
+                match live.next().await {
+                    Some(Ok(m)) => {
+                        msgs.push(m);
+                        break;
+                    }
+                    // A missed heartbeat (a node went away) is not the end: the client
+                    // reconnects and the pull goes on.
+                    Some(Err(e)) => {
+                        errors += 1;
+                        if errors > 60 {
+                            return Err(conn::failed("cannot read", &url, e));
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    None => return Ok(msgs),
+                }
+            }
+            while msgs.len() < BATCH {
+                match futures_util::FutureExt::now_or_never(live.next()) {
+                    Some(Some(Ok(m))) => msgs.push(m),
+                    _ => break,
+                }
+            }
+            Ok(msgs)
+        })
+    }
+
     /// Fetch the next messages into the buffer; false at the end (batch: nothing pending).
     fn fetch(&mut self) -> io::Result<bool> {
-        let (consumer, stream, follow, url) =
-            (self.consumer.clone(), self.stream.clone(), self.follow, self.url.clone());
+        if self.follow {
+            let msgs = self.follow_fetch().map_err(io::Error::other)?;
+            return self.hold(msgs);
+        }
+        let (consumer, stream, url) = (self.consumer.clone(), self.stream.clone(), self.url.clone());
         let rt = conn::runtime().map_err(io::Error::other)?;
         let got = rt.block_on(async move {
             let mut waits = 0;
             loop {
-                let batch = if follow {
-                    consumer.batch().max_messages(BATCH).expires(Duration::from_secs(1)).messages().await
-                } else {
-                    consumer.fetch().max_messages(BATCH).messages().await
-                };
+                let batch = consumer.fetch().max_messages(BATCH).messages().await;
                 let mut batch = batch.map_err(|e| conn::failed("cannot read", &url, e))?;
                 let mut msgs = Vec::new();
                 while let Some(m) = batch.next().await {
-                    match m {
-                        Ok(m) => msgs.push(m),
-                        Err(e) if follow => {
-                            let _ = e;
-                            break;
-                        }
-                        Err(e) => return Err(conn::failed("cannot read", &url, e)),
-                    }
+                    msgs.push(m.map_err(|e| conn::failed("cannot read", &url, e))?);
                 }
-                if !msgs.is_empty() || follow {
-                    if !msgs.is_empty() {
-                        return Ok(msgs);
-                    }
-                    continue;
+                if !msgs.is_empty() {
+                    return Ok(msgs);
                 }
-                // Batch: an empty answer ends the input only once the consumer has been
+                // An empty answer ends the input only once the consumer has been
                 // handed the stream's last message, as the stream's leader knows it. The
                 // consumer's leader can sit on a replica that is still catching up after a
                 // restart: it answers empty, and counts nothing pending, while messages wait.
@@ -189,6 +230,11 @@ impl Reader {
             }
         });
         let msgs = got.map_err(io::Error::other)?;
+        self.hold(msgs)
+    }
+
+    /// Put the messages' lines in the buffer and hold the messages for acknowledgement.
+    fn hold(&mut self, msgs: Vec<jetstream::Message>) -> io::Result<bool> {
         if msgs.is_empty() {
             return Ok(false);
         }
