@@ -227,6 +227,23 @@ fn hosts_publish_a_hub_reads_with_quorum_and_keeps_each_hosts_history() {
         assert!(on_hub.stdout.contains(&format!("\"host\":\"{name}\"")), "{on_hub:?}");
     }
 
+    // --by host: every host's report in one run, each record with its host, the same numbers.
+    let by_host = w
+        .tool("rollup")
+        .env("AGENT_OPS_HOME", &hub)
+        .args(["--host", "hub", "--by", "host", "--now", "2026-12-06T08:00:00Z"])
+        .run();
+    assert_eq!(by_host.code, 0, "{by_host:?}");
+    for name in ["h1", "h2", "h3"] {
+        let own = w
+            .tool("rollup")
+            .env("AGENT_OPS_HOME", w.path(name))
+            .args(["--host", name, "--now", "2026-12-06T08:00:00Z"])
+            .run();
+        let theirs: Vec<Value> = records(&by_host.stdout).into_iter().filter(|r| r["host"] == name).collect();
+        assert_eq!(theirs, records(&own.stdout), "{name}");
+    }
+
     // --follow: a resident reader hands each record on as it arrives, and acknowledges it
     // once handled, so a reader started again with the same name does not see it again.
     let follow = |hub: &PathBuf| {

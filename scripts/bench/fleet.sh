@@ -92,9 +92,9 @@ bench_fleet() {
     wait "$lagpid" || true
     lag_fleet=$(cat "$work/lag-fleet")
     wait_for_publishers
-    local lp50 lp99 fp50 fp99 n
-    read -r lp50 lp99 n <<<"$lag_pipe"
-    read -r fp50 fp99 n <<<"$lag_fleet"
+    local lp50 lp99 fp50 fp99 ln fn
+    read -r lp50 lp99 ln <<<"$lag_pipe"
+    read -r fp50 fp99 fn <<<"$lag_fleet"
     printf '| figure | local pipe (baseline) | fleet, 3 servers, replicas=3 | ratio |\n|---|---|---|---|\n'
     printf '| 10 x 1,000 records into notify --quorum 2 | %ss, %s rec/s | %ss end to end (publish %ss, hub read %ss), %s rec/s | %s |\n' \
         "$local_wall" "$(awk -v w="$local_wall" -v n="$total" 'BEGIN { printf "%.0f", n / w }')" \
@@ -102,5 +102,6 @@ bench_fleet() {
         "$(awk -v a="$e2e" -v b="$local_wall" 'BEGIN { printf "%.1fx the time", a / b }')"
     printf '| lag, 10 hosts x 100 rec/s, p50 / p99 | %s / %s ms | %s / %s ms | %s at p99 |\n' \
         "$lp50" "$lp99" "$fp50" "$fp99" "$(awk -v a="$fp99" -v b="$lp99" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }')"
-    printf '\nhub output lines: %s; records left in outboxes: %s\n' "$got" "$outboxed"
+    printf '\nhub output lines: %s; records left in outboxes: %s; lag samples: %s local, %s fleet\n' \
+        "$got" "$outboxed" "$ln" "$fn"
 }

@@ -61,8 +61,8 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "HOW")]
     pub unknown_as: Option<UnknownAsArg>,
 
-    /// One record per service per day instead of one per service
-    #[arg(long, value_enum, value_name = "day")]
+    /// One record per service per day, or per host (a hub's METRICS/<host>/ directories)
+    #[arg(long, value_enum, value_name = "day|host")]
     pub by: Option<By>,
 
     /// Output format [default: ndjson]
@@ -118,6 +118,9 @@ pub enum UnknownAsArg {
 pub enum By {
     /// One record per service per day
     Day,
+    /// One record per service per host: the local metrics and each host's directory that
+    /// `rollup ingest` keeps (METRICS/<host>/), each with its `host`
+    Host,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

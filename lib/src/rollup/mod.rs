@@ -198,6 +198,9 @@ impl Subcommand<'_> {
 
     /// The report: to stdout, or written atomically to `--output`.
     fn report(&mut self, cli: &Cli) -> Result<Status> {
+        if cli.by == Some(By::Host) {
+            return self.report_by_host(cli);
+        }
         let clock = self.set.clock;
         let mut plan = Plan::from_cli(cli, self.format, self.metrics_dir, &clock)?;
         plan.cadences = match self.set.load_config(false) {
@@ -214,6 +217,48 @@ impl Subcommand<'_> {
             buf = crate::util::text::Escaper::default().escape(&buf).into_owned();
         }
         store::atomic_write(path, &buf)?;
+        Ok(status)
+    }
+}
+
+impl Subcommand<'_> {
+    /// `--by host`: the report of each host's metrics, each record with its `host`: the
+    /// local directory first (this host), then each `METRICS/<host>/` in name order.
+    fn report_by_host(&mut self, cli: &Cli) -> Result<Status> {
+        if self.format != Format::Ndjson || cli.output.is_some() || !cli.files.is_empty() {
+            return Err(Error::usage("--by host: ndjson to stdout, from the metrics directory"));
+        }
+        let local = crate::util::host::get().unwrap_or("").to_string();
+        let mut dirs = vec![(local, self.metrics_dir.to_path_buf())];
+        let mut hosts: Vec<(String, PathBuf)> = match std::fs::read_dir(self.metrics_dir) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().into_string().ok().map(|n| (n, e.path())))
+                .filter(|(n, _)| ingest::host_dir_ok(n))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        hosts.sort();
+        dirs.extend(hosts);
+        let clock = self.set.clock;
+        let mut status = Status::Ok;
+        for (host, dir) in dirs {
+            let mut plan = Plan::from_cli(cli, self.format, &dir, &clock)?;
+            plan.cadences = match self.set.load_config(false) {
+                Ok(cfg) => Cadences::of(&cfg, &self.ctx.diag),
+                Err(_) => Cadences::default(),
+            };
+            let mut buf = Vec::new();
+            status = status.worst(run(&plan, &mut buf, &self.ctx.diag, &clock)?);
+            for line in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let mut v = ndjson::parse_object(line).map_err(Error::other)?;
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.insert("host".into(), serde_json::Value::String(host.clone()));
+                }
+                ndjson::pass(&mut self.ctx.out, &v)?;
+            }
+        }
         Ok(status)
     }
 }
