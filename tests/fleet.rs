@@ -167,8 +167,19 @@ fn hosts_publish_a_hub_reads_with_quorum_and_keeps_each_hosts_history() {
         .collect();
     assert!(left.is_empty(), "the outbox was sent and removed");
 
-    // The hub: quorum 2 of the places that check web. h1 and h3 see it down, h2 up.
+    // The hub: quorum 2 of the places that check web. h1 and h3 see it down, h2 up. Its sink
+    // is a webhook receiver.
     let hub = w.path("hub");
+    let posts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = posts.clone();
+    let hook = crate::util::http::HttpServer::start(move |s| {
+        seen.lock().unwrap().push(s.body.clone());
+        crate::util::http::Reply::new(200, "ok")
+    });
+    w.write(
+        "hub/config/services.json",
+        format!(r#"{{"services":[],"alerting":{{"webhook_url":"{}"}}}}"#, hook.url("/hook")),
+    );
     let notify = |extra: &[&str]| {
         w.tool("notify")
             .env("AGENT_OPS_HOME", &hub)
@@ -184,9 +195,13 @@ fn hosts_publish_a_hub_reads_with_quorum_and_keeps_each_hosts_history() {
     assert_eq!(web.len(), 1, "one alert for the service: {alerts:?}");
     let msg = web[0]["message"].as_str().unwrap();
     assert!(msg.contains("down from 2 of 3 places (h1, h3; quorum 2)"), "{msg}");
+    let delivered = posts.lock().unwrap().clone();
+    assert_eq!(delivered.len(), 1, "one message: {delivered:?}");
+    assert!(delivered[0].contains("down from 2 of 3 places (h1, h3; quorum 2)"), "{delivered:?}");
     // Everything was acknowledged: a second run reads nothing.
     let again = notify(&["--quorum", "2"]);
     assert!(records(&again.stdout).iter().all(|a| a["kind"] != "alert"), "{again:?}");
+    assert_eq!(posts.lock().unwrap().len(), 1, "nothing sent again");
 
     // Without a quorum each host's subject is its own.
     let r = w
