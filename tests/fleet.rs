@@ -29,11 +29,18 @@ fn server_bin() -> Option<PathBuf> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    free_ports(1)[0]
+}
+
+/// `n` distinct free ports: all bound at once, then released.
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 /// One nats-server process, killed when dropped.
 struct Node {
+    name: String,
     child: Option<Child>,
     http: u16,
     args: Vec<String>,
@@ -41,8 +48,7 @@ struct Node {
 }
 
 impl Node {
-    fn start(bin: &Path, dir: &Workdir, name: &str, port: u16, cluster: Option<(u16, &[u16])>) -> Node {
-        let http = free_port();
+    fn start(bin: &Path, dir: &Workdir, name: &str, (port, http): (u16, u16), cluster: Option<(u16, &[u16])>) -> Node {
         let mut args = vec![
             "-a".to_string(),
             "127.0.0.1".into(),
@@ -55,6 +61,8 @@ impl Node {
             dir.path(&format!("nats-{name}")).display().to_string(),
             "-n".into(),
             name.into(),
+            "-l".into(),
+            dir.path(&format!("nats-{name}.log")).display().to_string(),
         ];
         if let Some((route, all)) = cluster {
             let routes: Vec<String> = all.iter().map(|p| format!("nats-route://127.0.0.1:{p}")).collect();
@@ -67,7 +75,7 @@ impl Node {
                 routes.join(","),
             ]);
         }
-        let mut n = Node { child: None, http, args, bin: bin.to_path_buf() };
+        let mut n = Node { name: name.to_string(), child: None, http, args, bin: bin.to_path_buf() };
         n.spawn();
         n
     }
@@ -81,6 +89,19 @@ impl Node {
     /// Ready: /healthz says ok (JetStream has a meta leader).
     fn healthy(&self) -> bool {
         ureq::get(&format!("http://127.0.0.1:{}/healthz", self.http)).call().is_ok()
+    }
+
+    /// The name of the node that leads `stream`, as this node sees it (`/jsz`).
+    fn stream_leader(&self, stream: &str) -> Option<String> {
+        let url = format!("http://127.0.0.1:{}/jsz?streams=true", self.http);
+        let body = ureq::get(&url).call().ok()?.body_mut().read_to_string().ok()?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        v["account_details"]
+            .as_array()?
+            .iter()
+            .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
+            .find(|s| s["name"] == stream)
+            .and_then(|s| s["cluster"]["leader"].as_str().map(String::from))
     }
 
     /// The monitoring endpoint's view of a durable consumer (`/jsz`).
@@ -147,7 +168,7 @@ fn hosts_publish_a_hub_reads_with_quorum_and_keeps_each_hosts_history() {
     let outbox = h3.join("state/publish");
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 2, "outbox and its lock");
 
-    let node = Node::start(&bin, &w, "n1", port, None);
+    let node = Node::start(&bin, &w, "n1", (port, free_port()), None);
     assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not become ready");
     for (home, name) in [(&h1, "h1"), (&h2, "h2"), (&h3, "h3")] {
         let r = probe(
@@ -321,13 +342,15 @@ fn hosts_publish_a_hub_reads_with_quorum_and_keeps_each_hosts_history() {
 fn a_three_node_cluster_loses_a_node_and_nothing_acknowledged_is_lost_and_quorum_holds() {
     let Some(bin) = server_bin() else { return };
     let w = Workdir::new("fleet-cluster");
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut nodes: Vec<Node> =
-        (0..3).map(|i| Node::start(&bin, &w, &format!("n{i}"), ports[i], Some((routes[i], &routes)))).collect();
+    let all = free_ports(9);
+    let (ports, routes, https) = (&all[0..3], &all[3..6], &all[6..9]);
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|i| Node::start(&bin, &w, &format!("n{i}"), (ports[i], https[i]), Some((routes[i], routes))))
+        .collect();
     assert!(
         wait_until(limit(60.0).as_secs_f64(), || nodes.iter().all(Node::healthy)),
-        "the cluster did not become ready"
+        "the cluster did not become ready; logs in {}",
+        w.path("").display()
     );
     let servers = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
     let publish = format!("nats://{servers}/pitcrew.checks?replicas=3");
@@ -338,12 +361,16 @@ fn a_three_node_cluster_loses_a_node_and_nothing_acknowledged_is_lost_and_quorum
     let homes = [host(&w, "h1", open), host(&w, "h2", open), host(&w, "h3", closed)];
     let rounds = 8;
     let mut written = 0;
+    let mut killed = 0;
     for round in 0..rounds {
         if round == 3 {
-            nodes[1].kill();
+            // The stream's leader goes: publishes stall until the others elect a new one.
+            let leader = nodes.iter().find_map(|n| n.stream_leader("PITCREW_CHECKS")).expect("a stream leader");
+            killed = nodes.iter().position(|n| n.name == leader).expect("the leader is one of the nodes");
+            nodes[killed].kill();
         }
         if round == 6 {
-            nodes[1].spawn();
+            nodes[killed].spawn();
         }
         for (i, home) in homes.iter().enumerate() {
             let now = format!("2026-12-06T07:{:02}:00Z", 10 + round);

@@ -78,6 +78,14 @@ pub fn commit_through(source: &str, line: u64) -> Result<()> {
     ack(done, false)
 }
 
+/// True when a replicated stream or consumer has a leader and every replica is current.
+fn settled(cluster: Option<&jetstream::stream::ClusterInfo>) -> bool {
+    match cluster {
+        None => true,
+        Some(c) => c.leader.is_some() && c.replicas.iter().all(|r| r.current && !r.offline),
+    }
+}
+
 /// A durable consumer read as lines; see the module docs.
 pub struct Reader {
     url: NatsUrl,
@@ -217,8 +225,12 @@ impl Reader {
                 let (mut c, mut s) = (consumer.clone(), stream.clone());
                 let info = c.info().await.map_err(|e| conn::failed("cannot read", &url, e))?;
                 let delivered = info.delivered.stream_sequence;
-                let last = s.info().await.map_err(|e| conn::failed("cannot read", &url, e))?.state.last_sequence;
-                if delivered >= last {
+                let consumer_current = settled(info.cluster.as_ref());
+                let sinfo = s.info().await.map_err(|e| conn::failed("cannot read", &url, e))?;
+                let last = sinfo.state.last_sequence;
+                // A replica that rejoins answers from what it had until it has caught up:
+                // the end counts only when every replica is current.
+                if delivered >= last && consumer_current && settled(sinfo.cluster.as_ref()) {
                     return Ok(msgs);
                 }
                 waits += 1;
