@@ -441,3 +441,65 @@ fn a_three_node_cluster_loses_a_node_and_nothing_acknowledged_is_lost_and_quorum
     assert!(web.is_empty(), "h3 alone sees web down: no alarm {web:?}");
     drop(up);
 }
+
+#[test]
+fn credentials_reach_the_server_and_are_never_shown() {
+    let Some(bin) = server_bin() else { return };
+    let w = Workdir::new("fleet-auth");
+    let [port, http] = free_ports(2)[..] else { unreachable!() };
+    // A server that takes a user and password.
+    let mut node = Node::start(&bin, &w, "auth", (port, http), None);
+    node.kill();
+    node.args.extend(["--user".into(), "alice".into(), "--pass".into(), "pw-s3cret".into()]);
+    node.spawn();
+    assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not become ready");
+    let home = host(&w, "h1", crate::util::closed_port());
+    let good = probe(
+        &w,
+        &home,
+        "h1",
+        &format!("nats://alice:pw-s3cret@127.0.0.1:{port}/pitcrew.auth"),
+        "2026-12-06T07:00:00Z",
+    );
+    assert!(!good.stderr.contains("outbox"), "published with the URL's user and password: {good:?}");
+    let bad = probe(
+        &w,
+        &w.path("h2"),
+        "h2",
+        &format!("nats://alice:pw-wrong@127.0.0.1:{port}/pitcrew.auth"),
+        "2026-12-06T07:00:00Z",
+    );
+    assert!(bad.stderr.contains("authorization violation") && bad.stderr.contains("outbox"), "{bad:?}");
+    for r in [&good, &bad] {
+        assert!(!r.stdout.contains("pw-") && !r.stderr.contains("pw-"), "no password is shown: {r:?}");
+    }
+    let r = w
+        .tool("notify")
+        .env("AGENT_OPS_HOME", w.path("hub"))
+        .arg(format!("nats://alice:pw-s3cret@127.0.0.1:{port}/pitcrew.auth?durable=hub"))
+        .run_within(limit(30.0).as_secs());
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("\"subject\":\"check:web@h1\""), "read with the URL's credentials: {r:?}");
+
+    // A server that takes a token, given in a file.
+    node.kill();
+    let at = node.args.iter().position(|a| a == "--user").unwrap();
+    node.args.truncate(at);
+    node.args.extend(["--auth".into(), "tok-s3cret".into()]);
+    node.spawn();
+    assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not become ready");
+    let token = w.write("token", "tok-s3cret\n");
+    let url = format!("nats://127.0.0.1:{port}/pitcrew.auth");
+    let without = probe(&w, &home, "h1", &url, "2026-12-06T07:01:00Z");
+    assert!(without.stderr.contains("outbox"), "{without:?}");
+    let with = w
+        .tool("probe")
+        .env("AGENT_OPS_HOME", &home)
+        .args(["--host", "h1", "--publish", &url, "--nats-token-file"])
+        .arg(&token)
+        .run();
+    assert!(!with.stderr.contains("outbox"), "published with the token file, the outbox sent: {with:?}");
+    for r in [&without, &with] {
+        assert!(!r.stdout.contains("tok-s3cret") && !r.stderr.contains("tok-s3cret"), "no token is shown: {r:?}");
+    }
+}
