@@ -503,3 +503,23 @@ fn credentials_reach_the_server_and_are_never_shown() {
         assert!(!r.stdout.contains("tok-s3cret") && !r.stderr.contains("tok-s3cret"), "no token is shown: {r:?}");
     }
 }
+
+#[test]
+fn records_carry_their_host_and_records_passed_through_keep_theirs() {
+    let w = Workdir::new("fleet-host");
+    w.write("home/config/services.json", services(crate::util::closed_port()));
+    let from_env = w.tool("probe").env("PITCREW_HOST", "envhost").run();
+    assert!(records(&from_env.stdout).iter().all(|r| r["host"] == "envhost"), "{from_env:?}");
+    let flag = w.tool("probe").env("PITCREW_HOST", "envhost").args(["--host", "flaghost"]).run();
+    assert!(records(&flag.stdout).iter().all(|r| r["host"] == "flaghost"), "{flag:?}");
+    let system = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    let plain = w.tool("probe").run();
+    assert!(records(&plain.stdout).iter().all(|r| r["host"] == system.as_str()), "{plain:?}");
+    let metrics = std::fs::read_dir(w.path("home/metrics")).unwrap().next().unwrap().unwrap().path();
+    let lines = std::fs::read_to_string(metrics).unwrap();
+    assert!(records(&lines).iter().any(|r| r["host"] == "envhost"), "the metrics lines carry it too");
+    // Passed through: as they came, with or without host.
+    let input = "{\"kind\":\"check\",\"name\":\"x\",\"status\":\"up\"}\n{\"kind\":\"check\",\"name\":\"y\",\"status\":\"up\",\"host\":\"other\"}\n";
+    let r = w.tool("recover").args(["--host", "me", "-"]).stdin(input).run();
+    assert_eq!(r.stdout, input, "{r:?}");
+}
