@@ -104,4 +104,5 @@ bench_fleet() {
         "$lp50" "$lp99" "$fp50" "$fp99" "$(awk -v a="$fp99" -v b="$lp99" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }')"
     printf '\nhub output lines: %s; records left in outboxes: %s; lag samples: %s local, %s fleet\n' \
         "$got" "$outboxed" "$ln" "$fn"
+    grep -h -m1 'outbox' "$work"/fleet-pub*.err 2>/dev/null | head -3 || true
 }

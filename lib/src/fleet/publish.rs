@@ -2,8 +2,9 @@
 //! to the subject's JetStream stream, each with a `Nats-Msg-Id` made of the line's hash so a
 //! line published twice within the stream's duplicate window is stored once.
 //!
-//! A line is published and its acknowledgement awaited before the next; what could not be
-//! published (server down, no answer within 5 s) is appended to a local outbox
+//! A line is published and its acknowledgement awaited before the next (tried again for up
+//! to 8 s: a stream electing a leader answers "no stream found" meanwhile); what could not
+//! be published (server down, no answer) is appended to a local outbox
 //! (`STATE/publish/SUBJECT-HASH.jsonl`) and every later line after it, so order is kept. The
 //! outbox is sent first, in order, by the next line that finds the server again (retried at
 //! most once a second) or the next run. Publishing never fails the tool: its output, metrics
@@ -22,6 +23,10 @@ use crate::store;
 
 /// How often a publisher that failed tries the server again.
 const RETRY: Duration = Duration::from_secs(1);
+
+/// How long one line is tried before it goes to the outbox: past a leader election (5 to 7 s
+/// measured on a 3-node cluster).
+const RETRY_FOR: Duration = Duration::from_secs(8);
 
 /// Publishes record lines; see the module docs.
 pub struct Publisher {
@@ -92,10 +97,25 @@ impl Publisher {
         let (subject, payload, id) = (self.url.subject.clone(), line.to_vec(), msg_id(line));
         let url = self.url.clone();
         conn::runtime()?.block_on(async move {
-            let msg = PublishMessage::build().payload(payload.into()).message_id(id);
-            let ack = js.send_publish(subject, msg).await.map_err(|e| conn::failed("cannot publish to", &url, e))?;
-            ack.await.map_err(|e| conn::failed("no acknowledgement from", &url, e))?;
-            Ok(())
+            // A stream just created, or one electing a new leader, answers "no stream found"
+            // for a few seconds: the same line (same message id) is tried again meanwhile.
+            let start = tokio::time::Instant::now();
+            let mut wait = Duration::from_millis(50);
+            loop {
+                let msg = PublishMessage::build().payload(payload.clone().into()).message_id(id.clone());
+                let tried = match js.send_publish(subject.clone(), msg).await {
+                    Ok(ack) => ack.await.map(|_| ()).map_err(|e| conn::failed("no acknowledgement from", &url, e)),
+                    Err(e) => Err(conn::failed("cannot publish to", &url, e)),
+                };
+                match tried {
+                    Ok(()) => return Ok(()),
+                    Err(e) if start.elapsed() + wait > RETRY_FOR => return Err(e),
+                    Err(_) => {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(1));
+                    }
+                }
+            }
         })
     }
 
