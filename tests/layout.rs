@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 const TOOLS: [&str; 7] = ["probe", "recover", "notify", "rollup", "board", "tickmon", "cellscan"];
 
 /// The boxes of the drawing, bottom first.
-const BOXES: [(&str, &[&str]); 5] = [
+const BOXES: [(&str, &[&str]); 6] = [
     ("base", &["error", "json", "util", "diag", "clock"]),
     ("files", &["store"]),
+    ("transport", &["fleet"]),
     ("formats", &["ndjson", "record"]),
     ("services", &["check", "config", "restart", "history", "calendar"]),
     ("set-up", &["entry", "cli", "docs"]),

@@ -9,6 +9,7 @@ mod util;
 mod board;
 mod cellscan;
 mod crash;
+mod fleet;
 mod fuzz_corpus;
 mod hostile;
 mod layout;

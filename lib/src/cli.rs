@@ -38,6 +38,28 @@ pub struct Common {
     /// Flush every output line (the default when stdout is a terminal)
     #[arg(long, global = true)]
     pub line_buffered: bool,
+
+    /// This host's name in the records written (`host`) [default: the system's hostname]
+    #[arg(long, value_name = "NAME", global = true, env = "PITCREW_HOST")]
+    pub host: Option<String>,
+
+    /// Also publish every record written to a NATS JetStream subject:
+    /// nats://[user:pass@]host:port[,host:port]/SUBJECT[?replicas=N]; what cannot be sent
+    /// waits in a local outbox (see docs/fleet.md)
+    #[arg(long, value_name = "URL", global = true, env = "PITCREW_PUBLISH")]
+    pub publish: Option<String>,
+
+    /// NATS credentials file (JWT and NKey seed) for nats:// inputs and --publish
+    #[arg(long, value_name = "FILE", global = true, env = "PITCREW_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+
+    /// File holding a NATS token
+    #[arg(long, value_name = "FILE", global = true, env = "PITCREW_NATS_TOKEN_FILE")]
+    pub nats_token_file: Option<PathBuf>,
+
+    /// PEM file of CA certificates to trust for NATS over TLS (turns TLS on)
+    #[arg(long, value_name = "FILE", global = true, env = "PITCREW_NATS_CA")]
+    pub nats_ca: Option<PathBuf>,
 }
 
 /// A tool's command line: a clap parser with the [`Common`] options flattened in.
@@ -91,6 +113,17 @@ impl Common {
         let env: Env<'static> = &config::process_env;
         let paths = self.paths(env);
         let clock = self.clock()?;
+        crate::util::host::set(self.host.clone().unwrap_or_else(crate::util::host::system));
+        crate::fleet::conn::configure(crate::fleet::conn::Auth {
+            creds: self.nats_creds.clone(),
+            token_file: self.nats_token_file.clone(),
+            ca: self.nats_ca.clone(),
+        });
+        if let Some(url) = &self.publish {
+            let url = crate::fleet::NatsUrl::parse(url)?;
+            let diag = crate::diag::Diag::stderr(out.tool_name());
+            out.publish_to(crate::fleet::publish::Publisher::open(url, &paths.state, diag, "pitcrew-publish")?);
+        }
         Ok(Setup { env, paths, clock, read_opts: self.read_opts() })
     }
 

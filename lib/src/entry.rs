@@ -53,11 +53,17 @@ pub fn run(tool: &Tool) -> ExitCode {
     let stdout_tty = io::stdout().is_terminal();
     let mut ctx = Ctx {
         tool,
-        out: Out::stdout(stdout_tty),
+        out: Out::stdout(stdout_tty).named(tool),
         diag: Diag::stderr(tool),
         stdin_is_terminal: io::stdin().is_terminal(),
     };
     let outcome = main(&mut ctx, args);
+    // Records read from a JetStream consumer are acknowledged once the tool has finished
+    // without an error: what they caused is committed.
+    let outcome = match outcome {
+        Ok(status) => crate::fleet::consume::commit_all().map(|()| status),
+        Err(e) => Err(e),
+    };
     let flushed = ctx.out.flush().map_err(Error::from);
     let code = match outcome.and_then(|status| flushed.map(|()| status)) {
         Ok(status) => {
@@ -119,6 +125,32 @@ pub struct Out {
     line_buffered: bool,
     /// Escape control characters (human formats): see [`Out::escape_controls`].
     escape: Option<crate::util::text::Escaper>,
+    /// `--publish`: record lines also go to a JetStream subject; see [`Out::publish_to`].
+    tee: Option<Tee>,
+    /// The tool's name, for the publisher's warnings.
+    tool: &'static str,
+}
+
+/// The publisher of `--publish` and the part of a line written so far.
+struct Tee {
+    publisher: crate::fleet::publish::Publisher,
+    partial: Vec<u8>,
+}
+
+impl Tee {
+    fn write(&mut self, buf: &[u8]) {
+        let mut rest = buf;
+        while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+            self.partial.extend_from_slice(&rest[..i]);
+            let line = std::mem::take(&mut self.partial);
+            // Only JSON objects are records; the human formats are not published.
+            if line.first() == Some(&b'{') {
+                self.publisher.line(&line);
+            }
+            rest = &rest[i + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+    }
 }
 
 impl Out {
@@ -128,12 +160,14 @@ impl Out {
             inner: Box::new(BufWriter::with_capacity(64 * 1024, io::stdout())),
             line_buffered: is_terminal,
             escape: None,
+            tee: None,
+            tool: "pitcrew",
         }
     }
 
     /// Any writer (tests, or output redirected to a file).
     pub fn new(inner: Box<dyn Write + Send>, line_buffered: bool) -> Out {
-        Out { inner, line_buffered, escape: None }
+        Out { inner, line_buffered, escape: None, tee: None, tool: "pitcrew" }
     }
 
     /// Escape control characters in everything written from now on (`\x1b` for ESC, `\r`,
@@ -149,6 +183,23 @@ impl Out {
         self.line_buffered |= on;
     }
 
+    /// The tool's name, for messages (`probe: ...`).
+    pub fn named(mut self, tool: &'static str) -> Out {
+        self.tool = tool;
+        self
+    }
+
+    /// The tool's name given with [`Out::named`].
+    pub fn tool_name(&self) -> &'static str {
+        self.tool
+    }
+
+    /// Publish every record line written from now on (`--publish`); see
+    /// [`crate::fleet::publish`].
+    pub fn publish_to(&mut self, publisher: crate::fleet::publish::Publisher) {
+        self.tee = Some(Tee { publisher, partial: Vec::new() });
+    }
+
     pub fn is_line_buffered(&self) -> bool {
         self.line_buffered
     }
@@ -156,6 +207,9 @@ impl Out {
 
 impl Write for Out {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(t) = &mut self.tee {
+            t.write(buf);
+        }
         match &mut self.escape {
             Some(e) => self.inner.write_all(&e.escape(buf))?,
             None => self.inner.write_all(buf)?,
@@ -167,6 +221,9 @@ impl Write for Out {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if let Some(t) = &mut self.tee {
+            t.publisher.flush();
+        }
         self.inner.flush()
     }
 }

@@ -61,11 +61,43 @@ pub fn from_value<T: DeserializeOwned>(v: Value) -> std::result::Result<T, Strin
     serde_json::from_value(v).map_err(|e| e.to_string())
 }
 
-/// Write one value as a line of NDJSON.
+/// Write one value as a line of NDJSON; a record gets this host's `host` when it has none
+/// (see [`crate::util::host`]).
 pub fn write<W: Write + ?Sized, T: Serialize + ?Sized>(w: &mut W, value: &T) -> Result<()> {
+    match stamped(value)? {
+        Some(v) => serde_json::to_writer(&mut *w, &v),
+        None => serde_json::to_writer(&mut *w, value),
+    }
+    .map_err(|e| Error::from(io::Error::from(e)))?;
+    w.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Write a record read from the input as one NDJSON line, as it is: records passed through
+/// keep their fields, and a record without `host` stays the local host's.
+pub fn pass<W: Write + ?Sized>(w: &mut W, value: &Value) -> Result<()> {
     serde_json::to_writer(&mut *w, value).map_err(|e| Error::from(io::Error::from(e)))?;
     w.write_all(b"\n")?;
     Ok(())
+}
+
+/// A record as one NDJSON line with this host's `host` added when it has none: the lines
+/// appended to the metrics and the histories.
+pub fn to_record_line<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    match stamped(value)? {
+        Some(v) => to_line(&v),
+        None => to_line(value),
+    }
+}
+
+/// `value` as a JSON value with `host` added, or None when nothing is to be added (no host
+/// set, not a record, or one that has its `host`).
+fn stamped<T: Serialize + ?Sized>(value: &T) -> Result<Option<Value>> {
+    if crate::util::host::get().is_none() {
+        return Ok(None);
+    }
+    let mut v = serde_json::to_value(value).map_err(|e| Error::other(format!("serializing: {e}")))?;
+    Ok(crate::util::host::stamp(&mut v).then_some(v))
 }
 
 /// Serialize a value to one NDJSON line (with the newline), for single-`write` appends.

@@ -20,6 +20,7 @@ pub mod diag;
 pub mod docs;
 pub mod entry;
 pub mod error;
+pub mod fleet;
 pub mod history;
 pub mod json;
 pub mod ndjson;

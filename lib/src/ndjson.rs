@@ -19,33 +19,65 @@ use serde_json::Value;
 use crate::diag::Diag;
 use crate::error::{Error, Result};
 pub use crate::json::{
-    MAX_DEPTH, depth, doc_error, from_value, json_error_message, parse_json_doc, parse_object, to_line, write,
+    MAX_DEPTH, depth, doc_error, from_value, json_error_message, parse_json_doc, parse_object, pass, to_line, write,
 };
 
 /// The longest line read by default; longer ones are skipped and reported.
 pub const DEFAULT_MAX_LINE: usize = 16 << 20;
 
-/// Where NDJSON comes from: standard input or a named file.
+/// Where NDJSON comes from: standard input, a named file, or a JetStream subject read by a
+/// durable consumer (`nats://…/SUBJECT?durable=NAME`, see [`crate::fleet::consume`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Stdin,
     File(PathBuf),
+    /// A subject: in batch what is pending, with `follow` everything that comes.
+    Nats {
+        url: Box<crate::fleet::NatsUrl>,
+        follow: bool,
+    },
 }
 
 impl Source {
-    /// The sources named by trailing arguments: none means stdin, `-` means stdin.
-    pub fn from_args(args: &[PathBuf]) -> Vec<Source> {
+    /// The sources named by trailing arguments: none means stdin, `-` means stdin,
+    /// `nats://` or `tls://` a subject. A NATS address that does not parse is an error.
+    pub fn parse_args(args: &[PathBuf]) -> Result<Vec<Source>> {
         if args.is_empty() {
-            return vec![Source::Stdin];
+            return Ok(vec![Source::Stdin]);
         }
-        args.iter().map(|a| if a.as_os_str() == "-" { Source::Stdin } else { Source::File(a.clone()) }).collect()
+        args.iter()
+            .map(|a| match a.to_str() {
+                Some("-") => Ok(Source::Stdin),
+                Some(s) if crate::fleet::url::is_nats(s) => {
+                    Ok(Source::Nats { url: Box::new(crate::fleet::NatsUrl::parse(s)?), follow: false })
+                }
+                _ => Ok(Source::File(a.clone())),
+            })
+            .collect()
     }
 
-    /// The name used in messages: `stdin` or the path.
+    /// The sources named by trailing arguments, as [`Source::parse_args`]; an address that
+    /// does not parse is kept as a file name, whose opening then fails.
+    pub fn from_args(args: &[PathBuf]) -> Vec<Source> {
+        Source::parse_args(args).unwrap_or_else(|_| {
+            args.iter().map(|a| if a.as_os_str() == "-" { Source::Stdin } else { Source::File(a.clone()) }).collect()
+        })
+    }
+
+    /// The same source read without end (the resident modes).
+    pub fn following(self) -> Source {
+        match self {
+            Source::Nats { url, .. } => Source::Nats { url, follow: true },
+            s => s,
+        }
+    }
+
+    /// The name used in messages: `stdin`, the path, or the address without credentials.
     pub fn name(&self) -> String {
         match self {
             Source::Stdin => "stdin".to_string(),
             Source::File(p) => p.display().to_string(),
+            Source::Nats { url, .. } => url.to_string(),
         }
     }
 
@@ -58,6 +90,7 @@ impl Source {
                 let f = crate::store::read::open_stream(p, true).map_err(|e| Error::path("cannot open", p, e))?;
                 Ok(Box::new(BufReader::with_capacity(64 * 1024, f)))
             }
+            Source::Nats { url, follow } => Ok(Box::new(crate::fleet::consume::Reader::open(url, *follow)?)),
         }
     }
 }

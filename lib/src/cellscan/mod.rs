@@ -470,7 +470,7 @@ fn revive_cmd(
     } else {
         let sources = Source::from_args(&args.from);
         ndjson::for_each_value(&sources, cli.common.read_opts(), diag, |v, _pos| {
-            ndjson::write(out, &v)?;
+            ndjson::pass(out, &v)?;
             if record::kind_of(&v) == Kind::Agent {
                 let r = revive_from_record(&v, dir, clock, &rctx, defaults);
                 for rec in &r.records {

@@ -39,6 +39,12 @@ pub struct Follow {
     rx: Receiver<Msg>,
     /// Keeps the signal channel connected for as long as the loop runs.
     _events: Sender<Event>,
+    /// The last record handed out: when the loop asks again it has handled it, and a
+    /// message it came in from a JetStream consumer is acknowledged.
+    handled: std::sync::Mutex<Option<(String, u64)>>,
+    /// The loop acknowledges itself, with [`Follow::commit`], once it has saved what the
+    /// records caused (notify holds records for a group wait before it runs them).
+    on_commit: std::sync::atomic::AtomicBool,
 }
 
 impl Follow {
@@ -55,13 +61,50 @@ impl Follow {
                 }
             }
         })?;
+        let sources = sources.into_iter().map(Source::following).collect();
         spawn("pitcrew-input", move || read(sources, opts, &tx))?;
-        Ok(Follow { rx, _events: keep })
+        Ok(Follow {
+            rx,
+            _events: keep,
+            handled: std::sync::Mutex::new(None),
+            on_commit: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// The next message, waiting at most until `due` (forever without one). `None` when
     /// `due` has come (at once when it is past, even with input waiting).
     pub fn next(&self, due: Option<Instant>) -> Option<Msg> {
+        if !self.on_commit.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Err(e) = self.commit() {
+                return Some(Msg::Failed(e));
+            }
+        }
+        let msg = self.wait(due);
+        if let Some(Msg::Record { source, line, .. } | Msg::Bad { source, line, .. }) = &msg {
+            if let Ok(mut h) = self.handled.lock() {
+                *h = Some((source.clone(), *line));
+            }
+        }
+        msg
+    }
+
+    /// Acknowledge, to a JetStream source, every record handed out so far: the loop has
+    /// committed what they caused. Without [`Follow::ack_on_commit`] it is done each time
+    /// the loop asks for the next message.
+    pub fn commit(&self) -> Result<()> {
+        let handled = self.handled.lock().ok().and_then(|h| h.clone());
+        match handled {
+            Some((source, line)) => crate::fleet::consume::commit_through(&source, line),
+            None => Ok(()),
+        }
+    }
+
+    /// The loop calls [`Follow::commit`] itself.
+    pub fn ack_on_commit(&self) {
+        self.on_commit.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn wait(&self, due: Option<Instant>) -> Option<Msg> {
         match due {
             None => self.rx.recv().ok().or(Some(Msg::End)),
             // A due time that has come goes first, however much input is waiting: a steady
@@ -140,7 +183,12 @@ mod tests {
     fn a_due_time_that_has_come_wins_over_waiting_input() {
         let (tx, rx) = mpsc::sync_channel::<Msg>(BACKLOG);
         let (keep, _events) = mpsc::channel::<Event>();
-        let follow = Follow { rx, _events: keep };
+        let follow = Follow {
+            rx,
+            _events: keep,
+            handled: std::sync::Mutex::new(None),
+            on_commit: std::sync::atomic::AtomicBool::new(false),
+        };
         for line in 1..=3 {
             tx.send(Msg::Record { value: serde_json::json!({"kind": "check"}), source: "-".into(), line }).unwrap();
         }

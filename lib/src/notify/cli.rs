@@ -61,6 +61,16 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", global = true, value_parser = super::sinks::NAMES.to_vec())]
     pub sink: Vec<String>,
 
+    /// A service's check records from several hosts make one subject, down only when at
+    /// least K hosts' latest records within --quorum-window say down (per service:
+    /// `"quorum": K` in services.json)
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub quorum: Option<u32>,
+
+    /// How recent a host's latest record must be to count for the quorum, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400 * 7))]
+    pub quorum_window: u64,
+
     /// Alert on a subject only after it has been bad in N consecutive runs (a flap guard)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub after: u32,

@@ -114,6 +114,7 @@ struct Follower<'e, 'a> {
 }
 
 /// Run until the input ends or a signal says stop. `Ok` on a clean end.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     engine: &mut Engine<'_>,
     input: &Follow,
@@ -122,6 +123,7 @@ pub fn run(
     opts: ReadOpts,
     out: &mut Out,
     diag: &Diag,
+    quorum: &mut super::quorum::Quorum,
 ) -> Result<Status> {
     let waiting = outbox::load(&engine.files.outbox, diag).map(|w| outbox::pending(&w)).unwrap_or(0);
     let mut f = Follower {
@@ -143,14 +145,22 @@ pub fn run(
         f.poll_due = Some(Instant::now() + ACK_POLL);
     }
     f.learn_state();
+    // Records from a JetStream consumer are acknowledged once nothing they caused waits
+    // unsaved: when no news is held for its group wait.
+    input.ack_on_commit();
     loop {
         let due = [f.news_due, f.repeat_due, f.retry_due, f.poll_due].into_iter().flatten().min();
         let Some(msg) = input.next(due) else {
             f.flush(out)?;
+            if f.news_due.is_none() {
+                input.commit()?;
+            }
             continue;
         };
         match msg {
             Msg::Record { value, source, line } => {
+                let value = quorum.rewrite(value, f.engine.clock.now());
+                quorum.save()?;
                 let news = f.news(&value);
                 match read_record(value, &mut f.pending, out, format == Format::Text)? {
                     Ok(()) => {}
@@ -159,6 +169,9 @@ pub fn run(
                 out.flush()?;
                 if news && f.news_due.is_none() {
                     f.news_due = Some(f.news_time());
+                }
+                if f.news_due.is_none() {
+                    input.commit()?;
                 }
             }
             Msg::Bad { why, source, line } => follow::reject(opts, diag, &source, line, why)?,

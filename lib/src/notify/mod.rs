@@ -15,6 +15,7 @@ pub(crate) mod escalate;
 pub(crate) mod follow;
 pub(crate) mod lifecycle;
 pub mod outbox;
+mod quorum;
 pub mod render;
 pub mod rules;
 pub(crate) mod show;
@@ -133,9 +134,13 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         _ => {}
     }
 
+    let mut quorum = quorum::Quorum::load(&paths.state, cli.quorum.map(|k| k as usize), cli.quorum_window, &config)?;
+    if cli.dry_run {
+        quorum.read_only();
+    }
     if let Some(input) = input {
         out.set_line_buffered(true);
-        return follow::run(&mut engine, &input, timing, cli.format, set.read_opts, out, diag);
+        return follow::run(&mut engine, &input, timing, cli.format, set.read_opts, out, diag, &mut quorum);
     }
     let mut input = Input::default();
     match &cli.cmd {
@@ -144,8 +149,9 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
             let sources =
                 if cli.files.is_empty() && *stdin_is_terminal { Vec::new() } else { Source::from_args(&cli.files) };
             let text = cli.format == Format::Text;
+            let now = engine.clock.now();
             ndjson::for_each_line(&sources, set.read_opts, diag, |bytes, _| match ndjson::parse_object(bytes) {
-                Ok(v) => read_record(v, &mut input, &mut *out, text),
+                Ok(v) => read_record(quorum.rewrite(v, now), &mut input, &mut *out, text),
                 Err(why) => Ok(Err(why)),
             })?;
         }
@@ -155,6 +161,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         diag.warn("no sink is configured (see the alerting settings): the alert only goes to stdout");
     }
     let report = engine.run(input)?;
+    quorum.save()?;
     for a in &report.alerts {
         if sending && a.suppressed == Some(Suppressed::RateLimit) {
             diag.warn(format_args!(
@@ -236,7 +243,7 @@ fn read_record(v: Value, input: &mut Input, out: &mut dyn Write, text: bool) -> 
             if delivered_before {
                 // Already through a notify: pass it on, never send it twice.
                 if !text {
-                    ndjson::write(out, &v)?;
+                    ndjson::pass(out, &v)?;
                 }
                 return Ok(Ok(()));
             }
@@ -255,7 +262,7 @@ fn read_record(v: Value, input: &mut Input, out: &mut dyn Write, text: bool) -> 
         },
         _ => {
             if !text {
-                ndjson::write(out, &v)?;
+                ndjson::pass(out, &v)?;
             }
         }
     }

@@ -433,7 +433,9 @@ fn monitoring_gap(v: &Value, level: Level) -> Result<Observation, String> {
         return Err("finding: monitoring_gap without `start`".into());
     }
     let start = crate::clock::parse_ts(start).map(crate::clock::fmt_ts).unwrap_or_else(|| start.to_string());
+    // The local host's own gap is keyed as it always was (every record carries `host`).
     let host = optional(v, "finding", "host")?;
+    let host = if crate::util::host::get() == Some(host) { "" } else { host };
     let key =
         if host.is_empty() { format!("monitoring_gap:{start}") } else { format!("monitoring_gap:{host}:{start}") };
     let title = if host.is_empty() {

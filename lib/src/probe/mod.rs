@@ -381,7 +381,7 @@ pub(crate) fn append_metrics(dir: &Path, clock: &Clock, results: &[Check]) -> Re
     let path = dir.join(format!("{}.jsonl", clock::fmt_date(clock.now().date())));
     let mut f = store::open_append(&path)?;
     for c in results {
-        let line = ndjson::to_line(c)?;
+        let line = crate::json::to_record_line(c)?;
         store::write_once(&mut f, &line).map_err(|e| Error::path("cannot append to", &path, e))?;
     }
     Ok(())

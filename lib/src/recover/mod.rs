@@ -207,7 +207,7 @@ impl<'a> Recover<'a> {
             }
         }
         match self.settings.format {
-            Format::Ndjson => ndjson::write(out, &v),
+            Format::Ndjson => ndjson::pass(out, &v),
             Format::Text if is_check => {
                 writeln!(out, "{}", check_text_line(&v))?;
                 Ok(())

@@ -71,8 +71,8 @@ pub struct Cli {
     #[arg(long)]
     pub exclude_maintenance: bool,
 
-    /// One record per service per day instead of one per service
-    #[arg(long, value_enum, value_name = "day")]
+    /// One record per service per day, or per host (a hub's METRICS/<host>/ directories)
+    #[arg(long, value_enum, value_name = "day|host")]
     pub by: Option<By>,
 
     /// Output format [default: ndjson]
@@ -137,6 +137,9 @@ pub enum UnknownAsArg {
 pub enum By {
     /// One record per service per day
     Day,
+    /// One record per service per host: the local metrics and each host's directory that
+    /// `rollup ingest` keeps (METRICS/<host>/), each with its `host`
+    Host,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -197,12 +200,30 @@ pub enum Command {
   rollup incidents --days 30 --format text
   rollup incidents --since 2026-11-01 --until 2026-11-30 --format csv")]
     Incidents(IncidentsArgs),
+    /// A hub's fleet history: append the check records of every host (from a JetStream
+    /// subject or NDJSON) to METRICS/<host>/YYYY-MM-DD.jsonl; other records pass through
+    #[command(after_help = "Examples:
+  rollup ingest 'nats://hub:4222/pitcrew.checks?durable=history'     what is pending, then stop
+  rollup ingest --follow 'nats://hub:4222/pitcrew.checks?durable=history'
+  rollup --host web1 --days 7          then: web1's uptime, as web1 computes it")]
+    Ingest(IngestArgs),
     /// Incident notes for the status page: add, list, remove
     #[command(after_help = "Examples:
   rollup note add api 'Database failover, writes paused 4 minutes' --at 2026-11-20T10:30:00Z
   rollup note list --format text
   rollup note rm 3")]
     Note(NoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Keep reading as records arrive (a resident hub)
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Where the records come from: nats://host:port/SUBJECT?durable=NAME, files, `-` for stdin
+    #[arg(value_name = "SOURCE")]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

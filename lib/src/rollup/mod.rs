@@ -19,6 +19,7 @@ pub(crate) mod coverage;
 pub mod fast;
 pub(crate) mod html;
 pub(crate) mod incidents;
+pub(crate) mod ingest;
 pub(crate) mod maintenance;
 pub(crate) mod notes;
 pub(crate) mod report;
@@ -62,6 +63,12 @@ pub fn command() -> clap::Command {
 pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
     let metrics_dir = cli.metrics_dir.clone().unwrap_or_else(|| set.paths.metrics.clone());
+    if let Some(Command::Ingest(a)) = &cli.command {
+        let (clock, opts) = (set.clock, set.read_opts);
+        return ingest::run(&a.files, a.follow, &metrics_dir, &clock, opts, &ctx.diag, &mut ctx.out);
+    }
+    // A hub keeps each host's metrics in METRICS/<host>/ (rollup ingest): --host reads them.
+    let metrics_dir = ingest::report_dir(&metrics_dir, cli.common.host.as_deref())?;
     let format = cli.format.unwrap_or(Format::Ndjson);
     ctx.out.escape_controls(!format.is_json_or_prometheus());
     if cli.command.is_some() {
@@ -74,6 +81,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         Some(Command::Stale(a)) => run.stale(a),
         Some(Command::Compact(a)) => run.compact(a),
         Some(Command::Note(a)) => run.note(&a.command),
+        Some(Command::Ingest(_)) => Ok(Status::Ok),
         None => run.report(&cli),
     }
 }
@@ -223,6 +231,9 @@ impl Subcommand<'_> {
 
     /// The report: to stdout, or written atomically to `--output`.
     fn report(&mut self, cli: &Cli) -> Result<Status> {
+        if cli.by == Some(By::Host) {
+            return self.report_by_host(cli);
+        }
         let clock = self.set.clock;
         let mut plan = Plan::from_cli(cli, self.format, self.metrics_dir, &clock)?;
         if matches!(self.format, Format::Html | Format::StatusJson) {
@@ -256,6 +267,48 @@ impl Subcommand<'_> {
             buf = crate::util::text::Escaper::default().escape(&buf).into_owned();
         }
         store::atomic_write(path, &buf)?;
+        Ok(status)
+    }
+}
+
+impl Subcommand<'_> {
+    /// `--by host`: the report of each host's metrics, each record with its `host`: the
+    /// local directory first (this host), then each `METRICS/<host>/` in name order.
+    fn report_by_host(&mut self, cli: &Cli) -> Result<Status> {
+        if self.format != Format::Ndjson || cli.output.is_some() || !cli.files.is_empty() {
+            return Err(Error::usage("--by host: ndjson to stdout, from the metrics directory"));
+        }
+        let local = crate::util::host::get().unwrap_or("").to_string();
+        let mut dirs = vec![(local, self.metrics_dir.to_path_buf())];
+        let mut hosts: Vec<(String, PathBuf)> = match std::fs::read_dir(self.metrics_dir) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().into_string().ok().map(|n| (n, e.path())))
+                .filter(|(n, _)| ingest::host_dir_ok(n))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        hosts.sort();
+        dirs.extend(hosts);
+        let clock = self.set.clock;
+        let mut status = Status::Ok;
+        for (host, dir) in dirs {
+            let mut plan = Plan::from_cli(cli, self.format, &dir, &clock)?;
+            plan.cadences = match self.set.load_config(false) {
+                Ok(cfg) => Cadences::of(&cfg, &self.ctx.diag),
+                Err(_) => Cadences::default(),
+            };
+            let mut buf = Vec::new();
+            status = status.worst(run(&plan, &mut buf, &self.ctx.diag, &clock)?);
+            for line in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let mut v = ndjson::parse_object(line).map_err(Error::other)?;
+                if let serde_json::Value::Object(m) = &mut v {
+                    m.insert("host".into(), serde_json::Value::String(host.clone()));
+                }
+                ndjson::pass(&mut self.ctx.out, &v)?;
+            }
+        }
         Ok(status)
     }
 }
@@ -452,7 +505,7 @@ impl Plan {
 fn sort_by_day(sources: &mut [Source]) {
     let day = |s: &Source| match s {
         Source::File(p) => scan::daily_path(p).map(|(d, _)| d),
-        Source::Stdin => None,
+        Source::Stdin | Source::Nats { .. } => None,
     };
     if sources.iter().all(|s| day(s).is_some()) {
         sources.sort_by_key(|s| day(s));
@@ -495,6 +548,8 @@ fn day_span(from: i32, to: i32, now_ms: i64, first: Option<i64>) -> (i64, i64) {
 #[derive(Debug, Clone)]
 enum Job {
     Stdin,
+    /// A JetStream subject (`nats://…?durable=NAME`).
+    Nats(Source),
     File(PathBuf),
     Day(scan::DayFile),
 }
@@ -503,7 +558,7 @@ impl Job {
     /// The epoch day of the lines, for a daily file.
     fn day(&self) -> Option<i32> {
         match self {
-            Job::Stdin => None,
+            Job::Stdin | Job::Nats(_) => None,
             Job::File(p) => scan::daily_path(p).map(|(d, _)| day_number(d)),
             Job::Day(f) => Some(day_number(f.date)),
         }
@@ -512,6 +567,7 @@ impl Job {
     fn name(&self) -> String {
         match self {
             Job::Stdin => "stdin".into(),
+            Job::Nats(s) => s.name(),
             Job::File(p) => p.display().to_string(),
             Job::Day(f) => f.path.display().to_string(),
         }
@@ -521,6 +577,7 @@ impl Job {
     fn scan(&self, sc: &mut Scanner, out: &mut dyn Write) -> Result<()> {
         let (reader, name) = match self {
             Job::Stdin => (scan::decoded(io::stdin()).map_err(|e| Error::io("reading stdin", e))?, "stdin".to_string()),
+            Job::Nats(s) => (Box::new(s.open()?) as Box<dyn io::Read + Send>, s.name()),
             Job::File(p) => match scan::open_file(p, true) {
                 Ok(r) => (r, self.name()),
                 Err(e) if scan::is_refusal(&e) => {
@@ -548,7 +605,7 @@ type Part = (Scanner, Vec<u8>);
 
 /// How many inputs are read at once.
 fn threads_for(jobs: &[Job]) -> usize {
-    if jobs.len() < 2 || jobs.iter().any(|j| matches!(j, Job::Stdin)) {
+    if jobs.len() < 2 || jobs.iter().any(|j| matches!(j, Job::Stdin | Job::Nats(_))) {
         return 1;
     }
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4).min(jobs.len())
@@ -663,6 +720,7 @@ fn jobs_of(plan: &Plan, window_days: Option<(i32, i32)>, diag: &Diag) -> Result<
             .iter()
             .map(|s| match s {
                 Source::Stdin => Job::Stdin,
+                Source::Nats { .. } => Job::Nats(s.clone()),
                 Source::File(p) => Job::File(p.clone()),
             })
             // Daily files outside the window are not even opened.

@@ -47,7 +47,7 @@ pub fn day_path(dir: &Path, day: Date) -> PathBuf {
 /// in a single `write`, as probe appends to the metrics: concurrent writers never
 /// interleave inside a line.
 pub fn append<T: Serialize + ?Sized>(dir: &Path, day: Date, record: &T) -> Result<()> {
-    let line = json::to_line(record)?;
+    let line = json::to_record_line(record)?;
     store::append_line(&day_path(dir, day), &line)
 }
 

@@ -115,7 +115,7 @@ fn run_check(
             if let Some(passed) = stream.offer(v, &registry, month) {
                 // The human view shows tickmon's own findings only.
                 if !text {
-                    ndjson::write(out, &passed)?;
+                    ndjson::pass(out, &passed)?;
                 }
             }
             Ok(())

@@ -2,6 +2,7 @@
 
 pub mod fields;
 pub mod git;
+pub mod host;
 pub mod http;
 pub mod par;
 pub mod proc;
