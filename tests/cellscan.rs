@@ -358,10 +358,10 @@ impl FakeHeartbeat {
         let server = HttpServer::start(move |req| {
             sn.lock().unwrap().push(req.clone());
             let err = |code: u16, why: &str| Reply::json(code, &json!({ "error": why }));
-            if let Some(t) = token {
-                if req.header("authorization") != Some(&format!("Bearer {t}")) {
-                    return err(401, "missing or wrong bearer token");
-                }
+            if let Some(t) = token
+                && req.header("authorization") != Some(&format!("Bearer {t}"))
+            {
+                return err(401, "missing or wrong bearer token");
             }
             let parts: Vec<&str> = req.url.trim_start_matches('/').split('/').collect();
             let mut agents = a.lock().unwrap();

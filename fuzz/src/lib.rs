@@ -136,10 +136,10 @@ pub fn records(data: &[u8]) {
     for o in rules::observe(&v).unwrap_or_default() {
         input.rule(o);
     }
-    if kind == Kind::Alert {
-        if let Ok(a) = serde_json::from_value::<Alert>(v.clone()) {
-            input.alert(a);
-        }
+    if kind == Kind::Alert
+        && let Ok(a) = serde_json::from_value::<Alert>(v.clone())
+    {
+        input.alert(a);
     }
     let _ = Rules { below: 95.0, owner: "ops".into() }.wanted(&v);
     run_notify(State::default(), input);
@@ -359,10 +359,10 @@ pub fn notify_state(data: &[u8]) {
                 for o in rules::observe(&v).unwrap_or_default() {
                     input.rule(o);
                 }
-                if record::kind_of(&v) == Kind::Alert {
-                    if let Ok(a) = serde_json::from_value::<Alert>(v) {
-                        input.alert(a);
-                    }
+                if record::kind_of(&v) == Kind::Alert
+                    && let Ok(a) = serde_json::from_value::<Alert>(v)
+                {
+                    input.alert(a);
                 }
             }))
         });
@@ -501,10 +501,10 @@ fn fast_agrees_with_serde(line: &[u8]) {
         }
     }
     // Timestamps: the fast parse agrees with the shared one wherever that one reads it.
-    if let Some(ts) = f.timestamp.and_then(|t| serde_json::from_str::<String>(t).ok()) {
-        if let (Some(ms), Some(t)) = (ts_millis(&ts), clock::parse_ts(&ts)) {
-            assert_eq!(ms, t.unix_timestamp() * 1000 + i64::from(t.millisecond()), "{ts}");
-        }
+    if let Some(ts) = f.timestamp.and_then(|t| serde_json::from_str::<String>(t).ok())
+        && let (Some(ms), Some(t)) = (ts_millis(&ts), clock::parse_ts(&ts))
+    {
+        assert_eq!(ms, t.unix_timestamp() * 1000 + i64::from(t.millisecond()), "{ts}");
     }
 }
 

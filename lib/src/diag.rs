@@ -98,11 +98,11 @@ impl Diag {
 
     /// Erase the progress line, if one is showing.
     pub fn clear_progress(&self) {
-        if self.progress_shown.swap(false, Ordering::Relaxed) {
-            if let Ok(mut sink) = self.sink.lock() {
-                let _ = sink.write_all(b"\r\x1b[2K");
-                let _ = sink.flush();
-            }
+        if self.progress_shown.swap(false, Ordering::Relaxed)
+            && let Ok(mut sink) = self.sink.lock()
+        {
+            let _ = sink.write_all(b"\r\x1b[2K");
+            let _ = sink.flush();
         }
     }
 }

@@ -184,10 +184,11 @@ fn decode_header(v: &str) -> String {
 
 pub fn ntfy() -> Fake {
     Fake::start(|req, log| {
-        if let Some(auth) = req.header("Authorization") {
-            if auth != format!("Bearer {NTFY_TOKEN}") && !auth.starts_with("Basic ") {
-                return ntfy_error(401, 40101, "unauthorized");
-            }
+        if let Some(auth) = req.header("Authorization")
+            && auth != format!("Bearer {NTFY_TOKEN}")
+            && !auth.starts_with("Basic ")
+        {
+            return ntfy_error(401, 40101, "unauthorized");
         }
         let path = req.url.split('?').next().unwrap_or("");
         let topic = path.trim_start_matches('/');

@@ -197,14 +197,14 @@ fn handle(st: &Mutex<GiteaState>, req: &Seen) -> Reply {
             Reply::json(200, &Value::Array(found))
         }
         ("POST", ["issues"]) => {
-            if let Some(labels) = body["labels"].as_array() {
-                if labels.iter().any(Value::is_string) {
-                    return err(
-                        &server,
-                        422,
-                        "[]: json: cannot unmarshal string into Go struct field CreateIssueOption.labels of type int64",
-                    );
-                }
+            if let Some(labels) = body["labels"].as_array()
+                && labels.iter().any(Value::is_string)
+            {
+                return err(
+                    &server,
+                    422,
+                    "[]: json: cannot unmarshal string into Go struct field CreateIssueOption.labels of type int64",
+                );
             }
             let Some(title) = body["title"].as_str().filter(|t| !t.is_empty()) else {
                 return err(&server, 422, "[Title]: Required");

@@ -179,14 +179,14 @@ fn handle(st: &Mutex<TgState>, req: &Seen) -> Reply {
         _ => None,
     };
     let Some(chat) = chat else { return error(400, "Bad Request: chat_id is empty", None) };
-    if let Some((old, new)) = s.migrated {
-        if chat == old {
-            return error(
-                400,
-                "Bad Request: group chat was upgraded to a supergroup chat",
-                Some(json!({"migrate_to_chat_id": new})),
-            );
-        }
+    if let Some((old, new)) = s.migrated
+        && chat == old
+    {
+        return error(
+            400,
+            "Bad Request: group chat was upgraded to a supergroup chat",
+            Some(json!({"migrate_to_chat_id": new})),
+        );
     }
     let wanted = s.migrated.map(|(_, new)| new).unwrap_or(CHAT);
     if chat != wanted {

@@ -308,10 +308,10 @@ pub(crate) enum Format {
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
-    if let Ok(secs) = s.trim().parse::<f64>() {
-        if (0.0..1e9).contains(&secs) {
-            return Ok(Duration::from_secs_f64(secs));
-        }
+    if let Ok(secs) = s.trim().parse::<f64>()
+        && (0.0..1e9).contains(&secs)
+    {
+        return Ok(Duration::from_secs_f64(secs));
     }
     crate::clock::parse_duration(s).ok_or_else(|| format!("'{s}' is not a duration (30, 2.5, 2m, 1h)"))
 }

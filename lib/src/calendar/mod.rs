@@ -233,10 +233,10 @@ impl Schedule {
                 let today = self.zone.local(now).date();
                 let mut d = today.previous_day()?;
                 for _ in 0..9 {
-                    if let Some((s, end)) = e.on(&self.zone, d) {
-                        if end > now {
-                            return Some((s, end));
-                        }
+                    if let Some((s, end)) = e.on(&self.zone, d)
+                        && end > now
+                    {
+                        return Some((s, end));
                     }
                     d = d.next_day()?;
                 }

@@ -56,10 +56,10 @@ pub(crate) fn latest(cell: &Cell, agent: &Agent) -> Option<Checkpoint> {
         }
         for dir in candidates {
             let state = dir.join("state.json");
-            if let Some(t) = real_file_time(&state) {
-                if best.as_ref().and_then(|b| b.at).is_none_or(|bt| t >= bt) {
-                    best = Some(Checkpoint { dir, state: Some(state), at: Some(t) });
-                }
+            if let Some(t) = real_file_time(&state)
+                && best.as_ref().and_then(|b| b.at).is_none_or(|bt| t >= bt)
+            {
+                best = Some(Checkpoint { dir, state: Some(state), at: Some(t) });
             }
         }
     }

@@ -259,13 +259,13 @@ pub(crate) fn add_agent(
     if path.exists() {
         return Err(Error::usage(format!("--id: {} already exists", path.display())));
     }
-    if let Some(max) = cell.doc.as_ref().and_then(|d| d.max_agents) {
-        if cell.agents.len() as u64 >= max {
-            return Err(Error::usage(format!(
-                "the cell already has {} agents, its max_agents is {max}",
-                cell.agents.len()
-            )));
-        }
+    if let Some(max) = cell.doc.as_ref().and_then(|d| d.max_agents)
+        && cell.agents.len() as u64 >= max
+    {
+        return Err(Error::usage(format!(
+            "the cell already has {} agents, its max_agents is {max}",
+            cell.agents.len()
+        )));
     }
     let doc = json!({
         "agent_id": args.id,
@@ -325,10 +325,10 @@ pub(crate) fn add_task(
     if path.exists() {
         return Err(Error::usage(format!("--id: {} already exists", path.display())));
     }
-    if let Some(a) = &args.assign {
-        if cell.agent(a).is_none() {
-            return Err(Error::usage(format!("--assign: '{a}' is not an agent of the cell")));
-        }
+    if let Some(a) = &args.assign
+        && cell.agent(a).is_none()
+    {
+        return Err(Error::usage(format!("--assign: '{a}' is not an agent of the cell")));
     }
     for d in &args.depends_on {
         if !cell.tasks.iter().any(|t| &t.id == d) {
@@ -403,10 +403,10 @@ pub(crate) fn set_agent(
     let cell = load(&dir)?;
     let agent =
         cell.agent(&args.agent).ok_or_else(|| Error::usage(format!("no agent '{}' in the cell", args.agent)))?;
-    if let Some(t) = &args.current_task {
-        if !cell.tasks.iter().any(|x| &x.id == t) {
-            return Err(Error::usage(format!("--current-task: '{t}' is not a task of the cell")));
-        }
+    if let Some(t) = &args.current_task
+        && !cell.tasks.iter().any(|x| &x.id == t)
+    {
+        return Err(Error::usage(format!("--current-task: '{t}' is not a task of the cell")));
     }
     let path = agent.path.clone();
     let mut doc = read_object(&path)?;
@@ -451,10 +451,10 @@ pub(crate) fn set_task(
         .iter()
         .find(|t| t.id == args.task)
         .ok_or_else(|| Error::usage(format!("no task '{}' in the cell", args.task)))?;
-    if let Some(a) = &args.assign {
-        if cell.agent(a).is_none() {
-            return Err(Error::usage(format!("--assign: '{a}' is not an agent of the cell")));
-        }
+    if let Some(a) = &args.assign
+        && cell.agent(a).is_none()
+    {
+        return Err(Error::usage(format!("--assign: '{a}' is not an agent of the cell")));
     }
     let path = task.path.clone();
     let mut doc = read_object(&path)?;

@@ -79,15 +79,15 @@ pub(crate) fn tasks_of<'c>(cell: &'c Cell, agent: &str) -> Vec<&'c Task> {
 /// Whether permissions.json lets `from` hand its tasks to `to`.
 fn permitted(cell: &Cell, from: &str, to: &str) -> std::result::Result<(), String> {
     let of = |a: &str| cell.permissions.iter().find(|p| p.agent == a);
-    if let Some(p) = of(from) {
-        if !p.handoff_to.as_ref().is_some_and(|l| l.iter().any(|x| x == to)) {
-            return Err(format!("{to}: not in {from}'s handoff_to"));
-        }
+    if let Some(p) = of(from)
+        && !p.handoff_to.as_ref().is_some_and(|l| l.iter().any(|x| x == to))
+    {
+        return Err(format!("{to}: not in {from}'s handoff_to"));
     }
-    if let Some(p) = of(to) {
-        if !p.handoff_from.as_ref().is_some_and(|l| l.iter().any(|x| x == from)) {
-            return Err(format!("{to}: its handoff_from does not name {from}"));
-        }
+    if let Some(p) = of(to)
+        && !p.handoff_from.as_ref().is_some_and(|l| l.iter().any(|x| x == from))
+    {
+        return Err(format!("{to}: its handoff_from does not name {from}"));
     }
     Ok(())
 }
@@ -336,11 +336,11 @@ fn grant(cell: &Cell, from: &str, to: &str, tasks: &[String]) -> Result<()> {
             theirs.get(right).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
         for t in tasks.iter().filter(|t| had.contains(&t.as_str())) {
             let list = mine.entry(right.to_string()).or_insert_with(|| Value::Array(Vec::new()));
-            if let Value::Array(l) = list {
-                if !l.iter().any(|x| x == t.as_str()) {
-                    l.push(t.clone().into());
-                    changed = true;
-                }
+            if let Value::Array(l) = list
+                && !l.iter().any(|x| x == t.as_str())
+            {
+                l.push(t.clone().into());
+                changed = true;
             }
         }
     }

@@ -56,10 +56,10 @@ pub(crate) fn command() -> clap::Command {
 pub(crate) fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
     let (env, paths, clock) = (set.env, set.paths, set.clock);
-    if let Command::Init(a) = &cli.command {
-        if a.example_config {
-            return example_config(ctx, cli.lazarus_config.as_deref(), env, cli.dry_run);
-        }
+    if let Command::Init(a) = &cli.command
+        && a.example_config
+    {
+        return example_config(ctx, cli.lazarus_config.as_deref(), env, cli.dry_run);
     }
     let lz = lazarus::load(cli.lazarus_config.as_deref(), env)?.unwrap_or_default();
     if let Some(note) = lz.ignored_note() {

@@ -235,10 +235,10 @@ impl<'a> FileCtx<'a> {
     pub(crate) fn choice<E: Choice>(&mut self, field: &str, raw: Option<&RawValue>, required: bool) -> Picked<E> {
         let Some(text) = self.string(field, raw, required) else { return Picked::default() };
         let value = E::parse(&text);
-        if value.is_none() {
-            if let Some(raw) = raw {
-                self.bad(raw, field, format_args!("unknown {} '{text}' (expected {})", E::WHAT, one_of(E::ALL)));
-            }
+        if value.is_none()
+            && let Some(raw) = raw
+        {
+            self.bad(raw, field, format_args!("unknown {} '{text}' (expected {})", E::WHAT, one_of(E::ALL)));
         }
         Picked { text: Some(text), value }
     }
@@ -292,10 +292,10 @@ impl<'a> FileCtx<'a> {
 
     /// A string field whose value is not kept: only its type is checked.
     pub(crate) fn check_string(&mut self, field: &str, raw: Option<&RawValue>) {
-        if let Some(raw) = raw {
-            if let Err(m) = fields::kind(raw, want::STRING) {
-                self.bad(raw, field, m);
-            }
+        if let Some(raw) = raw
+            && let Err(m) = fields::kind(raw, want::STRING)
+        {
+            self.bad(raw, field, m);
         }
     }
 

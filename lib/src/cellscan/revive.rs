@@ -607,15 +607,15 @@ fn verify(cell: &Cell, i: usize, h: &AgentHealth, ctx: &ReviveCtx<'_>, started_u
                 |said| (true, format!("agent status now '{status}', {said}")),
             );
     }
-    if let (Some(gw), Some(gws)) = (a.gateway.as_deref(), ctx.gateways) {
-        if let Some(spec) = gws.spec(gw) {
-            let c = gws.check_now(gw, &spec);
-            return if gateway::is_down(&c) {
-                (false, format!("agent status now '{status}', but gateway {gw} is down: {}", c.detail))
-            } else {
-                (true, format!("agent status now '{status}', gateway {gw} {}", c.status.as_str()))
-            };
-        }
+    if let (Some(gw), Some(gws)) = (a.gateway.as_deref(), ctx.gateways)
+        && let Some(spec) = gws.spec(gw)
+    {
+        let c = gws.check_now(gw, &spec);
+        return if gateway::is_down(&c) {
+            (false, format!("agent status now '{status}', but gateway {gw} is down: {}", c.detail))
+        } else {
+            (true, format!("agent status now '{status}', gateway {gw} {}", c.status.as_str()))
+        };
     }
     (true, format!("agent status now '{status}'"))
 }

@@ -178,11 +178,11 @@ async fn url_check(u: &UrlSpec, timeout: Duration, env: &CheckEnv, c: &mut Check
                 return;
             }
         };
-        if let Some(needle) = &u.body_contains {
-            if !body.contains(needle.as_str()) {
-                c.detail = format!("HTTP {code}, body does not contain {needle:?}");
-                return;
-            }
+        if let Some(needle) = &u.body_contains
+            && !body.contains(needle.as_str())
+        {
+            c.detail = format!("HTTP {code}, body does not contain {needle:?}");
+            return;
         }
         if let Some((path, want)) = &u.json_field {
             let doc: Value = match serde_json::from_str(&body) {
@@ -215,18 +215,18 @@ fn apply_latency_limits(job: &Job, c: &mut Check) {
     if c.status == CheckStatus::Down {
         return;
     }
-    if let Some(max) = u.max_latency_ms {
-        if c.latency_ms > max {
-            c.status = CheckStatus::Down;
-            c.detail = format!("{} in {}ms (max {max}ms)", c.detail, c.latency_ms);
-            return;
-        }
+    if let Some(max) = u.max_latency_ms
+        && c.latency_ms > max
+    {
+        c.status = CheckStatus::Down;
+        c.detail = format!("{} in {}ms (max {max}ms)", c.detail, c.latency_ms);
+        return;
     }
-    if let Some(slow) = u.degraded_latency_ms {
-        if c.latency_ms > slow {
-            c.status = CheckStatus::Degraded;
-            c.detail = format!("{}, slow: {}ms (degraded over {slow}ms)", c.detail, c.latency_ms);
-        }
+    if let Some(slow) = u.degraded_latency_ms
+        && c.latency_ms > slow
+    {
+        c.status = CheckStatus::Degraded;
+        c.detail = format!("{}, slow: {}ms (degraded over {slow}ms)", c.detail, c.latency_ms);
     }
 }
 

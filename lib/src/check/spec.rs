@@ -287,10 +287,10 @@ fn process(f: &mut Fields<'_>) -> CheckSpec {
     let pattern = f.required_string("process_name");
     // Matched as `pgrep -f` does, as a regular expression: one that does not compile is
     // a problem of this entry, never silently a substring.
-    if !pattern.is_empty() {
-        if let Err(e) = regex::Regex::new(&pattern) {
-            f.fail("process_name", &format!("not a valid regular expression: {}", regex_error(&e)));
-        }
+    if !pattern.is_empty()
+        && let Err(e) = regex::Regex::new(&pattern)
+    {
+        f.fail("process_name", &format!("not a valid regular expression: {}", regex_error(&e)));
     }
     CheckSpec::Process { pattern }
 }

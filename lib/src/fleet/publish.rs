@@ -131,12 +131,12 @@ impl Publisher {
         let mut done = 0;
         for line in bytes.split_inclusive(|b| *b == b'\n') {
             let body = line.strip_suffix(b"\n").unwrap_or(line);
-            if !body.is_empty() {
-                if let Err(e) = self.send(body) {
-                    self.js = None;
-                    self.warn(e);
-                    break;
-                }
+            if !body.is_empty()
+                && let Err(e) = self.send(body)
+            {
+                self.js = None;
+                self.warn(e);
+                break;
             }
             done += line.len();
         }

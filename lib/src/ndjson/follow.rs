@@ -74,16 +74,16 @@ impl Follow {
     /// The next message, waiting at most until `due` (forever without one). `None` when
     /// `due` has come (at once when it is past, even with input waiting).
     pub fn next(&self, due: Option<Instant>) -> Option<Msg> {
-        if !self.on_commit.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Err(e) = self.commit() {
-                return Some(Msg::Failed(e));
-            }
+        if !self.on_commit.load(std::sync::atomic::Ordering::Relaxed)
+            && let Err(e) = self.commit()
+        {
+            return Some(Msg::Failed(e));
         }
         let msg = self.wait(due);
-        if let Some(Msg::Record { source, line, .. } | Msg::Bad { source, line, .. }) = &msg {
-            if let Ok(mut h) = self.handled.lock() {
-                *h = Some((source.clone(), *line));
-            }
+        if let Some(Msg::Record { source, line, .. } | Msg::Bad { source, line, .. }) = &msg
+            && let Ok(mut h) = self.handled.lock()
+        {
+            *h = Some((source.clone(), *line));
         }
         msg
     }

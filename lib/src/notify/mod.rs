@@ -355,10 +355,10 @@ impl Engine<'_> {
         // Acknowledgements given through the sinks since the last run, before deciding
         // (an incident acknowledged now gets no reminder now).
         let (ack_events, ack_notes) = if saving { self.take_acks(&mut state, now) } else { Default::default() };
-        if !ack_events.is_empty() {
-            if let Err(e) = crate::history::append(&self.files.history, now, &ack_events) {
-                self.diag.warn(format_args!("{e}; the alert history misses this run's acknowledgements"));
-            }
+        if !ack_events.is_empty()
+            && let Err(e) = crate::history::append(&self.files.history, now, &ack_events)
+        {
+            self.diag.warn(format_args!("{e}; the alert history misses this run's acknowledgements"));
         }
         let decision = state::evaluate(&mut state, &mut rates, input, &silences, self.policy, now);
         if let Some(w) = state.bound(self.max_subjects).message(&self.files.state, self.max_subjects) {
@@ -875,10 +875,10 @@ fn write_report(out: &mut dyn Write, report: &Report, format: Format, dry_run: b
             for sink in sinks::NAMES {
                 let mut shown: Vec<&Value> = Vec::new();
                 for r in report.alerts.iter().flat_map(|a| &a.sinks).filter(|s| s.sink == *sink) {
-                    if let Some(r) = &r.rendered {
-                        if !shown.contains(&r) {
-                            shown.push(r);
-                        }
+                    if let Some(r) = &r.rendered
+                        && !shown.contains(&r)
+                    {
+                        shown.push(r);
                     }
                 }
                 if !shown.is_empty() {

@@ -87,11 +87,12 @@ impl Quorum {
         let host = str_field(&v, "host").to_string();
         let kind = crate::record::kind_of(&v);
         let name = str_field(&v, "name").to_string();
-        if kind == crate::record::Kind::Check && !name.is_empty() {
-            if let Some(k) = self.quorum_of(&name) {
-                let place = if host.is_empty() { self.local.clone() } else { host };
-                return self.verdict(&v, name, place, k, now);
-            }
+        if kind == crate::record::Kind::Check
+            && !name.is_empty()
+            && let Some(k) = self.quorum_of(&name)
+        {
+            let place = if host.is_empty() { self.local.clone() } else { host };
+            return self.verdict(&v, name, place, k, now);
         }
         if host.is_empty() || host == self.local {
             return v;

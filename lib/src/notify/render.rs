@@ -325,17 +325,16 @@ pub(crate) fn kit_message(level: Level, message: &str) -> Doc {
 /// then carry the time they were raised.
 pub fn compose(alerts: &[&Alert], delayed: bool) -> Doc {
     let level = head_level(alerts);
-    if let [only] = alerts {
-        if !only.raised_by_rules()
-            && (only.title.is_empty() || only.title == HEAD || only.message.starts_with(&only.title))
-        {
-            let mut d = kit_message(only.level, &only.message);
-            if delayed {
-                d.line(Line::default());
-                d.line(Line::plain(format!("(raised {}, delivered late)", clock_time(&only.timestamp))));
-            }
-            return d;
+    if let [only] = alerts
+        && !only.raised_by_rules()
+        && (only.title.is_empty() || only.title == HEAD || only.message.starts_with(&only.title))
+    {
+        let mut d = kit_message(only.level, &only.message);
+        if delayed {
+            d.line(Line::default());
+            d.line(Line::plain(format!("(raised {}, delivered late)", clock_time(&only.timestamp))));
         }
+        return d;
     }
     let mut d = Doc::default();
     let head = Line::plain(format!("{} ", level.prefix())).push(HEAD, true);
@@ -479,12 +478,11 @@ fn storm(d: &mut Doc, members: &[&Alert], noun: &str, state: &str) {
 /// What a detail says went wrong, without what differs from service to service (`port 8080: `).
 fn cause(detail: &str) -> String {
     let d = detail.trim();
-    if let Some(rest) = d.strip_prefix("port ") {
-        if let Some((num, why)) = rest.split_once(": ") {
-            if num.bytes().all(|b| b.is_ascii_digit()) {
-                return why.trim().to_string();
-            }
-        }
+    if let Some(rest) = d.strip_prefix("port ")
+        && let Some((num, why)) = rest.split_once(": ")
+        && num.bytes().all(|b| b.is_ascii_digit())
+    {
+        return why.trim().to_string();
     }
     d.to_string()
 }

@@ -40,11 +40,13 @@ impl Engine<'_> {
             opt(&mut r, "acked_until", e.acked_until.as_ref().map(|t| json!(t)));
             r.insert("escalation".into(), json!(e.escalation));
             opt(&mut r, "escalated_at", e.escalated_at.as_ref().map(|t| json!(t)));
-            if e.level.is_some() && e.notified.is_some() && !e.once {
-                if let Some((n, at)) = self.escalation.next_due(e) {
-                    let to = self.escalation.steps.get(n as usize - 1).map(|s| s.to.clone()).unwrap_or_default();
-                    r.insert("next_escalation".into(), json!({"level": n, "at": clock::fmt_ts(at), "to": to}));
-                }
+            if e.level.is_some()
+                && e.notified.is_some()
+                && !e.once
+                && let Some((n, at)) = self.escalation.next_due(e)
+            {
+                let to = self.escalation.steps.get(n as usize - 1).map(|s| s.to.clone()).unwrap_or_default();
+                r.insert("next_escalation".into(), json!({"level": n, "at": clock::fmt_ts(at), "to": to}));
             }
             r.insert("timestamp".into(), json!(stamp));
             match cli.format {

@@ -185,18 +185,16 @@ impl Silence {
                     m.insert(k.into(), serde_json::json!(v));
                 }
             }
-            if self.recur.recurs() || !in_force {
-                if let Some((s, e)) = next {
-                    let zone = self.schedule.as_ref().map(Schedule::zone);
-                    let local = |t: OffsetDateTime| match zone {
-                        Some(z) => {
-                            z.local(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-                        }
-                        None => clock::fmt_ts(t),
-                    };
-                    m.insert("next_starts_at".into(), serde_json::json!(local(s)));
-                    m.insert("next_ends_at".into(), serde_json::json!(local(e)));
-                }
+            if (self.recur.recurs() || !in_force)
+                && let Some((s, e)) = next
+            {
+                let zone = self.schedule.as_ref().map(Schedule::zone);
+                let local = |t: OffsetDateTime| match zone {
+                    Some(z) => z.local(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                    None => clock::fmt_ts(t),
+                };
+                m.insert("next_starts_at".into(), serde_json::json!(local(s)));
+                m.insert("next_ends_at".into(), serde_json::json!(local(e)));
             }
             m.insert("in_force".into(), serde_json::json!(in_force));
             if let Some(mt) = &self.maintenance {

@@ -715,17 +715,19 @@ fn recovery_alert(
 fn mention_children(alerts: &mut [Alert]) {
     let mut children: HashMap<String, Vec<String>> = HashMap::new();
     for a in alerts.iter() {
-        if a.suppressed == Some(Suppressed::Inhibited) {
-            if let Some(p) = &a.suppressed_by {
-                children.entry(p.clone()).or_default().push(a.name().to_string());
-            }
+        if a.suppressed == Some(Suppressed::Inhibited)
+            && let Some(p) = &a.suppressed_by
+        {
+            children.entry(p.clone()).or_default().push(a.name().to_string());
         }
     }
     for a in alerts.iter_mut() {
-        if a.suppressed.is_none() && !a.is_resolved() && a.source_kind() == "check" {
-            if let Some(c) = children.remove(a.name()) {
-                a.also = c;
-            }
+        if a.suppressed.is_none()
+            && !a.is_resolved()
+            && a.source_kind() == "check"
+            && let Some(c) = children.remove(a.name())
+        {
+            a.also = c;
         }
     }
 }

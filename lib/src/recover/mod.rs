@@ -196,15 +196,13 @@ impl<'a> Recover<'a> {
     /// Take one input record: pass it on at once and remember what it says of its service.
     pub fn take(&mut self, v: Value, out: &mut dyn Write) -> Result<()> {
         let is_check = record::kind_of(&v) == Kind::Check;
-        if is_check {
-            if let Some(name) = v.get("name").and_then(Value::as_str) {
-                let seen = Seen {
-                    down: CheckStatus::parse(record::str_field(&v, "status")) == Some(CheckStatus::Down),
-                    detail: record::str_field(&v, "detail").to_string(),
-                    suppressed_by: v.get("suppressed_by").and_then(Value::as_str).map(String::from),
-                };
-                self.seen.insert(name.to_string(), seen);
-            }
+        if is_check && let Some(name) = v.get("name").and_then(Value::as_str) {
+            let seen = Seen {
+                down: CheckStatus::parse(record::str_field(&v, "status")) == Some(CheckStatus::Down),
+                detail: record::str_field(&v, "detail").to_string(),
+                suppressed_by: v.get("suppressed_by").and_then(Value::as_str).map(String::from),
+            };
+            self.seen.insert(name.to_string(), seen);
         }
         match self.settings.format {
             Format::Ndjson => ndjson::pass(out, &v),
@@ -453,10 +451,11 @@ impl<'a> Recover<'a> {
     /// one is up (the stream may lack the parents in between).
     fn blockers(&self, svc: &Service) -> Vec<String> {
         let mut b: Vec<String> = svc.depends_on.iter().filter(|p| self.is_down(p)).cloned().collect();
-        if let (true, Some(root)) = (b.is_empty(), self.seen.get(&svc.name).and_then(|s| s.suppressed_by.as_ref())) {
-            if *root != svc.name && self.seen.get(root).is_none_or(|s| s.down) {
-                b.push(root.clone());
-            }
+        if let (true, Some(root)) = (b.is_empty(), self.seen.get(&svc.name).and_then(|s| s.suppressed_by.as_ref()))
+            && *root != svc.name
+            && self.seen.get(root).is_none_or(|s| s.down)
+        {
+            b.push(root.clone());
         }
         b
     }
@@ -581,13 +580,14 @@ impl<'a> Recover<'a> {
         }
         let started = Instant::now();
         let ran = restart::run(&restart.command, Duration::from_secs(restart.timeout_seconds), env, None);
-        if let Ok(o) = &ran {
-            if !o.timed_out && started.elapsed() >= o.duration + proc::OUTPUT_GRACE {
-                diag.warn(format_args!(
-                    "{name}: the restart command left a process holding its output open; redirect the \
+        if let Ok(o) = &ran
+            && !o.timed_out
+            && started.elapsed() >= o.duration + proc::OUTPUT_GRACE
+        {
+            diag.warn(format_args!(
+                "{name}: the restart command left a process holding its output open; redirect the \
                      output of what it starts in the background (cmd >file 2>&1 &)"
-                ));
-            }
+            ));
         }
         ran
     }
@@ -698,11 +698,11 @@ pub(crate) fn restart_order(services: &[Service]) -> Vec<usize> {
             let deps = &services[*node].depends_on;
             if let Some(dep) = deps.get(*next) {
                 *next += 1;
-                if let Some(&d) = index.get(dep.as_str()) {
-                    if state[d] == 0 {
-                        state[d] = 1;
-                        stack.push((d, 0));
-                    }
+                if let Some(&d) = index.get(dep.as_str())
+                    && state[d] == 0
+                {
+                    state[d] = 1;
+                    stack.push((d, 0));
                 }
             } else {
                 state[*node] = 2;

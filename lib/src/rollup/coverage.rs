@@ -273,10 +273,10 @@ impl Coverage {
             self.last = Some((t, d));
         }
         self.spacings.merge(&later.spacings);
-        if let Some((s, e)) = later.longest {
-            if self.longest.is_none_or(|(a, b)| e - s > b - a) {
-                self.longest = Some((s, e));
-            }
+        if let Some((s, e)) = later.longest
+            && self.longest.is_none_or(|(a, b)| e - s > b - a)
+        {
+            self.longest = Some((s, e));
         }
         joint
     }
@@ -336,10 +336,10 @@ impl Host {
 
     /// Continue with the lines that came right after.
     pub fn merge(&mut self, later: Host) {
-        if let (Some(prev), Some(next)) = (self.last, later.first) {
-            if next > prev {
-                self.silence(prev, next);
-            }
+        if let (Some(prev), Some(next)) = (self.last, later.first)
+            && next > prev
+        {
+            self.silence(prev, next);
         }
         if self.first.is_none() {
             self.first = later.first;

@@ -854,10 +854,11 @@ fn monitoring_gaps(
     }
     let mut gaps: Vec<MonitoringGap> =
         closed.into_iter().map(|(start, end)| MonitoringGap { start, end, ongoing: false, cadence }).collect();
-    if let (Some(last), Some((_, end))) = (sc.host.last, window_span) {
-        if end > last && coverage::is_gap((end - last) as u64, cadence) {
-            gaps.push(MonitoringGap { start: last, end, ongoing: end >= now_ms, cadence });
-        }
+    if let (Some(last), Some((_, end))) = (sc.host.last, window_span)
+        && end > last
+        && coverage::is_gap((end - last) as u64, cadence)
+    {
+        gaps.push(MonitoringGap { start: last, end, ongoing: end >= now_ms, cadence });
     }
     gaps
 }

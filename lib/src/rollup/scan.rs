@@ -110,10 +110,10 @@ fn latency_of(raw: Option<&str>) -> Result<Latency, String> {
 
 /// A JSON number's text as a latency; `None` when it is not one.
 fn number(s: &str) -> Option<Latency> {
-    if !s.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
-        if let Ok(i) = s.parse::<i64>() {
-            return Some(Latency::Int(i));
-        }
+    if !s.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
+        && let Ok(i) = s.parse::<i64>()
+    {
+        return Some(Latency::Int(i));
     }
     s.parse::<f64>().ok().map(Latency::Float)
 }
@@ -325,14 +325,15 @@ impl Scanner {
                 Err(why) => return Ok(Err(why)),
             },
         };
-        if let Some(kind) = raw.kind {
-            if kind != "\"check\"" && json_str(kind).as_deref() != Some("check") {
-                if self.opts.pass_through {
-                    out.write_all(bytes)?;
-                    out.write_all(b"\n")?;
-                }
-                return Ok(Ok(()));
+        if let Some(kind) = raw.kind
+            && kind != "\"check\""
+            && json_str(kind).as_deref() != Some("check")
+        {
+            if self.opts.pass_through {
+                out.write_all(bytes)?;
+                out.write_all(b"\n")?;
             }
+            return Ok(Ok(()));
         }
         let text = |raw_str: &'b str| -> Option<Cow<'b, str>> {
             if raw.plain { unquote(raw_str).map(Cow::Borrowed) } else { json_str(raw_str) }
@@ -374,13 +375,13 @@ impl Scanner {
                 None => return Err("no valid timestamp to place the line in the window".into()),
             }
         }
-        if self.opts.track_range {
-            if let Some(d) = day {
-                self.range = Some(match self.range {
-                    None => (d, d),
-                    Some((a, b)) => (a.min(d), b.max(d)),
-                });
-            }
+        if self.opts.track_range
+            && let Some(d) = day
+        {
+            self.range = Some(match self.range {
+                None => (d, d),
+                Some((a, b)) => (a.min(d), b.max(d)),
+            });
         }
         Ok(Some(day))
     }
@@ -413,15 +414,15 @@ impl Scanner {
             stats.incidents.all = Some(Vec::new());
         }
         stats.add(status, latency, &mut || ms);
-        if let Some(ms) = ms.filter(|_| self.maintenance.maint.is_some()) {
-            if self.maintenance.covers(name, ms) {
-                stats.in_maintenance(status);
-            }
+        if let Some(ms) = ms.filter(|_| self.maintenance.maint.is_some())
+            && self.maintenance.covers(name, ms)
+        {
+            stats.in_maintenance(status);
         }
-        if let (Some(from), Some(d)) = (self.opts.day_cells_from, day) {
-            if d >= from {
-                stats.add_day(d, status, latency);
-            }
+        if let (Some(from), Some(d)) = (self.opts.day_cells_from, day)
+            && d >= from
+        {
+            stats.add_day(d, status, latency);
         }
         stats.last_ts.clear();
         if let Some(t) = ts {

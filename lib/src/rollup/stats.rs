@@ -368,10 +368,10 @@ impl Incidents {
                 };
                 if later.first_closed.is_some() {
                     let closed = later.count - u64::from(later.open.is_some());
-                    if closed as usize <= RECENT_INCIDENTS {
-                        if let Some(slot) = later.recent.front_mut() {
-                            *slot = joined.clone();
-                        }
+                    if closed as usize <= RECENT_INCIDENTS
+                        && let Some(slot) = later.recent.front_mut()
+                    {
+                        *slot = joined.clone();
                     }
                     let keep_later = later.longest.as_ref().is_some_and(|l| longer(l, Some(&joined)));
                     if !keep_later {
@@ -400,10 +400,10 @@ impl Incidents {
             }
             self.recent.push_back(i);
         }
-        if let Some(l) = later.longest {
-            if longer(&l, self.longest.as_ref()) {
-                self.longest = Some(l);
-            }
+        if let Some(l) = later.longest
+            && longer(&l, self.longest.as_ref())
+        {
+            self.longest = Some(l);
         }
         if later.open.is_some() {
             self.open = later.open;
@@ -558,10 +558,10 @@ impl ServiceStats {
             }
             _ => {}
         }
-        if let Some(ms) = ts {
-            if let Some(closed) = self.coverage.observe(ms, status == Seen::Down) {
-                self.cut_into_days(closed);
-            }
+        if let Some(ms) = ts
+            && let Some(closed) = self.coverage.observe(ms, status == Seen::Down)
+        {
+            self.cut_into_days(closed);
         }
         self.last_status = Some(status);
     }

@@ -537,10 +537,8 @@ impl Journal {
         let existed = path.exists();
         let file = store::open_append_as(path, store::Perm::Private)?;
         let meta = file.metadata().map_err(|e| Error::path("cannot stat", path, e))?;
-        if !existed {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                store::sync_dir(dir).map_err(|e| Error::path("cannot sync", dir, e))?;
-            }
+        if !existed && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            store::sync_dir(dir).map_err(|e| Error::path("cannot sync", dir, e))?;
         }
         use std::os::unix::fs::MetadataExt;
         Ok((file, meta.len(), Some((meta.dev(), meta.ino()))))

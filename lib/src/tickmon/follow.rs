@@ -106,11 +106,11 @@ impl Follower<'_> {
     /// time), and the server's pressure when a new period of it started.
     fn report(&mut self, now: f64, stamp: &str, out: &mut dyn Write) -> Result<()> {
         let quiet = beats::quiet_since(&self.snap);
-        if let Some(p) = self.snap.pressure.as_ref().filter(|p| !p.over) {
-            if self.pressure_since != Some(p.since) {
-                self.pressure_since = Some(p.since);
-                ndjson::write(out, &super::serve::pressure_finding(p, &self.opts.state, stamp))?;
-            }
+        if let Some(p) = self.snap.pressure.as_ref().filter(|p| !p.over)
+            && self.pressure_since != Some(p.since)
+        {
+            self.pressure_since = Some(p.since);
+            ndjson::write(out, &super::serve::pressure_finding(p, &self.opts.state, stamp))?;
         }
         let opts = self.opts;
         for a in self.snap.agents.values().filter(|a| wanted(opts, &a.agent_id)) {

@@ -152,10 +152,10 @@ pub(crate) fn expand_home(p: &str, env: crate::config::Env<'_>) -> PathBuf {
         if let Some(h) = env("HOME") {
             return PathBuf::from(h);
         }
-    } else if let Some(rest) = p.strip_prefix("~/") {
-        if let Some(h) = env("HOME") {
-            return PathBuf::from(h).join(rest);
-        }
+    } else if let Some(rest) = p.strip_prefix("~/")
+        && let Some(h) = env("HOME")
+    {
+        return PathBuf::from(h).join(rest);
     }
     PathBuf::from(p)
 }

@@ -10,9 +10,9 @@ pub fn seconds(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms} ms")
-    } else if ms % 60_000 == 0 && ms >= 120_000 {
+    } else if ms.is_multiple_of(60_000) && ms >= 120_000 {
         format!("{} min", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{:.1} s", d.as_secs_f64())

@@ -94,11 +94,11 @@ fn unique_ids<'a>(cell: &'a Cell, found: &mut Vec<Found>) -> Ids<'a> {
 /// cell.json against the clock and the config files: the agent limit, the mission's
 /// timeout, and policies the two disagree on.
 fn check_doc(cell: &Cell, doc: &CellDoc, now: OffsetDateTime, found: &mut Vec<Found>) {
-    if let Some(max) = doc.max_agents {
-        if cell.agents.len() as u64 > max {
-            let detail = format!("{} agents, more than max_agents ({max})", cell.agents.len());
-            found.push((Level::Warning, "too_many_agents", None, detail, None));
-        }
+    if let Some(max) = doc.max_agents
+        && cell.agents.len() as u64 > max
+    {
+        let detail = format!("{} agents, more than max_agents ({max})", cell.agents.len());
+        found.push((Level::Warning, "too_many_agents", None, detail, None));
     }
     if let (Some(CellStatus::Active), Some(timeout), Some(created)) = (doc.status.value, doc.timeout, doc.created_at) {
         let a = age(now, created);
@@ -111,30 +111,30 @@ fn check_doc(cell: &Cell, doc: &CellDoc, now: OffsetDateTime, found: &mut Vec<Fo
             found.push((Level::Warning, "mission_timeout", Some("cell.json".into()), detail, Some(a)));
         }
     }
-    if let (Some(from_cell), Some(from_policies)) = (doc.auto_revive, cell.policies.auto_revive) {
-        if from_cell != from_policies {
-            let detail = format!(
-                "cell.json says auto_revive '{from_cell}', config/policies.json says '{from_policies}' (policies.json wins)"
-            );
-            add(found, Level::Warning, "policy_conflict", "config/policies.json", detail);
-        }
+    if let (Some(from_cell), Some(from_policies)) = (doc.auto_revive, cell.policies.auto_revive)
+        && from_cell != from_policies
+    {
+        let detail = format!(
+            "cell.json says auto_revive '{from_cell}', config/policies.json says '{from_policies}' (policies.json wins)"
+        );
+        add(found, Level::Warning, "policy_conflict", "config/policies.json", detail);
     }
-    if let (Some(level), Some(file_level)) = (doc.isolation.value, cell.isolation_file) {
-        if level != file_level {
-            let detail = format!("cell.json says isolation_level '{level}', config/isolation.json says '{file_level}'");
-            add(found, Level::Warning, "policy_conflict", "config/isolation.json", detail);
-        }
+    if let (Some(level), Some(file_level)) = (doc.isolation.value, cell.isolation_file)
+        && level != file_level
+    {
+        let detail = format!("cell.json says isolation_level '{level}', config/isolation.json says '{file_level}'");
+        add(found, Level::Warning, "policy_conflict", "config/isolation.json", detail);
     }
 }
 
 /// References between files: tasks to agents and to other tasks, agents to their task.
 fn check_references(cell: &Cell, ids: &Ids<'_>, found: &mut Vec<Found>) {
     for t in &cell.tasks {
-        if let Some(a) = &t.assigned_to {
-            if !ids.agents.contains_key(a.as_str()) {
-                let detail = format!("task {} is assigned to unknown agent '{a}'", t.id);
-                add(found, Level::Error, "unknown_agent", &t.file, detail);
-            }
+        if let Some(a) = &t.assigned_to
+            && !ids.agents.contains_key(a.as_str())
+        {
+            let detail = format!("task {} is assigned to unknown agent '{a}'", t.id);
+            add(found, Level::Error, "unknown_agent", &t.file, detail);
         }
         for d in t.dependencies.iter().filter(|d| !ids.tasks.contains_key(d.as_str())) {
             let detail = format!("task {} depends on unknown task '{d}'", t.id);
@@ -142,11 +142,11 @@ fn check_references(cell: &Cell, ids: &Ids<'_>, found: &mut Vec<Found>) {
         }
     }
     for a in &cell.agents {
-        if let Some(t) = &a.current_task {
-            if !ids.tasks.contains_key(t.as_str()) {
-                let detail = format!("agent {}'s current_task '{t}' is not a task of the cell", a.id);
-                add(found, Level::Warning, "unknown_task", &a.file, detail);
-            }
+        if let Some(t) = &a.current_task
+            && !ids.tasks.contains_key(t.as_str())
+        {
+            let detail = format!("agent {}'s current_task '{t}' is not a task of the cell", a.id);
+            add(found, Level::Warning, "unknown_task", &a.file, detail);
         }
     }
 }

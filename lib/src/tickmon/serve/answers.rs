@@ -55,10 +55,10 @@ pub(super) async fn health(app: &Arc<App>, conn: &Arc<ConnState>, with_metadata:
             "max_connections": app.conns.max,
             "under_pressure": app.pressure.lock().map(|p| p.note.is_some()).unwrap_or(false),
         });
-        if let Ok(p) = app.pressure.lock() {
-            if let Some(note) = &p.note {
-                server["pressure"] = json!(note.describe());
-            }
+        if let Ok(p) = app.pressure.lock()
+            && let Some(note) = &p.note
+        {
+            server["pressure"] = json!(note.describe());
         }
         let v = json!({
             "timestamp": unix_now(),

@@ -74,10 +74,10 @@ impl App {
     }
 
     pub(super) fn send(&self, msg: Msg) {
-        if let Ok(guard) = self.events.lock() {
-            if let Some(tx) = guard.as_ref() {
-                let _ = tx.send(msg);
-            }
+        if let Ok(guard) = self.events.lock()
+            && let Some(tx) = guard.as_ref()
+        {
+            let _ = tx.send(msg);
         }
     }
 
@@ -143,10 +143,10 @@ impl App {
                 ));
             }
         }
-        if let (Some(c), Some(s)) = (&change, &state) {
-            if c.to.is_some() {
-                self.emit_change(s, c.from);
-            }
+        if let (Some(c), Some(s)) = (&change, &state)
+            && c.to.is_some()
+        {
+            self.emit_change(s, c.from);
         }
         Ok(state)
     }

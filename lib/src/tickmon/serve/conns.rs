@@ -102,10 +102,10 @@ impl Table {
 
     /// Close a connection (its task drops it).
     fn evict(&mut self, id: u64) {
-        if let Some(mut e) = self.remove(id) {
-            if let Some(tx) = e.close.take() {
-                let _ = tx.send(());
-            }
+        if let Some(mut e) = self.remove(id)
+            && let Some(tx) = e.close.take()
+        {
+            let _ = tx.send(());
         }
     }
 }

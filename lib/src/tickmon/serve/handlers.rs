@@ -227,12 +227,12 @@ pub fn route_of<'a>(method: &str, path: &'a str) -> Route<'a> {
 }
 
 async fn route(app: &Arc<App>, conn: &Arc<ConnState>, req: Request<Incoming>) -> Resp {
-    if let Some(token) = &app.settings.token {
-        if !authorized(token, &req) {
-            let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
-        }
+    if let Some(token) = &app.settings.token
+        && !authorized(token, &req)
+    {
+        let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
     }
     let path = req.uri().path().to_string();
     let method = req.method().clone();

@@ -113,10 +113,10 @@ pub(crate) fn read_token(path: &Path, diag: &Diag) -> Result<Vec<u8>> {
         return Err(Error::config(format!("{}: the token file is empty", path.display())));
     }
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(m) = std::fs::metadata(path) {
-        if m.permissions().mode() & 0o077 != 0 {
-            diag.warn(format_args!("{}: the token file can be read by other users", path.display()));
-        }
+    if let Ok(m) = std::fs::metadata(path)
+        && m.permissions().mode() & 0o077 != 0
+    {
+        diag.warn(format_args!("{}: the token file can be read by other users", path.display()));
     }
     Ok(token.into_bytes())
 }
