@@ -554,6 +554,9 @@ pub(crate) struct Serve {
     addr: String,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
+    /// The threads reading stdout and stderr: joined once the server has ended, so that what
+    /// it said last is in the buffers before a test reads them.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Serve {
@@ -576,7 +579,7 @@ impl Serve {
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         let (err_pipe, err_buf) = (child.stderr.take().unwrap(), stderr.clone());
-        std::thread::spawn(move || {
+        let err_reader = std::thread::spawn(move || {
             for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
                 err_buf.lock().unwrap().push_str(&format!("{line}\n"));
                 if let Some(rest) = line.split("listening on http://").nth(1) {
@@ -585,13 +588,13 @@ impl Serve {
             }
         });
         let (out_pipe, out_buf) = (child.stdout.take().unwrap(), stdout.clone());
-        std::thread::spawn(move || {
+        let out_reader = std::thread::spawn(move || {
             for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
                 out_buf.lock().unwrap().push(line);
             }
         });
         match rx.recv_timeout(crate::util::limit(30.0)) {
-            Ok(addr) => Ok(Serve { child, addr, stdout, stderr }),
+            Ok(addr) => Ok(Serve { child, addr, stdout, stderr, readers: vec![err_reader, out_reader] }),
             Err(_) => {
                 let status = child.wait().map(|s| format!("{s}")).unwrap_or_default();
                 std::thread::sleep(Duration::from_millis(100));
@@ -616,12 +619,22 @@ impl Serve {
     fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+        self.drain();
     }
 
     fn terminate(&mut self) -> Option<i32> {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
             .unwrap();
-        self.child.wait().unwrap().code()
+        let code = self.child.wait().unwrap().code();
+        self.drain();
+        code
+    }
+
+    /// Wait for the readers to reach the end of the server's output (it has exited).
+    fn drain(&mut self) {
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
     }
 }
 
