@@ -234,10 +234,14 @@ start() {
 }
 
 # alive PIDS...: the pids of those still running.
+# A stage that has exited but that bash has not reaped yet (a zombie) still answers kill -0:
+# it counts as ended, or a stage killed a moment before its neighbour ended would go unnamed.
 alive() {
     local p out=""
     for p in "$@"; do
-        if kill -0 "$p" 2>/dev/null; then out="$out $p"; fi
+        if kill -0 "$p" 2>/dev/null && [ "$(ps -o stat= -p "$p" 2>/dev/null | cut -c1)" != Z ]; then
+            out="$out $p"
+        fi
     done
     echo "${out# }"
 }
