@@ -774,6 +774,36 @@ fn build_sinks<'d>(
         Some(_) => {}
         None => missing.push(("exec", "exec".into())),
     }
+    channel_sinks(config, &http, timeout, &wanted, &mut out, &mut missing, &mut partial)?;
+    for (name, need) in &missing {
+        if only.iter().any(|o| o == name) {
+            return Err(Error::usage(format!(
+                "--sink {name}: not configured (it needs {need} in the alerting settings)"
+            )));
+        }
+    }
+    // Half a configuration is a mistake that would lose alerts without a word.
+    if let Some((name, need)) = partial.iter().find(|(n, _)| wanted(n)) {
+        return Err(Error::config(format!(
+            "{}: alerting: the {name} sink is configured in part: {need} is missing",
+            config.path.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// The chat, push and mail channels' sinks (Slack, Discord, ntfy, email, Apprise): those
+/// configured and wanted go to `out`; the others are noted as missing or configured in part.
+fn channel_sinks<'d>(
+    config: &Config,
+    http: &sinks::Http,
+    timeout: Duration,
+    wanted: &dyn Fn(&str) -> bool,
+    out: &mut Vec<Box<dyn Sink + 'd>>,
+    missing: &mut Vec<(&'static str, String)>,
+    partial: &mut Vec<(&'static str, String)>,
+) -> Result<()> {
+    let a = &config.alerting;
     let bad = |e: String| Error::config(format!("{}: alerting: {e}", config.path.display()));
     if let Some(p) = crate::config::Channels::problems(&a.raw).into_iter().next() {
         return Err(Error::config(format!("{}: {p}", config.path.display())));
@@ -812,21 +842,7 @@ fn build_sinks<'d>(
         false => {}
         true => missing.push(("apprise", "apprise_urls (APPRISE_URLS) or apprise_config".into())),
     }
-    for (name, need) in &missing {
-        if only.iter().any(|o| o == name) {
-            return Err(Error::usage(format!(
-                "--sink {name}: not configured (it needs {need} in the alerting settings)"
-            )));
-        }
-    }
-    // Half a configuration is a mistake that would lose alerts without a word.
-    if let Some((name, need)) = partial.iter().find(|(n, _)| wanted(n)) {
-        return Err(Error::config(format!(
-            "{}: alerting: the {name} sink is configured in part: {need} is missing",
-            config.path.display()
-        )));
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// The Gitea repository: as configured, else the origin remote of the ticks repository (or
@@ -927,95 +943,110 @@ fn preview_text(r: &Value) -> String {
     serde_json::to_string_pretty(r).unwrap_or_default()
 }
 
+/// One silence, as a record or a line of text.
+fn show_silence(out: &mut dyn Write, format: Format, s: &Silence, now: time::OffsetDateTime) -> Result<()> {
+    match format {
+        Format::Ndjson => ndjson::write(out, &s.record(now)),
+        Format::Text => {
+            let r = s.record(now);
+            let why = if s.why.is_empty() { String::new() } else { format!(" ({})", s.why) };
+            let ms: Vec<String> = s.matchers.iter().map(ToString::to_string).collect();
+            let when = match (&s.recur.every, &s.recur.cron) {
+                (Some(e), _) => format!("every '{e}' {}", s.recur.tz.as_deref().unwrap_or("UTC")),
+                (_, Some(c)) => format!(
+                    "cron '{c}' for {} {}",
+                    s.recur.duration.as_deref().unwrap_or("?"),
+                    s.recur.tz.as_deref().unwrap_or("UTC")
+                ),
+                _ => format!("{} .. {}", s.starts_at, s.ends_at),
+            };
+            let next = match (r["next_starts_at"].as_str(), r["next_ends_at"].as_str()) {
+                (Some(a), Some(b)) => format!(" next {a} .. {b}"),
+                _ => String::new(),
+            };
+            writeln!(out, "{:>4}  {:<9} {when}{next}  {}{why}", s.id, r["state"].as_str().unwrap_or(""), ms.join(" "))?;
+            Ok(())
+        }
+    }
+}
+
+/// The silence `notify silence add` describes, checked.
+#[allow(clippy::too_many_arguments)]
+fn new_silence(
+    matchers: &[String],
+    duration: &Option<String>,
+    every: &Option<String>,
+    cron: &Option<String>,
+    window_length: &Option<String>,
+    tz: &Option<String>,
+    starts: &Option<String>,
+    no_recover: bool,
+    why: &str,
+    now: time::OffsetDateTime,
+) -> Result<Silence> {
+    let matchers: Vec<Matcher> = matchers
+        .iter()
+        .map(|m| Matcher::parse(m))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::usage(format!("--match {e}")))?;
+    let start = match starts {
+        Some(s) => {
+            clock::parse_ts(s).ok_or_else(|| Error::usage(format!("--starts: '{s}' is not an RFC 3339 time")))?
+        }
+        None => now,
+    };
+    let recur = silence::Recurrence {
+        every: every.clone(),
+        cron: cron.clone(),
+        duration: window_length.clone(),
+        tz: tz.clone(),
+    };
+    let ends_at = match duration {
+        Some(duration) => {
+            if tz.is_some() {
+                return Err(Error::usage("--tz goes with --every or --cron"));
+            }
+            let d = clock::parse_duration(duration).filter(|d| !d.is_zero()).ok_or_else(|| {
+                Error::usage(format!("--for: '{duration}' is not a duration (90s, 15m, 2h, 1d, 1h30m)"))
+            })?;
+            let end = clock::add_or_latest(start, d);
+            if end <= now {
+                return Err(Error::usage("silence add: it would end before now"));
+            }
+            clock::fmt_ts(end)
+        }
+        None => {
+            let what = if every.is_some() { "--every" } else { "--cron" };
+            let schedule = recur.schedule().map_err(|e| Error::usage(format!("{what}: {e}")))?;
+            if schedule.as_ref().and_then(|s| s.window_at_or_after(start)).is_none() {
+                return Err(Error::usage(format!("{what}: the window never comes")));
+            }
+            String::new()
+        }
+    };
+    Ok(Silence {
+        id: 0,
+        matchers,
+        starts_at: clock::fmt_ts(start),
+        ends_at,
+        why: why.to_string(),
+        created_at: clock::fmt_ts(now),
+        created_by: std::env::var("USER").unwrap_or_default(),
+        recur,
+        maintenance: no_recover.then_some(silence::Maintenance { recover: false }),
+        reminded: Vec::new(),
+        schedule: None,
+        invalid: None,
+    })
+}
+
 fn silence_cmd(ctx: &mut Ctx, cli: &Cli, cmd: &SilenceCmd, files: &Files, clock: &Clock) -> Result<Status> {
     let now = clock.now();
     let out = &mut ctx.out;
-    let show = |out: &mut dyn Write, s: &Silence| -> Result<()> {
-        match cli.format {
-            Format::Ndjson => ndjson::write(out, &s.record(now)),
-            Format::Text => {
-                let r = s.record(now);
-                let why = if s.why.is_empty() { String::new() } else { format!(" ({})", s.why) };
-                let ms: Vec<String> = s.matchers.iter().map(ToString::to_string).collect();
-                let when = match (&s.recur.every, &s.recur.cron) {
-                    (Some(e), _) => format!("every '{e}' {}", s.recur.tz.as_deref().unwrap_or("UTC")),
-                    (_, Some(c)) => format!(
-                        "cron '{c}' for {} {}",
-                        s.recur.duration.as_deref().unwrap_or("?"),
-                        s.recur.tz.as_deref().unwrap_or("UTC")
-                    ),
-                    _ => format!("{} .. {}", s.starts_at, s.ends_at),
-                };
-                let next = match (r["next_starts_at"].as_str(), r["next_ends_at"].as_str()) {
-                    (Some(a), Some(b)) => format!(" next {a} .. {b}"),
-                    _ => String::new(),
-                };
-                writeln!(
-                    out,
-                    "{:>4}  {:<9} {when}{next}  {}{why}",
-                    s.id,
-                    r["state"].as_str().unwrap_or(""),
-                    ms.join(" ")
-                )?;
-                Ok(())
-            }
-        }
-    };
+    let show = |out: &mut dyn Write, s: &Silence| show_silence(out, cli.format, s, now);
     match cmd {
         SilenceCmd::Add { matchers, duration, every, cron, window_length, tz, starts, no_recover, why } => {
-            let matchers: Vec<Matcher> = matchers
-                .iter()
-                .map(|m| Matcher::parse(m))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| Error::usage(format!("--match {e}")))?;
-            let start = match starts {
-                Some(s) => clock::parse_ts(s)
-                    .ok_or_else(|| Error::usage(format!("--starts: '{s}' is not an RFC 3339 time")))?,
-                None => now,
-            };
-            let recur = silence::Recurrence {
-                every: every.clone(),
-                cron: cron.clone(),
-                duration: window_length.clone(),
-                tz: tz.clone(),
-            };
-            let ends_at = match duration {
-                Some(duration) => {
-                    if tz.is_some() {
-                        return Err(Error::usage("--tz goes with --every or --cron"));
-                    }
-                    let d = clock::parse_duration(duration).filter(|d| !d.is_zero()).ok_or_else(|| {
-                        Error::usage(format!("--for: '{duration}' is not a duration (90s, 15m, 2h, 1d, 1h30m)"))
-                    })?;
-                    let end = clock::add_or_latest(start, d);
-                    if end <= now {
-                        return Err(Error::usage("silence add: it would end before now"));
-                    }
-                    clock::fmt_ts(end)
-                }
-                None => {
-                    let what = if every.is_some() { "--every" } else { "--cron" };
-                    let schedule = recur.schedule().map_err(|e| Error::usage(format!("{what}: {e}")))?;
-                    if schedule.as_ref().and_then(|s| s.window_at_or_after(start)).is_none() {
-                        return Err(Error::usage(format!("{what}: the window never comes")));
-                    }
-                    String::new()
-                }
-            };
-            let s = Silence {
-                id: 0,
-                matchers,
-                starts_at: clock::fmt_ts(start),
-                ends_at,
-                why: why.clone(),
-                created_at: clock::fmt_ts(now),
-                created_by: std::env::var("USER").unwrap_or_default(),
-                recur,
-                maintenance: no_recover.then_some(silence::Maintenance { recover: false }),
-                reminded: Vec::new(),
-                schedule: None,
-                invalid: None,
-            };
+            let s = new_silence(matchers, duration, every, cron, window_length, tz, starts, *no_recover, why, now)?;
             let s = silence::add(&files.silences, s, now)?;
             show(out, &s)?;
         }
