@@ -23,6 +23,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::check::http::{BlockingClient, Request};
+use crate::check::net;
 use crate::check::{self, CheckEnv, CheckSpec, Job, UrlSpec};
 use crate::clock::Clock;
 use crate::config::CommandLine;
@@ -134,7 +135,7 @@ impl Gateways {
             return Some(s.clone());
         }
         let looks_like_address =
-            name.starts_with("http://") || name.starts_with("https://") || host_port(name).is_some();
+            name.starts_with("http://") || name.starts_with("https://") || net::host_port(name).is_some();
         if looks_like_address {
             return parse_address(&Value::String(name.to_string()))
                 .ok()
@@ -247,7 +248,7 @@ fn object_check(m: &Map<String, Value>) -> std::result::Result<CheckSpec, String
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => Ok(url_check(u)),
             _ => Err("url: expected an http:// or https:// URL".into()),
         },
-        ["address"] => match m.get("address").and_then(Value::as_str).and_then(host_port) {
+        ["address"] => match m.get("address").and_then(Value::as_str).and_then(net::host_port) {
             Some((host, port)) => Ok(CheckSpec::Port { host, port }),
             None => Err("address: expected host:port".into()),
         },
@@ -271,7 +272,7 @@ fn address_of(s: &str) -> std::result::Result<CheckSpec, String> {
     if s.starts_with("http://") || s.starts_with("https://") {
         return Ok(url_check(s));
     }
-    match host_port(s) {
+    match net::host_port(s) {
         Some((host, port)) => Ok(CheckSpec::Port { host, port }),
         None => Err(format!("'{s}' is neither an http(s):// URL nor host:port (a command goes in {{\"command\": …}})")),
     }
@@ -293,23 +294,6 @@ fn url_check(url: &str) -> CheckSpec {
         degraded_latency_ms: None,
         max_latency_ms: None,
     }))
-}
-
-/// `host:port` or `[v6]:port`, with a host of letters, digits, dots and dashes.
-fn host_port(s: &str) -> Option<(String, u16)> {
-    let (host, port) = s.rsplit_once(':')?;
-    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
-    let host = if let Some(v6) = host.strip_prefix('[') {
-        let inner = v6.strip_suffix(']')?;
-        inner.parse::<std::net::Ipv6Addr>().ok()?;
-        inner
-    } else {
-        if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
-            return None;
-        }
-        host
-    };
-    Some((host.to_string(), port))
 }
 
 /// Re-register a revived agent with its gateway: POST `body` (JSON) to `url`; `Ok` with what

@@ -8,6 +8,24 @@ use std::net::SocketAddr;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
+/// An address written `host:port` or `[v6]:port` (a gateway's, an agent's), with a host of
+/// letters, digits, dots and dashes.
+pub(crate) fn host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        let inner = v6.strip_suffix(']')?;
+        inner.parse::<std::net::Ipv6Addr>().ok()?;
+        inner
+    } else {
+        if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+            return None;
+        }
+        host
+    };
+    Some((host.to_string(), port))
+}
+
 /// Why no connection was made.
 #[derive(Debug)]
 pub enum ConnectError {

@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::tick::{CORE_VITALS, TickStatus};
+use crate::check::net;
 use crate::check::{self, CheckEnv, CheckSpec, Job, UrlSpec};
 use crate::clock::Clock;
 use crate::record::{Check, CheckStatus};
@@ -63,7 +64,7 @@ impl Gateway {
             return Gateway::Http(s.to_string());
         }
         let hp = s.strip_prefix("tcp:").unwrap_or(s);
-        if let Some((host, port)) = host_port(hp) {
+        if let Some((host, port)) = net::host_port(hp) {
             return Gateway::Tcp(host, port);
         }
         Gateway::Process(s.to_string())
@@ -98,23 +99,6 @@ impl Gateway {
 fn run(gw: &Gateway, timeout: Duration) -> Check {
     let env = Arc::new(CheckEnv::new(Clock::system(), USER_AGENT));
     check::run_one(gw.job(timeout), &env)
-}
-
-/// `host:port` or `[v6]:port`, with a host of letters, digits, dots and dashes.
-fn host_port(s: &str) -> Option<(String, u16)> {
-    let (host, port) = s.rsplit_once(':')?;
-    let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
-    let host = if let Some(v6) = host.strip_prefix('[') {
-        let inner = v6.strip_suffix(']')?;
-        inner.parse::<std::net::Ipv6Addr>().ok()?;
-        inner
-    } else {
-        if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
-            return None;
-        }
-        host
-    };
-    Some((host.to_string(), port))
 }
 
 /// Run `f` with a time limit; past it the vital has failed. The thread is left to finish on
