@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -173,27 +173,21 @@ pub(crate) fn run(
 ) -> Result<()> {
     let mut watch = Watch::default();
     let mut standing = Standing::default();
-    let mut first = true;
-    loop {
-        match lp.pass() {
-            Ok(pass) => {
-                for v in watch.diff(pass.scan, &pass.stamp) {
-                    ndjson::write(out, &v)?;
-                }
-                for v in standing.filter(pass.revival) {
-                    ndjson::write(out, &v)?;
-                }
-                out.flush()?;
+    super::watch::every(
+        interval,
+        stop,
+        warn,
+        || lp.pass(),
+        |pass| {
+            for v in watch.diff(pass.scan, &pass.stamp) {
+                ndjson::write(out, &v)?;
             }
-            Err(e) if first => return Err(e),
-            Err(e) => warn(&e),
-        }
-        first = false;
-        match stop.recv_timeout(interval) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(_) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
-        }
-    }
+            for v in standing.filter(pass.revival) {
+                ndjson::write(out, &v)?;
+            }
+            Ok(out.flush()?)
+        },
+    )
 }
 
 #[cfg(test)]

@@ -136,19 +136,32 @@ pub(crate) fn run(
     out: &mut dyn Write,
     interval: Duration,
     stop: &Receiver<crate::util::stop::Event>,
-    mut scan: impl FnMut() -> Result<(Vec<Value>, String)>,
+    scan: impl FnMut() -> Result<(Vec<Value>, String)>,
     warn: &dyn Fn(&Error),
 ) -> Result<()> {
     let mut watch = Watch::default();
+    every(interval, stop, warn, scan, |(records, stamp)| {
+        for v in watch.diff(records, &stamp) {
+            ndjson::write(out, &v)?;
+        }
+        Ok(out.flush()?)
+    })
+}
+
+/// The loop of every watch: `pass` every `interval` until `stop` says so, what it found handed
+/// to `emit`. The first pass's error ends the loop; a later one is reported through `warn` and
+/// the pass tried again next time. An error of `emit` (the reader went away) ends it at once.
+pub(crate) fn every<T>(
+    interval: Duration,
+    stop: &Receiver<crate::util::stop::Event>,
+    warn: &dyn Fn(&Error),
+    mut pass: impl FnMut() -> Result<T>,
+    mut emit: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
     let mut first = true;
     loop {
-        match scan() {
-            Ok((records, stamp)) => {
-                for v in watch.diff(records, &stamp) {
-                    ndjson::write(out, &v)?;
-                }
-                out.flush()?;
-            }
+        match pass() {
+            Ok(found) => emit(found)?,
             Err(e) if first => return Err(e),
             Err(e) => warn(&e),
         }
