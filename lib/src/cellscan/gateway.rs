@@ -280,20 +280,7 @@ fn address_of(s: &str) -> std::result::Result<CheckSpec, String> {
 
 /// A GET that must answer 2xx.
 fn url_check(url: &str) -> CheckSpec {
-    CheckSpec::Url(Box::new(UrlSpec {
-        target: url.to_string(),
-        expected_status: (200..300).collect(),
-        method: "GET".into(),
-        headers: Vec::new(),
-        body: None,
-        body_contains: None,
-        json_field: None,
-        follow_redirects: true,
-        tls_verify: true,
-        ca_file: None,
-        degraded_latency_ms: None,
-        max_latency_ms: None,
-    }))
+    CheckSpec::Url(Box::new(UrlSpec::get(url, 200..300)))
 }
 
 /// Re-register a revived agent with its gateway: POST `body` (JSON) to `url`; `Ok` with what

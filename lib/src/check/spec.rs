@@ -123,6 +123,27 @@ pub struct UrlSpec {
     pub max_latency_ms: Option<u64>,
 }
 
+impl UrlSpec {
+    /// A plain GET of `target` that is up on one of `expected_status` (redirects followed,
+    /// certificates verified, no latency bounds): how a gateway or an agent's address is checked.
+    pub(crate) fn get(target: &str, expected_status: std::ops::Range<u16>) -> UrlSpec {
+        UrlSpec {
+            target: target.to_string(),
+            expected_status: expected_status.collect(),
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: None,
+            body_contains: None,
+            json_field: None,
+            follow_redirects: true,
+            tls_verify: true,
+            ca_file: None,
+            degraded_latency_ms: None,
+            max_latency_ms: None,
+        }
+    }
+}
+
 /// A heartbeat check: the age of a file, or of an agent's latest tick.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HeartbeatSpec {

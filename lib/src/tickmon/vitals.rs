@@ -76,20 +76,7 @@ impl Gateway {
         let spec = match self {
             Gateway::Process(p) => CheckSpec::Process { pattern: p.clone() },
             Gateway::Tcp(host, port) => CheckSpec::Port { host: host.clone(), port: *port },
-            Gateway::Http(url) => CheckSpec::Url(Box::new(UrlSpec {
-                target: url.clone(),
-                expected_status: (100..400).collect(),
-                method: "GET".into(),
-                headers: Vec::new(),
-                body: None,
-                body_contains: None,
-                json_field: None,
-                follow_redirects: true,
-                tls_verify: true,
-                ca_file: None,
-                degraded_latency_ms: None,
-                max_latency_ms: None,
-            })),
+            Gateway::Http(url) => CheckSpec::Url(Box::new(UrlSpec::get(url, 100..400))),
         };
         Job::new("gateway", spec, timeout)
     }
