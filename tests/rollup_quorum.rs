@@ -160,6 +160,15 @@ fn uptime_by_quorum_beside_each_places_uptime() {
     assert_eq!(svc("web")["quorum_uptime_percent"], 91.67);
     assert_eq!(svc("web")["quorum_places"], places);
     assert!(svc("solo").get("quorum").is_none());
+    // --host web2 on the hub: web2's report, the same uptime by quorum beside web2's own;
+    // the hub's own metrics are still a place, under the system's name.
+    let run = w.tool("rollup").args(["--host", "web2", "--days", "1", "--now", NOW, "--quorum", "2"]).run();
+    run.code(0);
+    let r = run.named("uptime", "web");
+    assert_eq!((&r["uptime_percent"], &r["quorum_uptime_percent"]), (&json!(87.5), &json!(91.67)), "{r}");
+    let names = r["quorum_places"].as_array().unwrap();
+    assert_eq!((names.len(), &names[1..]), (3, &[json!("web2"), json!("web3")][..]), "{r}");
+    assert!(names[0] != "web2" && names[0] != "web3", "{r}");
     // Without --quorum nothing changes.
     let text_plain = rollup(&w, &["--format", "text"]);
     text_plain.code(0);

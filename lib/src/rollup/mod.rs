@@ -348,7 +348,13 @@ impl Subcommand<'_> {
             (Some(_), None) => return Ok(None),
             (None, _) => {}
         }
-        let local = crate::util::host::get().filter(|h| !h.is_empty()).unwrap_or("local").to_string();
+        // The hub's own metrics are this host's; under `--host NAME` of a host the hub keeps
+        // a directory for, they are the system's (or simply `local`).
+        let taken = |h: &str| h.is_empty() || self.root.join(h).is_dir();
+        let local = [crate::util::host::get().unwrap_or("").to_string(), crate::util::host::system()]
+            .into_iter()
+            .find(|h| !taken(h))
+            .unwrap_or_else(|| "local".to_string());
         let places: Vec<quorum::Place> = host_dirs(self.root, local)
             .into_iter()
             .map(|(name, dir)| {

@@ -13,9 +13,9 @@
 //! quorum_uptime_percent = (known - down) / known * 100
 //! ```
 //!
-//! Memory stays small: per service and place only the runs of one status are kept (a run
-//! ends when the status changes or when two records are further apart than the window), not
-//! the records.
+//! Per service and place only the runs of one status are kept (a run ends when the status
+//! changes or when two records are further apart than the window), not the records: memory
+//! grows with the status changes, not with the history.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
