@@ -235,3 +235,107 @@ fn a_quorum_that_cannot_be_is_a_clear_error() {
         .code(2)
         .stderr_has("services.json:2: service 'web': quorum: 0 is not a number of hosts (1 or more)");
 }
+
+/// A small deterministic generator (64-bit LCG).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Three days of eight services from three places (the hub's own metrics, h2, h3), each
+/// place checking each service every 1 to 3 minutes, with outages, degraded checks and
+/// silences of 5 to 40 minutes, nothing at all from 16:40 to 18:20 on the first day, and
+/// nothing from h3 after 09:20 on the second; `only-hub` is checked from the hub alone.
+fn generated(w: &Workdir, seed: u64) {
+    let mut rng = Rng(seed);
+    for dir in ["home/metrics", "home/metrics/h2", "home/metrics/h3"] {
+        let mut days = vec![String::new(); 3];
+        let names = ["a", "b", "c", "d", "e", "f", "g", "only-hub"];
+        for name in names {
+            if name == "only-hub" && dir != "home/metrics" {
+                continue;
+            }
+            let every = 1 + rng.below(3);
+            let (mut t, mut down_left) = (0u64, 0u64);
+            while t < 3 * 1440 {
+                if (1000..1100).contains(&t) {
+                    t = 1100; // nobody checked anything: unknown time
+                    continue;
+                }
+                if dir.ends_with("h3") && t >= 2000 {
+                    break; // h3 went away
+                }
+                if rng.below(200) == 0 {
+                    t += 5 + rng.below(36); // silent: the host slept, cron stopped
+                    continue;
+                }
+                if down_left == 0 && rng.below(60) == 0 {
+                    down_left = 1 + rng.below(12);
+                }
+                let status = if down_left > 0 {
+                    down_left -= 1;
+                    "down"
+                } else if rng.below(30) == 0 {
+                    "degraded"
+                } else {
+                    "up"
+                };
+                let (day, min) = (t / 1440, t % 1440);
+                let ts = format!("2026-12-0{}T{:02}:{:02}:00Z", 4 + day, min / 60, min % 60);
+                days[day as usize].push_str(&format!(
+                    "{}\n",
+                    json!({"kind": "check", "name": name, "status": status, "latency_ms": 5, "timestamp": ts})
+                ));
+                t += every;
+            }
+        }
+        for (i, text) in days.iter().enumerate() {
+            w.write(&format!("{dir}/2026-12-0{}.jsonl", 4 + i), text);
+        }
+    }
+}
+
+fn reference(w: &Workdir, k: u32, window_min: u32) -> Vec<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rollup/quorum_reference.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(w.path("home/metrics"))
+        .args(["hub", &k.to_string(), &window_min.to_string(), "2026-12-04T00:00:00Z", "2026-12-06T18:00:00Z"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn uptime_by_quorum_agrees_with_a_minute_by_minute_reference() {
+    let w = Workdir::new("rollup-quorum-reference");
+    generated(&w, 19);
+    for (k, window_min) in [(2, 10), (1, 3), (3, 10), (2, 45)] {
+        let want = reference(&w, k, window_min);
+        assert_eq!(want.len(), 7, "{want:?}");
+        let run = w
+            .tool("rollup")
+            .args(["--host", "hub", "--since", "2026-12-04", "--now", "2026-12-06T18:00:00Z", "--by", "host"])
+            .args(["--quorum", &k.to_string(), "--quorum-window", &(window_min * 60).to_string()])
+            .run();
+        run.code(0);
+        for e in &want {
+            let name = e["name"].as_str().unwrap();
+            for host in ["hub", "h2", "h3"] {
+                let g = by_host(&run, host, name);
+                for key in
+                    ["quorum_places", "quorum_uptime_percent", "quorum_down_s", "quorum_unknown_s", "quorum_outages"]
+                {
+                    assert_eq!(g[key], e[key], "{name} from {host}: {key} with quorum {k}, window {window_min}m");
+                }
+            }
+        }
+        let solo = by_host(&run, "hub", "only-hub");
+        assert!(solo.get("quorum").is_none(), "{solo}");
+    }
+}
