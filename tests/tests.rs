@@ -21,6 +21,7 @@ mod probe;
 mod probe_watch;
 mod recover;
 mod rollup;
+mod rollup_quorum;
 mod rollup_status;
 mod scenarios;
 mod store;

@@ -15,6 +15,7 @@
 mod alerting;
 mod channels;
 mod paths;
+mod quorum;
 mod secrets;
 mod services;
 

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 
 use crate::clock;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::record::str_field;
 use crate::store;
 
@@ -51,22 +51,7 @@ pub(crate) struct Quorum {
 impl Quorum {
     /// The rules from the command line and services.json, and the places from `state_dir`.
     pub fn load(state_dir: &std::path::Path, all: Option<usize>, window_s: u64, config: &Config) -> Result<Quorum> {
-        let mut per_service = HashMap::new();
-        for s in &config.services {
-            if let Some(v) = s.raw.get("quorum") {
-                match v.as_u64().filter(|k| *k >= 1) {
-                    Some(k) => per_service.insert(s.name.clone(), k as usize),
-                    None => {
-                        return Err(Error::config(format!(
-                            "{}:{}: service '{}': quorum: {v} is not a number of hosts (1 or more)",
-                            config.path.display(),
-                            s.line,
-                            s.name
-                        )));
-                    }
-                };
-            }
-        }
+        let per_service = config.quorums()?;
         let path = state_dir.join("notify-quorum.json");
         let places = if all.is_some() || !per_service.is_empty() {
             store::read_json(&path, store::kinds::NOTIFY_SMALL)?.unwrap_or_default()

@@ -32,6 +32,7 @@ use crate::cli::{Common, ToolArgs};
   rollup --days 1 --format text            the kit's daily report
   rollup --days 30 --sla 99.9              mark breaches (exit 1 when there is one)
   rollup --days 30 --sla 99.9 --unknown-as down   time nobody watched counts against the SLA
+  rollup --by host --quorum 2              each place's uptime, and beside it the uptime by quorum
   rollup --since 2026-11-01 --until 2026-11-30 --by day --format csv
   rollup --format prometheus --output /var/lib/node_exporter/textfile/pitcrew.prom
   rollup --format html --output /var/www/status/index.html   (and status.json beside it)
@@ -70,6 +71,17 @@ pub struct Cli {
     /// maintenance_checks)
     #[arg(long)]
     pub exclude_maintenance: bool,
+
+    /// Report beside each place's uptime the uptime by quorum of the services checked from
+    /// several places (the hub's own metrics and each METRICS/<host>/): down only while at
+    /// least K of them had a down latest record within --quorum-window (per service:
+    /// `"quorum": K` in services.json)
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub quorum: Option<u32>,
+
+    /// How recent a place's latest record must be to count for the quorum, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400 * 7))]
+    pub quorum_window: u64,
 
     /// One record per service per day, or per host (a hub's METRICS/<host>/ directories)
     #[arg(long, value_enum, value_name = "day|host")]

@@ -327,7 +327,7 @@ fn service_row(h: &mut String, page: &Page<'_>, r: &Uptime) {
         "<div class=\"svc\">\n<div class=\"head\"><div class=\"name\"><span class=\"dot {dot}\" title=\"{}\"></span>{}\
          <span class=\"state\">{}</span>{}</div>\
          <div class=\"figs\">p50 <b>{}</b> &middot; p95 <b>{}</b> &middot; \
-         <b class=\"pct {pct_class}\">{}</b> uptime{}</div></div>\n",
+         <b class=\"pct {pct_class}\">{}</b> uptime{}{}</div></div>\n",
         attr(&format!("{state}{last}")),
         text(&r.name),
         text(state),
@@ -342,6 +342,16 @@ fn service_row(h: &mut String, page: &Page<'_>, r: &Uptime) {
         match r.coverage_percent {
             Some(c) if c < 100.0 => format!(" &middot; <b class=\"cov\">{}</b> covered", text(&fmt_pct(c))),
             _ => String::new(),
+        },
+        match &r.by_quorum {
+            Some(q) => format!(
+                " &middot; <b class=\"pct {}\">{}</b> by quorum {} of {}",
+                q.quorum_uptime_percent.map_or("", level),
+                q.quorum_uptime_percent.map_or_else(|| "–".to_string(), fmt_pct),
+                q.quorum,
+                q.quorum_places.len()
+            ),
+            None => String::new(),
         },
     );
     let Some((from, to)) = page.bar else {

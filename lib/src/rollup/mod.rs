@@ -22,6 +22,7 @@ pub(crate) mod incidents;
 pub(crate) mod ingest;
 pub(crate) mod maintenance;
 pub(crate) mod notes;
+pub(crate) mod quorum;
 pub(crate) mod report;
 pub mod scan;
 pub(crate) mod stale;
@@ -68,13 +69,14 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         return ingest::run(&a.files, a.follow, &metrics_dir, &clock, opts, &ctx.diag, &mut ctx.out);
     }
     // A hub keeps each host's metrics in METRICS/<host>/ (rollup ingest): --host reads them.
-    let metrics_dir = ingest::report_dir(&metrics_dir, cli.common.host.as_deref())?;
+    let root = metrics_dir;
+    let metrics_dir = ingest::report_dir(&root, cli.common.host.as_deref())?;
     let format = cli.format.unwrap_or(Format::Ndjson);
     ctx.out.escape_controls(!format.is_json_or_prometheus());
     if cli.command.is_some() {
         refuse_report_options(&cli)?;
     }
-    let mut run = Subcommand { ctx, set: &set, metrics_dir: &metrics_dir, format };
+    let mut run = Subcommand { ctx, set: &set, metrics_dir: &metrics_dir, root: &root, format };
     match &cli.command {
         Some(Command::Prune(a)) => run.prune(a),
         Some(Command::Incidents(a)) => run.incidents(a, cli.common.strict),
@@ -96,6 +98,7 @@ fn refuse_report_options(cli: &Cli) -> Result<()> {
         (!cli.files.is_empty(), "FILE arguments"),
         (cli.only.is_some(), "--only"),
         (cli.label.is_some(), "--label"),
+        (cli.quorum.is_some(), "--quorum"),
     ];
     match report_only.iter().find(|(given, _)| *given) {
         Some((_, what)) => Err(Error::usage(format!(
@@ -110,6 +113,8 @@ struct Subcommand<'a> {
     ctx: &'a mut Ctx,
     set: &'a crate::cli::Setup,
     metrics_dir: &'a Path,
+    /// The metrics directory before `--host`: the hub's own metrics and each host's.
+    root: &'a Path,
     format: Format,
 }
 
@@ -253,13 +258,16 @@ impl Subcommand<'_> {
             let m = maintenance::Maint::load(&self.set.paths.state, from, to, &self.ctx.diag)?;
             plan.maintenance = Some(std::sync::Arc::new(m));
         }
-        plan.cadences = match self.set.load_config(false) {
-            Ok(cfg) => Cadences::of(&cfg, &self.ctx.diag),
+        let config = self.set.load_config(false);
+        plan.cadences = match &config {
+            Ok(cfg) => Cadences::of(cfg, &self.ctx.diag),
             Err(e) => {
                 self.ctx.diag.warn(format_args!("{e}; cadences are taken from the checks"));
                 Cadences::default()
             }
         };
+        let report_dir = self.metrics_dir.to_path_buf();
+        plan.quorum = self.quorum_figures(cli, config.as_ref().ok(), &plan, &[report_dir])?;
         let Some(path) = &cli.output else { return run(&plan, &mut self.ctx.out, &self.ctx.diag, &clock) };
         let mut buf = Vec::new();
         let status = run(&plan, &mut buf, &self.ctx.diag, &clock)?;
@@ -279,26 +287,20 @@ impl Subcommand<'_> {
             return Err(Error::usage("--by host: ndjson to stdout, from the metrics directory"));
         }
         let local = crate::util::host::get().unwrap_or("").to_string();
-        let mut dirs = vec![(local, self.metrics_dir.to_path_buf())];
-        let mut hosts: Vec<(String, PathBuf)> = match std::fs::read_dir(self.metrics_dir) {
-            Ok(rd) => rd
-                .filter_map(|e| e.ok())
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .filter_map(|e| e.file_name().into_string().ok().map(|n| (n, e.path())))
-                .filter(|(n, _)| ingest::host_dir_ok(n))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        hosts.sort();
-        dirs.extend(hosts);
+        let dirs = host_dirs(self.metrics_dir, local);
         let clock = self.set.clock;
         let mut status = Status::Ok;
+        let config = self.set.load_config(false);
+        let reported: Vec<PathBuf> = dirs.iter().map(|(_, d)| d.clone()).collect();
+        let first = Plan::from_cli(cli, self.format, self.metrics_dir, &clock)?;
+        let figures = self.quorum_figures(cli, config.as_ref().ok(), &first, &reported)?;
         for (host, dir) in dirs {
             let mut plan = Plan::from_cli(cli, self.format, &dir, &clock)?;
-            plan.cadences = match self.set.load_config(false) {
-                Ok(cfg) => Cadences::of(&cfg, &self.ctx.diag),
+            plan.cadences = match &config {
+                Ok(cfg) => Cadences::of(cfg, &self.ctx.diag),
                 Err(_) => Cadences::default(),
             };
+            plan.quorum = figures.clone();
             let mut buf = Vec::new();
             status = status.worst(run(&plan, &mut buf, &self.ctx.diag, &clock)?);
             for line in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
@@ -311,6 +313,88 @@ impl Subcommand<'_> {
         }
         Ok(status)
     }
+}
+
+impl Subcommand<'_> {
+    /// The uptime by quorum of the services with a quorum (`--quorum K`, or `"quorum": K` in
+    /// services.json) that several places checked: the hub's own metrics and each
+    /// `METRICS/<host>/` are the places. `reported`: the directories whose report is written
+    /// (their malformed lines are said by it). `None` when no service has a quorum, and
+    /// when services.json alone asks for one but files are named or `--by day` is given.
+    fn quorum_figures(
+        &self,
+        cli: &Cli,
+        config: Option<&crate::config::Config>,
+        plan: &Plan,
+        reported: &[PathBuf],
+    ) -> Result<Option<std::sync::Arc<QuorumFigures>>> {
+        let per_service = match config {
+            Some(cfg) => cfg.quorums()?,
+            None => Default::default(),
+        };
+        let rules = quorum::Rules { all: cli.quorum.map(|k| k as usize), per_service, window_s: cli.quorum_window };
+        if !rules.any() {
+            return Ok(None);
+        }
+        let unusable = if !cli.files.is_empty() {
+            Some("FILE arguments (the places are the metrics directory and each METRICS/<host>/)")
+        } else if cli.by == Some(By::Day) {
+            Some("--by day")
+        } else {
+            None
+        };
+        match (unusable, cli.quorum) {
+            (Some(what), Some(_)) => return Err(Error::usage(format!("--quorum: not with {what}"))),
+            (Some(_), None) => return Ok(None),
+            (None, _) => {}
+        }
+        // The hub's own metrics are this host's; under `--host NAME` of a host the hub keeps
+        // a directory for, they are the system's (or simply `local`).
+        let taken = |h: &str| h.is_empty() || self.root.join(h).is_dir();
+        let local = [crate::util::host::get().unwrap_or("").to_string(), crate::util::host::system()]
+            .into_iter()
+            .find(|h| !taken(h))
+            .unwrap_or_else(|| "local".to_string());
+        let places: Vec<quorum::Place> = host_dirs(self.root, local)
+            .into_iter()
+            .map(|(name, dir)| {
+                let say_rejects = !reported.contains(&dir);
+                quorum::Place { name, dir, say_rejects }
+            })
+            .collect();
+        if places.len() < 2 {
+            // A host's own metrics, no other place: nothing is checked from several.
+            return Ok(Some(std::sync::Arc::new(QuorumFigures::default())));
+        }
+        let now = self.set.clock.now();
+        let now_ms = now.unix_timestamp() * 1000 + i64::from(now.millisecond());
+        let by_name = quorum::figures(&places, &rules, plan, now_ms, &self.ctx.diag)?;
+        Ok(Some(std::sync::Arc::new(QuorumFigures { by_name })))
+    }
+}
+
+/// The uptime by quorum of the services several places checked, by name.
+#[derive(Debug, Default)]
+pub(crate) struct QuorumFigures {
+    pub by_name: std::collections::HashMap<String, quorum::Figure>,
+}
+
+/// The places of a hub: its own metrics directory (named `local`, this host), then each
+/// `METRICS/<host>/` that `rollup ingest` keeps, in name order.
+fn host_dirs(metrics: &Path, local: String) -> Vec<(String, PathBuf)> {
+    let mut dirs = vec![(local, metrics.to_path_buf())];
+    let mut hosts: Vec<(String, PathBuf)> = match std::fs::read_dir(metrics) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok().map(|n| (n, e.path())))
+            .filter(|(n, _)| ingest::host_dir_ok(n))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    hosts.sort();
+    dirs.extend(hosts);
+    dirs
 }
 
 /// The directories of daily files prune and compact keep in shape: the metrics, and the
@@ -362,6 +446,8 @@ pub(crate) struct Plan {
     pub twin: Option<PathBuf>,
     /// With `--exclude-maintenance`: the maintenance windows.
     pub maintenance: Option<std::sync::Arc<maintenance::Maint>>,
+    /// With a quorum: the uptime by quorum of the services several places checked.
+    pub quorum: Option<std::sync::Arc<QuorumFigures>>,
 }
 
 /// The cadences services.json configures, in coverage grid units: per service, and for the
@@ -496,6 +582,7 @@ impl Plan {
             notes: Vec::new(),
             twin,
             maintenance: None,
+            quorum: None,
         })
     }
 }
@@ -531,6 +618,7 @@ fn records(agg: &Agg, scope: &Scope, judge: &Judge<'_>, stamp: &str) -> Vec<Upti
             Uptime::build(name, s, scope, plan.sla, stamp)
                 .with_coverage(s, judge.span, plan.cadences.get(name), plan.unknown_as)
                 .with_maintenance(s, plan.maintenance.is_some())
+                .with_quorum(plan.quorum.as_ref().and_then(|q| q.by_name.get(name)))
         })
         .collect()
 }
@@ -645,7 +733,7 @@ pub(crate) fn run(plan: &Plan, out: &mut dyn Write, diag: &Diag, clock: &Clock) 
     sc.maintenance = maintenance::Lookup::new(plan.maintenance.clone());
     let mut emit = Emit {
         plan,
-        writer: Writer::new(style_of(plan.format)),
+        writer: Writer::new(style_of(plan.format)).with_quorum(plan.quorum.is_some()),
         stamp: clock.stamp(),
         now_ms: clock.now().unix_timestamp() * 1000 + i64::from(clock.now().millisecond()),
         breach: false,
@@ -699,6 +787,7 @@ fn scan_opts(plan: &Plan, window_days: Option<(i32, i32)>) -> ScanOpts {
         log_incidents: false,
         strict: plan.strict,
         max_line: plan.max_line,
+        quorum_window_ms: None,
     }
 }
 

@@ -247,6 +247,9 @@ pub struct Uptime {
     pub uptime_outside_maintenance_percent: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maintenance_checks: Option<u64>,
+    /// With a quorum, for a service several places checked: its uptime by quorum.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub by_quorum: Option<super::quorum::Figure>,
     pub timestamp: String,
     /// Whether uptime is below the SLA, before rounding.
     #[serde(skip)]
@@ -308,6 +311,7 @@ impl Uptime {
             status: sla.map(|_| if breach { "breach" } else { "ok" }),
             uptime_outside_maintenance_percent: None,
             maintenance_checks: None,
+            by_quorum: None,
             timestamp: stamp.to_string(),
             breach,
             latency_sum_ms: s.latency.total(),
@@ -326,6 +330,19 @@ impl Uptime {
             self.maintenance_checks = Some(s.maintenance.0 + s.maintenance.1);
         }
         self
+    }
+
+    /// With a quorum: the uptime by quorum of the service, when several places checked it.
+    pub fn with_quorum(mut self, figure: Option<&super::quorum::Figure>) -> Uptime {
+        self.by_quorum = figure.cloned();
+        self
+    }
+
+    /// `by quorum 2 of 3 places: 99.93%` (`unknown` without known time).
+    pub fn quorum_text(&self) -> Option<String> {
+        let q = self.by_quorum.as_ref()?;
+        let pct = q.quorum_uptime_percent.map_or_else(|| "unknown".to_string(), |u| format!("{}%", py_repr(u)));
+        Some(format!("by quorum {} of {} places: {pct}", q.quorum, q.quorum_places.len()))
     }
 
     /// Add the coverage figures of `s` over `span` (with the cadence `configured`, in grid
@@ -405,6 +422,9 @@ impl Uptime {
                 None => line.push_str(&format!(", all {n} checks in maintenance windows")),
             }
         }
+        if let Some(q) = self.quorum_text() {
+            line.push_str(&format!(", {q}"));
+        }
         if let Some(sla) = self.sla_percent {
             let verdict = if self.breach { "BREACH" } else { "met" };
             line.push_str(&format!(" SLA {}%: {verdict}", py_repr(sla).trim_end_matches(".0")));
@@ -446,6 +466,8 @@ pub enum Style {
 pub struct Writer {
     style: Style,
     started: bool,
+    /// The CSV and Markdown tables have the uptime by quorum's columns.
+    quorum: bool,
 }
 
 const CSV_HEADER: &[&str] = &[
@@ -486,7 +508,13 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 
 impl Writer {
     pub fn new(style: Style) -> Writer {
-        Writer { style, started: false }
+        Writer { style, started: false, quorum: false }
+    }
+
+    /// Give the tables the uptime by quorum's columns (a quorum was asked for).
+    pub fn with_quorum(mut self, on: bool) -> Writer {
+        self.quorum = on;
+        self
     }
 
     /// Write one batch: the window's records, or one day's.
@@ -508,8 +536,8 @@ impl Writer {
                     writeln!(out, "{}", r.text_line())?;
                 }
             }
-            Style::Csv => csv_batch(out, records, first)?,
-            Style::Markdown => markdown_batch(out, scope, records, first)?,
+            Style::Csv => csv_batch(out, records, first, self.quorum)?,
+            Style::Markdown => markdown_batch(out, scope, records, first, self.quorum)?,
             Style::Prometheus => prometheus(out, scope, records)?,
         }
         Ok(())
@@ -557,14 +585,36 @@ impl Writer {
     }
 }
 
-fn csv_batch(out: &mut dyn Write, records: &[Uptime], header: bool) -> Result<()> {
+/// The uptime by quorum's CSV columns, after the others.
+const CSV_QUORUM_HEADER: &[&str] =
+    &["quorum", "quorum_places", "quorum_uptime_percent", "quorum_down_s", "quorum_unknown_s", "quorum_outages"];
+
+fn csv_quorum(r: &Uptime) -> Vec<String> {
+    match &r.by_quorum {
+        None => vec![String::new(); CSV_QUORUM_HEADER.len()],
+        Some(q) => vec![
+            q.quorum.to_string(),
+            q.quorum_places.join(" "),
+            opt(&q.quorum_uptime_percent),
+            q.quorum_down_s.to_string(),
+            q.quorum_unknown_s.to_string(),
+            q.quorum_outages.to_string(),
+        ],
+    }
+}
+
+fn csv_batch(out: &mut dyn Write, records: &[Uptime], header: bool, quorum: bool) -> Result<()> {
     let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
     let err = |e: csv::Error| Error::other(format!("writing CSV: {e}"));
     if header {
-        w.write_record(CSV_HEADER).map_err(err)?;
+        let mut h: Vec<&str> = CSV_HEADER.to_vec();
+        if quorum {
+            h.extend_from_slice(CSV_QUORUM_HEADER);
+        }
+        w.write_record(h).map_err(err)?;
     }
     for r in records {
-        w.write_record([
+        let mut row = vec![
             r.name.clone(),
             opt(&r.day),
             opt(&r.from),
@@ -594,8 +644,11 @@ fn csv_batch(out: &mut dyn Write, records: &[Uptime], header: bool) -> Result<()
             opt(&r.unknown_as),
             opt(&r.sla_uptime_percent),
             opt(&r.low_coverage),
-        ])
-        .map_err(err)?;
+        ];
+        if quorum {
+            row.extend(csv_quorum(r));
+        }
+        w.write_record(row).map_err(err)?;
     }
     let bytes = w.into_inner().map_err(|e| Error::other(format!("writing CSV: {e}")))?;
     out.write_all(&bytes)?;
@@ -626,7 +679,7 @@ fn pct_cell(v: Option<f64>) -> String {
     v.map(|p| format!("{}%", py_repr(p).trim_end_matches(".0"))).unwrap_or_else(|| "-".into())
 }
 
-fn markdown_batch(out: &mut dyn Write, scope: &Scope, records: &[Uptime], first: bool) -> Result<()> {
+fn markdown_batch(out: &mut dyn Write, scope: &Scope, records: &[Uptime], first: bool, quorum: bool) -> Result<()> {
     if !first {
         out.write_all(b"\n")?;
     }
@@ -635,8 +688,14 @@ fn markdown_batch(out: &mut dyn Write, scope: &Scope, records: &[Uptime], first:
     out.write_all(
         b"| | service | uptime | checks | failures | degraded | avg | p50 | p95 | p99 | incidents | longest outage | coverage | unknown | uptime (known time) |",
     )?;
+    if quorum {
+        out.write_all(b" uptime by quorum |")?;
+    }
     out.write_all(if sla { b" SLA |\n" } else { b"\n" })?;
     out.write_all(b"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")?;
+    if quorum {
+        out.write_all(b"--:|")?;
+    }
     out.write_all(if sla { b"---|\n" } else { b"\n" })?;
     for r in records {
         write!(
@@ -661,6 +720,14 @@ fn markdown_batch(out: &mut dyn Write, scope: &Scope, records: &[Uptime], first:
             },
             pct_cell(r.uptime_known_percent),
         )?;
+        if quorum {
+            match &r.by_quorum {
+                Some(q) => {
+                    write!(out, " {} ({} of {}) |", pct_cell(q.quorum_uptime_percent), q.quorum, q.quorum_places.len())?
+                }
+                None => out.write_all(b" - |")?,
+            }
+        }
         if let Some(pct) = r.sla_percent {
             write!(out, " {} {}%", if r.breach { "**breach**" } else { "met" }, py_repr(pct).trim_end_matches(".0"))?;
             let notes = r.sla_notes();
@@ -692,7 +759,7 @@ type Sample = (&'static str, &'static str, Option<f64>);
 type Family = (&'static str, Type, &'static str, fn(&Uptime) -> Vec<Sample>);
 
 /// The metric families of the uptime records, in the order they are written.
-fn uptime_families() -> [Family; 13] {
+fn uptime_families() -> [Family; 14] {
     [
         ("pitcrew_uptime_ratio", Type::Gauge, "Share of checks up or degraded in the window (0 to 1).", |r| {
             vec![("", "", r.uptime_ratio)]
@@ -749,6 +816,12 @@ fn uptime_families() -> [Family; 13] {
             Type::Gauge,
             "The longest stretch of the window no check covered.",
             |r| vec![("", "", r.figures.map(|f| f.longest_gap.map_or(0.0, |(a, b)| (b - a) as f64 / 1000.0)))],
+        ),
+        (
+            "pitcrew_uptime_quorum_ratio",
+            Type::Gauge,
+            "Share of the known time the service was up by quorum (0 to 1), for a service checked from several places.",
+            |r| vec![("", "", r.by_quorum.as_ref().and_then(|q| q.ratio))],
         ),
         (
             "pitcrew_uptime_cadence_seconds",

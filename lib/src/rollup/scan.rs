@@ -225,6 +225,8 @@ pub struct ScanOpts {
     pub strict: bool,
     /// The longest line read, in bytes; longer ones are malformed.
     pub max_line: usize,
+    /// Keep each service's timeline for the uptime by quorum, with this window (ms).
+    pub quorum_window_ms: Option<i64>,
 }
 
 /// The malformed lines: how many, and the first one's place and reason.
@@ -255,6 +257,8 @@ pub struct Scanner {
     pub(crate) host: Host,
     /// With `--exclude-maintenance`: the services' maintenance windows.
     pub(crate) maintenance: super::maintenance::Lookup,
+    /// With a quorum: each service's timeline (`quorum_window_ms`).
+    pub(crate) tracks: super::quorum::Tracks,
 }
 
 /// Where a reader's lines come from: its name for messages and, for a daily file, its day.
@@ -408,6 +412,15 @@ impl Scanner {
         if let Some(ms) = ms {
             self.host.observe(ms);
         }
+        if let (Some(window_ms), Some(ms)) = (self.opts.quorum_window_ms, ms)
+            && status != Seen::Other
+        {
+            let track = match self.tracks.get_mut(name) {
+                Some(t) => t,
+                None => self.tracks.entry(name.to_string()).or_default(),
+            };
+            track.observe(ms, status == Seen::Down, window_ms);
+        }
         let stats = agg.get(name);
         stats.cells_from = self.opts.day_cells_from;
         if self.opts.log_incidents && stats.incidents.all.is_none() {
@@ -451,6 +464,11 @@ impl Scanner {
         }
         self.lines += later.lines;
         self.host.merge(later.host);
+        if let Some(window_ms) = self.opts.quorum_window_ms {
+            for (name, track) in later.tracks {
+                self.tracks.entry(name).or_default().merge(track, window_ms);
+            }
+        }
     }
 
     /// Take the days up to and including `day` (`--by day` over the daily files, which come

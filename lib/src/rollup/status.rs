@@ -50,7 +50,7 @@ pub(crate) fn document(page: &Page<'_>) -> Value {
                     })
                 })
                 .collect();
-            json!({
+            let mut service = json!({
                 "name": r.name,
                 "state": if dot.is_empty() { "unknown" } else { dot },
                 "last_check": r.last_check,
@@ -67,7 +67,14 @@ pub(crate) fn document(page: &Page<'_>) -> Value {
                 "incidents": r.incidents,
                 "longest_outage_s": r.longest_outage_s,
                 "days": days,
-            })
+            });
+            // With a quorum, for a service several places checked: its uptime by quorum.
+            if let (Some(q), Value::Object(m)) = (&r.by_quorum, &mut service)
+                && let Ok(Value::Object(fields)) = serde_json::to_value(q)
+            {
+                m.extend(fields);
+            }
+            service
         })
         .collect();
     let mut incidents: Vec<(&str, &super::report::IncidentOut)> =
