@@ -25,7 +25,8 @@ const TTL: u64 = 4;
 /// A hub: a resident notify whose stderr lines are collected.
 struct Hub {
     child: Child,
-    err: Arc<Mutex<Vec<String>>>,
+    /// Its stderr lines, with when each came.
+    err: Arc<Mutex<Vec<(Instant, String)>>>,
     out: Arc<Mutex<Vec<String>>>,
 }
 
@@ -41,7 +42,7 @@ impl Hub {
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(l);
+                lines.lock().unwrap().push((Instant::now(), l));
             }
         });
         let out = Arc::new(Mutex::new(Vec::new()));
@@ -64,11 +65,16 @@ impl Hub {
     }
 
     fn said(&self, what: &str) -> bool {
-        self.err.lock().unwrap().iter().any(|l| l.contains(what))
+        self.when(what).is_some()
+    }
+
+    /// When it first said `what`.
+    fn when(&self, what: &str) -> Option<Instant> {
+        self.err.lock().unwrap().iter().find(|(_, l)| l.contains(what)).map(|(t, _)| *t)
     }
 
     fn stderr(&self) -> String {
-        self.err.lock().unwrap().join("\n")
+        self.err.lock().unwrap().iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n")
     }
 
     fn kill(&mut self) {
@@ -162,7 +168,7 @@ fn two_hubs_one_acts_a_standby_takes_over_and_each_alert_reaches_the_sink_once()
     a.kill();
     let killed = Instant::now();
     assert!(wait_until(30.0, || b.said("hub-b/") && b.said(": leading")), "hub-b took over: {}", b.stderr());
-    let takeover = killed.elapsed();
+    let takeover = b.when(": leading").unwrap() - killed;
     assert!(
         takeover <= Duration::from_secs(TTL) + limit(3.0),
         "hub-b led {takeover:?} after hub-a died (TTL {TTL} s): {}",
@@ -312,4 +318,123 @@ fn batch_hubs_share_one_memory_a_standby_does_nothing_and_silences_are_shared() 
     let r = notify("hub-a", &["state"], String::new());
     assert!(r.stdout.contains(r#""acknowledged":true"#), "the acknowledgement is shared: {r:?}");
     assert!(!r.stdout.contains("127.0.0.1:"), "{r:?}");
+}
+
+/// Kill the leading hub at a random moment while alerts keep coming, `PITCREW_FAILOVER_TRIALS`
+/// times (3 unless said; `scripts/bench.sh failover` runs 20), and count: no alert may be
+/// lost; an alert the sink has while its hub dies before the claim says so comes twice.
+#[test]
+#[ignore = "slow: leader hubs killed at random moments, duplicates counted"]
+fn failover_at_random_moments_loses_no_alert_and_duplicates_are_counted() {
+    let Some(bin) = server_bin() else { return };
+    let trials: usize = std::env::var("PITCREW_FAILOVER_TRIALS").ok().and_then(|t| t.parse().ok()).unwrap_or(3);
+    let w = Workdir::new("fleet-failover");
+    let all = free_ports(9);
+    let (ports, routes, https) = (&all[0..3], &all[3..6], &all[6..9]);
+    let nodes: Vec<Node> = (0..3)
+        .map(|i| Node::start(&bin, &w, &format!("n{i}"), (ports[i], https[i]), Some((routes[i], routes))))
+        .collect();
+    assert!(wait_until(60.0, || nodes.iter().all(Node::healthy)), "the cluster did not become ready");
+    let servers = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+    let inbox: Inbox = Arc::new(Mutex::new(Vec::new()));
+    let got = inbox.clone();
+    // A sink that answers in 50 ms, as a chat API far away does.
+    let hook = HttpServer::start(move |s| {
+        let v: Value = serde_json::from_str(&s.body).unwrap_or(Value::Null);
+        for a in v["alerts"].as_array().cloned().unwrap_or_default() {
+            let id = a["id"].as_str().unwrap_or("").to_string();
+            got.lock().unwrap().push((id, a["subject"].as_str().unwrap_or("").to_string()));
+        }
+        Reply::new(200, "ok").delay(Duration::from_millis(50))
+    });
+    let listening = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (open, closed) = (listening.local_addr().unwrap().port(), crate::util::closed_port());
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let (mut alerts, mut twice, mut lost, mut takeovers) = (0usize, 0usize, 0usize, Vec::new());
+    for t in 0..trials {
+        inbox.lock().unwrap().clear();
+        let (a_home, b_home, host) = (format!("t{t}/hub-a"), format!("t{t}/hub-b"), format!("t{t}/h1"));
+        let alerting = format!(
+            r#"{{"services":[],"alerting":{{"webhook_url":"{}","rate_limit_seconds":0,"group_wait_seconds":0,"group_interval_seconds":0}}}}"#,
+            hook.url("/hook")
+        );
+        w.write(&format!("{a_home}/config/services.json"), &alerting);
+        w.write(&format!("{b_home}/config/services.json"), &alerting);
+        let publish = format!("nats://{servers}/pitcrew.ft{t}?replicas=3");
+        let read = format!("nats://{servers}/pitcrew.ft{t}?durable=hubs&ack_wait=3");
+        let state = format!("nats://{servers}/pitcrew-ft{t}?replicas=3");
+        let start = |home: &str, name: &str| {
+            let mut child = w
+                .tool("notify")
+                .env("AGENT_OPS_HOME", w.path(home))
+                .args(["--host", name, "--follow", "--state", &state, "--lease-ttl", "3", &read])
+                .spawn();
+            let err = Arc::new(Mutex::new(Vec::new()));
+            let lines = err.clone();
+            let stderr = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push((Instant::now(), l));
+                }
+            });
+            let stdout = child.stdout.take().unwrap();
+            std::thread::spawn(move || for _ in BufReader::new(stdout).lines().map_while(Result::ok) {});
+            Hub { child, err, out: Arc::new(Mutex::new(Vec::new())) }
+        };
+        let mut a = start(&a_home, "hub-a");
+        assert!(wait_until(30.0, || a.said("leading")), "hub-a leads: {}", a.stderr());
+        let mut b = start(&b_home, "hub-b");
+        assert!(wait_until(30.0, || b.said("standby")), "hub-b waits: {}", b.stderr());
+        // Ten waves, one new service down in each. The leader dies at a random moment, from a
+        // thread of its own, so the moment has nothing to do with the waves.
+        let kill_after = Duration::from_millis(300 + (seed.wrapping_mul(t as u64 + 7) >> 7) % 2500);
+        let pid = nix::unistd::Pid::from_raw(a.child.id() as i32);
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(kill_after);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            Instant::now()
+        });
+        for k in 1..=10 {
+            w.write(&format!("{host}/config/services.json"), services(open, closed, k));
+            let r = w
+                .tool("probe")
+                .env("AGENT_OPS_HOME", w.path(&host))
+                .args(["--host", "h1", "--publish", &publish])
+                .run_within(limit(60.0).as_secs());
+            assert!(!r.stderr.contains("outbox"), "published: {r:?}");
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        let killed = Some(killer.join().unwrap());
+        a.kill();
+        assert!(wait_until(30.0, || b.said(": leading")), "hub-b took over: {}", b.stderr());
+        takeovers.push(b.when(": leading").zip(killed).map(|(l, k)| l - k).unwrap_or_default());
+        let complete = wait_until(60.0, || {
+            let seen = inbox.lock().unwrap();
+            (1..=10).all(|i| seen.iter().any(|(_, s)| *s == format!("check:s{i:02}@h1")))
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        b.kill();
+        let seen = inbox.lock().unwrap().clone();
+        let mut per: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (id, s) in &seen {
+            per.entry(s.clone()).or_default().push(id.clone());
+        }
+        alerts += 10;
+        lost += 10 - per.len();
+        twice += per.values().map(|ids| ids.len() - 1).sum::<usize>();
+        for (s, ids) in &per {
+            assert!(ids.iter().all(|i| *i == ids[0]), "trial {t}: {s} was decided twice, not resent: {ids:?}");
+        }
+        assert!(complete, "trial {t}: every alert reached the sink: {seen:?}\n{}", b.stderr());
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "failover: {trials} leader(s) killed at random moments; {alerts} alerts, {lost} lost, {twice} sent twice; \
+             took over after {:?}",
+            takeovers
+        );
+    }
+    assert_eq!(lost, 0);
+    assert!(twice <= trials, "at most the alert in flight at each kill comes twice");
 }

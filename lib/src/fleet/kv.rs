@@ -104,7 +104,7 @@ fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// The stream behind bucket `name`, made as the client makes it (its `create_key_value`
 /// asks the server for account details nats-server 2.9 does not give), direct gets off.
-async fn bucket(js: &jetstream::Context, url: &NatsUrl, name: &str, max_age: Duration) -> Result<kv::Store> {
+async fn bucket(js: &jetstream::Context, url: &NatsUrl, name: &str, max_age: Duration) -> Result<(kv::Store, Duration)> {
     let cfg = stream::Config {
         name: format!("KV_{name}"),
         subjects: vec![format!("$KV.{name}.>")],
@@ -123,8 +123,12 @@ async fn bucket(js: &jetstream::Context, url: &NatsUrl, name: &str, max_age: Dur
     let mut last = String::new();
     for _ in 0..5 {
         match js.get_or_create_stream(cfg.clone()).await {
-            Ok(_) => match js.get_key_value(name).await {
-                Ok(s) => return Ok(s),
+            // A bucket made earlier keeps its own age limit: that one is the lease's TTL.
+            Ok(mut st) => match js.get_key_value(name).await {
+                Ok(s) => {
+                    let age = st.info().await.map(|i| i.config.max_age).ok().filter(|a| !a.is_zero());
+                    return Ok((s, age.unwrap_or(max_age)));
+                }
                 Err(e) => last = e.to_string(),
             },
             Err(e) => last = e.to_string(),
@@ -145,14 +149,14 @@ impl Shared {
             )));
         }
         let u = url.clone();
-        let (memory, lease, claims, max_value) = conn::runtime()?.block_on(async move {
+        let (memory, lease, claims, max_value, ttl) = conn::runtime()?.block_on(async move {
             let client = conn::connect(&u, "pitcrew-hub").await?;
             let max_value = client.server_info().max_payload;
             let js = conn::context(client);
-            let memory = bucket(&js, &u, &name, Duration::ZERO).await?;
-            let lease = bucket(&js, &u, &format!("{name}-lease"), ttl).await?;
-            let claims = bucket(&js, &u, &format!("{name}-sent"), CLAIM_AGE).await?;
-            Ok::<_, Error>((memory, lease, claims, max_value))
+            let (memory, _) = bucket(&js, &u, &name, Duration::ZERO).await?;
+            let (lease, ttl) = bucket(&js, &u, &format!("{name}-lease"), ttl).await?;
+            let (claims, _) = bucket(&js, &u, &format!("{name}-sent"), CLAIM_AGE).await?;
+            Ok::<_, Error>((memory, lease, claims, max_value, ttl))
         })?;
         Ok(Shared {
             url: url.clone(),
