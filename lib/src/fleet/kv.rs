@@ -104,7 +104,12 @@ fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// The stream behind bucket `name`, made as the client makes it (its `create_key_value`
 /// asks the server for account details nats-server 2.9 does not give), direct gets off.
-async fn bucket(js: &jetstream::Context, url: &NatsUrl, name: &str, max_age: Duration) -> Result<(kv::Store, Duration)> {
+async fn bucket(
+    js: &jetstream::Context,
+    url: &NatsUrl,
+    name: &str,
+    max_age: Duration,
+) -> Result<(kv::Store, Duration)> {
     let cfg = stream::Config {
         name: format!("KV_{name}"),
         subjects: vec![format!("$KV.{name}.>")],

@@ -64,6 +64,11 @@ impl Hub {
     /// Connect to the buckets of `url` as the hub `host`, with a lease of `ttl`.
     pub fn open(url: &str, state_dir: &Path, host: &str, ttl: Duration) -> Result<Hub> {
         let url = NatsUrl::parse(url)?;
+        if url.durable.is_some() {
+            return Err(Error::usage(format!(
+                "--state {url}: the shared memory is a bucket, not a consumer (no ?durable=)"
+            )));
+        }
         let me = format!("{host}/{}", std::process::id());
         let shared = Shared::open(&url, &me, ttl)?;
         let dir = state_dir.join("hub").join(&url.subject);
@@ -91,20 +96,22 @@ impl Hub {
         Ok(Err(self.shared.holder()?.unwrap_or_else(|| "another hub".into())))
     }
 
-    /// Wait until this hub leads (a resident standby), saying once who leads meanwhile.
+    /// Wait until this hub leads (a resident standby), saying once who leads meanwhile. It
+    /// outlives an outage of the servers: it says so once and asks again.
     pub fn wait_to_lead(&self, diag: &Diag, every: Duration) -> Result<()> {
         let mut said = None;
         loop {
-            match self.try_lead()? {
-                Ok(()) => {
+            let (news, now) = match self.try_lead() {
+                Ok(Ok(())) => {
                     diag.warn(format_args!("hub {}: leading", self.shared.me()));
                     return Ok(());
                 }
-                Err(holder) if said.as_ref() != Some(&holder) => {
-                    diag.warn(format_args!("hub {}: standby while {holder} leads", self.shared.me()));
-                    said = Some(holder);
-                }
-                Err(_) => {}
+                Ok(Err(holder)) => (format!("hub {}: standby while {holder} leads", self.shared.me()), holder),
+                Err(e) => (format!("hub {}: standby, the lease cannot be read: {e}", self.shared.me()), e.to_string()),
+            };
+            if said.as_ref() != Some(&now) {
+                diag.warn(news);
+                said = Some(now);
             }
             std::thread::sleep(every);
         }
