@@ -3,7 +3,7 @@
 # a baseline measured in the same run, as a ratio.
 #
 #   scripts/bench.sh            all sections
-#   scripts/bench.sh probe      one section (probe, watch, rollup, board, tickmon, cellscan, fleet)
+#   scripts/bench.sh probe      one section (probe, watch, rollup, board, tickmon, cellscan, fleet, failover)
 #   WATCH_MINUTES=2 scripts/bench.sh watch    probe --watch for 2 minutes instead of 10
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -24,7 +24,7 @@ for f in scripts/bench/*.sh; do
 done
 
 sections=("$@")
-[ ${#sections[@]} -gt 0 ] || sections=(probe watch timeline rollup board tickmon cellscan fleet)
+[ ${#sections[@]} -gt 0 ] || sections=(probe watch timeline rollup board tickmon cellscan fleet failover)
 for s in "${sections[@]}"; do
     if declare -F "bench_$s" >/dev/null; then
         "bench_$s"

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::util::{Workdir, limit, wait_until};
 
 #[allow(clippy::print_stderr)]
-fn server_bin() -> Option<PathBuf> {
+pub(crate) fn server_bin() -> Option<PathBuf> {
     // scripts/install-peers.sh puts a current server in /usr/local/bin (Debian's is older).
     let installed = Path::new("/usr/local/bin/nats-server");
     let bin = std::env::var_os("PITCREW_NATS_SERVER")
@@ -33,13 +33,13 @@ fn free_port() -> u16 {
 }
 
 /// `n` distinct free ports: all bound at once, then released.
-fn free_ports(n: usize) -> Vec<u16> {
+pub(crate) fn free_ports(n: usize) -> Vec<u16> {
     let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
     held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 /// One nats-server process, killed when dropped.
-struct Node {
+pub(crate) struct Node {
     name: String,
     child: Option<Child>,
     http: u16,
@@ -48,7 +48,13 @@ struct Node {
 }
 
 impl Node {
-    fn start(bin: &Path, dir: &Workdir, name: &str, (port, http): (u16, u16), cluster: Option<(u16, &[u16])>) -> Node {
+    pub(crate) fn start(
+        bin: &Path,
+        dir: &Workdir,
+        name: &str,
+        (port, http): (u16, u16),
+        cluster: Option<(u16, &[u16])>,
+    ) -> Node {
         let mut args = vec![
             "-a".to_string(),
             "127.0.0.1".into(),
@@ -80,14 +86,14 @@ impl Node {
         n
     }
 
-    fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let child =
             Command::new(&self.bin).args(&self.args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         self.child = Some(child);
     }
 
     /// Ready: /healthz says ok (JetStream has a meta leader).
-    fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         ureq::get(&format!("http://127.0.0.1:{}/healthz", self.http)).call().is_ok()
     }
 
@@ -117,7 +123,7 @@ impl Node {
             .find(|c| c["name"] == name)
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

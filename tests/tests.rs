@@ -10,6 +10,7 @@ mod board;
 mod cellscan;
 mod crash;
 mod fleet;
+mod fleet_hubs;
 mod fuzz_corpus;
 mod hostile;
 mod layout;

@@ -6,7 +6,7 @@
 //! caused: in batch when the tool has finished without an error ([`commit_all`], called by
 //! the entry point), in the resident modes when the loop asks for the next record after
 //! having handled the message's line ([`commit_through`]). A tool that fails or is killed
-//! before that gets the messages again (at-least-once: after the consumer's ack wait, 30 s).
+//! before that gets the messages again (at-least-once: after the consumer's ack wait, 30 s unless `?ack_wait=SECS` says).
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
@@ -115,7 +115,7 @@ impl Reader {
             let cfg = consumer::pull::Config {
                 durable_name: Some(durable.clone()),
                 ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
+                ack_wait: Duration::from_secs(u.ack_wait),
                 deliver_policy: consumer::DeliverPolicy::All,
                 max_ack_pending: 20_000,
                 ..Default::default()

@@ -6,12 +6,15 @@
 //! - [`conn`]: the process's NATS runtime, connecting with the credentials.
 //! - [`publish`]: `--publish`, with the local outbox for what could not be sent.
 //! - [`consume`]: a durable consumer read as NDJSON lines, acknowledged after commit.
+//! - [`kv`]: what the hubs share in key-value buckets: notify's memory, the lease, the
+//!   claims on alerts sent.
 //!
 //! Below the formats: [`crate::ndjson`] opens a `nats://` source through it, and
 //! [`crate::entry`] tees a tool's output into a [`publish::Publisher`].
 
 pub mod conn;
 pub mod consume;
+pub mod kv;
 pub mod publish;
 pub mod url;
 

@@ -17,6 +17,9 @@ pub struct NatsUrl {
     pub durable: Option<String>,
     /// The stream's replicas when pitcrew creates it (1 to 5).
     pub replicas: usize,
+    /// How long the durable consumer waits for an acknowledgement before it delivers a
+    /// message again (`?ack_wait=SECS`, 30 by default).
+    pub ack_wait: u64,
     /// `tls://` was given: the connection must use TLS.
     pub tls: bool,
     /// User and password from the URL's userinfo.
@@ -82,7 +85,7 @@ impl NatsUrl {
             }
             servers.push(format!("{name}:{port}"));
         }
-        let (mut durable, mut replicas) = (None, 1usize);
+        let (mut durable, mut replicas, mut ack_wait) = (None, 1usize, 30u64);
         for kv in query.split('&').filter(|s| !s.is_empty()) {
             match kv.split_once('=') {
                 Some(("durable", d)) if token_ok(d) => durable = Some(d.to_string()),
@@ -90,9 +93,13 @@ impl NatsUrl {
                     Ok(n @ 1..=5) => replicas = n,
                     _ => return Err(shown("replicas must be 1 to 5")),
                 },
+                Some(("ack_wait", w)) => match w.parse::<u64>() {
+                    Ok(n @ 1..=3600) => ack_wait = n,
+                    _ => return Err(shown("ack_wait must be 1 to 3600 seconds")),
+                },
                 _ => {
                     return Err(shown(&format!(
-                        "unknown or bad parameter '{kv}' (durable=NAME of letters, digits, - and _; replicas=N)"
+                        "unknown or bad parameter '{kv}' (durable=NAME of letters, digits, - and _; replicas=N; ack_wait=SECS)"
                     )));
                 }
             }
@@ -105,7 +112,7 @@ impl NatsUrl {
                 None => token = Some(dec(u)),
             }
         }
-        Ok(NatsUrl { servers, subject: subject.to_string(), durable, replicas, tls, user, token })
+        Ok(NatsUrl { servers, subject: subject.to_string(), durable, replicas, ack_wait, tls, user, token })
     }
 
     /// The stream that holds the subject: its name in upper case, other characters as `_`

@@ -67,6 +67,17 @@ pub struct Cli {
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub quorum: Option<u32>,
 
+    /// Share notify's memory (subject states, silences, outbox) in JetStream key-value
+    /// buckets named BUCKET, and act only while this hub holds the lease there, so two or
+    /// three hubs run the same notify and one acts (docs/fleet.md)
+    #[arg(long, value_name = "nats://HOST:PORT/BUCKET", global = true, env = "PITCREW_NOTIFY_STATE")]
+    pub state: Option<String>,
+
+    /// With --state: the lease's time to live; a standby takes over this long after the
+    /// leader's last renewal
+    #[arg(long, value_name = "SECS", default_value_t = super::hub::DEFAULT_LEASE_TTL_S, value_parser = clap::value_parser!(u64).range(3..=600))]
+    pub lease_ttl: u64,
+
     /// How recent a host's latest record must be to count for the quorum, in seconds
     #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400 * 7))]
     pub quorum_window: u64,

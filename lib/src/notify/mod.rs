@@ -13,6 +13,7 @@ pub mod alert;
 pub(crate) mod cli;
 pub(crate) mod escalate;
 pub(crate) mod follow;
+pub(crate) mod hub;
 pub(crate) mod lifecycle;
 pub mod outbox;
 mod quorum;
@@ -76,6 +77,11 @@ impl Files {
             history: crate::history::alerts_dir(state_dir),
         }
     }
+
+    /// Under a hub: the shared files in the hub's local copy, the history where it always is.
+    pub fn under_hub(hub: &hub::Hub, state_dir: &Path) -> Files {
+        Files { history: crate::history::alerts_dir(state_dir), ..Files::under(hub.dir()) }
+    }
 }
 
 /// The `notify` tool.
@@ -83,10 +89,28 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
     let (paths, clock) = (&set.paths, set.clock);
     ctx.out.escape_controls(cli.format != cli::Format::Ndjson);
-    let files = Files::under(&paths.state);
+    let hub = match &cli.state {
+        Some(url) => {
+            let me = crate::util::host::get().map(String::from).unwrap_or_else(crate::util::host::system);
+            Some(hub::Hub::open(url, &paths.state, &me, std::time::Duration::from_secs(cli.lease_ttl))?)
+        }
+        None => None,
+    };
+    let files = match &hub {
+        Some(h) => Files::under_hub(h, &paths.state),
+        None => Files::under(&paths.state),
+    };
     match &cli.cmd {
-        Some(Cmd::Silence(s)) => return silence_cmd(ctx, &cli, s, &files, &clock),
-        Some(Cmd::Outbox(o)) => return outbox_cmd(ctx, &cli, o, &files, &clock),
+        Some(Cmd::Silence(s)) => return silence_cmd(ctx, &cli, s, &files, &clock, hub.as_ref()),
+        Some(Cmd::Outbox(o)) => {
+            if matches!(o, OutboxCmd::List) || cli.dry_run {
+                if let Some(h) = &hub {
+                    h.pull(&files)?;
+                }
+                return outbox_cmd(ctx, &cli, o, &files, &clock);
+            }
+            return hub::with_lease(hub.as_ref(), &files, "outbox drop", || outbox_cmd(ctx, &cli, o, &files, &clock));
+        }
         _ => {}
     }
     let config = set.load_config(false)?;
@@ -94,6 +118,28 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         return Err(Error::usage("--follow reads records; it does not go with a subcommand"));
     }
     let timing = follow::Timing::of(&config, cli.group_wait, cli.group_interval)?;
+    // A hub acts only while it leads: a resident standby waits for the lease before it reads
+    // anything, a batch one says who leads and ends.
+    if let Some(h) = &hub {
+        let batch_run = !cli.follow && !matches!(cli.cmd, Some(Cmd::Ack(_)) | Some(Cmd::State));
+        if cli.follow {
+            h.wait_to_lead(&ctx.diag, hub::poll_every(std::time::Duration::from_secs(cli.lease_ttl)))?;
+        } else if batch_run
+            && !cli.dry_run
+            && let Err(holder) = h.try_lead()?
+        {
+            if matches!(cli.cmd, Some(Cmd::Send(_))) {
+                return Err(Error::other(format!(
+                    "hub {holder} leads: send the alert there, or put it on the stream the hubs read"
+                )));
+            }
+            ctx.diag.warn(format_args!("standby: {holder} leads; this hub does nothing"));
+            return Ok(Status::Ok);
+        }
+        if batch_run || cli.follow {
+            h.pull(&files)?;
+        }
+    }
     // Before any other thread starts (the signals are blocked in every thread after it).
     let input = match cli.follow {
         true => Some(crate::ndjson::follow::Follow::start(Source::from_args(&cli.files), set.read_opts)?),
@@ -127,20 +173,37 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         max_subjects,
         escalation,
         polls_acks,
+        hub: hub.as_ref(),
     };
     match &cli.cmd {
-        Some(Cmd::Ack(a)) => return engine.ack_cmd(&cli, a, out),
-        Some(Cmd::State) => return engine.state_cmd(&cli, out),
+        Some(Cmd::Ack(a)) => {
+            let files = engine.files.clone();
+            return hub::with_lease(hub.as_ref(), &files, "ack", || engine.ack_cmd(&cli, a, out));
+        }
+        Some(Cmd::State) => {
+            if let Some(h) = &hub {
+                h.pull(&engine.files)?;
+            }
+            return engine.state_cmd(&cli, out);
+        }
         _ => {}
     }
 
-    let mut quorum = quorum::Quorum::load(&paths.state, cli.quorum.map(|k| k as usize), cli.quorum_window, &config)?;
+    let quorum_dir = hub.as_ref().map_or(paths.state.as_path(), |h| h.dir());
+    let mut quorum = quorum::Quorum::load(quorum_dir, cli.quorum.map(|k| k as usize), cli.quorum_window, &config)?;
     if cli.dry_run {
         quorum.read_only();
     }
     if let Some(input) = input {
         out.set_line_buffered(true);
-        return follow::run(&mut engine, &input, timing, cli.format, set.read_opts, out, diag, &mut quorum);
+        let ended = follow::run(&mut engine, &input, timing, cli.format, set.read_opts, out, diag, &mut quorum);
+        if let Some(h) = &hub {
+            // A clean end hands the lease on at once; a failed one lets it run out.
+            if ended.is_ok() {
+                h.release();
+            }
+        }
+        return ended;
     }
     let mut input = Input::default();
     match &cli.cmd {
@@ -160,7 +223,15 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     if engine.sinks.is_empty() && sending {
         diag.warn("no sink is configured (see the alerting settings): the alert only goes to stdout");
     }
-    let report = engine.run(input)?;
+    if hub.is_some() {
+        // The quorum's view is part of the shared memory the run writes back.
+        quorum.save()?;
+    }
+    let report = engine.run(input);
+    if let Some(h) = &hub {
+        h.release();
+    }
+    let report = report?;
     quorum.save()?;
     for a in &report.alerts {
         if sending && a.suppressed == Some(Suppressed::RateLimit) {
@@ -299,6 +370,8 @@ pub(crate) struct Engine<'a> {
     pub escalation: escalate::Escalation,
     /// Some sink reads acknowledgements (`telegram_acks`, `gitea_acks`).
     pub polls_acks: bool,
+    /// The hub this runs as (`--state nats://…`), sharing its memory with the others.
+    pub hub: Option<&'a hub::Hub>,
 }
 
 impl Engine<'_> {
@@ -329,6 +402,14 @@ impl Engine<'_> {
             ));
         }
         let saving = !self.dry_run && unsaved.is_none();
+        if let Some(h) = self.hub {
+            // The memory as the hubs share it, read while this hub leads (and is locked
+            // locally): a hub that does not lead any more must not act.
+            if !self.dry_run {
+                h.check()?;
+            }
+            h.pull(&self.files)?;
+        }
         let now = self.clock.now();
         let stamp = clock::fmt_ts(now);
         let mut state = self.load_state();
@@ -372,6 +453,9 @@ impl Engine<'_> {
                 Ok(r) => alerts.extend(r),
                 Err(e) => self.diag.warn(format_args!("{e}; the reminders about silences wait for the next run")),
             }
+        }
+        if let Some(h) = self.hub {
+            h.name_alerts(&mut alerts);
         }
         self.deliver(&mut alerts, &state, now);
         remember_sinks(&mut state, &alerts, &stamp, false);
@@ -440,6 +524,9 @@ impl Engine<'_> {
             outbox::append(&self.files.outbox, queued)?;
             state.save(&self.files.state)?;
             rates.save(&self.files.rates, clock::unix_f64(now), self.policy.rate_limit_s)?;
+            if let Some(h) = self.hub {
+                h.push(&self.files, self.diag)?;
+            }
         } else if !queued.is_empty() {
             self.diag.warn(format_args!(
                 "{} alert(s) were not delivered and cannot be queued in the outbox (see the alert records)",
@@ -536,8 +623,11 @@ impl Engine<'_> {
                     })
                     .collect()
             } else {
-                sink.deliver(&batch, false)
-                    .into_iter()
+                let sent = match self.hub {
+                    Some(h) => h.deliver(sink.as_mut(), &batch, false, self.diag),
+                    None => sink.deliver(&batch, false),
+                };
+                sent.into_iter()
                     .map(|r| SinkResult {
                         sink: sink.name().into(),
                         delivered: r.is_ok(),
@@ -576,7 +666,10 @@ impl Engine<'_> {
                     OutboxLine::Unreadable(_) => None,
                 })
                 .collect();
-            let results = sink.deliver(&batch, true);
+            let results = match self.hub {
+                Some(h) => h.deliver(sink.as_mut(), &batch, true, self.diag),
+                None => sink.deliver(&batch, true),
+            };
             for (i, r) in idx.into_iter().zip(results) {
                 let OutboxLine::Entry(q) = &mut waiting[i] else { continue };
                 let res = SinkResult {
@@ -1040,24 +1133,39 @@ fn new_silence(
     })
 }
 
-fn silence_cmd(ctx: &mut Ctx, cli: &Cli, cmd: &SilenceCmd, files: &Files, clock: &Clock) -> Result<Status> {
+fn silence_cmd(
+    ctx: &mut Ctx,
+    cli: &Cli,
+    cmd: &SilenceCmd,
+    files: &Files,
+    clock: &Clock,
+    hub: Option<&hub::Hub>,
+) -> Result<Status> {
     let now = clock.now();
     let out = &mut ctx.out;
     let show = |out: &mut dyn Write, s: &Silence| show_silence(out, cli.format, s, now);
+    // Under a hub the silences are shared: read them first, and write a change back.
+    let edit = |change: &dyn Fn() -> Result<Silence>| match hub {
+        Some(h) => h.edit_silences(files, change),
+        None => change(),
+    };
     match cmd {
         SilenceCmd::Add { matchers, duration, every, cron, window_length, tz, starts, no_recover, why } => {
             let s = new_silence(matchers, duration, every, cron, window_length, tz, starts, *no_recover, why, now)?;
-            let s = silence::add(&files.silences, s, now)?;
+            let s = edit(&|| silence::add(&files.silences, s.clone(), now))?;
             show(out, &s)?;
         }
         SilenceCmd::List { all } => {
+            if let Some(h) = hub {
+                h.pull(files)?;
+            }
             let file = Silences::load(&files.silences)?;
             for s in file.silences.iter().filter(|s| *all || !s.expired(now)) {
                 show(out, s)?;
             }
         }
         SilenceCmd::Expire { id } => {
-            let s = silence::expire(&files.silences, *id, now)?;
+            let s = edit(&|| silence::expire(&files.silences, *id, now))?;
             show(out, &s)?;
         }
     }
@@ -1150,6 +1258,9 @@ impl Engine<'_> {
             return Ok(());
         }
         let stamp = clock::fmt_ts(now);
+        if let Some(h) = self.hub {
+            h.name_alerts(notes);
+        }
         self.deliver(notes, state, now);
         let waiting = outbox::load(&self.files.outbox, self.diag).unwrap_or_default();
         let queued = to_queue(notes, &waiting, &stamp);

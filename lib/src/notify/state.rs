@@ -198,6 +198,11 @@ impl Subject {
 pub struct State {
     #[serde(default)]
     pub(crate) subjects: BTreeMap<String, Subject>,
+    /// The time of the newest record read of each subject, good ones too: a record older
+    /// than that (a stream that delivers again what a killed reader had, after newer ones)
+    /// says nothing new and is left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) newest: BTreeMap<String, String>,
     #[serde(flatten)]
     pub(crate) extra: Map<String, Value>,
 }
@@ -260,6 +265,12 @@ impl State {
                 self.subjects.remove(&k);
                 cut.subjects += 1;
             }
+        }
+        if self.newest.len() > max_subjects {
+            let mut order: Vec<(String, String)> = std::mem::take(&mut self.newest).into_iter().collect();
+            order.sort_by(|a, b| b.1.cmp(&a.1));
+            order.truncate(max_subjects);
+            self.newest = order.into_iter().collect();
         }
         cut
     }
@@ -349,8 +360,11 @@ impl Input {
     /// subject in this run speaks over it.
     pub fn rule(&mut self, o: Observation) {
         let key = subject_key(&o.subject).into_owned();
-        if let Some(Said::Alert(_)) = self.said.get(&key) {
-            return;
+        match self.said.get(&key) {
+            Some(Said::Alert(_)) => return,
+            // The newest record wins, whatever order they came in.
+            Some(Said::Rule(prev)) if older(&o.timestamp, &prev.timestamp) => return,
+            _ => {}
         }
         if o.bad.is_some() {
             self.bad_before.insert(key.clone(), o.clone());
@@ -382,6 +396,11 @@ impl Input {
 
 fn ts(s: &str) -> Option<OffsetDateTime> {
     clock::parse_ts(s)
+}
+
+/// True when both are times and `a` is before `b`.
+fn older(a: &str, b: &str) -> bool {
+    matches!((ts(a), ts(b)), (Some(a), Some(b)) if a < b)
 }
 
 fn age_s(since: &str, now: OffsetDateTime) -> Option<u64> {
@@ -418,6 +437,14 @@ pub fn evaluate(
     let Input { order, mut said, mut bad_before, loose } = input;
     for key in order {
         let Some(s) = said.remove(&key) else { continue };
+        if let Said::Rule(o) = &s {
+            if state.newest.get(&key).is_some_and(|n| older(&o.timestamp, n)) {
+                continue;
+            }
+            if let Some(t) = ts(&o.timestamp) {
+                state.newest.insert(key.clone(), clock::fmt_ts(t));
+            }
+        }
         let entry = state.subjects.entry(key.clone()).or_default();
         entry.last_seen.clone_from(&pass.stamp);
         let forget = match &s {
@@ -439,6 +466,7 @@ pub fn evaluate(
     let mut alerts = pass.alerts;
     mention_children(&mut alerts);
     state.subjects.retain(|_, e| ts(&e.last_seen).is_none_or(|t| (now - t).whole_seconds() < FORGET_AFTER_S));
+    state.newest.retain(|_, t| ts(t).is_some_and(|t| (now - t).whole_seconds() < FORGET_AFTER_S));
     Decision { alerts }
 }
 
@@ -797,6 +825,35 @@ mod tests {
         json!({"kind": "check", "name": name, "status": status, "detail": format!("{name} {status}")})
     }
 
+    fn check_at(name: &str, status: &str, at: &str) -> Value {
+        let mut v = check(name, status);
+        v["timestamp"] = json!(at);
+        v
+    }
+
+    #[test]
+    fn a_record_older_than_one_read_before_says_nothing() {
+        // A stream delivers again, after newer records, what a killed reader had: api was
+        // down at 10:00 and 10:02, up at 10:01 (delivered last). It stays down, and the
+        // recovery is not announced; then a newer up record recovers it.
+        let (mut st, mut r) = (State::default(), Rates::default());
+        let a =
+            run(&mut st, &mut r, &[check_at("api", "down", "2026-11-23T10:02:00Z")], policy(), "2026-11-23T10:02:05Z");
+        assert_eq!(a.len(), 1);
+        let late = [check_at("api", "up", "2026-11-23T10:01:00Z")];
+        let a = run(&mut st, &mut r, &late, policy(), "2026-11-23T10:02:35Z");
+        assert!(a.is_empty(), "{a:?}");
+        assert!(st.subjects["check:api"].level.is_some());
+        // Within one run too: the newest record wins whatever the order.
+        let lines = [check_at("db", "down", "2026-11-23T10:03:00Z"), check_at("db", "up", "2026-11-23T10:02:00Z")];
+        let a = run(&mut st, &mut r, &lines, policy(), "2026-11-23T10:03:05Z");
+        assert_eq!((a.len(), a[0].subject.as_deref()), (1, Some("check:db")), "{a:?}");
+        assert_eq!(a[0].status, AlertStatus::Firing);
+        let a =
+            run(&mut st, &mut r, &[check_at("api", "up", "2026-11-23T10:04:00Z")], policy(), "2026-11-23T10:04:05Z");
+        assert_eq!(a[0].status, AlertStatus::Resolved, "{a:?}");
+    }
+
     #[test]
     fn turning_bad_staying_bad_repeating_and_recovering() {
         let (mut st, mut r) = (State::default(), Rates::default());
@@ -911,7 +968,10 @@ mod tests {
         let p = Policy { after: 2, ..policy() };
         let a = run(&mut st, &mut r, &[down.clone(), up.clone()], p, "2026-11-23T11:00:00Z");
         assert_eq!((a.len(), a[0].suppressed), (1, Some(Suppressed::Threshold)));
-        run(&mut st, &mut r, &[down.clone()], p, "2026-11-23T11:10:00Z");
+        // (Records of later runs are newer: a record older than one read before says nothing.)
+        run(&mut st, &mut r, &[check_at("gateway", "down", "2026-11-23T11:10:00Z")], p, "2026-11-23T11:10:00Z");
+        let (down, up) =
+            (check_at("gateway", "down", "2026-11-23T11:20:00Z"), check_at("gateway", "up", "2026-11-23T11:20:03Z"));
         let a = run(&mut st, &mut r, &[down, up], p, "2026-11-23T11:20:00Z");
         assert_eq!(a.iter().map(|a| a.level).collect::<Vec<_>>(), vec![Level::Error, Level::Recovery]);
         assert_eq!(a[0].since.as_deref(), Some("2026-11-23T11:10:00.000Z"), "bad since the run before");

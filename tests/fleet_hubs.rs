@@ -1,0 +1,440 @@
+//! No single monitor (docs/fleet.md): two hubs run the same `notify --follow --state
+//! nats://…` against a 3-node JetStream cluster on loopback; one leads, the other waits. The
+//! leader is killed in the middle of a send and later between sends; the other takes over
+//! within the lease's TTL, announces nothing twice that was announced before, keeps the
+//! silences, and each alert reaches the sink once (the one it was giving the sink when it
+//! died may arrive twice: it is counted).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::fleet::{Node, free_ports, server_bin};
+use crate::util::http::{HttpServer, Reply};
+use crate::util::{Workdir, limit, wait_until};
+
+/// The lease's TTL the hubs run with, in seconds.
+const TTL: u64 = 4;
+
+/// A hub: a resident notify whose stderr lines are collected.
+struct Hub {
+    child: Child,
+    /// Its stderr lines, with when each came.
+    err: Arc<Mutex<Vec<(Instant, String)>>>,
+    out: Arc<Mutex<Vec<String>>>,
+}
+
+impl Hub {
+    fn start(w: &Workdir, name: &str, read: &str, state: &str) -> Hub {
+        let mut child = w
+            .tool("notify")
+            .env("AGENT_OPS_HOME", w.path(name))
+            .args(["--host", name, "--follow", "--state", state, "--lease-ttl", &TTL.to_string(), read])
+            .spawn();
+        let err = Arc::new(Mutex::new(Vec::new()));
+        let lines = err.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push((Instant::now(), l));
+            }
+        });
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let records = out.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                records.lock().unwrap().push(l);
+            }
+        });
+        Hub { child, err, out }
+    }
+
+    /// True when its alert record for `subject` says the sink took it.
+    fn delivered(&self, subject: &str) -> bool {
+        self.out.lock().unwrap().iter().any(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
+            v["subject"] == subject && v["sinks"][0]["delivered"] == true
+        })
+    }
+
+    fn said(&self, what: &str) -> bool {
+        self.when(what).is_some()
+    }
+
+    /// When it first said `what`.
+    fn when(&self, what: &str) -> Option<Instant> {
+        self.err.lock().unwrap().iter().find(|(_, l)| l.contains(what)).map(|(t, _)| *t)
+    }
+
+    fn stderr(&self) -> String {
+        self.err.lock().unwrap().iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n")
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What the sink received: every alert of every message, in order, as (id, subject).
+type Inbox = Arc<Mutex<Vec<(String, String)>>>;
+
+/// One host with services s01..s10: those in `down` refuse connections, the others listen.
+fn services(open: u16, closed: u16, down: usize) -> String {
+    let list: Vec<String> = (1..=10)
+        .map(|i| {
+            let port = if i <= down { closed } else { open };
+            format!(r#"{{"name":"s{i:02}","type":"tcp","target":"127.0.0.1","port":{port}}}"#)
+        })
+        .collect();
+    format!(r#"{{"services":[{}]}}"#, list.join(","))
+}
+
+#[test]
+#[ignore = "slow: a 3-node JetStream cluster, two hubs, the leader killed mid-send and between sends"]
+fn two_hubs_one_acts_a_standby_takes_over_and_each_alert_reaches_the_sink_once() {
+    let Some(bin) = server_bin() else { return };
+    let w = Workdir::new("fleet-hubs");
+    let all = free_ports(9);
+    let (ports, routes, https) = (&all[0..3], &all[3..6], &all[6..9]);
+    let nodes: Vec<Node> = (0..3)
+        .map(|i| Node::start(&bin, &w, &format!("n{i}"), (ports[i], https[i]), Some((routes[i], routes))))
+        .collect();
+    assert!(wait_until(60.0, || nodes.iter().all(Node::healthy)), "the cluster did not become ready");
+    let servers = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+    let publish = format!("nats://{servers}/pitcrew.checks?replicas=3");
+    let read = format!("nats://{servers}/pitcrew.checks?durable=hubs&ack_wait=5");
+    let state = format!("nats://{servers}/pitcrew-notify?replicas=3");
+
+    // The sink: a webhook receiver that takes a moment to answer, so a hub can die while it
+    // is being given an alert (after the receiver has it, before the answer).
+    let inbox: Inbox = Arc::new(Mutex::new(Vec::new()));
+    let got = inbox.clone();
+    let hook = HttpServer::start(move |s| {
+        let v: Value = serde_json::from_str(&s.body).unwrap_or(Value::Null);
+        for a in v["alerts"].as_array().cloned().unwrap_or_default() {
+            let id = a["id"].as_str().unwrap_or("").to_string();
+            got.lock().unwrap().push((id, a["subject"].as_str().unwrap_or("").to_string()));
+        }
+        Reply::new(200, "ok").delay(Duration::from_millis(1500))
+    });
+    let alerting = format!(
+        r#"{{"services":[],"alerting":{{"webhook_url":"{}","rate_limit_seconds":0,"group_wait_seconds":0,"group_interval_seconds":0}}}}"#,
+        hook.url("/hook")
+    );
+    for hub in ["hub-a", "hub-b", "hub-c", "ops"] {
+        w.write(&format!("{hub}/config/services.json"), &alerting);
+    }
+    let listening = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (open, closed) = (listening.local_addr().unwrap().port(), crate::util::closed_port());
+    let host: PathBuf = w.path("h1");
+    // Wave k: s01..s0k are down. Each wave is one new alert; the ones before stay down.
+    let wave = |k: usize| {
+        w.write("h1/config/services.json", services(open, closed, k));
+        let r = w
+            .tool("probe")
+            .env("AGENT_OPS_HOME", &host)
+            .args(["--host", "h1", "--publish", &publish])
+            .run_within(limit(60.0).as_secs());
+        assert!(!r.stderr.contains("outbox"), "published: {r:?}");
+    };
+    let received = |n: usize| wait_until(60.0, || inbox.lock().unwrap().len() >= n);
+
+    let mut a = Hub::start(&w, "hub-a", &read, &state);
+    assert!(wait_until(30.0, || a.said("leading")), "hub-a leads: {}", a.stderr());
+    let mut b = Hub::start(&w, "hub-b", &read, &state);
+    assert!(wait_until(30.0, || b.said("standby while hub-a/")), "hub-b waits: {}", b.stderr());
+
+    for k in 1..=3 {
+        wave(k);
+        assert!(received(k), "wave {k} reached the sink: {}", a.stderr());
+    }
+    // Wave 4: hub-a dies while the receiver has the alert and has not answered.
+    wave(4);
+    assert!(received(4), "wave 4 reached the sink");
+    a.kill();
+    let killed = Instant::now();
+    assert!(wait_until(30.0, || b.said("hub-b/") && b.said(": leading")), "hub-b took over: {}", b.stderr());
+    let takeover = b.when(": leading").unwrap() - killed;
+    assert!(
+        takeover <= Duration::from_secs(TTL) + limit(3.0),
+        "hub-b led {takeover:?} after hub-a died (TTL {TTL} s): {}",
+        b.stderr()
+    );
+    // A silence set while hub-b leads, from a third place: the next leader keeps it.
+    let r = w
+        .tool("notify")
+        .env("AGENT_OPS_HOME", w.path("ops"))
+        .args(["--state", &state, "silence", "add", "--for", "1h", "--match", "name=s07@h1", "--why", "test"])
+        .run_within(limit(30.0).as_secs());
+    assert_eq!(r.code, 0, "{r:?}");
+    for k in 5..=6 {
+        wave(k);
+    }
+    // The records of wave 4 come back to hub-b after the consumer's ack wait; s04 may be
+    // given again (hub-a died before it could say it was sent), s05 and s06 once.
+    assert!(
+        wait_until(60.0, || {
+            let seen = inbox.lock().unwrap();
+            ["s05", "s06"].iter().all(|s| seen.iter().any(|(_, subj)| subj.contains(s)))
+        }),
+        "hub-b sent waves 5 and 6: {}",
+        b.stderr()
+    );
+
+    assert!(wait_until(30.0, || b.delivered("check:s06@h1")), "the sink answered: {}", b.stderr());
+    // hub-a comes back as a standby; hub-b dies between sends.
+    let a2 = Hub::start(&w, "hub-a", &read, &state);
+    assert!(wait_until(30.0, || a2.said("standby while hub-b/")), "hub-a waits: {}", a2.stderr());
+    let before = inbox.lock().unwrap().len();
+    b.kill();
+    assert!(wait_until(30.0, || a2.said(": leading")), "hub-a took over again: {}", a2.stderr());
+    wave(7);
+    wave(8);
+    assert!(
+        wait_until(60.0, || inbox.lock().unwrap().iter().any(|(_, s)| s.contains("s08"))),
+        "hub-a sent wave 8: {}",
+        a2.stderr()
+    );
+    // Nothing more comes: everything announced stays announced.
+    std::thread::sleep(limit(8.0));
+    drop(a2);
+
+    let seen = inbox.lock().unwrap().clone();
+    let mut per: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, subject) in &seen {
+        per.entry(subject.clone()).or_default().push(id.clone());
+    }
+    let want: Vec<String> = (1..=8).filter(|&i| i != 7).map(|i| format!("check:s{i:02}@h1")).collect();
+    let subjects: Vec<&String> = per.keys().collect();
+    assert_eq!(subjects, want.iter().collect::<Vec<_>>(), "one alert per service down, s07 silenced: {seen:?}");
+    let twice: Vec<&String> = per.iter().filter(|(_, ids)| ids.len() > 1).map(|(s, _)| s).collect();
+    assert!(
+        twice.is_empty() || twice == [&"check:s04@h1".to_string()],
+        "only the alert in flight when hub-a died may come twice: {seen:?}"
+    );
+    for (s, ids) in &per {
+        assert!(ids.iter().all(|i| i.len() == 24 && *i == ids[0]), "{s}: one id, whoever sent it: {ids:?}");
+    }
+    assert!(seen.len() > before, "hub-a sent after hub-b died");
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "hubs: took over {takeover:?} after the leader died (TTL {TTL} s); {} message(s) for {} alert(s), {} sent twice",
+            seen.len(),
+            per.len(),
+            twice.len()
+        );
+    }
+}
+
+#[test]
+fn batch_hubs_share_one_memory_a_standby_does_nothing_and_silences_are_shared() {
+    let Some(bin) = server_bin() else { return };
+    let w = Workdir::new("fleet-hubs-batch");
+    let [port, http] = free_ports(2)[..] else { unreachable!() };
+    let node = Node::start(&bin, &w, "n1", (port, http), None);
+    assert!(wait_until(20.0, || node.healthy()), "nats-server did not become ready");
+    let state = format!("nats://127.0.0.1:{port}/pitcrew-notify");
+    let inbox: Inbox = Arc::new(Mutex::new(Vec::new()));
+    let got = inbox.clone();
+    let hook = HttpServer::start(move |s| {
+        let v: Value = serde_json::from_str(&s.body).unwrap_or(Value::Null);
+        for a in v["alerts"].as_array().cloned().unwrap_or_default() {
+            let id = a["id"].as_str().unwrap_or("").to_string();
+            got.lock().unwrap().push((id, a["subject"].as_str().unwrap_or("").to_string()));
+        }
+        Reply::new(200, "ok")
+    });
+    let alerting = format!(r#"{{"services":[],"alerting":{{"webhook_url":"{}"}}}}"#, hook.url("/hook"));
+    for hub in ["hub-a", "hub-b"] {
+        w.write(&format!("{hub}/config/services.json"), &alerting);
+    }
+    let down = |name: &str| {
+        format!(r#"{{"kind":"check","name":"{name}","status":"down","timestamp":"2026-12-06T10:00:00Z"}}"#)
+    };
+    let notify = |hub: &str, args: &[&str], input: String| {
+        w.tool("notify")
+            .env("AGENT_OPS_HOME", w.path(hub))
+            .args(["--host", hub, "--state", &state])
+            .args(args)
+            .stdin(input)
+            .run_within(limit(30.0).as_secs())
+    };
+    // hub-a announces api; hub-b, on the same records, knows it was announced.
+    let r = notify("hub-a", &[], down("api"));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(inbox.lock().unwrap().len(), 1, "{r:?}");
+    let r = notify("hub-b", &[], down("api"));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(inbox.lock().unwrap().len(), 1, "not announced again by the other hub: {r:?}");
+    // A silence made on hub-b holds on hub-a.
+    let r = notify("hub-b", &["silence", "add", "--for", "1h", "--match", "name=db"], String::new());
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = notify("hub-a", &[], format!("{}\n{}", down("api"), down("db")));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains(r#""suppressed":"silenced""#), "{r:?}");
+    assert_eq!(inbox.lock().unwrap().len(), 1, "db is silenced: {r:?}");
+    // While a resident hub leads, a batch run on another hub does nothing, and a command
+    // that would change the memory says who leads.
+    let mut lead = w
+        .tool("notify")
+        .env("AGENT_OPS_HOME", w.path("hub-a"))
+        .args(["--host", "hub-a", "--state", &state, "--follow"])
+        .spawn();
+    let err = lead.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let line = rx.recv_timeout(limit(20.0)).expect("the resident hub says it leads");
+    assert!(line.contains("hub-a/") && line.contains("leading"), "{line}");
+    let r = notify("hub-b", &[], down("web"));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("standby: hub-a/") && r.stdout.is_empty(), "{r:?}");
+    let r = notify("hub-b", &["ack", "check:api", "--by", "alice"], String::new());
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("hub hub-a/") && r.stderr.contains("leads"), "{r:?}");
+    // A clean end hands the lease on at once.
+    drop(lead.stdin.take());
+    assert!(lead.wait().unwrap().success());
+    let r = notify("hub-b", &["ack", "check:api", "--by", "alice"], String::new());
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = notify("hub-a", &["state"], String::new());
+    assert!(r.stdout.contains(r#""acknowledged":true"#), "the acknowledgement is shared: {r:?}");
+    assert!(!r.stdout.contains("127.0.0.1:"), "{r:?}");
+}
+
+/// Kill the leading hub at a random moment while alerts keep coming, `PITCREW_FAILOVER_TRIALS`
+/// times (3 unless said; `scripts/bench.sh failover` runs 20), and count: no alert may be
+/// lost; an alert the sink has while its hub dies before the claim says so comes twice.
+#[test]
+#[ignore = "slow: leader hubs killed at random moments, duplicates counted"]
+fn failover_at_random_moments_loses_no_alert_and_duplicates_are_counted() {
+    let Some(bin) = server_bin() else { return };
+    let trials: usize = std::env::var("PITCREW_FAILOVER_TRIALS").ok().and_then(|t| t.parse().ok()).unwrap_or(3);
+    let w = Workdir::new("fleet-failover");
+    let all = free_ports(9);
+    let (ports, routes, https) = (&all[0..3], &all[3..6], &all[6..9]);
+    let nodes: Vec<Node> = (0..3)
+        .map(|i| Node::start(&bin, &w, &format!("n{i}"), (ports[i], https[i]), Some((routes[i], routes))))
+        .collect();
+    assert!(wait_until(60.0, || nodes.iter().all(Node::healthy)), "the cluster did not become ready");
+    let servers = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+    let inbox: Inbox = Arc::new(Mutex::new(Vec::new()));
+    let got = inbox.clone();
+    // A sink that answers in 50 ms, as a chat API far away does.
+    let hook = HttpServer::start(move |s| {
+        let v: Value = serde_json::from_str(&s.body).unwrap_or(Value::Null);
+        for a in v["alerts"].as_array().cloned().unwrap_or_default() {
+            let id = a["id"].as_str().unwrap_or("").to_string();
+            got.lock().unwrap().push((id, a["subject"].as_str().unwrap_or("").to_string()));
+        }
+        Reply::new(200, "ok").delay(Duration::from_millis(50))
+    });
+    let listening = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (open, closed) = (listening.local_addr().unwrap().port(), crate::util::closed_port());
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let (mut alerts, mut twice, mut lost, mut takeovers) = (0usize, 0usize, 0usize, Vec::new());
+    for t in 0..trials {
+        inbox.lock().unwrap().clear();
+        let (a_home, b_home, host) = (format!("t{t}/hub-a"), format!("t{t}/hub-b"), format!("t{t}/h1"));
+        let alerting = format!(
+            r#"{{"services":[],"alerting":{{"webhook_url":"{}","rate_limit_seconds":0,"group_wait_seconds":0,"group_interval_seconds":0}}}}"#,
+            hook.url("/hook")
+        );
+        w.write(&format!("{a_home}/config/services.json"), &alerting);
+        w.write(&format!("{b_home}/config/services.json"), &alerting);
+        let publish = format!("nats://{servers}/pitcrew.ft{t}?replicas=3");
+        let read = format!("nats://{servers}/pitcrew.ft{t}?durable=hubs&ack_wait=3");
+        let state = format!("nats://{servers}/pitcrew-ft{t}?replicas=3");
+        let start = |home: &str, name: &str| {
+            let mut child = w
+                .tool("notify")
+                .env("AGENT_OPS_HOME", w.path(home))
+                .args(["--host", name, "--follow", "--state", &state, "--lease-ttl", "3", &read])
+                .spawn();
+            let err = Arc::new(Mutex::new(Vec::new()));
+            let lines = err.clone();
+            let stderr = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push((Instant::now(), l));
+                }
+            });
+            let stdout = child.stdout.take().unwrap();
+            std::thread::spawn(move || for _ in BufReader::new(stdout).lines().map_while(Result::ok) {});
+            Hub { child, err, out: Arc::new(Mutex::new(Vec::new())) }
+        };
+        let mut a = start(&a_home, "hub-a");
+        assert!(wait_until(30.0, || a.said("leading")), "hub-a leads: {}", a.stderr());
+        let mut b = start(&b_home, "hub-b");
+        assert!(wait_until(30.0, || b.said("standby")), "hub-b waits: {}", b.stderr());
+        // Ten waves, one new service down in each. The leader dies at a random moment, from a
+        // thread of its own, so the moment has nothing to do with the waves.
+        let kill_after = Duration::from_millis(300 + (seed.wrapping_mul(t as u64 + 7) >> 7) % 2500);
+        let pid = nix::unistd::Pid::from_raw(a.child.id() as i32);
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(kill_after);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            Instant::now()
+        });
+        for k in 1..=10 {
+            w.write(&format!("{host}/config/services.json"), services(open, closed, k));
+            let r = w
+                .tool("probe")
+                .env("AGENT_OPS_HOME", w.path(&host))
+                .args(["--host", "h1", "--publish", &publish])
+                .run_within(limit(60.0).as_secs());
+            assert!(!r.stderr.contains("outbox"), "published: {r:?}");
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        let killed = Some(killer.join().unwrap());
+        a.kill();
+        assert!(wait_until(30.0, || b.said(": leading")), "hub-b took over: {}", b.stderr());
+        takeovers.push(b.when(": leading").zip(killed).map(|(l, k)| l - k).unwrap_or_default());
+        let complete = wait_until(60.0, || {
+            let seen = inbox.lock().unwrap();
+            (1..=10).all(|i| seen.iter().any(|(_, s)| *s == format!("check:s{i:02}@h1")))
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        b.kill();
+        let seen = inbox.lock().unwrap().clone();
+        let mut per: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (id, s) in &seen {
+            per.entry(s.clone()).or_default().push(id.clone());
+        }
+        alerts += 10;
+        lost += 10 - per.len();
+        twice += per.values().map(|ids| ids.len() - 1).sum::<usize>();
+        for (s, ids) in &per {
+            assert!(ids.iter().all(|i| *i == ids[0]), "trial {t}: {s} was decided twice, not resent: {ids:?}");
+        }
+        assert!(complete, "trial {t}: every alert reached the sink: {seen:?}\n{}", b.stderr());
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "failover: {trials} leader(s) killed at random moments; {alerts} alerts, {lost} lost, {twice} sent twice; \
+             took over after {:?}",
+            takeovers
+        );
+    }
+    assert_eq!(lost, 0);
+    assert!(twice <= trials, "at most the alert in flight at each kill comes twice");
+}
