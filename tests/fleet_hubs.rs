@@ -31,11 +31,12 @@ struct Hub {
 }
 
 impl Hub {
-    fn start(w: &Workdir, name: &str, read: &str, state: &str) -> Hub {
+    /// `notify --follow` as the hub `name`, its home at `home`, with a lease of `ttl` s.
+    fn start(w: &Workdir, (home, name): (&str, &str), read: &str, state: &str, ttl: u64) -> Hub {
         let mut child = w
             .tool("notify")
-            .env("AGENT_OPS_HOME", w.path(name))
-            .args(["--host", name, "--follow", "--state", state, "--lease-ttl", &TTL.to_string(), read])
+            .env("AGENT_OPS_HOME", w.path(home))
+            .args(["--host", name, "--follow", "--state", state, "--lease-ttl", &ttl.to_string(), read])
             .spawn();
         let err = Arc::new(Mutex::new(Vec::new()));
         let lines = err.clone();
@@ -103,24 +104,20 @@ fn services(open: u16, closed: u16, down: usize) -> String {
     format!(r#"{{"services":[{}]}}"#, list.join(","))
 }
 
-#[test]
-#[ignore = "slow: a 3-node JetStream cluster, two hubs, the leader killed mid-send and between sends"]
-fn two_hubs_one_acts_a_standby_takes_over_and_each_alert_reaches_the_sink_once() {
-    let Some(bin) = server_bin() else { return };
-    let w = Workdir::new("fleet-hubs");
+/// A 3-node JetStream cluster on loopback, ready; with its client addresses.
+fn cluster(bin: &std::path::Path, w: &Workdir) -> (Vec<Node>, String) {
     let all = free_ports(9);
     let (ports, routes, https) = (&all[0..3], &all[3..6], &all[6..9]);
     let nodes: Vec<Node> = (0..3)
-        .map(|i| Node::start(&bin, &w, &format!("n{i}"), (ports[i], https[i]), Some((routes[i], routes))))
+        .map(|i| Node::start(bin, w, &format!("n{i}"), (ports[i], https[i]), Some((routes[i], routes))))
         .collect();
     assert!(wait_until(60.0, || nodes.iter().all(Node::healthy)), "the cluster did not become ready");
-    let servers = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
-    let publish = format!("nats://{servers}/pitcrew.checks?replicas=3");
-    let read = format!("nats://{servers}/pitcrew.checks?durable=hubs&ack_wait=5");
-    let state = format!("nats://{servers}/pitcrew-notify?replicas=3");
+    (nodes, ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(","))
+}
 
-    // The sink: a webhook receiver that takes a moment to answer, so a hub can die while it
-    // is being given an alert (after the receiver has it, before the answer).
+/// A webhook receiver that keeps (id, subject) of every alert it is given and answers after
+/// `delay`; with the services.json of a hub that sends to it.
+fn sink(delay: Duration, alerting: &str) -> (HttpServer, Inbox, String) {
     let inbox: Inbox = Arc::new(Mutex::new(Vec::new()));
     let got = inbox.clone();
     let hook = HttpServer::start(move |s| {
@@ -129,12 +126,28 @@ fn two_hubs_one_acts_a_standby_takes_over_and_each_alert_reaches_the_sink_once()
             let id = a["id"].as_str().unwrap_or("").to_string();
             got.lock().unwrap().push((id, a["subject"].as_str().unwrap_or("").to_string()));
         }
-        Reply::new(200, "ok").delay(Duration::from_millis(1500))
+        Reply::new(200, "ok").delay(delay)
     });
-    let alerting = format!(
-        r#"{{"services":[],"alerting":{{"webhook_url":"{}","rate_limit_seconds":0,"group_wait_seconds":0,"group_interval_seconds":0}}}}"#,
-        hook.url("/hook")
-    );
+    let config = format!(r#"{{"services":[],"alerting":{{"webhook_url":"{}"{alerting}}}}}"#, hook.url("/hook"));
+    (hook, inbox, config)
+}
+
+/// At once, in one group each: what a resident hub reads is run as it comes.
+const AT_ONCE: &str = r#","rate_limit_seconds":0,"group_wait_seconds":0,"group_interval_seconds":0"#;
+
+#[test]
+#[ignore = "slow: a 3-node JetStream cluster, two hubs, the leader killed mid-send and between sends"]
+fn two_hubs_one_acts_a_standby_takes_over_and_each_alert_reaches_the_sink_once() {
+    let Some(bin) = server_bin() else { return };
+    let w = Workdir::new("fleet-hubs");
+    let (_nodes, servers) = cluster(&bin, &w);
+    let publish = format!("nats://{servers}/pitcrew.checks?replicas=3");
+    let read = format!("nats://{servers}/pitcrew.checks?durable=hubs&ack_wait=5");
+    let state = format!("nats://{servers}/pitcrew-notify?replicas=3");
+
+    // The sink takes a moment to answer, so a hub can die while it is being given an alert
+    // (after the receiver has it, before the answer).
+    let (_hook, inbox, alerting) = sink(Duration::from_millis(1500), AT_ONCE);
     for hub in ["hub-a", "hub-b", "hub-c", "ops"] {
         w.write(&format!("{hub}/config/services.json"), &alerting);
     }
@@ -153,9 +166,9 @@ fn two_hubs_one_acts_a_standby_takes_over_and_each_alert_reaches_the_sink_once()
     };
     let received = |n: usize| wait_until(60.0, || inbox.lock().unwrap().len() >= n);
 
-    let mut a = Hub::start(&w, "hub-a", &read, &state);
+    let mut a = Hub::start(&w, ("hub-a", "hub-a"), &read, &state, TTL);
     assert!(wait_until(30.0, || a.said("leading")), "hub-a leads: {}", a.stderr());
-    let mut b = Hub::start(&w, "hub-b", &read, &state);
+    let mut b = Hub::start(&w, ("hub-b", "hub-b"), &read, &state, TTL);
     assert!(wait_until(30.0, || b.said("standby while hub-a/")), "hub-b waits: {}", b.stderr());
 
     for k in 1..=3 {
@@ -197,7 +210,7 @@ fn two_hubs_one_acts_a_standby_takes_over_and_each_alert_reaches_the_sink_once()
 
     assert!(wait_until(30.0, || b.delivered("check:s06@h1")), "the sink answered: {}", b.stderr());
     // hub-a comes back as a standby; hub-b dies between sends.
-    let a2 = Hub::start(&w, "hub-a", &read, &state);
+    let a2 = Hub::start(&w, ("hub-a", "hub-a"), &read, &state, TTL);
     assert!(wait_until(30.0, || a2.said("standby while hub-b/")), "hub-a waits: {}", a2.stderr());
     let before = inbox.lock().unwrap().len();
     b.kill();
@@ -249,17 +262,7 @@ fn batch_hubs_share_one_memory_a_standby_does_nothing_and_silences_are_shared() 
     let node = Node::start(&bin, &w, "n1", (port, http), None);
     assert!(wait_until(20.0, || node.healthy()), "nats-server did not become ready");
     let state = format!("nats://127.0.0.1:{port}/pitcrew-notify");
-    let inbox: Inbox = Arc::new(Mutex::new(Vec::new()));
-    let got = inbox.clone();
-    let hook = HttpServer::start(move |s| {
-        let v: Value = serde_json::from_str(&s.body).unwrap_or(Value::Null);
-        for a in v["alerts"].as_array().cloned().unwrap_or_default() {
-            let id = a["id"].as_str().unwrap_or("").to_string();
-            got.lock().unwrap().push((id, a["subject"].as_str().unwrap_or("").to_string()));
-        }
-        Reply::new(200, "ok")
-    });
-    let alerting = format!(r#"{{"services":[],"alerting":{{"webhook_url":"{}"}}}}"#, hook.url("/hook"));
+    let (_hook, inbox, alerting) = sink(Duration::ZERO, "");
     for hub in ["hub-a", "hub-b"] {
         w.write(&format!("{hub}/config/services.json"), &alerting);
     }
@@ -329,24 +332,9 @@ fn failover_at_random_moments_loses_no_alert_and_duplicates_are_counted() {
     let Some(bin) = server_bin() else { return };
     let trials: usize = std::env::var("PITCREW_FAILOVER_TRIALS").ok().and_then(|t| t.parse().ok()).unwrap_or(3);
     let w = Workdir::new("fleet-failover");
-    let all = free_ports(9);
-    let (ports, routes, https) = (&all[0..3], &all[3..6], &all[6..9]);
-    let nodes: Vec<Node> = (0..3)
-        .map(|i| Node::start(&bin, &w, &format!("n{i}"), (ports[i], https[i]), Some((routes[i], routes))))
-        .collect();
-    assert!(wait_until(60.0, || nodes.iter().all(Node::healthy)), "the cluster did not become ready");
-    let servers = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
-    let inbox: Inbox = Arc::new(Mutex::new(Vec::new()));
-    let got = inbox.clone();
+    let (_nodes, servers) = cluster(&bin, &w);
     // A sink that answers in 50 ms, as a chat API far away does.
-    let hook = HttpServer::start(move |s| {
-        let v: Value = serde_json::from_str(&s.body).unwrap_or(Value::Null);
-        for a in v["alerts"].as_array().cloned().unwrap_or_default() {
-            let id = a["id"].as_str().unwrap_or("").to_string();
-            got.lock().unwrap().push((id, a["subject"].as_str().unwrap_or("").to_string()));
-        }
-        Reply::new(200, "ok").delay(Duration::from_millis(50))
-    });
+    let (_hook, inbox, alerting) = sink(Duration::from_millis(50), AT_ONCE);
     let listening = TcpListener::bind("127.0.0.1:0").unwrap();
     let (open, closed) = (listening.local_addr().unwrap().port(), crate::util::closed_port());
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
@@ -354,36 +342,14 @@ fn failover_at_random_moments_loses_no_alert_and_duplicates_are_counted() {
     for t in 0..trials {
         inbox.lock().unwrap().clear();
         let (a_home, b_home, host) = (format!("t{t}/hub-a"), format!("t{t}/hub-b"), format!("t{t}/h1"));
-        let alerting = format!(
-            r#"{{"services":[],"alerting":{{"webhook_url":"{}","rate_limit_seconds":0,"group_wait_seconds":0,"group_interval_seconds":0}}}}"#,
-            hook.url("/hook")
-        );
         w.write(&format!("{a_home}/config/services.json"), &alerting);
         w.write(&format!("{b_home}/config/services.json"), &alerting);
         let publish = format!("nats://{servers}/pitcrew.ft{t}?replicas=3");
         let read = format!("nats://{servers}/pitcrew.ft{t}?durable=hubs&ack_wait=3");
         let state = format!("nats://{servers}/pitcrew-ft{t}?replicas=3");
-        let start = |home: &str, name: &str| {
-            let mut child = w
-                .tool("notify")
-                .env("AGENT_OPS_HOME", w.path(home))
-                .args(["--host", name, "--follow", "--state", &state, "--lease-ttl", "3", &read])
-                .spawn();
-            let err = Arc::new(Mutex::new(Vec::new()));
-            let lines = err.clone();
-            let stderr = child.stderr.take().unwrap();
-            std::thread::spawn(move || {
-                for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push((Instant::now(), l));
-                }
-            });
-            let stdout = child.stdout.take().unwrap();
-            std::thread::spawn(move || for _ in BufReader::new(stdout).lines().map_while(Result::ok) {});
-            Hub { child, err, out: Arc::new(Mutex::new(Vec::new())) }
-        };
-        let mut a = start(&a_home, "hub-a");
+        let mut a = Hub::start(&w, (&a_home, "hub-a"), &read, &state, 3);
         assert!(wait_until(30.0, || a.said("leading")), "hub-a leads: {}", a.stderr());
-        let mut b = start(&b_home, "hub-b");
+        let mut b = Hub::start(&w, (&b_home, "hub-b"), &read, &state, 3);
         assert!(wait_until(30.0, || b.said("standby")), "hub-b waits: {}", b.stderr());
         // Ten waves, one new service down in each. The leader dies at a random moment, from a
         // thread of its own, so the moment has nothing to do with the waves.
