@@ -529,3 +529,273 @@ fn records_carry_their_host_and_records_passed_through_keep_theirs() {
     let r = w.tool("recover").args(["--host", "me", "-"]).stdin(input).run();
     assert_eq!(r.stdout, input, "{r:?}");
 }
+
+/// The `.jsonl` outboxes in a home's `state/publish/`.
+fn outboxes(home: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(home.join("state/publish"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")).collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The records of `subject` on the server at `port`, read by a fresh durable consumer.
+fn stream_records(w: &Workdir, port: u16, subject: &str, durable: &str) -> Vec<Value> {
+    let r = w
+        .tool("recover")
+        .env("AGENT_OPS_HOME", w.path(durable))
+        .arg(format!("nats://127.0.0.1:{port}/{subject}?durable={durable}"))
+        .run_within(limit(60.0).as_secs());
+    assert_eq!(r.code, 0, "{r:?}");
+    records(&r.stdout)
+}
+
+#[test]
+fn a_line_is_tried_again_while_the_server_restarts_and_reaches_it_without_the_outbox() {
+    use std::io::{BufRead, Write};
+    let Some(bin) = server_bin() else { return };
+    let w = Workdir::new("fleet-retry");
+    let [port, http] = free_ports(2)[..] else { unreachable!() };
+    let mut node = Node::start(&bin, &w, "retry", (port, http), None);
+    assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not become ready");
+    let url = format!("nats://127.0.0.1:{port}/pitcrew.retry");
+    let home = w.path("h1");
+    let mut tool = w
+        .tool("recover")
+        .env("AGENT_OPS_HOME", &home)
+        .args(["--host", "h1", "--follow", "--line-buffered", "--publish", &url, "-"])
+        .spawn();
+    let mut stdin = tool.stdin.take().unwrap();
+    let stdout = tool.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let rec = |i: u32| format!("{{\"kind\":\"check\",\"name\":\"svc-{i}\",\"status\":\"up\",\"host\":\"h1\"}}\n");
+    // A line is written to stdout once it is published: the first one is in the stream.
+    stdin.write_all(rec(1).as_bytes()).unwrap();
+    assert_eq!(lines.recv_timeout(limit(30.0)).unwrap() + "\n", rec(1));
+    // The server goes away for 6 s: longer than one try waits for its acknowledgement (the
+    // client's 5 s), shorter than a line is tried (8 s). The outage is what is tested, so it
+    // is a fixed time, not a deadline: the line must wait it out and reach the server.
+    node.kill();
+    stdin.write_all(rec(2).as_bytes()).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    node.spawn();
+    assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not come back");
+    assert_eq!(lines.recv_timeout(limit(30.0)).unwrap() + "\n", rec(2));
+    stdin.write_all(rec(3).as_bytes()).unwrap();
+    drop(stdin);
+    assert_eq!(lines.recv_timeout(limit(30.0)).unwrap() + "\n", rec(3));
+    let out = tool.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("outbox"), "no line went to the outbox: {stderr}");
+    assert!(outboxes(&home).is_empty(), "nothing left in the outbox: {:?}", outboxes(&home));
+    let got = stream_records(&w, port, "pitcrew.retry", "check");
+    let want: Vec<Value> = (1..=3).map(|i| serde_json::from_str(&rec(i)).unwrap()).collect();
+    assert_eq!(got, want, "the server has every line, once, in order");
+}
+
+/// A JWT of the NATS decentralized auth, signed with `signer` (header and claims base64url,
+/// the signature an ed25519 nkey's).
+fn nats_jwt(signer: &nkeys::KeyPair, claims: Value) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let head = b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let body = b64(claims.to_string().as_bytes());
+    let sig = signer.sign(format!("{head}.{body}").as_bytes()).unwrap();
+    format!("{head}.{body}.{}", b64(&sig))
+}
+
+/// Operator mode, made afresh for each run: the server's configuration (an operator, a system
+/// account and one account with JetStream, preloaded in a memory resolver), and a credentials
+/// file for a user of that account: `(config, creds, the user's JWT and seed, one a line)`.
+/// The seed is a throwaway test value, made here and never kept.
+fn operator_mode(account: &nkeys::KeyPair, operator: &nkeys::KeyPair) -> (String, String, String) {
+    let user = nkeys::KeyPair::new_user();
+    let claims = |sub: String, name: &str, nats: Value| serde_json::json!({"jti": format!("{name}-jti"), "iat": 1_796_500_000, "iss": "", "sub": sub, "name": name, "nats": nats});
+    let signed = |signer: &nkeys::KeyPair, mut c: Value| {
+        c["iss"] = signer.public_key().into();
+        nats_jwt(signer, c)
+    };
+    let unlimited = serde_json::json!({"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+        "wildcards": true, "conn": -1, "leaf": -1});
+    // JetStream for the account (the system account may not have it).
+    let mut jetstream = unlimited.clone();
+    for k in ["mem_storage", "disk_storage", "streams", "consumer"] {
+        jetstream[k] = (-1).into();
+    }
+    let sys = nkeys::KeyPair::new_account();
+    let op_jwt =
+        signed(operator, claims(operator.public_key(), "op", serde_json::json!({"type": "operator", "version": 2})));
+    let acc_jwt = signed(
+        operator,
+        claims(
+            account.public_key(),
+            "fleet",
+            serde_json::json!({"type": "account", "version": 2, "limits": jetstream}),
+        ),
+    );
+    let sys_jwt = signed(
+        operator,
+        claims(sys.public_key(), "SYS", serde_json::json!({"type": "account", "version": 2, "limits": unlimited})),
+    );
+    let user_jwt = signed(
+        account,
+        claims(
+            user.public_key(),
+            "h1",
+            serde_json::json!({"type": "user", "version": 2, "pub": {}, "sub": {},
+            "subs": -1, "data": -1, "payload": -1}),
+        ),
+    );
+    let conf = format!(
+        "operator: {op_jwt}\nsystem_account: {}\nresolver: MEMORY\nresolver_preload: {{ {}: {acc_jwt}, {}: {sys_jwt} }}\n",
+        sys.public_key(),
+        account.public_key(),
+        sys.public_key()
+    );
+    let seed = user.seed().unwrap();
+    let creds = format!(
+        "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+         -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+    );
+    (conf, creds, format!("{user_jwt}\n{seed}"))
+}
+
+#[test]
+fn a_creds_file_reaches_an_operator_mode_server_and_is_never_shown() {
+    let Some(bin) = server_bin() else { return };
+    let w = Workdir::new("fleet-creds");
+    let [port, http] = free_ports(2)[..] else { unreachable!() };
+    let (operator, account) = (nkeys::KeyPair::new_operator(), nkeys::KeyPair::new_account());
+    let (conf, creds, good_secrets) = operator_mode(&account, &operator);
+    // A user of an account this server does not know: signed by a key it never saw.
+    let (_, wrong, wrong_secrets) = operator_mode(&nkeys::KeyPair::new_account(), &operator);
+    let conf = w.write("operator.conf", conf);
+    let good = w.write("h1.creds", creds);
+    let wrong = w.write("wrong.creds", wrong);
+    let mut node = Node::start(&bin, &w, "creds", (port, http), None);
+    node.kill();
+    node.args.extend(["-c".into(), conf.display().to_string()]);
+    node.spawn();
+    assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not become ready");
+    let url = format!("nats://127.0.0.1:{port}/pitcrew.creds");
+    let shown = format!("nats://127.0.0.1:{port}/pitcrew.creds");
+    let publish = |name: &str, creds: &Path| {
+        w.tool("probe")
+            .env("AGENT_OPS_HOME", host(&w, name, crate::util::closed_port()))
+            .args(["--host", name, "--publish", &url, "--nats-creds"])
+            .arg(creds)
+            .run_within(limit(60.0).as_secs())
+    };
+    let ok = publish("h1", &good);
+    assert_eq!(ok.code, 1, "probe's own status (web is down): {ok:?}");
+    assert!(!ok.stderr.contains("outbox"), "published with the creds file: {ok:?}");
+    assert!(outboxes(&w.path("h1")).is_empty());
+    let bad = publish("h2", &wrong);
+    assert_eq!(bad.code, 1, "publishing never changes the status: {bad:?}");
+    assert!(
+        bad.stderr.contains(&format!("cannot connect to {shown}"))
+            && bad.stderr.contains("authorization violation")
+            && bad.stderr.contains("outbox"),
+        "{bad:?}"
+    );
+    assert_eq!(outboxes(&w.path("h2")).len(), 1, "the records wait in the outbox");
+    // Reading: the good file reads what h1 published; the wrong one is an error, exit 2.
+    let read = |creds: &Path| {
+        w.tool("notify")
+            .env("AGENT_OPS_HOME", w.path("hub"))
+            .args(["--host", "hub", "--nats-creds"])
+            .arg(creds)
+            .arg(format!("{url}?durable=hub"))
+            .run_within(limit(60.0).as_secs())
+    };
+    let hub = read(&good);
+    assert_eq!(hub.code, 0, "{hub:?}");
+    assert!(hub.stdout.contains("\"subject\":\"check:web@h1\""), "read with the creds file: {hub:?}");
+    let refused = read(&wrong);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains(&format!("cannot connect to {shown}?durable=hub"))
+            && refused.stderr.contains("authorization violation"),
+        "{refused:?}"
+    );
+    for r in [&ok, &bad, &hub, &refused] {
+        for secret in good_secrets.lines().chain(wrong_secrets.lines()) {
+            assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret), "a JWT or seed is shown: {r:?}");
+        }
+    }
+}
+
+#[test]
+fn tls_with_a_private_ca_is_trusted_with_nats_ca_and_refused_without() {
+    let Some(bin) = server_bin() else { return };
+    let w = Workdir::new("fleet-tls");
+    let [port, http] = free_ports(2)[..] else { unreachable!() };
+    let (certs, leaf) = crate::util::http::Certs::for_names(&["localhost", "127.0.0.1"], 30);
+    let ca = w.write("ca.pem", &certs.ca_pem);
+    let cert = w.write("server.pem", &leaf.cert);
+    let key = w.write("server.key", &leaf.key);
+    // A server that requires TLS, and a user and password inside it.
+    let mut node = Node::start(&bin, &w, "tls", (port, http), None);
+    node.kill();
+    node.args.extend(["--tls".into(), "--tlscert".into(), cert.display().to_string(), "--tlskey".into()]);
+    node.args.extend([key.display().to_string(), "--user".into(), "alice".into(), "--pass".into(), "pw-s3cret".into()]);
+    node.spawn();
+    assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not become ready");
+    let publish = |name: &str, scheme: &str, ca: Option<&Path>| {
+        let mut t = w.tool("probe").env("AGENT_OPS_HOME", host(&w, name, crate::util::closed_port())).args([
+            "--host",
+            name,
+            "--publish",
+            &format!("{scheme}://alice:pw-s3cret@127.0.0.1:{port}/pitcrew.tls"),
+        ]);
+        if let Some(ca) = ca {
+            t = t.arg("--nats-ca").arg(ca);
+        }
+        t.run_within(limit(60.0).as_secs())
+    };
+    let tls = publish("h1", "tls", Some(&ca));
+    assert!(!tls.stderr.contains("outbox") && outboxes(&w.path("h1")).is_empty(), "tls:// and the CA: {tls:?}");
+    let nats = publish("h2", "nats", Some(&ca));
+    assert!(!nats.stderr.contains("outbox") && outboxes(&w.path("h2")).is_empty(), "nats:// and the CA: {nats:?}");
+    let without = publish("h3", "tls", None);
+    assert_eq!(without.code, 1, "publishing never changes the status: {without:?}");
+    assert!(
+        without.stderr.contains(&format!("cannot connect to tls://127.0.0.1:{port}/pitcrew.tls"))
+            && without.stderr.contains("UnknownIssuer")
+            && without.stderr.contains("outbox"),
+        "the server's certificate is not trusted without the CA: {without:?}"
+    );
+    assert_eq!(outboxes(&w.path("h3")).len(), 1, "the records wait in the outbox");
+    let read = |ca: Option<&Path>| {
+        let mut t = w.tool("notify").env("AGENT_OPS_HOME", w.path("hub")).args(["--host", "hub"]);
+        if let Some(ca) = ca {
+            t = t.arg("--nats-ca").arg(ca);
+        }
+        t.arg(format!("tls://alice:pw-s3cret@127.0.0.1:{port}/pitcrew.tls?durable=hub"))
+            .run_within(limit(60.0).as_secs())
+    };
+    let refused = read(None);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains(&format!("cannot connect to tls://127.0.0.1:{port}/pitcrew.tls?durable=hub"))
+            && refused.stderr.contains("UnknownIssuer"),
+        "{refused:?}"
+    );
+    let hub = read(Some(&ca));
+    assert_eq!(hub.code, 0, "{hub:?}");
+    assert!(
+        hub.stdout.contains("\"subject\":\"check:web@h1\"") && hub.stdout.contains("\"subject\":\"check:web@h2\""),
+        "read over TLS: {hub:?}"
+    );
+    for r in [&tls, &nats, &without, &refused, &hub] {
+        assert!(!r.stdout.contains("pw-s3cret") && !r.stderr.contains("pw-s3cret"), "no password is shown: {r:?}");
+        assert!(!r.stderr.contains("PRIVATE KEY"), "{r:?}");
+    }
+}
