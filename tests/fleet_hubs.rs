@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,11 +31,13 @@ struct Hub {
 
 impl Hub {
     /// `notify --follow` as the hub `name`, its home at `home`, with a lease of `ttl` s.
-    fn start(w: &Workdir, (home, name): (&str, &str), read: &str, state: &str, ttl: u64) -> Hub {
+    fn start(w: &Workdir, (home, name): (&str, &str), read: &str, state: &str, ttl: u64, more: &[&str]) -> Hub {
         let mut child = w
             .tool("notify")
             .env("AGENT_OPS_HOME", w.path(home))
-            .args(["--host", name, "--follow", "--state", state, "--lease-ttl", &ttl.to_string(), read])
+            .args(["--host", name, "--follow", "--state", state, "--lease-ttl", &ttl.to_string()])
+            .args(more)
+            .arg(read)
             .spawn();
         let err = Arc::new(Mutex::new(Vec::new()));
         let lines = err.clone();
@@ -132,6 +133,14 @@ fn sink(delay: Duration, alerting: &str) -> (HttpServer, Inbox, String) {
     (hook, inbox, config)
 }
 
+/// A port that takes connections (and closes them), however many checks come.
+fn listener() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || l.incoming().for_each(drop));
+    port
+}
+
 /// At once, in one group each: what a resident hub reads is run as it comes.
 const AT_ONCE: &str = r#","rate_limit_seconds":0,"group_wait_seconds":0,"group_interval_seconds":0"#;
 
@@ -151,24 +160,26 @@ fn two_hubs_one_acts_a_standby_takes_over_and_each_alert_reaches_the_sink_once()
     for hub in ["hub-a", "hub-b", "hub-c", "ops"] {
         w.write(&format!("{hub}/config/services.json"), &alerting);
     }
-    let listening = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (open, closed) = (listening.local_addr().unwrap().port(), crate::util::closed_port());
-    let host: PathBuf = w.path("h1");
-    // Wave k: s01..s0k are down. Each wave is one new alert; the ones before stay down.
+    let (open, closed) = (listener(), crate::util::closed_port());
+    // Three places check s01..s10. Wave k: h1 and h2 see s01..s0k down, h3 (cut off from
+    // the outage) sees them up; under a quorum of 2 each wave is one new alert, and the ones
+    // before stay down.
     let wave = |k: usize| {
-        w.write("h1/config/services.json", services(open, closed, k));
-        let r = w
-            .tool("probe")
-            .env("AGENT_OPS_HOME", &host)
-            .args(["--host", "h1", "--publish", &publish])
-            .run_within(limit(60.0).as_secs());
-        assert!(!r.stderr.contains("outbox"), "published: {r:?}");
+        for (place, down) in [("h1", k), ("h2", k), ("h3", 0)] {
+            w.write(&format!("{place}/config/services.json"), services(open, closed, down));
+            let r = w
+                .tool("probe")
+                .env("AGENT_OPS_HOME", w.path(place))
+                .args(["--host", place, "--publish", &publish])
+                .run_within(limit(60.0).as_secs());
+            assert!(!r.stderr.contains("outbox"), "published: {r:?}");
+        }
     };
     let received = |n: usize| wait_until(60.0, || inbox.lock().unwrap().len() >= n);
 
-    let mut a = Hub::start(&w, ("hub-a", "hub-a"), &read, &state, TTL);
+    let mut a = Hub::start(&w, ("hub-a", "hub-a"), &read, &state, TTL, &["--quorum", "2"]);
     assert!(wait_until(30.0, || a.said("leading")), "hub-a leads: {}", a.stderr());
-    let mut b = Hub::start(&w, ("hub-b", "hub-b"), &read, &state, TTL);
+    let mut b = Hub::start(&w, ("hub-b", "hub-b"), &read, &state, TTL, &["--quorum", "2"]);
     assert!(wait_until(30.0, || b.said("standby while hub-a/")), "hub-b waits: {}", b.stderr());
 
     for k in 1..=3 {
@@ -191,7 +202,7 @@ fn two_hubs_one_acts_a_standby_takes_over_and_each_alert_reaches_the_sink_once()
     let r = w
         .tool("notify")
         .env("AGENT_OPS_HOME", w.path("ops"))
-        .args(["--state", &state, "silence", "add", "--for", "1h", "--match", "name=s07@h1", "--why", "test"])
+        .args(["--state", &state, "silence", "add", "--for", "1h", "--match", "name=s07", "--why", "test"])
         .run_within(limit(30.0).as_secs());
     assert_eq!(r.code, 0, "{r:?}");
     for k in 5..=6 {
@@ -208,9 +219,11 @@ fn two_hubs_one_acts_a_standby_takes_over_and_each_alert_reaches_the_sink_once()
         b.stderr()
     );
 
-    assert!(wait_until(30.0, || b.delivered("check:s06@h1")), "the sink answered: {}", b.stderr());
+    assert!(wait_until(30.0, || b.delivered("check:s06")), "the sink answered: {}", b.stderr());
+    let said = b.out.lock().unwrap().join("\n");
+    assert!(said.contains("down from 2 of 3 places (h1, h2; quorum 2)"), "the alert names the places: {said}");
     // hub-a comes back as a standby; hub-b dies between sends.
-    let a2 = Hub::start(&w, ("hub-a", "hub-a"), &read, &state, TTL);
+    let a2 = Hub::start(&w, ("hub-a", "hub-a"), &read, &state, TTL, &["--quorum", "2"]);
     assert!(wait_until(30.0, || a2.said("standby while hub-b/")), "hub-a waits: {}", a2.stderr());
     let before = inbox.lock().unwrap().len();
     b.kill();
@@ -231,12 +244,12 @@ fn two_hubs_one_acts_a_standby_takes_over_and_each_alert_reaches_the_sink_once()
     for (id, subject) in &seen {
         per.entry(subject.clone()).or_default().push(id.clone());
     }
-    let want: Vec<String> = (1..=8).filter(|&i| i != 7).map(|i| format!("check:s{i:02}@h1")).collect();
+    let want: Vec<String> = (1..=8).filter(|&i| i != 7).map(|i| format!("check:s{i:02}")).collect();
     let subjects: Vec<&String> = per.keys().collect();
     assert_eq!(subjects, want.iter().collect::<Vec<_>>(), "one alert per service down, s07 silenced: {seen:?}");
     let twice: Vec<&String> = per.iter().filter(|(_, ids)| ids.len() > 1).map(|(s, _)| s).collect();
     assert!(
-        twice.is_empty() || twice == [&"check:s04@h1".to_string()],
+        twice.is_empty() || twice == [&"check:s04".to_string()],
         "only the alert in flight when hub-a died may come twice: {seen:?}"
     );
     for (s, ids) in &per {
@@ -335,8 +348,7 @@ fn failover_at_random_moments_loses_no_alert_and_duplicates_are_counted() {
     let (_nodes, servers) = cluster(&bin, &w);
     // A sink that answers in 50 ms, as a chat API far away does.
     let (_hook, inbox, alerting) = sink(Duration::from_millis(50), AT_ONCE);
-    let listening = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (open, closed) = (listening.local_addr().unwrap().port(), crate::util::closed_port());
+    let (open, closed) = (listener(), crate::util::closed_port());
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
     let (mut alerts, mut twice, mut lost, mut takeovers) = (0usize, 0usize, 0usize, Vec::new());
     for t in 0..trials {
@@ -347,9 +359,9 @@ fn failover_at_random_moments_loses_no_alert_and_duplicates_are_counted() {
         let publish = format!("nats://{servers}/pitcrew.ft{t}?replicas=3");
         let read = format!("nats://{servers}/pitcrew.ft{t}?durable=hubs&ack_wait=3");
         let state = format!("nats://{servers}/pitcrew-ft{t}?replicas=3");
-        let mut a = Hub::start(&w, (&a_home, "hub-a"), &read, &state, 3);
+        let mut a = Hub::start(&w, (&a_home, "hub-a"), &read, &state, 3, &[]);
         assert!(wait_until(30.0, || a.said("leading")), "hub-a leads: {}", a.stderr());
-        let mut b = Hub::start(&w, (&b_home, "hub-b"), &read, &state, 3);
+        let mut b = Hub::start(&w, (&b_home, "hub-b"), &read, &state, 3, &[]);
         assert!(wait_until(30.0, || b.said("standby")), "hub-b waits: {}", b.stderr());
         // Ten waves, one new service down in each. The leader dies at a random moment, from a
         // thread of its own, so the moment has nothing to do with the waves.

@@ -83,6 +83,45 @@ impl Hub {
         })
     }
 
+    /// The hub of `--state`, if given: this host (`--host`, else the system's name) with
+    /// the lease of `--lease-ttl`.
+    pub fn from_cli(cli: &super::cli::Cli, state_dir: &Path) -> Result<Option<Hub>> {
+        let Some(url) = &cli.state else { return Ok(None) };
+        let me = crate::util::host::get().map(String::from).unwrap_or_else(crate::util::host::system);
+        Hub::open(url, state_dir, &me, Duration::from_secs(cli.lease_ttl)).map(Some)
+    }
+
+    /// Before a run reads anything. A hub acts only while it leads: a resident standby
+    /// waits for the lease, a batch one says who leads and ends (`Some(status)`); then the
+    /// shared memory is read. `ack` and `state` take care of themselves.
+    pub fn before_reading(
+        &self,
+        cli: &super::cli::Cli,
+        files: &Files,
+        diag: &Diag,
+    ) -> Result<Option<crate::error::Status>> {
+        use super::cli::Cmd;
+        let batch_run = !cli.follow && !matches!(cli.cmd, Some(Cmd::Ack(_)) | Some(Cmd::State));
+        if cli.follow {
+            self.wait_to_lead(diag, poll_every(Duration::from_secs(cli.lease_ttl)))?;
+        } else if batch_run
+            && !cli.dry_run
+            && let Err(holder) = self.try_lead()?
+        {
+            if matches!(cli.cmd, Some(Cmd::Send(_))) {
+                return Err(Error::other(format!(
+                    "hub {holder} leads: send the alert there, or put it on the stream the hubs read"
+                )));
+            }
+            diag.warn(format_args!("standby: {holder} leads; this hub does nothing"));
+            return Ok(Some(crate::error::Status::Ok));
+        }
+        if batch_run || cli.follow {
+            self.pull(files)?;
+        }
+        Ok(None)
+    }
+
     /// The directory of the local copy (notify's files live there under a hub).
     pub fn dir(&self) -> &Path {
         &self.dir

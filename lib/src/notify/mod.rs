@@ -89,13 +89,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     let (cli, set) = crate::cli::setup::<Cli>(&mut ctx.out, args)?;
     let (paths, clock) = (&set.paths, set.clock);
     ctx.out.escape_controls(cli.format != cli::Format::Ndjson);
-    let hub = match &cli.state {
-        Some(url) => {
-            let me = crate::util::host::get().map(String::from).unwrap_or_else(crate::util::host::system);
-            Some(hub::Hub::open(url, &paths.state, &me, std::time::Duration::from_secs(cli.lease_ttl))?)
-        }
-        None => None,
-    };
+    let hub = hub::Hub::from_cli(&cli, &paths.state)?;
     let files = match &hub {
         Some(h) => Files::under_hub(h, &paths.state),
         None => Files::under(&paths.state),
@@ -118,27 +112,10 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         return Err(Error::usage("--follow reads records; it does not go with a subcommand"));
     }
     let timing = follow::Timing::of(&config, cli.group_wait, cli.group_interval)?;
-    // A hub acts only while it leads: a resident standby waits for the lease before it reads
-    // anything, a batch one says who leads and ends.
-    if let Some(h) = &hub {
-        let batch_run = !cli.follow && !matches!(cli.cmd, Some(Cmd::Ack(_)) | Some(Cmd::State));
-        if cli.follow {
-            h.wait_to_lead(&ctx.diag, hub::poll_every(std::time::Duration::from_secs(cli.lease_ttl)))?;
-        } else if batch_run
-            && !cli.dry_run
-            && let Err(holder) = h.try_lead()?
-        {
-            if matches!(cli.cmd, Some(Cmd::Send(_))) {
-                return Err(Error::other(format!(
-                    "hub {holder} leads: send the alert there, or put it on the stream the hubs read"
-                )));
-            }
-            ctx.diag.warn(format_args!("standby: {holder} leads; this hub does nothing"));
-            return Ok(Status::Ok);
-        }
-        if batch_run || cli.follow {
-            h.pull(&files)?;
-        }
+    if let Some(h) = &hub
+        && let Some(standby) = h.before_reading(&cli, &files, &ctx.diag)?
+    {
+        return Ok(standby);
     }
     // Before any other thread starts (the signals are blocked in every thread after it).
     let input = match cli.follow {
