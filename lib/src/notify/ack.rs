@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -24,6 +25,93 @@ pub(crate) struct Ack {
     pub until: Option<OffsetDateTime>,
     /// The sink it came from (`telegram`, `gitea`); none: the command line.
     pub origin: Option<String>,
+}
+
+/// `notify ack` as asked on the command line, in a form that can wait in the hubs' shared
+/// memory for the hub that leads (`notify --state … ack` while a resident hub leads).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Request {
+    pub subjects: Vec<String>,
+    pub matchers: Vec<String>,
+    pub by: String,
+    #[serde(default)]
+    pub why: String,
+    /// Until when (RFC 3339), from `--for`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// When it was asked.
+    pub at: String,
+}
+
+/// What picks the incidents a request names.
+pub(crate) type Wanted = Box<dyn Fn(&Alert) -> bool>;
+
+impl Request {
+    /// The command line's request, checked: who (`--by`, else `$USER`), until when.
+    pub fn from_args(args: &super::cli::AckArgs, now: OffsetDateTime) -> crate::error::Result<Request> {
+        use crate::error::Error;
+        let by = args
+            .by
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| Error::usage("ack: say who is on it with --by (USER is not set)"))?;
+        let until = match &args.duration {
+            None => None,
+            Some(d) => {
+                let d = clock::parse_duration(d)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| Error::usage(format!("--for: '{d}' is not a duration (90s, 15m, 4h, 1d, 1h30m)")))?;
+                Some(clock::fmt_ts(clock::add_or_latest(now, d)))
+            }
+        };
+        let r = Request {
+            subjects: args.subjects.clone(),
+            matchers: args.matchers.clone(),
+            by,
+            why: args.why.clone(),
+            until,
+            at: clock::fmt_ts(now),
+        };
+        drop(r.wanted()?);
+        Ok(r)
+    }
+
+    /// The incidents it names: every matcher holds, and one of the subjects (globs) is the
+    /// subject or the name.
+    pub fn wanted(&self) -> crate::error::Result<Wanted> {
+        use crate::error::Error;
+        let matchers: Vec<super::silence::Matcher> = self
+            .matchers
+            .iter()
+            .map(|m| super::silence::Matcher::parse(m))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::usage(format!("--match {e}")))?;
+        let subjects: Vec<regex::Regex> = self
+            .subjects
+            .iter()
+            .map(|s| {
+                crate::calendar::maintenance::glob_regex(s)
+                    .ok_or_else(|| Error::usage(format!("ack: '{s}' is not a subject")))
+            })
+            .collect::<crate::error::Result<_>>()?;
+        Ok(Box::new(move |a: &Alert| {
+            let key = a.subject.as_deref().unwrap_or("");
+            matchers.iter().all(|m| m.matches(a))
+                && (subjects.is_empty() || subjects.iter().any(|re| re.is_match(key) || re.is_match(a.name())))
+        }))
+    }
+
+    /// The acknowledgement it gives.
+    pub fn ack(&self) -> Ack {
+        Ack {
+            by: self.by.clone(),
+            why: self.why.clone(),
+            until: self.until.as_deref().and_then(clock::parse_ts),
+            origin: None,
+        }
+    }
 }
 
 /// What acknowledging did: the history events, the announcements to send, and the subjects

@@ -141,7 +141,8 @@ pub fn run(
         last_message: None,
         poll_due: None,
     };
-    if f.engine.polls_acks && !f.engine.dry_run {
+    // A hub also runs every ACK_POLL for the acknowledgements asked for on other machines.
+    if (f.engine.polls_acks || f.engine.hub.is_some()) && !f.engine.dry_run {
         f.poll_due = Some(Instant::now() + ACK_POLL);
     }
     f.learn_state();

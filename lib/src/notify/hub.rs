@@ -30,6 +30,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::Files;
+use super::ack::{Done, Request};
 use super::alert::Alert;
 use super::sinks::Sink;
 use crate::entry::Diag;
@@ -41,6 +42,8 @@ use crate::store;
 /// The files that make up the `memory` value.
 const MEMORY: [&str; 4] = ["notify.json", "alert-rate.json", "outbox.jsonl", "notify-quorum.json"];
 const SILENCES: &str = "silences.json";
+/// The key of the acknowledgements waiting for the leader.
+const REQUESTS: &str = "requests";
 
 /// The lease's TTL when `--lease-ttl` does not say.
 pub const DEFAULT_LEASE_TTL_S: u64 = 15;
@@ -55,6 +58,9 @@ pub(crate) struct Hub {
     silences_rev: Cell<u64>,
     /// The silences as read last (a run rewrites them only when it changed them).
     silences_read: RefCell<Option<Vec<u8>>>,
+    /// The acknowledgements asked for from other machines that this run applied (taken
+    /// off the list once the memory that holds them is written).
+    applied: RefCell<Vec<Request>>,
     /// Whether the memory was read at least once (later reads skip what did not change:
     /// the local copy is then the newest, and holds what the loop saved since).
     pulled: Cell<bool>,
@@ -80,6 +86,7 @@ impl Hub {
             silences_rev: Cell::new(0),
             silences_read: RefCell::new(None),
             pulled: Cell::new(false),
+            applied: RefCell::new(Vec::new()),
         })
     }
 
@@ -237,6 +244,7 @@ impl Hub {
         match self.shared.write("memory", &bytes, self.memory_rev.get())? {
             Wrote::Done(rev) => {
                 self.memory_rev.set(rev);
+                self.forget_applied();
                 Ok(())
             }
             Wrote::Conflict => Err(Error::other(format!(
@@ -290,6 +298,67 @@ impl Hub {
             }
         }
         Err(Error::other("the silences keep changing under this command; try again"))
+    }
+
+    /// Hand `notify ack` to the hub that leads: it waits in the shared memory (`requests`)
+    /// and is applied by the leader's next run.
+    pub fn queue_ack(&self, r: &Request) -> Result<()> {
+        for _ in 0..10 {
+            let Read { bytes, revision } = self.shared.read(REQUESTS)?;
+            let mut list: Vec<Request> = bytes.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+            list.push(r.clone());
+            let bytes = serde_json::to_vec(&list).map_err(|e| Error::other(e.to_string()))?;
+            if let Wrote::Done(_) = self.shared.write(REQUESTS, &bytes, revision)? {
+                return Ok(());
+            }
+        }
+        Err(Error::other("the requests for the leading hub keep changing; try again"))
+    }
+
+    /// Apply the acknowledgements other machines asked for (see [`Hub::queue_ack`]): the
+    /// history events and the announcements, as the sinks' acknowledgements give.
+    pub fn apply_requests(&self, st: &mut super::state::State, now: time::OffsetDateTime, diag: &Diag) -> Done {
+        let mut all = Done::default();
+        let list: Vec<Request> = match self.shared.read(REQUESTS) {
+            Ok(Read { bytes: Some(b), .. }) => serde_json::from_slice(&b).unwrap_or_default(),
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                diag.warn(format_args!("{e}; acknowledgements asked for elsewhere wait for the next run"));
+                Vec::new()
+            }
+        };
+        for r in &list {
+            match r.wanted() {
+                Ok(wanted) => {
+                    let done = super::ack::acknowledge(st, &wanted, &r.ack(), now);
+                    all.events.extend(done.events);
+                    all.announcements.extend(done.announcements);
+                }
+                Err(e) => diag.warn(format_args!("an acknowledgement asked for by {} is left out: {e}", r.by)),
+            }
+        }
+        *self.applied.borrow_mut() = list;
+        all
+    }
+
+    /// Take the applied requests off the list (those asked for meanwhile stay).
+    fn forget_applied(&self) {
+        let applied = std::mem::take(&mut *self.applied.borrow_mut());
+        if applied.is_empty() {
+            return;
+        }
+        for _ in 0..10 {
+            let Ok(Read { bytes, revision }) = self.shared.read(REQUESTS) else { return };
+            let list: Vec<Request> = bytes.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+            let left: Vec<&Request> = list.iter().filter(|r| !applied.contains(r)).collect();
+            if left.len() == list.len() {
+                return;
+            }
+            let Ok(bytes) = serde_json::to_vec(&left) else { return };
+            if let Ok(Wrote::Done(_)) = self.shared.write(REQUESTS, &bytes, revision) {
+                return;
+            }
+        }
     }
 
     /// Give every alert its `id` (see the module docs).
@@ -392,15 +461,14 @@ pub(crate) fn poll_every(ttl: Duration) -> Duration {
     (ttl / 10).clamp(Duration::from_millis(200), Duration::from_secs(2))
 }
 
-/// A command that changes the shared memory (`notify ack`, `notify outbox drop`): under a
-/// hub it acts as the leader for a moment (an error names the hub that leads), on the
-/// memory as shared, and writes it back; without a hub it is just run.
+/// A command that changes the shared memory (`notify outbox drop`, `notify ack` while no
+/// hub leads): under a hub it acts as the leader for a moment (an error names the hub that
+/// leads), on the memory as shared, and writes it back; without a hub it is just run.
 pub(crate) fn with_lease<T>(hub: Option<&Hub>, files: &Files, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let Some(h) = hub else { return f() };
     if let Err(holder) = h.try_lead()? {
         return Err(Error::other(format!(
-            "{what}: hub {holder} leads and keeps the shared memory; run it there without --state, \
-             or acknowledge through a sink (a Telegram button, a Gitea /ack) that the leader reads"
+            "{what}: hub {holder} leads and keeps the shared memory; run it while no hub leads"
         )));
     }
     let r = h.pull(files).and_then(|()| f()).and_then(|v| h.push(files, &Diag::stderr("notify")).map(|()| v));

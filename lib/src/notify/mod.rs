@@ -154,6 +154,17 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
     };
     match &cli.cmd {
         Some(Cmd::Ack(a)) => {
+            if let Some(h) = &hub
+                && let Err(holder) = h.try_lead()?
+            {
+                // A resident hub leads: it applies the acknowledgement at its next run.
+                h.queue_ack(&ack::Request::from_args(a, engine.clock.now())?)?;
+                diag.warn(format_args!(
+                    "ack: {holder} leads; it applies this acknowledgement within {} s",
+                    follow::ACK_POLL.as_secs()
+                ));
+                return Ok(Status::Ok);
+            }
             let files = engine.files.clone();
             return hub::with_lease(hub.as_ref(), &files, "ack", || engine.ack_cmd(&cli, a, out));
         }
@@ -412,7 +423,12 @@ impl Engine<'_> {
 
         // Acknowledgements given through the sinks since the last run, before deciding
         // (an incident acknowledged now gets no reminder now).
-        let (ack_events, ack_notes) = if saving { self.take_acks(&mut state, now) } else { Default::default() };
+        let (mut ack_events, mut ack_notes) = if saving { self.take_acks(&mut state, now) } else { Default::default() };
+        if saving && let Some(h) = self.hub {
+            let asked = h.apply_requests(&mut state, now, self.diag);
+            ack_events.extend(asked.events);
+            ack_notes.extend(asked.announcements);
+        }
         if !ack_events.is_empty()
             && let Err(e) = crate::history::append(&self.files.history, now, &ack_events)
         {
@@ -1155,43 +1171,11 @@ impl Engine<'_> {
     /// each acknowledgement to the alert history and announce it through the sinks. Exit 1
     /// when nothing matched.
     fn ack_cmd(&mut self, cli: &Cli, args: &AckArgs, out: &mut dyn Write) -> Result<Status> {
-        let matchers: Vec<Matcher> = args
-            .matchers
-            .iter()
-            .map(|m| Matcher::parse(m))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| Error::usage(format!("--match {e}")))?;
-        let subjects: Vec<regex::Regex> = args
-            .subjects
-            .iter()
-            .map(|s| {
-                crate::calendar::maintenance::glob_regex(s)
-                    .ok_or_else(|| Error::usage(format!("ack: '{s}' is not a subject")))
-            })
-            .collect::<Result<_>>()?;
-        let by = args
-            .by
-            .clone()
-            .or_else(|| std::env::var("USER").ok())
-            .map(|b| b.trim().to_string())
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| Error::usage("ack: say who is on it with --by (USER is not set)"))?;
         let now = self.clock.now();
-        let until = match &args.duration {
-            None => None,
-            Some(d) => {
-                let d = clock::parse_duration(d)
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| Error::usage(format!("--for: '{d}' is not a duration (90s, 15m, 4h, 1d, 1h30m)")))?;
-                Some(clock::add_or_latest(now, d))
-            }
-        };
-        let wanted = |a: &Alert| {
-            let key = a.subject.as_deref().unwrap_or("");
-            matchers.iter().all(|m| m.matches(a))
-                && (subjects.is_empty() || subjects.iter().any(|re| re.is_match(key) || re.is_match(a.name())))
-        };
-        let ack = ack::Ack { by: by.clone(), why: args.why.clone(), until, origin: None };
+        let request = ack::Request::from_args(args, now)?;
+        let wanted = request.wanted()?;
+        let ack = request.ack();
+        let by = request.by.clone();
         let mut lock = Lock::for_file(&self.files.state)?;
         let _held = lock.acquire()?;
         let mut state = State::load(&self.files.state)?;
