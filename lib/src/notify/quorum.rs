@@ -103,6 +103,12 @@ impl Quorum {
         let since = now - time::Duration::seconds(self.window_s);
         let recent: Vec<(&String, &Place)> =
             places.iter().filter(|(_, p)| clock::parse_ts(&p.timestamp).is_some_and(|t| t >= since)).collect();
+        let newest = recent
+            .iter()
+            .filter_map(|(_, p)| clock::parse_ts(&p.timestamp).map(|t| (t, &p.timestamp)))
+            .max_by_key(|(t, _)| *t)
+            .filter(|(t, _)| clock::parse_ts(&ts).is_none_or(|own| *t > own))
+            .map(|(_, s)| s.clone());
         let down: Vec<&(&String, &Place)> = recent.iter().filter(|(_, p)| p.status == "down").collect();
         let names = down.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>().join(", ");
         let (status, detail) = if down.len() >= k {
@@ -121,7 +127,10 @@ impl Quorum {
             "quorum": k,
             "places_down": down.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(),
             "places": recent.len(),
-            "timestamp": ts,
+            // The newest of the places' records: a host whose clock lags, or a record a
+            // stream delivers again late, never makes the verdict look older than the last
+            // one (notify leaves out records older than the newest of a subject).
+            "timestamp": newest.unwrap_or(ts),
         });
         if let (Some(t), Value::Object(m)) = (v.get("type"), &mut out) {
             m.insert("type".into(), t.clone());
@@ -196,5 +205,30 @@ mod tests {
         q.rewrite(check("h1", "up", "2026-12-06T06:58:00Z"), now);
         let v = q.rewrite(check("h1", "up", "2026-12-06T06:59:59Z"), now);
         assert_eq!(v["status"], "up");
+    }
+
+    #[test]
+    fn the_verdict_carries_the_newest_places_time_so_a_lagging_clock_is_not_left_out() {
+        // h2's clock is a minute behind: its record, written after h1's, says 06:59:00.
+        // The verdict it brings is as new as the newest record it rests on.
+        let now = clock::parse_ts("2026-12-06T07:00:30Z").unwrap();
+        let mut q = q(Some(2));
+        let v = q.rewrite(check("h1", "down", "2026-12-06T07:00:00Z"), now);
+        assert_eq!((v["status"].as_str(), v["timestamp"].as_str()), (Some("up"), Some("2026-12-06T07:00:00Z")));
+        let v = q.rewrite(check("h2", "down", "2026-12-06T06:59:00Z"), now);
+        assert_eq!((v["status"].as_str(), v["timestamp"].as_str()), (Some("down"), Some("2026-12-06T07:00:00Z")));
+        // Through notify: the lagging host's record makes the alert, not nothing.
+        let mut st = super::super::state::State::default();
+        let mut input = super::super::state::Input::default();
+        for line in [check("h1", "down", "2026-12-06T07:00:00Z"), check("h2", "down", "2026-12-06T06:59:00Z")] {
+            for o in super::super::rules::observe(&q.rewrite(line, now)).unwrap() {
+                input.rule(o);
+            }
+        }
+        let p =
+            super::super::state::Policy { repeat_interval_s: 3600, rate_limit_s: 0, alert_on_recovery: true, after: 1 };
+        let mut rates = super::super::state::Rates::default();
+        let d = super::super::state::evaluate(&mut st, &mut rates, input, &Default::default(), p, now);
+        assert_eq!(d.alerts.len(), 1, "{:?}", d.alerts);
     }
 }
