@@ -149,7 +149,8 @@ pub fn records(data: &[u8]) {
 /// message splits within Telegram's limit.
 fn run_notify(mut st: State, input: Input) {
     let mut rates = Rates::default();
-    let policy = Policy { repeat_interval_s: 3600, rate_limit_s: 300, alert_on_recovery: true, after: 1 };
+    let policy =
+        Policy { repeat_interval_s: 3600, rate_limit_s: 300, alert_on_recovery: true, after: 1, newest_wins: true };
     let silences = Silences::default();
     let d = state::evaluate(&mut st, &mut rates, input, &silences, policy, now());
     let saved = serde_json::to_vec_pretty(&st).unwrap_or_default();

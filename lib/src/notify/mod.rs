@@ -131,6 +131,8 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         rate_limit_s: config.alerting.rate_limit_seconds,
         alert_on_recovery: config.alerting.alert_on_recovery,
         after: cli.after,
+        // Records from a stream may come again after newer ones; a pipe keeps the order.
+        newest_wins: hub.is_some() || cli.files.iter().any(|f| f.to_str().is_some_and(crate::fleet::url::is_nats)),
     };
     let sink_repeat = sink_repeat_intervals(&config);
     let max_subjects = max_subjects(&config)?;

@@ -225,8 +225,13 @@ mod tests {
                 input.rule(o);
             }
         }
-        let p =
-            super::super::state::Policy { repeat_interval_s: 3600, rate_limit_s: 0, alert_on_recovery: true, after: 1 };
+        let p = super::super::state::Policy {
+            repeat_interval_s: 3600,
+            rate_limit_s: 0,
+            alert_on_recovery: true,
+            after: 1,
+            newest_wins: true,
+        };
         let mut rates = super::super::state::Rates::default();
         let d = super::super::state::evaluate(&mut st, &mut rates, input, &Default::default(), p, now);
         assert_eq!(d.alerts.len(), 1, "{:?}", d.alerts);

@@ -333,6 +333,11 @@ pub struct Policy {
     pub alert_on_recovery: bool,
     /// Alert only after this many consecutive bad runs.
     pub after: u32,
+    /// Leave out a record older than the newest read of its subject: the records come from
+    /// a stream that delivers again, after newer ones, what a killed reader had (a
+    /// `nats://` source, a hub). A pipe keeps the order, and a host whose clock steps back
+    /// is then still heard.
+    pub newest_wins: bool,
 }
 
 /// What the stream said about one subject in this run (the last record wins, but an alert
@@ -438,7 +443,7 @@ pub fn evaluate(
     for key in order {
         let Some(s) = said.remove(&key) else { continue };
         if let Said::Rule(o) = &s {
-            if state.newest.get(&key).is_some_and(|n| older(&o.timestamp, n)) {
+            if policy.newest_wins && state.newest.get(&key).is_some_and(|n| older(&o.timestamp, n)) {
                 continue;
             }
             if let Some(t) = ts(&o.timestamp) {
@@ -793,7 +798,7 @@ mod tests {
     }
 
     fn policy() -> Policy {
-        Policy { repeat_interval_s: 3600, rate_limit_s: 300, alert_on_recovery: true, after: 1 }
+        Policy { repeat_interval_s: 3600, rate_limit_s: 300, alert_on_recovery: true, after: 1, newest_wins: false }
     }
 
     fn run(state: &mut State, rates: &mut Rates, lines: &[Value], p: Policy, now: &str) -> Vec<Alert> {
@@ -837,20 +842,23 @@ mod tests {
         // down at 10:00 and 10:02, up at 10:01 (delivered last). It stays down, and the
         // recovery is not announced; then a newer up record recovers it.
         let (mut st, mut r) = (State::default(), Rates::default());
-        let a =
-            run(&mut st, &mut r, &[check_at("api", "down", "2026-11-23T10:02:00Z")], policy(), "2026-11-23T10:02:05Z");
+        let p = Policy { newest_wins: true, ..policy() };
+        let a = run(&mut st, &mut r, &[check_at("api", "down", "2026-11-23T10:02:00Z")], p, "2026-11-23T10:02:05Z");
         assert_eq!(a.len(), 1);
         let late = [check_at("api", "up", "2026-11-23T10:01:00Z")];
-        let a = run(&mut st, &mut r, &late, policy(), "2026-11-23T10:02:35Z");
+        let (mut piped, mut piped_rates) = (st.clone(), r.clone());
+        let a = run(&mut st, &mut r, &late, p, "2026-11-23T10:02:35Z");
         assert!(a.is_empty(), "{a:?}");
         assert!(st.subjects["check:api"].level.is_some());
+        // From a pipe, which keeps the order, the same record is heard (a clock stepped back).
+        let a = run(&mut piped, &mut piped_rates, &late, policy(), "2026-11-23T10:02:35Z");
+        assert_eq!((a.len(), a[0].status), (1, AlertStatus::Resolved), "{a:?}");
         // Within one run too: the newest record wins whatever the order.
         let lines = [check_at("db", "down", "2026-11-23T10:03:00Z"), check_at("db", "up", "2026-11-23T10:02:00Z")];
-        let a = run(&mut st, &mut r, &lines, policy(), "2026-11-23T10:03:05Z");
+        let a = run(&mut st, &mut r, &lines, p, "2026-11-23T10:03:05Z");
         assert_eq!((a.len(), a[0].subject.as_deref()), (1, Some("check:db")), "{a:?}");
         assert_eq!(a[0].status, AlertStatus::Firing);
-        let a =
-            run(&mut st, &mut r, &[check_at("api", "up", "2026-11-23T10:04:00Z")], policy(), "2026-11-23T10:04:05Z");
+        let a = run(&mut st, &mut r, &[check_at("api", "up", "2026-11-23T10:04:00Z")], p, "2026-11-23T10:04:05Z");
         assert_eq!(a[0].status, AlertStatus::Resolved, "{a:?}");
     }
 
