@@ -479,3 +479,19 @@ fn the_lease_and_the_claims_against_a_real_server() {
     assert!(lost, "b still leads without a server");
     assert!(b.lost().unwrap().contains("could not be renewed"), "{:?}", b.lost());
 }
+
+#[test]
+fn help_never_shows_the_nats_addresses_of_the_environment() {
+    let w = Workdir::new("fleet-help");
+    for tool in ["notify", "probe"] {
+        let r = w
+            .tool(tool)
+            .env("PITCREW_NOTIFY_STATE", "nats://alice:pw-s3cret@127.0.0.1:4222/pitcrew-notify")
+            .env("PITCREW_PUBLISH", "nats://tok-s3cret@127.0.0.1:4222/pitcrew.checks")
+            .arg("--help")
+            .run();
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(r.stdout.contains("PITCREW_PUBLISH"), "{r:?}");
+        assert!(!r.stdout.contains("s3cret") && !r.stderr.contains("s3cret"), "{tool} --help: {r:?}");
+    }
+}

@@ -865,6 +865,12 @@ mod tests {
         assert_eq!(a[0].status, AlertStatus::Firing);
         let a = run(&mut st, &mut r, &[check_at("api", "up", "2026-11-23T10:04:00Z")], p, "2026-11-23T10:04:05Z");
         assert_eq!(a[0].status, AlertStatus::Resolved, "{a:?}");
+        // A record from the future (a clock ahead) is heard, but is not the newest: the
+        // subject's records of now still count.
+        let ahead = [check_at("web", "down", "2026-11-23T13:00:00Z")];
+        assert_eq!(run(&mut st, &mut r, &ahead, p, "2026-11-23T11:00:00Z").len(), 1);
+        let a = run(&mut st, &mut r, &[check_at("web", "up", "2026-11-23T11:01:00Z")], p, "2026-11-23T11:01:05Z");
+        assert_eq!((a.len(), a[0].status), (1, AlertStatus::Resolved), "{a:?}");
     }
 
     #[test]
