@@ -422,3 +422,76 @@ fn failover_at_random_moments_loses_no_alert_and_duplicates_are_counted() {
     assert_eq!(lost, 0);
     assert!(twice <= trials, "at most the alert in flight at each kill comes twice");
 }
+
+#[test]
+fn the_lease_and_the_claims_against_a_real_server() {
+    use pitcrew::fleet::NatsUrl;
+    use pitcrew::fleet::kv::{Claim, Shared};
+    let Some(bin) = server_bin() else { return };
+    let w = Workdir::new("fleet-kv");
+    let [port, http] = free_ports(2)[..] else { unreachable!() };
+    let node = Node::start(&bin, &w, "n1", (port, http), None);
+    assert!(wait_until(20.0, || node.healthy()), "nats-server did not become ready");
+    let url = NatsUrl::parse(&format!("nats://127.0.0.1:{port}/pitcrew-kv")).unwrap();
+    let ttl = Duration::from_secs(3);
+    let a = Shared::open(&url, "a/1", ttl).unwrap();
+    let b = Shared::open(&url, "b/2", ttl).unwrap();
+
+    // One leads; the other is refused while the leader renews, past several TTLs.
+    assert!(a.try_lead().unwrap() && a.leads());
+    let until = Instant::now() + Duration::from_secs(7);
+    while Instant::now() < until {
+        assert!(!b.try_lead().unwrap(), "b took the lease while a renews it");
+        assert!(a.leads(), "a renews: {:?}", a.lost());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(b.holder().unwrap().as_deref(), Some("a/1"));
+    // Given back, it is b's at once.
+    a.release();
+    assert!(!a.leads());
+    assert!(b.try_lead().unwrap() && b.leads());
+
+    // Claims: one hub's claim; sent; asked again, it is sent.
+    let k = vec!["0123456789abcdef01234567.webhook".to_string()];
+    let Claim::Go(rev) = a.claim(&k)[0] else { panic!("a claims a fresh alert") };
+    assert!(matches!(&b.claim(&k)[0], Claim::Busy(h) if h == "a/1"), "a fresh claim of a live hub is left to it");
+    a.settle(&[(k[0].clone(), rev, true)]).unwrap();
+    assert_eq!(b.claim(&k)[0], Claim::Sent);
+    // Given back after a failure: the next claim goes.
+    let k2 = vec!["0123456789abcdef01234567.telegram".to_string()];
+    let Claim::Go(rev) = a.claim(&k2)[0] else { panic!() };
+    a.settle(&[(k2[0].clone(), rev, false)]).unwrap();
+    assert!(matches!(b.claim(&k2)[0], Claim::Go(_)), "given back");
+    // A claim left `sending` by a hub that died is taken over once older than the grace,
+    // and the dead hub's late word does not undo it.
+    let k3 = vec!["0123456789abcdef01234567.slack".to_string()];
+    let Claim::Go(old) = a.claim(&k3)[0] else { panic!() };
+    assert!(matches!(b.claim(&k3)[0], Claim::Busy(_)));
+    std::thread::sleep(ttl + Duration::from_millis(1100));
+    let Claim::Go(rev) = b.claim(&k3)[0] else { panic!("b takes over a stale claim") };
+    a.settle(&[(k3[0].clone(), old, false)]).unwrap();
+    b.settle(&[(k3[0].clone(), rev, true)]).unwrap();
+    assert_eq!(a.claim(&k3)[0], Claim::Sent);
+
+    // A leader whose server goes away stops leading by itself before the TTL is out.
+    drop(node);
+    let lost = wait_until(10.0, || !b.leads());
+    assert!(lost, "b still leads without a server");
+    assert!(b.lost().unwrap().contains("could not be renewed"), "{:?}", b.lost());
+}
+
+#[test]
+fn help_never_shows_the_nats_addresses_of_the_environment() {
+    let w = Workdir::new("fleet-help");
+    for tool in ["notify", "probe"] {
+        let r = w
+            .tool(tool)
+            .env("PITCREW_NOTIFY_STATE", "nats://alice:pw-s3cret@127.0.0.1:4222/pitcrew-notify")
+            .env("PITCREW_PUBLISH", "nats://tok-s3cret@127.0.0.1:4222/pitcrew.checks")
+            .arg("--help")
+            .run();
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(r.stdout.contains("PITCREW_PUBLISH"), "{r:?}");
+        assert!(!r.stdout.contains("s3cret") && !r.stderr.contains("s3cret"), "{tool} --help: {r:?}");
+    }
+}

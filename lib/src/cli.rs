@@ -46,7 +46,7 @@ pub struct Common {
     /// Also publish every record written to a NATS JetStream subject:
     /// nats://[user:pass@]host:port[,host:port]/SUBJECT[?replicas=N]; what cannot be sent
     /// waits in a local outbox (see docs/fleet.md)
-    #[arg(long, value_name = "URL", global = true, env = "PITCREW_PUBLISH")]
+    #[arg(long, value_name = "URL", global = true, env = "PITCREW_PUBLISH", hide_env_values = true)]
     pub publish: Option<String>,
 
     /// NATS credentials file (JWT and NKey seed) for nats:// inputs and --publish

@@ -296,20 +296,33 @@ impl Shared {
                 };
                 let sent = Instant::now();
                 let r = tokio::time::timeout(ttl / 3, store.update(LEASE_KEY, value.clone(), revision)).await;
-                let Ok(mut h) = held.lock() else { return };
-                let Some(s) = h.as_mut() else { return };
-                match r {
-                    Ok(Ok(rev)) => {
-                        s.revision = rev;
-                        s.deadline = sent + ttl - margin;
-                    }
+                // (renewed at this revision, still ours at this revision, lost)
+                let (renewed, ours, lost) = match r {
+                    Ok(Ok(rev)) => (Some(rev), None, false),
                     Ok(Err(e)) if e.kind() == UpdateErrorKind::WrongLastRevision => {
-                        s.lost = Some("another hub took the lease".into());
-                        return;
+                        // A renewal that timed out here may have been applied there: the
+                        // lease is still ours when the key names this hub.
+                        match tokio::time::timeout(ttl / 3, store.entry(LEASE_KEY)).await {
+                            Ok(Ok(Some(e))) if e.operation == Operation::Put && e.value == value => {
+                                (None, Some(e.revision), false)
+                            }
+                            _ => (None, None, true),
+                        }
                     }
                     // Unreachable for now: the deadline is not moved; past it this hub
                     // stops acting by itself.
-                    Ok(Err(_)) | Err(_) => {}
+                    Ok(Err(_)) | Err(_) => (None, None, false),
+                };
+                let Ok(mut h) = held.lock() else { return };
+                let Some(s) = h.as_mut() else { return };
+                if let Some(rev) = renewed {
+                    s.revision = rev;
+                    s.deadline = sent + ttl - margin;
+                } else if let Some(rev) = ours {
+                    s.revision = rev;
+                } else if lost {
+                    s.lost = Some("another hub took the lease".into());
+                    return;
                 }
             }
         });
@@ -361,28 +374,37 @@ impl Shared {
         let store = self.claims.clone();
         let me = self.me.clone();
         let keys = keys.to_vec();
+        let grace = self.ttl;
         rt.block_on(async move {
-            let each = keys.iter().map(|k| claim_one(&store, k, &me));
+            let each = keys.iter().map(|k| claim_one(&store, k, &me, grace));
             futures_util::future::join_all(each).await
         })
     }
 
-    /// Say what became of claimed keys: `sent` when the sink took the alert, else the claim
-    /// is given back so the next attempt may make it.
-    pub fn settle(&self, done: &[(String, bool)]) -> Result<()> {
+    /// Say what became of claimed keys, each at the revision its claim was made: `sent`
+    /// when the sink took the alert, else the claim is given back so the next attempt may
+    /// make it. Both by compare-and-set: a claim another hub has taken over since is left
+    /// to it.
+    pub fn settle(&self, done: &[(String, u64, bool)]) -> Result<()> {
         let store = self.claims.clone();
         let value = Bytes::from(json!({"state": "sent", "holder": self.me}).to_string());
         let done = done.to_vec();
         let errors: Vec<String> = conn::runtime()?.block_on(async move {
-            let each = done.iter().map(|(k, delivered)| {
+            let each = done.iter().map(|(k, rev, delivered)| {
                 let (store, value) = (store.clone(), value.clone());
                 async move {
-                    let r = if *delivered {
-                        store.put(k, value).await.map(|_| ()).map_err(|e| e.to_string())
+                    if *delivered {
+                        match store.update(k, value, *rev).await {
+                            Ok(_) => None,
+                            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => None,
+                            Err(e) => Some(e.to_string()),
+                        }
                     } else {
-                        store.delete(k).await.map_err(|e| e.to_string())
-                    };
-                    r.err()
+                        // Given back; a claim taken over meanwhile is not ours to give, and
+                        // one that cannot be given back is taken over after the grace.
+                        let _ = store.delete_expect_revision(k, Some(*rev)).await;
+                        None
+                    }
                 }
             });
             futures_util::future::join_all(each).await.into_iter().flatten().collect()
@@ -394,8 +416,13 @@ impl Shared {
     }
 }
 
-async fn claim_one(store: &kv::Store, key: &str, me: &str) -> Claim {
-    let sending = Bytes::from(json!({"state": "sending", "holder": me}).to_string());
+/// Seconds since the epoch, as the claims say when they were made.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+async fn claim_one(store: &kv::Store, key: &str, me: &str, grace: Duration) -> Claim {
+    let sending = Bytes::from(json!({"state": "sending", "holder": me, "at": unix_now()}).to_string());
     match store.create(key, sending.clone()).await {
         Ok(rev) => return Claim::Go(rev),
         Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
@@ -408,15 +435,22 @@ async fn claim_one(store: &kv::Store, key: &str, me: &str) -> Claim {
     };
     let v: Value = serde_json::from_slice(&entry.value).unwrap_or(Value::Null);
     let holder = v.get("holder").and_then(Value::as_str).unwrap_or("").to_string();
-    if v.get("state").and_then(Value::as_str) == Some("sent") {
+    let given_back = entry.operation != Operation::Put;
+    if !given_back && v.get("state").and_then(Value::as_str) == Some("sent") {
         return Claim::Sent;
     }
-    if holder == me {
+    if !given_back && holder == me {
         return Claim::Go(entry.revision);
     }
-    // Claimed by a hub that has not said it was sent: it died while sending (this hub
-    // leads now) or the claim was given back. Take it over; a hub that races for it too
+    // Claimed by a hub that has not said it was sent. A claim younger than the grace may
+    // be a hub still at it (one that believes it leads, a slow sink): it is left to it, and
+    // the alert waits in the outbox until that is known. An older one is from a hub that
+    // died while sending (this hub leads now): taken over; a hub that races for it too
     // loses the compare-and-set.
+    let at = v.get("at").and_then(Value::as_u64).unwrap_or(0);
+    if !given_back && unix_now().saturating_sub(at) < grace.as_secs() {
+        return Claim::Busy(holder);
+    }
     match store.update(key, sending, entry.revision).await {
         Ok(rev) => Claim::Go(rev),
         Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Claim::Busy(holder),

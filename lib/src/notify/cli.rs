@@ -70,7 +70,13 @@ pub struct Cli {
     /// Share notify's memory (subject states, silences, outbox) in JetStream key-value
     /// buckets named BUCKET, and act only while this hub holds the lease there, so two or
     /// three hubs run the same notify and one acts (docs/fleet.md)
-    #[arg(long, value_name = "nats://HOST:PORT/BUCKET", global = true, env = "PITCREW_NOTIFY_STATE")]
+    #[arg(
+        long,
+        value_name = "nats://HOST:PORT/BUCKET",
+        global = true,
+        env = "PITCREW_NOTIFY_STATE",
+        hide_env_values = true
+    )]
     pub state: Option<String>,
 
     /// With --state: the lease's time to live; a standby takes over this long after the

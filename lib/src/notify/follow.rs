@@ -149,17 +149,22 @@ pub fn run(
     // Records from a JetStream consumer are acknowledged once nothing they caused waits
     // unsaved: when no news is held for its group wait.
     input.ack_on_commit();
+    // A hub reads and acknowledges records only while it leads.
+    let hub = f.engine.hub;
+    let leads = || hub.map_or(Ok(()), |h| h.check());
     loop {
         let due = [f.news_due, f.repeat_due, f.retry_due, f.poll_due].into_iter().flatten().min();
         let Some(msg) = input.next(due) else {
             f.flush(out)?;
             if f.news_due.is_none() {
+                leads()?;
                 input.commit()?;
             }
             continue;
         };
         match msg {
             Msg::Record { value, source, line } => {
+                leads()?;
                 let value = quorum.rewrite(value, f.engine.clock.now());
                 quorum.save()?;
                 let news = f.news(&value);
@@ -172,6 +177,7 @@ pub fn run(
                     f.news_due = Some(f.news_time());
                 }
                 if f.news_due.is_none() {
+                    leads()?;
                     input.commit()?;
                 }
             }

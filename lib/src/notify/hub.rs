@@ -199,6 +199,14 @@ impl Hub {
         self.pull_silences(files)
     }
 
+    /// [`Hub::pull`] for a command that only shows (`state`, `outbox list`, `silence
+    /// list`): under the local lock, so a run of this hub is not written under.
+    pub fn pull_locked(&self, files: &Files) -> Result<()> {
+        let mut lock = store::Lock::for_file(&files.state)?;
+        let _held = lock.acquire()?;
+        self.pull(files)
+    }
+
     fn pull_silences(&self, files: &Files) -> Result<()> {
         let Read { bytes, revision } = self.shared.read("silences")?;
         if self.pulled.get() && revision != 0 && revision == self.silences_rev.get() {
@@ -407,8 +415,8 @@ impl Hub {
             let sent = sink.deliver(&send, delayed);
             let mut done = Vec::new();
             for (&i, r) in go.iter().zip(sent) {
-                if matches!(claims[i], Claim::Go(_)) {
-                    done.push((keys[i].clone(), r.is_ok()));
+                if let Claim::Go(rev) = claims[i] {
+                    done.push((keys[i].clone(), rev, r.is_ok()));
                 }
                 results[i] = Some(r);
             }

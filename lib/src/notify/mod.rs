@@ -99,7 +99,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         Some(Cmd::Outbox(o)) => {
             if matches!(o, OutboxCmd::List) || cli.dry_run {
                 if let Some(h) = &hub {
-                    h.pull(&files)?;
+                    h.pull_locked(&files)?;
                 }
                 return outbox_cmd(ctx, &cli, o, &files, &clock);
             }
@@ -172,7 +172,7 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         }
         Some(Cmd::State) => {
             if let Some(h) = &hub {
-                h.pull(&engine.files)?;
+                h.pull_locked(&engine.files)?;
             }
             return engine.state_cmd(&cli, out);
         }
@@ -1152,7 +1152,7 @@ fn silence_cmd(
         }
         SilenceCmd::List { all } => {
             if let Some(h) = hub {
-                h.pull(files)?;
+                h.pull_locked(files)?;
             }
             let file = Silences::load(&files.silences)?;
             for s in file.silences.iter().filter(|s| *all || !s.expired(now)) {

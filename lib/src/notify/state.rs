@@ -37,6 +37,9 @@ use crate::store;
 /// Subjects not seen for this long are forgotten.
 const FORGET_AFTER_S: i64 = 30 * 86_400;
 
+/// How far ahead of now a record's time may be and still count as a subject's newest.
+const FUTURE_TOLERANCE_S: i64 = 300;
+
 /// The longest string kept in the state (a subject's key, title, name, message, ...), in
 /// bytes: what the state holds is then proportional to the number of subjects, whatever the
 /// records carried. Alerts themselves are sent whole.
@@ -446,7 +449,9 @@ pub fn evaluate(
             if policy.newest_wins && state.newest.get(&key).is_some_and(|n| older(&o.timestamp, n)) {
                 continue;
             }
-            if let Some(t) = ts(&o.timestamp) {
+            // A record from the future (a clock ahead, a mistyped time) is not taken as the
+            // newest: it would leave the subject's real records out until then.
+            if let Some(t) = ts(&o.timestamp).filter(|t| (*t - now).whole_seconds() <= FUTURE_TOLERANCE_S) {
                 state.newest.insert(key.clone(), clock::fmt_ts(t));
             }
         }
@@ -860,6 +865,12 @@ mod tests {
         assert_eq!(a[0].status, AlertStatus::Firing);
         let a = run(&mut st, &mut r, &[check_at("api", "up", "2026-11-23T10:04:00Z")], p, "2026-11-23T10:04:05Z");
         assert_eq!(a[0].status, AlertStatus::Resolved, "{a:?}");
+        // A record from the future (a clock ahead) is heard, but is not the newest: the
+        // subject's records of now still count.
+        let ahead = [check_at("web", "down", "2026-11-23T13:00:00Z")];
+        assert_eq!(run(&mut st, &mut r, &ahead, p, "2026-11-23T11:00:00Z").len(), 1);
+        let a = run(&mut st, &mut r, &[check_at("web", "up", "2026-11-23T11:01:00Z")], p, "2026-11-23T11:01:05Z");
+        assert_eq!((a.len(), a[0].status), (1, AlertStatus::Resolved), "{a:?}");
     }
 
     #[test]
