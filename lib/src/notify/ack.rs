@@ -199,8 +199,9 @@ impl super::Engine<'_> {
     /// them where the sink can, and return the history events and the announcements (for the
     /// other sinks). Each sink's bookmark is kept in the state (`ack_cursors`).
     pub(crate) fn take_acks(&mut self, st: &mut State, now: OffsetDateTime) -> (Vec<AlertEvent>, Vec<Alert>) {
-        let mut events = Vec::new();
-        let mut notes = Vec::new();
+        // Under a hub, first those asked for on other machines (`notify --state … ack`).
+        let asked = self.hub.map(|h| h.apply_requests(st, now, self.diag)).unwrap_or_default();
+        let (mut events, mut notes) = (asked.events, asked.announcements);
         if !self.polls_acks {
             return (events, notes);
         }

@@ -94,18 +94,8 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         Some(h) => Files::under_hub(h, &paths.state),
         None => Files::under(&paths.state),
     };
-    match &cli.cmd {
-        Some(Cmd::Silence(s)) => return silence_cmd(ctx, &cli, s, &files, &clock, hub.as_ref()),
-        Some(Cmd::Outbox(o)) => {
-            if matches!(o, OutboxCmd::List) || cli.dry_run {
-                if let Some(h) = &hub {
-                    h.pull_locked(&files)?;
-                }
-                return outbox_cmd(ctx, &cli, o, &files, &clock);
-            }
-            return hub::with_lease(hub.as_ref(), &files, "outbox drop", || outbox_cmd(ctx, &cli, o, &files, &clock));
-        }
-        _ => {}
+    if let Some(done) = memory_cmd(ctx, &cli, &files, &clock, hub.as_ref()) {
+        return done;
     }
     let config = set.load_config(false)?;
     if cli.follow && cli.cmd.is_some() {
@@ -122,61 +112,11 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         true => Some(crate::ndjson::follow::Follow::start(Source::from_args(&cli.files), set.read_opts)?),
         false => None,
     };
-    let host = hostname(&config);
     let Ctx { out, diag, stdin_is_terminal, .. } = ctx;
     let diag: &Diag = diag;
-    let sinks = build_sinks(&config, &cli.sink, diag, &host, &clock, &paths.home)?;
-    let policy = Policy {
-        repeat_interval_s: config.alerting.repeat_interval_seconds,
-        rate_limit_s: config.alerting.rate_limit_seconds,
-        alert_on_recovery: config.alerting.alert_on_recovery,
-        after: cli.after,
-        // Records from a stream may come again after newer ones; a pipe keeps the order.
-        newest_wins: hub.is_some() || cli.files.iter().any(|f| f.to_str().is_some_and(crate::fleet::url::is_nats)),
-    };
-    let sink_repeat = sink_repeat_intervals(&config);
-    let max_subjects = max_subjects(&config)?;
-    let escalation = escalate::Escalation::from_config(&config.alerting.raw, &config.path.display().to_string())
-        .map_err(Error::config)?;
-    let polls_acks = ["telegram_acks", "gitea_acks"]
-        .iter()
-        .any(|k| config.alerting.raw.get(*k).and_then(Value::as_bool).unwrap_or(false));
-    let mut engine = Engine {
-        sinks,
-        policy,
-        sink_repeat,
-        dry_run: cli.dry_run,
-        files,
-        diag,
-        clock,
-        max_subjects,
-        escalation,
-        polls_acks,
-        hub: hub.as_ref(),
-    };
-    match &cli.cmd {
-        Some(Cmd::Ack(a)) => {
-            if let Some(h) = &hub
-                && let Err(holder) = h.try_lead()?
-            {
-                // A resident hub leads: it applies the acknowledgement at its next run.
-                h.queue_ack(&ack::Request::from_args(a, engine.clock.now())?)?;
-                diag.warn(format_args!(
-                    "ack: {holder} leads; it applies this acknowledgement within {} s",
-                    follow::ACK_POLL.as_secs()
-                ));
-                return Ok(Status::Ok);
-            }
-            let files = engine.files.clone();
-            return hub::with_lease(hub.as_ref(), &files, "ack", || engine.ack_cmd(&cli, a, out));
-        }
-        Some(Cmd::State) => {
-            if let Some(h) = &hub {
-                h.pull_locked(&engine.files)?;
-            }
-            return engine.state_cmd(&cli, out);
-        }
-        _ => {}
+    let mut engine = Engine::of(&config, &cli, diag, clock, &paths.home, files, hub.as_ref())?;
+    if let Some(done) = engine.memory_cmd(&cli, out) {
+        return done;
     }
 
     let quorum_dir = hub.as_ref().map_or(paths.state.as_path(), |h| h.dir());
@@ -236,6 +176,95 @@ pub fn main(ctx: &mut Ctx, args: Vec<OsString>) -> Result<Status> {
         return Err(e);
     }
     Ok(Status::failures_if(report.undelivered > 0))
+}
+
+/// `notify silence …` and `notify outbox …`: the commands that need no configuration (under
+/// a hub, on the shared memory); `None` for the others.
+fn memory_cmd(
+    ctx: &mut Ctx,
+    cli: &Cli,
+    files: &Files,
+    clock: &Clock,
+    hub: Option<&hub::Hub>,
+) -> Option<Result<Status>> {
+    match &cli.cmd {
+        Some(Cmd::Silence(s)) => Some(silence_cmd(ctx, cli, s, files, clock, hub)),
+        Some(Cmd::Outbox(o)) if matches!(o, OutboxCmd::List) || cli.dry_run => {
+            Some(hub.map_or(Ok(()), |h| h.pull_locked(files)).and_then(|()| outbox_cmd(ctx, cli, o, files, clock)))
+        }
+        Some(Cmd::Outbox(o)) => {
+            Some(hub::with_lease(hub, files, "outbox drop", || outbox_cmd(ctx, cli, o, files, clock)))
+        }
+        _ => None,
+    }
+}
+
+impl<'a> Engine<'a> {
+    /// The engine the configuration and the command line make.
+    fn of(
+        config: &Config,
+        cli: &Cli,
+        diag: &'a Diag,
+        clock: Clock,
+        home: &Path,
+        files: Files,
+        hub: Option<&'a hub::Hub>,
+    ) -> Result<Engine<'a>> {
+        let sinks = build_sinks(config, &cli.sink, diag, &hostname(config), &clock, home)?;
+        let policy = Policy {
+            repeat_interval_s: config.alerting.repeat_interval_seconds,
+            rate_limit_s: config.alerting.rate_limit_seconds,
+            alert_on_recovery: config.alerting.alert_on_recovery,
+            after: cli.after,
+            // Records from a stream may come again after newer ones; a pipe keeps the order.
+            newest_wins: hub.is_some() || cli.files.iter().any(|f| f.to_str().is_some_and(crate::fleet::url::is_nats)),
+        };
+        let escalation = escalate::Escalation::from_config(&config.alerting.raw, &config.path.display().to_string())
+            .map_err(Error::config)?;
+        let polls_acks = ["telegram_acks", "gitea_acks"]
+            .iter()
+            .any(|k| config.alerting.raw.get(*k).and_then(Value::as_bool).unwrap_or(false));
+        Ok(Engine {
+            sinks,
+            policy,
+            sink_repeat: sink_repeat_intervals(config),
+            dry_run: cli.dry_run,
+            files,
+            diag,
+            clock,
+            max_subjects: max_subjects(config)?,
+            escalation,
+            polls_acks,
+            hub,
+        })
+    }
+
+    /// `notify ack` and `notify state`: the commands that need the engine (under a hub, on
+    /// the shared memory; an acknowledgement while a resident hub leads is handed to it);
+    /// `None` for the others.
+    fn memory_cmd(&mut self, cli: &Cli, out: &mut dyn Write) -> Option<Result<Status>> {
+        let hub = self.hub;
+        match &cli.cmd {
+            Some(Cmd::Ack(a)) => Some((|| {
+                if let Some(h) = hub
+                    && let Err(holder) = h.try_lead()?
+                {
+                    h.queue_ack(&ack::Request::from_args(a, self.clock.now())?)?;
+                    self.diag.warn(format_args!(
+                        "ack: {holder} leads; it applies this acknowledgement within {} s",
+                        follow::ACK_POLL.as_secs()
+                    ));
+                    return Ok(Status::Ok);
+                }
+                let files = self.files.clone();
+                hub::with_lease(hub, &files, "ack", || self.ack_cmd(cli, a, out))
+            })()),
+            Some(Cmd::State) => {
+                Some(hub.map_or(Ok(()), |h| h.pull_locked(&self.files)).and_then(|()| self.state_cmd(cli, out)))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// `<sink>_repeat_interval_seconds` of the alerting settings, per sink that has one.
@@ -395,9 +424,7 @@ impl Engine<'_> {
         if let Some(h) = self.hub {
             // The memory as the hubs share it, read while this hub leads (and is locked
             // locally): a hub that does not lead any more must not act.
-            if !self.dry_run {
-                h.check()?;
-            }
+            h.check().or_else(|e| if self.dry_run { Ok(()) } else { Err(e) })?;
             h.pull(&self.files)?;
         }
         let now = self.clock.now();
@@ -425,12 +452,7 @@ impl Engine<'_> {
 
         // Acknowledgements given through the sinks since the last run, before deciding
         // (an incident acknowledged now gets no reminder now).
-        let (mut ack_events, mut ack_notes) = if saving { self.take_acks(&mut state, now) } else { Default::default() };
-        if saving && let Some(h) = self.hub {
-            let asked = h.apply_requests(&mut state, now, self.diag);
-            ack_events.extend(asked.events);
-            ack_notes.extend(asked.announcements);
-        }
+        let (ack_events, ack_notes) = if saving { self.take_acks(&mut state, now) } else { Default::default() };
         if !ack_events.is_empty()
             && let Err(e) = crate::history::append(&self.files.history, now, &ack_events)
         {
