@@ -28,6 +28,14 @@ pub(crate) fn server_bin() -> Option<PathBuf> {
     ok.then_some(bin)
 }
 
+/// One plain JetStream server, ready; with its client port.
+pub(crate) fn single(bin: &Path, w: &Workdir) -> (Node, u16) {
+    let [port, http] = free_ports(2)[..] else { unreachable!() };
+    let node = Node::start(bin, w, "n1", (port, http), None);
+    node.wait_ready();
+    (node, port)
+}
+
 fn free_port() -> u16 {
     free_ports(1)[0]
 }
@@ -90,6 +98,15 @@ impl Node {
         let child =
             Command::new(&self.bin).args(&self.args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         self.child = Some(child);
+    }
+
+    /// Wait until it is ready (a failed test when it does not become so).
+    pub(crate) fn wait_ready(&self) {
+        assert!(
+            wait_until(limit(20.0).as_secs_f64(), || self.healthy()),
+            "nats-server {} did not become ready",
+            self.name
+        );
     }
 
     /// Ready: /healthz says ok (JetStream has a meta leader).
@@ -175,7 +192,7 @@ fn hosts_publish_a_hub_reads_with_quorum_and_keeps_each_hosts_history() {
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 2, "outbox and its lock");
 
     let node = Node::start(&bin, &w, "n1", (port, free_port()), None);
-    assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not become ready");
+    node.wait_ready();
     for (home, name) in [(&h1, "h1"), (&h2, "h2"), (&h3, "h3")] {
         let r = probe(
             &w,
@@ -458,7 +475,7 @@ fn credentials_reach_the_server_and_are_never_shown() {
     node.kill();
     node.args.extend(["--user".into(), "alice".into(), "--pass".into(), "pw-s3cret".into()]);
     node.spawn();
-    assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not become ready");
+    node.wait_ready();
     let home = host(&w, "h1", crate::util::closed_port());
     let good = probe(
         &w,
@@ -493,7 +510,7 @@ fn credentials_reach_the_server_and_are_never_shown() {
     node.args.truncate(at);
     node.args.extend(["--auth".into(), "tok-s3cret".into()]);
     node.spawn();
-    assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not become ready");
+    node.wait_ready();
     let token = w.write("token", "tok-s3cret\n");
     let url = format!("nats://127.0.0.1:{port}/pitcrew.auth");
     let without = probe(&w, &home, "h1", &url, "2026-12-06T07:01:00Z");
@@ -557,7 +574,7 @@ fn a_line_is_tried_again_while_the_server_restarts_and_reaches_it_without_the_ou
     let w = Workdir::new("fleet-retry");
     let [port, http] = free_ports(2)[..] else { unreachable!() };
     let mut node = Node::start(&bin, &w, "retry", (port, http), None);
-    assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not become ready");
+    node.wait_ready();
     let url = format!("nats://127.0.0.1:{port}/pitcrew.retry");
     let home = w.path("h1");
     let mut tool = w
@@ -683,7 +700,7 @@ fn a_creds_file_reaches_an_operator_mode_server_and_is_never_shown() {
     node.kill();
     node.args.extend(["-c".into(), conf.display().to_string()]);
     node.spawn();
-    assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not become ready");
+    node.wait_ready();
     let url = format!("nats://127.0.0.1:{port}/pitcrew.creds");
     let shown = format!("nats://127.0.0.1:{port}/pitcrew.creds");
     let publish = |name: &str, creds: &Path| {
@@ -747,7 +764,7 @@ fn tls_with_a_private_ca_is_trusted_with_nats_ca_and_refused_without() {
     node.args.extend(["--tls".into(), "--tlscert".into(), cert.display().to_string(), "--tlskey".into()]);
     node.args.extend([key.display().to_string(), "--user".into(), "alice".into(), "--pass".into(), "pw-s3cret".into()]);
     node.spawn();
-    assert!(wait_until(limit(20.0).as_secs_f64(), || node.healthy()), "nats-server did not become ready");
+    node.wait_ready();
     let publish = |name: &str, scheme: &str, ca: Option<&Path>| {
         let mut t = w.tool("probe").env("AGENT_OPS_HOME", host(&w, name, crate::util::closed_port())).args([
             "--host",

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::fleet::{Node, free_ports, server_bin};
+use crate::fleet::{Node, free_ports, server_bin, single};
 use crate::util::http::{HttpServer, Reply};
 use crate::util::{Workdir, limit, wait_until};
 
@@ -271,9 +271,7 @@ fn two_hubs_one_acts_a_standby_takes_over_and_each_alert_reaches_the_sink_once()
 fn batch_hubs_share_one_memory_a_standby_does_nothing_and_silences_are_shared() {
     let Some(bin) = server_bin() else { return };
     let w = Workdir::new("fleet-hubs-batch");
-    let [port, http] = free_ports(2)[..] else { unreachable!() };
-    let node = Node::start(&bin, &w, "n1", (port, http), None);
-    assert!(wait_until(20.0, || node.healthy()), "nats-server did not become ready");
+    let (_node, port) = single(&bin, &w);
     let state = format!("nats://127.0.0.1:{port}/pitcrew-notify");
     let (_hook, inbox, alerting) = sink(Duration::ZERO, "");
     for hub in ["hub-a", "hub-b"] {
@@ -429,9 +427,7 @@ fn the_lease_and_the_claims_against_a_real_server() {
     use pitcrew::fleet::kv::{Claim, Shared};
     let Some(bin) = server_bin() else { return };
     let w = Workdir::new("fleet-kv");
-    let [port, http] = free_ports(2)[..] else { unreachable!() };
-    let node = Node::start(&bin, &w, "n1", (port, http), None);
-    assert!(wait_until(20.0, || node.healthy()), "nats-server did not become ready");
+    let (node, port) = single(&bin, &w);
     let url = NatsUrl::parse(&format!("nats://127.0.0.1:{port}/pitcrew-kv")).unwrap();
     let ttl = Duration::from_secs(3);
     let a = Shared::open(&url, "a/1", ttl).unwrap();

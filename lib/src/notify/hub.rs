@@ -394,6 +394,7 @@ impl Hub {
         let claims = self.shared.claim(&keys);
         let mut results: Vec<Option<std::result::Result<(), String>>> = vec![None; batch.len()];
         let mut go = Vec::new();
+        let mut unchecked = None;
         for (i, c) in claims.iter().enumerate() {
             match c {
                 Claim::Go(_) => go.push(i),
@@ -402,13 +403,17 @@ impl Hub {
                     results[i] = Some(Err(format!("{holder} is sending it (kept in the outbox until that is known)")))
                 }
                 Claim::Unchecked(why) => {
-                    diag.warn(format_args!(
-                        "{}: sending without a claim ({why}): a failover may repeat it",
-                        sink.name()
-                    ));
+                    unchecked.get_or_insert((0, why)).0 += 1;
                     go.push(i);
                 }
             }
+        }
+        // Said once per batch: a bucket that cannot be reached fails every claim alike.
+        if let Some((n, why)) = unchecked {
+            diag.warn(format_args!(
+                "{}: sending {n} alert(s) without a claim ({why}): a failover may repeat them",
+                sink.name()
+            ));
         }
         if !go.is_empty() {
             let send: Vec<&Alert> = go.iter().map(|&i| batch[i]).collect();
